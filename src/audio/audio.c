@@ -1,0 +1,242 @@
+#include "audio/audio.h"
+
+#include <errno.h>
+#include <sndfile.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct tf_audio_reader {
+    SNDFILE *sf;
+    tf_audio_info info;
+    char *path;
+    float *ibuf; /* interleaved scratch, IBUF_FRAMES x channels */
+};
+
+enum { IBUF_FRAMES = 4096 };
+
+static tf_status open_sf(const char *path, SNDFILE **sf, tf_audio_info *info) {
+    SF_INFO si;
+    memset(&si, 0, sizeof si);
+    *sf = sf_open(path, SFM_READ, &si);
+    if (!*sf) return tf_err(TF_EUSER, "%s: cannot read audio: %s", path, sf_strerror(NULL));
+    if (si.channels < 1 || si.channels > 2) {
+        sf_close(*sf);
+        return tf_err(TF_EUSER, "%s: %d channels (only mono and stereo are supported)", path,
+                      si.channels);
+    }
+    if (si.frames <= 0) {
+        sf_close(*sf);
+        return tf_err(TF_EUSER, "%s: empty audio file (0 frames)", path);
+    }
+    info->frames = si.frames;
+    info->rate = si.samplerate;
+    info->channels = si.channels;
+    return TF_OK;
+}
+
+tf_status tf_audio_probe(const char *path, tf_audio_info *info) {
+    SNDFILE *sf;
+    TF_TRY(open_sf(path, &sf, info));
+    sf_close(sf);
+    return TF_OK;
+}
+
+tf_status tf_audio_reader_open(tf_audio_reader **out, const char *path) {
+    *out = NULL;
+    tf_audio_reader *r = tf_calloc(1, sizeof *r, "audio reader");
+    if (!r) return TF_EINTERNAL;
+    tf_status st = open_sf(path, &r->sf, &r->info);
+    if (st) {
+        free(r);
+        return st;
+    }
+    r->path = tf_strdup(path);
+    r->ibuf = tf_malloc(sizeof(float) * IBUF_FRAMES * (size_t)r->info.channels, "audio read buffer");
+    if (!r->path || !r->ibuf) {
+        tf_audio_reader_close(r);
+        return TF_EINTERNAL;
+    }
+    *out = r;
+    return TF_OK;
+}
+
+const tf_audio_info *tf_audio_reader_info(const tf_audio_reader *r) { return &r->info; }
+
+tf_status tf_audio_reader_chunk(tf_audio_reader *r, int64_t offset, int64_t frames, float *out,
+                                int64_t stride, int64_t *nread) {
+    float *L = out, *R = out + stride;
+    int64_t begin = offset < 0 ? 0 : offset;
+    int64_t end = offset + frames;
+    if (end > r->info.frames) end = r->info.frames;
+    /* zero the padded head and tail */
+    int64_t head = begin - offset; /* frames before the file start */
+    if (head > frames) head = frames;
+    for (int64_t i = 0; i < head; i++) L[i] = R[i] = 0.f;
+    int64_t got_total = 0;
+    if (end > begin) {
+        if (sf_seek(r->sf, begin, SEEK_SET) < 0)
+            return tf_err(TF_EUSER, "%s: seek to frame %lld failed: %s", r->path, (long long)begin,
+                          sf_strerror(r->sf));
+        int64_t pos = head, want = end - begin;
+        const int ch = r->info.channels;
+        while (want > 0) {
+            sf_count_t n = want < IBUF_FRAMES ? want : IBUF_FRAMES;
+            sf_count_t got = sf_readf_float(r->sf, r->ibuf, n);
+            if (got <= 0) break; /* truncated file: rest is zero */
+            if (ch == 2) {
+                for (sf_count_t i = 0; i < got; i++) {
+                    L[pos + i] = r->ibuf[2 * i];
+                    R[pos + i] = r->ibuf[2 * i + 1];
+                }
+            } else {
+                for (sf_count_t i = 0; i < got; i++) L[pos + i] = R[pos + i] = r->ibuf[i];
+            }
+            pos += got;
+            want -= got;
+            got_total += got;
+        }
+    }
+    for (int64_t i = head + got_total; i < frames; i++) L[i] = R[i] = 0.f;
+    if (nread) *nread = got_total;
+    return TF_OK;
+}
+
+void tf_audio_reader_close(tf_audio_reader *r) {
+    if (!r) return;
+    if (r->sf) sf_close(r->sf);
+    free(r->ibuf);
+    free(r->path);
+    free(r);
+}
+
+tf_status tf_audio_read_chunk(const char *path, int64_t offset, int64_t frames, float *out,
+                              int64_t stride) {
+    tf_audio_reader *r;
+    TF_TRY(tf_audio_reader_open(&r, path));
+    tf_status st = tf_audio_reader_chunk(r, offset, frames, out, stride, NULL);
+    tf_audio_reader_close(r);
+    return st;
+}
+
+tf_status tf_audio_read_all(const char *path, float **out, tf_audio_info *info) {
+    *out = NULL;
+    tf_audio_reader *r;
+    TF_TRY(tf_audio_reader_open(&r, path));
+    *info = r->info;
+    float *buf = tf_malloc(sizeof(float) * 2 * (size_t)info->frames, path);
+    tf_status st = buf ? tf_audio_reader_chunk(r, 0, info->frames, buf, info->frames, NULL)
+                       : TF_EINTERNAL;
+    tf_audio_reader_close(r);
+    if (st) {
+        free(buf);
+        return st;
+    }
+    *out = buf;
+    return TF_OK;
+}
+
+struct tf_audio_writer {
+    SNDFILE *sf;
+    char *path, *tmp;
+    int channels;
+    tf_subtype sub;
+    int64_t clipped;
+    float *ibuf;
+};
+
+tf_status tf_audio_writer_open(tf_audio_writer **out, const char *path, int rate, int channels,
+                               tf_format fmt, tf_subtype sub) {
+    *out = NULL;
+    if (channels < 1 || channels > 2)
+        return tf_err(TF_EUSER, "%s: cannot write %d channels", path, channels);
+    if (fmt == TF_FMT_FLAC && sub == TF_SUBTYPE_FLOAT)
+        return tf_err(TF_EUSER, "%s: FLAC cannot hold FLOAT samples (use PCM_16 or PCM_24)", path);
+    tf_audio_writer *w = tf_calloc(1, sizeof *w, "audio writer");
+    if (!w) return TF_EINTERNAL;
+    w->channels = channels;
+    w->sub = sub;
+    w->path = tf_strdup(path);
+    size_t n = strlen(path) + 32;
+    w->tmp = tf_malloc(n, "path");
+    w->ibuf = tf_malloc(sizeof(float) * IBUF_FRAMES * (size_t)channels, "audio write buffer");
+    if (!w->path || !w->tmp || !w->ibuf) {
+        tf_audio_writer_close(w, 0);
+        return TF_EINTERNAL;
+    }
+    snprintf(w->tmp, n, "%s.tmp-%ld", path, (long)getpid());
+    SF_INFO si;
+    memset(&si, 0, sizeof si);
+    si.samplerate = rate;
+    si.channels = channels;
+    si.format = (fmt == TF_FMT_FLAC ? SF_FORMAT_FLAC : SF_FORMAT_WAV) |
+                (sub == TF_SUBTYPE_PCM16   ? SF_FORMAT_PCM_16
+                 : sub == TF_SUBTYPE_PCM24 ? SF_FORMAT_PCM_24
+                                           : SF_FORMAT_FLOAT);
+    w->sf = sf_open(w->tmp, SFM_WRITE, &si);
+    if (!w->sf) {
+        tf_status st = tf_err(TF_EUSER, "%s: cannot write: %s", w->tmp, sf_strerror(NULL));
+        tf_audio_writer_close(w, 0);
+        return st;
+    }
+    /* we clip ourselves (and count), so libsndfile must not rescale */
+    sf_command(w->sf, SFC_SET_CLIPPING, NULL, SF_FALSE);
+    *out = w;
+    return TF_OK;
+}
+
+tf_status tf_audio_writer_write(tf_audio_writer *w, const float *data, int64_t frames,
+                                int64_t stride) {
+    const int ch = w->channels;
+    const int pcm = w->sub != TF_SUBTYPE_FLOAT;
+    /* largest value that does not wrap: 1 - 1 LSB */
+    const float hi = w->sub == TF_SUBTYPE_PCM16 ? 32767.f / 32768.f : 8388607.f / 8388608.f;
+    for (int64_t done = 0; done < frames;) {
+        int64_t n = frames - done < IBUF_FRAMES ? frames - done : IBUF_FRAMES;
+        for (int64_t i = 0; i < n; i++)
+            for (int c = 0; c < ch; c++) {
+                float v = data[(int64_t)c * stride + done + i];
+                if (pcm) {
+                    if (v > hi) v = hi, w->clipped++;
+                    else if (v < -1.f) v = -1.f, w->clipped++;
+                }
+                w->ibuf[i * ch + c] = v;
+            }
+        if (sf_writef_float(w->sf, w->ibuf, n) != n)
+            return tf_err(TF_EUSER, "%s: write failed: %s", w->tmp, sf_strerror(w->sf));
+        done += n;
+    }
+    return TF_OK;
+}
+
+int64_t tf_audio_writer_clipped(const tf_audio_writer *w) { return w->clipped; }
+
+tf_status tf_audio_writer_close(tf_audio_writer *w, int commit) {
+    if (!w) return TF_OK;
+    tf_status st = TF_OK;
+    if (w->sf) {
+        sf_write_sync(w->sf);
+        if (sf_close(w->sf) != 0) st = tf_err(TF_EUSER, "%s: close failed", w->tmp);
+        if (commit && st == TF_OK) {
+            if (rename(w->tmp, w->path) != 0)
+                st = tf_err(TF_EUSER, "%s: cannot rename to %s: %s", w->tmp, w->path,
+                            strerror(errno));
+        } else {
+            remove(w->tmp);
+        }
+    }
+    free(w->ibuf);
+    free(w->tmp);
+    free(w->path);
+    free(w);
+    return st;
+}
+
+tf_status tf_audio_write_file(const char *path, const float *data, int channels, int64_t frames,
+                              int rate, tf_format fmt, tf_subtype sub) {
+    tf_audio_writer *w;
+    TF_TRY(tf_audio_writer_open(&w, path, rate, channels, fmt, sub));
+    tf_status st = tf_audio_writer_write(w, data, frames, frames);
+    tf_status st2 = tf_audio_writer_close(w, st == TF_OK);
+    return st ? st : st2;
+}

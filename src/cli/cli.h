@@ -1,0 +1,50 @@
+/* Subcommands of the tfswa command-line tool. Each returns the process exit status
+ * (0 ok, 2 user error, 1 internal fault) and prints errors as "tfswa: <message>".
+ * A subcommand whose source file is not part of the build is reported as unavailable. */
+#ifndef TFSWA_CLI_H
+#define TFSWA_CLI_H
+
+#include "util/err.h"
+
+#define TF_WEAK __attribute__((weak))
+int cmd_synth(int argc, char **argv) TF_WEAK;
+int cmd_train(int argc, char **argv) TF_WEAK;
+int cmd_separate(int argc, char **argv) TF_WEAK;
+int cmd_evaluate(int argc, char **argv) TF_WEAK;
+int cmd_bench(int argc, char **argv) TF_WEAK;
+int cmd_plan(int argc, char **argv) TF_WEAK;
+int cmd_demo(int argc, char **argv) TF_WEAK;
+int cmd_index(int argc, char **argv) TF_WEAK;
+
+/* bench targets, dispatched by cmd_bench */
+int bench_data(int argc, char **argv) TF_WEAK;
+int bench_model(int argc, char **argv) TF_WEAK;
+int bench_step(int argc, char **argv) TF_WEAK;
+int bench_separate(int argc, char **argv) TF_WEAK;
+int bench_metrics(int argc, char **argv) TF_WEAK;
+
+/* Print "tfswa: <tf_errmsg()>" to stderr and return st as exit status. */
+int cli_fail(tf_status st);
+
+/* Simple flag access for subcommands with few options. Flags may be written with dashes
+ * or underscores and as "--k v" or "--k=v". cli_flag_* mark the flags they consume;
+ * cli_check_unused reports the first flag nobody consumed (TF_EUSER). Positional
+ * arguments (not starting with "--", not a flag's value) are returned by cli_positional. */
+typedef struct {
+    int argc;
+    char **argv;
+    unsigned char used[256];
+} cli_args;
+void cli_args_init(cli_args *a, int argc, char **argv);
+/* string value of --name, or NULL if absent; TF_EUSER via *st when the value is missing */
+const char *cli_flag_str(cli_args *a, const char *name, tf_status *st);
+/* all values of a repeatable flag (e.g. --config); returns count, fills up to max */
+int cli_flag_all(cli_args *a, const char *name, const char **out, int max, tf_status *st);
+/* boolean: --name (1), --no_name (0), --name=true/false; returns def if absent */
+int cli_flag_bool(cli_args *a, const char *name, int def, tf_status *st);
+long long cli_flag_int(cli_args *a, const char *name, long long def, tf_status *st);
+double cli_flag_double(cli_args *a, const char *name, double def, tf_status *st);
+int cli_positional(cli_args *a, const char **out, int max);
+tf_status cli_check_unused(cli_args *a);
+
+#endif

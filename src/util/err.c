@@ -1,0 +1,62 @@
+#include "util/err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local char tf_msg_[1024];
+
+tf_status tf_err(tf_status code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tf_msg_, sizeof tf_msg_, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+tf_status tf_err_ctx(tf_status code, const char *fmt, ...) {
+    char prefix[512], old[sizeof tf_msg_];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, tf_msg_, sizeof old);
+    size_t n = strlen(prefix);
+    if (n > sizeof tf_msg_ - 3) n = sizeof tf_msg_ - 3;
+    memcpy(tf_msg_, prefix, n);
+    memcpy(tf_msg_ + n, ": ", 2);
+    size_t m = strlen(old);
+    if (m > sizeof tf_msg_ - n - 3) m = sizeof tf_msg_ - n - 3;
+    memcpy(tf_msg_ + n + 2, old, m);
+    tf_msg_[n + 2 + m] = 0;
+    return code;
+}
+
+const char *tf_errmsg(void) { return tf_msg_; }
+void tf_err_clear(void) { tf_msg_[0] = 0; }
+
+void *tf_malloc(size_t n, const char *what) {
+    void *p = malloc(n ? n : 1);
+    if (!p) tf_err(TF_EINTERNAL, "out of memory allocating %zu bytes for %s", n, what);
+    return p;
+}
+
+void *tf_calloc(size_t count, size_t size, const char *what) {
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p) tf_err(TF_EINTERNAL, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
+    return p;
+}
+
+void *tf_realloc(void *p, size_t n, const char *what) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) tf_err(TF_EINTERNAL, "out of memory reallocating %zu bytes for %s", n, what);
+    return q;
+}
+
+char *tf_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = tf_malloc(n, "string");
+    if (p) memcpy(p, s, n);
+    return p;
+}

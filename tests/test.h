@@ -1,0 +1,59 @@
+/* Minimal test harness. Each test file defines test functions and a main that calls
+ * RUN(fn) for each, then returns TEST_END(). Every CHECK that fails prints the file,
+ * line and expression and marks the current test failed; the last line printed is
+ * "N passed, M failed" (tests, not checks) and the exit status is nonzero on failure. */
+#ifndef TFSWA_TEST_H
+#define TFSWA_TEST_H
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int t_pass_, t_fail_, t_cur_failed_;
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            t_cur_failed_ = 1;                                                         \
+        }                                                                              \
+    } while (0)
+
+#define CHECKF(cond, ...)                                                  \
+    do {                                                                   \
+        if (!(cond)) {                                                     \
+            fprintf(stderr, "  %s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fprintf(stderr, "\n");                                         \
+            t_cur_failed_ = 1;                                             \
+        }                                                                  \
+    } while (0)
+
+/* |a - b| <= tol * max(1, |b|) */
+#define CHECK_NEAR(a, b, tol)                                                          \
+    do {                                                                               \
+        double a_ = (a), b_ = (b);                                                     \
+        if (!(fabs(a_ - b_) <= (tol) * fmax(1.0, fabs(b_)))) {                         \
+            fprintf(stderr, "  %s:%d: CHECK_NEAR failed: %s=%.9g vs %s=%.9g (tol %g)\n", \
+                    __FILE__, __LINE__, #a, a_, #b, b_, (double)(tol));                \
+            t_cur_failed_ = 1;                                                         \
+        }                                                                              \
+    } while (0)
+
+#define RUN(fn)                                                  \
+    do {                                                         \
+        t_cur_failed_ = 0;                                       \
+        fn();                                                    \
+        if (t_cur_failed_) {                                     \
+            t_fail_++;                                           \
+            printf("FAIL %s\n", #fn);                            \
+        } else {                                                 \
+            t_pass_++;                                           \
+            printf("ok %s\n", #fn);                              \
+        }                                                        \
+        fflush(stdout);                                          \
+    } while (0)
+
+#define TEST_END() (printf("%d passed, %d failed\n", t_pass_, t_fail_), t_fail_ ? 1 : 0)
+
+#endif
