@@ -28,7 +28,7 @@ static void test_mkdirs_nested_and_file_in_the_way(void) {
 }
 
 static void test_atomic_write_and_abort(void) {
-    char f[256], dir[256], buf[16] = {0};
+    char f[300], dir[256], buf[16] = {0};
     snprintf(dir, sizeof dir, "%s/w", root);
     CHECK(tf_mkdirs(dir) == TF_OK);
     snprintf(f, sizeof f, "%s/data.bin", dir);
