@@ -1,0 +1,167 @@
+#include "infer/ola.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tf_ola {
+    tf_ola_cfg c;
+    int64_t hop;
+    tf_ola_model_fn model;
+    void *mctx;
+    tf_ola_sink_fn sink;
+    void *sctx;
+    int64_t cap;     /* frames held in the input and accumulator windows */
+    int64_t base;    /* absolute frame of index 0 of both windows */
+    int64_t in_end;  /* absolute frame one past the last input frame received */
+    int64_t next;    /* next chunk index to run */
+    int64_t emitted; /* absolute frame one past the last frame given to the sink */
+    float *in;       /* (2, cap) */
+    float *acc;      /* (S, 2, cap) */
+    float *wsum;     /* (cap,) */
+    float *w;        /* (L,) trapezoid weight */
+    float *bmix;     /* (batch, 2, L) */
+    float *bout;     /* (batch, S, 2, L) */
+    size_t bytes;
+};
+
+tf_status tf_ola_open(tf_ola **out, const tf_ola_cfg *cfg, tf_ola_model_fn model, void *mctx,
+                      tf_ola_sink_fn sink, void *sctx) {
+    *out = NULL;
+    if (cfg->chunk < 1 || cfg->n_stems < 1 || cfg->batch < 1)
+        return tf_err(TF_EUSER, "overlap-add: chunk, stems and batch must be >= 1");
+    if (!(cfg->overlap >= 0 && cfg->overlap < 1))
+        return tf_err(TF_EUSER, "overlap-add: overlap %g is not in [0, 1)", cfg->overlap);
+    tf_ola *o = tf_calloc(1, sizeof *o, "overlap-add");
+    if (!o) return TF_EINTERNAL;
+    o->c = *cfg;
+    o->model = model, o->mctx = mctx, o->sink = sink, o->sctx = sctx;
+    const int64_t L = cfg->chunk, S = cfg->n_stems, B = cfg->batch;
+    o->hop = (int64_t)llround((double)L * (1.0 - cfg->overlap));
+    if (o->hop < 1) o->hop = 1;
+    if (o->hop > L) o->hop = L;
+    /* a group of B chunks spans (B-1)*hop + L frames */
+    o->cap = (B - 1) * o->hop + L;
+    size_t n_in = 2 * (size_t)o->cap, n_acc = (size_t)(S * 2) * (size_t)o->cap;
+    o->in = tf_calloc(n_in, sizeof(float), "overlap-add input");
+    o->acc = tf_calloc(n_acc, sizeof(float), "overlap-add accumulator");
+    o->wsum = tf_calloc((size_t)o->cap, sizeof(float), "overlap-add weights");
+    o->w = tf_malloc(sizeof(float) * (size_t)L, "overlap-add window");
+    o->bmix = tf_malloc(sizeof(float) * (size_t)(B * 2 * L), "overlap-add batch");
+    o->bout = tf_malloc(sizeof(float) * (size_t)(B * S * 2 * L), "overlap-add batch output");
+    if (!o->in || !o->acc || !o->wsum || !o->w || !o->bmix || !o->bout) {
+        tf_ola_close(o);
+        return TF_EINTERNAL;
+    }
+    o->bytes = sizeof(float) * (n_in + n_acc + (size_t)o->cap + (size_t)L + (size_t)(B * 2 * L) +
+                                (size_t)(B * S * 2 * L));
+    const int64_t R = L - o->hop; /* ramp length = overlapping frames */
+    for (int64_t i = 0; i < L; i++) {
+        double a = (double)(i + 1) / (double)(R + 1), b = (double)(L - i) / (double)(R + 1);
+        o->w[i] = (float)fmin(1.0, fmin(a, b));
+    }
+    *out = o;
+    return TF_OK;
+}
+
+size_t tf_ola_bytes(const tf_ola *o) {
+    return o->bytes;
+}
+
+/* Emit final frames [emitted, upto) and slide the windows so that `base` = upto. */
+static tf_status emit(tf_ola *o, int64_t upto) {
+    const int S = o->c.n_stems;
+    int64_t n = upto - o->emitted, off = o->emitted - o->base;
+    if (n <= 0) return TF_OK;
+    for (int s = 0; s < S * 2; s++) {
+        float *a = o->acc + (size_t)s * o->cap + off;
+        for (int64_t i = 0; i < n; i++) a[i] /= o->wsum[off + i];
+    }
+    TF_TRY(o->sink(o->sctx, o->acc + off, n, o->cap));
+    o->emitted = upto;
+    /* slide: keep [upto, base + cap) at the front */
+    int64_t keep = o->base + o->cap - upto, shift = upto - o->base;
+    for (int s = 0; s < S * 2; s++) {
+        float *a = o->acc + (size_t)s * o->cap;
+        memmove(a, a + shift, sizeof(float) * (size_t)keep);
+        memset(a + keep, 0, sizeof(float) * (size_t)shift);
+    }
+    memmove(o->wsum, o->wsum + shift, sizeof(float) * (size_t)keep);
+    memset(o->wsum + keep, 0, sizeof(float) * (size_t)shift);
+    for (int c = 0; c < 2; c++) {
+        float *a = o->in + (size_t)c * o->cap;
+        memmove(a, a + shift, sizeof(float) * (size_t)keep);
+        memset(a + keep, 0, sizeof(float) * (size_t)shift);
+    }
+    o->base = upto;
+    return TF_OK;
+}
+
+/* Run chunks [k0, k0 + nb); all their input is in the window (zeros past the end). */
+static tf_status run_group(tf_ola *o, int64_t k0, int nb) {
+    const int64_t L = o->c.chunk, S = o->c.n_stems;
+    for (int j = 0; j < nb; j++) {
+        int64_t off = (k0 + j) * o->hop - o->base;
+        for (int c = 0; c < 2; c++)
+            memcpy(o->bmix + ((size_t)j * 2 + c) * L, o->in + (size_t)c * o->cap + off,
+                   sizeof(float) * (size_t)L);
+    }
+    TF_TRY(o->model(o->mctx, o->bmix, nb, L, o->bout));
+    for (int j = 0; j < nb; j++) {
+        int64_t off = (k0 + j) * o->hop - o->base;
+        for (int64_t s = 0; s < S * 2; s++) {
+            const float *y = o->bout + ((size_t)j * S * 2 + s) * L;
+            float *a = o->acc + (size_t)s * o->cap + off;
+            for (int64_t i = 0; i < L; i++) a[i] += o->w[i] * y[i];
+        }
+        for (int64_t i = 0; i < L; i++) o->wsum[off + i] += o->w[i];
+    }
+    o->next = k0 + nb;
+    return TF_OK;
+}
+
+/* Run every full group whose input is complete; with `final`, also the partial rest. */
+static tf_status drain(tf_ola *o, int final) {
+    const int64_t L = o->c.chunk, B = o->c.batch;
+    for (;;) {
+        int64_t k0 = o->next;
+        /* chunks needed in total (known only at the end): those starting before in_end */
+        int64_t total = final ? (o->in_end <= 0 ? 1 : (o->in_end - 1) / o->hop + 1) : INT64_MAX;
+        if (k0 >= total) break;
+        int64_t nb = B < total - k0 ? B : total - k0;
+        int64_t need = (k0 + nb - 1) * o->hop + L; /* input frames the group reads */
+        if (!final && (nb < B || need > o->in_end)) break;
+        TF_TRY(run_group(o, k0, (int)nb));
+        /* frames before the next chunk's start are final */
+        int64_t upto = o->next * o->hop;
+        if (final && o->next >= total) upto = o->in_end;
+        if (upto > o->in_end) upto = o->in_end;
+        TF_TRY(emit(o, upto));
+    }
+    return TF_OK;
+}
+
+tf_status tf_ola_push(tf_ola *o, const float *in, int64_t n, int64_t stride) {
+    while (n > 0) {
+        int64_t room = o->base + o->cap - o->in_end;
+        int64_t m = n < room ? n : room;
+        if (m == 0) return tf_err(TF_EINTERNAL, "overlap-add: window full without progress");
+        int64_t off = o->in_end - o->base;
+        for (int c = 0; c < 2; c++)
+            memcpy(o->in + (size_t)c * o->cap + off, in + (size_t)c * stride,
+                   sizeof(float) * (size_t)m);
+        o->in_end += m, in += m, n -= m;
+        TF_TRY(drain(o, 0));
+    }
+    return TF_OK;
+}
+
+tf_status tf_ola_finish(tf_ola *o) {
+    return drain(o, 1);
+}
+
+void tf_ola_close(tf_ola *o) {
+    if (!o) return;
+    free(o->in), free(o->acc), free(o->wsum), free(o->w), free(o->bmix), free(o->bout);
+    free(o);
+}

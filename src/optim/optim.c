@@ -1,0 +1,55 @@
+#include "optim/optim.h"
+
+#include <math.h>
+
+tf_adam_cfg tf_adam_default(int adamw) {
+    tf_adam_cfg c = {adamw, 0.9f, 0.999f, 1e-8f, adamw ? 1e-2f : 0.f};
+    return c;
+}
+
+void tf_adam_step(const tf_adam_cfg *c, float *params, const float *grads, float *m, float *v,
+                  size_t n, int64_t t, float lr) {
+    const float b1 = c->beta1, b2 = c->beta2, wd = c->weight_decay;
+    /* bias corrections in double, as PyTorch computes them in Python floats */
+    const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
+    const float step_size = (float)(lr / bc1);
+    const float bc2_sqrt = (float)sqrt(bc2);
+    const float decay = c->adamw ? 1.f - lr * wd : 1.f;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        float g = grads[i];
+        if (!c->adamw && wd != 0.f) g += wd * params[i];
+        float p = params[i] * decay;
+        m[i] = b1 * m[i] + (1.f - b1) * g;
+        v[i] = b2 * v[i] + (1.f - b2) * g * g;
+        float denom = sqrtf(v[i]) / bc2_sqrt + c->eps;
+        params[i] = p - step_size * m[i] / denom;
+    }
+}
+
+double tf_lr_at(double lr0, double decay, double decay_epochs, int64_t steps_per_epoch,
+                int64_t step) {
+    double period = decay_epochs * (double)steps_per_epoch;
+    if (period <= 0 || decay == 1.0) return lr0;
+    return lr0 * pow(decay, floor((double)step / period));
+}
+
+double tf_global_norm(const float *g, size_t n) {
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return sqrt(s);
+}
+
+float tf_clip_by_norm(float *g, size_t n, double norm, double max_norm) {
+    if (max_norm <= 0 || !(norm > max_norm)) return 1.f;
+    float scale = (float)(max_norm / (norm + 1e-6));
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) g[i] *= scale;
+    return scale;
+}
+
+void tf_ema_update(float *ema, const float *params, size_t n, float decay) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) ema[i] = decay * ema[i] + (1.f - decay) * params[i];
+}
