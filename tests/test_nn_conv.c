@@ -14,6 +14,7 @@
  * finite-difference checks use 1e-3. */
 #include <limits.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "nn/conv.h"
@@ -117,9 +118,9 @@ static int ref_load(void) {
     int rc = system(cmd), ok = -1;
     if (rc != 0) {
         snprintf(g_referr, sizeof g_referr,
-                 "'%s' failed (status %d): PyTorch reference unavailable (python3-torch for "
+                 "'%s' failed (exit %d): PyTorch reference unavailable (python3-torch for "
                  "/usr/bin/python3 is a test dependency)",
-                 script, rc);
+                 script, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1);
     } else {
         FILE *f = fopen(file, "rb");
         long size = -1;
