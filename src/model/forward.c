@@ -14,7 +14,9 @@ enum { MODE_EVAL = 0, MODE_TRAIN = 1, MODE_RECOMPUTE = 2 };
 
 /* ------------------------------------------------------------------ slot helpers */
 
-static float *WS(tf_model *m, size_t off) { return (float *)(void *)(m->work + off); }
+static float *WS(tf_model *m, size_t off) {
+    return (float *)(void *)(m->work + off);
+}
 
 static void *slot_ptr(tf_model *m, slot_t s) {
     return (s.where == IN_ACT ? m->acts : m->work) + s.off;
@@ -51,8 +53,8 @@ static float *sload(tf_model *m, slot_t s, size_t fallback) {
 }
 
 /* cat slot (B, Ccat, HW) channels [c0, c0 + Cs) = src (B, Cs, HW) (rounded if bf16) */
-static void store_channels(tf_model *m, slot_t s, int Ccat, int c0, const float *src, int B,
-                           int Cs, size_t HW) {
+static void store_channels(tf_model *m, slot_t s, int Ccat, int c0, const float *src, int B, int Cs,
+                           size_t HW) {
     const size_t rows = (size_t)B * Cs;
 #pragma omp parallel for schedule(static) if (rows * HW > 65536)
     for (size_t r = 0; r < rows; r++) {
@@ -68,7 +70,9 @@ static void store_channels(tf_model *m, slot_t s, int Ccat, int c0, const float 
     }
 }
 
-static void zero(float *x, size_t n) { memset(x, 0, n * sizeof(float)); }
+static void zero(float *x, size_t n) {
+    memset(x, 0, n * sizeof(float));
+}
 
 static void add_inplace(float *y, const float *x, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
@@ -137,8 +141,8 @@ static void convblock_forward(tf_model *m, int blk, const float *x, float *out, 
 
 /* Backward of a Conv block whose insides are in the slots (saved or recomputed).
  * dout (B, Cout, H, W) is CLOBBERED (used as scratch); dx (B, Cin, H, W) +=. */
-static void convblock_backward(tf_model *m, int blk, const float *x, float *dout, float *dx,
-                               int B, int Cin, int Cout, int H, int W, const slot_t *c1s,
+static void convblock_backward(tf_model *m, int blk, const float *x, float *dout, float *dx, int B,
+                               int Cin, int Cout, int H, int W, const slot_t *c1s,
                                const slot_t *os) {
     layout_t *y = &m->lay;
     const int R = m->a.nrcm, th = m->threads;
@@ -160,8 +164,8 @@ static void convblock_backward(tf_model *m, int blk, const float *x, float *dout
                             TF_BN_MOMENTUM, TF_BN_EPS);
         gelu_forward(G, A, px * Cout);
         zero(dG, px * Cout);
-        conv2d_backward(dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout, Cout, H, W, 3,
-                        cw, 0, th);
+        conv2d_backward(dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout, Cout, H, W, 3, cw,
+                        0, th);
         conv2d_backward(dnext, g->short_w, g->short_b, dcur, in, p->short_w, B, ci, Cout, H, W, 1,
                         cw, 0, th);
         zero(dA, px * Cout);
@@ -173,8 +177,8 @@ static void convblock_backward(tf_model *m, int blk, const float *x, float *dout
                             TF_BN_MOMENTUM, TF_BN_EPS);
         gelu_forward(G, A, px * ci);
         zero(dG, px * ci);
-        conv2d_backward(dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci, Cout, H, W, 3, cw,
-                        0, th);
+        conv2d_backward(dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci, Cout, H, W, 3, cw, 0,
+                        th);
         zero(dA, px * ci);
         gelu_backward(dA, dG, A, px * ci);
         batchnorm2d_backward(dnext, g->bn1_w, g->bn1_b, dA, in, p->bn1_w, mu, rs, B, ci, H, W);
@@ -252,7 +256,8 @@ static float *tfswa_backward(tf_model *m, int k, float *dout) {
     float *ws = WS(m, y->tbws);
     float *tsa_in = slot_ptr(m, y->tok[k][0]), *fsa_in = slot_ptr(m, y->tok[k][1]);
     float *w0 = slot_ptr(m, y->tok[k][2]), *w1 = slot_ptr(m, y->tok[k][3]);
-    float *b0 = WS(m, y->tb[0]), *b1 = WS(m, y->tb[1]), *b2 = WS(m, y->tb[2]), *b3 = WS(m, y->tb[3]);
+    float *b0 = WS(m, y->tb[0]), *b1 = WS(m, y->tb[1]), *b2 = WS(m, y->tb[2]),
+          *b3 = WS(m, y->tb[3]);
     /* out = y + z2: dz2 = dout, dy = dout + (through the Swin pair) */
     zero(b2, n);
     window_reverse_backward(b2, dout, B, T, F, C, a->wt, a->wf, c.st, c.sf);
@@ -271,8 +276,7 @@ static float *tfswa_backward(tf_model *m, int k, float *dout) {
     zero(b1, n);
     seq_swap_backward(b1, b0, B, C, F, T, TF_SEQ_TIME);
     zero(b2, n);
-    tblock_backward(b2, &c.G[0], b1, &c.S[0], tsa_in, &c.P[0], NULL, c.N[0], c.Ls[0], C, H, Hd,
-                    ws);
+    tblock_backward(b2, &c.G[0], b1, &c.S[0], tsa_in, &c.P[0], NULL, c.N[0], c.Ls[0], C, H, Hd, ws);
     return b2;
 }
 
@@ -284,8 +288,9 @@ tf_status tf_model_forward(tf_model *m, float *out, const float *mix, int B, int
     layout_t *y = &m->lay;
     m->have_fwd = 0;
     if (B > m->plan.batch || N > m->plan.frames)
-        return tf_err(TF_EUSER, "model input of batch %d x %lld samples exceeds the planned %d x %lld",
-                      B, (long long)N, m->plan.batch, (long long)m->plan.frames);
+        return tf_err(TF_EUSER,
+                      "model input of batch %d x %lld samples exceeds the planned %d x %lld", B,
+                      (long long)N, m->plan.batch, (long long)m->plan.frames);
     TF_TRY(tf_layout(y, a, B, N, m->threads));
     if (y->act_bytes > m->plan.activations || y->work_bytes > m->plan.workspace)
         return tf_err(TF_EINTERNAL, "layout of %d x %lld exceeds the plan", B, (long long)N);
@@ -336,8 +341,8 @@ tf_status tf_model_forward(tf_model *m, float *out, const float *mix, int B, int
         float *o = WS(m, y->tb[4]);
         for (int k = 0; k < a->nblk; k++) {
             tfswa_forward(m, k, o);
-            if (k < a->nblk - 1) seq_swap_forward(slot_ptr(m, y->tok[k + 1][0]), o, B, C, Hb, Wb,
-                                                  TF_SEQ_FREQ);
+            if (k < a->nblk - 1)
+                seq_swap_forward(slot_ptr(m, y->tok[k + 1][0]), o, B, C, Hb, Wb, TF_SEQ_FREQ);
             seq_to_map_forward(bott, o, B, C, Hb, Wb, TF_SEQ_FREQ);
             char nm[32];
             snprintf(nm, sizeof nm, "tfswa.%d", k);
@@ -374,8 +379,7 @@ tf_status tf_model_forward(tf_model *m, float *out, const float *mix, int B, int
         for (size_t r = 0; r < (size_t)B * co; r++) {
             size_t b = r / co, c = r % (2 * K);
             const float *xi = x0 + (b * 2 * K + c) * hw;
-            for (size_t i = 0; i < hw; i++)
-                mo[r * hw + i] = xi[i] / (1.f + expf(-zb[r * hw + i]));
+            for (size_t i = 0; i < hw; i++) mo[r * hw + i] = xi[i] / (1.f + expf(-zb[r * hw + i]));
         }
     } else {
 #pragma omp parallel for schedule(static) if (nz > 65536)
@@ -406,8 +410,8 @@ tf_status tf_model_backward(tf_model *m, const float *dout) {
         return tf_err(TF_EINTERNAL, "tf_model_backward needs a training forward first");
     const tf_arch *a = &m->a;
     layout_t *y = &m->lay;
-    const int B = y->B, L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp,
-              Tp = y->Tp, th = m->threads;
+    const int B = y->B, L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp, Tp = y->Tp,
+              th = m->threads;
     const int ck = a->ckpt == TF_CKPT_BLOCKS;
     const int64_t N = y->N;
     tf_stft *st = m->stft;
@@ -505,7 +509,7 @@ tf_status tf_model_backward(tf_model *m, const float *dout) {
         zero(Dn, (size_t)B * ci * H * W);
         convblock_backward(m, l, xin, WS(m, y->dskip[l]), Dn, B, ci, cl, H, W, y->enc_c1[l],
                            y->enc_o[l]);
-        if (l > 0) avgpool2x2_backward(WS(m, y->dskip[l - 1]), Dn, B, ci, H, W);
+        if (l > 0) avgpool2x2_backward(WS(m, y->dskip[l - 1]), Dn, B, ci, y->H[l - 1], y->W[l - 1]);
     }
     return TF_OK;
 }

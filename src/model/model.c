@@ -17,8 +17,12 @@
 enum { INIT_ONE, INIT_ZERO, INIT_UNIFORM, INIT_NORMAL002 };
 
 #define ALIGN 64
-static size_t align_up(size_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
-static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+static size_t align_up(size_t x) {
+    return (x + ALIGN - 1) / ALIGN * ALIGN;
+}
+static size_t zmax(size_t a, size_t b) {
+    return a > b ? a : b;
+}
 
 /* ------------------------------------------------------------------ architecture */
 
@@ -78,7 +82,9 @@ tf_status tf_arch_from_config(tf_arch *a, const tf_config *c) {
     return TF_OK;
 }
 
-size_t tf_tblock_hidden(const tf_arch *a) { return (size_t)a->hidden; }
+size_t tf_tblock_hidden(const tf_arch *a) {
+    return (size_t)a->hidden;
+}
 
 /* ---------------------------------------------------------------- parameter table */
 
@@ -115,7 +121,10 @@ static void add(table_b *tb, int is_buffer, int init, int fan_in, int ndim, cons
     tb->n++;
 }
 
-#define SH(...) (const int64_t[]){__VA_ARGS__}
+#define SH(...)                                                                                    \
+    (const int64_t[]) {                                                                            \
+        __VA_ARGS__                                                                                \
+    }
 
 static void add_rcm(table_b *tb, const char *pre, int r, int ci, int co) {
     add(tb, 0, INIT_ONE, 0, 1, SH(ci), "%s.rcm.%d.bn1.weight", pre, r);
@@ -209,7 +218,9 @@ static size_t wput(cursor_t *c, size_t nfloats) {
     return off;
 }
 
-static int ceil_mult(int x, int m) { return (x + m - 1) / m * m; }
+static int ceil_mult(int x, int m) {
+    return (x + m - 1) / m * m;
+}
 
 /* Conv-block internals: c1 for every RCM, o for all but the last. */
 static void put_block(cursor_t *c, int where, int bf16, slot_t *c1, slot_t *o, int nrcm,
@@ -426,9 +437,9 @@ static void resolve_pointers(tf_model *m) {
     for (int blk = 0; blk < nconv; blk++) {
         rcm_params *p = &m->rcm_p[blk], *g = &m->rcm_g[blk];
         rcm_buffers *bu = &m->rcm_b[blk];
-        float **pf[10] = {&p->bn1_w, &p->bn1_b, &p->conv1_w, &p->conv1_b, &p->bn2_w,
+        float **pf[10] = {&p->bn1_w, &p->bn1_b,   &p->conv1_w, &p->conv1_b, &p->bn2_w,
                           &p->bn2_b, &p->conv2_w, &p->conv2_b, &p->short_w, &p->short_b};
-        float **gf[10] = {&g->bn1_w, &g->bn1_b, &g->conv1_w, &g->conv1_b, &g->bn2_w,
+        float **gf[10] = {&g->bn1_w, &g->bn1_b,   &g->conv1_w, &g->conv1_b, &g->bn2_w,
                           &g->bn2_b, &g->conv2_w, &g->conv2_b, &g->short_w, &g->short_b};
         for (int q = 0; q < 10; q++, k++) {
             *pf[q] = m->params + m->info[k].offset;
@@ -541,10 +552,18 @@ void tf_model_free(tf_model *m) {
     free(m);
 }
 
-const tf_model_sizes *tf_model_get_plan(const tf_model *m) { return &m->plan; }
-void tf_model_allocated(const tf_model *m, tf_model_sizes *out) { *out = m->alloc; }
-const tf_arch *tf_model_arch(const tf_model *m) { return &m->a; }
-size_t tf_model_n_tensors(const tf_model *m) { return m->n_tensors; }
+const tf_model_sizes *tf_model_get_plan(const tf_model *m) {
+    return &m->plan;
+}
+void tf_model_allocated(const tf_model *m, tf_model_sizes *out) {
+    *out = m->alloc;
+}
+const tf_arch *tf_model_arch(const tf_model *m) {
+    return &m->a;
+}
+size_t tf_model_n_tensors(const tf_model *m) {
+    return m->n_tensors;
+}
 const tf_param_info *tf_model_tensor(const tf_model *m, size_t i) {
     return i < m->n_tensors ? &m->info[i] : NULL;
 }
@@ -559,11 +578,19 @@ float *tf_model_data(tf_model *m, const tf_param_info *p) {
 float *tf_model_grad(tf_model *m, const tf_param_info *p) {
     return p->is_buffer ? NULL : m->grads + p->offset;
 }
-float *tf_model_params(tf_model *m) { return m->params; }
-float *tf_model_grads(tf_model *m) { return m->grads; }
-float *tf_model_buffers(tf_model *m) { return m->buffers; }
+float *tf_model_params(tf_model *m) {
+    return m->params;
+}
+float *tf_model_grads(tf_model *m) {
+    return m->grads;
+}
+float *tf_model_buffers(tf_model *m) {
+    return m->buffers;
+}
 
-void tf_model_zero_grad(tf_model *m) { memset(m->grads, 0, m->n_params * sizeof(float)); }
+void tf_model_zero_grad(tf_model *m) {
+    memset(m->grads, 0, m->n_params * sizeof(float));
+}
 
 void tf_model_init(tf_model *m, uint64_t seed) {
     for (size_t i = 0; i < m->n_tensors; i++) {
@@ -574,10 +601,18 @@ void tf_model_init(tf_model *m, uint64_t seed) {
         double bound = p->fan_in > 0 ? 1.0 / sqrt((double)p->fan_in) : 0;
         for (size_t k = 0; k < p->numel; k++) {
             switch (p->init) {
-            case INIT_ONE: d[k] = 1.f; break;
-            case INIT_ZERO: d[k] = 0.f; break;
-            case INIT_UNIFORM: d[k] = (float)tf_rng_range(&r, -bound, bound); break;
-            default: d[k] = (float)(0.02 * tf_rng_normal(&r)); break;
+            case INIT_ONE:
+                d[k] = 1.f;
+                break;
+            case INIT_ZERO:
+                d[k] = 0.f;
+                break;
+            case INIT_UNIFORM:
+                d[k] = (float)tf_rng_range(&r, -bound, bound);
+                break;
+            default:
+                d[k] = (float)(0.02 * tf_rng_normal(&r));
+                break;
             }
         }
     }
@@ -624,7 +659,8 @@ double tf_model_forward_flops(const tf_arch *a, int B, int64_t N) {
         int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
         for (int r = 0; r < a->nrcm; r++) {
             int c0 = r ? co : ci;
-            f += conv2d_flops(B, c0, co, y.H[l], y.W[l], 3) + conv2d_flops(B, co, co, y.H[l], y.W[l], 3) +
+            f += conv2d_flops(B, c0, co, y.H[l], y.W[l], 3) +
+                 conv2d_flops(B, co, co, y.H[l], y.W[l], 3) +
                  conv2d_flops(B, c0, co, y.H[l], y.W[l], 1);
         }
     }
@@ -632,7 +668,8 @@ double tf_model_forward_flops(const tf_arch *a, int B, int64_t N) {
         int i = a->L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j];
         for (int r = 0; r < a->nrcm; r++) {
             int c0 = r ? co : ci;
-            f += conv2d_flops(B, c0, co, y.H[i], y.W[i], 3) + conv2d_flops(B, co, co, y.H[i], y.W[i], 3) +
+            f += conv2d_flops(B, c0, co, y.H[i], y.W[i], 3) +
+                 conv2d_flops(B, co, co, y.H[i], y.W[i], 3) +
                  conv2d_flops(B, c0, co, y.H[i], y.W[i], 1);
         }
     }

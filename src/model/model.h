@@ -80,16 +80,16 @@ typedef struct {
     int ndim;
     int64_t shape[4];
     size_t numel;
-    size_t offset;  /* in floats, into the parameter block (or the buffer block) */
-    int is_buffer;  /* 1: running_mean / running_var (no gradient, not optimised) */
-    int init;       /* internal: how tf_model_init fills it */
-    int fan_in;     /* internal: for the uniform init */
+    size_t offset; /* in floats, into the parameter block (or the buffer block) */
+    int is_buffer; /* 1: running_mean / running_var (no gradient, not optimised) */
+    int init;      /* internal: how tf_model_init fills it */
+    int fan_in;    /* internal: for the uniform init */
 } tf_param_info;
 
 /* Architecture derived from a tf_config. */
 typedef struct {
-    int L;                    /* levels (encoder blocks = decoder blocks) */
-    int ch[TF_MAX_LEVELS];    /* encoder Conv-block output channels per level */
+    int L;                 /* levels (encoder blocks = decoder blocks) */
+    int ch[TF_MAX_LEVELS]; /* encoder Conv-block output channels per level */
     int dec_in[TF_MAX_LEVELS], dec_out[TF_MAX_LEVELS]; /* decoder j (level L-1-j) */
     int nrcm, nblk, heads, wt, wf, hidden, K, S, cin;  /* cin = 2K */
     int n_fft, hop;
@@ -106,12 +106,12 @@ typedef struct {
     size_t activations; /* saved for backward */
     size_t workspace;   /* scratch (incl. recompute scratch when checkpointing) */
     size_t total;
-    size_t n_params;    /* trainable parameter count (floats) */
+    size_t n_params; /* trainable parameter count (floats) */
     size_t n_buffers;
     int batch;
-    int64_t frames;         /* samples per channel of the segment */
-    int stft_frames;        /* T */
-    int fpad, tpad;         /* padded subband map (Fp, Tp) */
+    int64_t frames;  /* samples per channel of the segment */
+    int stft_frames; /* T */
+    int fpad, tpad;  /* padded subband map (Fp, Tp) */
     int threads;
 } tf_model_sizes;
 

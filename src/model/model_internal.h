@@ -4,9 +4,9 @@
 #define TFSWA_MODEL_INTERNAL_H
 #include "model/model.h"
 
-#define TF_MAX_RCMS 16
-#define TF_MAX_TFSWA 32
-#define TF_BN_EPS 1e-5f
+#define TF_MAX_RCMS    16
+#define TF_MAX_TFSWA   32
+#define TF_BN_EPS      1e-5f
 #define TF_BN_MOMENTUM 0.1f
 
 /* Where a saved tensor lives: the activation block or the workspace (recompute scratch). */
@@ -33,32 +33,32 @@ typedef struct {
     int64_t N;
     int T, Fb, Fs, Fp, Tp;
     int H[TF_MAX_LEVELS + 1], W[TF_MAX_LEVELS + 1]; /* level l map (F, T); [L] = bottleneck */
-    int nW;                                          /* Swin windows per image */
+    int nW;                                         /* Swin windows per image */
     /* ---- saved (activation block unless where == IN_WORK) ---- */
-    slot_t pr, pi;                         /* fp32 (B, 2, Fb, T) mixture phase */
-    slot_t enc_in[TF_MAX_LEVELS];          /* block input; enc_in[0] = x0 (B, 2K, Fp, Tp) */
+    slot_t pr, pi;                /* fp32 (B, 2, Fb, T) mixture phase */
+    slot_t enc_in[TF_MAX_LEVELS]; /* block input; enc_in[0] = x0 (B, 2K, Fp, Tp) */
     slot_t enc_c1[TF_MAX_LEVELS][TF_MAX_RCMS], enc_o[TF_MAX_LEVELS][TF_MAX_RCMS];
-    slot_t dec_cat[TF_MAX_LEVELS];         /* decoder j input [up, skip] */
+    slot_t dec_cat[TF_MAX_LEVELS]; /* decoder j input [up, skip] */
     slot_t dec_c1[TF_MAX_LEVELS][TF_MAX_RCMS], dec_o[TF_MAX_LEVELS][TF_MAX_RCMS];
-    slot_t head_in;                        /* (B, c_0, Fp, Tp) last decoder output */
-    slot_t z;                              /* (B, 2KS, Fp, Tp) head pre-activation */
-    slot_t tok[TF_MAX_TFSWA][4];           /* fp32 sublayer inputs: tsa, fsa, swin0, swin1 */
-    slot_t tsv[TF_MAX_TFSWA][4];           /* fp32 tblock_saved of each sublayer */
+    slot_t head_in;              /* (B, c_0, Fp, Tp) last decoder output */
+    slot_t z;                    /* (B, 2KS, Fp, Tp) head pre-activation */
+    slot_t tok[TF_MAX_TFSWA][4]; /* fp32 sublayer inputs: tsa, fsa, swin0, swin1 */
+    slot_t tsv[TF_MAX_TFSWA][4]; /* fp32 tblock_saved of each sublayer */
     /* ---- workspace (fp32, bytes into the workspace block) ---- */
-    size_t spec_re, spec_im, mag_in;       /* (B*2, Fb, T) */
-    size_t om, oyr, oyi;                   /* (B*S*2, Fb, T) */
-    size_t zbuf;                           /* (B, 2KS, Fp, Tp) */
-    size_t wx, wc1, wo0, wo1, bout;        /* conv working tensors */
+    size_t spec_re, spec_im, mag_in; /* (B*2, Fb, T) */
+    size_t om, oyr, oyi;             /* (B*S*2, Fb, T) */
+    size_t zbuf;                     /* (B, 2KS, Fp, Tp) */
+    size_t wx, wc1, wo0, wo1, bout;  /* conv working tensors */
     size_t A, G, ts, dA, dG, dC1, D0, D1, E;
-    size_t st_m1, st_r1;                   /* BN statistics (max C) */
-    size_t convws;                         /* conv2d workspace */
-    size_t dskip[TF_MAX_LEVELS];           /* (B, c_l, H_l, W_l) */
-    size_t bott;                           /* (B, C, Hb, Wb) */
-    size_t tb[8];                          /* token buffers (NL*C) */
-    size_t tbws;                           /* tblock workspace */
-    size_t relidx, mask;                   /* int (L*L), float (nW, L, L) */
-    size_t scratch;                        /* recompute scratch start (checkpointing) */
-    size_t n_convws, n_tbws;               /* floats */
+    size_t st_m1, st_r1;         /* BN statistics (max C) */
+    size_t convws;               /* conv2d workspace */
+    size_t dskip[TF_MAX_LEVELS]; /* (B, c_l, H_l, W_l) */
+    size_t bott;                 /* (B, C, Hb, Wb) */
+    size_t tb[8];                /* token buffers (NL*C) */
+    size_t tbws;                 /* tblock workspace */
+    size_t relidx, mask;         /* int (L*L), float (nW, L, L) */
+    size_t scratch;              /* recompute scratch start (checkpointing) */
+    size_t n_convws, n_tbws;     /* floats */
     /* ---- totals (bytes) ---- */
     size_t act_bytes, work_bytes;
 } layout_t;
