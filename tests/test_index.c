@@ -370,6 +370,19 @@ static void test_cache_invalidation(void) {
         CHECK(ix->cache_written == 0 && ix->files_cached == 5);
         tf_index_close(ix);
     }
+    /* fewer targets: nothing scanned, nothing dropped; back to two: still all cached */
+    cfg.n_targets = 1;
+    ix = NULL;
+    CHECK(reopen_scanned(&cfg, cache, &ix) == 0);
+    if (ix) {
+        CHECK(ix->cache_written == 0 && ix->files_cached == 3);
+        tf_index_close(ix);
+    }
+    snprintf(path, sizeof path, "%s/c/vocals.wav", root); /* a rewrite keeps drums entries */
+    set_mtime(path, st0.st_mtim.tv_sec - 7, 0);
+    CHECK(reopen_scanned(&cfg, cache, NULL) == 1);
+    cfg.n_targets = 2;
+    CHECK(reopen_scanned(&cfg, cache, NULL) == 0);
     FILE *f = fopen(cache, "rb");
     CHECK(f != NULL);
     if (f) {

@@ -428,26 +428,51 @@ static tf_status cache_lookup(cache *c, frec *r) {
     return TF_OK;
 }
 
-/* Write every ok file of recs atomically ("<path>.tmp-<pid>", fsync, rename). */
-static tf_status cache_write(const char *path, const frec *recs, int n, int rate, int env_block) {
+static unsigned char *put_entry(unsigned char *p, const centry *e) {
+    int64_t v[6] = {e->rel_len, e->size, e->mt_s, e->mt_ns, e->frames, e->n_env};
+    int32_t w[4] = {e->rate, e->channels, e->racy, 0};
+    memcpy(p, v, sizeof v), memcpy(p + 48, w, sizeof w);
+    p += CACHE_ENT;
+    memcpy(p, e->rel, (size_t)e->rel_len);
+    p += e->rel_len;
+    memcpy(p, e->env, 4 * (size_t)e->n_env);
+    return p + 4 * e->n_env;
+}
+
+static centry rec_entry(const frec *r) {
+    centry e = {r->rel,
+                (int64_t)strlen(r->rel),
+                r->size,
+                r->mt_s,
+                r->mt_ns,
+                r->frames,
+                r->n_env,
+                r->rate,
+                r->channels,
+                r->racy,
+                (const unsigned char *)r->env};
+    return e;
+}
+
+/* Write atomically ("<path>.tmp-<pid>", fsync, rename) every ok file of recs and the
+ * entries of c marked kept (used == 2: files outside this index that still exist). */
+static tf_status cache_write(const char *path, const frec *recs, int n, const cache *c, int rate,
+                             int env_block) {
     int64_t pay = 0, cnt = 0;
     for (int i = 0; i < n; i++)
         if (recs[i].ok) pay += CACHE_ENT + (int64_t)strlen(recs[i].rel) + 4 * recs[i].n_env, cnt++;
+    for (int64_t i = 0; i < c->n; i++)
+        if (c->used[i] == 2) pay += CACHE_ENT + c->e[i].rel_len + 4 * c->e[i].n_env, cnt++;
     unsigned char *buf = tf_calloc(1, (size_t)(CACHE_HDR + pay), "index cache");
     if (!buf) return TF_EINTERNAL;
     unsigned char *p = buf + CACHE_HDR;
-    for (int i = 0; i < n; i++) {
-        const frec *r = &recs[i];
-        if (!r->ok) continue;
-        int64_t v[6] = {(int64_t)strlen(r->rel), r->size, r->mt_s, r->mt_ns, r->frames, r->n_env};
-        int32_t w[4] = {r->rate, r->channels, r->racy, 0};
-        memcpy(p, v, sizeof v), memcpy(p + 48, w, sizeof w);
-        p += CACHE_ENT;
-        memcpy(p, r->rel, (size_t)v[0]);
-        p += v[0];
-        memcpy(p, r->env, 4 * (size_t)r->n_env);
-        p += 4 * r->n_env;
-    }
+    for (int i = 0; i < n; i++)
+        if (recs[i].ok) {
+            centry e = rec_entry(&recs[i]);
+            p = put_entry(p, &e);
+        }
+    for (int64_t i = 0; i < c->n; i++)
+        if (c->used[i] == 2) p = put_entry(p, &c->e[i]);
     uint32_t ver = CACHE_VERSION, hs = CACHE_HDR;
     int32_t sr = rate, eb = env_block;
     uint64_t sum = fnv1a(buf + CACHE_HDR, (size_t)pay, FNV_OFFSET);
@@ -458,6 +483,30 @@ static tf_status cache_write(const char *path, const frec *recs, int n, int rate
     tf_status st = tf_write_file_atomic(path, buf, (size_t)(CACHE_HDR + pay));
     free(buf);
     return st;
+}
+
+/* Cache entries this index did not ask for (other targets, say) are kept while their file
+ * is unchanged on disk (marked used = 2); the others are dropped, setting *dropped (the
+ * cache must be rewritten). */
+static tf_status keep_unused(cache *c, const char *root, int *dropped) {
+    for (int64_t i = 0; i < c->n; i++) {
+        if (c->used[i]) continue;
+        const centry *e = &c->e[i];
+        size_t n = strlen(root) + (size_t)e->rel_len + 2;
+        char *full = tf_malloc(n, "path");
+        if (!full) return TF_EINTERNAL;
+        snprintf(full, n, "%s/%.*s", root, (int)e->rel_len, e->rel);
+        struct stat st;
+        int keep = !e->racy && stat(full, &st) == 0 && S_ISREG(st.st_mode) &&
+                   (int64_t)st.st_size == e->size && (int64_t)st.st_mtim.tv_sec == e->mt_s &&
+                   (int64_t)st.st_mtim.tv_nsec == e->mt_ns;
+        free(full);
+        if (keep)
+            c->used[i] = 2;
+        else
+            *dropped = 1;
+    }
+    return TF_OK;
 }
 
 /* "<root>/.tfswa_index" when the root is writable, else a per-root file under the user's
@@ -657,7 +706,8 @@ static tf_status build(builder *b, tf_index *ix, const char *cache_arg) {
 
     struct stat rst;
     if (stat(b->root, &rst) != 0)
-        return tf_err(TF_EUSER, "dataset root %s: %s", b->root, strerror(errno));
+        return tf_err(TF_EUSER, "dataset root %s: %s (set root / --data_root)", b->root,
+                      strerror(errno));
     if (!S_ISDIR(rst.st_mode)) return tf_err(TF_EUSER, "dataset root %s: not a folder", b->root);
     TF_TRY(find_tracks(&b->cands, b->root, cfg->valid_fraction, ix->layout, sizeof ix->layout));
     if (b->cands.n == 0)
@@ -711,8 +761,8 @@ static tf_status build(builder *b, tf_index *ix, const char *cache_arg) {
         if (r->scanned && r->ok) changed = 1;
         any_ok |= r->ok;
     }
-    for (int64_t i = 0; i < b->cache.n; i++) changed |= !b->cache.used[i]; /* removed files */
-    if (!b->cache.valid && !any_ok) changed = 0; /* nothing worth remembering */
+    TF_TRY(keep_unused(&b->cache, b->root, &changed)); /* files outside this index */
+    if (!b->cache.valid && !any_ok) changed = 0;       /* nothing worth remembering */
 
     /* problems */
     int *good = tf_malloc(sizeof(int) * (size_t)nt, "track flags");
@@ -723,7 +773,8 @@ static tf_status build(builder *b, tf_index *ix, const char *cache_arg) {
 
     /* remember the good files even when the scan found problems */
     if (changed && ix->cache_path[0]) {
-        st = cache_write(ix->cache_path, b->recs, b->n_recs, cfg->sample_rate, env_block);
+        st =
+            cache_write(ix->cache_path, b->recs, b->n_recs, &b->cache, cfg->sample_rate, env_block);
         if (st == TF_OK)
             ix->cache_written = 1;
         else if (st == TF_EUSER && !cache_arg) {

@@ -24,7 +24,9 @@
  * paths relative to the root, so a moved dataset keeps its cache. An entry is reused when
  * size and mtime (ns) match; an entry whose file was modified less than 2 s before it was
  * scanned is "racy" (a same-size rewrite within the file system's timestamp granularity
- * would be invisible) and is scanned again next time. A corrupt cache is ignored. The
+ * would be invisible) and is scanned again next time. Entries for files this index does not
+ * use (e.g. other targets) stay while the file is unchanged; entries for removed or
+ * changed files are dropped. A corrupt cache is ignored. The
  * file is rewritten (temporary + fsync + rename) only when something changed, also when
  * the scan found problems (good files are remembered). Native byte order. */
 #ifndef TFSWA_INDEX_H
