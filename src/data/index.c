@@ -638,35 +638,26 @@ done:
 }
 
 /* Problems of one track: failed scans, wrong rate, stems of different lengths. */
-static tf_status check_track(builder *b, int t, int *good) {
+static tf_status check_track(builder *b, int t) {
     const int *slot = &b->slot[(size_t)t * (size_t)(b->S + 1)];
     const frec *ref = NULL;
-    *good = 1;
     for (int s = 0; s <= b->S; s++) {
-        if (slot[s] < 0) {
-            if (s < b->S) *good = 0;
-            continue;
-        }
+        if (slot[s] < 0) continue; /* absent: reported by locate() */
         const frec *r = &b->recs[slot[s]];
         if (!r->ok) {
-            *good = 0;
             TF_TRY(strlist_addf(&b->problems, "%s", r->err ? r->err : r->path));
             continue;
         }
-        if (r->rate != b->cfg->sample_rate) {
-            *good = 0;
+        if (r->rate != b->cfg->sample_rate)
             TF_TRY(strlist_addf(&b->problems, "%s: sample rate %d Hz, expected %d Hz (sample_rate)",
                                 r->path, r->rate, b->cfg->sample_rate));
-        }
         if (!ref)
             ref = r;
-        else if (r->frames != ref->frames) {
-            *good = 0;
+        else if (r->frames != ref->frames)
             TF_TRY(strlist_addf(&b->problems,
                                 "%s: %lld frames, but %s has %lld (stems of a track must have "
                                 "the same length)",
                                 r->path, (long long)r->frames, ref->path, (long long)ref->frames));
-        }
     }
     return TF_OK;
 }
@@ -765,11 +756,7 @@ static tf_status build(builder *b, tf_index *ix, const char *cache_arg) {
     if (!b->cache.valid && !any_ok) changed = 0;       /* nothing worth remembering */
 
     /* problems */
-    int *good = tf_malloc(sizeof(int) * (size_t)nt, "track flags");
-    if (!good) return TF_EINTERNAL;
-    for (int t = 0; st == TF_OK && t < nt; t++) st = check_track(b, t, &good[t]);
-    free(good);
-    if (st) return st;
+    for (int t = 0; t < nt; t++) TF_TRY(check_track(b, t));
 
     /* remember the good files even when the scan found problems */
     if (changed && ix->cache_path[0]) {
@@ -782,9 +769,9 @@ static tf_status build(builder *b, tf_index *ix, const char *cache_arg) {
                      tf_errmsg());
             st = TF_OK;
         }
-        if (st) return st;
+        if (st && !b->problems.n) return st;
     }
-    if (b->problems.n) return problems_error(b);
+    if (b->problems.n) return problems_error(b); /* they matter more than the cache */
 
     /* the index: candidates are sorted by (split, name) already */
     ix->tracks = tf_calloc((size_t)nt, sizeof *ix->tracks, "tracks");
