@@ -37,8 +37,8 @@ static void make_cfg(tf_config *c, const char *root, int n_targets) {
     memset(c, 0, sizeof *c);
     snprintf(c->root, sizeof c->root, "%s", root);
     c->sample_rate = RATE;
-    c->n_targets = n_targets;
-    for (int i = 0; i < n_targets; i++) snprintf(c->targets[i], TF_NAME_MAX, "%s", t[i]);
+    c->n_sources = n_targets;
+    for (int i = 0; i < n_targets; i++) snprintf(c->sources[i], TF_NAME_MAX, "%s", t[i]);
     c->valid_fraction = 0;
     c->num_threads = 2;
 }
@@ -371,7 +371,7 @@ static void test_cache_invalidation(void) {
         tf_index_close(ix);
     }
     /* fewer targets: nothing scanned, nothing dropped; back to two: still all cached */
-    cfg.n_targets = 1;
+    cfg.n_sources = 1;
     ix = NULL;
     CHECK(reopen_scanned(&cfg, cache, &ix) == 0);
     if (ix) {
@@ -381,7 +381,7 @@ static void test_cache_invalidation(void) {
     snprintf(path, sizeof path, "%s/c/vocals.wav", root); /* a rewrite keeps drums entries */
     set_mtime(path, st0.st_mtim.tv_sec - 7, 0);
     CHECK(reopen_scanned(&cfg, cache, NULL) == 1);
-    cfg.n_targets = 2;
+    cfg.n_sources = 2;
     CHECK(reopen_scanned(&cfg, cache, NULL) == 0);
     FILE *f = fopen(cache, "rb");
     CHECK(f != NULL);

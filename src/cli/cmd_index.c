@@ -1,7 +1,7 @@
 /* tfswa index --data_root ROOT [--config FILE]... [--cache PATH] [--key value]...
  * Scans a dataset root (or takes it from the index cache), prints per split the number
  * of tracks and hours of audio and how many files were scanned vs cached. Problems are
- * printed one per line and the exit status is 2. Data keys (root, targets, sample_rate,
+ * printed one per line and the exit status is 2. Data keys (root, sources, sample_rate,
  * valid_fraction, num_threads) come from the shared config: defaults, --config files,
  * flags. */
 #include <stdio.h>
@@ -16,7 +16,7 @@ static const char usage[] =
     "Scan a dataset root (MUSDB18-HQ layout, train/valid/test folders, or a folder of\n"
     "track folders), report every problem, and update the index cache (default\n"
     "ROOT/.tfswa_index, or ~/.cache/tfswa/ when ROOT is read-only). Keys used: root,\n"
-    "targets, sample_rate, valid_fraction, num_threads.\n";
+    "sources, sample_rate, valid_fraction, num_threads.\n";
 
 int cmd_index(int argc, char **argv) {
     for (int i = 1; i < argc; i++)

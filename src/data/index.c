@@ -485,7 +485,7 @@ static tf_status cache_write(const char *path, const frec *recs, int n, const ca
     return st;
 }
 
-/* Cache entries this index did not ask for (other targets, say) are kept while their file
+/* Cache entries this index did not ask for (other sources, say) are kept while their file
  * is unchanged on disk (marked used = 2); the others are dropped, setting *dropped (the
  * cache must be rewritten). */
 static tf_status keep_unused(cache *c, const char *root, int *dropped) {
@@ -713,7 +713,7 @@ static tf_status build(builder *b, tf_index *ix, const char *cache_arg) {
     if (!b->slot) return TF_EINTERNAL;
     for (int t = 0; t < nt; t++)
         for (int s = 0; s <= S; s++)
-            TF_TRY(locate(b, &b->cands.v[t], s < S ? cfg->targets[s] : "mixture", s < S,
+            TF_TRY(locate(b, &b->cands.v[t], s < S ? cfg->sources[s] : "mixture", s < S,
                           &b->slot[(size_t)t * (size_t)(S + 1) + (size_t)s]));
 
     /* cache, then scan what it does not answer */
@@ -796,25 +796,25 @@ static tf_status build(builder *b, tf_index *ix, const char *cache_arg) {
 tf_status tf_index_open(tf_index **out, const tf_config *cfg, const char *cache_path) {
     *out = NULL;
     if (!cfg->root[0]) return tf_err(TF_EUSER, "no dataset root given (root / --data_root)");
-    if (cfg->n_targets < 1 || cfg->n_targets > TF_MAX_TARGETS)
-        return tf_err(TF_EUSER, "targets: %d stems (1 to %d)", cfg->n_targets, TF_MAX_TARGETS);
+    if (cfg->n_sources < 1 || cfg->n_sources > TF_MAX_TARGETS)
+        return tf_err(TF_EUSER, "sources: %d stems (1 to %d)", cfg->n_sources, TF_MAX_TARGETS);
     if (cfg->sample_rate < 4 || cfg->sample_rate > 1000000)
         return tf_err(TF_EUSER, "sample_rate: %d Hz is not usable", cfg->sample_rate);
-    for (int s = 0; s < cfg->n_targets; s++)
-        if (!cfg->targets[s][0] || strchr(cfg->targets[s], '/') ||
-            !strcmp(cfg->targets[s], "mixture"))
-            return tf_err(TF_EUSER, "targets: '%s' cannot name a stem file", cfg->targets[s]);
+    for (int s = 0; s < cfg->n_sources; s++)
+        if (!cfg->sources[s][0] || strchr(cfg->sources[s], '/') ||
+            !strcmp(cfg->sources[s], "mixture"))
+            return tf_err(TF_EUSER, "sources: '%s' cannot name a stem file", cfg->sources[s]);
     tf_index *ix = tf_calloc(1, sizeof *ix, "index");
     if (!ix) return TF_EINTERNAL;
     builder b;
     memset(&b, 0, sizeof b);
     b.cfg = cfg;
-    b.S = cfg->n_targets;
+    b.S = cfg->n_sources;
     snprintf(b.root, sizeof b.root, "%s", cfg->root);
     for (size_t n = strlen(b.root); n > 1 && b.root[n - 1] == '/'; n--) b.root[n - 1] = 0;
     snprintf(ix->root, sizeof ix->root, "%s", b.root);
     ix->n_stems = b.S;
-    for (int s = 0; s < b.S; s++) snprintf(ix->stem_names[s], TF_NAME_MAX, "%s", cfg->targets[s]);
+    for (int s = 0; s < b.S; s++) snprintf(ix->stem_names[s], TF_NAME_MAX, "%s", cfg->sources[s]);
     ix->sample_rate = cfg->sample_rate;
     ix->env_block = cfg->sample_rate / 4;
     tf_status st = build(&b, ix, cache_path);

@@ -25,7 +25,7 @@
  * size and mtime (ns) match; an entry whose file was modified less than 2 s before it was
  * scanned is "racy" (a same-size rewrite within the file system's timestamp granularity
  * would be invisible) and is scanned again next time. Entries for files this index does not
- * use (e.g. other targets) stay while the file is unchanged; entries for removed or
+ * use (e.g. other sources) stay while the file is unchanged; entries for removed or
  * changed files are dropped. A corrupt cache is ignored. The
  * file is rewritten (temporary + fsync + rename) only when something changed, also when
  * the scan found problems (good files are remembered). Native byte order. */
@@ -52,13 +52,13 @@ typedef struct {
     tf_split split;
     int64_t frames;   /* common length of the stems */
     tf_stem_file mixture;                  /* mixture.wav/.flac, may be absent */
-    tf_stem_file stems[TF_MAX_TARGETS];    /* in the order of cfg->targets */
+    tf_stem_file stems[TF_MAX_TARGETS];    /* in the order of cfg->sources */
 } tf_track;
 
 typedef struct {
     int n_tracks;
     tf_track *tracks;
-    int n_stems;                           /* = cfg->n_targets */
+    int n_stems;                           /* = cfg->n_sources */
     char stem_names[TF_MAX_TARGETS][TF_NAME_MAX];
     int sample_rate;
     int env_block;                         /* frames per envelope block (rate / 4) */
