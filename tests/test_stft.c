@@ -282,6 +282,8 @@ static void test_round_trip(void) {
     for (int64_t N = 1; N <= 40; N++) round_trip(16, 4, N, 2);
     round_trip(16, 3, 50, 2);
     round_trip(16, 8, 33, 1);
+    round_trip(16, 1, 50, 1); /* hop 1: 16 frames per sample, 2 block colours */
+    round_trip(64, 2, 300, 2); /* 3 block colours */
 }
 
 /* ---------- adjoint dot products ---------- */
@@ -330,6 +332,7 @@ static void test_adjoint_istft(void) {
     adjoint_istft(64, 16, 20, 2); /* short: zero-padding mode */
     adjoint_istft(64, 32, 1, 1);
     adjoint_istft(16, 3, 29, 2);
+    adjoint_istft(64, 2, 300, 2);
 }
 
 static void test_adjoint_stft(void) {
@@ -340,6 +343,8 @@ static void test_adjoint_stft(void) {
     adjoint_stft(64, 32, 1, 1);
     adjoint_stft(16, 3, 29, 2);
     adjoint_stft(16, 8, 9, 2);
+    adjoint_stft(64, 2, 300, 2);
+    adjoint_stft(16, 1, 50, 1);
 }
 
 /* ---------- subbands ---------- */
@@ -448,7 +453,7 @@ static void run_all(tf_stft *st, outs *o, const float *x, const float *g, const 
 
 static void test_thread_count_independent(void) {
     const int S = 3;
-    const int64_t N = 9000;
+    const int64_t N = 30000; /* 101 frames: 7 blocks of 16 per signal */
     tf_stft *st = make(1024, 300);
     if (!st) return;
     size_t n = (size_t)S * tf_stft_bins(st) * tf_stft_frames(st, N), m = (size_t)S * N;
