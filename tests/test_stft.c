@@ -282,7 +282,7 @@ static void test_round_trip(void) {
     for (int64_t N = 1; N <= 40; N++) round_trip(16, 4, N, 2);
     round_trip(16, 3, 50, 2);
     round_trip(16, 8, 33, 1);
-    round_trip(16, 1, 50, 1); /* hop 1: 16 frames per sample, 2 block colours */
+    round_trip(16, 1, 50, 1);  /* hop 1: 16 frames per sample, 2 block colours */
     round_trip(64, 2, 300, 2); /* 3 block colours */
 }
 

@@ -29,6 +29,8 @@
  * number of threads at once: FFTW plans are made once at creation and executed with the
  * new-array functions; per-thread scratch comes from a pool inside the object that grows
  * on first use and is then reused (no allocation in steady state).
+ * fftwf_cleanup() is never called (other FFTW users may hold plans); destroy frees the
+ * object's plans and scratch.
  *
  * Usage:
  *     tf_stft *st;
