@@ -1089,7 +1089,10 @@ tf_status tf_synth_track(float *const stems[4], int64_t frames, int sample_rate,
     for (int st = 0; st < NSTEM; st++) {
         float gs = g[st] * scale;
         float *x = stems[st];
-        for (int64_t i = 0; i < 2 * frames; i++) x[i] *= gs;
+        int64_t i = 0;
+        for (; i + 8 <= 2 * frames; i += 8)
+            for (int j = 0; j < 8; j++) x[i + j] *= gs;
+        for (; i < 2 * frames; i++) x[i] *= gs;
     }
     free(act);
     free(s.scratch);
@@ -1111,13 +1114,32 @@ int tf_synth_track_name(char *buf, size_t n, int split, int index, uint64_t seed
                     index, (unsigned long long)seed);
 }
 
+/* Round to nearest (ties to even, as lrintf) by the 1.5 * 2^23 trick: exact for
+ * |v| < 2^22 with IEEE float arithmetic (no -ffast-math), and plain float operations the
+ * compiler vectorises, unlike a call to lrintf per sample. */
+static inline float round_small(float v) {
+    const float magic = 12582912.f;
+    return (v + magic) - magic;
+}
+
 int tf_synth_quantize(float *x, int64_t n) {
+    const float hi = TF_SYNTH_PCM_SCALE, inv = 1.f / TF_SYNTH_PCM_SCALE;
     int clipped = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i] * TF_SYNTH_PCM_SCALE;
-        if (v > TF_SYNTH_PCM_SCALE) v = TF_SYNTH_PCM_SCALE, clipped++;
-        if (v < -TF_SYNTH_PCM_SCALE) v = -TF_SYNTH_PCM_SCALE, clipped++;
-        x[i] = (float)lrintf(v) * (1.f / TF_SYNTH_PCM_SCALE);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            float v = x[i + j] * hi;
+            clipped += (v > hi) + (v < -hi);
+            v = v > hi ? hi : v;
+            v = v < -hi ? -hi : v;
+            x[i + j] = round_small(v) * inv;
+        }
+    for (; i < n; i++) {
+        float v = x[i] * hi;
+        clipped += (v > hi) + (v < -hi);
+        v = v > hi ? hi : v;
+        v = v < -hi ? -hi : v;
+        x[i] = round_small(v) * inv;
     }
     return clipped;
 }
