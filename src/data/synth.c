@@ -159,7 +159,7 @@ typedef struct {
     const int *scale;
     int prog[4], chord_bars;
     unsigned char *act[NSTEM]; /* (nbeats,) 1 = the stem plays in this beat */
-    float *scratch;            /* mono note buffer, scratch_len frames */
+    float *scratch, *scratch2; /* mono note buffers, scratch_len frames each */
     int64_t scratch_len;
 } song;
 
@@ -502,6 +502,7 @@ typedef struct {
     double hat_fc, hat_tc, hat_to, hat_metal, hat_ratio;
     double tom_f, crash_t;
     double pan_hat, pan_sn, pan_tom, pan_crash;
+    double corr; /* left/right correlation of the noise of cymbals and snare */
 } drumkit;
 
 /* Render one hit of `type` into out[0:len) (mono, before velocity and panning). */
@@ -602,7 +603,23 @@ static void drum_hit(song *s, float *L, float *R, const drumkit *k, int type, do
     fade_out(s->scratch, len, sr / 50);
     float gl, gr;
     pan_gains(pan, &gl, &gr);
-    mix_mono(s, L, R, start, s->scratch, len, (float)(gl * vel), (float)(gr * vel));
+    if (type == KICK || type == TOM) {
+        mix_mono(s, L, R, start, s->scratch, len, (float)(gl * vel), (float)(gr * vel));
+        return;
+    }
+    /* noisy hits: the right channel partly hears other noise (overhead pair), so
+     * cymbals and snare are wide while kick and toms stay point sources */
+    render_hit(k, type, pitch_mul, s->scratch2, len, sr, ns);
+    fade_out(s->scratch2, len, sr / 50);
+    const float *a = s->scratch, *b = s->scratch2;
+    float c = (float)k->corr, d = sqrtf(1.f - c * c);
+    float vl = (float)(gl * vel), vr = (float)(gr * vel);
+    int64_t i0 = start < 0 ? -start : 0, i1 = len;
+    if (start + i1 > s->n) i1 = s->n - start;
+    for (int64_t i = i0; i < i1; i++) {
+        L[start + i] += vl * a[i];
+        R[start + i] += vr * (c * a[i] + d * b[i]);
+    }
 }
 
 static void render_drums(song *s, float *L, float *R, tf_rng *r, uint32_t *ns) {
@@ -619,6 +636,7 @@ static void render_drums(song *s, float *L, float *R, tf_rng *r, uint32_t *ns) {
     k.tom_f = tf_rng_range(r, 80, 130), k.crash_t = tf_rng_range(r, 0.4, 0.9);
     k.pan_hat = tf_rng_range(r, -0.4, 0.4), k.pan_sn = tf_rng_range(r, -0.15, 0.15);
     k.pan_tom = tf_rng_range(r, 0.3, 0.6), k.pan_crash = tf_rng_range(r, -0.5, 0.5);
+    k.corr = tf_rng_range(r, 0.3, 0.8);
     int kp = (int)tf_rng_below(r, 6), hp = (int)tf_rng_below(r, 4);
     uint16_t kick = KICKS[kp], snare = SNARES[kp == 4 ? 1 : 0], hats = HATS[hp];
     if (s->spb < 0.45 && hats == 0xFFFF) hats = 0x5555; /* no 16th hats at fast tempos */
@@ -1011,7 +1029,8 @@ tf_status tf_synth_track(float *const stems[4], int64_t frames, int sample_rate,
     /* scratch: a phrase or a note never exceeds the track plus a few seconds */
     s.scratch_len = frames + 8 * (int64_t)sample_rate;
     unsigned char *act = tf_malloc((size_t)NSTEM * (size_t)s.nbeats, "synth rest plan");
-    s.scratch = tf_malloc(sizeof(float) * (size_t)s.scratch_len, "synth scratch");
+    s.scratch = tf_malloc(sizeof(float) * 2 * (size_t)s.scratch_len, "synth scratch");
+    s.scratch2 = s.scratch ? s.scratch + s.scratch_len : NULL;
     float *mono = tf_malloc(sizeof(float) * (size_t)frames, "synth vocal buffer");
     if (!act || !s.scratch || !mono) {
         free(act), free(s.scratch), free(mono);
