@@ -10,6 +10,11 @@
 #include "nn/conv.h"
 #include "util/bf16.h"
 
+/* OpenBLAS: every heavy kernel here is parallel over OpenMP threads; BLAS threads on top
+ * of them oversubscribe the cores (measured: 10x slower on 2 busy cores). */
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+
 enum { MODE_EVAL = 0, MODE_TRAIN = 1, MODE_RECOMPUTE = 2 };
 
 /* ------------------------------------------------------------------ slot helpers */
@@ -139,9 +144,10 @@ static void convblock_forward(tf_model *m, int blk, const float *x, float *out, 
     }
 }
 
-/* Backward of a Conv block whose insides are in the slots (saved or recomputed).
+/* Backward of a Conv block whose insides are in the slots (saved or recomputed); xs is
+ * the block input slot.
  * dout (B, Cout, H, W) is CLOBBERED (used as scratch); dx (B, Cin, H, W) +=. */
-static void convblock_backward(tf_model *m, int blk, const float *x, float *dout, float *dx, int B,
+static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, float *dx, int B,
                                int Cin, int Cout, int H, int W, const slot_t *c1s,
                                const slot_t *os) {
     layout_t *y = &m->lay;
@@ -155,7 +161,8 @@ static void convblock_backward(tf_model *m, int blk, const float *x, float *dout
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &m->rcm_p[blk * R + r];
         const rcm_params *g = &m->rcm_g[blk * R + r];
-        const float *in = r ? sload(m, os[r - 1], y->wo0) : x;
+        /* the RCM input: the block input (slot xs) or the previous RCM's output */
+        const float *in = sload(m, r ? os[r - 1] : xs, y->wx);
         const float *c1 = sload(m, c1s[r], y->wc1);
         float *dnext = r ? (dcur == dout ? E : dout) : dx;
         if (r) zero(dnext, px * Cout);
@@ -282,8 +289,8 @@ static float *tfswa_backward(tf_model *m, int k, float *dout) {
 
 /* ------------------------------------------------------------------------ forward */
 
-tf_status tf_model_forward(tf_model *m, float *out, const float *mix, int B, int64_t N,
-                           int training) {
+static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64_t N,
+                         int training) {
     const tf_arch *a = &m->a;
     layout_t *y = &m->lay;
     m->have_fwd = 0;
@@ -405,7 +412,7 @@ tf_status tf_model_forward(tf_model *m, float *out, const float *mix, int B, int
 
 /* ----------------------------------------------------------------------- backward */
 
-tf_status tf_model_backward(tf_model *m, const float *dout) {
+static tf_status backward(tf_model *m, const float *dout) {
     if (!m->have_fwd || !m->last_training)
         return tf_err(TF_EINTERNAL, "tf_model_backward needs a training forward first");
     const tf_arch *a = &m->a;
@@ -436,7 +443,7 @@ tf_status tf_model_backward(tf_model *m, const float *dout) {
     /* head activation */
     float *dz = WS(m, y->zbuf);
     copy_corner(dz, Fp, Tp, yr, y->Fs, T, (size_t)B * co);
-    const float *z = sload(m, y->z, y->wx);
+    const float *z = sload(m, y->z, y->zload);
     if (a->output == TF_OUT_MASK) {
         const float *x0 = sload(m, y->enc_in[0], y->A);
 #pragma omp parallel for schedule(static)
@@ -464,12 +471,12 @@ tf_status tf_model_backward(tf_model *m, const float *dout) {
     for (int j = L - 1; j >= 0; j--) {
         const int i = L - 1 - j, cs = a->ch[i], cu = a->dec_in[j] - cs, H = y->H[i], W = y->W[i];
         const size_t px = (size_t)B * H * W;
-        const float *xin = sload(m, y->dec_cat[j], y->wx);
         if (ck)
-            convblock_forward(m, L + j, xin, WS(m, y->bout), MODE_RECOMPUTE, B, a->dec_in[j],
-                              a->dec_out[j], H, W, y->dec_c1[j], y->dec_o[j]);
+            convblock_forward(m, L + j, sload(m, y->dec_cat[j], y->wx), WS(m, y->bout),
+                              MODE_RECOMPUTE, B, a->dec_in[j], a->dec_out[j], H, W, y->dec_c1[j],
+                              y->dec_o[j]);
         zero(Dn, px * a->dec_in[j]);
-        convblock_backward(m, L + j, xin, Dc, Dn, B, a->dec_in[j], a->dec_out[j], H, W,
+        convblock_backward(m, L + j, y->dec_cat[j], Dc, Dn, B, a->dec_in[j], a->dec_out[j], H, W,
                            y->dec_c1[j], y->dec_o[j]);
         zero(Dc, px * cu);
         concat_backward(Dc, WS(m, y->dskip[i]), Dn, B, cu, cs, H, W);
@@ -502,14 +509,30 @@ tf_status tf_model_backward(tf_model *m, const float *dout) {
     Dn = WS(m, y->D1);
     for (int l = L - 1; l >= 0; l--) {
         const int ci = l ? a->ch[l - 1] : a->cin, cl = a->ch[l], H = y->H[l], W = y->W[l];
-        const float *xin = sload(m, y->enc_in[l], y->wx);
         if (ck)
-            convblock_forward(m, l, xin, WS(m, y->bout), MODE_RECOMPUTE, B, ci, cl, H, W,
-                              y->enc_c1[l], y->enc_o[l]);
+            convblock_forward(m, l, sload(m, y->enc_in[l], y->wx), WS(m, y->bout), MODE_RECOMPUTE,
+                              B, ci, cl, H, W, y->enc_c1[l], y->enc_o[l]);
         zero(Dn, (size_t)B * ci * H * W);
-        convblock_backward(m, l, xin, WS(m, y->dskip[l]), Dn, B, ci, cl, H, W, y->enc_c1[l],
-                           y->enc_o[l]);
+        convblock_backward(m, l, y->enc_in[l], WS(m, y->dskip[l]), Dn, B, ci, cl, H, W,
+                           y->enc_c1[l], y->enc_o[l]);
         if (l > 0) avgpool2x2_backward(WS(m, y->dskip[l - 1]), Dn, B, ci, y->H[l - 1], y->W[l - 1]);
     }
     return TF_OK;
+}
+
+tf_status tf_model_forward(tf_model *m, float *out, const float *mix, int B, int64_t N,
+                           int training) {
+    int saved = openblas_get_num_threads();
+    if (saved != 1) openblas_set_num_threads(1);
+    tf_status s = forward(m, out, mix, B, N, training);
+    if (saved > 1) openblas_set_num_threads(saved);
+    return s;
+}
+
+tf_status tf_model_backward(tf_model *m, const float *dout) {
+    int saved = openblas_get_num_threads();
+    if (saved != 1) openblas_set_num_threads(1);
+    tf_status s = backward(m, dout);
+    if (saved > 1) openblas_set_num_threads(saved);
+    return s;
 }

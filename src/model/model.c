@@ -261,7 +261,7 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     /* ---- saved activations ---- */
     y->pr = put(&c, IN_ACT, 0, nspec);
     y->pi = put(&c, IN_ACT, 0, nspec);
-    size_t smax = nz, sout = nz; /* largest conv-side tensor (any channels), output-sized */
+    size_t smax = 0, sout = 0; /* largest conv-side tensor (any channels), output-sized */
     for (int l = 0; l < L; l++) {
         size_t px = b * y->H[l] * y->W[l];
         int ci = l ? a->ch[l - 1] : a->cin;
@@ -301,21 +301,25 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     y->oyi = wput(&c, nout);
     y->zbuf = wput(&c, nz);
     if (bf) {
+        y->zload = wput(&c, nz);
         y->wx = wput(&c, smax);
         y->wc1 = wput(&c, sout);
-        y->wo0 = wput(&c, sout);
-        y->wo1 = wput(&c, sout);
     }
-    y->bout = wput(&c, sout);
     y->A = wput(&c, smax);
-    y->G = wput(&c, smax);
-    y->ts = wput(&c, sout);
-    y->dA = wput(&c, smax);
+    /* the GELU output is dead once the conv backward has used it: its gradient dA goes
+     * in the same buffer */
+    y->G = y->dA = wput(&c, smax);
     y->dG = wput(&c, smax);
-    y->dC1 = wput(&c, sout);
+    /* bf16 RCM outputs in fp32 are forward only (incl. a recompute), G and dG backward only */
+    y->wo0 = y->G;
+    y->wo1 = y->dG;
     y->D0 = wput(&c, smax);
     y->D1 = wput(&c, smax);
-    y->E = wput(&c, smax);
+    /* forward-only buffers share memory with backward-only ones: the shortcut output
+     * with dC1, the block output with the RCM-chain gradient E (a recompute in backward
+     * runs before dC1 and E are used) */
+    y->dC1 = y->ts = wput(&c, sout);
+    y->E = y->bout = wput(&c, sout);
     int cmax = a->cin;
     size_t cw = conv2d_workspace_floats(a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 0, threads);
     for (int l = 0; l < L; l++) {

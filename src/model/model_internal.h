@@ -47,7 +47,7 @@ typedef struct {
     /* ---- workspace (fp32, bytes into the workspace block) ---- */
     size_t spec_re, spec_im, mag_in; /* (B*2, Fb, T) */
     size_t om, oyr, oyi;             /* (B*S*2, Fb, T) */
-    size_t zbuf;                     /* (B, 2KS, Fp, Tp) */
+    size_t zbuf, zload;              /* (B, 2KS, Fp, Tp) */
     size_t wx, wc1, wo0, wo1, bout;  /* conv working tensors */
     size_t A, G, ts, dA, dG, dC1, D0, D1, E;
     size_t st_m1, st_r1;         /* BN statistics (max C) */
