@@ -89,17 +89,45 @@ typedef struct {
     int num_threads;               /* num_threads: 0 (= all cores) */
 } tf_config;
 
-/* The defaults listed above. */
+/* The defaults listed above (the whole struct is zeroed first, so memcmp compares). */
 void tf_config_defaults(tf_config *c);
-/* Merge one YAML file into c. */
+/* Merge one YAML file into c. Nested mappings flatten to dotted keys; list keys take flow
+ * or block sequences; booleans are true/false/yes/no/on/off/1/0; `~`/null is an error for
+ * numeric keys and "" for strings; a key given twice in one file is an error. Each key is
+ * range-checked as it is set. On error c is left unchanged and the message names the
+ * file and key and value (syntax errors: file and line). */
 tf_status tf_config_load_yaml(tf_config *c, const char *path);
-/* Set one key from its string form (as in a flag or YAML scalar/list "[a, b]"). */
+/* Set one key from its string form (as in a flag or YAML scalar; lists as "a,b", "a b" or
+ * "[a, b]"). Key as written in the table above (dashes accepted for underscores).
+ * Range-checked; on error c is unchanged. */
 tf_status tf_config_set(tf_config *c, const char *key, const char *value);
-/* Check cross-field constraints (e.g. hop <= window, targets known, channels > 0). */
+/* Check every key's range and the cross-field constraints (hop <= window, heads divide the
+ * bottleneck channels, subbands divide window_size/2, gain_min_db <= gain_max_db, the
+ * segment holds at least one STFT window, max_epochs or max_steps > 0). */
 tf_status tf_config_validate(const tf_config *c);
-/* Write the fully resolved config as YAML that tf_config_load_yaml reads back. */
+/* Write the fully resolved config (every key) as YAML that tf_config_load_yaml reads back
+ * to a byte-identical struct (c must pass the per-key checks of tf_config_validate). */
 tf_status tf_config_write_yaml(const tf_config *c, FILE *f);
 /* Index of a target name in c->targets, or -1. */
 int tf_config_target_index(const tf_config *c, const char *name);
+
+/* Apply the command line of a subcommand (argv[0] is the subcommand name) to c:
+ *  (a) every `--preset NAME` loads <config dir>/model/NAME.yaml (and sets c->preset),
+ *      then every `--config FILE` is loaded, in order;
+ *  (b) then every other `--key value` / `--key=value` whose key is known (dashes, dots
+ *      and underscores are the same: --data-root, --stft-window-size), plus the aliases
+ *      listed at the top of this file and --window_size = stft.window_size. Booleans:
+ *      `--key`, `--key true|false`, `--key=false`, `--no_key`. List keys also take the
+ *      following non-flag tokens: `--target_stems vocals drums`.
+ * So flags override YAML wherever they stand. Consumed entries are marked in used[]
+ * (argc entries; entries already marked are skipped); unknown flags and positional
+ * arguments are left unmarked for the caller to handle (e.g. pass cli_args.used). With
+ * used == NULL an unknown flag is an error instead. Does not call tf_config_validate.
+ * On error c is unchanged. */
+tf_status tf_config_parse_args(tf_config *c, int argc, char **argv, unsigned char *used);
+/* The configuration directory: $TFSWA_CONFIG_DIR, else ./configs if it exists, else
+ * <dir of the executable>/../configs if it exists (build/tfswa -> configs); NULL if none.
+ * Returns a per-thread buffer valid until the next call. */
+const char *tf_config_find_dir(void);
 
 #endif
