@@ -61,7 +61,7 @@ static void render(float *x, int ch, int64_t n, int t, int s, int all_silent_ste
 }
 
 static void cfg_init(tf_config *c, const char *root) {
-    memset(c, 0, sizeof *c);
+    tf_config_defaults(c);
     snprintf(c->root, sizeof c->root, "%s", root);
     c->sample_rate = RATE;
     c->n_targets = NS;
@@ -74,10 +74,11 @@ static void cfg_init(tf_config *c, const char *root) {
     c->persistent_workers = 1;
     c->pin_memory = 0;
     c->sampling = TF_SAMPLE_REMIX;
+    c->aug_gain = c->aug_channel_swap = c->aug_polarity = 0; /* tests switch them on */
+    c->aug_mix_same_source = 0;
     c->aug_gain_min_db = -6;
     c->aug_gain_max_db = 6;
     c->batch_size = 4;
-    c->seed = 42;
 }
 
 static int fixture_make(fixture *f, int all_silent_stem) {
