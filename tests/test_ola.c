@@ -114,6 +114,8 @@ static void test_memory_independent_of_length(void) {
         free(x), free(y);
     }
     CHECK(b1 > 0 && b1 == b2);
+    tf_ola_cfg cfg = {2, L, 0.25, 4};
+    CHECK(b1 == tf_ola_plan_bytes(&cfg)); /* the plan is what is allocated */
 }
 
 static void test_bad_overlap_is_user_error(void) {

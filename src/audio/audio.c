@@ -11,6 +11,7 @@ struct tf_audio_reader {
     tf_audio_info info;
     char *path;
     float *ibuf; /* interleaved scratch, IBUF_FRAMES x channels */
+    int64_t pos; /* libsndfile's read position, -1 if unknown (skip redundant seeks) */
 };
 
 enum { IBUF_FRAMES = 4096 };
@@ -75,15 +76,23 @@ tf_status tf_audio_reader_chunk(tf_audio_reader *r, int64_t offset, int64_t fram
     for (int64_t i = 0; i < head; i++) L[i] = R[i] = 0.f;
     int64_t got_total = 0;
     if (end > begin) {
-        if (sf_seek(r->sf, begin, SEEK_SET) < 0)
+        /* sequential reads (streaming) skip the seek: a FLAC seek restarts decoding */
+        if (r->pos != begin && sf_seek(r->sf, begin, SEEK_SET) < 0) {
+            r->pos = -1;
             return tf_err(TF_EUSER, "%s: seek to frame %lld failed: %s", r->path, (long long)begin,
                           sf_strerror(r->sf));
+        }
+        r->pos = begin;
         int64_t pos = head, want = end - begin;
         const int ch = r->info.channels;
         while (want > 0) {
             sf_count_t n = want < IBUF_FRAMES ? want : IBUF_FRAMES;
             sf_count_t got = sf_readf_float(r->sf, r->ibuf, n);
-            if (got <= 0) break; /* truncated file: rest is zero */
+            if (got <= 0) {
+                r->pos = -1; /* truncated file: rest is zero */
+                break;
+            }
+            r->pos += got;
             if (ch == 2) {
                 for (sf_count_t i = 0; i < got; i++) {
                     L[pos + i] = r->ibuf[2 * i];

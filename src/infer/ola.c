@@ -25,6 +25,21 @@ struct tf_ola {
     size_t bytes;
 };
 
+int64_t tf_ola_hop(const tf_ola_cfg *cfg) {
+    int64_t hop = (int64_t)llround((double)cfg->chunk * (1.0 - cfg->overlap));
+    return hop < 1 ? 1 : hop > cfg->chunk ? cfg->chunk : hop;
+}
+
+int64_t tf_ola_window_frames(const tf_ola_cfg *cfg) {
+    return (int64_t)(cfg->batch - 1) * tf_ola_hop(cfg) + cfg->chunk;
+}
+
+size_t tf_ola_plan_bytes(const tf_ola_cfg *cfg) {
+    const size_t L = (size_t)cfg->chunk, S = (size_t)cfg->n_stems, B = (size_t)cfg->batch;
+    const size_t cap = (size_t)tf_ola_window_frames(cfg);
+    return sizeof(float) * (2 * cap + S * 2 * cap + cap + L + B * 2 * L + B * S * 2 * L);
+}
+
 tf_status tf_ola_open(tf_ola **out, const tf_ola_cfg *cfg, tf_ola_model_fn model, void *mctx,
                       tf_ola_sink_fn sink, void *sctx) {
     *out = NULL;
@@ -37,11 +52,8 @@ tf_status tf_ola_open(tf_ola **out, const tf_ola_cfg *cfg, tf_ola_model_fn model
     o->c = *cfg;
     o->model = model, o->mctx = mctx, o->sink = sink, o->sctx = sctx;
     const int64_t L = cfg->chunk, S = cfg->n_stems, B = cfg->batch;
-    o->hop = (int64_t)llround((double)L * (1.0 - cfg->overlap));
-    if (o->hop < 1) o->hop = 1;
-    if (o->hop > L) o->hop = L;
-    /* a group of B chunks spans (B-1)*hop + L frames */
-    o->cap = (B - 1) * o->hop + L;
+    o->hop = tf_ola_hop(cfg);
+    o->cap = tf_ola_window_frames(cfg); /* a group of B chunks spans (B-1)*hop + L frames */
     size_t n_in = 2 * (size_t)o->cap, n_acc = (size_t)(S * 2) * (size_t)o->cap;
     o->in = tf_calloc(n_in, sizeof(float), "overlap-add input");
     o->acc = tf_calloc(n_acc, sizeof(float), "overlap-add accumulator");

@@ -36,6 +36,11 @@ tf_status tf_ola_open(tf_ola **o, const tf_ola_cfg *cfg, tf_ola_model_fn model, 
 tf_status tf_ola_push(tf_ola *o, const float *in, int64_t n, int64_t stride);
 /* End of input: process the remaining chunks and flush all output. */
 tf_status tf_ola_finish(tf_ola *o);
+/* Frames of the engine's input/accumulator window ((batch - 1) * hop + chunk), and the
+ * bytes tf_ola_open will allocate, computed without allocating. */
+int64_t tf_ola_hop(const tf_ola_cfg *cfg);
+int64_t tf_ola_window_frames(const tf_ola_cfg *cfg);
+size_t tf_ola_plan_bytes(const tf_ola_cfg *cfg);
 /* Bytes held by the engine (independent of the input length). */
 size_t tf_ola_bytes(const tf_ola *o);
 void tf_ola_close(tf_ola *o);

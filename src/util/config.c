@@ -72,6 +72,7 @@ static const key_def KEYS[] = {
     KSTR("root", root, R_NONEMPTY),
     KINT("sample_rate", sample_rate, 8000, 384000, 0),
     KNAMES("targets", targets, n_targets),
+    KNAMES("sources", sources, n_sources),
     KDBL("segment_seconds", segment_seconds, 0, 600, R_LO_EXCL),
     KBOOL("use_efficient_loading", use_efficient_loading),
     KDBL("min_mean_abs", min_mean_abs, 0, 1, 0),
@@ -634,6 +635,8 @@ void tf_config_defaults(tf_config *c) {
     static const char *const tg[] = {"vocals", "drums", "bass", "other"};
     c->n_targets = 4;
     for (int i = 0; i < 4; i++) strcpy(c->targets[i], tg[i]);
+    c->n_sources = 4;
+    for (int i = 0; i < 4; i++) strcpy(c->sources[i], tg[i]);
     c->segment_seconds = 6.0;
     c->use_efficient_loading = 1;
     c->min_mean_abs = 0.001;
@@ -706,6 +709,13 @@ tf_status tf_config_validate(const tf_config *c) {
     for (int i = 0; i < NKEYS; i++) {
         snprintf(what, sizeof what, "key '%s'", KEYS[i].name);
         TF_TRY(check_key(c, &KEYS[i], what, NULL));
+    }
+    for (int t = 0; t < c->n_targets; t++) {
+        int found = 0;
+        for (int i = 0; i < c->n_sources; i++) found |= !strcmp(c->targets[t], c->sources[i]);
+        if (!found)
+            return tf_err(TF_EUSER, "key 'targets': '%s' is not one of the sources (key 'sources')",
+                          c->targets[t]);
     }
     if (c->stft_hop_length > c->stft_window_size)
         return tf_err(TF_EUSER, "key 'stft.hop_length' (%d) must be <= stft.window_size (%d)",

@@ -32,8 +32,10 @@ typedef struct {
     /* ---- data ---- */
     char root[TF_PATH_MAX];        /* root: dataset root (MUSDB18-HQ layout or track folders) */
     int sample_rate;               /* sample_rate: 44100 */
-    int n_targets;                 /* targets: list, e.g. [vocals, drums, bass, other] */
+    int n_targets;                 /* targets: what the model predicts, e.g. [vocals] */
     char targets[TF_MAX_TARGETS][TF_NAME_MAX];
+    int n_sources;                 /* sources: the stems that sum to the mixture (the */
+    char sources[TF_MAX_TARGETS][TF_NAME_MAX]; /* dataset's files); targets ⊆ sources */
     double segment_seconds;        /* segment_seconds: 6.0 */
     int use_efficient_loading;     /* use_efficient_loading: true */
     double min_mean_abs;           /* min_mean_abs: 0.001 (0 disables) */

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local char tf_msg_[1024];
+/* 64 KiB: a dataset scan reports every problem (one line per file) in one message. */
+static _Thread_local char tf_msg_[65536];
 
 tf_status tf_err(tf_status code, const char *fmt, ...) {
     va_list ap;
@@ -16,19 +17,19 @@ tf_status tf_err(tf_status code, const char *fmt, ...) {
 }
 
 tf_status tf_err_ctx(tf_status code, const char *fmt, ...) {
-    char prefix[512], old[sizeof tf_msg_];
+    char prefix[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
-    memcpy(old, tf_msg_, sizeof old);
+    /* in place (no second 64 KiB buffer on the stack): shift the old message right */
     size_t n = strlen(prefix);
     if (n > sizeof tf_msg_ - 3) n = sizeof tf_msg_ - 3;
+    size_t m = strlen(tf_msg_);
+    if (m > sizeof tf_msg_ - n - 3) m = sizeof tf_msg_ - n - 3;
+    memmove(tf_msg_ + n + 2, tf_msg_, m);
     memcpy(tf_msg_, prefix, n);
     memcpy(tf_msg_ + n, ": ", 2);
-    size_t m = strlen(old);
-    if (m > sizeof tf_msg_ - n - 3) m = sizeof tf_msg_ - n - 3;
-    memcpy(tf_msg_ + n + 2, old, m);
     tf_msg_[n + 2 + m] = 0;
     return code;
 }

@@ -1,0 +1,121 @@
+/* batchnorm2d, training and eval mode, as PyTorch nn.BatchNorm2d. */
+#include "nn/conv.h"
+
+#include <math.h>
+
+void batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_mean,
+                         float *running_var, const float *inp, const float *weight,
+                         const float *bias, int B, int C, int H, int W, float momentum, float eps) {
+    // out, inp (B, C, H, W); mean, rstd, running_mean, running_var, weight, bias (C)
+    size_t hw = (size_t)H * W, n = (size_t)B * hw;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        double s = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * hw;
+            for (size_t i = 0; i < hw; i++) s += x[i];
+        }
+        double m = s / (double)n, v = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                double d = x[i] - m;
+                v += d * d;
+            }
+        }
+        double var = v / (double)n; // biased: used for normalisation
+        float r = (float)(1.0 / sqrt(var + (double)eps));
+        float mf = (float)m;
+        mean[c] = mf;
+        rstd[c] = r;
+        if (running_mean && running_var) {
+            double unbiased = n > 1 ? v / (double)(n - 1) : var;
+            running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * m);
+            running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
+        }
+        float scale = (weight ? weight[c] : 1.f) * r, shift = bias ? bias[c] : 0.f;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * hw;
+            float *y = out + ((size_t)b * C + c) * hw;
+            for (size_t i = 0; i < hw; i++) y[i] = (x[i] - mf) * scale + shift;
+        }
+    }
+}
+
+void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                          const float *inp, const float *weight, const float *mean,
+                          const float *rstd, int B, int C, int H, int W) {
+    // dinp, dout, inp (B, C, H, W); dweight, dbias, weight, mean, rstd (C)
+    // With xhat = (x - mean) * rstd and g = dout * weight:
+    //   dinp = rstd * (g - mean(g) - xhat * mean(g * xhat)), means over (B, H, W)
+    size_t hw = (size_t)H * W, n = (size_t)B * hw;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float m = mean[c], r = rstd[c], w = weight ? weight[c] : 1.f;
+        double sd = 0.0, sdx = 0.0; // sum(dout), sum(dout * xhat)
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * hw;
+            const float *d = dout + ((size_t)b * C + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                sd += d[i];
+                sdx += (double)d[i] * ((x[i] - m) * r);
+            }
+        }
+        if (dweight && weight) dweight[c] += (float)sdx;
+        if (dbias) dbias[c] += (float)sd;
+        if (!dinp) continue;
+        float mg = (float)(w * sd / (double)n), mgx = (float)(w * sdx / (double)n);
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * hw;
+            const float *d = dout + ((size_t)b * C + c) * hw;
+            float *dx = dinp + ((size_t)b * C + c) * hw;
+            for (size_t i = 0; i < hw; i++) {
+                float xhat = (x[i] - m) * r;
+                dx[i] += r * (d[i] * w - mg - xhat * mgx);
+            }
+        }
+    }
+}
+
+void batchnorm2d_eval_forward(float *out, const float *inp, const float *weight, const float *bias,
+                              const float *running_mean, const float *running_var, int B, int C,
+                              int H, int W, float eps) {
+    // out, inp (B, C, H, W); weight, bias, running_mean, running_var (C)
+    size_t hw = (size_t)H * W;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++) {
+        for (int c = 0; c < C; c++) {
+            float r = (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
+            float scale = (weight ? weight[c] : 1.f) * r, shift = bias ? bias[c] : 0.f;
+            float m = running_mean[c];
+            const float *x = inp + ((size_t)b * C + c) * hw;
+            float *y = out + ((size_t)b * C + c) * hw;
+            for (size_t i = 0; i < hw; i++) y[i] = (x[i] - m) * scale + shift;
+        }
+    }
+}
+
+void batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *running_mean,
+                               const float *running_var, int B, int C, int H, int W, float eps) {
+    // dinp, dout, inp (B, C, H, W); dweight, dbias, weight, running_mean, running_var (C)
+    size_t hw = (size_t)H * W;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < C; c++) {
+        float r = (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
+        float m = running_mean[c], g = (weight ? weight[c] : 1.f) * r;
+        double sd = 0.0, sdx = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = inp + ((size_t)b * C + c) * hw;
+            const float *d = dout + ((size_t)b * C + c) * hw;
+            float *dx = dinp ? dinp + ((size_t)b * C + c) * hw : NULL;
+            for (size_t i = 0; i < hw; i++) {
+                sd += d[i];
+                sdx += (double)d[i] * ((x[i] - m) * r);
+                if (dx) dx[i] += d[i] * g;
+            }
+        }
+        if (dweight && weight) dweight[c] += (float)sdx;
+        if (dbias) dbias[c] += (float)sd;
+    }
+}
