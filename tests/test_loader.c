@@ -3,6 +3,7 @@
  * the files as read back (envelope = mean |x| per 0.25 s block over both channels). */
 #include <errno.h>
 #include <linux/capability.h>
+#include <sndfile.h>
 #include <stdint.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -64,8 +65,11 @@ static void cfg_init(tf_config *c, const char *root) {
     tf_config_defaults(c);
     snprintf(c->root, sizeof c->root, "%s", root);
     c->sample_rate = RATE;
-    c->n_targets = NS;
-    for (int s = 0; s < NS; s++) snprintf(c->targets[s], TF_NAME_MAX, "%s", stem_names[s]);
+    c->n_sources = c->n_targets = NS;
+    for (int s = 0; s < NS; s++) {
+        snprintf(c->sources[s], TF_NAME_MAX, "%s", stem_names[s]);
+        snprintf(c->targets[s], TF_NAME_MAX, "%s", stem_names[s]);
+    }
     c->segment_seconds = SEG;
     c->use_efficient_loading = 1;
     c->min_mean_abs = 0;
@@ -705,7 +709,60 @@ static void test_pin_memory(void) {
     fixture_free(&f);
 }
 
+/* The reader's 16-bit PCM path (sf_readf_short, scaled by 1/32768) returns exactly what
+ * sf_readf_float returns, stereo and mono, with padding on both sides. */
+static void test_reader_pcm16_exact(void) {
+    char dir[] = "/tmp/tfswa_pcm16_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    const int64_t n = 10000;
+    float *x = malloc(sizeof(float) * 2 * n), *got = malloc(sizeof(float) * 2 * 3000);
+    float *ref = malloc(sizeof(float) * 2 * n);
+    tf_rng r;
+    tf_rng_seed(&r, 1, 2, 3, 4);
+    for (int64_t i = 0; i < 2 * n; i++) x[i] = (float)tf_rng_range(&r, -1.2, 1.2);
+    x[0] = -1.f, x[1] = 32767.f / 32768.f, x[2] = 0.f, x[3] = -1.f / 32768.f;
+    int bad = 0;
+    for (int ch = 1; ch <= 2; ch++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/x%d.wav", dir, ch);
+        CHECK(tf_audio_write_file(p, x, ch, n, RATE, TF_FMT_WAV, TF_SUBTYPE_PCM16) == TF_OK);
+        SF_INFO si;
+        memset(&si, 0, sizeof si);
+        SNDFILE *sf = sf_open(p, SFM_READ, &si);
+        CHECK(sf != NULL && si.frames == n);
+        float *il = malloc(sizeof(float) * (size_t)ch * n);
+        CHECK(sf_readf_float(sf, il, n) == n);
+        sf_close(sf);
+        for (int64_t i = 0; i < n; i++) {
+            ref[i] = il[i * ch];
+            ref[n + i] = il[i * ch + ch - 1];
+        }
+        free(il);
+        tf_audio_reader *rd;
+        CHECK(tf_audio_reader_open(&rd, p) == TF_OK);
+        const int64_t offs[] = {0, 1234, -500, n - 1000, 7000, 3};
+        for (int k = 0; k < 6; k++) {
+            int64_t nr = -1;
+            CHECK(tf_audio_reader_chunk(rd, offs[k], 3000, got, 3000, &nr) == TF_OK);
+            for (int c = 0; c < 2; c++)
+                for (int64_t i = 0; i < 3000; i++) {
+                    int64_t j = offs[k] + i;
+                    float want = j >= 0 && j < n ? ref[c * n + j] : 0.f;
+                    bad += memcmp(&got[c * 3000 + i], &want, sizeof want) != 0;
+                }
+        }
+        tf_audio_reader_close(rd);
+        remove(p);
+    }
+    CHECKF(bad == 0, "%d samples differ from sf_readf_float", bad);
+    free(x);
+    free(got);
+    free(ref);
+    rmdir(dir);
+}
+
 int main(void) {
+    RUN(test_reader_pcm16_exact);
     RUN(test_remix_exact_samples_padding_mono);
     RUN(test_silence_filter);
     RUN(test_silent_stem_error);

@@ -1,11 +1,10 @@
 /* tfswa bench data [--json] [--chunks N] [--tracks T] [--seconds S] [--rounds R]
  *
- * Writes a synthetic dataset (tf_synth_dataset) into a temporary folder and measures the
- * training-data path on it, variants alternating round by round in one run:
- *   chunked_vs_raw        delivered stem chunks/s of the loader (synchronous, no
- *                         augmentation, min_mean_abs 0.001) over chunks/s of plain
- *                         sf_seek + sf_readf_float of the same (file, offset, frames)
- *                         list on files opened beforehand
+ * Writes a synthetic dataset (tf_synth_track stems with long rests added, see
+ * write_dataset) into a temporary folder and measures the training-data path on it, variants
+ * alternating round by round in one run: chunked_vs_raw        delivered stem chunks/s of the
+ * loader (synchronous, no augmentation, min_mean_abs 0.001) over chunks/s of plain sf_seek +
+ * sf_readf_float of the same (file, offset, frames) list on files opened beforehand
  *   chunked_vs_full_track chunks/s with use_efficient_loading over chunks/s without it
  *                         (whole stem file read per chunk, then sliced)
  *   reads_per_chunk       stem-file reads per delivered chunk at min_mean_abs 0.001
@@ -35,8 +34,10 @@
 #include "cli/cli.h"
 #include "data/index.h"
 #include "data/loader.h"
+#include "audio/audio.h"
 #include "data/synth.h"
 #include "util/config.h"
+#include "util/rng.h"
 
 #define THR 0.001
 
@@ -138,9 +139,10 @@ static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t fi
     return st;
 }
 
-/* Plain libsndfile reads of the same chunks, files opened before timing. */
+/* Plain libsndfile reads of the same chunks (sf_readf_float, or sf_readf_short when
+ * shorts), files opened before timing. */
 static tf_status run_raw(const tf_index *ix, const chunk_ref *refs, int64_t n, int64_t N,
-                         double *secs) {
+                         int shorts, double *secs) {
     const int S = ix->n_stems;
     SNDFILE **sf = calloc((size_t)ix->n_tracks * (size_t)S, sizeof *sf);
     float *buf = malloc(sizeof(float) * 2 * (size_t)N);
@@ -164,7 +166,8 @@ static tf_status run_raw(const tf_index *ix, const chunk_ref *refs, int64_t n, i
     double t0 = now_s();
     for (int64_t i = 0; i < n && !st; i++) {
         SNDFILE *h = sf[refs[i].track * S + refs[i].stem];
-        if (sf_seek(h, refs[i].offset, SEEK_SET) < 0 || sf_readf_float(h, buf, N) <= 0)
+        if (sf_seek(h, refs[i].offset, SEEK_SET) < 0 ||
+            (shorts ? sf_readf_short(h, (short *)buf, N) : sf_readf_float(h, buf, N)) <= 0)
             st = tf_err(TF_EUSER, "raw read failed: %s", sf_strerror(h));
     }
     *secs = now_s() - t0;
@@ -283,6 +286,54 @@ static tf_status link_tracks(const char *src, const char *dst, int n) {
     return TF_OK;
 }
 
+/* The main dataset: stems of tf_synth_track with long rests added (spans of 6-14 s of
+ * exact silence, per stem, about 40 % of the time, on top of the synth's own rests of a
+ * few bars), so that whole 6 s chunks are silent as in real multitracks (a voice resting
+ * for a verse). PCM16 WAV, ROOT/train/Bench NNN/<stem>.wav, no mixture file. */
+static tf_status write_dataset(const char *root, const tf_config *cfg, int tracks, double seconds,
+                               uint64_t seed) {
+    const int64_t n = (int64_t)llround(seconds * cfg->sample_rate);
+    float *buf = malloc(sizeof(float) * 8 * (size_t)n);
+    if (!buf) return tf_err(TF_EINTERNAL, "out of memory: %lld frames", (long long)n);
+    float *stems[4] = {buf, buf + 2 * n, buf + 4 * n, buf + 6 * n};
+    char dir[TF_PATH_MAX + 64], path[TF_PATH_MAX + 128];
+    tf_status st = TF_OK;
+    snprintf(dir, sizeof dir, "%s", root);
+    if (mkdir(dir, 0755) != 0) st = tf_err(TF_EUSER, "%s: %s", dir, strerror(errno));
+    snprintf(dir, sizeof dir, "%s/train", root);
+    if (!st && mkdir(dir, 0755) != 0) st = tf_err(TF_EUSER, "%s: %s", dir, strerror(errno));
+    for (int t = 0; t < tracks && !st; t++) {
+        st = tf_synth_track(stems, n, cfg->sample_rate, seed * 1000 + (uint64_t)t);
+        if (st) break;
+        for (int s = 0; s < 4; s++) {
+            tf_rng r;
+            tf_rng_seed(&r, seed, (uint64_t)t, (uint64_t)s, 77);
+            int silent = tf_rng_uniform(&r) < 0.4;
+            for (int64_t pos = 0; pos < n; silent = !silent) {
+                double len_s = silent ? tf_rng_range(&r, 6, 14) : tf_rng_range(&r, 8, 20);
+                int64_t len = (int64_t)(len_s * cfg->sample_rate);
+                if (len > n - pos) len = n - pos;
+                if (silent)
+                    for (int c = 0; c < 2; c++)
+                        memset(stems[s] + c * n + pos, 0, sizeof(float) * (size_t)len);
+                pos += len;
+            }
+        }
+        snprintf(dir, sizeof dir, "%s/train/Bench %03d", root, t);
+        if (mkdir(dir, 0755) != 0) {
+            st = tf_err(TF_EUSER, "%s: %s", dir, strerror(errno));
+            break;
+        }
+        for (int s = 0; s < 4 && !st; s++) {
+            snprintf(path, sizeof path, "%s/%s.wav", dir, cfg->sources[s]);
+            st = tf_audio_write_file(path, stems[s], 2, n, cfg->sample_rate, TF_FMT_WAV,
+                                     TF_SUBTYPE_PCM16);
+        }
+    }
+    free(buf);
+    return st;
+}
+
 static double silence_fraction(const tf_index *ix) {
     int64_t q = 0, n = 0;
     for (int t = 0; t < ix->n_tracks; t++) {
@@ -309,16 +360,6 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
     char root[512], cache[512];
     snprintf(root, sizeof root, "%s/main", o->tmp);
     snprintf(cache, sizeof cache, "%s/main.index", o->tmp);
-    tf_synth_opts so;
-    tf_synth_defaults(&so);
-    so.train_tracks = o->tracks;
-    so.test_tracks = 1;
-    so.seconds = o->seconds;
-    so.seed = 7;
-    if (!o->json)
-        fprintf(stderr, "writing %d x %.0f s synthetic tracks...\n", o->tracks, o->seconds);
-    TF_TRY(tf_synth_dataset(root, &so));
-
     tf_config cfg;
     tf_config_defaults(&cfg);
     snprintf(cfg.root, sizeof cfg.root, "%s", root);
@@ -328,10 +369,13 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
     cfg.aug_gain = cfg.aug_channel_swap = cfg.aug_polarity = 0;
     cfg.aug_mix_same_source = 0;
     cfg.min_mean_abs = THR;
+    if (!o->json)
+        fprintf(stderr, "writing %d x %.0f s synthetic tracks...\n", o->tracks, o->seconds);
+    TF_TRY(write_dataset(root, &cfg, o->tracks, o->seconds, 7));
     tf_index *ix;
     TF_TRY(tf_index_open(&ix, &cfg, cache));
     tf_status st = TF_OK;
-    const int BS = cfg.batch_size * cfg.n_targets;
+    const int BS = cfg.batch_size * cfg.n_sources;
     const int64_t steps = (o->chunks + BS - 1) / BS;
     const int64_t n_chunks = steps * BS;
     const int64_t N = (int64_t)llround(cfg.segment_seconds * cfg.sample_rate);
@@ -344,7 +388,7 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
     cJSON_AddNumberToObject(config, "track_seconds", o->seconds);
     cJSON_AddNumberToObject(config, "segment_seconds", cfg.segment_seconds);
     cJSON_AddNumberToObject(config, "batch_size", cfg.batch_size);
-    cJSON_AddNumberToObject(config, "stems", cfg.n_targets);
+    cJSON_AddNumberToObject(config, "stems", cfg.n_sources);
     cJSON_AddNumberToObject(config, "chunks", (double)n_chunks);
     cJSON_AddNumberToObject(config, "rounds", o->rounds);
     cJSON_AddNumberToObject(config, "min_mean_abs", THR);
@@ -379,23 +423,29 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
             printf("without the filter: %.1f%% of delivered chunks silent\n",
                    100.0 * (double)s0 / (double)n_chunks);
     }
-    /* 2. loader vs raw libsndfile, alternating */
+    /* 2. loader vs raw libsndfile (float, and 16-bit for reference), alternating */
+    double t_short = 0;
     for (int r = 0; r < o->rounds && !st; r++) {
-        st = run_raw(ix, refs, n_chunks, N, &t);
+        st = run_raw(ix, refs, n_chunks, N, 0, &t);
         t_raw += t;
         if (!st) st = run_loader(&cfg, ix, 0, steps, &t, NULL, NULL, NULL);
         t_ld += t;
+        if (!st) st = run_raw(ix, refs, n_chunks, N, 1, &t);
+        t_short += t;
     }
     if (!st) {
         double r_ld = (double)(n_chunks * o->rounds) / t_ld;
         double r_raw = (double)(n_chunks * o->rounds) / t_raw;
+        double r_short = (double)(n_chunks * o->rounds) / t_short;
         cJSON_AddNumberToObject(res, "chunks_per_s_loader", r_ld);
         cJSON_AddNumberToObject(res, "chunks_per_s_raw", r_raw);
         cJSON_AddNumberToObject(res, "chunked_vs_raw", r_ld / r_raw);
+        cJSON_AddNumberToObject(res, "chunks_per_s_raw_short", r_short);
+        cJSON_AddNumberToObject(res, "chunked_vs_raw_short", r_ld / r_short);
         if (!o->json)
             printf("loader %.1f chunks/s, plain sf_seek+sf_readf_float %.1f chunks/s: "
-                   "chunked_vs_raw %.3f\n",
-                   r_ld, r_raw, r_ld / r_raw);
+                   "chunked_vs_raw %.3f (sf_readf_short alone: %.1f chunks/s, ratio %.3f)\n",
+                   r_ld, r_raw, r_ld / r_raw, r_short, r_ld / r_short);
     }
     /* 3. chunk reads vs whole-file reads, alternating (a quarter of the steps) */
     const int64_t fsteps = steps / 4 > 0 ? steps / 4 : 1;
@@ -422,7 +472,7 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
         tf_config cw = cfg;
         cw.num_workers = 4;
         cw.prefetch_factor = 2;
-        const int epochs = 6, per = 4;
+        const int epochs = 10, per = 4;
         double tp = 0, tr = 0;
         for (int r = 0; r < o->rounds && !st; r++)
             for (int pers = 1; pers >= 0 && !st; pers--) {
@@ -461,6 +511,8 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
     snprintf(big, sizeof big, "%s/big", o->tmp);
     snprintf(cs, sizeof cs, "%s/small.index", o->tmp);
     snprintf(cb, sizeof cb, "%s/big.index", o->tmp);
+    tf_synth_opts so;
+    tf_synth_defaults(&so);
     so.train_tracks = 10;
     so.test_tracks = 0;
     so.seconds = cfg.segment_seconds + 2;

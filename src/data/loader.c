@@ -136,10 +136,33 @@ static tf_status read_chunk(tf_loader *l, wctx *w, int track, int stem, int64_t 
     return TF_OK;
 }
 
+/* mean |x| over n floats: float SIMD sums over blocks of 4096, added in double */
 static double mean_abs(const float *x, int64_t n) {
     double s = 0;
-    for (int64_t i = 0; i < n; i++) s += fabsf(x[i]);
+    for (int64_t i = 0; i < n; i += 4096) {
+        const int64_t m = n - i < 4096 ? n - i : 4096;
+        const float *p = x + i;
+        float a = 0;
+#pragma omp simd reduction(+ : a)
+        for (int64_t k = 0; k < m; k++) a += fabsf(p[k]);
+        s += a;
+    }
     return n > 0 ? s / (double)n : 0.0;
+}
+
+/* mix (cn,) = stems[0] + stems[1] + ... (S, cn), added in stem order; blocked so each
+ * block of mix stays in cache while the stems stream through */
+static void sum_stems(float *mix, const float *stems, int S, int64_t cn) {
+    for (int64_t i = 0; i < cn; i += 4096) {
+        const int64_t m = cn - i < 4096 ? cn - i : 4096;
+        float *o = mix + i;
+        memcpy(o, stems + i, sizeof(float) * (size_t)m);
+        for (int s = 1; s < S; s++) {
+            const float *x = stems + (size_t)s * (size_t)cn + i;
+#pragma omp simd
+            for (int64_t k = 0; k < m; k++) o[k] += x[k];
+        }
+    }
 }
 
 static tf_status too_many(const tf_loader *l, int stem) {
@@ -155,12 +178,55 @@ static tf_status too_many(const tf_loader *l, int stem) {
                   l->ix->stem_names[stem], MAX_ATTEMPTS, l->thr);
 }
 
+/* Same-source mix and gain / swap / polarity of stem s of an item, in place on x. */
+static tf_status finish_stem(tf_loader *l, wctx *w, int64_t step, int b, int s, float *x,
+                             tf_chunk_info *info) {
+    const int64_t cn = 2 * l->N;
+    info->mix_track = -1;
+    info->mix_offset = 0;
+    if (tf_augment_mix_wanted(&l->cfg, l->seed, step, b, s)) {
+        tf_rng r;
+        tf_draw d;
+        for (int att = 0;; att++) {
+            if (att == MAX_ATTEMPTS) return too_many(l, s);
+            if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
+            tf_rng_seed(&r, l->seed, (uint64_t)step, (uint64_t)b,
+                        tf_stream(TF_STREAM_MIX_DRAW, s, att));
+            tf_sampler_draw_stem(l->sp, &r, s, &d);
+            w->acc.mix_reads++;
+            TF_TRY(read_chunk(l, w, d.track, s, d.offset, w->partner));
+            if (l->thr <= 0 || mean_abs(w->partner, cn) >= l->thr) break;
+            w->acc.redraws++;
+        }
+        info->mix_track = d.track;
+        info->mix_offset = d.offset;
+        tf_augment_mix(x, w->partner, cn);
+    }
+    tf_aug_info ai;
+    tf_augment_apply(&l->cfg, l->seed, step, b, s, x, l->N, &ai);
+    info->gain = ai.gain;
+    info->swapped = ai.swapped;
+    return TF_OK;
+}
+
+/* mix += x (or = x for the first stem), so the mixture is the sum in stem order */
+static void accumulate(float *mix, const float *x, int64_t cn, int first) {
+    if (first) {
+        memcpy(mix, x, sizeof(float) * (size_t)cn);
+        return;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < cn; i++) mix[i] += x[i];
+}
+
 /* One item: stems (S, 2, N), mixture (2, N), info (S). Returns TF_OK early (with
- * garbage) when cancelled: the batch is then discarded. *silent: units below thr. */
+ * garbage) when cancelled: the batch is then discarded. *silent: units below thr.
+ * Remix mode finishes each stem (read, check, augment, add to the mixture) before the
+ * next, while its 2 MB are still in cache. */
 static tf_status fill_item(tf_loader *l, wctx *w, int64_t step, int b, float *stems, float *mix,
                            tf_chunk_info *info, int64_t *silent) {
     const int S = l->S;
-    const int64_t N = l->N, cn = 2 * N;
+    const int64_t cn = 2 * l->N;
     const uint64_t seed = l->seed;
     const double thr = l->thr;
     tf_rng r;
@@ -186,67 +252,36 @@ static tf_status fill_item(tf_loader *l, wctx *w, int64_t step, int b, float *st
             info[s].redraws = att;
             info[s].mean_abs = (float)m;
             if (thr > 0 && m < thr) (*silent)++; /* unreachable by construction */
+            TF_TRY(finish_stem(l, w, step, b, s, x, &info[s]));
+            accumulate(mix, x, cn, s == 0);
         }
-    } else {
-        int att = 0;
-        double m = 0;
-        for (;; att++) {
-            if (att == MAX_ATTEMPTS) return too_many(l, -1);
-            if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
-            tf_rng_seed(&r, seed, (uint64_t)step, (uint64_t)b, tf_stream(TF_STREAM_DRAW, -1, att));
-            tf_sampler_draw_aligned(l->sp, &r, &d);
-            for (int s = 0; s < S; s++)
-                TF_TRY(read_chunk(l, w, d.track, s, d.offset, stems + (size_t)s * (size_t)cn));
-            if (thr <= 0) break;
-            memcpy(mix, stems, sizeof(float) * (size_t)cn);
-            for (int s = 1; s < S; s++) {
-                const float *x = stems + (size_t)s * (size_t)cn;
-                for (int64_t i = 0; i < cn; i++) mix[i] += x[i];
-            }
-            m = mean_abs(mix, cn);
-            if (m >= thr) break;
-            w->acc.redraws++;
-        }
-        if (thr > 0 && m < thr) (*silent)++; /* unreachable by construction */
-        for (int s = 0; s < S; s++) {
-            info[s].track = d.track;
-            info[s].offset = d.offset;
-            info[s].redraws = att;
-            info[s].mean_abs = (float)mean_abs(stems + (size_t)s * (size_t)cn, cn);
-        }
+        return TF_OK;
     }
-    /* same-source mix, then gain / swap / polarity */
+    int att = 0;
+    double m = 0;
+    for (;; att++) {
+        if (att == MAX_ATTEMPTS) return too_many(l, -1);
+        if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
+        tf_rng_seed(&r, seed, (uint64_t)step, (uint64_t)b, tf_stream(TF_STREAM_DRAW, -1, att));
+        tf_sampler_draw_aligned(l->sp, &r, &d);
+        for (int s = 0; s < S; s++)
+            TF_TRY(read_chunk(l, w, d.track, s, d.offset, stems + (size_t)s * (size_t)cn));
+        if (thr <= 0) break;
+        sum_stems(mix, stems, S, cn);
+        m = mean_abs(mix, cn);
+        if (m >= thr) break;
+        w->acc.redraws++;
+    }
+    if (thr > 0 && m < thr) (*silent)++; /* unreachable by construction */
     for (int s = 0; s < S; s++) {
         float *x = stems + (size_t)s * (size_t)cn;
-        info[s].mix_track = -1;
-        info[s].mix_offset = 0;
-        if (tf_augment_mix_wanted(&l->cfg, seed, step, b, s)) {
-            for (int att = 0;; att++) {
-                if (att == MAX_ATTEMPTS) return too_many(l, s);
-                if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
-                tf_rng_seed(&r, seed, (uint64_t)step, (uint64_t)b,
-                            tf_stream(TF_STREAM_MIX_DRAW, s, att));
-                tf_sampler_draw_stem(l->sp, &r, s, &d);
-                w->acc.mix_reads++;
-                TF_TRY(read_chunk(l, w, d.track, s, d.offset, w->partner));
-                if (thr <= 0 || mean_abs(w->partner, cn) >= thr) break;
-                w->acc.redraws++;
-            }
-            info[s].mix_track = d.track;
-            info[s].mix_offset = d.offset;
-            tf_augment_mix(x, w->partner, cn);
-        }
-        tf_aug_info ai;
-        tf_augment_apply(&l->cfg, seed, step, b, s, x, N, &ai);
-        info[s].gain = ai.gain;
-        info[s].swapped = ai.swapped;
+        info[s].track = d.track;
+        info[s].offset = d.offset;
+        info[s].redraws = att;
+        info[s].mean_abs = (float)mean_abs(x, cn);
+        TF_TRY(finish_stem(l, w, step, b, s, x, &info[s]));
     }
-    /* mixture = sum of the final stems, in stem order */
-    memcpy(mix, stems, sizeof(float) * (size_t)cn);
-    for (int s = 1; s < S; s++) {
-        const float *x = stems + (size_t)s * (size_t)cn;
-        for (int64_t i = 0; i < cn; i++) mix[i] += x[i];
-    }
+    sum_stems(mix, stems, S, cn); /* the final stems, in stem order */
     return TF_OK;
 }
 
@@ -367,8 +402,8 @@ static tf_status check_cfg(const tf_config *c, const tf_index *ix) {
     if (!(c->aug_mix_same_source >= 0 && c->aug_mix_same_source <= 1))
         return tf_err(TF_EUSER, "augment.mix_same_source: %g must be a probability in [0, 1]",
                       c->aug_mix_same_source);
-    if (c->n_targets != ix->n_stems)
-        return tf_err(TF_EINTERNAL, "loader: %d targets but the index has %d stems", c->n_targets,
+    if (c->n_sources != ix->n_stems)
+        return tf_err(TF_EINTERNAL, "loader: %d sources but the index has %d stems", c->n_sources,
                       ix->n_stems);
     return TF_OK;
 }
