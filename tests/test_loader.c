@@ -710,7 +710,7 @@ static void test_pin_memory(void) {
 }
 
 /* The reader's 16-bit PCM path (sf_readf_short, scaled by 1/32768) returns exactly what
- * sf_readf_float returns, stereo and mono, with padding on both sides. */
+ * sf_readf_float returns, stereo and mono, WAV and FLAC, with padding on both sides. */
 static void test_reader_pcm16_exact(void) {
     char dir[] = "/tmp/tfswa_pcm16_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
@@ -722,10 +722,12 @@ static void test_reader_pcm16_exact(void) {
     for (int64_t i = 0; i < 2 * n; i++) x[i] = (float)tf_rng_range(&r, -1.2, 1.2);
     x[0] = -1.f, x[1] = 32767.f / 32768.f, x[2] = 0.f, x[3] = -1.f / 32768.f;
     int bad = 0;
-    for (int ch = 1; ch <= 2; ch++) {
+    for (int v = 0; v < 4; v++) {
+        const int ch = 1 + v % 2, flac = v / 2;
         char p[128];
-        snprintf(p, sizeof p, "%s/x%d.wav", dir, ch);
-        CHECK(tf_audio_write_file(p, x, ch, n, RATE, TF_FMT_WAV, TF_SUBTYPE_PCM16) == TF_OK);
+        snprintf(p, sizeof p, "%s/x%d.%s", dir, ch, flac ? "flac" : "wav");
+        CHECK(tf_audio_write_file(p, x, ch, n, RATE, flac ? TF_FMT_FLAC : TF_FMT_WAV,
+                                  TF_SUBTYPE_PCM16) == TF_OK);
         SF_INFO si;
         memset(&si, 0, sizeof si);
         SNDFILE *sf = sf_open(p, SFM_READ, &si);
