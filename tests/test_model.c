@@ -425,6 +425,16 @@ static void test_save_load_and_errors(void) {
     CHECK(tf_model_save(a, path, meta, 1) == TF_OK);
     CHECK(tf_model_load(b, path) == TF_OK);
     CHECK(!memcmp(tf_model_params(a), tf_model_params(b), p.params));
+    /* and the PyTorch reference loads our file (strict names and shapes) */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c \"import sys; sys.path.insert(0, 'tests/reference'); "
+             "import tfswa_ref as r; m = r.TFSWAResUNet([8, 16, 24, 32], 2, 2, 2, (5, 4), 2.0, 4, "
+             "1, 2048, 512); r.load_into(m, '%s'); "
+             "w = r.load_safetensors('%s')['head.bias']; "
+             "sys.exit(0 if float((m.head.bias - w).abs().max()) == 0 else 1)\"",
+             path, path);
+    CHECKF(system(cmd) == 0, "the PyTorch reference could not load %s", path);
     CHECK(!memcmp(tf_model_buffers(a), tf_model_buffers(b), p.buffers));
     /* names are PyTorch's */
     CHECK(tf_model_find(a, "enc.0.rcm.1.bn1.weight") &&
