@@ -30,7 +30,7 @@ import torch.nn.functional as F
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-5
 LN_EPS = 1e-5
-MASK_NEG = -1e9  # shifted-window mask value (exp underflows to exactly 0 in fp32 and fp64)
+MASK_NEG = -100.0  # shifted-window mask value (Swin's, as swin_attn_mask in C)
 
 
 # ----------------------------------------------------------------------------- conv part
