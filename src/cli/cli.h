@@ -22,6 +22,7 @@ int bench_model(int argc, char **argv) TF_WEAK;
 int bench_step(int argc, char **argv) TF_WEAK;
 int bench_separate(int argc, char **argv) TF_WEAK;
 int bench_metrics(int argc, char **argv) TF_WEAK;
+int bench_stft(int argc, char **argv) TF_WEAK;
 
 /* Print "tfswa: <tf_errmsg()>" to stderr and return st as exit status. */
 int cli_fail(tf_status st);

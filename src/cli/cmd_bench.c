@@ -1,4 +1,4 @@
-/* tfswa bench data|model|step|separate|metrics [--json] */
+/* tfswa bench data|model|step|separate|metrics|stft [--json] */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,13 +8,13 @@ int cmd_bench(int argc, char **argv) {
     const struct {
         const char *name;
         int (*fn)(int, char **);
-    } t[] = {{"data", bench_data},
-             {"model", bench_model},
-             {"step", bench_step},
-             {"separate", bench_separate},
-             {"metrics", bench_metrics}};
+    } t[] = {
+        {"data", bench_data},         {"model", bench_model},     {"step", bench_step},
+        {"separate", bench_separate}, {"metrics", bench_metrics}, {"stft", bench_stft},
+    };
     if (argc < 2) {
-        fprintf(stderr, "tfswa: usage: tfswa bench data|model|step|separate|metrics [--json]\n");
+        fprintf(stderr,
+                "tfswa: usage: tfswa bench data|model|step|separate|metrics|stft [--json]\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -25,6 +25,7 @@ int cmd_bench(int argc, char **argv) {
         }
         return t[i].fn(argc - 1, argv + 1);
     }
-    fprintf(stderr, "tfswa: unknown bench '%s' (data, model, step, separate, metrics)\n", argv[1]);
+    fprintf(stderr, "tfswa: unknown bench '%s' (data, model, step, separate, metrics, stft)\n",
+            argv[1]);
     return 2;
 }

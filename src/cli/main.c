@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
         {"train", cmd_train, "train TFSWA-ResUNet"},
         {"separate", cmd_separate, "separate songs into stems (streaming, constant memory)"},
         {"evaluate", cmd_evaluate, "evaluate checkpoints (museval-compatible SDR)"},
-        {"bench", cmd_bench, "benchmarks: data | model | step | separate | metrics"},
+        {"bench", cmd_bench, "benchmarks: data | model | step | separate | metrics | stft"},
         {"demo", cmd_demo, "synthesize, train, evaluate and separate at small scale"},
         {NULL, NULL, NULL},
     };
