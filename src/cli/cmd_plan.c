@@ -22,16 +22,27 @@ static tf_status parse_bytes(const char *s, size_t *out) {
     static const struct {
         const char *u;
         double m;
-    } U[] = {{"", 1},      {"B", 1},         {"K", 1024},      {"KiB", 1024},
-             {"KB", 1e3},  {"M", 1048576},   {"MiB", 1048576}, {"MB", 1e6},
-             {"G", 1073741824.0}, {"GiB", 1073741824.0}, {"GB", 1e9},
-             {"T", 1099511627776.0}, {"TiB", 1099511627776.0}, {"TB", 1e12}};
+    } U[] = {{"", 1},
+             {"B", 1},
+             {"K", 1024},
+             {"KiB", 1024},
+             {"KB", 1e3},
+             {"M", 1048576},
+             {"MiB", 1048576},
+             {"MB", 1e6},
+             {"G", 1073741824.0},
+             {"GiB", 1073741824.0},
+             {"GB", 1e9},
+             {"T", 1099511627776.0},
+             {"TiB", 1099511627776.0},
+             {"TB", 1e12}};
     for (size_t i = 0; i < sizeof U / sizeof U[0]; i++)
         if (!strcasecmp(end, U[i].u)) {
             *out = (size_t)(v * U[i].m);
             return TF_OK;
         }
-    return tf_err(TF_EUSER, "--memory: unknown unit in '%s' (use B, KiB, MiB, GiB, TiB, or KB/MB/GB)", s);
+    return tf_err(TF_EUSER,
+                  "--memory: unknown unit in '%s' (use B, KiB, MiB, GiB, TiB, or KB/MB/GB)", s);
 }
 
 /* Largest batch in [1, 4096] whose plan fits `budget`, 0 if none. */
@@ -43,8 +54,10 @@ static tf_status max_batch(const tf_config *cfg, size_t budget, int *out) {
         int mid = (lo + hi + 1) / 2;
         c.batch_size = mid;
         TF_TRY(tf_train_plan_bytes(&p, &c, c.num_threads));
-        if (p.total <= budget) lo = mid;
-        else hi = mid - 1;
+        if (p.total <= budget)
+            lo = mid;
+        else
+            hi = mid - 1;
     }
     *out = lo;
     return TF_OK;
@@ -53,9 +66,10 @@ static tf_status max_batch(const tf_config *cfg, size_t budget, int *out) {
 int cmd_plan(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            puts("usage: tfswa plan --memory SIZE [--config FILE]... [--preset P] [--key value]...\n"
-                 "Prints the exact memory plan of `tfswa train` with the same flags, and the\n"
-                 "largest batch that fits SIZE (e.g. 8GiB) for each precision/checkpointing.");
+            puts(
+                "usage: tfswa plan --memory SIZE [--config FILE]... [--preset P] [--key value]...\n"
+                "Prints the exact memory plan of `tfswa train` with the same flags, and the\n"
+                "largest batch that fits SIZE (e.g. 8GiB) for each precision/checkpointing.");
             return 0;
         }
     tf_config cfg;
@@ -84,8 +98,9 @@ int cmd_plan(int argc, char **argv) {
             int b = 0;
             st = max_batch(&c, budget, &b);
             if (st) return cli_fail(st);
-            printf("  %-4s activations, checkpointing %-6s: batch_size %d%s\n", dt ? "bf16" : "fp32",
-                   ck ? "blocks" : "off", b, b ? "" : " (does not fit even at 1)");
+            printf("  %-4s activations, checkpointing %-6s: batch_size %d%s\n",
+                   dt ? "bf16" : "fp32", ck ? "blocks" : "off", b,
+                   b ? "" : " (does not fit even at 1)");
         }
     return 0;
 }

@@ -13,9 +13,9 @@
 
 int tf_ckpt_fail_before_swap = 0;
 
-#define STATE_MAGIC "TFSWAST1"
+#define STATE_MAGIC   "TFSWAST1"
 #define STATE_VERSION 1u
-#define HEADER_BYTES 128u
+#define HEADER_BYTES  128u
 
 /* train_state.bin header, little-endian, HEADER_BYTES long. */
 typedef struct {
@@ -118,8 +118,10 @@ static tf_status rm_tree(const char *dir) {
     for (struct dirent *e; (e = readdir(d));) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (tf_is_dir(p)) rm_tree(p);
-        else remove(p);
+        if (tf_is_dir(p))
+            rm_tree(p);
+        else
+            remove(p);
     }
     closedir(d);
     if (rmdir(dir) != 0) return tf_err(TF_EUSER, "%s: cannot remove: %s", dir, strerror(errno));
@@ -231,9 +233,12 @@ static tf_status set_list(tf_config *c, const char *file, const cJSON *o, const 
     size_t n = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, x) {
-        if (cJSON_IsNumber(e)) n += (size_t)snprintf(v + n, sizeof v - n, "%s%d", n ? "," : "", e->valueint);
-        else if (cJSON_IsString(e)) n += (size_t)snprintf(v + n, sizeof v - n, "%s%s", n ? "," : "", e->valuestring);
-        else return tf_err(TF_EUSER, "%s: bad item in '%s'", file, name);
+        if (cJSON_IsNumber(e))
+            n += (size_t)snprintf(v + n, sizeof v - n, "%s%d", n ? "," : "", e->valueint);
+        else if (cJSON_IsString(e))
+            n += (size_t)snprintf(v + n, sizeof v - n, "%s%s", n ? "," : "", e->valuestring);
+        else
+            return tf_err(TF_EUSER, "%s: bad item in '%s'", file, name);
         if (n >= sizeof v) return tf_err(TF_EUSER, "%s: list '%s' too long", file, name);
     }
     return tf_config_set(c, key, v) ? tf_err_ctx(TF_EUSER, "%s", file) : TF_OK;

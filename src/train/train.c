@@ -39,8 +39,12 @@ static size_t proc_status_kb(const char *key) {
     return kb;
 }
 
-size_t tf_rss_bytes(void) { return proc_status_kb("VmRSS:") * 1024; }
-size_t tf_peak_rss_bytes(void) { return proc_status_kb("VmHWM:") * 1024; }
+size_t tf_rss_bytes(void) {
+    return proc_status_kb("VmRSS:") * 1024;
+}
+size_t tf_peak_rss_bytes(void) {
+    return proc_status_kb("VmHWM:") * 1024;
+}
 
 size_t tf_mem_available(void) {
     FILE *f = fopen("/proc/meminfo", "r");
@@ -59,8 +63,10 @@ size_t tf_mem_available(void) {
 /* Batch slots of the loader: the ring of num_workers x prefetch_factor plus the one the
  * caller holds (synchronous: one), each stems (B, S, 2, N) + mixture (B, 2, N). */
 static size_t loader_bytes(const tf_config *cfg, int64_t N) {
-    size_t slots = cfg->num_workers > 0 ? (size_t)cfg->num_workers * (size_t)cfg->prefetch_factor + 1 : 1;
-    size_t per = sizeof(float) * (size_t)cfg->batch_size * (size_t)(cfg->n_sources + 1) * 2 * (size_t)N;
+    size_t slots =
+        cfg->num_workers > 0 ? (size_t)cfg->num_workers * (size_t)cfg->prefetch_factor + 1 : 1;
+    size_t per =
+        sizeof(float) * (size_t)cfg->batch_size * (size_t)(cfg->n_sources + 1) * 2 * (size_t)N;
     return slots * per;
 }
 
@@ -85,7 +91,8 @@ void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg) 
             cfg->batch_size, cfg->segment_seconds, (long long)p->segment_frames,
             cfg->activation_dtype == TF_DT_BF16 ? "bf16" : "fp32",
             cfg->checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
-    fprintf(f, "  parameters: %zu (trainable), %zu buffers\n", p->model.n_params, p->model.n_buffers);
+    fprintf(f, "  parameters: %zu (trainable), %zu buffers\n", p->model.n_params,
+            p->model.n_buffers);
     mib(f, "parameters", p->model.params);
     mib(f, "gradients", p->model.grads);
     mib(f, "bn buffers", p->model.buffers);
@@ -107,11 +114,11 @@ typedef struct {
     tf_loader *loader;
     tf_model *model;
     tf_opt_state opt;
-    float *ema;      /* EMA weights (n) or NULL */
-    float *bufsave;  /* BN buffers before a step (restored when the step is skipped) */
-    float *target;   /* (B, T, 2, N) the target stems of a micro-batch */
-    float *out;      /* (B, T, 2, N) model output */
-    float *dout;     /* (B, T, 2, N) */
+    float *ema;     /* EMA weights (n) or NULL */
+    float *bufsave; /* BN buffers before a step (restored when the step is skipped) */
+    float *target;  /* (B, T, 2, N) the target stems of a micro-batch */
+    float *out;     /* (B, T, 2, N) model output */
+    float *dout;    /* (B, T, 2, N) */
     int tmap[TF_MAX_TARGETS];
     tf_train_progress p;
     FILE *metrics;
@@ -211,8 +218,10 @@ static void log_step(run *r, double loss, double lr, double gnorm, double sps, i
              (long long)r->p.step, (long long)total_steps(&r->cfg), (long long)epoch, loss, lr, sps,
              gnorm, (long long)r->p.skipped, (double)rss / 1048576.0,
              (double)r->plan.total / 1048576.0);
-    if (r->tty) fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
-    else fprintf(stderr, "%s\n", line);
+    if (r->tty)
+        fprintf(stderr, "\r%s\033[K%s", line, final ? "\n" : "");
+    else
+        fprintf(stderr, "%s\n", line);
     fflush(stderr);
     fprintf(r->metrics,
             "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
@@ -262,7 +271,8 @@ static tf_status train_loop(run *r) {
         if (epoch != epoch_started) { /* (re)start the loader at this step's micro-batches */
             int64_t end = (epoch + 1) * c->steps_per_epoch;
             if (end > steps) end = steps;
-            TF_TRY(tf_loader_start_epoch(r->loader, (int)epoch, r->p.step * A, (end - r->p.step) * A));
+            TF_TRY(
+                tf_loader_start_epoch(r->loader, (int)epoch, r->p.step * A, (end - r->p.step) * A));
             epoch_started = epoch;
         }
         if (nbuf) memcpy(r->bufsave, bufs, sizeof(float) * nbuf);
@@ -295,8 +305,8 @@ static tf_status train_loop(run *r) {
             r->p.skipped++, r->p.bad_in_row++;
             if (r->d->rank == 0)
                 fprintf(stderr, "%sstep %lld: non-finite %s, step skipped (%lld in a row)\n",
-                        r->tty ? "\n" : "", (long long)r->p.step, isfinite(loss) ? "gradient" : "loss",
-                        (long long)r->p.bad_in_row);
+                        r->tty ? "\n" : "", (long long)r->p.step,
+                        isfinite(loss) ? "gradient" : "loss", (long long)r->p.bad_in_row);
             if (r->p.bad_in_row >= c->max_bad_steps)
                 return tf_err(TF_EUSER,
                               "stopping: %lld non-finite steps in a row (max_bad_steps %d); lower "
@@ -319,11 +329,13 @@ static tf_status train_loop(run *r) {
         int last = r->p.step == steps;
         if (r->d->rank == 0 && (r->p.step % c->log_every == 0 || last)) {
             double t1 = now_s();
-            log_step(r, logged ? loss_acc / logged : NAN, lr, gnorm_last, samples / (t1 - t0), last);
+            log_step(r, logged ? loss_acc / logged : NAN, lr, gnorm_last, samples / (t1 - t0),
+                     last);
             t0 = t1, samples = 0, loss_acc = 0, logged = 0;
         }
         if ((c->val_every > 0 && r->p.step % c->val_every == 0) || last) TF_TRY(validate(r));
-        if ((c->ckpt_every > 0 && r->p.step % c->ckpt_every == 0) || last) TF_TRY(save_ckpt(r, "last"));
+        if ((c->ckpt_every > 0 && r->p.step % c->ckpt_every == 0) || last)
+            TF_TRY(save_ckpt(r, "last"));
         if (tf_train_stop_after > 0 && r->p.step >= tf_train_stop_after) break;
     }
     return TF_OK;
@@ -375,13 +387,15 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d) {
     }
 
     /* 3. data, model, optimizer state */
-    const size_t T = (size_t)c->n_targets, per = 2 * (size_t)r.plan.segment_frames * (size_t)c->batch_size;
+    const size_t T = (size_t)c->n_targets,
+                 per = 2 * (size_t)r.plan.segment_frames * (size_t)c->batch_size;
     st = tf_index_open(&r.ix, c, NULL);
     if (!st && tf_index_count(r.ix, TF_SPLIT_TRAIN) == 0)
         st = tf_err(TF_EUSER, "%s: no training tracks", c->root);
     if (!st) st = tf_loader_open(&r.loader, c, r.ix, (uint64_t)c->seed);
     if (!st) tf_loader_set_shard(r.loader, d->size, d->rank);
-    if (!st) st = tf_model_create(&r.model, c, c->batch_size, r.plan.segment_frames, c->num_threads);
+    if (!st)
+        st = tf_model_create(&r.model, c, c->batch_size, r.plan.segment_frames, c->num_threads);
     if (!st) {
         r.opt.n = r.plan.model.n_params;
         r.opt.m = tf_calloc(r.opt.n, sizeof(float), "Adam m");
@@ -402,9 +416,11 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d) {
     if (!st && c->resume[0]) st = resume(&r);
     if (!st) st = train_loop(&r);
     if (!st && d->rank == 0)
-        fprintf(stderr, "done: %lld steps, %lld skipped, best mean uSDR %.3f dB at step %lld; peak RSS %.1f MiB\n",
-                (long long)r.p.step, (long long)r.p.skipped, r.p.best_metric, (long long)r.p.best_step,
-                (double)tf_peak_rss_bytes() / 1048576.0);
+        fprintf(stderr,
+                "done: %lld steps, %lld skipped, best mean uSDR %.3f dB at step %lld; peak RSS "
+                "%.1f MiB\n",
+                (long long)r.p.step, (long long)r.p.skipped, r.p.best_metric,
+                (long long)r.p.best_step, (double)tf_peak_rss_bytes() / 1048576.0);
     free_run(&r);
     return st;
 }

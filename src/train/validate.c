@@ -29,11 +29,11 @@ static tf_status run_model(void *ctx, const float *mix, int nb, int64_t L, float
 
 /* Reference stems waiting for their estimates: a FIFO of (S_src, 2, cap) frames. */
 typedef struct {
-    int S, T;           /* sources in the index, targets of the model */
+    int S, T; /* sources in the index, targets of the model */
     int tmap[TF_MAX_TARGETS];
     int64_t cap, head, n; /* frames stored from `head` (absolute), count */
-    float *ref;         /* (S, 2, cap) */
-    float *mix;         /* (2, cap) the mixture, for the baseline */
+    float *ref;           /* (S, 2, cap) */
+    float *mix;           /* (2, cap) the mixture, for the baseline */
     tf_sdr_acc acc[TF_MAX_TARGETS], accmix[TF_MAX_TARGETS];
 } fifo;
 
@@ -100,17 +100,21 @@ static tf_status one_track(tf_model *m, const tf_config *cfg, const tf_index *ix
             break;
         }
         for (int r = 0; r < q.S * 2; r++)
-            memcpy(q.ref + (size_t)r * q.cap + q.n, bst + (size_t)r * READ_BLOCK, sizeof(float) * got);
+            memcpy(q.ref + (size_t)r * q.cap + q.n, bst + (size_t)r * READ_BLOCK,
+                   sizeof(float) * got);
         for (int c = 0; c < 2; c++)
-            memcpy(q.mix + (size_t)c * q.cap + q.n, bmix + (size_t)c * READ_BLOCK, sizeof(float) * got);
+            memcpy(q.mix + (size_t)c * q.cap + q.n, bmix + (size_t)c * READ_BLOCK,
+                   sizeof(float) * got);
         q.n += got;
         st = tf_ola_push(o, bmix, got, READ_BLOCK);
         if (got < READ_BLOCK) break;
     }
     if (!st) st = tf_ola_finish(o);
-    if (!st && q.n != 0) st = tf_err(TF_EINTERNAL, "validation: %lld frames not scored", (long long)q.n);
+    if (!st && q.n != 0)
+        st = tf_err(TF_EINTERNAL, "validation: %lld frames not scored", (long long)q.n);
     if (!st)
-        for (int t = 0; t < q.T; t++) usdr[t] = tf_sdr_usdr(&q.acc[t]), usdr_mix[t] = tf_sdr_usdr(&q.accmix[t]);
+        for (int t = 0; t < q.T; t++)
+            usdr[t] = tf_sdr_usdr(&q.acc[t]), usdr_mix[t] = tf_sdr_usdr(&q.accmix[t]);
     tf_valtrack_close(v);
     tf_ola_close(o);
     free(q.ref), free(q.mix), free(bmix), free(bst);
