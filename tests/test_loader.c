@@ -710,7 +710,7 @@ static void test_pin_memory(void) {
 }
 
 /* The reader's 16-bit PCM path (sf_readf_short, scaled by 1/32768) returns exactly what
- * sf_readf_float returns, stereo and mono, with padding on both sides. */
+ * sf_readf_float returns, stereo and mono, WAV and FLAC, with padding on both sides. */
 static void test_reader_pcm16_exact(void) {
     char dir[] = "/tmp/tfswa_pcm16_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
@@ -722,10 +722,12 @@ static void test_reader_pcm16_exact(void) {
     for (int64_t i = 0; i < 2 * n; i++) x[i] = (float)tf_rng_range(&r, -1.2, 1.2);
     x[0] = -1.f, x[1] = 32767.f / 32768.f, x[2] = 0.f, x[3] = -1.f / 32768.f;
     int bad = 0;
-    for (int ch = 1; ch <= 2; ch++) {
+    for (int v = 0; v < 4; v++) {
+        const int ch = 1 + v % 2, flac = v / 2;
         char p[128];
-        snprintf(p, sizeof p, "%s/x%d.wav", dir, ch);
-        CHECK(tf_audio_write_file(p, x, ch, n, RATE, TF_FMT_WAV, TF_SUBTYPE_PCM16) == TF_OK);
+        snprintf(p, sizeof p, "%s/x%d.%s", dir, ch, flac ? "flac" : "wav");
+        CHECK(tf_audio_write_file(p, x, ch, n, RATE, flac ? TF_FMT_FLAC : TF_FMT_WAV,
+                                  TF_SUBTYPE_PCM16) == TF_OK);
         SF_INFO si;
         memset(&si, 0, sizeof si);
         SNDFILE *sf = sf_open(p, SFM_READ, &si);
@@ -761,6 +763,61 @@ static void test_reader_pcm16_exact(void) {
     rmdir(dir);
 }
 
+/* The same fixture through the real index (tf_index_open): envelopes agree with ours and
+ * the loader delivers no silent chunk from it. */
+static void test_real_index(void) {
+    fixture f;
+    CHECK(fixture_make(&f, -1));
+    tf_config cfg = f.cfg;
+    cfg.valid_fraction = 0;
+    cfg.min_mean_abs = THR;
+    char cache[512];
+    snprintf(cache, sizeof cache, "%s/index.cache", f.root);
+    tf_index *ix = NULL;
+    tf_status st = tf_index_open(&ix, &cfg, cache);
+    CHECKF(st == TF_OK, "%s", tf_errmsg());
+    if (st) {
+        fixture_free(&f);
+        return;
+    }
+    CHECK(ix->n_stems == NS && ix->env_block == EB && ix->n_tracks == NT);
+    int env_bad = 0;
+    for (int t = 0; t < ix->n_tracks; t++) {
+        const tf_track *tr = &ix->tracks[t];
+        int k = -1; /* same track in the fixture, by folder name */
+        for (int j = 0; j < NT; j++)
+            if (!strcmp(f.ix.tracks[j].name, tr->name)) k = j;
+        CHECK(k >= 0 && tr->split == f.ix.tracks[k].split && tr->frames == track_frames[k]);
+        if (k < 0) continue;
+        for (int s = 0; s < NS; s++) {
+            CHECK(tr->stems[s].n_env == f.ix.tracks[k].stems[s].n_env);
+            for (int64_t j = 0; j < tr->stems[s].n_env; j++)
+                env_bad += fabsf(tr->stems[s].env[j] - f.ix.tracks[k].stems[s].env[j]) >
+                           1e-5f * (1 + f.ix.tracks[k].stems[s].env[j]);
+        }
+    }
+    CHECKF(env_bad == 0, "%d envelope blocks differ", env_bad);
+    cfg.num_workers = 2;
+    tf_loader *l;
+    CHECK(tf_loader_open(&l, &cfg, ix, 3) == TF_OK);
+    CHECK(tf_loader_start_epoch(l, 0, 0, 40) == TF_OK);
+    int below = 0;
+    for (int i = 0; i < 40; i++) {
+        const tf_batch *b;
+        CHECK(tf_loader_next(l, &b) == TF_OK);
+        for (int k = 0; k < b->B * b->S; k++)
+            below += mean_abs(b->stems + (size_t)k * 2 * NF, 2 * NF) < THR;
+    }
+    CHECK(below == 0);
+    tf_loader_counters c;
+    tf_loader_stats(l, &c);
+    CHECK(c.redraws <= c.delivered_chunks / 100);
+    tf_loader_close(l);
+    tf_index_close(ix);
+    remove(cache);
+    fixture_free(&f);
+}
+
 int main(void) {
     RUN(test_reader_pcm16_exact);
     RUN(test_remix_exact_samples_padding_mono);
@@ -774,5 +831,6 @@ int main(void) {
     RUN(test_read_error_reported);
     RUN(test_bad_config);
     RUN(test_pin_memory);
+    RUN(test_real_index);
     return TEST_END();
 }

@@ -1,6 +1,7 @@
 #include "audio/audio.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sndfile.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,25 @@ struct tf_audio_reader {
 
 enum { IBUF_FRAMES = 4096 };
 
+/* sf_open keeps the reason of a failure in a global (read by sf_strerror(NULL)): opens from
+ * several threads (loader workers) are serialised so the message and libsndfile's
+ * global state stay consistent. */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static SNDFILE *open_locked(const char *path, int mode, SF_INFO *si, char *why, size_t n) {
+    pthread_mutex_lock(&open_mu);
+    SNDFILE *sf = sf_open(path, mode, si);
+    if (!sf) snprintf(why, n, "%s", sf_strerror(NULL));
+    pthread_mutex_unlock(&open_mu);
+    return sf;
+}
+
 static tf_status open_sf(const char *path, SNDFILE **sf, tf_audio_info *info, int *format) {
     SF_INFO si;
     memset(&si, 0, sizeof si);
-    *sf = sf_open(path, SFM_READ, &si);
-    if (!*sf) return tf_err(TF_EUSER, "%s: cannot read audio: %s", path, sf_strerror(NULL));
+    char why[256];
+    *sf = open_locked(path, SFM_READ, &si, why, sizeof why);
+    if (!*sf) return tf_err(TF_EUSER, "%s: cannot read audio: %s", path, why);
     if (si.channels < 1 || si.channels > 2) {
         sf_close(*sf);
         return tf_err(TF_EUSER, "%s: %d channels (only mono and stereo are supported)", path,
@@ -57,10 +72,9 @@ tf_status tf_audio_reader_open(tf_audio_reader **out, const char *path) {
     }
     r->path = tf_strdup(path);
     r->ibuf = tf_malloc(sizeof(float) * IBUF_FRAMES * (size_t)r->info.channels, "audio read buffer");
-    /* 16-bit PCM (not FLAC): read shorts and scale by 1/32768 ourselves, which is exactly
-     * what sf_readf_float returns (normalised float) but several times faster */
-    if ((format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16 &&
-        (format & SF_FORMAT_TYPEMASK) != SF_FORMAT_FLAC) {
+    /* 16-bit PCM (WAV, FLAC, ...): read shorts and scale by 1/32768 ourselves, which is
+     * exactly what sf_readf_float returns (normalised float) but several times faster */
+    if ((format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16) {
         r->sbuf =
             tf_malloc(sizeof(short) * IBUF_FRAMES * (size_t)r->info.channels, "audio read buffer");
         if (!r->sbuf) {
@@ -212,9 +226,10 @@ tf_status tf_audio_writer_open(tf_audio_writer **out, const char *path, int rate
                 (sub == TF_SUBTYPE_PCM16   ? SF_FORMAT_PCM_16
                  : sub == TF_SUBTYPE_PCM24 ? SF_FORMAT_PCM_24
                                            : SF_FORMAT_FLOAT);
-    w->sf = sf_open(w->tmp, SFM_WRITE, &si);
+    char why[256];
+    w->sf = open_locked(w->tmp, SFM_WRITE, &si, why, sizeof why);
     if (!w->sf) {
-        tf_status st = tf_err(TF_EUSER, "%s: cannot write: %s", w->tmp, sf_strerror(NULL));
+        tf_status st = tf_err(TF_EUSER, "%s: cannot write: %s", w->tmp, why);
         tf_audio_writer_close(w, 0);
         return st;
     }

@@ -49,7 +49,8 @@ typedef struct {
 
 typedef struct {
     int64_t step;
-    int B, S;            /* batch_size, stems (cfg->n_targets) */
+    int B, S;            /* batch_size, stems = cfg->n_sources (all stems that sum to the
+                            mixture, in cfg->sources order; targets are a subset) */
     int64_t N;           /* frames per chunk */
     float *stems;        /* (B, S, 2, N) */
     float *mixture;      /* (B, 2, N) = sum over S of stems, in stem order */
