@@ -264,9 +264,14 @@ tf_status tf_bss_eval(const tf_bss_params *prm, const float *ref, const float *e
                       nsrc, nchan, (long long)nsampl);
     if (nsrc > MAX_SOURCES)
         return tf_err(TF_EUSER, "bsseval: %d sources, at most %d", nsrc, MAX_SOURCES);
-    if (prm->window < 1 || prm->hop < 1 || L < 1)
+    if (prm->window < 1 || prm->hop < 1 || L < 1 || L > (1 << 20))
         return tf_err(TF_EUSER, "bsseval: window (%d), hop (%d) and filters_len (%d) must be >= 1",
                       prm->window, prm->hop, L);
+    if ((prm->window < nsampl ? prm->window : nsampl) + (int64_t)L > (1 << 30))
+        return tf_err(TF_EUSER,
+                      "bsseval: frames of %lld samples with %d-tap filters are too long (use "
+                      "a window below 2^30 samples)",
+                      (long long)(prm->window < nsampl ? prm->window : nsampl), L);
     for (int j = 0; j < nsrc; j++) {
         if (any_silent(ref + (size_t)j * nchan * nsampl, 1, nchan, nsampl, 0, nsampl))
             return tf_err(TF_EUSER,
