@@ -25,6 +25,7 @@ typedef struct {
     size_t optimizer;     /* Adam m and v (+ EMA weights) */
     size_t loader;        /* the loader's batch slots */
     size_t validation;    /* overlap-add buffers of full-track validation */
+    size_t trainer;       /* targets, output and its gradient, loss scratch */
     size_t total;
     int64_t segment_frames;
 } tf_train_plan;
