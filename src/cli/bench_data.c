@@ -1,0 +1,589 @@
+/* tfswa bench data [--json] [--chunks N] [--tracks T] [--seconds S] [--rounds R]
+ *
+ * Writes a synthetic dataset (tf_synth_track stems with long rests added, see
+ * write_dataset) into a temporary folder and measures the training-data path on it, variants
+ * alternating round by round in one run: chunked_vs_raw        delivered stem chunks/s of the
+ * loader (synchronous, no augmentation, min_mean_abs 0.001) over chunks/s of plain sf_seek +
+ * sf_readf_float of the same (file, offset, frames) list on files opened beforehand
+ *   chunked_vs_full_track chunks/s with use_efficient_loading over chunks/s without it
+ *                         (whole stem file read per chunk, then sliced)
+ *   reads_per_chunk       stem-file reads per delivered chunk at min_mean_abs 0.001
+ *   silent_chunks_delivered  delivered chunks with mean |x| < 0.001, from the batch data
+ *                         (and the fraction the same loader delivers with the filter off)
+ *   rss_growth_mb         VmRSS after the same number of batches (default loader settings,
+ *                         4 workers) with a 200-track index minus with a 10-track index;
+ *                         each measured in a fresh child process. The 200 track folders
+ *                         hard-link the files of 10 short synthetic tracks.
+ *   persistent_vs_recreate  time per epoch without persistent workers over with them.
+ * The temporary folder is removed at the end. */
+#include <cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <math.h>
+#include <sndfile.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "data/index.h"
+#include "data/loader.h"
+#include "audio/audio.h"
+#include "data/synth.h"
+#include "util/config.h"
+#include "util/rng.h"
+
+#define THR 0.001
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f) {
+    (void)sb, (void)flag, (void)f;
+    return remove(p);
+}
+
+static void rm_rf(const char *dir) {
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void machine_string(char *out, size_t n) {
+    struct utsname u;
+    char cpu[256] = "unknown cpu";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) != 0) continue;
+            char *c = strchr(line, ':');
+            if (!c) break;
+            c++;
+            while (*c == ' ') c++;
+            c[strcspn(c, "\n")] = 0;
+            snprintf(cpu, sizeof cpu, "%s", c);
+            break;
+        }
+        fclose(f);
+    }
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    int ok = uname(&u) == 0;
+    snprintf(out, n, "%s %s %s, %s, %ld cpus%s%s", ok ? u.sysname : "?", ok ? u.release : "?",
+             ok ? u.machine : "?", cpu, sysconf(_SC_NPROCESSORS_ONLN),
+             ct ? ", OPENBLAS_CORETYPE=" : "", ct ? ct : "");
+}
+
+/* kB value of a /proc/self/status field, -1 if absent */
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t k = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, key, k) && line[k] == ':') {
+            v = strtol(line + k + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+typedef struct {
+    int track, stem;
+    int64_t offset;
+} chunk_ref;
+
+/* Loader over steps [first, first + n). Timed from start_epoch to the last batch.
+ * refs (n * B * S) records the delivered chunks; silent counts delivered stems with
+ * mean |x| < THR (computed from the data, outside any timed use). */
+static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t first, int64_t n,
+                            double *secs, tf_loader_counters *cnt, chunk_ref *refs,
+                            int64_t *silent) {
+    tf_loader *l;
+    TF_TRY(tf_loader_open(&l, cfg, ix, (uint64_t)cfg->seed));
+    tf_status st = TF_OK;
+    double t0 = now_s();
+    st = tf_loader_start_epoch(l, 0, first, n);
+    for (int64_t i = 0; i < n && !st; i++) {
+        const tf_batch *b;
+        st = tf_loader_next(l, &b);
+        if (st) break;
+        const int64_t cn = 2 * b->N;
+        for (int k = 0; k < b->B * b->S; k++) {
+            if (refs) {
+                chunk_ref *r = &refs[i * b->B * b->S + k];
+                r->track = b->info[k].track;
+                r->stem = k % b->S;
+                r->offset = b->info[k].offset;
+            }
+            if (silent) {
+                const float *x = b->stems + (size_t)k * (size_t)cn;
+                double a = 0;
+                for (int64_t j = 0; j < cn; j++) a += fabsf(x[j]);
+                *silent += a / (double)cn < THR;
+            }
+        }
+    }
+    *secs = now_s() - t0;
+    if (cnt) tf_loader_stats(l, cnt);
+    tf_loader_close(l);
+    return st;
+}
+
+/* Plain libsndfile reads of the same chunks (sf_readf_float, or sf_readf_short when
+ * shorts), files opened before timing. */
+static tf_status run_raw(const tf_index *ix, const chunk_ref *refs, int64_t n, int64_t N,
+                         int shorts, double *secs) {
+    const int S = ix->n_stems;
+    SNDFILE **sf = calloc((size_t)ix->n_tracks * (size_t)S, sizeof *sf);
+    float *buf = malloc(sizeof(float) * 2 * (size_t)N);
+    tf_status st = TF_OK;
+    if (!sf || !buf) {
+        st = tf_err(TF_EINTERNAL, "out of memory");
+        goto done;
+    }
+    for (int64_t i = 0; i < n && !st; i++) {
+        SNDFILE **h = &sf[refs[i].track * S + refs[i].stem];
+        if (*h) continue;
+        SF_INFO info;
+        memset(&info, 0, sizeof info);
+        const char *p = ix->tracks[refs[i].track].stems[refs[i].stem].path;
+        *h = sf_open(p, SFM_READ, &info);
+        if (!*h)
+            st = tf_err(TF_EUSER, "%s: %s", p, sf_strerror(NULL));
+        else if (info.channels > 2)
+            st = tf_err(TF_EUSER, "%s: more than 2 channels", p);
+    }
+    double t0 = now_s();
+    for (int64_t i = 0; i < n && !st; i++) {
+        SNDFILE *h = sf[refs[i].track * S + refs[i].stem];
+        if (sf_seek(h, refs[i].offset, SEEK_SET) < 0 ||
+            (shorts ? sf_readf_short(h, (short *)buf, N) : sf_readf_float(h, buf, N)) <= 0)
+            st = tf_err(TF_EUSER, "raw read failed: %s", sf_strerror(h));
+    }
+    *secs = now_s() - t0;
+done:
+    if (sf)
+        for (int i = 0; i < ix->n_tracks * S; i++)
+            if (sf[i]) sf_close(sf[i]);
+    free(sf);
+    free(buf);
+    return st;
+}
+
+/* --rss-child ROOT CACHE BATCHES (internal): open the index of ROOT from its cache, run
+ * BATCHES batches with the default loader settings, print "VmRSS VmHWM" in kB. */
+static int rss_child(const char *root, const char *cache, long long n) {
+    tf_config cfg;
+    tf_config_defaults(&cfg);
+    cfg.valid_fraction = 0;
+    snprintf(cfg.root, sizeof cfg.root, "%s", root);
+    tf_index *ix;
+    tf_status st = tf_index_open(&ix, &cfg, cache);
+    if (st) return cli_fail(st);
+    tf_loader *l;
+    st = tf_loader_open(&l, &cfg, ix, 1);
+    if (!st) {
+        st = tf_loader_start_epoch(l, 0, 0, n);
+        for (long long i = 0; i < n && !st; i++) {
+            const tf_batch *b;
+            st = tf_loader_next(l, &b);
+        }
+        if (!st) printf("%ld %ld\n", status_kb("VmRSS"), status_kb("VmHWM"));
+        tf_loader_close(l);
+    }
+    tf_index_close(ix);
+    return st ? cli_fail(st) : 0;
+}
+
+/* Run rss_child in a fresh process (fork + exec of this program: no state inherited). */
+static tf_status child_rss(const char *root, const char *cache, long long n, long *rss_kb,
+                           long *hwm_kb) {
+    int fd[2];
+    if (pipe(fd) != 0) return tf_err(TF_EINTERNAL, "pipe: %s", strerror(errno));
+    char nb[32];
+    snprintf(nb, sizeof nb, "%lld", n);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fd[0]);
+        close(fd[1]);
+        return tf_err(TF_EINTERNAL, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(fd[0]);
+        if (dup2(fd[1], 1) < 0) _exit(127);
+        close(fd[1]);
+        execl("/proc/self/exe", "tfswa", "bench", "data", "--rss-child", root, cache, nb,
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fd[1]);
+    char buf[128] = {0};
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = read(fd[0], buf + got, sizeof buf - 1 - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd[0]);
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || sscanf(buf, "%ld %ld", rss_kb, hwm_kb) != 2)
+        return tf_err(TF_EINTERNAL, "bench data: RSS measurement on %s failed (status %d)", root,
+                      ws);
+    return TF_OK;
+}
+
+/* dst/train/<name>-<k>/ hard-linking the files of src/train/<name>/, n folders. */
+static tf_status link_tracks(const char *src, const char *dst, int n) {
+    char sp[TF_PATH_MAX], dp[TF_PATH_MAX + 64];
+    snprintf(sp, sizeof sp, "%s/train", src);
+    snprintf(dp, sizeof dp, "%s", dst);
+    if (mkdir(dp, 0755) != 0) return tf_err(TF_EUSER, "%s: %s", dp, strerror(errno));
+    snprintf(dp, sizeof dp, "%s/train", dst);
+    if (mkdir(dp, 0755) != 0) return tf_err(TF_EUSER, "%s: %s", dp, strerror(errno));
+    char names[64][256];
+    int nn = 0;
+    DIR *d = opendir(sp);
+    if (!d) return tf_err(TF_EUSER, "%s: %s", sp, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) && nn < 64)
+        if (e->d_name[0] != '.') snprintf(names[nn++], sizeof names[0], "%s", e->d_name);
+    closedir(d);
+    if (nn == 0) return tf_err(TF_EUSER, "%s: no tracks", sp);
+    for (int k = 0; k < n; k++) {
+        const char *name = names[k % nn];
+        char td[TF_PATH_MAX + 512];
+        snprintf(td, sizeof td, "%s/train/%s %04d", dst, name, k);
+        if (mkdir(td, 0755) != 0) return tf_err(TF_EUSER, "%s: %s", td, strerror(errno));
+        char sd[TF_PATH_MAX + 512];
+        snprintf(sd, sizeof sd, "%s/%s", sp, name);
+        DIR *t = opendir(sd);
+        if (!t) return tf_err(TF_EUSER, "%s: %s", sd, strerror(errno));
+        tf_status st = TF_OK;
+        while (!st && (e = readdir(t))) {
+            if (e->d_name[0] == '.') continue;
+            char a[TF_PATH_MAX + 1024], b[TF_PATH_MAX + 1024];
+            snprintf(a, sizeof a, "%s/%s", sd, e->d_name);
+            snprintf(b, sizeof b, "%s/%s", td, e->d_name);
+            if (link(a, b) != 0) st = tf_err(TF_EUSER, "link %s: %s", b, strerror(errno));
+        }
+        closedir(t);
+        TF_TRY(st);
+    }
+    return TF_OK;
+}
+
+/* The main dataset: stems of tf_synth_track with long rests added (spans of 6-14 s of
+ * exact silence, per stem, about 40 % of the time, on top of the synth's own rests of a
+ * few bars), so that whole 6 s chunks are silent as in real multitracks (a voice resting
+ * for a verse). PCM16 WAV, ROOT/train/Bench NNN/<stem>.wav, no mixture file. */
+static tf_status write_dataset(const char *root, const tf_config *cfg, int tracks, double seconds,
+                               uint64_t seed) {
+    const int64_t n = (int64_t)llround(seconds * cfg->sample_rate);
+    float *buf = malloc(sizeof(float) * 8 * (size_t)n);
+    if (!buf) return tf_err(TF_EINTERNAL, "out of memory: %lld frames", (long long)n);
+    float *stems[4] = {buf, buf + 2 * n, buf + 4 * n, buf + 6 * n};
+    char dir[TF_PATH_MAX + 64], path[TF_PATH_MAX + 128];
+    tf_status st = TF_OK;
+    snprintf(dir, sizeof dir, "%s", root);
+    if (mkdir(dir, 0755) != 0) st = tf_err(TF_EUSER, "%s: %s", dir, strerror(errno));
+    snprintf(dir, sizeof dir, "%s/train", root);
+    if (!st && mkdir(dir, 0755) != 0) st = tf_err(TF_EUSER, "%s: %s", dir, strerror(errno));
+    for (int t = 0; t < tracks && !st; t++) {
+        st = tf_synth_track(stems, n, cfg->sample_rate, seed * 1000 + (uint64_t)t);
+        if (st) break;
+        for (int s = 0; s < 4; s++) {
+            tf_rng r;
+            tf_rng_seed(&r, seed, (uint64_t)t, (uint64_t)s, 77);
+            int silent = tf_rng_uniform(&r) < 0.4;
+            for (int64_t pos = 0; pos < n; silent = !silent) {
+                double len_s = silent ? tf_rng_range(&r, 6, 14) : tf_rng_range(&r, 8, 20);
+                int64_t len = (int64_t)(len_s * cfg->sample_rate);
+                if (len > n - pos) len = n - pos;
+                if (silent)
+                    for (int c = 0; c < 2; c++)
+                        memset(stems[s] + c * n + pos, 0, sizeof(float) * (size_t)len);
+                pos += len;
+            }
+        }
+        snprintf(dir, sizeof dir, "%s/train/Bench %03d", root, t);
+        if (mkdir(dir, 0755) != 0) {
+            st = tf_err(TF_EUSER, "%s: %s", dir, strerror(errno));
+            break;
+        }
+        for (int s = 0; s < 4 && !st; s++) {
+            snprintf(path, sizeof path, "%s/%s.wav", dir, cfg->sources[s]);
+            st = tf_audio_write_file(path, stems[s], 2, n, cfg->sample_rate, TF_FMT_WAV,
+                                     TF_SUBTYPE_PCM16);
+        }
+    }
+    free(buf);
+    return st;
+}
+
+static double silence_fraction(const tf_index *ix) {
+    int64_t q = 0, n = 0;
+    for (int t = 0; t < ix->n_tracks; t++) {
+        if (ix->tracks[t].split != TF_SPLIT_TRAIN) continue;
+        for (int s = 0; s < ix->n_stems; s++) {
+            const tf_stem_file *f = &ix->tracks[t].stems[s];
+            for (int64_t j = 0; j < f->n_env; j++) q += f->env[j] < THR;
+            n += f->n_env;
+        }
+    }
+    return n ? (double)q / (double)n : 0;
+}
+
+typedef struct {
+    int json;
+    int64_t chunks;
+    int tracks;
+    double seconds;
+    int rounds;
+    char tmp[256];
+} opts;
+
+static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
+    char root[512], cache[512];
+    snprintf(root, sizeof root, "%s/main", o->tmp);
+    snprintf(cache, sizeof cache, "%s/main.index", o->tmp);
+    tf_config cfg;
+    tf_config_defaults(&cfg);
+    snprintf(cfg.root, sizeof cfg.root, "%s", root);
+    cfg.valid_fraction = 0; /* every train/ track is for training */
+    cfg.num_workers = 0;
+    cfg.pin_memory = 0;
+    cfg.aug_gain = cfg.aug_channel_swap = cfg.aug_polarity = 0;
+    cfg.aug_mix_same_source = 0;
+    cfg.min_mean_abs = THR;
+    if (!o->json)
+        fprintf(stderr, "writing %d x %.0f s synthetic tracks...\n", o->tracks, o->seconds);
+    TF_TRY(write_dataset(root, &cfg, o->tracks, o->seconds, 7));
+    tf_index *ix;
+    TF_TRY(tf_index_open(&ix, &cfg, cache));
+    tf_status st = TF_OK;
+    const int BS = cfg.batch_size * cfg.n_sources;
+    const int64_t steps = (o->chunks + BS - 1) / BS;
+    const int64_t n_chunks = steps * BS;
+    const int64_t N = (int64_t)llround(cfg.segment_seconds * cfg.sample_rate);
+    chunk_ref *refs = calloc((size_t)n_chunks, sizeof *refs);
+    if (!refs) {
+        tf_index_close(ix);
+        return tf_err(TF_EINTERNAL, "out of memory");
+    }
+    cJSON_AddNumberToObject(config, "train_tracks", o->tracks);
+    cJSON_AddNumberToObject(config, "track_seconds", o->seconds);
+    cJSON_AddNumberToObject(config, "segment_seconds", cfg.segment_seconds);
+    cJSON_AddNumberToObject(config, "batch_size", cfg.batch_size);
+    cJSON_AddNumberToObject(config, "stems", cfg.n_sources);
+    cJSON_AddNumberToObject(config, "chunks", (double)n_chunks);
+    cJSON_AddNumberToObject(config, "rounds", o->rounds);
+    cJSON_AddNumberToObject(config, "min_mean_abs", THR);
+    cJSON_AddNumberToObject(config, "open_files_per_worker", TF_LOADER_OPEN_FILES);
+    cJSON_AddNumberToObject(res, "silence_fraction", silence_fraction(ix));
+
+    /* 1. reads per chunk and silent chunks (filter on), chunk list for the raw pass */
+    double t, t_raw = 0, t_ld = 0;
+    tf_loader_counters c;
+    int64_t silent = 0;
+    st = run_loader(&cfg, ix, 0, steps, &t, &c, refs, &silent);
+    if (!st) {
+        cJSON_AddNumberToObject(res, "reads_per_chunk",
+                                (double)c.stem_reads / (double)c.delivered_chunks);
+        cJSON_AddNumberToObject(res, "redraws", (double)c.redraws);
+        cJSON_AddNumberToObject(res, "silent_chunks_delivered", (double)silent);
+        cJSON_AddNumberToObject(res, "chunks_checked", (double)c.delivered_chunks);
+        if (!o->json)
+            printf("silence-aware sampling at min_mean_abs %g: %.4f reads per chunk, %lld "
+                   "redraws, %lld of %lld delivered chunks silent\n",
+                   THR, (double)c.stem_reads / (double)c.delivered_chunks, (long long)c.redraws,
+                   (long long)silent, (long long)c.delivered_chunks);
+    }
+    /* the same without the filter, for contrast */
+    if (!st) {
+        tf_config c0 = cfg;
+        c0.min_mean_abs = 0;
+        int64_t s0 = 0;
+        st = run_loader(&c0, ix, 0, steps, &t, NULL, NULL, &s0);
+        cJSON_AddNumberToObject(res, "silent_fraction_unfiltered", (double)s0 / (double)n_chunks);
+        if (!st && !o->json)
+            printf("without the filter: %.1f%% of delivered chunks silent\n",
+                   100.0 * (double)s0 / (double)n_chunks);
+    }
+    /* 2. loader vs raw libsndfile (float, and 16-bit for reference), alternating */
+    double t_short = 0;
+    for (int r = 0; r < o->rounds && !st; r++) {
+        st = run_raw(ix, refs, n_chunks, N, 0, &t);
+        t_raw += t;
+        if (!st) st = run_loader(&cfg, ix, 0, steps, &t, NULL, NULL, NULL);
+        t_ld += t;
+        if (!st) st = run_raw(ix, refs, n_chunks, N, 1, &t);
+        t_short += t;
+    }
+    if (!st) {
+        double r_ld = (double)(n_chunks * o->rounds) / t_ld;
+        double r_raw = (double)(n_chunks * o->rounds) / t_raw;
+        double r_short = (double)(n_chunks * o->rounds) / t_short;
+        cJSON_AddNumberToObject(res, "chunks_per_s_loader", r_ld);
+        cJSON_AddNumberToObject(res, "chunks_per_s_raw", r_raw);
+        cJSON_AddNumberToObject(res, "chunked_vs_raw", r_ld / r_raw);
+        cJSON_AddNumberToObject(res, "chunks_per_s_raw_short", r_short);
+        cJSON_AddNumberToObject(res, "chunked_vs_raw_short", r_ld / r_short);
+        if (!o->json)
+            printf("loader %.1f chunks/s, plain sf_seek+sf_readf_float %.1f chunks/s: "
+                   "chunked_vs_raw %.3f (sf_readf_short alone: %.1f chunks/s, ratio %.3f)\n",
+                   r_ld, r_raw, r_ld / r_raw, r_short, r_ld / r_short);
+    }
+    /* 3. chunk reads vs whole-file reads, alternating (a quarter of the steps) */
+    const int64_t fsteps = steps / 4 > 0 ? steps / 4 : 1;
+    double t_eff = 0, t_full = 0;
+    tf_config cf = cfg;
+    for (int r = 0; r < o->rounds && !st; r++) {
+        cf.use_efficient_loading = 1;
+        st = run_loader(&cf, ix, 0, fsteps, &t, NULL, NULL, NULL);
+        t_eff += t;
+        cf.use_efficient_loading = 0;
+        if (!st) st = run_loader(&cf, ix, 0, fsteps, &t, NULL, NULL, NULL);
+        t_full += t;
+    }
+    if (!st) {
+        double n = (double)(fsteps * BS * o->rounds);
+        cJSON_AddNumberToObject(res, "chunks_per_s_full_track", n / t_full);
+        cJSON_AddNumberToObject(res, "chunked_vs_full_track", t_full / t_eff);
+        if (!o->json)
+            printf("whole-file reads %.1f chunks/s: chunked_vs_full_track %.2f (%.0f s tracks)\n",
+                   n / t_full, t_full / t_eff, o->seconds);
+    }
+    /* 4. persistent workers vs threads created per epoch (default worker settings) */
+    if (!st) {
+        tf_config cw = cfg;
+        cw.num_workers = 4;
+        cw.prefetch_factor = 2;
+        const int epochs = 10, per = 4;
+        double tp = 0, tr = 0;
+        for (int r = 0; r < o->rounds && !st; r++)
+            for (int pers = 1; pers >= 0 && !st; pers--) {
+                cw.persistent_workers = pers;
+                tf_loader *l;
+                st = tf_loader_open(&l, &cw, ix, 1);
+                if (st) break;
+                double t0 = now_s();
+                for (int e = 0; e < epochs && !st; e++) {
+                    st = tf_loader_start_epoch(l, e, (int64_t)e * per, per);
+                    for (int i = 0; i < per && !st; i++) {
+                        const tf_batch *b;
+                        st = tf_loader_next(l, &b);
+                    }
+                }
+                *(pers ? &tp : &tr) += now_s() - t0;
+                tf_loader_close(l);
+            }
+        if (!st) {
+            cJSON_AddNumberToObject(res, "epoch_s_persistent", tp / (o->rounds * epochs));
+            cJSON_AddNumberToObject(res, "epoch_s_recreate", tr / (o->rounds * epochs));
+            cJSON_AddNumberToObject(res, "persistent_vs_recreate", tr / tp);
+            if (!o->json)
+                printf("epochs of %d batches, 4 workers: persistent %.3f s, recreated %.3f s: "
+                       "persistent_vs_recreate %.3f\n",
+                       per, tp / (o->rounds * epochs), tr / (o->rounds * epochs), tr / tp);
+        }
+    }
+    free(refs);
+    tf_index_close(ix);
+    TF_TRY(st);
+
+    /* 5. RSS with 10 vs 200 tracks (short tracks, hard links), default loader settings */
+    char small[512], big[512], cs[512], cb[512];
+    snprintf(small, sizeof small, "%s/small", o->tmp);
+    snprintf(big, sizeof big, "%s/big", o->tmp);
+    snprintf(cs, sizeof cs, "%s/small.index", o->tmp);
+    snprintf(cb, sizeof cb, "%s/big.index", o->tmp);
+    tf_synth_opts so;
+    tf_synth_defaults(&so);
+    so.train_tracks = 10;
+    so.test_tracks = 0;
+    so.seconds = cfg.segment_seconds + 2;
+    so.seed = 8;
+    TF_TRY(tf_synth_dataset(small, &so));
+    TF_TRY(link_tracks(small, big, 200));
+    tf_config cr;
+    tf_config_defaults(&cr);
+    cr.valid_fraction = 0;
+    const char *roots[2] = {small, big}, *caches[2] = {cs, cb};
+    long rss[2], hwm[2];
+    const int64_t nb = 20;
+    for (int k = 0; k < 2; k++) {
+        snprintf(cr.root, sizeof cr.root, "%s", roots[k]);
+        TF_TRY(tf_index_open(&ix, &cr, caches[k])); /* scan once, in this process */
+        tf_index_close(ix);
+    }
+    for (int k = 0; k < 2; k++) TF_TRY(child_rss(roots[k], caches[k], nb, &rss[k], &hwm[k]));
+    cJSON_AddNumberToObject(res, "rss_mb_10_tracks", rss[0] / 1024.0);
+    cJSON_AddNumberToObject(res, "rss_mb_200_tracks", rss[1] / 1024.0);
+    cJSON_AddNumberToObject(res, "rss_growth_mb", (rss[1] - rss[0]) / 1024.0);
+    cJSON_AddNumberToObject(res, "peak_rss_growth_mb", (hwm[1] - hwm[0]) / 1024.0);
+    cJSON_AddNumberToObject(config, "rss_batches", (double)nb);
+    if (!o->json)
+        printf("VmRSS after %lld batches (4 workers, prefetch 2): 10 tracks %.1f MB, 200 tracks "
+               "%.1f MB: rss_growth_mb %.1f\n",
+               (long long)nb, rss[0] / 1024.0, rss[1] / 1024.0, (rss[1] - rss[0]) / 1024.0);
+    return TF_OK;
+}
+
+int bench_data(int argc, char **argv) {
+    if (argc == 5 && !strcmp(argv[1], "--rss-child"))
+        return rss_child(argv[2], argv[3], strtoll(argv[4], NULL, 10));
+    cli_args a;
+    cli_args_init(&a, argc, argv);
+    tf_status st = TF_OK;
+    opts o;
+    memset(&o, 0, sizeof o);
+    o.json = cli_flag_bool(&a, "json", 0, &st);
+    o.chunks = cli_flag_int(&a, "chunks", 2000, &st);
+    o.tracks = (int)cli_flag_int(&a, "tracks", 10, &st);
+    o.seconds = cli_flag_double(&a, "seconds", 30, &st);
+    o.rounds = (int)cli_flag_int(&a, "rounds", 3, &st);
+    if (!st) st = cli_check_unused(&a);
+    if (st) return cli_fail(st);
+    if (o.chunks < 16 || o.tracks < 1 || o.seconds < 7 || o.rounds < 1) {
+        fprintf(stderr, "tfswa: bench data: --chunks >= 16, --tracks >= 1, --seconds >= 7, "
+                        "--rounds >= 1\n");
+        return 2;
+    }
+    const char *td = getenv("TMPDIR");
+    snprintf(o.tmp, sizeof o.tmp, "%s/tfswa-bench-data-XXXXXX", td && *td ? td : "/tmp");
+    if (!mkdtemp(o.tmp)) return cli_fail(tf_err(TF_EUSER, "%s: %s", o.tmp, strerror(errno)));
+    cJSON *root = cJSON_CreateObject(), *config = cJSON_CreateObject(), *res = cJSON_CreateObject();
+    char machine[512];
+    machine_string(machine, sizeof machine);
+    cJSON_AddStringToObject(root, "bench", "data");
+    cJSON_AddStringToObject(root, "machine", machine);
+    cJSON_AddItemToObject(root, "config", config);
+    cJSON_AddItemToObject(root, "results", res);
+    st = bench(&o, config, res);
+    rm_rf(o.tmp);
+    if (st) {
+        cJSON_Delete(root);
+        return cli_fail(st);
+    }
+    if (o.json) {
+        char *s = cJSON_Print(root);
+        if (s) puts(s);
+        free(s);
+    }
+    cJSON_Delete(root);
+    return 0;
+}
