@@ -288,7 +288,7 @@ tf_status tf_sep_check_outputs(const tf_separator *s, const tf_sep_params *p, co
         if (tf_is_dir(path)) return tf_err(TF_EUSER, "%s: output exists and is a folder", path);
         if (!p->overwrite) {
             if (exists) *exists = 1;
-            return tf_err(TF_EUSER, "%s: exists (pass overwrite to replace it)", path);
+            return tf_err(TF_EUSER, "%s: output exists (overwrite is off)", path);
         }
     }
     return TF_OK;
