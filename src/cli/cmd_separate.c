@@ -336,7 +336,7 @@ int cmd_separate(int argc, char **argv) {
         const tfswa_summary *s = tfswa_last_summary(ctx);
         tfswa_output_path(ctx, &p, files.v[i], out, 0, path, sizeof path);
         tf_dirname(path, other, sizeof other);
-        printf("%s: %d stem%s -> %s/ | %.1f s audio (%d Hz, %s) in %.1f s, %.3fx real time, "
+        printf("%s: %d stem%s -> %s/ | %.1f s audio (%d Hz, %s) in %.1f s (RTF %.3f), "
                "CPU %.1f s, peak RSS %.0f MiB",
                files.v[i], s->n_outputs, s->n_outputs == 1 ? "" : "s", other, s->duration,
                s->sample_rate, s->channels == 1 ? "mono" : "stereo", s->seconds, s->rtf,
