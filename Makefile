@@ -8,7 +8,7 @@
 
 CC      ?= gcc
 BUILD   ?= build
-PKGS    := sndfile fftw3f openblas soxr yaml-0.1 libcjson libpng lapacke ompi-c
+PKGS    := sndfile fftw3f fftw3 openblas soxr yaml-0.1 libcjson libpng lapacke ompi-c
 
 # pkg-config is itself a dependency: resolve flags lazily so `make deps` works first.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

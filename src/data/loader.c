@@ -75,6 +75,7 @@ struct tf_loader {
     uint64_t gen;
     atomic_int cancel;
     tf_loader_counters stats;
+    int64_t shard_stride, shard_offset; /* data of step k: draw id k * stride + offset */
 };
 
 /* ---- reading ---- */
@@ -288,11 +289,12 @@ static tf_status fill_item(tf_loader *l, wctx *w, int64_t step, int b, float *st
 static tf_status fill_batch(tf_loader *l, wctx *w, slot *sl, int64_t step) {
     tf_batch *bt = &sl->b;
     const size_t cn = 2 * (size_t)l->N;
+    const int64_t draw = step * l->shard_stride + l->shard_offset;
     bt->step = step;
     sl->silent = 0;
     for (int b = 0; b < l->B; b++) {
         if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
-        TF_TRY(fill_item(l, w, step, b, bt->stems + (size_t)b * (size_t)l->S * cn,
+        TF_TRY(fill_item(l, w, draw, b, bt->stems + (size_t)b * (size_t)l->S * cn,
                          bt->mixture + (size_t)b * cn, bt->info + (size_t)b * (size_t)l->S,
                          &sl->silent));
     }
@@ -416,6 +418,7 @@ tf_status tf_loader_open(tf_loader **out, const tf_config *cfg, const tf_index *
     l->cfg = *cfg;
     l->ix = ix;
     l->seed = seed;
+    l->shard_stride = 1;
     l->held = -1;
     atomic_init(&l->cancel, 0);
     pthread_mutex_init(&l->mu, NULL);
@@ -553,6 +556,11 @@ tf_status tf_loader_next(tf_loader *l, const tf_batch **out) {
     if (st) return tf_err(st, "%s", sl->err);
     *out = &sl->b;
     return TF_OK;
+}
+
+void tf_loader_set_shard(tf_loader *l, int64_t stride, int64_t offset) {
+    l->shard_stride = stride < 1 ? 1 : stride;
+    l->shard_offset = offset;
 }
 
 void tf_loader_stats(const tf_loader *cl, tf_loader_counters *st) {

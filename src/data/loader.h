@@ -84,6 +84,10 @@ tf_status tf_loader_start_epoch(tf_loader *l, int epoch, int64_t first_step, int
  * (or close). Errors of a worker (e.g. an unreadable file) come back here. Calling it
  * after the last step of the epoch is an error. */
 tf_status tf_loader_next(tf_loader *l, const tf_batch **b);
+/* Data sharding for data parallelism: the batch of logical step k is drawn as the batch
+ * of step k * stride + offset would be without sharding (default stride 1, offset 0).
+ * Call before the first tf_loader_start_epoch. */
+void tf_loader_set_shard(tf_loader *l, int64_t stride, int64_t offset);
 void tf_loader_stats(const tf_loader *l, tf_loader_counters *st);
 /* Stops the workers (also mid-batch), closes files, frees everything. */
 void tf_loader_close(tf_loader *l);

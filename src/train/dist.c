@@ -13,8 +13,7 @@ tf_status tf_dist_init(tf_dist *d, int *argc, char ***argv) {
     if (!launched_by_mpirun()) return TF_OK;
     int ok = 0;
     MPI_Initialized(&ok);
-    if (!ok && MPI_Init(argc, argv) != MPI_SUCCESS)
-        return tf_err(TF_EINTERNAL, "MPI_Init failed");
+    if (!ok && MPI_Init(argc, argv) != MPI_SUCCESS) return tf_err(TF_EINTERNAL, "MPI_Init failed");
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
     d->mpi = 1;

@@ -1,0 +1,282 @@
+/* tfswa bench model [--preset P] [--json] [--seconds S] [--batch B] [--threads N]
+ *                   [--iters K] [--variants] [--key value]...
+ *
+ * Times one training step of TFSWA-ResUNet (train-mode forward, then forward + backward)
+ * and an inference forward on random stereo input of S seconds, and reports the memory
+ * plan for checkpointing off/blocks x fp32/bf16 activations. Config keys (e.g.
+ * --checkpointing blocks, --activation_dtype bf16, --stft.hop_length 441) apply as in
+ * `tfswa train`. --variants also times forward + backward of all four memory variants,
+ * alternating between them in the same run. */
+#include <cJSON.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "model/model.h"
+#include "util/config.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static double minimum(const double *v, int n) {
+    double m = v[0];
+    for (int i = 1; i < n; i++) m = v[i] < m ? v[i] : m;
+    return m;
+}
+
+static void machine_string(char *out, size_t n, int threads) {
+    char model[256] = "unknown CPU";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10)) continue;
+            char *p = strchr(line, ':');
+            if (p) {
+                p++;
+                while (*p == ' ') p++;
+                p[strcspn(p, "\n")] = 0;
+                snprintf(model, sizeof model, "%s", p);
+            }
+            break;
+        }
+        fclose(f);
+    }
+    snprintf(out, n, "%s, %d threads", model, threads);
+}
+
+static const char *VNAME[4] = {"off_fp32", "blocks_fp32", "off_bf16", "blocks_bf16"};
+static void variant(tf_config *c, int v) {
+    c->checkpointing = (v & 1) ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
+    c->activation_dtype = (v & 2) ? TF_DT_BF16 : TF_DT_FP32;
+}
+
+static cJSON *bytes_json(const tf_model_sizes *p) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "parameters", (double)p->params);
+    cJSON_AddNumberToObject(o, "gradients", (double)p->grads);
+    cJSON_AddNumberToObject(o, "buffers", (double)p->buffers);
+    cJSON_AddNumberToObject(o, "activations", (double)p->activations);
+    cJSON_AddNumberToObject(o, "workspace", (double)p->workspace);
+    cJSON_AddNumberToObject(o, "total", (double)p->total);
+    return o;
+}
+
+typedef struct {
+    float *mix, *out, *dout;
+} io_t;
+
+static tf_status train_step(tf_model *m, io_t *io, int B, int64_t N, double *t_fwd, double *t_all) {
+    tf_model_zero_grad(m);
+    double t0 = now_s();
+    TF_TRY(tf_model_forward(m, io->out, io->mix, B, N, 1));
+    double t1 = now_s();
+    TF_TRY(tf_model_backward(m, io->dout));
+    double t2 = now_s();
+    if (t_fwd) *t_fwd = 1e3 * (t1 - t0);
+    if (t_all) *t_all = 1e3 * (t2 - t0);
+    return TF_OK;
+}
+
+int bench_model(int argc, char **argv) {
+    cli_args a;
+    cli_args_init(&a, argc, argv);
+    tf_config c;
+    tf_config_defaults(&c);
+    tf_status st = tf_config_parse_args(&c, a.argc, argv, a.used);
+    if (st != TF_OK) return cli_fail(st);
+    int json = cli_flag_bool(&a, "json", 0, &st);
+    double seconds = cli_flag_double(&a, "seconds", 3.0, &st);
+    long long B = cli_flag_int(&a, "batch", 1, &st);
+    long long threads = cli_flag_int(&a, "threads", 0, &st);
+    long long iters = cli_flag_int(&a, "iters", 3, &st);
+    int variants = cli_flag_bool(&a, "variants", 0, &st);
+    if (st != TF_OK) return cli_fail(st);
+    if ((st = cli_check_unused(&a)) != TF_OK) return cli_fail(st);
+    if (!(seconds > 0 && seconds <= 600))
+        return cli_fail(tf_err(TF_EUSER, "--seconds %g: must be in (0, 600]", seconds));
+    if (B < 1 || B > 1024) return cli_fail(tf_err(TF_EUSER, "--batch %lld: must be 1..1024", B));
+    if (iters < 1 || iters > 1000)
+        return cli_fail(tf_err(TF_EUSER, "--iters %lld: must be 1..1000", iters));
+    if (threads < 0 || threads > 4096)
+        return cli_fail(tf_err(TF_EUSER, "--threads %lld: must be 0..4096", threads));
+    if (threads > 0) c.num_threads = (int)threads;
+    if (c.num_threads > 0) omp_set_num_threads(c.num_threads);
+    const int nth = c.num_threads > 0 ? c.num_threads : omp_get_max_threads();
+    const int64_t N = (int64_t)llround(seconds * c.sample_rate);
+    const int b = (int)B;
+
+    tf_arch arch;
+    if ((st = tf_arch_from_config(&arch, &c)) != TF_OK) return cli_fail(st);
+    size_t nparams = 0;
+    if ((st = tf_model_param_count(&nparams, &c)) != TF_OK) return cli_fail(st);
+    const double gflop_fwd = tf_model_forward_flops(&arch, 1, N) / 1e9;
+    tf_model_sizes plans[4];
+    tf_config cv = c;
+    for (int v = 0; v < 4; v++) {
+        variant(&cv, v);
+        if ((st = tf_model_plan(&plans[v], &cv, b, N, nth)) != TF_OK) return cli_fail(st);
+    }
+
+    /* random input, fixed seed */
+    const size_t nin = (size_t)b * 2 * N, nout = (size_t)b * c.n_targets * 2 * N;
+    io_t io = {malloc(nin * sizeof(float)), malloc(nout * sizeof(float)),
+               malloc(nout * sizeof(float))};
+    if (!io.mix || !io.out || !io.dout) {
+        free(io.mix);
+        free(io.out);
+        free(io.dout);
+        return cli_fail(tf_err(TF_EINTERNAL, "out of memory for the bench input"));
+    }
+    uint64_t r = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < nin; i++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        io.mix[i] = (float)((double)(r >> 11) / 9007199254740992.0 - 0.5) * 0.5f;
+    }
+    for (size_t i = 0; i < nout; i++) io.dout[i] = (i % 3 == 0 ? 1.f : -1.f) / (float)nout;
+
+    /* the configured variant: forward, forward + backward, inference forward */
+    tf_model *m[4] = {NULL, NULL, NULL, NULL};
+    int nv = variants ? 4 : 1;
+    for (int v = 0; v < nv && st == TF_OK; v++) {
+        cv = c;
+        if (variants) variant(&cv, v);
+        st = tf_model_create(&m[v], &cv, b, N, nth);
+    }
+    double *tf = calloc((size_t)iters, sizeof *tf), *ta = calloc((size_t)iters, sizeof *ta),
+           *te = calloc((size_t)iters, sizeof *te), *tv = calloc((size_t)(4 * iters), sizeof *tv);
+    tf_model *mc = NULL; /* model of the configured variant */
+    if (st == TF_OK && (!tf || !ta || !te || !tv))
+        st = tf_err(TF_EINTERNAL, "out of memory for the bench timings");
+    if (st == TF_OK) {
+        int cur = (c.checkpointing == TF_CKPT_BLOCKS) + 2 * (c.activation_dtype == TF_DT_BF16);
+        mc = variants ? m[cur] : m[0];
+        st = train_step(mc, &io, b, N, NULL, NULL); /* warm-up */
+        for (long long i = 0; i < iters && st == TF_OK; i++) {
+            st = train_step(mc, &io, b, N, &tf[i], &ta[i]);
+            if (st != TF_OK) break;
+            double t0 = now_s();
+            st = tf_model_forward(mc, io.out, io.mix, b, N, 0);
+            te[i] = 1e3 * (now_s() - t0);
+        }
+        /* all four variants, alternating */
+        for (int v = 0; variants && v < 4 && st == TF_OK; v++)
+            st = train_step(m[v], &io, b, N, NULL, NULL);
+        for (long long i = 0; variants && i < iters && st == TF_OK; i++)
+            for (int v = 0; v < 4 && st == TF_OK; v++)
+                st = train_step(m[v], &io, b, N, NULL, &tv[v * iters + i]);
+    }
+    for (int v = 0; v < 4; v++) tf_model_free(m[v]);
+    free(io.mix);
+    free(io.out);
+    free(io.dout);
+    if (st != TF_OK) {
+        free(tf);
+        free(ta);
+        free(te);
+        free(tv);
+        return cli_fail(st);
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const double peak_rss = (double)ru.ru_maxrss * 1024.0;
+    const int it = (int)iters;
+    double fwd_min = minimum(tf, it), all_min = minimum(ta, it), ev_min = minimum(te, it);
+    double fwd_med = median(tf, it), all_med = median(ta, it), ev_med = median(te, it);
+    char machine[400];
+    machine_string(machine, sizeof machine, nth);
+
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "bench", "model");
+    cJSON_AddStringToObject(root, "machine", machine);
+    cJSON *cfg = cJSON_AddObjectToObject(root, "config");
+    cJSON_AddStringToObject(cfg, "preset", c.preset);
+    cJSON_AddItemToObject(cfg, "channels", cJSON_CreateIntArray(c.channels, c.n_levels));
+    cJSON_AddNumberToObject(cfg, "rcms_per_block", c.rcms_per_block);
+    cJSON_AddNumberToObject(cfg, "tfswa_blocks", c.tfswa_blocks);
+    cJSON_AddNumberToObject(cfg, "heads", c.heads);
+    cJSON_AddItemToObject(cfg, "window", cJSON_CreateIntArray((int[]){c.window_t, c.window_f}, 2));
+    cJSON_AddNumberToObject(cfg, "mlp_ratio", c.mlp_ratio);
+    cJSON_AddNumberToObject(cfg, "subbands", c.subbands);
+    cJSON_AddNumberToObject(cfg, "targets", c.n_targets);
+    cJSON_AddStringToObject(cfg, "output", c.output == TF_OUT_MASK ? "mask" : "magnitude");
+    cJSON_AddNumberToObject(cfg, "n_fft", c.stft_window_size);
+    cJSON_AddNumberToObject(cfg, "hop_length", c.stft_hop_length);
+    cJSON_AddNumberToObject(cfg, "sample_rate", c.sample_rate);
+    cJSON_AddNumberToObject(cfg, "seconds", seconds);
+    cJSON_AddNumberToObject(cfg, "batch", b);
+    cJSON_AddNumberToObject(cfg, "threads", nth);
+    cJSON_AddNumberToObject(cfg, "iters", it);
+    cJSON_AddStringToObject(cfg, "checkpointing",
+                            c.checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
+    cJSON_AddStringToObject(cfg, "activation_dtype",
+                            c.activation_dtype == TF_DT_BF16 ? "bf16" : "fp32");
+    cJSON *res = cJSON_AddObjectToObject(root, "results");
+    cJSON_AddNumberToObject(res, "params", (double)nparams);
+    cJSON_AddNumberToObject(res, "forward_gflop_per_item", gflop_fwd);
+    cJSON_AddNumberToObject(res, "gflops_per_audio_second", gflop_fwd / seconds);
+    cJSON_AddNumberToObject(res, "forward_ms", fwd_med);
+    cJSON_AddNumberToObject(res, "forward_ms_min", fwd_min);
+    cJSON_AddNumberToObject(res, "forward_backward_ms", all_med);
+    cJSON_AddNumberToObject(res, "forward_backward_ms_min", all_min);
+    cJSON_AddNumberToObject(res, "eval_forward_ms", ev_med);
+    cJSON_AddNumberToObject(res, "eval_forward_ms_min", ev_min);
+    cJSON_AddNumberToObject(res, "forward_backward_gflops", 3 * gflop_fwd * b / (all_min / 1e3));
+    cJSON_AddNumberToObject(res, "peak_rss_bytes", peak_rss);
+    cJSON *by = cJSON_AddObjectToObject(res, "bytes");
+    for (int v = 0; v < 4; v++) cJSON_AddItemToObject(by, VNAME[v], bytes_json(&plans[v]));
+    if (variants) {
+        cJSON *vt = cJSON_AddObjectToObject(res, "variants_forward_backward_ms");
+        for (int v = 0; v < 4; v++) cJSON_AddNumberToObject(vt, VNAME[v], median(tv + v * it, it));
+    }
+    if (json) {
+        char *s = cJSON_PrintUnformatted(root);
+        if (s) printf("%s\n", s);
+        free(s);
+    } else {
+        printf("bench model: %s, %zu parameters, %.2f GFLOP forward per item (%.2f GFLOP/s of "
+               "audio)\n",
+               c.preset, nparams, gflop_fwd, gflop_fwd / seconds);
+        printf("  batch %d x %.2f s, %d threads (%s)\n", b, seconds, nth, machine);
+        printf("  checkpointing %s, activations %s\n",
+               c.checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off",
+               c.activation_dtype == TF_DT_BF16 ? "bf16" : "fp32");
+        printf("  forward (train)    %9.1f ms (min %.1f)\n", fwd_med, fwd_min);
+        printf("  forward + backward %9.1f ms (min %.1f)\n", all_med, all_min);
+        printf("  forward (eval)     %9.1f ms (min %.1f)\n", ev_med, ev_min);
+        printf("  peak RSS %.1f MiB\n", peak_rss / 1048576.0);
+        printf("  memory plan (MiB)  parameters gradients activations workspace    total\n");
+        for (int v = 0; v < 4; v++)
+            printf("    %-12s %12.1f %9.1f %11.1f %9.1f %8.1f%s\n", VNAME[v],
+                   plans[v].params / 1048576.0, plans[v].grads / 1048576.0,
+                   plans[v].activations / 1048576.0, plans[v].workspace / 1048576.0,
+                   plans[v].total / 1048576.0, variants ? "" : "");
+        if (variants)
+            for (int v = 0; v < 4; v++)
+                printf("  %-12s forward + backward %.1f ms\n", VNAME[v], median(tv + v * it, it));
+    }
+    cJSON_Delete(root);
+    free(tf);
+    free(ta);
+    free(te);
+    free(tv);
+    return 0;
+}

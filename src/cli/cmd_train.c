@@ -1,0 +1,43 @@
+/* tfswa train [--config FILE]... [--preset NAME] [--key value]... : see train/train.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "train/dist.h"
+#include "train/train.h"
+#include "util/config.h"
+
+static const char *USAGE =
+    "usage: tfswa train [--config FILE]... [--preset paper|small|tiny] [options]\n"
+    "\n"
+    "Every configuration key is a flag (dashes or underscores; booleans also as --no_KEY).\n"
+    "The memory guide's flags:\n"
+    "  --data_root DIR  --batch_size N  --segment_seconds S  --n_fft N  --hop_length N\n"
+    "  --use_efficient_loading  --min_mean_abs X  --persistent_workers  --prefetch_factor N\n"
+    "  --num_workers N  --use_amp (bf16 activations)  --use_checkpointing (recompute blocks)\n"
+    "Training: --target_stems NAME... --max_epochs N --max_steps N --learning_rate X\n"
+    "  --gradient_accumulation_steps N --output_dir DIR --resume RUN_OR_CHECKPOINT --seed N\n"
+    "  --num_threads N --optimizer adam|adamw --grad_clip X --ema_decay X --val_every N\n"
+    "  --ckpt_every N --log_every N --steps_per_epoch N\n"
+    "Data parallel: mpirun -np N tfswa train ...\n";
+
+int cmd_train(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(USAGE, stdout);
+            return 0;
+        }
+    tf_dist d;
+    tf_status st = tf_dist_init(&d, &argc, &argv);
+    if (st) return cli_fail(st);
+    tf_config cfg;
+    tf_config_defaults(&cfg);
+    cli_args a;
+    cli_args_init(&a, argc, argv);
+    st = tf_config_parse_args(&cfg, argc, argv, a.used);
+    if (!st) st = cli_check_unused(&a);
+    if (!st) st = tf_config_validate(&cfg);
+    if (!st) st = tf_train_run(&cfg, &d);
+    tf_dist_finalize(&d);
+    return cli_fail(st);
+}

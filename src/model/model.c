@@ -1,0 +1,732 @@
+/* TFSWA-ResUNet: architecture, parameter table, memory plan (layout), allocation, init,
+ * safetensors I/O. The forward and backward are in forward.c. Choices: model.h. */
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dsp/stft.h"
+#include "model/model_internal.h"
+#include "nn/attn.h"
+#include "nn/conv.h"
+#include "util/rng.h"
+#include "util/safetensors.h"
+
+enum { INIT_ONE, INIT_ZERO, INIT_UNIFORM, INIT_NORMAL002 };
+
+#define ALIGN 64
+static size_t align_up(size_t x) {
+    return (x + ALIGN - 1) / ALIGN * ALIGN;
+}
+static size_t zmax(size_t a, size_t b) {
+    return a > b ? a : b;
+}
+
+/* ------------------------------------------------------------------ architecture */
+
+tf_status tf_arch_from_config(tf_arch *a, const tf_config *c) {
+    memset(a, 0, sizeof *a);
+    if (c->n_levels < 1 || c->n_levels > TF_MAX_LEVELS)
+        return tf_err(TF_EUSER, "channels: %d levels (1..%d)", c->n_levels, TF_MAX_LEVELS);
+    a->L = c->n_levels;
+    for (int l = 0; l < a->L; l++) {
+        if (c->channels[l] < 1 || c->channels[l] > 65536)
+            return tf_err(TF_EUSER, "channels: entry %d is %d (1..65536)", l, c->channels[l]);
+        a->ch[l] = c->channels[l];
+    }
+    if (c->rcms_per_block < 1 || c->rcms_per_block > TF_MAX_RCMS)
+        return tf_err(TF_EUSER, "rcms_per_block: %d (1..%d)", c->rcms_per_block, TF_MAX_RCMS);
+    if (c->tfswa_blocks < 0 || c->tfswa_blocks > TF_MAX_TFSWA)
+        return tf_err(TF_EUSER, "tfswa_blocks: %d (0..%d)", c->tfswa_blocks, TF_MAX_TFSWA);
+    if (c->heads < 1 || a->ch[a->L - 1] % c->heads != 0)
+        return tf_err(TF_EUSER, "heads: %d must divide the bottleneck channels %d", c->heads,
+                      a->ch[a->L - 1]);
+    if (c->window_t < 1 || c->window_f < 1 || c->window_t > 64 || c->window_f > 64)
+        return tf_err(TF_EUSER, "window: [%d, %d] (each 1..64)", c->window_t, c->window_f);
+    if (!(c->mlp_ratio > 0) || c->mlp_ratio > 64)
+        return tf_err(TF_EUSER, "mlp_ratio: %g (0 < r <= 64)", c->mlp_ratio);
+    if (c->n_targets < 1 || c->n_targets > TF_MAX_TARGETS)
+        return tf_err(TF_EUSER, "targets: %d targets (1..%d)", c->n_targets, TF_MAX_TARGETS);
+    if (c->stft_window_size < 4 || c->stft_window_size % 2)
+        return tf_err(TF_EUSER, "stft.window_size: %d (even, >= 4)", c->stft_window_size);
+    if (c->stft_hop_length < 1 || c->stft_hop_length > c->stft_window_size / 2)
+        return tf_err(TF_EUSER, "stft.hop_length: %d (1..window_size/2 = %d)", c->stft_hop_length,
+                      c->stft_window_size / 2);
+    if (c->subbands < 1 || (c->stft_window_size / 2) % c->subbands)
+        return tf_err(TF_EUSER, "subbands: %d must divide stft.window_size/2 = %d", c->subbands,
+                      c->stft_window_size / 2);
+    a->nrcm = c->rcms_per_block;
+    a->nblk = c->tfswa_blocks;
+    a->heads = c->heads;
+    a->wt = c->window_t;
+    a->wf = c->window_f;
+    a->hidden = (int)lround(a->ch[a->L - 1] * c->mlp_ratio);
+    if (a->hidden < 1) a->hidden = 1;
+    a->K = c->subbands;
+    a->S = c->n_targets;
+    a->cin = 2 * a->K;
+    a->n_fft = c->stft_window_size;
+    a->hop = c->stft_hop_length;
+    a->output = c->output;
+    a->act_dtype = c->activation_dtype;
+    a->ckpt = c->checkpointing;
+    int cur = a->ch[a->L - 1];
+    for (int j = 0; j < a->L; j++) {
+        int i = a->L - 1 - j;
+        a->dec_in[j] = cur + a->ch[i];
+        a->dec_out[j] = i > 0 ? a->ch[i - 1] : a->ch[0];
+        cur = a->dec_out[j];
+    }
+    return TF_OK;
+}
+
+size_t tf_tblock_hidden(const tf_arch *a) {
+    return (size_t)a->hidden;
+}
+
+/* ---------------------------------------------------------------- parameter table */
+
+typedef struct {
+    tf_param_info *t; /* NULL: count only */
+    size_t n, np, nb; /* entries, param floats, buffer floats */
+} table_b;
+
+static void add(table_b *tb, int is_buffer, int init, int fan_in, int ndim, const int64_t *shape,
+                const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static void add(table_b *tb, int is_buffer, int init, int fan_in, int ndim, const int64_t *shape,
+                const char *fmt, ...) {
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) numel *= (size_t)shape[d];
+    if (tb->t) {
+        tf_param_info *p = &tb->t[tb->n];
+        memset(p, 0, sizeof *p);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->name, sizeof p->name, fmt, ap);
+        va_end(ap);
+        p->ndim = ndim;
+        for (int d = 0; d < ndim; d++) p->shape[d] = shape[d];
+        p->numel = numel;
+        p->is_buffer = is_buffer;
+        p->init = init;
+        p->fan_in = fan_in;
+        p->offset = is_buffer ? tb->nb : tb->np;
+    }
+    if (is_buffer)
+        tb->nb += numel;
+    else
+        tb->np += numel;
+    tb->n++;
+}
+
+#define SH(...)                                                                                    \
+    (const int64_t[]) {                                                                            \
+        __VA_ARGS__                                                                                \
+    }
+
+static void add_rcm(table_b *tb, const char *pre, int r, int ci, int co) {
+    add(tb, 0, INIT_ONE, 0, 1, SH(ci), "%s.rcm.%d.bn1.weight", pre, r);
+    add(tb, 0, INIT_ZERO, 0, 1, SH(ci), "%s.rcm.%d.bn1.bias", pre, r);
+    add(tb, 0, INIT_UNIFORM, ci * 9, 4, SH(co, ci, 3, 3), "%s.rcm.%d.conv1.weight", pre, r);
+    add(tb, 0, INIT_UNIFORM, ci * 9, 1, SH(co), "%s.rcm.%d.conv1.bias", pre, r);
+    add(tb, 0, INIT_ONE, 0, 1, SH(co), "%s.rcm.%d.bn2.weight", pre, r);
+    add(tb, 0, INIT_ZERO, 0, 1, SH(co), "%s.rcm.%d.bn2.bias", pre, r);
+    add(tb, 0, INIT_UNIFORM, co * 9, 4, SH(co, co, 3, 3), "%s.rcm.%d.conv2.weight", pre, r);
+    add(tb, 0, INIT_UNIFORM, co * 9, 1, SH(co), "%s.rcm.%d.conv2.bias", pre, r);
+    add(tb, 0, INIT_UNIFORM, ci, 4, SH(co, ci, 1, 1), "%s.rcm.%d.short.weight", pre, r);
+    add(tb, 0, INIT_UNIFORM, ci, 1, SH(co), "%s.rcm.%d.short.bias", pre, r);
+    add(tb, 1, INIT_ZERO, 0, 1, SH(ci), "%s.rcm.%d.bn1.running_mean", pre, r);
+    add(tb, 1, INIT_ONE, 0, 1, SH(ci), "%s.rcm.%d.bn1.running_var", pre, r);
+    add(tb, 1, INIT_ZERO, 0, 1, SH(co), "%s.rcm.%d.bn2.running_mean", pre, r);
+    add(tb, 1, INIT_ONE, 0, 1, SH(co), "%s.rcm.%d.bn2.running_var", pre, r);
+}
+
+/* In tblock_params_point's order: the tblock's params are one contiguous run. */
+static void add_tblock(table_b *tb, const char *pre, int C, int Hd, int R, int heads) {
+    add(tb, 0, INIT_ONE, 0, 1, SH(C), "%s.ln1.weight", pre);
+    add(tb, 0, INIT_ZERO, 0, 1, SH(C), "%s.ln1.bias", pre);
+    add(tb, 0, INIT_UNIFORM, C, 2, SH(3 * C, C), "%s.attn.qkv.weight", pre);
+    add(tb, 0, INIT_UNIFORM, C, 1, SH(3 * C), "%s.attn.qkv.bias", pre);
+    add(tb, 0, INIT_UNIFORM, C, 2, SH(C, C), "%s.attn.proj.weight", pre);
+    add(tb, 0, INIT_UNIFORM, C, 1, SH(C), "%s.attn.proj.bias", pre);
+    add(tb, 0, INIT_ONE, 0, 1, SH(C), "%s.ln2.weight", pre);
+    add(tb, 0, INIT_ZERO, 0, 1, SH(C), "%s.ln2.bias", pre);
+    add(tb, 0, INIT_UNIFORM, C, 2, SH(Hd, C), "%s.mlp.fc1.weight", pre);
+    add(tb, 0, INIT_UNIFORM, C, 1, SH(Hd), "%s.mlp.fc1.bias", pre);
+    add(tb, 0, INIT_UNIFORM, Hd, 2, SH(C, Hd), "%s.mlp.fc2.weight", pre);
+    add(tb, 0, INIT_UNIFORM, Hd, 1, SH(C), "%s.mlp.fc2.bias", pre);
+    if (R > 0) add(tb, 0, INIT_NORMAL002, 0, 2, SH(R, heads), "%s.attn.rel_bias", pre);
+}
+
+static void build_table(table_b *tb, const tf_arch *a) {
+    char pre[48];
+    int ci = a->cin;
+    for (int l = 0; l < a->L; l++) {
+        snprintf(pre, sizeof pre, "enc.%d", l);
+        for (int r = 0; r < a->nrcm; r++) add_rcm(tb, pre, r, r ? a->ch[l] : ci, a->ch[l]);
+        ci = a->ch[l];
+    }
+    int C = a->ch[a->L - 1], R = swin_relpos_rows(a->wt, a->wf);
+    for (int b = 0; b < a->nblk; b++) {
+        snprintf(pre, sizeof pre, "tfswa.%d.tsa", b);
+        add_tblock(tb, pre, C, a->hidden, 0, a->heads);
+        snprintf(pre, sizeof pre, "tfswa.%d.fsa", b);
+        add_tblock(tb, pre, C, a->hidden, 0, a->heads);
+        for (int s = 0; s < 2; s++) {
+            snprintf(pre, sizeof pre, "tfswa.%d.swin.%d", b, s);
+            add_tblock(tb, pre, C, a->hidden, R, a->heads);
+        }
+    }
+    for (int j = 0; j < a->L; j++) {
+        snprintf(pre, sizeof pre, "dec.%d", j);
+        for (int r = 0; r < a->nrcm; r++)
+            add_rcm(tb, pre, r, r ? a->dec_out[j] : a->dec_in[j], a->dec_out[j]);
+    }
+    int co = 2 * a->K * a->S;
+    add(tb, 0, INIT_UNIFORM, a->ch[0], 4, SH(co, a->ch[0], 1, 1), "head.weight");
+    add(tb, 0, INIT_UNIFORM, a->ch[0], 1, SH(co), "head.bias");
+}
+
+tf_status tf_model_param_count(size_t *out, const tf_config *cfg) {
+    tf_arch a;
+    TF_TRY(tf_arch_from_config(&a, cfg));
+    table_b tb = {0};
+    build_table(&tb, &a);
+    *out = tb.np;
+    return TF_OK;
+}
+
+/* ------------------------------------------------------------------------ layout */
+
+typedef struct {
+    size_t act, work;
+} cursor_t;
+
+static slot_t put(cursor_t *c, int where, int bf16, size_t n) {
+    slot_t s = {(unsigned char)where, (unsigned char)bf16, 0, n};
+    size_t *cur = where == IN_ACT ? &c->act : &c->work;
+    s.off = *cur;
+    *cur += align_up(n * (bf16 ? 2 : 4));
+    return s;
+}
+
+static size_t wput(cursor_t *c, size_t nfloats) {
+    size_t off = c->work;
+    c->work += align_up(nfloats * 4);
+    return off;
+}
+
+static int ceil_mult(int x, int m) {
+    return (x + m - 1) / m * m;
+}
+
+/* Conv-block internals: c1 for every RCM, o for all but the last. */
+static void put_block(cursor_t *c, int where, int bf16, slot_t *c1, slot_t *o, int nrcm,
+                      size_t n_out) {
+    for (int r = 0; r < nrcm; r++) {
+        c1[r] = put(c, where, bf16, n_out);
+        if (r < nrcm - 1) o[r] = put(c, where, bf16, n_out);
+    }
+}
+
+tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads) {
+    memset(y, 0, sizeof *y);
+    if (B < 1) return tf_err(TF_EUSER, "batch size %d (>= 1)", B);
+    if (N < 1) return tf_err(TF_EUSER, "segment of %lld samples (>= 1)", (long long)N);
+    y->B = B;
+    y->N = N;
+    int64_t T = 1 + N / a->hop;
+    if (T > (1 << 26)) return tf_err(TF_EUSER, "segment of %lld samples is too long", (long long)N);
+    y->T = (int)T;
+    y->Fb = a->n_fft / 2 + 1;
+    y->Fs = (y->Fb - 1) / a->K;
+    int m = 1 << a->L;
+    y->Fp = ceil_mult(y->Fs, m * a->wf);
+    y->Tp = ceil_mult(y->T, m * a->wt);
+    for (int l = 0; l <= a->L; l++) {
+        y->H[l] = y->Fp >> l;
+        y->W[l] = y->Tp >> l;
+    }
+    const int L = a->L, R = a->nrcm, S = a->S, K = a->K, C = a->ch[L - 1];
+    const int Hb = y->H[L], Wb = y->W[L];
+    y->nW = (Wb / a->wt) * (Hb / a->wf);
+    const int bf = a->act_dtype == TF_DT_BF16;
+    const int ck = a->ckpt == TF_CKPT_BLOCKS;
+    const size_t b = (size_t)B;
+    const size_t nspec = b * 2 * y->Fb * y->T, nout = b * S * 2 * y->Fb * y->T;
+    const size_t nz = b * 2 * K * S * y->Fp * y->Tp;
+    cursor_t c = {0, 0};
+    /* ---- saved activations ---- */
+    y->pr = put(&c, IN_ACT, 0, nspec);
+    y->pi = put(&c, IN_ACT, 0, nspec);
+    size_t smax = 0, sout = 0; /* largest conv-side tensor (any channels), output-sized */
+    for (int l = 0; l < L; l++) {
+        size_t px = b * y->H[l] * y->W[l];
+        int ci = l ? a->ch[l - 1] : a->cin;
+        y->enc_in[l] = put(&c, IN_ACT, bf, px * ci);
+        if (!ck) put_block(&c, IN_ACT, bf, y->enc_c1[l], y->enc_o[l], R, px * a->ch[l]);
+        smax = zmax(smax, px * zmax(ci, a->ch[l]));
+        sout = zmax(sout, px * a->ch[l]);
+    }
+    for (int j = 0; j < L; j++) {
+        int i = L - 1 - j;
+        size_t px = b * y->H[i] * y->W[i];
+        y->dec_cat[j] = put(&c, IN_ACT, bf, px * a->dec_in[j]);
+        if (!ck) put_block(&c, IN_ACT, bf, y->dec_c1[j], y->dec_o[j], R, px * a->dec_out[j]);
+        smax = zmax(smax, px * zmax(a->dec_in[j], a->dec_out[j]));
+        sout = zmax(sout, px * a->dec_out[j]);
+    }
+    y->head_in = put(&c, IN_ACT, bf, b * a->ch[0] * y->Fp * y->Tp);
+    y->z = put(&c, IN_ACT, bf, nz);
+    const int Hd = a->hidden, Ls = a->wt * a->wf;
+    const size_t ntok = b * Hb * Wb * C;
+    size_t nsv[4] = {tblock_saved_floats(B * Hb, Wb, C, a->heads, Hd),
+                     tblock_saved_floats(B * Wb, Hb, C, a->heads, Hd),
+                     tblock_saved_floats(B * y->nW, Ls, C, a->heads, Hd),
+                     tblock_saved_floats(B * y->nW, Ls, C, a->heads, Hd)};
+    for (int k = 0; k < a->nblk; k++) {
+        y->tok[k][0] = put(&c, IN_ACT, 0, ntok);
+        if (ck) continue;
+        for (int s = 1; s < 4; s++) y->tok[k][s] = put(&c, IN_ACT, 0, ntok);
+        for (int s = 0; s < 4; s++) y->tsv[k][s] = put(&c, IN_ACT, 0, nsv[s]);
+    }
+    /* ---- workspace ---- */
+    y->spec_re = wput(&c, nspec);
+    y->spec_im = wput(&c, nspec);
+    y->mag_in = wput(&c, nspec);
+    y->om = wput(&c, nout);
+    y->oyr = wput(&c, nout);
+    y->oyi = wput(&c, nout);
+    y->zbuf = wput(&c, nz);
+    if (bf) {
+        y->zload = wput(&c, nz);
+        y->wx = wput(&c, smax);
+        y->wc1 = wput(&c, sout);
+    }
+    y->A = wput(&c, smax);
+    /* the GELU output is dead once the conv backward has used it: its gradient dA goes
+     * in the same buffer */
+    y->G = y->dA = wput(&c, smax);
+    y->dG = wput(&c, smax);
+    /* bf16 RCM outputs in fp32 are forward only (incl. a recompute), G and dG backward only */
+    y->wo0 = y->G;
+    y->wo1 = y->dG;
+    y->D0 = wput(&c, smax);
+    y->D1 = wput(&c, smax);
+    /* forward-only buffers share memory with backward-only ones: the shortcut output
+     * with dC1, the block output with the RCM-chain gradient E (a recompute in backward
+     * runs before dC1 and E are used) */
+    y->dC1 = y->ts = wput(&c, sout);
+    y->E = y->bout = wput(&c, sout);
+    int cmax = a->cin;
+    size_t cw = conv2d_workspace_floats(a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 0, threads);
+    for (int l = 0; l < L; l++) {
+        int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
+        cmax = (int)zmax((size_t)cmax, (size_t)co);
+        cw = zmax(cw, conv2d_workspace_floats(ci, co, y->H[l], y->W[l], 3, 0, threads));
+        cw = zmax(cw, conv2d_workspace_floats(co, co, y->H[l], y->W[l], 3, 0, threads));
+        cw = zmax(cw, conv2d_workspace_floats(ci, co, y->H[l], y->W[l], 1, 0, threads));
+        if (R > 1) cw = zmax(cw, conv2d_workspace_floats(co, co, y->H[l], y->W[l], 1, 0, threads));
+    }
+    for (int j = 0; j < L; j++) {
+        int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j];
+        cmax = (int)zmax((size_t)cmax, (size_t)ci);
+        cw = zmax(cw, conv2d_workspace_floats(ci, co, y->H[i], y->W[i], 3, 0, threads));
+        cw = zmax(cw, conv2d_workspace_floats(co, co, y->H[i], y->W[i], 3, 0, threads));
+        cw = zmax(cw, conv2d_workspace_floats(ci, co, y->H[i], y->W[i], 1, 0, threads));
+        if (R > 1) cw = zmax(cw, conv2d_workspace_floats(co, co, y->H[i], y->W[i], 1, 0, threads));
+    }
+    y->st_m1 = wput(&c, (size_t)cmax);
+    y->st_r1 = wput(&c, (size_t)cmax);
+    y->n_convws = cw;
+    y->convws = wput(&c, cw);
+    for (int l = 0; l < L; l++) y->dskip[l] = wput(&c, b * a->ch[l] * y->H[l] * y->W[l]);
+    y->bott = wput(&c, b * C * Hb * Wb);
+    if (a->nblk > 0) {
+        for (int k = 0; k < 8; k++) y->tb[k] = wput(&c, ntok);
+        size_t tw = tblock_workspace_floats(B * Hb, Wb, C, a->heads, Hd);
+        tw = zmax(tw, tblock_workspace_floats(B * Wb, Hb, C, a->heads, Hd));
+        tw = zmax(tw, tblock_workspace_floats(B * y->nW, Ls, C, a->heads, Hd));
+        y->n_tbws = tw;
+        y->tbws = wput(&c, tw);
+        y->relidx = wput(&c, (size_t)Ls * Ls); /* ints, same size as floats */
+        y->mask = wput(&c, (size_t)y->nW * Ls * Ls);
+    }
+    /* recompute scratch: one Conv block's or one TFSWA block's insides */
+    y->scratch = c.work;
+    if (ck) {
+        size_t need = 0;
+        for (int l = 0; l < L; l++) {
+            cursor_t s = {0, 0};
+            put_block(&s, IN_WORK, bf, y->enc_c1[l], y->enc_o[l], R,
+                      b * y->H[l] * y->W[l] * a->ch[l]);
+            need = zmax(need, s.work);
+        }
+        for (int j = 0; j < L; j++) {
+            int i = L - 1 - j;
+            cursor_t s = {0, 0};
+            put_block(&s, IN_WORK, bf, y->dec_c1[j], y->dec_o[j], R,
+                      b * y->H[i] * y->W[i] * a->dec_out[j]);
+            need = zmax(need, s.work);
+        }
+        if (a->nblk > 0) {
+            cursor_t s = {0, 0};
+            for (int k = 0; k < a->nblk; k++) {
+                s.work = 0;
+                for (int q = 1; q < 4; q++) y->tok[k][q] = put(&s, IN_WORK, 0, ntok);
+                for (int q = 0; q < 4; q++) y->tsv[k][q] = put(&s, IN_WORK, 0, nsv[q]);
+            }
+            need = zmax(need, s.work);
+        }
+        /* scratch slots are relative to the scratch start */
+        for (int l = 0; l < L; l++)
+            for (int r = 0; r < R; r++) {
+                y->enc_c1[l][r].off += y->scratch;
+                if (r < R - 1) y->enc_o[l][r].off += y->scratch;
+                y->dec_c1[l][r].off += y->scratch;
+                if (r < R - 1) y->dec_o[l][r].off += y->scratch;
+            }
+        for (int k = 0; k < a->nblk; k++) {
+            for (int q = 1; q < 4; q++) y->tok[k][q].off += y->scratch;
+            for (int q = 0; q < 4; q++) y->tsv[k][q].off += y->scratch;
+        }
+        c.work += need;
+    }
+    y->act_bytes = c.act;
+    y->work_bytes = c.work;
+    return TF_OK;
+}
+
+static int resolve_threads(const tf_config *cfg, int threads) {
+    if (threads <= 0) threads = cfg->num_threads;
+    if (threads <= 0) threads = omp_get_max_threads();
+    return threads < 1 ? 1 : threads;
+}
+
+tf_status tf_model_plan(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
+                        int threads) {
+    memset(out, 0, sizeof *out);
+    tf_arch a;
+    TF_TRY(tf_arch_from_config(&a, cfg));
+    threads = resolve_threads(cfg, threads);
+    table_b tb = {0};
+    build_table(&tb, &a);
+    layout_t y;
+    TF_TRY(tf_layout(&y, &a, batch, frames, threads));
+    out->n_params = tb.np;
+    out->n_buffers = tb.nb;
+    out->params = tb.np * sizeof(float);
+    out->grads = tb.np * sizeof(float);
+    out->buffers = tb.nb * sizeof(float);
+    out->activations = y.act_bytes;
+    out->workspace = y.work_bytes;
+    out->total = out->params + out->grads + out->buffers + out->activations + out->workspace;
+    out->batch = batch;
+    out->frames = frames;
+    out->stft_frames = y.T;
+    out->fpad = y.Fp;
+    out->tpad = y.Tp;
+    out->threads = threads;
+    return TF_OK;
+}
+
+/* ---------------------------------------------------------------------- create */
+
+static void resolve_pointers(tf_model *m) {
+    const tf_arch *a = &m->a;
+    size_t k = 0;
+    int nconv = 2 * a->L * a->nrcm;
+    for (int blk = 0; blk < nconv; blk++) {
+        rcm_params *p = &m->rcm_p[blk], *g = &m->rcm_g[blk];
+        rcm_buffers *bu = &m->rcm_b[blk];
+        float **pf[10] = {&p->bn1_w, &p->bn1_b,   &p->conv1_w, &p->conv1_b, &p->bn2_w,
+                          &p->bn2_b, &p->conv2_w, &p->conv2_b, &p->short_w, &p->short_b};
+        float **gf[10] = {&g->bn1_w, &g->bn1_b,   &g->conv1_w, &g->conv1_b, &g->bn2_w,
+                          &g->bn2_b, &g->conv2_w, &g->conv2_b, &g->short_w, &g->short_b};
+        for (int q = 0; q < 10; q++, k++) {
+            *pf[q] = m->params + m->info[k].offset;
+            *gf[q] = m->grads + m->info[k].offset;
+        }
+        bu->rm1 = m->buffers + m->info[k++].offset;
+        bu->rv1 = m->buffers + m->info[k++].offset;
+        bu->rm2 = m->buffers + m->info[k++].offset;
+        bu->rv2 = m->buffers + m->info[k++].offset;
+        /* encoder blocks come first, then the TFSWA tblocks, then the decoder */
+        if (blk == a->L * a->nrcm - 1) {
+            for (int b = 0; b < a->nblk; b++)
+                for (int s = 0; s < 4; s++) {
+                    m->tb_off[b * 4 + s] = m->info[k].offset;
+                    k += s < 2 ? 12 : 13;
+                }
+        }
+    }
+    m->head_w = m->params + m->info[k].offset;
+    m->ghead_w = m->grads + m->info[k].offset;
+    k++;
+    m->head_b = m->params + m->info[k].offset;
+    m->ghead_b = m->grads + m->info[k].offset;
+}
+
+tf_status tf_model_create(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
+                          int threads) {
+    *out = NULL;
+    tf_model *m = tf_calloc(1, sizeof *m, "model");
+    if (!m) return TF_EINTERNAL;
+    tf_status s = tf_arch_from_config(&m->a, cfg);
+    if (s != TF_OK) goto fail;
+    if ((s = tf_model_plan(&m->plan, cfg, batch, frames, threads)) != TF_OK) goto fail;
+    m->threads = m->plan.threads;
+    table_b tb = {0};
+    build_table(&tb, &m->a);
+    m->n_tensors = tb.n;
+    m->info = tf_calloc(tb.n, sizeof *m->info, "parameter table");
+    int nconv = 2 * m->a.L * m->a.nrcm;
+    m->rcm_p = tf_calloc((size_t)nconv, sizeof *m->rcm_p, "parameter table");
+    m->rcm_g = tf_calloc((size_t)nconv, sizeof *m->rcm_g, "parameter table");
+    m->rcm_b = tf_calloc((size_t)nconv, sizeof *m->rcm_b, "parameter table");
+    m->tb_off = tf_calloc((size_t)m->a.nblk * 4 + 1, sizeof *m->tb_off, "parameter table");
+    if (!m->info || !m->rcm_p || !m->rcm_g || !m->rcm_b || !m->tb_off) {
+        s = TF_EINTERNAL;
+        goto fail;
+    }
+    tb = (table_b){m->info, 0, 0, 0};
+    build_table(&tb, &m->a);
+    m->n_params = tb.np;
+    m->n_buffers = tb.nb;
+    /* parameters first in the table order of tf_model_tensor: move buffers to the end */
+    {
+        size_t w = 0;
+        tf_param_info *tmp = tf_malloc(tb.n * sizeof *tmp, "parameter table");
+        if (!tmp) {
+            s = TF_EINTERNAL;
+            goto fail;
+        }
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < tb.n; i++)
+                if (m->info[i].is_buffer == pass) tmp[w++] = m->info[i];
+        m->n_param_tensors = 0;
+        for (size_t i = 0; i < tb.n; i++) m->n_param_tensors += !m->info[i].is_buffer;
+        /* pointers are resolved in build order, then m->info becomes the sorted table */
+        m->alloc = m->plan;
+        m->params = tf_malloc(m->plan.params ? m->plan.params : 4, "parameters");
+        m->grads = tf_malloc(m->plan.grads ? m->plan.grads : 4, "gradients");
+        m->buffers = tf_malloc(m->plan.buffers ? m->plan.buffers : 4, "BatchNorm buffers");
+        m->acts = tf_malloc(m->plan.activations ? m->plan.activations : 4, "activations");
+        m->work = tf_malloc(m->plan.workspace ? m->plan.workspace : 4, "workspace");
+        if (!m->params || !m->grads || !m->buffers || !m->acts || !m->work) {
+            free(tmp);
+            s = TF_EINTERNAL;
+            goto fail;
+        }
+        resolve_pointers(m);
+        memcpy(m->info, tmp, tb.n * sizeof *tmp);
+        free(tmp);
+    }
+    tf_stft *st = NULL;
+    if ((s = tf_stft_create(&st, m->a.n_fft, m->a.hop)) != TF_OK) goto fail;
+    m->stft = st;
+    tf_model_init(m, (uint64_t)cfg->seed);
+    tf_model_zero_grad(m);
+    *out = m;
+    return TF_OK;
+fail:
+    tf_model_free(m);
+    return s;
+}
+
+void tf_model_free(tf_model *m) {
+    if (!m) return;
+    tf_stft_destroy((tf_stft *)m->stft);
+    free(m->info);
+    free(m->rcm_p);
+    free(m->rcm_g);
+    free(m->rcm_b);
+    free(m->tb_off);
+    free(m->params);
+    free(m->grads);
+    free(m->buffers);
+    free(m->acts);
+    free(m->work);
+    for (size_t i = 0; i < m->n_taps; i++) free(m->tap[i]);
+    free(m->tap);
+    free(m->tap_name);
+    free(m->tap_n);
+    free(m);
+}
+
+const tf_model_sizes *tf_model_get_plan(const tf_model *m) {
+    return &m->plan;
+}
+void tf_model_allocated(const tf_model *m, tf_model_sizes *out) {
+    *out = m->alloc;
+}
+const tf_arch *tf_model_arch(const tf_model *m) {
+    return &m->a;
+}
+size_t tf_model_n_tensors(const tf_model *m) {
+    return m->n_tensors;
+}
+const tf_param_info *tf_model_tensor(const tf_model *m, size_t i) {
+    return i < m->n_tensors ? &m->info[i] : NULL;
+}
+const tf_param_info *tf_model_find(const tf_model *m, const char *name) {
+    for (size_t i = 0; i < m->n_tensors; i++)
+        if (!strcmp(m->info[i].name, name)) return &m->info[i];
+    return NULL;
+}
+float *tf_model_data(tf_model *m, const tf_param_info *p) {
+    return (p->is_buffer ? m->buffers : m->params) + p->offset;
+}
+float *tf_model_grad(tf_model *m, const tf_param_info *p) {
+    return p->is_buffer ? NULL : m->grads + p->offset;
+}
+float *tf_model_params(tf_model *m) {
+    return m->params;
+}
+float *tf_model_grads(tf_model *m) {
+    return m->grads;
+}
+float *tf_model_buffers(tf_model *m) {
+    return m->buffers;
+}
+
+void tf_model_zero_grad(tf_model *m) {
+    memset(m->grads, 0, m->n_params * sizeof(float));
+}
+
+void tf_model_init(tf_model *m, uint64_t seed) {
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const tf_param_info *p = &m->info[i];
+        float *d = tf_model_data(m, p);
+        tf_rng r;
+        tf_rng_seed(&r, seed, 0x706172616dULL /* "param" */, i, 0);
+        double bound = p->fan_in > 0 ? 1.0 / sqrt((double)p->fan_in) : 0;
+        for (size_t k = 0; k < p->numel; k++) {
+            switch (p->init) {
+            case INIT_ONE:
+                d[k] = 1.f;
+                break;
+            case INIT_ZERO:
+                d[k] = 0.f;
+                break;
+            case INIT_UNIFORM:
+                d[k] = (float)tf_rng_range(&r, -bound, bound);
+                break;
+            default:
+                d[k] = (float)(0.02 * tf_rng_normal(&r));
+                break;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ safetensors */
+
+tf_status tf_model_load(tf_model *m, const char *path) {
+    tf_safetensors st;
+    TF_TRY(tf_st_open(&st, path));
+    tf_status s = TF_OK;
+    for (size_t i = 0; i < m->n_tensors && s == TF_OK; i++) {
+        const tf_param_info *p = &m->info[i];
+        s = tf_st_read_f32(&st, p->name, tf_model_data(m, p), p->ndim, p->shape);
+    }
+    tf_st_close(&st);
+    return s;
+}
+
+tf_status tf_model_save(const tf_model *m, const char *path, const char *const *meta,
+                        size_t n_meta) {
+    tf_st_entry *e = tf_calloc(m->n_tensors ? m->n_tensors : 1, sizeof *e, "safetensors entries");
+    if (!e) return TF_EINTERNAL;
+    for (size_t i = 0; i < m->n_tensors; i++) {
+        const tf_param_info *p = &m->info[i];
+        e[i].name = p->name;
+        e[i].dtype = TF_ST_F32;
+        e[i].ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++) e[i].shape[d] = p->shape[d];
+        e[i].data = (p->is_buffer ? m->buffers : m->params) + p->offset;
+    }
+    tf_status s = tf_st_write(path, e, m->n_tensors, meta, n_meta);
+    free(e);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ flops */
+
+double tf_model_forward_flops(const tf_arch *a, int B, int64_t N) {
+    layout_t y;
+    if (tf_layout(&y, a, B, N, 1) != TF_OK) return 0;
+    double f = 0;
+    for (int l = 0; l < a->L; l++) {
+        int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
+        for (int r = 0; r < a->nrcm; r++) {
+            int c0 = r ? co : ci;
+            f += conv2d_flops(B, c0, co, y.H[l], y.W[l], 3) +
+                 conv2d_flops(B, co, co, y.H[l], y.W[l], 3) +
+                 conv2d_flops(B, c0, co, y.H[l], y.W[l], 1);
+        }
+    }
+    for (int j = 0; j < a->L; j++) {
+        int i = a->L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j];
+        for (int r = 0; r < a->nrcm; r++) {
+            int c0 = r ? co : ci;
+            f += conv2d_flops(B, c0, co, y.H[i], y.W[i], 3) +
+                 conv2d_flops(B, co, co, y.H[i], y.W[i], 3) +
+                 conv2d_flops(B, c0, co, y.H[i], y.W[i], 1);
+        }
+    }
+    f += conv2d_flops(B, a->ch[0], 2 * a->K * a->S, y.Fp, y.Tp, 1);
+    double C = a->ch[a->L - 1], Hd = a->hidden;
+    double ntok = (double)B * y.H[a->L] * y.W[a->L];
+    double lin = 2 * ntok * (3 * C * C + C * C + 2 * C * Hd); /* qkv, proj, fc1, fc2 */
+    double Ls[4] = {y.W[a->L], y.H[a->L], a->wt * a->wf, a->wt * a->wf};
+    for (int s = 0; s < 4; s++) f += a->nblk * (lin + 4 * ntok * Ls[s] * C); /* QK^T and AV */
+    return f;
+}
+
+/* ------------------------------------------------------------------------- taps */
+
+tf_status tf_model_debug_taps(tf_model *m, int on) {
+    m->taps_on = on;
+    return TF_OK;
+}
+
+tf_status tf_model_tap_put(tf_model *m, const char *name, const float *x, size_t n) {
+    if (!m->taps_on) return TF_OK;
+    size_t i = 0;
+    while (i < m->n_taps && strcmp(m->tap_name[i], name)) i++;
+    if (i == m->n_taps) {
+        void *a = realloc(m->tap, (i + 1) * sizeof *m->tap);
+        if (!a) return tf_err(TF_EINTERNAL, "out of memory (debug taps)");
+        m->tap = a;
+        a = realloc(m->tap_name, (i + 1) * sizeof *m->tap_name);
+        if (!a) return tf_err(TF_EINTERNAL, "out of memory (debug taps)");
+        m->tap_name = a;
+        a = realloc(m->tap_n, (i + 1) * sizeof *m->tap_n);
+        if (!a) return tf_err(TF_EINTERNAL, "out of memory (debug taps)");
+        m->tap_n = a;
+        m->tap[i] = NULL;
+        m->tap_n[i] = 0;
+        snprintf(m->tap_name[i], sizeof m->tap_name[i], "%s", name);
+        m->n_taps++;
+    }
+    if (m->tap_n[i] != n) {
+        float *b = realloc(m->tap[i], n * sizeof(float));
+        if (!b) return tf_err(TF_EINTERNAL, "out of memory (debug taps)");
+        m->tap[i] = b;
+        m->tap_n[i] = n;
+    }
+    memcpy(m->tap[i], x, n * sizeof(float));
+    return TF_OK;
+}
+
+const float *tf_model_tap(const tf_model *m, const char *name, size_t *numel) {
+    for (size_t i = 0; i < m->n_taps; i++)
+        if (!strcmp(m->tap_name[i], name)) {
+            if (numel) *numel = m->tap_n[i];
+            return m->tap[i];
+        }
+    return NULL;
+}

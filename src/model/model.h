@@ -1,0 +1,192 @@
+/* TFSWA-ResUNet (Yao et al. 2025, see shared/PAPER.md): parameter layout, memory plan,
+ * forward and backward, on the CPU.
+ *
+ *   mix (B, 2, N) -> STFT -> |X| (B, 2, Fb, T), phase P = X/|X|
+ *     -> subbands (B, 2K, Fs, T), Fs = (Fb-1)/K (Nyquist dropped), channel ch*K + k
+ *     -> zero pad to (B, 2K, Fp, Tp)
+ *     -> enc.l, l = 0..L-1: Conv block (RCMs, c_{l-1} -> c_l) = skip_l; 2x2 avg pool
+ *     -> tfswa.b, b = 0..nb-1 at (B, C, Fp/2^L, Tp/2^L), C = c_{L-1}
+ *     -> dec.j, j = 0..L-1 (level i = L-1-j): bilinear x2, concat [up, skip_i], Conv block
+ *        (c_prev + c_i -> c_{i-1}; the last one -> c_0)
+ *     -> head: 1x1 conv c_0 -> 2*K*S, channel (s, ch, k); ReLU (output magnitude) or
+ *        sigmoid * input magnitude (output mask)
+ *     -> crop, subband merge (Nyquist bin 0) -> M (B, S, 2, Fb, T) -> M * P -> ISTFT
+ *     -> (B, S, 2, N)
+ *
+ * Choices the paper leaves open (the PyTorch reference tests/reference/tfswa_ref.py makes
+ * the same ones):
+ *  - Subbands: Nyquist bin dropped on input, 0 on output; channel index ch*K + k.
+ *  - Padding: frames (time) and bins (frequency) are zero padded at the end to multiples
+ *    of 2^L * window (time: 2^L*wt, frequency: 2^L*wf), so every level pools evenly and
+ *    the bottleneck tiles into whole Swin windows; the output is cropped back. (Paper: 301
+ *    frames of a 3 s segment -> 320.)
+ *  - RCM: BN -> GELU -> conv3x3 -> BN -> GELU -> conv3x3, plus a 1x1 conv shortcut on every
+ *    RCM (also when Cin == Cout). All convs have biases. BatchNorm eps 1e-5, momentum 0.1,
+ *    running variance unbiased (PyTorch). The first RCM of a block changes the channels.
+ *  - Pooling sits AFTER the skip: skip_l is the Conv block output at full level
+ *    resolution; the pooled map feeds the next level (and, after the last level, the
+ *    TFSWA stack at 1/2^L resolution).
+ *  - TFSWA width = bottleneck channels c_{L-1} (384 for the paper); no projection in or
+ *    out. MLP hidden = round(C * mlp_ratio) (2.0: see configs/model/paper.yaml for why).
+ *  - TSA and FSA use no position encoding (the convolutional features carry position);
+ *    the Swin blocks use Swin's relative position bias table ((2wt-1)(2wf-1), heads).
+ *  - TFSWA block: y = FSA(TSA(x)); out = y + SwinSW(SwinW(y)): the Swin pair is a
+ *    residual branch around y (each Swin block keeps its own two pre-LN residuals). The
+ *    SW-MSA shift is (wt/2, wf/2) with Swin's region mask (-100); the shift is applied
+ *    even when the map is a single window (the mask then splits it into regions).
+ *  - Decoder: up x2 first, then concat [up, skip] (up first), then the Conv block;
+ *    channels out c_{i-1} at level i > 0 and c_0 at level 0: [256, 128, 64, 32, 32].
+ *  - Output layer: 1x1 conv to 2*K*S channels. magnitude mode: ReLU (exactly 0 is a valid
+ *    magnitude, no bias towards positive values like softplus's log 2). mask mode:
+ *    sigmoid(z) times the (padded) input magnitude of the same (ch, k) channel.
+ *  - The output magnitude takes the MIXTURE phase; where |X| = 0 the phase is 1.
+ *  - Initialisation: PyTorch defaults (conv and linear: kaiming-uniform a = sqrt(5), i.e.
+ *    U(+-1/sqrt(fan_in)) for weights and biases; BN/LN weight 1, bias 0, running mean 0,
+ *    var 1), relative position tables N(0, 0.02^2) (Swin uses a 0.02 truncated normal),
+ *    seeded by (seed, parameter index).
+ *  - Parameter count (paper preset, 1 target): 44,535,800 = 44.5 M vs the paper's 44.3 M;
+ *    see configs/model/paper.yaml.
+ *
+ * Memory (shared/DESIGN.md): tf_model_plan computes, before any allocation, the bytes of
+ * five blocks: parameters (trainable, fp32), gradients (same layout: one flat block for
+ * the optimizer and MPI), buffers (BN running stats, fp32), saved activations and
+ * workspace. tf_model_create allocates exactly those five blocks. Saved activations:
+ *  - checkpointing off: per RCM its conv1 output and its output (the input of the next
+ *    RCM); BN and GELU outputs are recomputed in backward from those (a BN recompute
+ *    reuses the batch statistics exactly and never touches the running stats); the block
+ *    inputs; the decoder concat inputs; the head input and pre-activation; every TFSWA
+ *    sublayer's input and tblock_saved; the mixture phase (fp32).
+ *  - checkpointing blocks: only the inputs of each Conv block and each TFSWA block (plus
+ *    head input/pre-activation and phase); block insides are recomputed in backward into
+ *    a scratch region of the workspace sized for the largest block.
+ *  - activation_dtype bf16: every saved conv-side tensor is stored in bf16 (round to
+ *    nearest even); the forward continues with the ROUNDED values, so backward sees
+ *    exactly the forward it differentiates, and checkpointing on/off stay bitwise equal.
+ *    The TFSWA stack (1/4^L of the pixels) and the phase stay fp32. Arithmetic is fp32.
+ */
+#ifndef TFSWA_MODEL_H
+#define TFSWA_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/config.h"
+#include "util/err.h"
+
+#define TF_PARAM_NAME_MAX 64
+
+/* One named tensor of the model (a trainable parameter or a BatchNorm buffer). */
+typedef struct {
+    char name[TF_PARAM_NAME_MAX]; /* PyTorch state_dict name, e.g. enc.0.rcm.1.bn1.weight */
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    size_t offset; /* in floats, into the parameter block (or the buffer block) */
+    int is_buffer; /* 1: running_mean / running_var (no gradient, not optimised) */
+    int init;      /* internal: how tf_model_init fills it */
+    int fan_in;    /* internal: for the uniform init */
+} tf_param_info;
+
+/* Architecture derived from a tf_config. */
+typedef struct {
+    int L;                 /* levels (encoder blocks = decoder blocks) */
+    int ch[TF_MAX_LEVELS]; /* encoder Conv-block output channels per level */
+    int dec_in[TF_MAX_LEVELS], dec_out[TF_MAX_LEVELS]; /* decoder j (level L-1-j) */
+    int nrcm, nblk, heads, wt, wf, hidden, K, S, cin;  /* cin = 2K */
+    int n_fft, hop;
+    tf_output_mode output;
+    tf_dtype act_dtype;
+    tf_ckpt_mode ckpt;
+} tf_arch;
+
+/* Bytes per role for (config, batch, segment frames, threads). */
+typedef struct {
+    size_t params;      /* trainable parameters, fp32 */
+    size_t grads;       /* = params */
+    size_t buffers;     /* BN running stats, fp32 */
+    size_t activations; /* saved for backward */
+    size_t workspace;   /* scratch (incl. recompute scratch when checkpointing) */
+    size_t total;
+    size_t n_params; /* trainable parameter count (floats) */
+    size_t n_buffers;
+    int batch;
+    int64_t frames;  /* samples per channel of the segment */
+    int stft_frames; /* T */
+    int fpad, tpad;  /* padded subband map (Fp, Tp) */
+    int threads;
+} tf_model_sizes;
+
+typedef struct tf_model tf_model;
+
+/* Architecture of cfg (validates the model keys: TF_EUSER naming the key). */
+tf_status tf_arch_from_config(tf_arch *a, const tf_config *cfg);
+
+/* The memory plan: sizes of every block for training (or inference) of batches of up to
+ * `batch` segments of `frames` samples, computed WITHOUT allocating. threads <= 0 means
+ * cfg->num_threads, and when that is 0 the OpenMP maximum (the conv workspace depends on
+ * it). */
+tf_status tf_model_plan(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
+                        int threads);
+
+/* Trainable parameter count of cfg (no allocation). */
+tf_status tf_model_param_count(size_t *out, const tf_config *cfg);
+
+/* Allocate a model for batches up to `batch` x `frames` samples: exactly the plan's five
+ * blocks (plus the parameter table and the STFT plan). Parameters are initialised with
+ * tf_model_init(m, cfg->seed). */
+tf_status tf_model_create(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
+                          int threads);
+void tf_model_free(tf_model *m);
+
+/* The plan the model was created with, and the bytes actually allocated per block
+ * (sizes->params etc. as passed to malloc). */
+const tf_model_sizes *tf_model_get_plan(const tf_model *m);
+void tf_model_allocated(const tf_model *m, tf_model_sizes *out);
+const tf_arch *tf_model_arch(const tf_model *m);
+
+/* Parameter table (parameters first, then buffers). */
+size_t tf_model_n_tensors(const tf_model *m);
+const tf_param_info *tf_model_tensor(const tf_model *m, size_t i);
+const tf_param_info *tf_model_find(const tf_model *m, const char *name);
+/* Pointer to a tensor's data (params block or buffers block) and to its gradient (NULL
+ * for buffers). */
+float *tf_model_data(tf_model *m, const tf_param_info *p);
+float *tf_model_grad(tf_model *m, const tf_param_info *p);
+
+/* Flat blocks (llm.c style): params and grads have the same layout, n = n_params. */
+float *tf_model_params(tf_model *m);
+float *tf_model_grads(tf_model *m);
+float *tf_model_buffers(tf_model *m);
+
+/* PyTorch-default initialisation, seeded (deterministic for a given seed). */
+void tf_model_init(tf_model *m, uint64_t seed);
+void tf_model_zero_grad(tf_model *m);
+
+/* Weights (parameters and BN buffers) from/to safetensors. Loading checks that every
+ * tensor of the model is present with the right shape (TF_EUSER naming the file and the
+ * tensor); extra tensors in the file are ignored (e.g. a test's activations). */
+tf_status tf_model_load(tf_model *m, const char *path);
+tf_status tf_model_save(const tf_model *m, const char *path, const char *const *meta,
+                        size_t n_meta);
+
+/* Forward: mix (B, 2, N) -> out (B, S, 2, N). B <= planned batch, N <= planned frames
+ * (any N >= 1 within that; frames are padded and cropped internally). training = 1 uses
+ * batch statistics, updates the BN running stats and saves what backward needs;
+ * training = 0 uses the running stats (inference). */
+tf_status tf_model_forward(tf_model *m, float *out, const float *mix, int B, int64_t N,
+                           int training);
+/* Backward of the last training forward: gradients (tf_model_grads) += d loss / d params
+ * given dout = d loss / d out (B, S, 2, N). */
+tf_status tf_model_backward(tf_model *m, const float *dout);
+
+/* Floating-point operations of one forward of (B, N) counted from the layer shapes
+ * (convs, linears, attention matmuls; 2 per multiply-add; STFT and elementwise excluded). */
+double tf_model_forward_flops(const tf_arch *a, int B, int64_t N);
+
+/* Block outputs of the last forward, fp32 copies for tests: "enc.l" (B, c_l, Fp/2^l,
+ * Tp/2^l), "tfswa.b" (B, C, Fb', Tb'), "dec.j", "mag" (B, S, 2, Fb, T), "input_spec".
+ * Enabled with tf_model_debug_taps(m, 1) before the forward (allocates its own memory,
+ * outside the plan; off by default). */
+tf_status tf_model_debug_taps(tf_model *m, int on);
+const float *tf_model_tap(const tf_model *m, const char *name, size_t *numel);
+
+#endif

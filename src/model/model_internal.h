@@ -1,0 +1,100 @@
+/* Internals of src/model shared by model.c (layout, parameters, plan) and forward.c
+ * (forward/backward). Not a public header. */
+#ifndef TFSWA_MODEL_INTERNAL_H
+#define TFSWA_MODEL_INTERNAL_H
+#include "model/model.h"
+
+#define TF_MAX_RCMS    16
+#define TF_MAX_TFSWA   32
+#define TF_BN_EPS      1e-5f
+#define TF_BN_MOMENTUM 0.1f
+
+/* Where a saved tensor lives: the activation block or the workspace (recompute scratch). */
+enum { IN_ACT = 0, IN_WORK = 1 };
+typedef struct {
+    unsigned char where;
+    unsigned char bf16; /* stored as bf16 (else fp32) */
+    size_t off;         /* bytes into its block */
+    size_t n;           /* elements */
+} slot_t;
+
+/* Parameter pointers of one RCM (into the param block or, same offsets, the grad block). */
+typedef struct {
+    float *bn1_w, *bn1_b, *conv1_w, *conv1_b, *bn2_w, *bn2_b, *conv2_w, *conv2_b, *short_w,
+        *short_b;
+} rcm_params;
+typedef struct {
+    float *rm1, *rv1, *rm2, *rv2;
+} rcm_buffers;
+
+/* Byte offsets of every saved tensor and workspace buffer for one (B, N). */
+typedef struct {
+    int B;
+    int64_t N;
+    int T, Fb, Fs, Fp, Tp;
+    int H[TF_MAX_LEVELS + 1], W[TF_MAX_LEVELS + 1]; /* level l map (F, T); [L] = bottleneck */
+    int nW;                                         /* Swin windows per image */
+    /* ---- saved (activation block unless where == IN_WORK) ---- */
+    slot_t pr, pi;                /* fp32 (B, 2, Fb, T) mixture phase */
+    slot_t enc_in[TF_MAX_LEVELS]; /* block input; enc_in[0] = x0 (B, 2K, Fp, Tp) */
+    slot_t enc_c1[TF_MAX_LEVELS][TF_MAX_RCMS], enc_o[TF_MAX_LEVELS][TF_MAX_RCMS];
+    slot_t dec_cat[TF_MAX_LEVELS]; /* decoder j input [up, skip] */
+    slot_t dec_c1[TF_MAX_LEVELS][TF_MAX_RCMS], dec_o[TF_MAX_LEVELS][TF_MAX_RCMS];
+    slot_t head_in;              /* (B, c_0, Fp, Tp) last decoder output */
+    slot_t z;                    /* (B, 2KS, Fp, Tp) head pre-activation */
+    slot_t tok[TF_MAX_TFSWA][4]; /* fp32 sublayer inputs: tsa, fsa, swin0, swin1 */
+    slot_t tsv[TF_MAX_TFSWA][4]; /* fp32 tblock_saved of each sublayer */
+    /* ---- workspace (fp32, bytes into the workspace block) ---- */
+    size_t spec_re, spec_im, mag_in; /* (B*2, Fb, T) */
+    size_t om, oyr, oyi;             /* (B*S*2, Fb, T) */
+    size_t zbuf, zload;              /* (B, 2KS, Fp, Tp) */
+    size_t wx, wc1, wo0, wo1, bout;  /* conv working tensors */
+    size_t A, G, ts, dA, dG, dC1, D0, D1, E;
+    size_t st_m1, st_r1;         /* BN statistics (max C) */
+    size_t convws;               /* conv2d workspace */
+    size_t dskip[TF_MAX_LEVELS]; /* (B, c_l, H_l, W_l) */
+    size_t bott;                 /* (B, C, Hb, Wb) */
+    size_t tb[8];                /* token buffers (NL*C) */
+    size_t tbws;                 /* tblock workspace */
+    size_t relidx, mask;         /* int (L*L), float (nW, L, L) */
+    size_t scratch;              /* recompute scratch start (checkpointing) */
+    size_t n_convws, n_tbws;     /* floats */
+    /* ---- totals (bytes) ---- */
+    size_t act_bytes, work_bytes;
+} layout_t;
+
+struct tf_model {
+    tf_arch a;
+    int threads;
+    /* parameter table */
+    size_t n_tensors, n_param_tensors;
+    tf_param_info *info;
+    size_t n_params, n_buffers; /* floats */
+    /* the five blocks */
+    float *params, *grads, *buffers;
+    unsigned char *acts, *work;
+    tf_model_sizes plan, alloc;
+    /* resolved pointers */
+    rcm_params *rcm_p, *rcm_g; /* [(enc l | dec j) * nrcm + r]: enc first, then dec */
+    rcm_buffers *rcm_b;
+    float *head_w, *head_b, *ghead_w, *ghead_b;
+    size_t *tb_off; /* [b*4 + sub]: float offset of that tblock's params */
+    /* STFT */
+    void *stft; /* tf_stft* */
+    /* state of the last forward */
+    layout_t lay;
+    int have_fwd, last_training;
+    /* debug taps */
+    int taps_on;
+    size_t n_taps;
+    char (*tap_name)[32];
+    float **tap;
+    size_t *tap_n;
+};
+
+/* model.c */
+tf_status tf_layout(layout_t *lay, const tf_arch *a, int B, int64_t N, int threads);
+size_t tf_tblock_hidden(const tf_arch *a);
+tf_status tf_model_tap_put(tf_model *m, const char *name, const float *x, size_t n);
+
+#endif

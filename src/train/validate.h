@@ -1,0 +1,30 @@
+/* Full-track validation: every track of a split is separated whole with the streaming
+ * overlap-add engine (bounded memory, never segmented) and scored with uSDR per target;
+ * tracks are spread over MPI ranks (track i on rank i % W) and the scores reduced. */
+#ifndef TFSWA_VALIDATE_H
+#define TFSWA_VALIDATE_H
+#include "data/index.h"
+#include "model/model.h"
+#include "train/dist.h"
+#include "util/config.h"
+
+#define TF_VAL_OVERLAP 0.25 /* fraction of a chunk shared with the next */
+
+typedef struct {
+    int n_targets, tracks;
+    double usdr[TF_MAX_TARGETS];         /* mean over tracks, per target */
+    double usdr_mixture[TF_MAX_TARGETS]; /* the mixture-as-estimate baseline */
+    double mean;                         /* mean over targets */
+} tf_val_result;
+
+/* The overlap-add configuration validation uses for cfg (chunk = the training segment). */
+void tf_val_ola_cfg(const tf_config *cfg, void *ola_cfg /* tf_ola_cfg */);
+/* Bytes one validation track holds (engine + FIFOs + read blocks), n_sources stems. */
+size_t tf_val_plan_bytes(const tf_config *cfg, int n_sources);
+
+/* cfg: the model config (targets); ix indexed with the data config (sources). The model
+ * must have been created for at least cfg->batch_size x segment frames. */
+tf_status tf_validate(tf_model *m, const tf_config *cfg, const tf_index *ix, tf_split split,
+                      const tf_dist *d, tf_val_result *r);
+
+#endif
