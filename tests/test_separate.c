@@ -12,8 +12,10 @@
 #include "audio/audio.h"
 #include "infer/api_internal.h"
 #include "infer/separate.h"
+#include "model/model.h"
 #include "test.h"
 #include "tfswa.h"
+#include "train/ckpt.h"
 #include "util/fsutil.h"
 #include "util/rng.h"
 
@@ -654,6 +656,168 @@ static void test_constant_memory(void) {
     tf_separator_free(s);
 }
 
+/* ---------------------------------------------------------------- the real model */
+
+/* A small TFSWA-ResUNet at 8 kHz with random weights, saved as a checkpoint directory. */
+static int make_checkpoint(const char *dir, const char *targets, uint64_t seed, tf_config *out) {
+    tf_config c;
+    tf_config_defaults(&c);
+    const char *kv[][2] = {{"sample_rate", "8000"},
+                           {"stft.window_size", "256"},
+                           {"stft.hop_length", "64"},
+                           {"channels", "4,8"},
+                           {"rcms_per_block", "1"},
+                           {"tfswa_blocks", "1"},
+                           {"heads", "2"},
+                           {"window", "5,4"},
+                           {"subbands", "4"},
+                           {"segment_seconds", "0.5"},
+                           {"sources", "vocals,drums,bass,other"},
+                           {"targets", targets}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (tf_config_set(&c, kv[i][0], kv[i][1])) {
+            fprintf(stderr, "config: %s\n", tf_errmsg());
+            return 0;
+        }
+    c.seed = (int64_t)seed;
+    tf_model *m;
+    if (tf_model_create(&m, &c, 1, 4000, 1)) {
+        fprintf(stderr, "model: %s\n", tf_errmsg());
+        return 0;
+    }
+    tf_model_init(m, seed);
+    const tf_model_sizes *sz = tf_model_get_plan(m);
+    tf_opt_state os = {sz->n_params, calloc(sz->n_params, 4), calloc(sz->n_params, 4), NULL};
+    tf_train_progress pr;
+    memset(&pr, 0, sizeof pr);
+    pr.best_metric = -INFINITY;
+    int ok = tf_ckpt_save(dir, m, &c, &pr, &os) == TF_OK;
+    if (!ok) fprintf(stderr, "ckpt: %s\n", tf_errmsg());
+    free(os.m), free(os.v);
+    tf_model_free(m);
+    if (out) *out = c;
+    return ok;
+}
+
+/* Direct forward of the checkpoint's model on one zero-padded chunk (1, 2, L). */
+static void direct_forward(const tf_config *c, const char *ck, const float *x, int64_t n, int64_t L,
+                           float *y /* (S, 2, L) */) {
+    tf_model *m;
+    float *mix = calloc(2 * (size_t)L, sizeof(float));
+    for (int ch = 0; ch < 2; ch++) memcpy(mix + ch * L, x + ch * n, sizeof(float) * (size_t)n);
+    if (tf_model_create(&m, c, 1, L, 1) == TF_OK) {
+        if (tf_ckpt_load_weights(ck, m) == TF_OK) tf_model_forward(m, y, mix, 1, L, 0);
+        tf_model_free(m);
+    }
+    free(mix);
+}
+
+/* The real network through the real path: a song shorter than a chunk gives exactly the
+ * model's output on the zero-padded chunk; a long song runs (file == buffer); several
+ * checkpoints combine; a run folder resolves to its checkpoints/last. */
+static void test_real_model(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    char ck[2][512];
+    snprintf(ck[0], sizeof ck[0], "%s/voc", dir);
+    snprintf(ck[1], sizeof ck[1], "%s/run/checkpoints/last", dir);
+    tf_config c0, c1;
+    CHECK(make_checkpoint(ck[0], "vocals", 3, &c0));
+    char runs[512];
+    snprintf(runs, sizeof runs, "%s/run/checkpoints", dir);
+    CHECK(tf_mkdirs(runs) == TF_OK);
+    CHECK(make_checkpoint(ck[1], "drums,bass", 4, &c1));
+    snprintf(ck[1], sizeof ck[1], "%s/run", dir); /* the run folder */
+    const char *cks[2] = {ck[0], ck[1]};
+    int st;
+    tfswa_context *ctx = tfswa_open(cks, 2, 1, &st);
+    CHECKF(ctx != NULL, "%s", tfswa_last_error(NULL));
+    if (!ctx) return;
+    CHECK(tfswa_n_targets(ctx) == 3 && tfswa_sample_rate(ctx) == 8000);
+    CHECK(!strcmp(tfswa_target_name(ctx, 2), "bass"));
+    /* shorter than a chunk (0.5 s = 4000 frames) */
+    const int64_t n = 2400, L = 4000;
+    float *x = noise(2, n, 17, 0.3f), *y = malloc(sizeof(float) * 3 * 2 * (size_t)n);
+    tfswa_separate_params p = tfswa_default_params();
+    CHECKF(tfswa_separate_buffer(ctx, x, 2, n, 8000, y, &p) == TFSWA_OK, "%s",
+           tfswa_last_error(ctx));
+    float *r0 = calloc(2 * (size_t)L, sizeof(float)), *r1 = calloc(4 * (size_t)L, sizeof(float));
+    direct_forward(&c0, ck[0], x, n, L, r0);
+    snprintf(runs, sizeof runs, "%s/run/checkpoints/last", dir);
+    direct_forward(&c1, runs, x, n, L, r1);
+    double e = 0, ref = 0;
+    for (int ch = 0; ch < 2; ch++)
+        for (int64_t i = 0; i < n; i++) {
+            e = fmax(e, fabs(y[ch * n + i] - r0[ch * L + i]));
+            e = fmax(e, fabs(y[(2 + ch) * n + i] - r1[ch * L + i]));
+            e = fmax(e, fabs(y[(4 + ch) * n + i] - r1[(2 + ch) * L + i]));
+            ref = fmax(ref, fabs(r0[ch * L + i]) + fabs(r1[ch * L + i]));
+        }
+    CHECKF(e <= 1e-6 * fmax(1, ref) && ref > 0, "error %g (scale %g)", e, ref);
+    /* a longer song, resampled (11025 Hz), with batches and shifts: file == buffer */
+    const int64_t n2 = 3 * 11025 + 7;
+    float *x2 = noise(2, n2, 19, 0.3f), *y2 = malloc(sizeof(float) * 3 * 2 * (size_t)n2);
+    char in[512], path[1024];
+    snprintf(in, sizeof in, "%s/long.wav", dir);
+    CHECK(tf_audio_write_file(in, x2, 2, n2, 11025, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+    p.batch_size = 3, p.shifts = 2, p.overlap = 0.5;
+    CHECKF(tfswa_separate_file(ctx, in, dir, &p) == TFSWA_OK, "%s", tfswa_last_error(ctx));
+    CHECK(tfswa_separate_buffer(ctx, x2, 2, n2, 11025, y2, &p) == TFSWA_OK);
+    for (int j = 0; j < 3; j++) {
+        tfswa_output_path(ctx, &p, in, dir, j, path, sizeof path);
+        tf_audio_info info;
+        float *z = read_planar(path, &info);
+        CHECKF(z && info.frames == n2 && info.rate == 11025, "%s", path);
+        CHECK(z && memcmp(z, y2 + (size_t)j * 2 * n2, sizeof(float) * 2 * (size_t)n2) == 0);
+        free(z);
+    }
+    tfswa_close(ctx);
+    /* the same target from two checkpoints: an error naming both */
+    const char *dup[2] = {ck[0], ck[0]};
+    CHECK(tfswa_open(dup, 2, 1, &st) == NULL && st == TFSWA_ERR_USER);
+    CHECKF(strstr(tfswa_last_error(NULL), "vocals") && strstr(tfswa_last_error(NULL), ck[0]), "%s",
+           tfswa_last_error(NULL));
+    const char *none[1] = {in};
+    CHECK(tfswa_open(none, 1, 1, &st) == NULL && st == TFSWA_ERR_USER);
+    free(x), free(y), free(r0), free(r1), free(x2), free(y2);
+    rmrf(dir);
+}
+
+/* examples/separate.c (built by make next to the tests) separates a file. */
+static void test_example_program(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    char exe[2100], self[1024], ck[512], in[512], cmd[4096], path[1024];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    CHECK(k > 0);
+    if (k <= 0) return;
+    self[k] = 0;
+    *strrchr(self, '/') = 0; /* build/tests */
+    snprintf(exe, sizeof exe, "%s/../examples/separate", self);
+    CHECKF(access(exe, X_OK) == 0, "%s missing (run make)", exe);
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    CHECK(make_checkpoint(ck, "vocals,drums", 5, NULL));
+    snprintf(in, sizeof in, "%s/my song.wav", dir);
+    const int64_t n = 5000;
+    float *x = noise(1, n, 23, 0.3f);
+    CHECK(tf_audio_write_file(in, x, 1, n, 16000, TF_FMT_WAV, TF_SUBTYPE_PCM16) == TF_OK);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s/out' '%s' >/dev/null 2>&1", exe, in, dir, ck);
+    CHECK(system(cmd) == 0);
+    const char *stems[2] = {"vocals", "drums"};
+    for (int j = 0; j < 2; j++) {
+        snprintf(path, sizeof path, "%s/out/my song/%s.wav", dir, stems[j]);
+        tf_audio_info info;
+        CHECKF(tf_audio_probe(path, &info) == TF_OK && info.frames == n && info.rate == 16000 &&
+                   info.channels == 1,
+               "%s", path);
+    }
+    CHECK(system(cmd) != 0); /* outputs exist now: refused */
+    free(x);
+    rmrf(dir);
+}
+
 int main(void) {
     RUN(test_identity_lengths);
     RUN(test_block_independence);
@@ -668,5 +832,7 @@ int main(void) {
     RUN(test_template);
     RUN(test_progress_cancel);
     RUN(test_constant_memory);
+    RUN(test_real_model);
+    RUN(test_example_program);
     return TEST_END();
 }

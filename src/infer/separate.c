@@ -10,6 +10,7 @@
 
 #include "audio/resampler.h"
 #include "infer/ola.h"
+#include "train/train.h" /* tf_peak_rss_bytes */
 #include "util/fsutil.h"
 #include "util/rng.h"
 
@@ -619,17 +620,6 @@ static double now_s(clockid_t id) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-int64_t tf_peak_rss_bytes(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    long long kib = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
-    fclose(f);
-    return (int64_t)kib * 1024;
-}
-
 static tf_status run_all(tf_separator *s, const tf_sep_params *p, endpoints io, int in_rate,
                          int channels, int64_t expect, tf_sep_summary *sum) {
     double t0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
@@ -652,7 +642,7 @@ static tf_status run_all(tf_separator *s, const tf_sep_params *p, endpoints io, 
         sum->n_outputs = r.n_out;
     }
     run_free(&r);
-    if (sum) sum->peak_rss = tf_peak_rss_bytes();
+    if (sum) sum->peak_rss = (int64_t)tf_peak_rss_bytes();
     return st;
 }
 

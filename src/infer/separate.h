@@ -130,8 +130,4 @@ tf_status tf_separate_buffer(tf_separator *s, const float *in, int channels, int
 #define TF_SEP_CANCELLED_MSG "cancelled"
 int tf_sep_was_cancelled(const tf_separator *s);
 
-/* Peak resident set size of this process (VmHWM of /proc/self/status) in bytes; 0 if
- * unavailable. */
-int64_t tf_peak_rss_bytes(void);
-
 #endif
