@@ -778,6 +778,13 @@ static void test_real_model(void) {
     CHECK(tfswa_open(dup, 2, 1, &st) == NULL && st == TFSWA_ERR_USER);
     CHECKF(strstr(tfswa_last_error(NULL), "vocals") && strstr(tfswa_last_error(NULL), ck[0]), "%s",
            tfswa_last_error(NULL));
+    /* a segment shorter than the STFT window (256 samples) is refused, naming it */
+    ctx = tfswa_open(cks, 1, 1, &st);
+    p = tfswa_default_params();
+    p.segment = 0.02;
+    CHECK(ctx && tfswa_separate_buffer(ctx, x, 2, n, 8000, y, &p) == TFSWA_ERR_USER);
+    CHECK(ctx && strstr(tfswa_last_error(ctx), "STFT window") != NULL);
+    tfswa_close(ctx);
     const char *none[1] = {in};
     CHECK(tfswa_open(none, 1, 1, &st) == NULL && st == TFSWA_ERR_USER);
     free(x), free(y), free(r0), free(r1), free(x2), free(y2);

@@ -69,6 +69,7 @@ tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads
         snprintf(m->targets[i], TF_NAME_MAX, "%s", c->cfg.targets[i]);
     m->sample_rate = rate;
     m->segment_seconds = c->cfg.segment_seconds;
+    m->min_frames = c->cfg.stft_window_size;
     m->prepare = ck_prepare, m->forward = ck_forward, m->close = ck_close, m->ctx = c;
     return TF_OK;
 }

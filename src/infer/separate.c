@@ -184,6 +184,12 @@ tf_status tf_sep_check_params(const tf_separator *s, const tf_sep_params *p) {
         return tf_err(TF_EUSER, "segment %g s is not in (0, 3600]", p->segment);
     if (llround(seg * s->rate) < 16)
         return tf_err(TF_EUSER, "segment %g s is shorter than 16 samples", seg);
+    for (int i = 0; i < s->n_models; i++)
+        if (llround(seg * s->rate) < s->models[i].min_frames)
+            return tf_err(TF_EUSER,
+                          "segment %g s is shorter than the STFT window of %s (%lld "
+                          "samples at %d Hz)",
+                          seg, s->models[i].name, (long long)s->models[i].min_frames, s->rate);
     if (p->fmt != TF_FMT_WAV && p->fmt != TF_FMT_FLAC)
         return tf_err(TF_EUSER, "unknown output format %d", (int)p->fmt);
     if (p->sub != TF_SUBTYPE_PCM16 && p->sub != TF_SUBTYPE_PCM24 && p->sub != TF_SUBTYPE_FLOAT)

@@ -40,6 +40,7 @@ typedef struct {
     char targets[TF_MAX_TARGETS][TF_NAME_MAX];
     int sample_rate;
     double segment_seconds; /* the training segment: the default chunk length */
+    int64_t min_frames;     /* shortest useful chunk (e.g. the STFT window); 0: none */
     /* Make the model ready for up to `batch` chunks of `frames` frames with `threads`
      * threads (threads <= 0: the default); called before every song. */
     tf_status (*prepare)(void *ctx, int batch, int64_t frames, int threads);
