@@ -194,6 +194,32 @@ static void compare_reference(tf_output_mode mode, int taps) {
     }
     printf("  [%s] worst activation %s %.2e, worst gradient (%d tensors) %s %.2e\n",
            mode ? "mask" : "magnitude", worst_a, worst_act, ngrad, worst_g, worst_grad);
+    /* eval forward with the running stats the training forward left, on this training model
+     * and on an inference model holding the same weights: bitwise equal, and equal to the
+     * reference's eval-mode forward */
+    size_t n_ev = 0;
+    float *ref_ev = read_all(&st, "eval.wave", &n_ev);
+    CHECK(ref_ev && n_ev == n_t);
+    float *ye = calloc(n_t, sizeof *ye), *yi = calloc(n_t, sizeof *yi);
+    tf_model *mi = NULL;
+    s = tf_model_create_mode(&mi, &c, B, N, 2, TF_MODEL_INFER);
+    CHECKF(s == TF_OK, "%s", tf_errmsg());
+    if (mi && ref_ev && n_ev == n_t) {
+        tf_model_sizes pz;
+        tf_model_allocated(m, &pz);
+        memcpy(tf_model_params(mi), tf_model_params(m), pz.params);
+        memcpy(tf_model_buffers(mi), tf_model_buffers(m), pz.buffers);
+        CHECK(tf_model_forward(m, ye, mix, B, N, 0) == TF_OK);
+        CHECK(tf_model_forward(mi, yi, mix, B, N, 0) == TF_OK);
+        CHECKF(!memcmp(ye, yi, n_t * sizeof *ye), "inference vs training model eval forward");
+        double e = rel_err(yi, ref_ev, n_t);
+        printf("  [%s] eval forward vs reference: rel err %.2e\n", mode ? "mask" : "magnitude", e);
+        CHECKF(e <= 1e-4, "eval forward: rel err %.3e", e);
+    }
+    tf_model_free(mi);
+    free(ref_ev);
+    free(ye);
+    free(yi);
     free(mix);
     free(tgt);
     free(y);
@@ -349,6 +375,67 @@ static void test_odd_lengths_and_batches(void) {
     tf_model_free(m3);
 }
 
+/* The eval forward of an inference model equals, bitwise, the eval forward of every kind
+ * of training model (checkpointing and precision do not apply to it) holding the same
+ * weights; the inference model refuses training forwards and backwards. */
+static void test_inference_model(void) {
+    tf_config c = tiny_config();
+    c.n_targets = 2;
+    const int B = 2, N = 22050;
+    const size_t n = (size_t)B * 2 * N, no = (size_t)B * c.n_targets * 2 * N;
+    float *mix = malloc(n * sizeof *mix), *y0 = malloc(no * sizeof *y0);
+    float *y1 = malloc(no * sizeof *y1), *dy = calloc(no, sizeof *dy);
+    for (size_t i = 0; i < n; i++) mix[i] = (float)(0.3 * sin(0.0013 * i * (1 + i % 5)));
+    for (int om = 0; om < 2; om++) {
+        c.output = om ? TF_OUT_MASK : TF_OUT_MAGNITUDE;
+        c.window_f = om ? 3 : 4; /* mask: frequency padding too */
+        tf_model *mi = NULL;
+        tf_status s = tf_model_create_mode(&mi, &c, B, N, 2, TF_MODEL_INFER);
+        CHECKF(s == TF_OK, "%s", tf_errmsg());
+        if (!mi) break;
+        /* running stats away from (0, 1), the same in every model */
+        tf_model_sizes p;
+        tf_model_allocated(mi, &p);
+        float *bu = tf_model_buffers(mi);
+        for (size_t i = 0; i < p.n_buffers; i++) bu[i] = 0.6f + 0.1f * (float)(i % 7);
+        CHECK(tf_model_forward(mi, y0, mix, B, N, 0) == TF_OK);
+        for (int v = 0; v < 4; v++) {
+            c.checkpointing = (v & 1) ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
+            c.activation_dtype = (v & 2) ? TF_DT_BF16 : TF_DT_FP32;
+            tf_model *mt = NULL;
+            CHECK(tf_model_create(&mt, &c, B, N, 2) == TF_OK);
+            if (!mt) continue;
+            memcpy(tf_model_buffers(mt), bu, p.buffers);
+            memset(y1, 0, no * sizeof *y1);
+            CHECK(tf_model_forward(mt, y1, mix, B, N, 0) == TF_OK);
+            CHECKF(!memcmp(y0, y1, no * sizeof *y0), "output %d variant %d: eval forwards differ",
+                   om, v);
+            /* after an eval forward there is nothing to differentiate */
+            CHECK(tf_model_backward(mt, dy) == TF_EINTERNAL);
+            tf_model_free(mt);
+        }
+        c.checkpointing = TF_CKPT_OFF;
+        c.activation_dtype = TF_DT_FP32;
+        /* smaller batches and shorter inputs than planned: item 1 alone equals item 1 of the
+         * batch of 2 up to the sgemm shapes (same tolerance as for training models) */
+        CHECK(tf_model_forward(mi, y1, mix + 2 * N, 1, N, 0) == TF_OK);
+        double e = rel_err(y1, y0 + (size_t)c.n_targets * 2 * N, (size_t)c.n_targets * 2 * N);
+        CHECKF(e <= 1e-5, "batch 1 vs batch 2: rel err %.3e", e);
+        CHECK(tf_model_forward(mi, y1, mix, 2, N - 999, 0) == TF_OK);
+        /* what an inference model refuses */
+        CHECK(tf_model_forward(mi, y1, mix, B, N, 1) == TF_EINTERNAL &&
+              strstr(tf_errmsg(), "inference"));
+        CHECK(tf_model_backward(mi, dy) == TF_EINTERNAL && strstr(tf_errmsg(), "inference"));
+        CHECK(tf_model_forward(mi, y1, mix, B + 1, N, 0) == TF_EUSER);
+        CHECK(tf_model_forward(mi, y1, mix, B, N + 1, 0) == TF_EUSER);
+        tf_model_free(mi);
+    }
+    free(mix);
+    free(y0);
+    free(y1);
+    free(dy);
+}
+
 static void test_param_counts(void) {
     const char *names[3] = {"paper", "small", "tiny"};
     const size_t want[3] = {44535800, 2806136, 191952};
@@ -393,6 +480,34 @@ static void test_plan_exact(void) {
     CHECK(act[1][0] < act[0][0] / 2);
     CHECK(act[0][1] < act[0][0] * 0.6);
     CHECK(act[1][1] < act[1][0]);
+    /* inference models: no gradients, no saved activations, exact workspace, whatever the
+     * checkpointing and precision keys say; far smaller than a training model */
+    for (int ck = 0; ck < 2; ck++) {
+        c.checkpointing = ck ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
+        c.activation_dtype = ck ? TF_DT_BF16 : TF_DT_FP32;
+        for (int om = 0; om < 2; om++) {
+            c.output = om ? TF_OUT_MASK : TF_OUT_MAGNITUDE;
+            tf_model_sizes p, a, t;
+            CHECK(tf_model_plan_mode(&p, &c, 1, 6 * 44100, 2, TF_MODEL_INFER) == TF_OK);
+            CHECK(tf_model_plan(&t, &c, 1, 6 * 44100, 2) == TF_OK);
+            tf_model *m = NULL;
+            CHECK(tf_model_create_mode(&m, &c, 1, 6 * 44100, 2, TF_MODEL_INFER) == TF_OK);
+            if (!m) continue;
+            tf_model_allocated(m, &a);
+            CHECK(p.mode == TF_MODEL_INFER && a.mode == TF_MODEL_INFER);
+            CHECK(a.params == p.params && a.grads == 0 && p.grads == 0 && a.buffers == p.buffers &&
+                  a.activations == 0 && p.activations == 0 && a.workspace == p.workspace);
+            CHECK(p.total == p.params + p.buffers + p.workspace && p.params == t.params);
+            CHECK(tf_model_grads(m) == NULL && tf_model_grad(m, tf_model_tensor(m, 0)) == NULL);
+            tf_model_zero_grad(m); /* nothing to zero */
+            CHECKF(p.total * 4 < t.total, "inference %zu vs training %zu bytes", p.total, t.total);
+            if (!ck && !om)
+                printf("  tiny, 1 x 6 s: training %.1f MiB, inference %.1f MiB (workspace %.1f)\n",
+                       t.total / 1048576.0, p.total / 1048576.0, p.workspace / 1048576.0);
+            tf_model_free(m);
+        }
+    }
+    c.output = TF_OUT_MAGNITUDE;
     /* the paper preset at 3 s: plan only (no allocation) */
     tf_config_defaults(&c);
     CHECK(tf_config_load_yaml(&c, "configs/model/paper.yaml") == TF_OK);
@@ -473,6 +588,7 @@ int main(void) {
     RUN(test_checkpointing_identical);
     RUN(test_bf16_close_to_fp32);
     RUN(test_odd_lengths_and_batches);
+    RUN(test_inference_model);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

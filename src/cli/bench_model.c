@@ -129,12 +129,14 @@ int bench_model(int argc, char **argv) {
     size_t nparams = 0;
     if ((st = tf_model_param_count(&nparams, &c)) != TF_OK) return cli_fail(st);
     const double gflop_fwd = tf_model_forward_flops(&arch, 1, N) / 1e9;
-    tf_model_sizes plans[4];
+    tf_model_sizes plans[4], iplan;
     tf_config cv = c;
     for (int v = 0; v < 4; v++) {
         variant(&cv, v);
         if ((st = tf_model_plan(&plans[v], &cv, b, N, nth)) != TF_OK) return cli_fail(st);
     }
+    if ((st = tf_model_plan_mode(&iplan, &c, b, N, nth, TF_MODEL_INFER)) != TF_OK)
+        return cli_fail(st);
 
     /* random input, fixed seed */
     const size_t nin = (size_t)b * 2 * N, nout = (size_t)b * c.n_targets * 2 * N;
@@ -243,6 +245,7 @@ int bench_model(int argc, char **argv) {
     cJSON_AddNumberToObject(res, "peak_rss_bytes", peak_rss);
     cJSON *by = cJSON_AddObjectToObject(res, "bytes");
     for (int v = 0; v < 4; v++) cJSON_AddItemToObject(by, VNAME[v], bytes_json(&plans[v]));
+    cJSON_AddItemToObject(by, "inference", bytes_json(&iplan));
     if (variants) {
         cJSON *vt = cJSON_AddObjectToObject(res, "variants_forward_backward_ms");
         for (int v = 0; v < 4; v++) cJSON_AddNumberToObject(vt, VNAME[v], median(tv + v * it, it));
@@ -269,6 +272,9 @@ int bench_model(int argc, char **argv) {
                    plans[v].params / 1048576.0, plans[v].grads / 1048576.0,
                    plans[v].activations / 1048576.0, plans[v].workspace / 1048576.0,
                    plans[v].total / 1048576.0, variants ? "" : "");
+        printf("    %-12s %12.1f %9.1f %11.1f %9.1f %8.1f\n", "inference", iplan.params / 1048576.0,
+               iplan.grads / 1048576.0, iplan.activations / 1048576.0,
+               iplan.workspace / 1048576.0, iplan.total / 1048576.0);
         if (variants)
             for (int v = 0; v < 4; v++)
                 printf("  %-12s forward + backward %.1f ms\n", VNAME[v], median(tv + v * it, it));

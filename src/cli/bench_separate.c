@@ -59,8 +59,8 @@ static tf_status prepare(const tf_config *cfg, const char *dir, const char *ckpt
                          const char *const files[2], const double secs[2]) {
     tf_model *m = NULL;
     const int rate = cfg->sample_rate;
-    TF_TRY(tf_model_create(&m, cfg, 1, (int64_t)llround(cfg->segment_seconds * rate),
-                           cfg->num_threads));
+    TF_TRY(tf_model_create_mode(&m, cfg, 1, (int64_t)llround(cfg->segment_seconds * rate),
+                                cfg->num_threads, TF_MODEL_INFER));
     const tf_model_sizes *sz = tf_model_get_plan(m);
     tf_opt_state os = {sz->n_params, NULL, NULL, NULL};
     os.m = tf_calloc(sz->n_params, sizeof(float), "adam m");

@@ -14,11 +14,12 @@ typedef struct {
     int64_t frames;
 } ckpt_model;
 
-/* (Re)create the model for (batch, frames, threads) and load the weights into it. */
+/* (Re)create the model for (batch, frames, threads) and load the weights into it: an
+ * inference model (no gradients, no saved activations). */
 static tf_status create(ckpt_model *c, int batch, int64_t frames, int threads) {
     tf_model_free(c->m);
     c->m = NULL;
-    TF_TRY(tf_model_create(&c->m, &c->cfg, batch, frames, threads));
+    TF_TRY(tf_model_create_mode(&c->m, &c->cfg, batch, frames, threads, TF_MODEL_INFER));
     tf_status st = tf_ckpt_load_weights(c->dir, c->m);
     if (st) {
         tf_model_free(c->m);

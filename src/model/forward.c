@@ -15,7 +15,9 @@
 int openblas_get_num_threads(void);
 void openblas_set_num_threads(int);
 
-enum { MODE_EVAL = 0, MODE_TRAIN = 1, MODE_RECOMPUTE = 2 };
+/* the training forward, or its recomputation in backward (batch statistics, running
+ * stats untouched); the eval forward is forward_eval.c */
+enum { MODE_TRAIN = 1, MODE_RECOMPUTE = 2 };
 
 /* ------------------------------------------------------------------ slot helpers */
 
@@ -79,39 +81,15 @@ static void zero(float *x, size_t n) {
     memset(x, 0, n * sizeof(float));
 }
 
-static void add_inplace(float *y, const float *x, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
-}
-
-/* dst (R, Fd, Td) <- src (R, Fs, Ts) top-left corner copy, rows of min widths; dst's
- * remainder zeroed when pad != 0 */
-static void copy_corner(float *dst, int Fd, int Td, const float *src, int Fsrc, int Tsrc,
-                        size_t R) {
-    const int f = Fd < Fsrc ? Fd : Fsrc, t = Td < Tsrc ? Td : Tsrc;
-#pragma omp parallel for schedule(static) if (R * Fd * Td > 65536)
-    for (size_t r = 0; r < R; r++) {
-        float *d = dst + r * Fd * Td;
-        const float *s = src + r * Fsrc * Tsrc;
-        for (int i = 0; i < f; i++) {
-            memcpy(d + (size_t)i * Td, s + (size_t)i * Tsrc, (size_t)t * sizeof(float));
-            if (Td > t) memset(d + (size_t)i * Td + t, 0, (size_t)(Td - t) * sizeof(float));
-        }
-        if (Fd > f) memset(d + (size_t)f * Td, 0, (size_t)(Fd - f) * Td * sizeof(float));
-    }
-}
 
 /* --------------------------------------------------------------------- conv block */
 
 static void bn_forward(tf_model *m, float *out, const float *in, const float *w, const float *b,
                        float *rm, float *rv, int B, int C, int H, int W, int mode) {
     layout_t *y = &m->lay;
-    if (mode == MODE_EVAL)
-        batchnorm2d_eval_forward(out, in, w, b, rm, rv, B, C, H, W, TF_BN_EPS);
-    else
-        batchnorm2d_forward(out, WS(m, y->st_m1), WS(m, y->st_r1), mode == MODE_TRAIN ? rm : NULL,
-                            mode == MODE_TRAIN ? rv : NULL, in, w, b, B, C, H, W, TF_BN_MOMENTUM,
-                            TF_BN_EPS);
+    batchnorm2d_forward(out, WS(m, y->st_m1), WS(m, y->st_r1), mode == MODE_TRAIN ? rm : NULL,
+                        mode == MODE_TRAIN ? rv : NULL, in, w, b, B, C, H, W, TF_BN_MOMENTUM,
+                        TF_BN_EPS);
 }
 
 /* One Conv block (nrcm RCMs): x (B, Cin, H, W) fp32 -> out (B, Cout, H, W) fp32. The
@@ -138,7 +116,7 @@ static void convblock_forward(tf_model *m, int blk, const float *x, float *out, 
         float *o = r == R - 1 ? out : sw(m, os[r], (r & 1) ? y->wo1 : y->wo0);
         conv2d_forward(o, A, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw, 0, th);
         conv2d_forward(T, in, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw, 0, th);
-        add_inplace(o, T, px * Cout);
+        tf_add_inplace(o, T, px * Cout);
         if (r < R - 1) sstore(m, os[r], o);
         in = o;
     }
@@ -294,15 +272,19 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     const tf_arch *a = &m->a;
     layout_t *y = &m->lay;
     m->have_fwd = 0;
+    if (training && m->mode != TF_MODEL_TRAIN)
+        return tf_err(TF_EINTERNAL, "tf_model_forward: a training forward on a model created "
+                                    "for inference (TF_MODEL_INFER)");
     if (B > m->plan.batch || N > m->plan.frames)
         return tf_err(TF_EUSER,
                       "model input of batch %d x %lld samples exceeds the planned %d x %lld", B,
                       (long long)N, m->plan.batch, (long long)m->plan.frames);
-    TF_TRY(tf_layout(y, a, B, N, m->threads));
+    TF_TRY(tf_layout(y, a, B, N, m->threads, m->mode));
     if (y->act_bytes > m->plan.activations || y->work_bytes > m->plan.workspace)
         return tf_err(TF_EINTERNAL, "layout of %d x %lld exceeds the plan", B, (long long)N);
+    if (!training) return tf_model_forward_eval(m, out, mix);
     const int L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp, Tp = y->Tp;
-    const int mode = training ? MODE_TRAIN : MODE_EVAL, th = m->threads;
+    const int mode = MODE_TRAIN, th = m->threads;
     const size_t nspec = (size_t)B * 2 * Fb * T;
     tf_stft *st = m->stft;
     /* STFT, magnitude and phase */
@@ -313,7 +295,7 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     /* subbands (B, 2K, Fs, T) in re, padded into x0 (B, 2K, Fp, Tp) */
     TF_TRY(tf_subband_split(re, mag, B, 2, Fb, T, K));
     float *x = sw(m, y->enc_in[0], y->wx);
-    copy_corner(x, Fp, Tp, re, y->Fs, T, (size_t)B * a->cin);
+    tf_copy_corner(x, Fp, Tp, re, y->Fs, T, (size_t)B * a->cin);
     sstore(m, y->enc_in[0], x);
     TF_TRY(tf_model_tap_put(m, "input_spec", x, y->enc_in[0].n));
     /* encoder */
@@ -394,7 +376,7 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     }
     /* crop to (B*S, 2K, Fs, T), merge subbands -> (B, S, 2, Fb, T), times the phase, ISTFT */
     float *om = WS(m, y->om), *yr = WS(m, y->oyr), *yi = WS(m, y->oyi);
-    copy_corner(yr, y->Fs, T, mo, Fp, Tp, (size_t)B * co);
+    tf_copy_corner(yr, y->Fs, T, mo, Fp, Tp, (size_t)B * co);
     TF_TRY(tf_subband_merge(om, yr, B * S, 2, Fb, T, K));
     TF_TRY(tf_model_tap_put(m, "mag", om, (size_t)B * S * 2 * Fb * T));
     const size_t nc = (size_t)2 * Fb * T;
@@ -406,14 +388,16 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     TF_TRY(tf_istft_forward(st, out, yr, yi, B * S * 2, N));
     TF_TRY(tf_model_tap_put(m, "wave", out, (size_t)B * S * 2 * N));
     m->have_fwd = 1;
-    m->last_training = training;
     return TF_OK;
 }
 
 /* ----------------------------------------------------------------------- backward */
 
 static tf_status backward(tf_model *m, const float *dout) {
-    if (!m->have_fwd || !m->last_training)
+    if (m->mode != TF_MODEL_TRAIN)
+        return tf_err(TF_EINTERNAL, "tf_model_backward: the model was created for inference "
+                                    "(TF_MODEL_INFER)");
+    if (!m->have_fwd)
         return tf_err(TF_EINTERNAL, "tf_model_backward needs a training forward first");
     const tf_arch *a = &m->a;
     layout_t *y = &m->lay;
@@ -442,7 +426,7 @@ static tf_status backward(tf_model *m, const float *dout) {
     TF_TRY(tf_subband_merge_backward(yr, om, B * S, 2, Fb, T, K));
     /* head activation */
     float *dz = WS(m, y->zbuf);
-    copy_corner(dz, Fp, Tp, yr, y->Fs, T, (size_t)B * co);
+    tf_copy_corner(dz, Fp, Tp, yr, y->Fs, T, (size_t)B * co);
     const float *z = sload(m, y->z, y->zload);
     if (a->output == TF_OUT_MASK) {
         const float *x0 = sload(m, y->enc_in[0], y->A);

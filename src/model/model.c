@@ -231,7 +231,77 @@ static void put_block(cursor_t *c, int where, int bf16, slot_t *c1, slot_t *o, i
     }
 }
 
-tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads) {
+static size_t bump(size_t *cur, size_t nfloats) {
+    size_t off = *cur;
+    *cur += align_up(nfloats * 4);
+    return off;
+}
+
+/* The eval forward's buffers (forward_eval.c), from byte 0 of the arena. Lifetimes: the
+ * skips and the bottleneck map are kept, P0 holds every conv block's input; the stage
+ * scratch is used in turn by the input STFT (re, im, mag), the conv blocks (P1, Q,
+ * convws), the TFSWA stack (t, tsv, relidx, mask) and the head (re .. zk). */
+static void eval_layout(evlay_t *e, const tf_arch *a, const layout_t *y, int threads) {
+    memset(e, 0, sizeof *e);
+    const int L = a->L, K = a->K, C = a->ch[L - 1], Hd = a->hidden, Ls = a->wt * a->wf;
+    const size_t b = (size_t)y->B;
+    size_t c = 0;
+    size_t big = 0, q = 0, cw = 0;
+    for (int l = 0; l < L; l++) {
+        const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l], H = y->H[l], W = y->W[l];
+        const size_t px = b * H * W;
+        e->skip[l] = bump(&c, px * co);
+        big = zmax(big, px * zmax(ci, co));
+        q = zmax(q, px * co);
+        cw = zmax(cw, conv2d_forward_workspace_floats(zmax(ci, co), H, W, 3, 0, threads));
+    }
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j], H = y->H[i], W = y->W[i];
+        const size_t px = b * H * W;
+        big = zmax(big, px * zmax(ci, co));
+        q = zmax(q, px * co);
+        cw = zmax(cw, conv2d_forward_workspace_floats(zmax(ci, co), H, W, 3, 0, threads));
+    }
+    const size_t ntok = b * y->H[L] * y->W[L] * C;
+    e->bott = bump(&c, ntok);
+    e->P0 = bump(&c, big);
+    e->stage = c;
+    /* conv blocks */
+    size_t s = c;
+    e->P1 = bump(&s, big);
+    e->Q = bump(&s, q);
+    e->n_convws = cw;
+    e->convws = bump(&s, cw);
+    size_t end = s;
+    /* TFSWA stack */
+    if (a->nblk > 0) {
+        const int Hb = y->H[L], Wb = y->W[L], B = y->B;
+        s = c;
+        for (int k = 0; k < 3; k++) e->t[k] = bump(&s, ntok);
+        size_t sv = tblock_saved_floats(B * Hb, Wb, C, a->heads, Hd);
+        sv = zmax(sv, tblock_saved_floats(B * Wb, Hb, C, a->heads, Hd));
+        sv = zmax(sv, tblock_saved_floats(B * y->nW, Ls, C, a->heads, Hd));
+        e->tsv = bump(&s, sv);
+        e->relidx = bump(&s, (size_t)Ls * Ls); /* ints, same size as floats */
+        e->mask = bump(&s, (size_t)y->nW * Ls * Ls);
+        end = zmax(end, s);
+    }
+    /* input STFT and head, one audio channel of one item at a time */
+    s = c;
+    const size_t nf = (size_t)y->Fb * y->T, nk = (size_t)K * y->Fp * y->Tp;
+    e->re = bump(&s, nf);
+    e->im = bump(&s, nf);
+    e->mag = bump(&s, nf);
+    e->pr = bump(&s, nf);
+    e->pi = bump(&s, nf);
+    e->zk = bump(&s, nk);
+    if (a->output == TF_OUT_MASK) e->xk = bump(&s, nk);
+    end = zmax(end, s);
+    e->bytes = end;
+}
+
+tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads,
+                    tf_model_mode mode) {
     memset(y, 0, sizeof *y);
     if (B < 1) return tf_err(TF_EUSER, "batch size %d (>= 1)", B);
     if (N < 1) return tf_err(TF_EUSER, "segment of %lld samples (>= 1)", (long long)N);
@@ -257,6 +327,12 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     const size_t b = (size_t)B;
     const size_t nspec = b * 2 * y->Fb * y->T, nout = b * S * 2 * y->Fb * y->T;
     const size_t nz = b * 2 * K * S * y->Fp * y->Tp;
+    eval_layout(&y->ev, a, y, threads);
+    if (mode == TF_MODEL_INFER) {
+        y->act_bytes = 0;
+        y->work_bytes = y->ev.bytes;
+        return TF_OK;
+    }
     cursor_t c = {0, 0};
     /* ---- saved activations ---- */
     y->pr = put(&c, IN_ACT, 0, nspec);
@@ -396,6 +472,8 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     }
     y->act_bytes = c.act;
     y->work_bytes = c.work;
+    /* the eval forward runs in the arena (activations + workspace) */
+    if (y->ev.bytes > c.act + c.work) y->work_bytes = y->ev.bytes - c.act;
     return TF_OK;
 }
 
@@ -407,18 +485,26 @@ static int resolve_threads(const tf_config *cfg, int threads) {
 
 tf_status tf_model_plan(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
                         int threads) {
+    return tf_model_plan_mode(out, cfg, batch, frames, threads, TF_MODEL_TRAIN);
+}
+
+tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
+                             int threads, tf_model_mode mode) {
     memset(out, 0, sizeof *out);
+    if (mode != TF_MODEL_TRAIN && mode != TF_MODEL_INFER)
+        return tf_err(TF_EINTERNAL, "model mode %d", (int)mode);
     tf_arch a;
     TF_TRY(tf_arch_from_config(&a, cfg));
     threads = resolve_threads(cfg, threads);
     table_b tb = {0};
     build_table(&tb, &a);
     layout_t y;
-    TF_TRY(tf_layout(&y, &a, batch, frames, threads));
+    TF_TRY(tf_layout(&y, &a, batch, frames, threads, mode));
+    out->mode = mode;
     out->n_params = tb.np;
     out->n_buffers = tb.nb;
     out->params = tb.np * sizeof(float);
-    out->grads = tb.np * sizeof(float);
+    out->grads = mode == TF_MODEL_TRAIN ? tb.np * sizeof(float) : 0;
     out->buffers = tb.nb * sizeof(float);
     out->activations = y.act_bytes;
     out->workspace = y.work_bytes;
@@ -447,7 +533,7 @@ static void resolve_pointers(tf_model *m) {
                           &g->bn2_b, &g->conv2_w, &g->conv2_b, &g->short_w, &g->short_b};
         for (int q = 0; q < 10; q++, k++) {
             *pf[q] = m->params + m->info[k].offset;
-            *gf[q] = m->grads + m->info[k].offset;
+            *gf[q] = m->grads ? m->grads + m->info[k].offset : NULL;
         }
         bu->rm1 = m->buffers + m->info[k++].offset;
         bu->rv1 = m->buffers + m->info[k++].offset;
@@ -463,20 +549,26 @@ static void resolve_pointers(tf_model *m) {
         }
     }
     m->head_w = m->params + m->info[k].offset;
-    m->ghead_w = m->grads + m->info[k].offset;
+    m->ghead_w = m->grads ? m->grads + m->info[k].offset : NULL;
     k++;
     m->head_b = m->params + m->info[k].offset;
-    m->ghead_b = m->grads + m->info[k].offset;
+    m->ghead_b = m->grads ? m->grads + m->info[k].offset : NULL;
 }
 
 tf_status tf_model_create(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
                           int threads) {
+    return tf_model_create_mode(out, cfg, batch, frames, threads, TF_MODEL_TRAIN);
+}
+
+tf_status tf_model_create_mode(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
+                               int threads, tf_model_mode mode) {
     *out = NULL;
     tf_model *m = tf_calloc(1, sizeof *m, "model");
     if (!m) return TF_EINTERNAL;
     tf_status s = tf_arch_from_config(&m->a, cfg);
     if (s != TF_OK) goto fail;
-    if ((s = tf_model_plan(&m->plan, cfg, batch, frames, threads)) != TF_OK) goto fail;
+    if ((s = tf_model_plan_mode(&m->plan, cfg, batch, frames, threads, mode)) != TF_OK) goto fail;
+    m->mode = mode;
     m->threads = m->plan.threads;
     table_b tb = {0};
     build_table(&tb, &m->a);
@@ -510,12 +602,16 @@ tf_status tf_model_create(tf_model **out, const tf_config *cfg, int batch, int64
         for (size_t i = 0; i < tb.n; i++) m->n_param_tensors += !m->info[i].is_buffer;
         /* pointers are resolved in build order, then m->info becomes the sorted table */
         m->alloc = m->plan;
+        const size_t arena = m->plan.activations + m->plan.workspace;
         m->params = tf_malloc(m->plan.params ? m->plan.params : 4, "parameters");
-        m->grads = tf_malloc(m->plan.grads ? m->plan.grads : 4, "gradients");
+        if (mode == TF_MODEL_TRAIN)
+            m->grads = tf_malloc(m->plan.grads ? m->plan.grads : 4, "gradients");
         m->buffers = tf_malloc(m->plan.buffers ? m->plan.buffers : 4, "BatchNorm buffers");
-        m->acts = tf_malloc(m->plan.activations ? m->plan.activations : 4, "activations");
-        m->work = tf_malloc(m->plan.workspace ? m->plan.workspace : 4, "workspace");
-        if (!m->params || !m->grads || !m->buffers || !m->acts || !m->work) {
+        m->arena = tf_malloc(arena ? arena : 4,
+                             mode == TF_MODEL_TRAIN ? "activations and workspace" : "workspace");
+        if (mode == TF_MODEL_TRAIN) m->acts = m->arena;
+        m->work = m->arena ? m->arena + m->plan.activations : NULL;
+        if (!m->params || (mode == TF_MODEL_TRAIN && !m->grads) || !m->buffers || !m->arena) {
             free(tmp);
             s = TF_EINTERNAL;
             goto fail;
@@ -547,8 +643,7 @@ void tf_model_free(tf_model *m) {
     free(m->params);
     free(m->grads);
     free(m->buffers);
-    free(m->acts);
-    free(m->work);
+    free(m->arena);
     for (size_t i = 0; i < m->n_taps; i++) free(m->tap[i]);
     free(m->tap);
     free(m->tap_name);
@@ -580,7 +675,7 @@ float *tf_model_data(tf_model *m, const tf_param_info *p) {
     return (p->is_buffer ? m->buffers : m->params) + p->offset;
 }
 float *tf_model_grad(tf_model *m, const tf_param_info *p) {
-    return p->is_buffer ? NULL : m->grads + p->offset;
+    return p->is_buffer || !m->grads ? NULL : m->grads + p->offset;
 }
 float *tf_model_params(tf_model *m) {
     return m->params;
@@ -593,7 +688,7 @@ float *tf_model_buffers(tf_model *m) {
 }
 
 void tf_model_zero_grad(tf_model *m) {
-    memset(m->grads, 0, m->n_params * sizeof(float));
+    if (m->grads) memset(m->grads, 0, m->n_params * sizeof(float));
 }
 
 void tf_model_init(tf_model *m, uint64_t seed) {
@@ -657,7 +752,7 @@ tf_status tf_model_save(const tf_model *m, const char *path, const char *const *
 
 double tf_model_forward_flops(const tf_arch *a, int B, int64_t N) {
     layout_t y;
-    if (tf_layout(&y, a, B, N, 1) != TF_OK) return 0;
+    if (tf_layout(&y, a, B, N, 1, TF_MODEL_INFER) != TF_OK) return 0;
     double f = 0;
     for (int l = 0; l < a->L; l++) {
         int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
@@ -694,7 +789,13 @@ tf_status tf_model_debug_taps(tf_model *m, int on) {
 }
 
 tf_status tf_model_tap_put(tf_model *m, const char *name, const float *x, size_t n) {
+    return tf_model_tap_put_at(m, name, n, 0, x, n);
+}
+
+tf_status tf_model_tap_put_at(tf_model *m, const char *name, size_t total, size_t off,
+                              const float *x, size_t n) {
     if (!m->taps_on) return TF_OK;
+    if (off + n > total) return tf_err(TF_EINTERNAL, "tap %s: part past its end", name);
     size_t i = 0;
     while (i < m->n_taps && strcmp(m->tap_name[i], name)) i++;
     if (i == m->n_taps) {
@@ -712,13 +813,13 @@ tf_status tf_model_tap_put(tf_model *m, const char *name, const float *x, size_t
         snprintf(m->tap_name[i], sizeof m->tap_name[i], "%s", name);
         m->n_taps++;
     }
-    if (m->tap_n[i] != n) {
-        float *b = realloc(m->tap[i], n * sizeof(float));
+    if (m->tap_n[i] != total) {
+        float *b = realloc(m->tap[i], (total ? total : 1) * sizeof(float));
         if (!b) return tf_err(TF_EINTERNAL, "out of memory (debug taps)");
         m->tap[i] = b;
-        m->tap_n[i] = n;
+        m->tap_n[i] = total;
     }
-    memcpy(m->tap[i], x, n * sizeof(float));
+    memcpy(m->tap[i] + off, x, n * sizeof(float));
     return TF_OK;
 }
 

@@ -63,6 +63,23 @@
  *    nearest even); the forward continues with the ROUNDED values, so backward sees
  *    exactly the forward it differentiates, and checkpointing on/off stay bitwise equal.
  *    The TFSWA stack (1/4^L of the pixels) and the phase stay fp32. Arithmetic is fp32.
+ *
+ * Two kinds of model (tf_model_mode), one plan function for both:
+ *  - TF_MODEL_TRAIN (tf_model_create): the five blocks above. Activations and workspace
+ *    are one allocation (the plan still reports them per role).
+ *  - TF_MODEL_INFER (tf_model_create_mode(..., TF_MODEL_INFER)): separation, evaluation.
+ *    No gradients and no saved activations (0 bytes); the workspace is only what the
+ *    eval forward streams through: the encoder outputs kept for the decoder skips, two
+ *    ping-pong maps and a shortcut map sized for the largest level, the conv forward
+ *    workspace, and per-stage scratch that the STFT, the TFSWA stack and the head take
+ *    turns using (the head runs per (item, target, audio channel); the STFT is taken
+ *    again there instead of keeping the phase). checkpointing and activation_dtype do
+ *    not apply. A training forward or a backward on it is refused (TF_EINTERNAL).
+ * The eval forward (training = 0) is that streaming path on both kinds of model: on a
+ * training model it runs inside the activation + workspace allocation (the plan makes
+ * that allocation at least as large as the inference workspace), so validation during
+ * training needs no extra memory, and its outputs equal an inference model's bitwise.
+ * It is fp32 throughout: unlike the training forward, it does not round to bf16.
  */
 #ifndef TFSWA_MODEL_H
 #define TFSWA_MODEL_H
@@ -98,12 +115,16 @@ typedef struct {
     tf_ckpt_mode ckpt;
 } tf_arch;
 
-/* Bytes per role for (config, batch, segment frames, threads). */
+/* What a model is for: training (gradients, saved activations) or inference only. */
+typedef enum { TF_MODEL_TRAIN = 0, TF_MODEL_INFER = 1 } tf_model_mode;
+
+/* Bytes per role for (config, batch, segment frames, threads, mode). */
 typedef struct {
+    tf_model_mode mode;
     size_t params;      /* trainable parameters, fp32 */
-    size_t grads;       /* = params */
+    size_t grads;       /* = params (0 for an inference model) */
     size_t buffers;     /* BN running stats, fp32 */
-    size_t activations; /* saved for backward */
+    size_t activations; /* saved for backward (0 for an inference model) */
     size_t workspace;   /* scratch (incl. recompute scratch when checkpointing) */
     size_t total;
     size_t n_params; /* trainable parameter count (floats) */
@@ -126,6 +147,9 @@ tf_status tf_arch_from_config(tf_arch *a, const tf_config *cfg);
  * it). */
 tf_status tf_model_plan(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
                         int threads);
+/* The same for a model of the given mode (tf_model_plan is TF_MODEL_TRAIN). */
+tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
+                             int threads, tf_model_mode mode);
 
 /* Trainable parameter count of cfg (no allocation). */
 tf_status tf_model_param_count(size_t *out, const tf_config *cfg);
@@ -135,6 +159,10 @@ tf_status tf_model_param_count(size_t *out, const tf_config *cfg);
  * tf_model_init(m, cfg->seed). */
 tf_status tf_model_create(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
                           int threads);
+/* The same for a model of the given mode: TF_MODEL_INFER allocates the parameters, the BN
+ * buffers and the inference workspace only (tf_model_plan_mode's bytes). */
+tf_status tf_model_create_mode(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
+                               int threads, tf_model_mode mode);
 void tf_model_free(tf_model *m);
 
 /* The plan the model was created with, and the bytes actually allocated per block
@@ -148,11 +176,12 @@ size_t tf_model_n_tensors(const tf_model *m);
 const tf_param_info *tf_model_tensor(const tf_model *m, size_t i);
 const tf_param_info *tf_model_find(const tf_model *m, const char *name);
 /* Pointer to a tensor's data (params block or buffers block) and to its gradient (NULL
- * for buffers). */
+ * for buffers, and for everything in an inference model). */
 float *tf_model_data(tf_model *m, const tf_param_info *p);
 float *tf_model_grad(tf_model *m, const tf_param_info *p);
 
-/* Flat blocks (llm.c style): params and grads have the same layout, n = n_params. */
+/* Flat blocks (llm.c style): params and grads have the same layout, n = n_params.
+ * tf_model_grads is NULL for an inference model (tf_model_zero_grad does nothing). */
 float *tf_model_params(tf_model *m);
 float *tf_model_grads(tf_model *m);
 float *tf_model_buffers(tf_model *m);
@@ -170,8 +199,8 @@ tf_status tf_model_save(const tf_model *m, const char *path, const char *const *
 
 /* Forward: mix (B, 2, N) -> out (B, S, 2, N). B <= planned batch, N <= planned frames
  * (any N >= 1 within that; frames are padded and cropped internally). training = 1 uses
- * batch statistics, updates the BN running stats and saves what backward needs;
- * training = 0 uses the running stats (inference). */
+ * batch statistics, updates the BN running stats and saves what backward needs (training
+ * models only); training = 0 uses the running stats (the streaming eval forward). */
 tf_status tf_model_forward(tf_model *m, float *out, const float *mix, int B, int64_t N,
                            int training);
 /* Backward of the last training forward: gradients (tf_model_grads) += d loss / d params

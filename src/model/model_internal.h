@@ -2,6 +2,8 @@
  * (forward/backward). Not a public header. */
 #ifndef TFSWA_MODEL_INTERNAL_H
 #define TFSWA_MODEL_INTERNAL_H
+#include <string.h>
+
 #include "model/model.h"
 
 #define TF_MAX_RCMS    16
@@ -26,6 +28,24 @@ typedef struct {
 typedef struct {
     float *rm1, *rv1, *rm2, *rv2;
 } rcm_buffers;
+
+/* The eval (streaming) forward's buffers: byte offsets into the model's arena (the start
+ * of the activation + workspace allocation), all fp32. */
+typedef struct {
+    size_t skip[TF_MAX_LEVELS]; /* (B, c_l, H_l, W_l) encoder outputs, kept for the decoder */
+    size_t bott;                /* (B, C, Hb, Wb) bottleneck map */
+    size_t P0;                  /* conv ping-pong map, (B, largest channels, H, W) */
+    /* ---- stage scratch: the STFT, the conv blocks, the TFSWA stack and the head take
+     * turns using the same bytes (all start at `stage`) ---- */
+    size_t stage;
+    size_t P1, Q, convws; /* conv blocks: second ping-pong map, shortcut (B, Cout, H, W) */
+    size_t n_convws;      /* floats */
+    size_t t[3], tsv;     /* TFSWA: token buffers (B*Hb*Wb*C), one tblock_saved */
+    size_t relidx, mask;  /* int (L*L), float (nW, L, L) */
+    size_t re, im, mag, pr, pi; /* STFT and head: (Fb, T) of one audio channel */
+    size_t xk, zk;              /* head: (K, Fp, Tp) of one audio channel */
+    size_t bytes;               /* total */
+} evlay_t;
 
 /* Byte offsets of every saved tensor and workspace buffer for one (B, N). */
 typedef struct {
@@ -59,20 +79,24 @@ typedef struct {
     size_t relidx, mask;         /* int (L*L), float (nW, L, L) */
     size_t scratch;              /* recompute scratch start (checkpointing) */
     size_t n_convws, n_tbws;     /* floats */
+    /* ---- the eval forward (offsets into the arena) ---- */
+    evlay_t ev;
     /* ---- totals (bytes) ---- */
     size_t act_bytes, work_bytes;
 } layout_t;
 
 struct tf_model {
     tf_arch a;
+    tf_model_mode mode;
     int threads;
     /* parameter table */
     size_t n_tensors, n_param_tensors;
     tf_param_info *info;
     size_t n_params, n_buffers; /* floats */
-    /* the five blocks */
+    /* the five blocks; acts and work are one allocation, the arena (grads, acts: NULL in
+     * an inference model) */
     float *params, *grads, *buffers;
-    unsigned char *acts, *work;
+    unsigned char *arena, *acts, *work;
     tf_model_sizes plan, alloc;
     /* resolved pointers */
     rcm_params *rcm_p, *rcm_g; /* [(enc l | dec j) * nrcm + r]: enc first, then dec */
@@ -83,7 +107,7 @@ struct tf_model {
     void *stft; /* tf_stft* */
     /* state of the last forward */
     layout_t lay;
-    int have_fwd, last_training;
+    int have_fwd; /* the last forward was a training forward (backward may run) */
     /* debug taps */
     int taps_on;
     size_t n_taps;
@@ -92,9 +116,40 @@ struct tf_model {
     size_t *tap_n;
 };
 
+/* y (n) += x (n) */
+static inline void tf_add_inplace(float *y, const float *x, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* dst (R, Fd, Td) <- src (R, Fs, Ts) top-left corner copy, rows of min widths; the rest of
+ * dst zeroed (padding) */
+static inline void tf_copy_corner(float *dst, int Fd, int Td, const float *src, int Fsrc, int Tsrc,
+                                  size_t R) {
+    const int f = Fd < Fsrc ? Fd : Fsrc, t = Td < Tsrc ? Td : Tsrc;
+#pragma omp parallel for schedule(static) if (R * Fd * Td > 65536)
+    for (size_t r = 0; r < R; r++) {
+        float *d = dst + r * Fd * Td;
+        const float *s = src + r * Fsrc * Tsrc;
+        for (int i = 0; i < f; i++) {
+            memcpy(d + (size_t)i * Td, s + (size_t)i * Tsrc, (size_t)t * sizeof(float));
+            if (Td > t) memset(d + (size_t)i * Td + t, 0, (size_t)(Td - t) * sizeof(float));
+        }
+        if (Fd > f) memset(d + (size_t)f * Td, 0, (size_t)(Fd - f) * Td * sizeof(float));
+    }
+}
+
+/* forward_eval.c: the streaming eval forward (training = 0) of any model; (B, N) checked
+ * against the plan and m->lay set by the caller */
+tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix);
+
 /* model.c */
-tf_status tf_layout(layout_t *lay, const tf_arch *a, int B, int64_t N, int threads);
+tf_status tf_layout(layout_t *lay, const tf_arch *a, int B, int64_t N, int threads,
+                    tf_model_mode mode);
 size_t tf_tblock_hidden(const tf_arch *a);
 tf_status tf_model_tap_put(tf_model *m, const char *name, const float *x, size_t n);
+/* part [off, off + n) of a tap of `total` floats */
+tf_status tf_model_tap_put_at(tf_model *m, const char *name, size_t total, size_t off,
+                              const float *x, size_t n);
 
 #endif

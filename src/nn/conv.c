@@ -36,6 +36,13 @@ size_t conv2d_workspace_floats(int Cin, int Cout, int H, int W, int k, int tile,
     return fwd > bwd ? fwd : bwd;
 }
 
+size_t conv2d_forward_workspace_floats(int Cin, int H, int W, int k, int tile, int nthreads) {
+    if (k != 3) return 0;
+    size_t nt = (size_t)(nthreads > 1 ? nthreads : 1);
+    size_t t = (size_t)imin(tile > 0 ? tile : CONV2D_TILE, H * W);
+    return nt * (size_t)Cin * 9 * t;
+}
+
 double conv2d_flops(int B, int Cin, int Cout, int H, int W, int k) {
     return 2.0 * B * Cout * Cin * k * k * (double)H * W;
 }

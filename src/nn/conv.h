@@ -46,6 +46,10 @@
  *   k == 1: forward 0, backward (nthreads-1) * Cout*Cin
  * with t = min(tile, H*W). Returns 0 for k not in {1, 3}. */
 size_t conv2d_workspace_floats(int Cin, int Cout, int H, int W, int k, int tile, int nthreads);
+/* Floats of workspace conv2d_forward alone needs (inference): nthreads * Cin*k*k*t for
+ * k == 3, 0 for k == 1 (no im2col), with t = min(tile, H*W). Never more than
+ * conv2d_workspace_floats(). */
+size_t conv2d_forward_workspace_floats(int Cin, int H, int W, int k, int tile, int nthreads);
 
 /* out (B, Cout, H, W) = conv(inp (B, Cin, H, W), weight (Cout, Cin, k, k)) + bias (Cout) */
 void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, int B,

@@ -23,7 +23,11 @@ void tf_val_ola_cfg(const tf_config *cfg, void *ola_cfg /* tf_ola_cfg */);
 size_t tf_val_plan_bytes(const tf_config *cfg, int n_sources);
 
 /* cfg: the model config (targets); ix indexed with the data config (sources). The model
- * must have been created for at least cfg->batch_size x segment frames. */
+ * must have been created for at least cfg->batch_size x segment frames. It may be the
+ * training model itself (what the trainer passes): its eval forward streams through the
+ * training model's own activation + workspace allocation, so validation costs no model
+ * memory beyond the training plan, and scores exactly what an inference model (tfswa
+ * separate) would output for these weights. */
 tf_status tf_validate(tf_model *m, const tf_config *cfg, const tf_index *ix, tf_split split,
                       const tf_dist *d, tf_val_result *r);
 

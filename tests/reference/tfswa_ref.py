@@ -14,7 +14,9 @@ PyTorch-style parameter names, so weights move both ways through safetensors.
 train-mode forward (batch-statistics BatchNorm) and backward in float64, and writes a
 safetensors file (F32) with: every parameter and BatchNorm buffer under its own name
 (running stats BEFORE the forward), `after.<bn>.running_mean/var` (AFTER the forward),
-`act.*` block outputs, `loss`, and `grad.<param>` for every trainable parameter.
+`act.*` block outputs, `loss`, and `grad.<param>` for every trainable parameter; then
+an eval-mode forward of the same input (running statistics as updated by the train-mode
+forward) as `eval.wave`.
 """
 import argparse
 import json
@@ -404,6 +406,9 @@ def gen(args):
             out["after." + k] = v
     for k, p in model.named_parameters():
         out["grad." + k] = p.grad
+    model.eval()
+    with torch.no_grad():
+        out["eval.wave"] = model(mix.double(), {})
     meta = {k: getattr(args, k) for k in ("channels", "rcms", "tfswa", "heads", "window", "mlp_ratio",
                                              "subbands", "targets", "n_fft", "hop", "batch",
                                              "samples", "output", "seed")}
