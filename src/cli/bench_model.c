@@ -273,8 +273,8 @@ int bench_model(int argc, char **argv) {
                    plans[v].activations / 1048576.0, plans[v].workspace / 1048576.0,
                    plans[v].total / 1048576.0, variants ? "" : "");
         printf("    %-12s %12.1f %9.1f %11.1f %9.1f %8.1f\n", "inference", iplan.params / 1048576.0,
-               iplan.grads / 1048576.0, iplan.activations / 1048576.0,
-               iplan.workspace / 1048576.0, iplan.total / 1048576.0);
+               iplan.grads / 1048576.0, iplan.activations / 1048576.0, iplan.workspace / 1048576.0,
+               iplan.total / 1048576.0);
         if (variants)
             for (int v = 0; v < 4; v++)
                 printf("  %-12s forward + backward %.1f ms\n", VNAME[v], median(tv + v * it, it));

@@ -81,7 +81,6 @@ static void zero(float *x, size_t n) {
     memset(x, 0, n * sizeof(float));
 }
 
-
 /* --------------------------------------------------------------------- conv block */
 
 static void bn_forward(tf_model *m, float *out, const float *in, const float *w, const float *b,

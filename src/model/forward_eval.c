@@ -98,8 +98,8 @@ tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix) {
     const tf_arch *a = &m->a;
     const layout_t *y = &m->lay;
     const evlay_t *e = &y->ev;
-    const int B = y->B, L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp,
-              Tp = y->Tp, th = m->threads;
+    const int B = y->B, L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp, Tp = y->Tp,
+              th = m->threads;
     const int64_t N = y->N;
     const size_t hw = (size_t)Fp * Tp, nf = (size_t)Fb * T;
     float *P[2] = {EV(m, e->P0), EV(m, e->P1)}, *Q = EV(m, e->Q);
@@ -165,7 +165,7 @@ tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix) {
     /* head, per item b and audio channel ch: the phase (and for masks the input
      * subbands) from the STFT again; per target s the 1x1 conv to its K channels
      * (s, ch, k), activation, crop, subband merge, times the phase, ISTFT */
-    const int c0 = a->ch[0], co = 2 * K * S;
+    const int c0 = a->ch[0];
     float *re = EV(m, e->re), *im = EV(m, e->im), *pr = EV(m, e->pr), *pi = EV(m, e->pi);
     float *zk = EV(m, e->zk), *xk = a->output == TF_OUT_MASK ? EV(m, e->xk) : NULL;
     const size_t nk = (size_t)K * hw;
@@ -192,7 +192,6 @@ tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix) {
                 TF_TRY(tf_istft_forward(m->stft, out + row * N, re, mag, 1, N));
             }
         }
-    (void)co;
     TF_TRY(tf_model_tap_put(m, "wave", out, (size_t)B * S * 2 * N));
     return TF_OK;
 }

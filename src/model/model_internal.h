@@ -38,10 +38,10 @@ typedef struct {
     /* ---- stage scratch: the STFT, the conv blocks, the TFSWA stack and the head take
      * turns using the same bytes (all start at `stage`) ---- */
     size_t stage;
-    size_t P1, Q, convws; /* conv blocks: second ping-pong map, shortcut (B, Cout, H, W) */
-    size_t n_convws;      /* floats */
-    size_t t[3], tsv;     /* TFSWA: token buffers (B*Hb*Wb*C), one tblock_saved */
-    size_t relidx, mask;  /* int (L*L), float (nW, L, L) */
+    size_t P1, Q, convws;       /* conv blocks: second ping-pong map, shortcut (B, Cout, H, W) */
+    size_t n_convws;            /* floats */
+    size_t t[3], tsv;           /* TFSWA: token buffers (B*Hb*Wb*C), one tblock_saved */
+    size_t relidx, mask;        /* int (L*L), float (nW, L, L) */
     size_t re, im, mag, pr, pi; /* STFT and head: (Fb, T) of one audio channel */
     size_t xk, zk;              /* head: (K, Fp, Tp) of one audio channel */
     size_t bytes;               /* total */
