@@ -1,6 +1,7 @@
 /* TFSWA-ResUNet forward and backward (CPU). Every buffer is a slot or a workspace offset of
  * the layout computed by tf_layout (model.c); nothing here allocates. */
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "dsp/stft.h"
@@ -121,6 +122,30 @@ static void convblock_forward(tf_model *m, int blk, const float *x, float *out, 
     }
 }
 
+/* dA (B, C, HW) = gelu'(bn(x)) * dG, the BN output bn(x) recomputed from x (B, C, HW) and
+ * the batch statistics mu, rs (C) in per-thread tiles, never whole: exactly the values of
+ * zeroing dA and calling gelu_backward(dA, dG, bn(x)). */
+static void bn_gelu_backward(tf_model *m, float *dA, const float *dG, const float *x,
+                             const float *mu, const float *rs, const float *w, const float *bb,
+                             int B, int C, size_t hw) {
+    const size_t nch = (hw + TF_BN_TILE - 1) / TF_BN_TILE, ntask = (size_t)B * C * nch;
+    float *tiles = WS(m, m->lay.tile);
+#pragma omp parallel num_threads(m->threads)
+    {
+        float *ta = tiles + (size_t)omp_get_thread_num() * 2 * TF_BN_TILE, *td = ta + TF_BN_TILE;
+#pragma omp for schedule(static)
+        for (size_t t = 0; t < ntask; t++) {
+            const size_t plane = t / nch, k = t % nch, c = plane % (size_t)C;
+            const size_t off = plane * hw + k * TF_BN_TILE;
+            const size_t n = hw - k * TF_BN_TILE < TF_BN_TILE ? hw - k * TF_BN_TILE : TF_BN_TILE;
+            batchnorm_normalize(ta, x + off, n, mu[c], rs[c], w[c], bb[c]);
+            memset(td, 0, n * sizeof(float));
+            gelu_backward(td, dG + off, ta, n);
+            memcpy(dA + off, td, n * sizeof(float));
+        }
+    }
+}
+
 /* Backward of a Conv block whose insides are in the slots (saved or recomputed); xs is
  * the block input slot.
  * dout (B, Cout, H, W) is CLOBBERED (used as scratch); dx (B, Cin, H, W) +=. */
@@ -130,7 +155,7 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
     layout_t *y = &m->lay;
     const int R = m->a.nrcm, th = m->threads;
     const size_t px = (size_t)B * H * W;
-    float *A = WS(m, y->A), *G = WS(m, y->G), *dA = WS(m, y->dA), *dG = WS(m, y->dG);
+    float *G = WS(m, y->G), *dA = WS(m, y->dA), *dG = WS(m, y->dG);
     float *dC1 = WS(m, y->dC1), *E = WS(m, y->E), *cw = WS(m, y->convws);
     float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
     float *dcur = dout;
@@ -144,27 +169,25 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         float *dnext = r ? (dcur == dout ? E : dout) : dx;
         if (r) zero(dnext, px * Cout);
         /* second half: out = conv2(gelu(bn2(c1))) + short(in) */
-        batchnorm2d_forward(A, mu, rs, NULL, NULL, c1, p->bn2_w, p->bn2_b, B, Cout, H, W,
+        batchnorm2d_forward(G, mu, rs, NULL, NULL, c1, p->bn2_w, p->bn2_b, B, Cout, H, W,
                             TF_BN_MOMENTUM, TF_BN_EPS);
-        gelu_forward(G, A, px * Cout);
+        gelu_forward(G, G, px * Cout);
         zero(dG, px * Cout);
         conv2d_backward(dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout, Cout, H, W, 3, cw,
                         0, th);
         conv2d_backward(dnext, g->short_w, g->short_b, dcur, in, p->short_w, B, ci, Cout, H, W, 1,
                         cw, 0, th);
-        zero(dA, px * Cout);
-        gelu_backward(dA, dG, A, px * Cout);
+        bn_gelu_backward(m, dA, dG, c1, mu, rs, p->bn2_w, p->bn2_b, B, Cout, (size_t)H * W);
         zero(dC1, px * Cout);
         batchnorm2d_backward(dC1, g->bn2_w, g->bn2_b, dA, c1, p->bn2_w, mu, rs, B, Cout, H, W);
         /* first half: c1 = conv1(gelu(bn1(in))) */
-        batchnorm2d_forward(A, mu, rs, NULL, NULL, in, p->bn1_w, p->bn1_b, B, ci, H, W,
+        batchnorm2d_forward(G, mu, rs, NULL, NULL, in, p->bn1_w, p->bn1_b, B, ci, H, W,
                             TF_BN_MOMENTUM, TF_BN_EPS);
-        gelu_forward(G, A, px * ci);
+        gelu_forward(G, G, px * ci);
         zero(dG, px * ci);
         conv2d_backward(dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci, Cout, H, W, 3, cw, 0,
                         th);
-        zero(dA, px * ci);
-        gelu_backward(dA, dG, A, px * ci);
+        bn_gelu_backward(m, dA, dG, in, mu, rs, p->bn1_w, p->bn1_b, B, ci, (size_t)H * W);
         batchnorm2d_backward(dnext, g->bn1_w, g->bn1_b, dA, in, p->bn1_w, mu, rs, B, ci, H, W);
         dcur = dnext;
     }
@@ -354,7 +377,9 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
         TF_TRY(tf_model_tap_put(m, nm, dst, (size_t)B * a->dec_out[j] * H * W));
         prev = dst;
     }
-    /* head: z (B, 2KS, Fp, Tp) -> magnitudes */
+    /* head: z (B, 2KS, Fp, Tp) -> magnitudes. bf16: the head input (in bout, which the
+     * head's buffers reuse) is read back from its slot (the same, rounded, values) */
+    if (y->head_in.bf16) prev = sload(m, y->head_in, y->wx);
     const int co = 2 * K * S;
     const size_t hw = (size_t)Fp * Tp, nz = (size_t)B * co * hw;
     float *zb = sw(m, y->z, y->zbuf), *mo = WS(m, y->zbuf);
@@ -428,7 +453,7 @@ static tf_status backward(tf_model *m, const float *dout) {
     tf_copy_corner(dz, Fp, Tp, yr, y->Fs, T, (size_t)B * co);
     const float *z = sload(m, y->z, y->zload);
     if (a->output == TF_OUT_MASK) {
-        const float *x0 = sload(m, y->enc_in[0], y->A);
+        const float *x0 = sload(m, y->enc_in[0], y->wx); /* wx: free until hin below */
 #pragma omp parallel for schedule(static)
         for (size_t r = 0; r < (size_t)B * co; r++) {
             size_t b = r / co, c = r % (2 * K);

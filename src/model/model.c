@@ -368,34 +368,80 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
         for (int s = 1; s < 4; s++) y->tok[k][s] = put(&c, IN_ACT, 0, ntok);
         for (int s = 0; s < 4; s++) y->tsv[k][s] = put(&c, IN_ACT, 0, nsv[s]);
     }
-    /* ---- workspace ---- */
-    y->spec_re = wput(&c, nspec);
-    y->spec_im = wput(&c, nspec);
-    y->mag_in = wput(&c, nspec);
-    y->om = wput(&c, nout);
-    y->oyr = wput(&c, nout);
-    y->oyi = wput(&c, nout);
-    y->zbuf = wput(&c, nz);
+    /* ---- workspace ----
+     * Region R: buffers of phases that never overlap in time share its bytes (views, each
+     * from R's start):
+     *   io     the input STFT, the head and its backward: spectra, output spectra, the
+     *          head map (and bf16: the z load);
+     *   fwd    the conv-block forward (also its recompute in backward): the BN/GELU
+     *          output A, the shortcut output, the block output (bf16: fp32 RCM outputs);
+     *   bwd    a conv block's backward: the GELU output G (then its gradient dA; the BN
+     *          output is recomputed in tiles), dG, dC1 and the RCM-chain gradient E;
+     *   tfswa  the TFSWA stack and its backward: token buffers and tblock workspace.
+     * A recompute in backward runs before the block's backward uses the bwd view; the
+     * head input (bf16) and the mask input are reloaded into wx, outside R. */
+    const size_t r0 = c.work;
+    size_t v = r0;
+    y->spec_re = bump(&v, nspec);
+    y->spec_im = bump(&v, nspec);
+    y->mag_in = bump(&v, nspec);
+    y->om = bump(&v, nout);
+    y->oyr = bump(&v, nout);
+    y->oyi = bump(&v, nout);
+    y->zbuf = bump(&v, nz);
+    if (bf) y->zload = bump(&v, nz);
+    size_t rend = v;
+    v = r0;
+    y->A = bump(&v, smax);
     if (bf) {
-        y->zload = wput(&c, nz);
+        y->wo0 = bump(&v, sout);
+        y->wo1 = bump(&v, sout);
+    }
+    y->ts = bump(&v, sout);
+    y->bout = bump(&v, sout);
+    rend = zmax(rend, v);
+    v = r0;
+    y->G = y->dA = bump(&v, smax);
+    y->dG = bump(&v, smax);
+    y->dC1 = bump(&v, sout);
+    y->E = bump(&v, sout);
+    rend = zmax(rend, v);
+    if (a->nblk > 0) {
+        v = r0;
+        for (int k = 0; k < 8; k++) y->tb[k] = bump(&v, ntok);
+        size_t tw = tblock_workspace_floats(B * Hb, Wb, C, a->heads, Hd);
+        tw = zmax(tw, tblock_workspace_floats(B * Wb, Hb, C, a->heads, Hd));
+        tw = zmax(tw, tblock_workspace_floats(B * y->nW, Ls, C, a->heads, Hd));
+        y->n_tbws = tw;
+        y->tbws = bump(&v, tw);
+        rend = zmax(rend, v);
+    }
+    c.work = rend;
+    /* outside R */
+    if (bf) {
         y->wx = wput(&c, smax);
         y->wc1 = wput(&c, sout);
     }
-    y->A = wput(&c, smax);
-    /* the GELU output is dead once the conv backward has used it: its gradient dA goes
-     * in the same buffer */
-    y->G = y->dA = wput(&c, smax);
-    y->dG = wput(&c, smax);
-    /* bf16 RCM outputs in fp32 are forward only (incl. a recompute), G and dG backward only */
-    y->wo0 = y->G;
-    y->wo1 = y->dG;
-    y->D0 = wput(&c, smax);
-    y->D1 = wput(&c, smax);
-    /* forward-only buffers share memory with backward-only ones: the shortcut output
-     * with dC1, the block output with the RCM-chain gradient E (a recompute in backward
-     * runs before dC1 and E are used) */
-    y->dC1 = y->ts = wput(&c, sout);
-    y->E = y->bout = wput(&c, sout);
+    /* block gradients in backward: D0 and D1 swap roles (dout, dx) at every decoder
+     * level, D1 holds the encoder's dx: each is sized for the uses it gets */
+    {
+        size_t d[2] = {b * a->ch[0] * y->Fp * y->Tp, 0}; /* the head's input gradient: D0 */
+        int dc = 0;
+        for (int j = L - 1; j >= 0; j--) {
+            const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i];
+            const size_t px = b * y->H[i] * y->W[i], px1 = b * y->H[i + 1] * y->W[i + 1];
+            d[dc] = zmax(d[dc], px * a->dec_out[j]);
+            d[!dc] = zmax(d[!dc], zmax(px * a->dec_in[j], px1 * cu));
+            dc = !dc;
+        }
+        for (int l = 0; l < L; l++)
+            d[1] = zmax(d[1], b * (l ? a->ch[l - 1] : a->cin) * y->H[l] * y->W[l]);
+        y->D0 = wput(&c, d[0]);
+        y->D1 = wput(&c, d[1]);
+    }
+    /* per-thread tiles for the BN output recomputed in backward (and its GELU gradient) */
+    y->n_tile = (size_t)threads * 2 * TF_BN_TILE;
+    y->tile = wput(&c, y->n_tile);
     int cmax = a->cin;
     size_t cw = conv2d_workspace_floats(a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 0, threads);
     for (int l = 0; l < L; l++) {
@@ -421,12 +467,6 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     for (int l = 0; l < L; l++) y->dskip[l] = wput(&c, b * a->ch[l] * y->H[l] * y->W[l]);
     y->bott = wput(&c, b * C * Hb * Wb);
     if (a->nblk > 0) {
-        for (int k = 0; k < 8; k++) y->tb[k] = wput(&c, ntok);
-        size_t tw = tblock_workspace_floats(B * Hb, Wb, C, a->heads, Hd);
-        tw = zmax(tw, tblock_workspace_floats(B * Wb, Hb, C, a->heads, Hd));
-        tw = zmax(tw, tblock_workspace_floats(B * y->nW, Ls, C, a->heads, Hd));
-        y->n_tbws = tw;
-        y->tbws = wput(&c, tw);
         y->relidx = wput(&c, (size_t)Ls * Ls); /* ints, same size as floats */
         y->mask = wput(&c, (size_t)y->nW * Ls * Ls);
     }

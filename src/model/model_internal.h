@@ -10,6 +10,7 @@
 #define TF_MAX_TFSWA   32
 #define TF_BN_EPS      1e-5f
 #define TF_BN_MOMENTUM 0.1f
+#define TF_BN_TILE     4096 /* floats of a BN-output tile recomputed in backward */
 
 /* Where a saved tensor lives: the activation block or the workspace (recompute scratch). */
 enum { IN_ACT = 0, IN_WORK = 1 };
@@ -77,6 +78,7 @@ typedef struct {
     size_t tb[8];                /* token buffers (NL*C) */
     size_t tbws;                 /* tblock workspace */
     size_t relidx, mask;         /* int (L*L), float (nW, L, L) */
+    size_t tile, n_tile;         /* per-thread BN tiles (2 * TF_BN_TILE floats each) */
     size_t scratch;              /* recompute scratch start (checkpointing) */
     size_t n_convws, n_tbws;     /* floats */
     /* ---- the eval forward (offsets into the arena) ---- */

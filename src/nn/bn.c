@@ -3,6 +3,12 @@
 
 #include <math.h>
 
+void batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
+                         float weight, float bias) {
+    const float scale = weight * rstd;
+    for (size_t i = 0; i < n; i++) out[i] = (inp[i] - mean) * scale + bias;
+}
+
 void batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, int B, int C, int H, int W, float momentum, float eps) {
@@ -33,12 +39,9 @@ void batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_me
             running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * m);
             running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
         }
-        float scale = (weight ? weight[c] : 1.f) * r, shift = bias ? bias[c] : 0.f;
-        for (int b = 0; b < B; b++) {
-            const float *x = inp + ((size_t)b * C + c) * hw;
-            float *y = out + ((size_t)b * C + c) * hw;
-            for (size_t i = 0; i < hw; i++) y[i] = (x[i] - mf) * scale + shift;
-        }
+        for (int b = 0; b < B; b++)
+            batchnorm_normalize(out + ((size_t)b * C + c) * hw, inp + ((size_t)b * C + c) * hw, hw,
+                                mf, r, weight ? weight[c] : 1.f, bias ? bias[c] : 0.f);
     }
 }
 

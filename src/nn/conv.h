@@ -91,6 +91,12 @@ tf_status conv2d_bench(conv2d_bench_result *res, int B, int Cin, int Cout, int H
 void batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_mean,
                          float *running_var, const float *inp, const float *weight,
                          const float *bias, int B, int C, int H, int W, float momentum, float eps);
+/* out (n) = (inp (n) - mean) * (weight * rstd) + bias: the normalisation batchnorm2d_forward
+ * applies to the values of one channel (it calls this, so the values are bitwise the
+ * same), for callers that recompute a BN output piecewise from the saved mean and rstd.
+ * weight 1 and bias 0 when the layer has none. out may alias inp. */
+void batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
+                         float weight, float bias);
 /* exact training-mode backward: dinp (B, C, H, W) +=, dweight, dbias (C) += (may be NULL);
  * mean, rstd (C) from batchnorm2d_forward */
 void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
