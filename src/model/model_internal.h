@@ -65,22 +65,25 @@ typedef struct {
     slot_t z;                    /* (B, 2KS, Fp, Tp) head pre-activation */
     slot_t tok[TF_MAX_TFSWA][4]; /* fp32 sublayer inputs: tsa, fsa, swin0, swin1 */
     slot_t tsv[TF_MAX_TFSWA][4]; /* fp32 tblock_saved of each sublayer */
-    /* ---- workspace (fp32, bytes into the workspace block) ---- */
-    size_t spec_re, spec_im, mag_in; /* (B*2, Fb, T) */
-    size_t om, oyr, oyi;             /* (B*S*2, Fb, T) */
-    size_t zbuf, zload;              /* (B, 2KS, Fp, Tp) */
-    size_t wx, wc1, wo0, wo1, bout;  /* conv working tensors */
-    size_t A, G, ts, dA, dG, dC1, D0, D1, E;
-    size_t st_m1, st_r1;         /* BN statistics (max C) */
-    size_t convws;               /* conv2d workspace */
-    size_t dskip[TF_MAX_LEVELS]; /* (B, c_l, H_l, W_l) */
-    size_t bott;                 /* (B, C, Hb, Wb) */
-    size_t tb[8];                /* token buffers (NL*C) */
-    size_t tbws;                 /* tblock workspace */
-    size_t relidx, mask;         /* int (L*L), float (nW, L, L) */
-    size_t tile, n_tile;         /* per-thread BN tiles (2 * TF_BN_TILE floats each) */
-    size_t scratch;              /* recompute scratch start (checkpointing) */
-    size_t n_convws, n_tbws;     /* floats */
+    /* ---- workspace (fp32, bytes into the workspace block); views of region R (model.c
+     * tf_layout): io, fwd, bwd, tfswa ---- */
+    size_t spec_re, spec_im, mag_in; /* io: (B*2, Fb, T) */
+    size_t om, oyr, oyi;             /* io: (B*S*2, Fb, T) */
+    size_t zbuf, zload;              /* io: (B, 2KS, Fp, Tp) */
+    size_t A, wo0, wo1, ts, bout;    /* fwd: conv-block forward working tensors */
+    size_t G, dA, dG, dC1, E;        /* bwd: conv-block backward (dA aliases G) */
+    size_t wx, wc1;                  /* bf16: fp32 loads of block inputs / conv1 outputs */
+    size_t D0, D1;                   /* block gradients (dout, dx) */
+    size_t st_m1, st_r1;             /* BN statistics (max C) */
+    size_t convws;                   /* conv2d workspace */
+    size_t dskip[TF_MAX_LEVELS];     /* (B, c_l, H_l, W_l) */
+    size_t bott;                     /* (B, C, Hb, Wb) */
+    size_t tb[8];                    /* tfswa: token buffers (NL*C) */
+    size_t tbws;                     /* tfswa: tblock workspace */
+    size_t relidx, mask;             /* int (L*L), float (nW, L, L) */
+    size_t tile, n_tile;             /* per-thread BN tiles (2 * TF_BN_TILE floats each) */
+    size_t scratch;                  /* recompute scratch start (checkpointing) */
+    size_t n_convws, n_tbws;         /* floats */
     /* ---- the eval forward (offsets into the arena) ---- */
     evlay_t ev;
     /* ---- totals (bytes) ---- */
