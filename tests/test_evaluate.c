@@ -394,7 +394,9 @@ static void test_user_errors(void) {
     CHECK(n > 0);
     if (n <= 0) return;
     exe[n] = 0;
-    snprintf(bin, sizeof bin, "%s/../tfswa", dirname(exe));
+    snprintf(bin, sizeof bin, "%s/../tfswa", dirname(exe)); /* build[-san]/tfswa */
+    if (access(bin, X_OK) != 0) snprintf(bin, sizeof bin, "build/tfswa");
+    CHECKF(access(bin, X_OK) == 0, "no tfswa binary next to the test or in build/");
     snprintf(cmd, sizeof cmd, "%s evaluate --checkpoint %s --data_root %s -o %s 2> %s/err.log", bin,
              ck, data, out, root);
     CHECK(run_cmd(cmd) == 2);

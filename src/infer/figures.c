@@ -109,7 +109,7 @@ tf_status tf_fig_spectrogram(const char *path, const tf_fig_spec *f) {
             if (lx + lw > TF_FIG_SPEC_W) lx = TF_FIG_SPEC_W - lw;
             tf_image_text(&img, lx, y + 6, lab, 1, BLACK);
         }
-        tf_image_text(&img, 2, y + 6, "HZ", 1, BLACK);
+        tf_image_text(&img, 2, 3, "HZ", 1, BLACK);
         s = tf_image_write_png(&img, path);
     }
     tf_image_free(&img);
