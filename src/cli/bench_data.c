@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "util/sysmem.h"
 #include "data/index.h"
 #include "data/loader.h"
 #include "audio/audio.h"
@@ -82,20 +83,6 @@ static void machine_string(char *out, size_t n) {
 }
 
 /* kB value of a /proc/self/status field, -1 if absent */
-static long status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long v = -1;
-    size_t k = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, k) && line[k] == ':') {
-            v = strtol(line + k + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
 
 typedef struct {
     int track, stem;
@@ -198,7 +185,7 @@ static int rss_child(const char *root, const char *cache, long long n) {
             const tf_batch *b;
             st = tf_loader_next(l, &b);
         }
-        if (!st) printf("%ld %ld\n", status_kb("VmRSS"), status_kb("VmHWM"));
+        if (!st) printf("%zu %zu\n", tf_rss_bytes() / 1024, tf_peak_rss_bytes() / 1024);
         tf_loader_close(l);
     }
     tf_index_close(ix);
