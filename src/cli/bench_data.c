@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/bench_util.h"
 #include "cli/cli.h"
 #include "util/sysmem.h"
 #include "data/index.h"
@@ -42,12 +43,6 @@
 
 #define THR 0.001
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f) {
     (void)sb, (void)flag, (void)f;
     return remove(p);
@@ -55,31 +50,6 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 
 static void rm_rf(const char *dir) {
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void machine_string(char *out, size_t n) {
-    struct utsname u;
-    char cpu[256] = "unknown cpu";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) != 0) continue;
-            char *c = strchr(line, ':');
-            if (!c) break;
-            c++;
-            while (*c == ' ') c++;
-            c[strcspn(c, "\n")] = 0;
-            snprintf(cpu, sizeof cpu, "%s", c);
-            break;
-        }
-        fclose(f);
-    }
-    const char *ct = getenv("OPENBLAS_CORETYPE");
-    int ok = uname(&u) == 0;
-    snprintf(out, n, "%s %s %s, %s, %ld cpus%s%s", ok ? u.sysname : "?", ok ? u.release : "?",
-             ok ? u.machine : "?", cpu, sysconf(_SC_NPROCESSORS_ONLN),
-             ct ? ", OPENBLAS_CORETYPE=" : "", ct ? ct : "");
 }
 
 /* kB value of a /proc/self/status field, -1 if absent */
@@ -98,7 +68,7 @@ static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t fi
     tf_loader *l;
     TF_TRY(tf_loader_open(&l, cfg, ix, (uint64_t)cfg->seed));
     tf_status st = TF_OK;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     st = tf_loader_start_epoch(l, 0, first, n);
     for (int64_t i = 0; i < n && !st; i++) {
         const tf_batch *b;
@@ -120,7 +90,7 @@ static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t fi
             }
         }
     }
-    *secs = now_s() - t0;
+    *secs = bench_now_s() - t0;
     if (cnt) tf_loader_stats(l, cnt);
     tf_loader_close(l);
     return st;
@@ -150,14 +120,14 @@ static tf_status run_raw(const tf_index *ix, const chunk_ref *refs, int64_t n, i
         else if (info.channels > 2)
             st = tf_err(TF_EUSER, "%s: more than 2 channels", p);
     }
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int64_t i = 0; i < n && !st; i++) {
         SNDFILE *h = sf[refs[i].track * S + refs[i].stem];
         if (sf_seek(h, refs[i].offset, SEEK_SET) < 0 ||
             (shorts ? sf_readf_short(h, (short *)buf, N) : sf_readf_float(h, buf, N)) <= 0)
             st = tf_err(TF_EUSER, "raw read failed: %s", sf_strerror(h));
     }
-    *secs = now_s() - t0;
+    *secs = bench_now_s() - t0;
 done:
     if (sf)
         for (int i = 0; i < ix->n_tracks * S; i++)
@@ -467,7 +437,7 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
                 tf_loader *l;
                 st = tf_loader_open(&l, &cw, ix, 1);
                 if (st) break;
-                double t0 = now_s();
+                double t0 = bench_now_s();
                 for (int e = 0; e < epochs && !st; e++) {
                     st = tf_loader_start_epoch(l, e, (int64_t)e * per, per);
                     for (int i = 0; i < per && !st; i++) {
@@ -475,7 +445,7 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
                         st = tf_loader_next(l, &b);
                     }
                 }
-                *(pers ? &tp : &tr) += now_s() - t0;
+                *(pers ? &tp : &tr) += bench_now_s() - t0;
                 tf_loader_close(l);
             }
         if (!st) {
@@ -555,7 +525,7 @@ int bench_data(int argc, char **argv) {
     if (!mkdtemp(o.tmp)) return cli_fail(tf_err(TF_EUSER, "%s: %s", o.tmp, strerror(errno)));
     cJSON *root = cJSON_CreateObject(), *config = cJSON_CreateObject(), *res = cJSON_CreateObject();
     char machine[512];
-    machine_string(machine, sizeof machine);
+    bench_machine(machine, sizeof machine, 0);
     cJSON_AddStringToObject(root, "bench", "data");
     cJSON_AddStringToObject(root, "machine", machine);
     cJSON_AddItemToObject(root, "config", config);

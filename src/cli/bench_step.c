@@ -28,7 +28,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/bench_util.h"
 #include "cli/cli.h"
+#include "util/sysmem.h"
 #include "model/model.h"
 #include "optim/optim.h"
 #include "train/train.h"
@@ -37,56 +39,6 @@
 
 #define MAX_PRESETS  8
 #define MAX_VARIANTS (4 * MAX_PRESETS)
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* median of v (n,) without reordering v */
-static double median_of(const double *v, int n, double *tmp) {
-    memcpy(tmp, v, sizeof *v * (size_t)n);
-    qsort(tmp, (size_t)n, sizeof *tmp, cmp_d);
-    return n % 2 ? tmp[n / 2] : 0.5 * (tmp[n / 2 - 1] + tmp[n / 2]);
-}
-
-static double min_of(const double *v, int n) {
-    double m = v[0];
-    for (int i = 1; i < n; i++) m = v[i] < m ? v[i] : m;
-    return m;
-}
-
-static void machine_string(char *out, size_t n, int threads) {
-    char model[256] = "unknown CPU";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10)) continue;
-            char *p = strchr(line, ':');
-            if (p) {
-                p++;
-                while (*p == ' ') p++;
-                p[strcspn(p, "\n")] = 0;
-                snprintf(model, sizeof model, "%s", p);
-            }
-            break;
-        }
-        fclose(f);
-    }
-    int k = snprintf(out, n, "%s, %d threads", model, threads);
-    static const char *const env[] = {"OPENBLAS_CORETYPE", "OMP_WAIT_POLICY"};
-    for (int i = 0; i < 2 && k >= 0 && (size_t)k < n; i++) {
-        const char *v = getenv(env[i]);
-        if (v && *v) k += snprintf(out + k, n - (size_t)k, ", %s=%s", env[i], v);
-    }
-}
 
 /* Reset the peak RSS (VmHWM) of this process; 0 if the kernel does not allow it. */
 static int reset_peak_rss(void) {
@@ -167,9 +119,9 @@ static tf_status run_turn(const tf_config *c, io_t *io, int B, int64_t N, int th
     }
     tf_status st = opt_step(mdl, c, io, B, N, mv, mv + np, 1, loss1, nonfinite);
     for (int k = 0; k < K && st == TF_OK; k++) {
-        double loss, t0 = now_s();
+        double loss, t0 = bench_now_s();
         st = opt_step(mdl, c, io, B, N, mv, mv + np, 2 + k, &loss, nonfinite);
-        ms[k] = 1e3 * (now_s() - t0);
+        ms[k] = 1e3 * (bench_now_s() - t0);
     }
     free(mv);
     tf_model_free(mdl);
@@ -254,10 +206,10 @@ static int find_variant(const bench_t *b, int p, tf_dtype dt, tf_ckpt_mode ck) {
     return -1;
 }
 
-static cJSON *report_json(const bench_t *b, double *tmp) {
+static cJSON *report_json(const bench_t *b) {
     const int RK = b->R * b->K;
     char machine[512];
-    machine_string(machine, sizeof machine, b->threads);
+    bench_machine(machine, sizeof machine, b->threads);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "bench", "step");
     cJSON_AddStringToObject(root, "machine", machine);
@@ -295,7 +247,7 @@ static cJSON *report_json(const bench_t *b, double *tmp) {
     cJSON *res = cJSON_AddObjectToObject(root, "results");
     for (int i = 0; i < b->nv; i++) {
         const variant_t *v = &b->v[i];
-        const double med = median_of(v->ms, RK, tmp), mn = min_of(v->ms, RK);
+        const double med = bench_median(v->ms, RK), mn = bench_min(v->ms, RK);
         cJSON *o = cJSON_AddObjectToObject(res, v->name);
         cJSON_AddNumberToObject(o, "ms_per_step", med);
         cJSON_AddNumberToObject(o, "ms_per_step_min", mn);
@@ -321,11 +273,11 @@ static cJSON *report_json(const bench_t *b, double *tmp) {
         if (off < 0 || (blk < 0 && bf < 0)) continue;
         cJSON *o = cJSON_AddObjectToObject(ra, b->presets[p]);
         const variant_t *vo = &b->v[off];
-        const double mo = median_of(vo->ms, RK, tmp), no = min_of(vo->ms, RK);
+        const double mo = bench_median(vo->ms, RK), no = bench_min(vo->ms, RK);
         if (blk >= 0) {
             const variant_t *vb = &b->v[blk];
-            add_ratio(o, "checkpointing_time", median_of(vb->ms, RK, tmp), mo);
-            add_ratio(o, "checkpointing_time_min", min_of(vb->ms, RK), no);
+            add_ratio(o, "checkpointing_time", bench_median(vb->ms, RK), mo);
+            add_ratio(o, "checkpointing_time_min", bench_min(vb->ms, RK), no);
             add_ratio(o, "checkpointing_bytes", (double)vb->plan.total, (double)vo->plan.total);
             add_ratio(o, "checkpointing_activation_bytes", (double)vb->plan.activations,
                       (double)vo->plan.activations);
@@ -333,8 +285,8 @@ static cJSON *report_json(const bench_t *b, double *tmp) {
         }
         if (bf >= 0) {
             const variant_t *vb = &b->v[bf];
-            add_ratio(o, "bf16_time", median_of(vb->ms, RK, tmp), mo);
-            add_ratio(o, "bf16_time_min", min_of(vb->ms, RK), no);
+            add_ratio(o, "bf16_time", bench_median(vb->ms, RK), mo);
+            add_ratio(o, "bf16_time_min", bench_min(vb->ms, RK), no);
             add_ratio(o, "bf16_bytes", (double)vb->plan.total, (double)vo->plan.total);
             add_ratio(o, "bf16_activation_bytes", (double)vb->plan.activations,
                       (double)vo->plan.activations);
@@ -344,17 +296,17 @@ static cJSON *report_json(const bench_t *b, double *tmp) {
     return root;
 }
 
-static void report_text(const bench_t *b, double *tmp) {
+static void report_text(const bench_t *b) {
     const int RK = b->R * b->K;
     char machine[512];
-    machine_string(machine, sizeof machine, b->threads);
+    bench_machine(machine, sizeof machine, b->threads);
     printf("bench step: batch %d x %.2f s, %d rounds x %d steps per variant, %s\n", b->B,
            b->seconds, b->R, b->K, machine);
     printf("  %-20s %10s %10s %10s %9s %12s %10s %10s\n", "variant", "ms/step", "min", "ms/sample",
            "sample/s", "act. MiB", "plan MiB", "peak MiB");
     for (int i = 0; i < b->nv; i++) {
         const variant_t *v = &b->v[i];
-        const double med = median_of(v->ms, RK, tmp), mn = min_of(v->ms, RK);
+        const double med = bench_median(v->ms, RK), mn = bench_min(v->ms, RK);
         printf("  %-20s %10.1f %10.1f %10.1f %9.3f %12.1f %10.1f %10.1f\n", v->name, med, mn,
                med / b->B, 1e3 * b->B / med, v->plan.activations / 1048576.0,
                v->plan.total / 1048576.0, b->rss_reset ? v->peak_rss / 1048576.0 : NAN);
@@ -365,14 +317,14 @@ static void report_text(const bench_t *b, double *tmp) {
         const int blk = find_variant(b, p, TF_DT_FP32, TF_CKPT_BLOCKS);
         const int bf = find_variant(b, p, TF_DT_BF16, TF_CKPT_OFF);
         if (off < 0) continue;
-        const double no = min_of(b->v[off].ms, RK);
+        const double no = bench_min(b->v[off].ms, RK);
         const double to = (double)b->v[off].plan.total;
         if (blk >= 0)
             printf("  %s: checkpointing blocks/off: time %.3f (min), plan bytes %.3f\n",
-                   b->presets[p], min_of(b->v[blk].ms, RK) / no, b->v[blk].plan.total / to);
+                   b->presets[p], bench_min(b->v[blk].ms, RK) / no, b->v[blk].plan.total / to);
         if (bf >= 0)
             printf("  %s: bf16/fp32 activations:     time %.3f (min), plan bytes %.3f\n",
-                   b->presets[p], min_of(b->v[bf].ms, RK) / no, b->v[bf].plan.total / to);
+                   b->presets[p], bench_min(b->v[bf].ms, RK) / no, b->v[bf].plan.total / to);
     }
 }
 
@@ -401,7 +353,6 @@ static void free_io(io_t *io) {
 
 static tf_status run_bench(bench_t *b) {
     io_t io = {0};
-    double *tmp = NULL;
     tf_status st = TF_OK;
     int S = 0;
     for (int p = 0; p < b->np; p++) S = b->cfg[p].n_targets > S ? b->cfg[p].n_targets : S;
@@ -439,13 +390,8 @@ static tf_status run_bench(bench_t *b) {
             b->peak_rss = peak > b->peak_rss ? peak : b->peak_rss;
         }
     if (st != TF_OK) goto done;
-    tmp = tf_malloc(sizeof(double) * (size_t)b->R * b->K, "bench timings");
-    if (!tmp) {
-        st = TF_EINTERNAL;
-        goto done;
-    }
     if (b->json) {
-        cJSON *root = report_json(b, tmp);
+        cJSON *root = report_json(b);
         char *s = root ? cJSON_PrintUnformatted(root) : NULL;
         if (!s)
             st = tf_err(TF_EINTERNAL, "bench step: out of memory for the JSON report");
@@ -454,10 +400,9 @@ static tf_status run_bench(bench_t *b) {
         free(s);
         cJSON_Delete(root);
     } else {
-        report_text(b, tmp);
+        report_text(b);
     }
 done:
-    free(tmp);
     for (int i = 0; i < b->nv; i++) free(b->v[i].ms);
     free_io(&io);
     return st;
