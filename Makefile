@@ -15,7 +15,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 OPT     ?= -O2
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -fno-math-errno -Iinclude -Isrc
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -fno-math-errno -fno-trapping-math -Iinclude -Isrc
 LDLIBS  += -fopenmp -lm -lpthread
 
 ifeq ($(SAN),1)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "data/index.h"
+#include "data/loader.h"
 #include "data/synth.h"
 #include "model/model.h"
 #include "test.h"
@@ -110,6 +111,25 @@ static void test_short_run_learns(void) {
     tf_index_close(ix);
 }
 
+static void test_plan_matches_loader(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "plan") == 0);
+    c.num_workers = 3, c.prefetch_factor = 2;
+    tf_train_plan p;
+    CHECK(tf_train_plan_bytes(&p, &c, 2) == TF_OK);
+    tf_index *ix;
+    tf_loader *l;
+    CHECK(tf_index_open(&ix, &c, NULL) == TF_OK);
+    CHECK(tf_loader_open(&l, &c, ix, 1) == TF_OK);
+    tf_loader_counters k;
+    tf_loader_stats(l, &k);
+    CHECKF(k.batch_bytes == p.loader, "loader allocates %zu, plan says %zu", k.batch_bytes,
+           p.loader);
+    CHECK(p.total == p.model.total + p.optimizer + p.loader + p.validation + p.trainer);
+    tf_loader_close(l);
+    tf_index_close(ix);
+}
+
 static void test_resume_is_exact(void) {
     tf_config a, b;
     CHECK(base_cfg(&a, "straight") == 0 && base_cfg(&b, "resumed") == 0);
@@ -154,6 +174,17 @@ static void test_nonfinite_step_is_skipped(void) {
     tf_train_inject_nan_step = 0;
     CHECK(tf_train_run(&c, &single) == TF_EUSER && strstr(tf_errmsg(), "non-finite") != NULL);
     tf_train_inject_nan_step = -1;
+}
+
+static void test_mrstft_loss_runs(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "mrstft") == 0);
+    c.max_steps = 2;
+    c.loss = TF_LOSS_MRSTFT;
+    CHECKF(tf_train_run(&c, &single) == TF_OK, "%s", tf_errmsg());
+    snap s;
+    CHECK(load_snap(&c, "last", &s) == 0 && s.pr.updates == 2);
+    free_snap(&s);
 }
 
 static void test_interrupted_checkpoint_keeps_previous(void) {
@@ -240,14 +271,16 @@ int main(void) {
     snprintf(data, sizeof data, "%s/data", root);
     tf_synth_opts o;
     tf_synth_defaults(&o);
-    o.train_tracks = 5, o.test_tracks = 1, o.seconds = 6, o.seed = 11;
+    o.train_tracks = 5, o.test_tracks = 1, o.seconds = 4, o.seed = 11;
     if (tf_synth_dataset(data, &o)) {
         fprintf(stderr, "synth: %s\n", tf_errmsg());
         return 1;
     }
     RUN(test_short_run_learns);
+    RUN(test_plan_matches_loader);
     RUN(test_resume_is_exact);
     RUN(test_nonfinite_step_is_skipped);
+    RUN(test_mrstft_loss_runs);
     RUN(test_interrupted_checkpoint_keeps_previous);
     RUN(test_two_ranks_equal_accumulation);
     RUN(test_guide_command_line);

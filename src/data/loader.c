@@ -435,9 +435,9 @@ tf_status tf_loader_open(tf_loader **out, const tf_config *cfg, const tf_index *
     l->n_slots = l->nw > 0 ? l->nw * cfg->prefetch_factor + 1 : 1;
 
     /* every batch float in one page-aligned block: (slots, B, S + 1, 2, N) */
-    const size_t per_slot = (size_t)l->B * (size_t)(l->S + 1) * 2 * (size_t)l->N;
     const size_t page = 4096;
-    l->block_bytes = ((sizeof(float) * per_slot * (size_t)l->n_slots + page - 1) / page) * page;
+    const size_t per_slot = (size_t)l->B * (size_t)(l->S + 1) * 2 * (size_t)l->N;
+    l->block_bytes = tf_loader_plan_bytes(cfg, l->S, l->N);
     if (posix_memalign((void **)&l->block, page, l->block_bytes) != 0) {
         l->block = NULL;
         st = tf_err(TF_EINTERNAL, "out of memory: %zu bytes of batch buffers", l->block_bytes);
@@ -556,6 +556,14 @@ tf_status tf_loader_next(tf_loader *l, const tf_batch **out) {
     if (st) return tf_err(st, "%s", sl->err);
     *out = &sl->b;
     return TF_OK;
+}
+
+size_t tf_loader_plan_bytes(const tf_config *cfg, int n_stems, int64_t frames) {
+    const size_t page = 4096;
+    const size_t slots =
+        cfg->num_workers > 0 ? (size_t)cfg->num_workers * (size_t)cfg->prefetch_factor + 1 : 1;
+    const size_t per_slot = (size_t)cfg->batch_size * (size_t)(n_stems + 1) * 2 * (size_t)frames;
+    return ((sizeof(float) * per_slot * slots + page - 1) / page) * page;
 }
 
 void tf_loader_set_shard(tf_loader *l, int64_t stride, int64_t offset) {

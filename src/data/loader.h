@@ -84,6 +84,9 @@ tf_status tf_loader_start_epoch(tf_loader *l, int epoch, int64_t first_step, int
  * (or close). Errors of a worker (e.g. an unreadable file) come back here. Calling it
  * after the last step of the epoch is an error. */
 tf_status tf_loader_next(tf_loader *l, const tf_batch **b);
+/* Bytes of the batch slots tf_loader_open allocates for cfg (n_stems = the sources,
+ * frames = the segment length), computed without allocating. */
+size_t tf_loader_plan_bytes(const tf_config *cfg, int n_stems, int64_t frames);
 /* Data sharding for data parallelism: the batch of logical step k is drawn as the batch
  * of step k * stride + offset would be without sharding (default stride 1, offset 0).
  * Call before the first tf_loader_start_epoch. */

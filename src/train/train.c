@@ -13,8 +13,10 @@
 #include "infer/ola.h"
 #include "optim/optim.h"
 #include "train/ckpt.h"
+#include "train/loss.h"
 #include "train/validate.h"
 #include "util/fsutil.h"
+#include "util/sysmem.h"
 
 int64_t tf_train_inject_nan_step = -1;
 int64_t tf_train_stop_after = 0;
@@ -25,60 +27,21 @@ static double now_s(void) {
     return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
 }
 
-static size_t proc_status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    size_t kb = 0, n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, n)) {
-            kb = (size_t)strtoull(line + n, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb;
-}
-
-size_t tf_rss_bytes(void) {
-    return proc_status_kb("VmRSS:") * 1024;
-}
-size_t tf_peak_rss_bytes(void) {
-    return proc_status_kb("VmHWM:") * 1024;
-}
-
-size_t tf_mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    size_t kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "MemAvailable:", 13)) {
-            kb = (size_t)strtoull(line + 13, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb * 1024;
-}
-
-/* Batch slots of the loader: the ring of num_workers x prefetch_factor plus the one the
- * caller holds (synchronous: one), each stems (B, S, 2, N) + mixture (B, 2, N). */
-static size_t loader_bytes(const tf_config *cfg, int64_t N) {
-    size_t slots =
-        cfg->num_workers > 0 ? (size_t)cfg->num_workers * (size_t)cfg->prefetch_factor + 1 : 1;
-    size_t per =
-        sizeof(float) * (size_t)cfg->batch_size * (size_t)(cfg->n_sources + 1) * 2 * (size_t)N;
-    return slots * per;
-}
-
 tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int threads) {
     memset(p, 0, sizeof *p);
     p->segment_frames = (int64_t)llround(cfg->segment_seconds * cfg->sample_rate);
     TF_TRY(tf_model_plan(&p->model, cfg, cfg->batch_size, p->segment_frames, threads));
     size_t n = p->model.n_params;
-    p->optimizer = sizeof(float) * n * (cfg->ema_decay > 0 ? 3 : 2);
-    p->loader = loader_bytes(cfg, p->segment_frames);
+    /* m and v; with EMA also the EMA weights and a copy of the raw ones */
+    p->optimizer = sizeof(float) * n * (cfg->ema_decay > 0 ? 4 : 2);
+    p->loader = tf_loader_plan_bytes(cfg, cfg->n_sources, p->segment_frames);
     p->validation = tf_val_plan_bytes(cfg, cfg->n_sources);
-    p->total = p->model.total + p->optimizer + p->loader + p->validation;
+    /* trainer buffers: targets, output, output gradient (B, T, 2, N) + loss scratch */
+    p->trainer = sizeof(float) * 3 * (size_t)cfg->batch_size * (size_t)cfg->n_targets * 2 *
+                     (size_t)p->segment_frames +
+                 tf_loss_plan_bytes(cfg->loss, p->segment_frames) +
+                 sizeof(float) * (p->model.n_buffers + 1); /* BN buffers before a step */
+    p->total = p->model.total + p->optimizer + p->loader + p->validation + p->trainer;
     return TF_OK;
 }
 
@@ -96,11 +59,12 @@ void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg) 
     mib(f, "parameters", p->model.params);
     mib(f, "gradients", p->model.grads);
     mib(f, "bn buffers", p->model.buffers);
-    mib(f, cfg->ema_decay > 0 ? "optimizer (m, v, ema)" : "optimizer (m, v)", p->optimizer);
+    mib(f, cfg->ema_decay > 0 ? "optimizer (m, v, ema, raw)" : "optimizer (m, v)", p->optimizer);
     mib(f, "saved activations", p->model.activations);
     mib(f, "workspace", p->model.workspace);
     mib(f, "loader batches", p->loader);
     mib(f, "validation", p->validation);
+    mib(f, "trainer (targets, loss)", p->trainer);
     mib(f, "total", p->total);
 }
 
@@ -119,6 +83,7 @@ typedef struct {
     float *target;  /* (B, T, 2, N) the target stems of a micro-batch */
     float *out;     /* (B, T, 2, N) model output */
     float *dout;    /* (B, T, 2, N) */
+    tf_loss_ctx *loss;
     int tmap[TF_MAX_TARGETS];
     tf_train_progress p;
     FILE *metrics;
@@ -131,6 +96,7 @@ static void free_run(run *r) {
     tf_index_close(r->ix);
     free(r->opt.m), free(r->opt.v), free(r->opt.raw), free(r->ema), free(r->bufsave);
     free(r->target), free(r->out), free(r->dout);
+    tf_loss_free(r->loss);
     if (r->metrics) fclose(r->metrics);
 }
 
@@ -232,25 +198,17 @@ static void log_step(run *r, double loss, double lr, double gnorm, double sps, i
     fflush(r->metrics);
 }
 
-/* One micro-batch: forward, L1 loss on the waveform, backward (gradients accumulate). */
+/* One micro-batch: forward, loss on the waveform, backward (gradients accumulate). */
 static tf_status micro_step(run *r, const tf_batch *b, double scale, double *loss) {
     const int B = b->B, T = r->cfg.n_targets;
     const int64_t N = b->N;
-    const size_t per = 2 * (size_t)N, n = (size_t)B * T * per;
+    const size_t per = 2 * (size_t)N;
     for (int i = 0; i < B; i++)
         for (int t = 0; t < T; t++)
             memcpy(r->target + ((size_t)i * T + t) * per,
                    b->stems + ((size_t)i * b->S + r->tmap[t]) * per, sizeof(float) * per);
     TF_TRY(tf_model_forward(r->model, r->out, b->mixture, B, N, 1));
-    double l = 0;
-    const float g = (float)(scale / (double)n);
-#pragma omp parallel for reduction(+ : l) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float d = r->out[i] - r->target[i];
-        l += fabsf(d);
-        r->dout[i] = d > 0 ? g : d < 0 ? -g : 0.f;
-    }
-    *loss = l / (double)n;
+    TF_TRY(tf_loss_eval(r->loss, r->out, r->target, B * T * 2, N, scale, r->dout, loss));
     return tf_model_backward(r->model, r->dout);
 }
 
@@ -409,8 +367,9 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d) {
         r.target = tf_malloc(sizeof(float) * T * per, "targets");
         r.out = tf_malloc(sizeof(float) * T * per, "model output");
         r.dout = tf_malloc(sizeof(float) * T * per, "output gradient");
-        if (!r.opt.m || !r.opt.v || !r.bufsave || !r.target || !r.out || !r.dout ||
-            (c->ema_decay > 0 && (!r.opt.raw || !r.ema)))
+        if (r.dout) st = tf_loss_create(&r.loss, c->loss, r.plan.segment_frames);
+        if (!st && (!r.opt.m || !r.opt.v || !r.bufsave || !r.target || !r.out || !r.dout ||
+                    (c->ema_decay > 0 && (!r.opt.raw || !r.ema))))
             st = TF_EINTERNAL;
     }
     if (!st && c->resume[0]) st = resume(&r);

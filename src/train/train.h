@@ -25,17 +25,13 @@ typedef struct {
     size_t optimizer;     /* Adam m and v (+ EMA weights) */
     size_t loader;        /* the loader's batch slots */
     size_t validation;    /* overlap-add buffers of full-track validation */
+    size_t trainer;       /* targets, output and its gradient, loss scratch */
     size_t total;
     int64_t segment_frames;
 } tf_train_plan;
 
 tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int threads);
 void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg);
-/* Bytes the machine can give us now (MemAvailable), 0 if unknown. */
-size_t tf_mem_available(void);
-/* Resident set size of this process now, and its peak (VmHWM). */
-size_t tf_rss_bytes(void);
-size_t tf_peak_rss_bytes(void);
 
 /* Train with cfg (already validated); output in cfg->output_dir. Prints the plan first;
  * returns TF_EUSER without allocating when the machine cannot hold it. */

@@ -1,0 +1,149 @@
+/* tfswa: music source separation with TFSWA-ResUNet, the C API.
+ *
+ * Usage (error checks shortened):
+ *
+ *     #include <tfswa.h>
+ *
+ *     const char *ckpts[] = {"runs/vocals/checkpoints/best"};
+ *     int status;
+ *     tfswa_context *ctx = tfswa_open(ckpts, 1, 0, &status);  // 0 threads: all cores
+ *     if (!ctx) { fprintf(stderr, "%s\n", tfswa_last_error(NULL)); return 1; }
+ *
+ *     tfswa_separate_params p = tfswa_default_params();
+ *     p.overlap = 0.5;
+ *     p.instrumental = true;                    // also write mixture - vocals
+ *     p.ext = TFSWA_EXT_FLAC;                   // PCM_24 unless p.subtype says otherwise
+ *     if (tfswa_separate_file(ctx, "song.mp3", "separated", &p) != TFSWA_OK)
+ *         fprintf(stderr, "%s\n", tfswa_last_error(ctx));
+ *     // -> separated/song/vocals.flac, separated/song/instrumental.flac
+ *     tfswa_close(ctx);
+ *
+ * Files of any length are separated in memory that does not depend on their length: the
+ * input is read in blocks, resampled to the model's rate when needed (libsoxr), split into
+ * overlapping chunks (weighted overlap-add), and every stem is written while it is
+ * computed (under a temporary name, renamed when complete). Any file libsndfile reads is
+ * accepted (WAV, FLAC, OGG, MP3 where the library has it), mono or stereo, any rate; the
+ * outputs have the input's rate, channel count and frame count.
+ *
+ * Threads: a context may be used by one thread at a time; separate contexts are
+ * independent. The library never prints. */
+#ifndef TFSWA_H
+#define TFSWA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes returned by every function that can fail. */
+enum tfswa_status {
+    TFSWA_OK = 0,
+    TFSWA_ERR_INTERNAL = 1,  /* out of memory, a library failure, a bug */
+    TFSWA_ERR_USER = 2,      /* bad argument, unreadable/unwritable file, bad checkpoint */
+    TFSWA_ERR_EXISTS = 3,    /* an output file exists and overwrite is false */
+    TFSWA_ERR_CANCELLED = 4, /* the progress callback asked to stop */
+};
+
+/* A short description of a status code ("ok", "output exists", ...). */
+const char *tfswa_error_string(int status);
+
+enum tfswa_ext { TFSWA_EXT_WAV = 0, TFSWA_EXT_FLAC = 1 };
+enum tfswa_subtype {
+    TFSWA_SUBTYPE_DEFAULT = 0, /* FLOAT for WAV, PCM_24 for FLAC */
+    TFSWA_SUBTYPE_PCM_16 = 1,  /* PCM: samples outside [-1, 1) are clipped (and counted) */
+    TFSWA_SUBTYPE_PCM_24 = 2,
+    TFSWA_SUBTYPE_FLOAT = 3, /* WAV only */
+};
+
+/* Called as the song advances; fraction in [0, 1]. Return nonzero to cancel (the call then
+ * returns TFSWA_ERR_CANCELLED and leaves no output file behind). */
+typedef int (*tfswa_progress_callback)(double fraction, void *user_data);
+
+typedef struct tfswa_separate_params {
+    int n_threads;        /* 0: the context's */
+    double segment;       /* chunk length in seconds; 0: the checkpoint's training segment */
+    double overlap;       /* fraction of a chunk shared with the next, [0, 1): 0.25 */
+    int batch_size;       /* chunks per model call: 1 */
+    int shifts;           /* 0: none; K > 0: K random time shifts in [0, 0.5 s), averaged */
+    uint64_t seed;        /* for the shifts: 42 */
+    uint32_t stems;       /* bit i: write target i (tfswa_target_name); 0: every target */
+    bool instrumental;    /* also write "instrumental" = mixture - vocals */
+    int ext;              /* enum tfswa_ext: TFSWA_EXT_WAV */
+    int subtype;          /* enum tfswa_subtype: TFSWA_SUBTYPE_DEFAULT */
+    const char *filename; /* output template under out_dir: "{track}/{stem}.{ext}";
+                             {track} = input name without extension, {trackext} = its
+                             extension, {stem}, {ext} = wav | flac */
+    bool overwrite;       /* false: an existing output is an error (before any work) */
+    tfswa_progress_callback progress_callback; /* NULL: none */
+    void *progress_callback_user_data;
+} tfswa_separate_params;
+
+/* What the last tfswa_separate_file / tfswa_separate_buffer did. */
+typedef struct tfswa_summary {
+    int64_t frames;         /* input frames (= output frames) */
+    int sample_rate;        /* input rate (= output rate) */
+    int channels;           /* input channels (= output channels) */
+    double duration;        /* audio seconds */
+    double seconds;         /* wall-clock seconds */
+    double rtf;             /* real-time factor: seconds / duration */
+    double cpu_seconds;     /* process CPU time used */
+    int64_t peak_rss_bytes; /* the process's peak resident memory so far (VmHWM) */
+    int64_t clipped;        /* PCM samples clipped, over all outputs */
+    int n_outputs;
+} tfswa_summary;
+
+typedef struct tfswa_context tfswa_context;
+
+/* Load n checkpoints (checkpoint directories, or run directories: their
+ * checkpoints/last). Each contributes its targets (one model per source, as in the paper);
+ * two checkpoints with the same target, or different sample rates, are TFSWA_ERR_USER
+ * naming both. n_threads 0: all cores. On failure returns NULL, sets *status (if not
+ * NULL) and tfswa_last_error(NULL). */
+tfswa_context *tfswa_open(const char *const *checkpoints, int n, int n_threads, int *status);
+void tfswa_close(tfswa_context *ctx);
+
+/* The message of the context's last failure ("" if none); with ctx NULL, the last
+ * failure of tfswa_open on this thread. Valid until the next call on the context. */
+const char *tfswa_last_error(const tfswa_context *ctx);
+
+tfswa_separate_params tfswa_default_params(void);
+
+int tfswa_n_targets(const tfswa_context *ctx);
+const char *tfswa_target_name(const tfswa_context *ctx, int i);     /* NULL if out of range */
+int tfswa_target_index(const tfswa_context *ctx, const char *name); /* -1 if none */
+int tfswa_sample_rate(const tfswa_context *ctx);                    /* the models' rate */
+
+/* The outputs params select, in order: the chosen targets in target order, then
+ * "instrumental". tfswa_separate_buffer writes them in this order. */
+int tfswa_n_outputs(const tfswa_context *ctx, const tfswa_separate_params *params);
+const char *tfswa_output_name(const tfswa_context *ctx, const tfswa_separate_params *params, int i);
+/* The path of output i of input `in` (out_dir joined with the expanded template). */
+int tfswa_output_path(tfswa_context *ctx, const tfswa_separate_params *params, const char *in,
+                      const char *out_dir, int i, char *buf, size_t size);
+/* Check the params and the outputs of `in` without doing any work: TFSWA_ERR_EXISTS when
+ * one exists and overwrite is false. (tfswa_separate_file does this check itself; call it
+ * to check a whole list of inputs before starting the first.) */
+int tfswa_check_outputs(tfswa_context *ctx, const char *in, const char *out_dir,
+                        const tfswa_separate_params *params);
+
+/* Separate the audio file `in` into files under out_dir (created as needed). */
+int tfswa_separate_file(tfswa_context *ctx, const char *in, const char *out_dir,
+                        const tfswa_separate_params *params);
+
+/* Separate a buffer: in (channels, n) planar (channels 1 or 2) at `rate` Hz; out
+ * (tfswa_n_outputs, channels, n) planar, allocated by the caller. Same pipeline and
+ * results as tfswa_separate_file. */
+int tfswa_separate_buffer(tfswa_context *ctx, const float *in, int channels, int64_t n, int rate,
+                          float *out, const tfswa_separate_params *params);
+
+/* Summary of the last separation on ctx. */
+const tfswa_summary *tfswa_last_summary(const tfswa_context *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

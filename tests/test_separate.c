@@ -1,0 +1,845 @@
+/* Separation pipeline (infer/separate.h) and the public API (include/tfswa.h): overlap-add
+ * through the real path with identity/gain models, streaming file path == buffer path,
+ * resampling keeps the length and rate, mono in -> mono out, overwrite protection, PCM
+ * clipping counts, instrumental = mixture - vocals, several models, templates, progress
+ * and cancel, constant memory. */
+#include <dirent.h>
+#include <sndfile.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audio/audio.h"
+#include "infer/api_internal.h"
+#include "infer/separate.h"
+#include "model/model.h"
+#include "test.h"
+#include "tfswa.h"
+#include "train/ckpt.h"
+#include "util/fsutil.h"
+#include "util/rng.h"
+
+/* ---------------------------------------------------------------- fake models */
+
+/* out[b, s] = gain[s] * mix[b] (gain 1: identity) */
+typedef struct {
+    int S;
+    float gain[TF_MAX_TARGETS];
+    int calls, max_nb, prepared_batch;
+    int64_t prepared_frames, max_L;
+} fake;
+
+static tf_status fake_prepare(void *ctx, int batch, int64_t frames, int threads) {
+    fake *f = ctx;
+    (void)threads;
+    f->prepared_batch = batch, f->prepared_frames = frames;
+    return TF_OK;
+}
+
+static tf_status fake_forward(void *ctx, const float *mix, int nb, int64_t L, float *out) {
+    fake *f = ctx;
+    if (nb > f->prepared_batch || L != f->prepared_frames)
+        return tf_err(TF_EINTERNAL, "fake model: batch %d x %lld beyond the prepared %d x %lld", nb,
+                      (long long)L, f->prepared_batch, (long long)f->prepared_frames);
+    f->calls++;
+    if (nb > f->max_nb) f->max_nb = nb;
+    for (int b = 0; b < nb; b++)
+        for (int s = 0; s < f->S; s++)
+            for (int64_t i = 0; i < 2 * L; i++)
+                out[((size_t)b * f->S + s) * 2 * L + i] = f->gain[s] * mix[(size_t)b * 2 * L + i];
+    return TF_OK;
+}
+
+static void fake_close(void *ctx) {
+    free(ctx);
+}
+
+static tf_sep_model fake_model(const char *name, int rate, double seg, const char *targets,
+                               const float *gains) {
+    tf_sep_model m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.name, sizeof m.name, "%s", name);
+    fake *f = calloc(1, sizeof *f);
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", targets);
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+        snprintf(m.targets[m.n_targets], TF_NAME_MAX, "%s", t);
+        f->gain[m.n_targets] = gains[m.n_targets];
+        m.n_targets++;
+    }
+    f->S = m.n_targets;
+    m.sample_rate = rate;
+    m.segment_seconds = seg;
+    m.prepare = fake_prepare, m.forward = fake_forward, m.close = fake_close, m.ctx = f;
+    return m;
+}
+
+/* one fake model "vocals,drums" with gains (1, 0.5) at `rate`, segment 0.1 s */
+static tfswa_context *open_vd(int rate, float gv, float gd) {
+    float g[2] = {gv, gd};
+    tf_sep_model m = fake_model("fake", rate, 0.1, "vocals,drums", g);
+    int st;
+    tfswa_context *ctx = tfswa_open_models(&m, 1, 1, &st);
+    if (!ctx) fprintf(stderr, "open: %s\n", tfswa_last_error(NULL));
+    return ctx;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static float *noise(int ch, int64_t n, uint64_t seed, float amp) {
+    float *x = malloc(sizeof(float) * (size_t)ch * (size_t)n);
+    tf_rng r;
+    tf_rng_seed(&r, seed, 1, 2, 3);
+    for (int64_t i = 0; i < ch * n; i++) x[i] = amp * (float)tf_rng_range(&r, -1, 1);
+    return x;
+}
+
+static double max_abs_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+static char tmpdir_[256];
+static const char *mktmp(void) {
+    snprintf(tmpdir_, sizeof tmpdir_, "/tmp/tfswa_sep_XXXXXX");
+    return mkdtemp(tmpdir_);
+}
+
+static void rmrf(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) {
+        remove(path);
+        return;
+    }
+    struct dirent *e;
+    char sub[1024];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        rmrf(sub);
+    }
+    closedir(d);
+    rmdir(path);
+}
+
+static int count_files(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return 1;
+    int n = 0;
+    struct dirent *e;
+    char sub[1024];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        n += count_files(sub);
+    }
+    closedir(d);
+    return n;
+}
+
+/* read a file as (channels, n) planar (mono stays mono) */
+static float *read_planar(const char *path, tf_audio_info *info) {
+    float *x2;
+    if (tf_audio_read_all(path, &x2, info)) return NULL;
+    return x2; /* (2, n); for mono both rows are the channel */
+}
+
+/* ---------------------------------------------------------------- tests */
+
+/* Identity-like model through the real overlap-add path: input back for inputs shorter
+ * than a chunk, exactly one chunk, and many chunks; with batches and with shifts. */
+static void test_identity_lengths(void) {
+    tfswa_context *ctx = open_vd(8000, 1.0f, 0.5f);
+    CHECK(ctx != NULL);
+    if (!ctx) return;
+    const int64_t lens[] = {100, 800, 800 * 7 + 123, 1};
+    for (int li = 0; li < 4; li++)
+        for (int shifts = 0; shifts <= 2; shifts += 2)
+            for (int batch = 1; batch <= 3; batch += 2) {
+                const int64_t n = lens[li];
+                float *x = noise(2, n, (uint64_t)n, 0.5f);
+                float *y = malloc(sizeof(float) * 2 * 2 * (size_t)n);
+                tfswa_separate_params p = tfswa_default_params();
+                p.batch_size = batch, p.shifts = shifts, p.overlap = 0.25;
+                int st = tfswa_separate_buffer(ctx, x, 2, n, 8000, y, &p);
+                CHECKF(st == TFSWA_OK, "%s", tfswa_last_error(ctx));
+                double e0 = max_abs_diff(y, x, 2 * n);
+                double e1 = 0;
+                for (int64_t i = 0; i < 2 * n; i++) e1 = fmax(e1, fabs(y[2 * n + i] - 0.5 * x[i]));
+                CHECKF(e0 < 1e-6 && e1 < 1e-6, "n %lld shifts %d batch %d: err %g %g", (long long)n,
+                       shifts, batch, e0, e1);
+                CHECK(tfswa_last_summary(ctx)->frames == n);
+                free(x), free(y);
+            }
+    tfswa_close(ctx);
+}
+
+/* Results do not depend on how the input is cut into blocks (internal block size). */
+static void test_block_independence(void) {
+    float g[2] = {1.0f, -0.25f};
+    tf_sep_model m = fake_model("fake", 8000, 0.05, "vocals,drums", g);
+    tf_separator *s;
+    CHECK(tf_separator_create(&s, &m, 1, 1) == TF_OK);
+    const int64_t n = 5000;
+    float *x = noise(2, n, 7, 0.5f);
+    float *a = malloc(sizeof(float) * 4 * (size_t)n), *b = malloc(sizeof(float) * 4 * (size_t)n);
+    for (int rate = 8000; rate <= 11025; rate += 3025) {
+        tf_sep_params p;
+        tf_sep_params_default(&p);
+        p.shifts = 3;
+        p.batch_size = 2;
+        p.block = 16384;
+        CHECK(tf_separate_buffer(s, x, 2, n, rate, a, &p, NULL) == TF_OK);
+        p.block = 37;
+        tf_status st = tf_separate_buffer(s, x, 2, n, rate, b, &p, NULL);
+        CHECKF(st == TF_OK, "%s", tf_errmsg());
+        CHECKF(memcmp(a, b, sizeof(float) * 4 * (size_t)n) == 0, "rate %d: max diff %g", rate,
+               max_abs_diff(a, b, 4 * n));
+    }
+    free(x), free(a), free(b);
+    tf_separator_free(s);
+}
+
+/* The streaming file path gives exactly what the whole-buffer path gives. */
+static void test_file_equals_buffer(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    tfswa_context *ctx = open_vd(8000, 0.75f, 0.5f);
+    const int rates[2] = {8000, 11025};
+    for (int k = 0; k < 2; k++) {
+        const int64_t n = 9000 + 17 * k;
+        float *x = noise(2, n, 11 + (uint64_t)k, 0.4f);
+        char in[512], out[512], path[1024];
+        snprintf(in, sizeof in, "%s/song%d.wav", dir, k);
+        snprintf(out, sizeof out, "%s/out", dir);
+        CHECK(tf_audio_write_file(in, x, 2, n, rates[k], TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+        tfswa_separate_params p = tfswa_default_params();
+        p.shifts = 2, p.batch_size = 2, p.overlap = 0.5, p.instrumental = true;
+        int st = tfswa_separate_file(ctx, in, out, &p);
+        CHECKF(st == TFSWA_OK, "%s", tfswa_last_error(ctx));
+        const int no = tfswa_n_outputs(ctx, &p);
+        CHECK(no == 3);
+        float *y = malloc(sizeof(float) * (size_t)no * 2 * (size_t)n);
+        CHECK(tfswa_separate_buffer(ctx, x, 2, n, rates[k], y, &p) == TFSWA_OK);
+        for (int j = 0; j < no; j++) {
+            CHECK(tfswa_output_path(ctx, &p, in, out, j, path, sizeof path) == TFSWA_OK);
+            tf_audio_info info;
+            float *z = read_planar(path, &info);
+            CHECKF(z != NULL, "%s", path);
+            if (!z) continue;
+            CHECK(info.frames == n && info.rate == rates[k] && info.channels == 2);
+            CHECKF(memcmp(z, y + (size_t)j * 2 * n, sizeof(float) * 2 * (size_t)n) == 0,
+                   "%s: max diff %g", path, max_abs_diff(z, y + (size_t)j * 2 * n, 2 * n));
+            free(z);
+        }
+        snprintf(path, sizeof path, "%s/out/song%d/instrumental.wav", dir, k);
+        CHECK(tf_path_exists(path));
+        free(x), free(y);
+    }
+    tfswa_close(ctx);
+    rmrf(dir);
+}
+
+/* Resampling: 48 kHz and 22.05 kHz inputs through a 16 kHz model keep their frame count
+ * and rate; an identity model gives the input back (aligned, no delay) without its 10 kHz
+ * component, which the model rate cannot hold (so the model really ran at 16 kHz). */
+static void test_resample_length(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    float g[1] = {1.0f};
+    tf_sep_model m = fake_model("fake16k", 16000, 0.25, "vocals", g);
+    int st;
+    tfswa_context *ctx = tfswa_open_models(&m, 1, 1, &st);
+    CHECK(ctx && tfswa_sample_rate(ctx) == 16000);
+    const int rates[2] = {48000, 22050};
+    for (int k = 0; k < 2; k++) {
+        const int rate = rates[k];
+        const int64_t n = rate * 7 / 10 + 3;
+        float *x = malloc(sizeof(float) * 2 * (size_t)n), *lo = malloc(sizeof(float) * 2 * n);
+        for (int64_t i = 0; i < n; i++) {
+            double t = (double)i / rate, hi = 0.2 * sin(2 * M_PI * 10000 * t);
+            lo[i] = (float)(0.5 * sin(2 * M_PI * 440 * t));
+            lo[n + i] = (float)(0.3 * sin(2 * M_PI * 1000 * t + 1));
+            x[i] = (float)(lo[i] + hi), x[n + i] = (float)(lo[n + i] - hi);
+        }
+        char in[512], out[512], path[1024];
+        snprintf(in, sizeof in, "%s/r%d.wav", dir, rate);
+        snprintf(out, sizeof out, "%s/sep", dir);
+        CHECK(tf_audio_write_file(in, x, 2, n, rate, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+        tfswa_separate_params p = tfswa_default_params();
+        p.overlap = 0.25;
+        st = tfswa_separate_file(ctx, in, out, &p);
+        CHECKF(st == TFSWA_OK, "%s", tfswa_last_error(ctx));
+        snprintf(path, sizeof path, "%s/sep/r%d/vocals.wav", dir, rate);
+        tf_audio_info info;
+        float *y = read_planar(path, &info);
+        CHECK(y != NULL);
+        if (y) {
+            CHECKF(info.frames == n && info.rate == rate, "%lld frames at %d Hz",
+                   (long long)info.frames, info.rate);
+            /* interior (away from the filter's edge effects): the input back */
+            double e = 0;
+            for (int c = 0; c < 2; c++)
+                for (int64_t i = rate / 20; i < n - rate / 20; i++)
+                    e = fmax(e, fabs(y[c * n + i] - lo[c * n + i]));
+            CHECKF(e < 1e-3, "rate %d: interior error %g", rate, e);
+            free(y);
+        }
+        const tfswa_summary *s = tfswa_last_summary(ctx);
+        CHECK(s->frames == n && s->sample_rate == rate && s->channels == 2);
+        CHECK(s->peak_rss_bytes > 0 && s->rtf > 0);
+        free(x), free(lo);
+    }
+    tfswa_close(ctx);
+    rmrf(dir);
+}
+
+/* Mono in -> mono out (the two output channels averaged); identity gives the input. */
+static void test_mono(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    tfswa_context *ctx = open_vd(8000, 1.0f, 0.5f);
+    const int64_t n = 3001;
+    float *x = noise(1, n, 5, 0.5f);
+    char in[512], path[1024];
+    snprintf(in, sizeof in, "%s/mono.wav", dir);
+    CHECK(tf_audio_write_file(in, x, 1, n, 8000, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+    tfswa_separate_params p = tfswa_default_params();
+    p.instrumental = true;
+    CHECK(tfswa_separate_file(ctx, in, dir, &p) == TFSWA_OK);
+    const char *names[3] = {"vocals", "drums", "instrumental"};
+    const float gains[3] = {1.0f, 0.5f, 0.0f};
+    for (int j = 0; j < 3; j++) {
+        snprintf(path, sizeof path, "%s/mono/%s.wav", dir, names[j]);
+        tf_audio_info info;
+        CHECK(tf_audio_probe(path, &info) == TF_OK);
+        CHECKF(info.channels == 1 && info.frames == n, "%s: %d channels, %lld frames", path,
+               info.channels, (long long)info.frames);
+        float *y = read_planar(path, &info);
+        double e = 0;
+        for (int64_t i = 0; y && i < n; i++) e = fmax(e, fabs(y[i] - gains[j] * x[i]));
+        CHECKF(y && e < 1e-6, "%s: error %g", names[j], e);
+        free(y);
+    }
+    /* buffer API: mono in, (S, 1, n) out */
+    float *y = malloc(sizeof(float) * 3 * (size_t)n);
+    CHECK(tfswa_separate_buffer(ctx, x, 1, n, 8000, y, &p) == TFSWA_OK);
+    CHECK(max_abs_diff(y, x, n) < 1e-6);
+    free(x), free(y);
+    tfswa_close(ctx);
+    rmrf(dir);
+}
+
+/* Compressed inputs libsndfile decodes (MP3, Ogg Vorbis): outputs have the decoded frame
+ * count and rate; an identity model gives the decoded audio back. */
+static void test_compressed_inputs(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    tfswa_context *ctx = open_vd(8000, 1.0f, 0.5f);
+    const int fmts[2] = {SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III,
+                         SF_FORMAT_OGG | SF_FORMAT_VORBIS};
+    const char *exts[2] = {"mp3", "ogg"};
+    const int64_t n = 22050;
+    float *x = malloc(sizeof(float) * 2 * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        x[2 * i] = (float)(0.4 * sin(i * 0.05)), x[2 * i + 1] = (float)(0.3 * sin(i * 0.031));
+    for (int k = 0; k < 2; k++) {
+        char in[512], path[1024];
+        snprintf(in, sizeof in, "%s/song.%s", dir, exts[k]);
+        SF_INFO si = {.samplerate = 22050, .channels = 2, .format = fmts[k]};
+        SNDFILE *sf = sf_open(in, SFM_WRITE, &si);
+        CHECKF(sf != NULL, "%s: %s", in, sf_strerror(NULL));
+        if (!sf) continue;
+        CHECK(sf_writef_float(sf, x, n) == n);
+        sf_close(sf);
+        tf_audio_info info;
+        CHECK(tf_audio_probe(in, &info) == TF_OK);
+        float *dec = read_planar(in, &info);
+        tfswa_separate_params p = tfswa_default_params();
+        p.filename = "{track}_{trackext}/{stem}.{ext}";
+        int st = tfswa_separate_file(ctx, in, dir, &p);
+        CHECKF(st == TFSWA_OK, "%s", tfswa_last_error(ctx));
+        snprintf(path, sizeof path, "%s/song_%s/vocals.wav", dir, exts[k]);
+        tf_audio_info oi;
+        float *y = read_planar(path, &oi);
+        CHECKF(y && oi.frames == info.frames && oi.rate == 22050 && info.frames >= n / 2,
+               "%s: %lld frames (decoded %lld)", exts[k], (long long)oi.frames,
+               (long long)info.frames);
+        /* 22.05 kHz through the 8 kHz model: low frequencies come back */
+        double e = 0;
+        for (int64_t i = 2000; y && dec && i < oi.frames - 2000; i++)
+            e = fmax(e, fabs(y[i] - dec[i]));
+        CHECKF(e < 2e-3, "%s: error %g", exts[k], e);
+        free(y), free(dec);
+    }
+    free(x);
+    tfswa_close(ctx);
+    rmrf(dir);
+}
+
+static long file_size(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Existing outputs are left alone (error naming the file, before any work), and replaced
+ * with overwrite. */
+static void test_overwrite(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    tfswa_context *ctx = open_vd(8000, 1.0f, 0.5f);
+    const int64_t n = 2000;
+    float *x = noise(2, n, 9, 0.5f);
+    char in[512], voc[1024], drums[1024];
+    snprintf(in, sizeof in, "%s/a.wav", dir);
+    CHECK(tf_audio_write_file(in, x, 2, n, 8000, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+    snprintf(voc, sizeof voc, "%s/o/a/vocals.wav", dir);
+    snprintf(drums, sizeof drums, "%s/o/a/drums.wav", dir);
+    char out[512];
+    snprintf(out, sizeof out, "%s/o", dir);
+    tfswa_separate_params p = tfswa_default_params();
+    CHECK(tfswa_separate_file(ctx, in, out, &p) == TFSWA_OK);
+    /* replace vocals by a marker, remove drums */
+    FILE *f = fopen(voc, "wb");
+    CHECK(f && fputs("marker", f) >= 0);
+    if (f) fclose(f);
+    CHECK(remove(drums) == 0);
+    int called = 0;
+    p.progress_callback = NULL;
+    int st = tfswa_separate_file(ctx, in, out, &p);
+    CHECK(st == TFSWA_ERR_EXISTS);
+    CHECKF(strstr(tfswa_last_error(ctx), voc) != NULL, "%s", tfswa_last_error(ctx));
+    CHECK(file_size(voc) == 6);    /* untouched */
+    CHECK(!tf_path_exists(drums)); /* no work was done */
+    CHECK(count_files(dir) == 2);  /* a.wav + the marker: no temporaries */
+    (void)called;
+    p.overwrite = true;
+    st = tfswa_separate_file(ctx, in, out, &p);
+    CHECKF(st == TFSWA_OK, "%s", tfswa_last_error(ctx));
+    CHECK(file_size(voc) > 6 && tf_path_exists(drums));
+    /* the input itself is never an output */
+    tfswa_separate_params q = tfswa_default_params();
+    q.overwrite = true, q.stems = 1, q.filename = "{track}.{ext}";
+    st = tfswa_separate_file(ctx, in, dir, &q);
+    CHECK(st == TFSWA_ERR_USER);
+    CHECKF(strstr(tfswa_last_error(ctx), "input") != NULL, "%s", tfswa_last_error(ctx));
+    free(x);
+    tfswa_close(ctx);
+    rmrf(dir);
+}
+
+/* PCM_16: samples beyond full scale are clipped (saturated, never wrapped) and counted. */
+static void test_pcm16_clipping(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    tfswa_context *ctx = open_vd(8000, 3.0f, 0.5f);
+    const int64_t n = 4000;
+    float *x = noise(2, n, 13, 0.6f);
+    int64_t expect = 0; /* vocals = 3x: |3x| beyond range; drums 0.5x never */
+    for (int64_t i = 0; i < 2 * n; i++) {
+        float v = 3.0f * x[i];
+        expect += v >= 32767.f / 32768.f + 1e-4f || v < -1.f - 1e-4f;
+    }
+    char in[512];
+    snprintf(in, sizeof in, "%s/c.wav", dir);
+    CHECK(tf_audio_write_file(in, x, 2, n, 8000, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+    tfswa_separate_params p = tfswa_default_params();
+    p.subtype = TFSWA_SUBTYPE_PCM_16;
+    CHECK(tfswa_separate_file(ctx, in, dir, &p) == TFSWA_OK);
+    int64_t clipped = tfswa_last_summary(ctx)->clipped;
+    /* samples within 1e-4 of the limit may go either way after overlap-add rounding */
+    CHECKF(llabs(clipped - expect) <= 8 && expect > 1000, "clipped %lld, expected ~%lld",
+           (long long)clipped, (long long)expect);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/c/vocals.wav", dir);
+    tf_audio_info info;
+    float *y = read_planar(path, &info);
+    CHECK(y != NULL);
+    int wrapped = 0;
+    for (int64_t i = 0; y && i < 2 * n; i++) {
+        float v = 3.0f * x[i];
+        if (v > 1.0f && y[i] < 0.99f) wrapped++;
+        if (v < -1.0f && y[i] > -0.99f) wrapped++;
+    }
+    CHECK(wrapped == 0);
+    free(y), free(x);
+    tfswa_close(ctx);
+    rmrf(dir);
+}
+
+/* instrumental = mixture - vocals, also when vocals itself is not written, with and
+ * without resampling; an error without a vocals target. */
+static void test_instrumental(void) {
+    tfswa_context *ctx = open_vd(8000, 0.3f, 0.2f);
+    const int64_t n = 6000;
+    float *x = noise(2, n, 21, 0.5f);
+    for (int rate = 8000; rate <= 44100; rate += 36100) {
+        tfswa_separate_params p = tfswa_default_params();
+        p.instrumental = true;
+        float *all = malloc(sizeof(float) * 3 * 2 * (size_t)n);
+        CHECK(tfswa_separate_buffer(ctx, x, 2, n, rate, all, &p) == TFSWA_OK);
+        CHECK(!strcmp(tfswa_output_name(ctx, &p, 2), "instrumental"));
+        int exact = 1;
+        for (int64_t i = 0; i < 2 * n; i++) exact &= all[4 * n + i] == x[i] - all[i];
+        CHECK(exact);
+        if (rate == 8000) CHECK(max_abs_diff(all + 4 * n, x, 0) == 0);
+        /* drums + instrumental only */
+        p.stems = 1u << tfswa_target_index(ctx, "drums");
+        CHECK(tfswa_n_outputs(ctx, &p) == 2);
+        CHECK(!strcmp(tfswa_output_name(ctx, &p, 0), "drums"));
+        float *two = malloc(sizeof(float) * 2 * 2 * (size_t)n);
+        CHECK(tfswa_separate_buffer(ctx, x, 2, n, rate, two, &p) == TFSWA_OK);
+        CHECK(memcmp(two, all + 2 * n, sizeof(float) * 2 * (size_t)n) == 0);
+        CHECK(memcmp(two + 2 * n, all + 4 * n, sizeof(float) * 2 * (size_t)n) == 0);
+        double e = 0;
+        for (int64_t i = 0; i < 2 * n && rate == 8000; i++)
+            e = fmax(e, fabs(two[2 * n + i] - 0.7 * x[i]));
+        CHECKF(e < 1e-6, "%g", e);
+        free(all), free(two);
+    }
+    float g[1] = {1};
+    tf_sep_model m = fake_model("drums-only", 8000, 0.1, "drums", g);
+    int st;
+    tfswa_context *c2 = tfswa_open_models(&m, 1, 1, &st);
+    tfswa_separate_params p = tfswa_default_params();
+    p.instrumental = true;
+    float y[4 * 10];
+    CHECK(tfswa_separate_buffer(c2, x, 2, 10, 8000, y, &p) == TFSWA_ERR_USER);
+    CHECK(strstr(tfswa_last_error(c2), "vocals") != NULL);
+    tfswa_close(c2);
+    tfswa_close(ctx);
+    free(x);
+}
+
+/* Several models: targets concatenated in model order; the same target twice is an error
+ * naming both models; different rates are an error. */
+static void test_multi_model(void) {
+    float ga[1] = {0.25f}, gb[2] = {0.5f, -1.0f};
+    tf_sep_model m[2] = {fake_model("ckA", 8000, 0.1, "vocals", ga),
+                         fake_model("ckB", 8000, 0.07, "drums,bass", gb)};
+    int st;
+    tfswa_context *ctx = tfswa_open_models(m, 2, 1, &st);
+    CHECK(ctx && st == TFSWA_OK);
+    if (!ctx) return;
+    CHECK(tfswa_n_targets(ctx) == 3);
+    CHECK(!strcmp(tfswa_target_name(ctx, 0), "vocals") &&
+          !strcmp(tfswa_target_name(ctx, 2), "bass"));
+    CHECK(tfswa_target_name(ctx, 3) == NULL && tfswa_target_index(ctx, "other") == -1);
+    const int64_t n = 2500;
+    float *x = noise(2, n, 3, 0.5f), *y = malloc(sizeof(float) * 3 * 2 * (size_t)n);
+    tfswa_separate_params p = tfswa_default_params();
+    p.batch_size = 2;
+    CHECK(tfswa_separate_buffer(ctx, x, 2, n, 8000, y, &p) == TFSWA_OK);
+    const float g[3] = {0.25f, 0.5f, -1.0f};
+    double e = 0;
+    for (int s = 0; s < 3; s++)
+        for (int64_t i = 0; i < 2 * n; i++) e = fmax(e, fabs(y[s * 2 * n + i] - g[s] * x[i]));
+    CHECKF(e < 1e-6, "%g", e);
+    tfswa_close(ctx);
+    free(x), free(y);
+
+    tf_sep_model d[2] = {fake_model("ckA", 8000, 0.1, "vocals,drums", gb),
+                         fake_model("ckB", 8000, 0.1, "bass,drums", gb)};
+    tfswa_context *bad = tfswa_open_models(d, 2, 1, &st);
+    CHECK(!bad && st == TFSWA_ERR_USER);
+    const char *msg = tfswa_last_error(NULL);
+    CHECKF(strstr(msg, "drums") && strstr(msg, "ckA") && strstr(msg, "ckB"), "%s", msg);
+    tf_sep_model r[2] = {fake_model("ckA", 8000, 0.1, "vocals", ga),
+                         fake_model("ckC", 16000, 0.1, "drums", ga)};
+    bad = tfswa_open_models(r, 2, 1, &st);
+    CHECK(!bad && st == TFSWA_ERR_USER && strstr(tfswa_last_error(NULL), "ckC"));
+}
+
+/* File name templates and parameter errors. */
+static void test_template(void) {
+    tfswa_context *ctx = open_vd(8000, 1, 1);
+    tfswa_separate_params p = tfswa_default_params();
+    char path[1024];
+    CHECK(tfswa_output_path(ctx, &p, "/x/My Song.mp3", "out", 1, path, sizeof path) == 0);
+    CHECKF(!strcmp(path, "out/My Song/drums.wav"), "%s", path);
+    p.filename = "{track}_{trackext}-{stem}.{ext}";
+    p.ext = TFSWA_EXT_FLAC;
+    CHECK(tfswa_output_path(ctx, &p, "a/b.c/song.flac", "/o", 0, path, sizeof path) == 0);
+    CHECKF(!strcmp(path, "/o/song_flac-vocals.flac"), "%s", path);
+    CHECK(tfswa_output_path(ctx, &p, "noext", "/o", 0, path, sizeof path) == 0);
+    CHECKF(!strcmp(path, "/o/noext_-vocals.flac"), "%s", path);
+    p.filename = "{track}/{stems}.{ext}";
+    CHECK(tfswa_output_path(ctx, &p, "s.wav", "o", 0, path, sizeof path) == TFSWA_ERR_USER);
+    CHECK(strstr(tfswa_last_error(ctx), "{stems}") != NULL);
+    p.filename = "{track}.{ext}"; /* two stems into one file */
+    CHECK(tfswa_check_outputs(ctx, "s.wav", "o", &p) == TFSWA_ERR_USER);
+    CHECK(strstr(tfswa_last_error(ctx), "{stem}") != NULL);
+    p = tfswa_default_params();
+    p.ext = TFSWA_EXT_FLAC, p.subtype = TFSWA_SUBTYPE_FLOAT;
+    CHECK(tfswa_check_outputs(ctx, "s.wav", "o", &p) == TFSWA_ERR_USER);
+    p = tfswa_default_params();
+    p.overlap = 1.0;
+    CHECK(tfswa_check_outputs(ctx, "s.wav", "o", &p) == TFSWA_ERR_USER);
+    CHECK(strstr(tfswa_last_error(ctx), "overlap") != NULL);
+    p = tfswa_default_params();
+    p.stems = 1u << 5;
+    CHECK(tfswa_check_outputs(ctx, "s.wav", "o", &p) == TFSWA_ERR_USER);
+    /* missing input: one message naming it */
+    p = tfswa_default_params();
+    CHECK(tfswa_separate_file(ctx, "/nonexistent/in.wav", "/tmp", &p) == TFSWA_ERR_USER);
+    CHECK(strstr(tfswa_last_error(ctx), "/nonexistent/in.wav") != NULL);
+    CHECK(!strcmp(tfswa_error_string(TFSWA_ERR_EXISTS), "output exists"));
+    tfswa_close(ctx);
+}
+
+typedef struct {
+    int calls, cancel_at;
+    double last;
+    int monotonic;
+} prog;
+
+static int on_progress(double f, void *u) {
+    prog *p = u;
+    if (f < p->last || f < 0 || f > 1) p->monotonic = 0;
+    p->last = f;
+    return ++p->calls == p->cancel_at;
+}
+
+/* Progress is monotonic and ends at 1; cancelling leaves no file behind. */
+static void test_progress_cancel(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    tfswa_context *ctx = open_vd(8000, 1, 1);
+    const int64_t n = 40000;
+    float *x = noise(2, n, 4, 0.5f);
+    char in[512], out[512];
+    snprintf(in, sizeof in, "%s/p.wav", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    CHECK(tf_audio_write_file(in, x, 2, n, 8000, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+    prog pr = {0, 0, 0, 1};
+    tfswa_separate_params p = tfswa_default_params();
+    p.progress_callback = on_progress, p.progress_callback_user_data = &pr;
+    CHECK(tfswa_separate_file(ctx, in, out, &p) == TFSWA_OK);
+    CHECK(pr.calls >= 3 && pr.monotonic && pr.last == 1.0);
+    rmrf(out);
+    prog pc = {0, 2, 0, 1};
+    p.progress_callback_user_data = &pc;
+    CHECK(tfswa_separate_file(ctx, in, out, &p) == TFSWA_ERR_CANCELLED);
+    CHECK(count_files(out) == 0); /* the folder may exist, no (temporary) file in it */
+    free(x);
+    tfswa_close(ctx);
+    rmrf(dir);
+}
+
+/* The pipeline's buffers do not grow with the song: same bytes for 1 s and 60 s. */
+static void test_constant_memory(void) {
+    float g[2] = {1, 1};
+    tf_sep_model m = fake_model("fake", 8000, 0.5, "vocals,drums", g);
+    tf_separator *s;
+    CHECK(tf_separator_create(&s, &m, 1, 1) == TF_OK);
+    size_t bytes[2];
+    for (int k = 0; k < 2; k++) {
+        const int64_t n = k ? 60 * 11025 : 11025;
+        float *x = noise(2, n, 1, 0.1f), *y = malloc(sizeof(float) * 4 * (size_t)n);
+        tf_sep_params p;
+        tf_sep_params_default(&p);
+        p.shifts = 2;
+        tf_sep_summary sum;
+        CHECK(tf_separate_buffer(s, x, 2, n, 11025, y, &p, &sum) == TF_OK);
+        bytes[k] = sum.engine_bytes;
+        free(x), free(y);
+    }
+    CHECKF(bytes[0] == bytes[1] && bytes[0] > 0, "%zu vs %zu", bytes[0], bytes[1]);
+    tf_separator_free(s);
+}
+
+/* ---------------------------------------------------------------- the real model */
+
+/* A small TFSWA-ResUNet at 8 kHz with random weights, saved as a checkpoint directory. */
+static int make_checkpoint(const char *dir, const char *targets, uint64_t seed, tf_config *out) {
+    tf_config c;
+    tf_config_defaults(&c);
+    const char *kv[][2] = {{"sample_rate", "8000"},
+                           {"stft.window_size", "256"},
+                           {"stft.hop_length", "64"},
+                           {"channels", "4,8"},
+                           {"rcms_per_block", "1"},
+                           {"tfswa_blocks", "1"},
+                           {"heads", "2"},
+                           {"window", "5,4"},
+                           {"subbands", "4"},
+                           {"segment_seconds", "0.5"},
+                           {"sources", "vocals,drums,bass,other"},
+                           {"targets", targets}};
+    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
+        if (tf_config_set(&c, kv[i][0], kv[i][1])) {
+            fprintf(stderr, "config: %s\n", tf_errmsg());
+            return 0;
+        }
+    c.seed = (int64_t)seed;
+    tf_model *m;
+    if (tf_model_create(&m, &c, 1, 4000, 1)) {
+        fprintf(stderr, "model: %s\n", tf_errmsg());
+        return 0;
+    }
+    tf_model_init(m, seed);
+    const tf_model_sizes *sz = tf_model_get_plan(m);
+    tf_opt_state os = {sz->n_params, calloc(sz->n_params, 4), calloc(sz->n_params, 4), NULL};
+    tf_train_progress pr;
+    memset(&pr, 0, sizeof pr);
+    pr.best_metric = -INFINITY;
+    int ok = tf_ckpt_save(dir, m, &c, &pr, &os) == TF_OK;
+    if (!ok) fprintf(stderr, "ckpt: %s\n", tf_errmsg());
+    free(os.m), free(os.v);
+    tf_model_free(m);
+    if (out) *out = c;
+    return ok;
+}
+
+/* Direct forward of the checkpoint's model on one zero-padded chunk (1, 2, L). */
+static void direct_forward(const tf_config *c, const char *ck, const float *x, int64_t n, int64_t L,
+                           float *y /* (S, 2, L) */) {
+    tf_model *m;
+    float *mix = calloc(2 * (size_t)L, sizeof(float));
+    for (int ch = 0; ch < 2; ch++) memcpy(mix + ch * L, x + ch * n, sizeof(float) * (size_t)n);
+    if (tf_model_create(&m, c, 1, L, 1) == TF_OK) {
+        if (tf_ckpt_load_weights(ck, m) == TF_OK) tf_model_forward(m, y, mix, 1, L, 0);
+        tf_model_free(m);
+    }
+    free(mix);
+}
+
+/* The real network through the real path: a song shorter than a chunk gives exactly the
+ * model's output on the zero-padded chunk; a long song runs (file == buffer); several
+ * checkpoints combine; a run folder resolves to its checkpoints/last. */
+static void test_real_model(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    char ck[2][512];
+    snprintf(ck[0], sizeof ck[0], "%s/voc", dir);
+    snprintf(ck[1], sizeof ck[1], "%s/run/checkpoints/last", dir);
+    tf_config c0, c1;
+    CHECK(make_checkpoint(ck[0], "vocals", 3, &c0));
+    char runs[512];
+    snprintf(runs, sizeof runs, "%s/run/checkpoints", dir);
+    CHECK(tf_mkdirs(runs) == TF_OK);
+    CHECK(make_checkpoint(ck[1], "drums,bass", 4, &c1));
+    snprintf(ck[1], sizeof ck[1], "%s/run", dir); /* the run folder */
+    const char *cks[2] = {ck[0], ck[1]};
+    int st;
+    tfswa_context *ctx = tfswa_open(cks, 2, 1, &st);
+    CHECKF(ctx != NULL, "%s", tfswa_last_error(NULL));
+    if (!ctx) return;
+    CHECK(tfswa_n_targets(ctx) == 3 && tfswa_sample_rate(ctx) == 8000);
+    CHECK(!strcmp(tfswa_target_name(ctx, 2), "bass"));
+    /* shorter than a chunk (0.5 s = 4000 frames) */
+    const int64_t n = 2400, L = 4000;
+    float *x = noise(2, n, 17, 0.3f), *y = malloc(sizeof(float) * 3 * 2 * (size_t)n);
+    tfswa_separate_params p = tfswa_default_params();
+    CHECKF(tfswa_separate_buffer(ctx, x, 2, n, 8000, y, &p) == TFSWA_OK, "%s",
+           tfswa_last_error(ctx));
+    float *r0 = calloc(2 * (size_t)L, sizeof(float)), *r1 = calloc(4 * (size_t)L, sizeof(float));
+    direct_forward(&c0, ck[0], x, n, L, r0);
+    snprintf(runs, sizeof runs, "%s/run/checkpoints/last", dir);
+    direct_forward(&c1, runs, x, n, L, r1);
+    double e = 0, ref = 0;
+    for (int ch = 0; ch < 2; ch++)
+        for (int64_t i = 0; i < n; i++) {
+            e = fmax(e, fabs(y[ch * n + i] - r0[ch * L + i]));
+            e = fmax(e, fabs(y[(2 + ch) * n + i] - r1[ch * L + i]));
+            e = fmax(e, fabs(y[(4 + ch) * n + i] - r1[(2 + ch) * L + i]));
+            ref = fmax(ref, fabs(r0[ch * L + i]) + fabs(r1[ch * L + i]));
+        }
+    CHECKF(e <= 1e-6 * fmax(1, ref) && ref > 0, "error %g (scale %g)", e, ref);
+    /* a longer song, resampled (11025 Hz), with batches and shifts: file == buffer */
+    const int64_t n2 = 3 * 11025 + 7;
+    float *x2 = noise(2, n2, 19, 0.3f), *y2 = malloc(sizeof(float) * 3 * 2 * (size_t)n2);
+    char in[512], path[1024];
+    snprintf(in, sizeof in, "%s/long.wav", dir);
+    CHECK(tf_audio_write_file(in, x2, 2, n2, 11025, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+    p.batch_size = 3, p.shifts = 2, p.overlap = 0.5;
+    CHECKF(tfswa_separate_file(ctx, in, dir, &p) == TFSWA_OK, "%s", tfswa_last_error(ctx));
+    CHECK(tfswa_separate_buffer(ctx, x2, 2, n2, 11025, y2, &p) == TFSWA_OK);
+    for (int j = 0; j < 3; j++) {
+        tfswa_output_path(ctx, &p, in, dir, j, path, sizeof path);
+        tf_audio_info info;
+        float *z = read_planar(path, &info);
+        CHECKF(z && info.frames == n2 && info.rate == 11025, "%s", path);
+        CHECK(z && memcmp(z, y2 + (size_t)j * 2 * n2, sizeof(float) * 2 * (size_t)n2) == 0);
+        free(z);
+    }
+    tfswa_close(ctx);
+    /* the same target from two checkpoints: an error naming both */
+    const char *dup[2] = {ck[0], ck[0]};
+    CHECK(tfswa_open(dup, 2, 1, &st) == NULL && st == TFSWA_ERR_USER);
+    CHECKF(strstr(tfswa_last_error(NULL), "vocals") && strstr(tfswa_last_error(NULL), ck[0]), "%s",
+           tfswa_last_error(NULL));
+    /* a segment shorter than the STFT window (256 samples) is refused, naming it */
+    ctx = tfswa_open(cks, 1, 1, &st);
+    p = tfswa_default_params();
+    p.segment = 0.02;
+    CHECK(ctx && tfswa_separate_buffer(ctx, x, 2, n, 8000, y, &p) == TFSWA_ERR_USER);
+    CHECK(ctx && strstr(tfswa_last_error(ctx), "STFT window") != NULL);
+    tfswa_close(ctx);
+    const char *none[1] = {in};
+    CHECK(tfswa_open(none, 1, 1, &st) == NULL && st == TFSWA_ERR_USER);
+    free(x), free(y), free(r0), free(r1), free(x2), free(y2);
+    rmrf(dir);
+}
+
+/* examples/separate.c (built by make next to the tests) separates a file. */
+static void test_example_program(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    char exe[2100], self[1024], ck[512], in[512], cmd[4096], path[1024];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    CHECK(k > 0);
+    if (k <= 0) return;
+    self[k] = 0;
+    *strrchr(self, '/') = 0; /* build/tests */
+    snprintf(exe, sizeof exe, "%s/../examples/separate", self);
+    CHECKF(access(exe, X_OK) == 0, "%s missing (run make)", exe);
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    CHECK(make_checkpoint(ck, "vocals,drums", 5, NULL));
+    snprintf(in, sizeof in, "%s/my song.wav", dir);
+    const int64_t n = 5000;
+    float *x = noise(1, n, 23, 0.3f);
+    CHECK(tf_audio_write_file(in, x, 1, n, 16000, TF_FMT_WAV, TF_SUBTYPE_PCM16) == TF_OK);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s/out' '%s' >/dev/null 2>&1", exe, in, dir, ck);
+    CHECK(system(cmd) == 0);
+    const char *stems[2] = {"vocals", "drums"};
+    for (int j = 0; j < 2; j++) {
+        snprintf(path, sizeof path, "%s/out/my song/%s.wav", dir, stems[j]);
+        tf_audio_info info;
+        CHECKF(tf_audio_probe(path, &info) == TF_OK && info.frames == n && info.rate == 16000 &&
+                   info.channels == 1,
+               "%s", path);
+    }
+    CHECK(system(cmd) != 0); /* outputs exist now: refused */
+    free(x);
+    rmrf(dir);
+}
+
+int main(void) {
+    RUN(test_identity_lengths);
+    RUN(test_block_independence);
+    RUN(test_file_equals_buffer);
+    RUN(test_resample_length);
+    RUN(test_mono);
+    RUN(test_compressed_inputs);
+    RUN(test_overwrite);
+    RUN(test_pcm16_clipping);
+    RUN(test_instrumental);
+    RUN(test_multi_model);
+    RUN(test_template);
+    RUN(test_progress_cancel);
+    RUN(test_constant_memory);
+    RUN(test_real_model);
+    RUN(test_example_program);
+    return TEST_END();
+}
