@@ -33,7 +33,7 @@ static const char *USAGE =
     "\n"
     "  --out DIR        output folder (default demo-output)\n"
     "  --seconds S      length of each synthetic track (default 10)\n"
-    "  --steps N        training steps (default 150)\n"
+    "  --steps N        training steps (default 300)\n"
     "  --num_threads N  threads (default: all cores)\n";
 
 #define DEMO_TRAIN 12
@@ -62,7 +62,8 @@ static tf_status train_config(tf_config *c, const char *dir, long long steps, in
     c->steps_per_epoch = steps;
     c->num_workers = 1;
     c->log_every = 10;
-    c->val_every = (int)(steps / 2 > 0 ? steps / 2 : 1);
+    c->ema_decay = 0.99; /* validation, checkpoints and evaluation use the smoothed weights */
+    c->val_every = (int)(steps / 3 > 0 ? steps / 3 : 1);
     c->ckpt_every = 0; /* the last step saves checkpoints/last, validation checkpoints/best */
     c->num_threads = threads;
     c->seed = 42;
@@ -80,7 +81,7 @@ int cmd_demo(int argc, char **argv) {
     tf_status st = TF_OK;
     const char *dir = cli_flag_str(&a, "out", &st);
     double seconds = st ? 0 : cli_flag_double(&a, "seconds", 10.0, &st);
-    long long steps = st ? 0 : cli_flag_int(&a, "steps", 150, &st);
+    long long steps = st ? 0 : cli_flag_int(&a, "steps", 300, &st);
     long long threads = st ? 0 : cli_flag_int(&a, "num_threads", 0, &st);
     if (!st) st = cli_check_unused(&a);
     if (st) return cli_fail(st);
