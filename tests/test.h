@@ -68,8 +68,8 @@ static inline int test_build_path(char *out, size_t n, const char *rel) {
         if (!slash) return -1;
         *slash = 0;
     }
-    snprintf(out, n, "%s/%s", self, rel);
-    return 0;
+    int w = snprintf(out, n, "%s/%s", self, rel);
+    return w < 0 || (size_t)w >= n ? -1 : 0;
 }
 
 #define TEST_END() (printf("%d passed, %d failed\n", t_pass_, t_fail_), t_fail_ ? 1 : 0)
