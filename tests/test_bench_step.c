@@ -7,26 +7,12 @@
  * machine shared with other jobs, spinning OpenMP threads make a step several times
  * slower (this test checks the contract, not the speed). */
 #include <cJSON.h>
-#include <libgen.h>
 #include <limits.h>
 #include <unistd.h>
 
 #include "test.h"
 
 static char tfswa[PATH_MAX + 16];
-
-/* build/tests/test_bench_step -> build/tfswa (build-san/tfswa under SAN=1) */
-static void find_tfswa(void) {
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) {
-        self[n] = 0;
-        char *dir = dirname(dirname(self));
-        snprintf(tfswa, sizeof tfswa, "%s/tfswa", dir);
-        if (access(tfswa, X_OK) == 0) return;
-    }
-    snprintf(tfswa, sizeof tfswa, "build/tfswa");
-}
 
 /* Run cmd, return its stdout (malloc'd) and exit status. */
 static char *run(const char *cmd, int *status) {
@@ -143,7 +129,7 @@ static void test_one_variant_and_errors(void) {
 }
 
 int main(void) {
-    find_tfswa();
+    if (test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     RUN(test_json);
     RUN(test_one_variant_and_errors);
     return TEST_END();
