@@ -7,12 +7,12 @@
  *  - summary.json agrees with the per-track museval JSONs (median over finite frames, then
  *    median over tracks; mean uSDR), summary.md holds the numbers, the PNGs are valid
  *    with the documented sizes; the IRM oracle beats the mixture on every stem;
+ *  - the default path scores the same uSDR as training's full-track validation;
  *  - user errors: a target the dataset lacks (library and CLI exit status 2, one line), two
  *    checkpoints with one target, an empty split;
  *  - --split valid on a root with a valid/ folder; a stem silent over a whole track gives
  *    NaN BSS Eval metrics (null in summary.json) and finite uSDR. */
 #include <cJSON.h>
-#include <libgen.h>
 #include <math.h>
 #include <png.h>
 #include <stdlib.h>
@@ -29,6 +29,7 @@
 #include "model/model.h"
 #include "test.h"
 #include "train/ckpt.h"
+#include "train/validate.h"
 #include "util/config.h"
 
 static char root[] = "/tmp/tfswa-eval-XXXXXX";
@@ -358,6 +359,43 @@ static void test_evaluate_exact_and_files(void) {
     tf_evaluation_free(&e);
 }
 
+/* The default path (chunks of the checkpoint's segment, overlap 0.25) scores exactly what
+ * training's full-track validation scores for the same model and tracks. */
+static void test_matches_validation(void) {
+    char ck[400], out[400];
+    snprintf(ck, sizeof ck, "%s/ck_dv", root); /* made by the first test */
+    snprintf(out, sizeof out, "%s/out_val", root);
+    tf_evaluate_opts o;
+    tf_evaluate_defaults(&o);
+    o.checkpoints[0] = ck, o.n_checkpoints = 1, o.data_root = data, o.out_dir = out;
+    o.num_threads = 2;
+    tf_evaluation e;
+    tf_status st = tf_evaluate(&o, &e);
+    CHECKF(st == TF_OK, "%s", tf_errmsg());
+    tf_config c;
+    tf_config_defaults(&c);
+    CHECK(tf_ckpt_read_config(ck, &c) == TF_OK);
+    snprintf(c.root, sizeof c.root, "%s", data);
+    c.batch_size = 1;
+    tf_model *m = NULL;
+    tf_index *ix = NULL;
+    tf_val_result v;
+    const tf_dist single = {0, 1, 0};
+    CHECK(tf_model_create(&m, &c, 1, (int64_t)llround(c.segment_seconds * RATE), 2) == TF_OK);
+    CHECK(m && tf_ckpt_load_weights(ck, m) == TF_OK);
+    CHECK(tf_index_open(&ix, &c, NULL) == TF_OK);
+    CHECK(ix && tf_validate(m, &c, ix, TF_SPLIT_TEST, &single, &v) == TF_OK);
+    CHECK(!st && v.tracks == e.n_tracks && e.n_targets == c.n_targets);
+    for (int t = 0; !st && t < c.n_targets; t++) {
+        CHECK(!strcmp(e.targets[t], c.targets[t]));
+        CHECK_NEAR(e.agg[TF_EST_MODEL][t].usdr, v.usdr[t], 1e-4);
+        CHECK_NEAR(e.agg[TF_EST_MIXTURE][t].usdr, v.usdr_mixture[t], 1e-6);
+    }
+    tf_index_close(ix);
+    tf_model_free(m);
+    tf_evaluation_free(&e);
+}
+
 static void test_user_errors(void) {
     char ck[400], ckv[400], out[400], cmd[4096];
     snprintf(ck, sizeof ck, "%s/ck_piano", root);
@@ -389,14 +427,9 @@ static void test_user_errors(void) {
     CHECK(tf_evaluate(&o, &e) == TF_EUSER);
     tf_evaluation_free(&e);
     /* the command line: exit status 2 and one line naming the target */
-    char exe[1024], bin[1100];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    CHECK(n > 0);
-    if (n <= 0) return;
-    exe[n] = 0;
-    snprintf(bin, sizeof bin, "%s/../tfswa", dirname(exe)); /* build[-san]/tfswa */
-    if (access(bin, X_OK) != 0) snprintf(bin, sizeof bin, "build/tfswa");
-    CHECKF(access(bin, X_OK) == 0, "no tfswa binary next to the test or in build/");
+    char bin[1100];
+    CHECK(test_build_path(bin, sizeof bin, "tfswa") == 0); /* build[-san]/tfswa */
+    CHECKF(access(bin, X_OK) == 0, "%s: not built", bin);
     snprintf(cmd, sizeof cmd, "%s evaluate --checkpoint %s --data_root %s -o %s 2> %s/err.log", bin,
              ck, data, out, root);
     CHECK(run_cmd(cmd) == 2);
@@ -483,6 +516,7 @@ int main(void) {
         return 1;
     }
     RUN(test_evaluate_exact_and_files);
+    RUN(test_matches_validation);
     RUN(test_user_errors);
     RUN(test_valid_split_and_silent_stem);
     char cmd[400];
