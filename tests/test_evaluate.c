@@ -414,7 +414,7 @@ static void test_user_errors(void) {
     /* two checkpoints with the same target */
     o.checkpoints[0] = ckv, o.checkpoints[1] = ckv, o.n_checkpoints = 2;
     CHECK(tf_evaluate(&o, &e) == TF_EUSER);
-    CHECKF(strstr(tf_errmsg(), "vocals") && strstr(tf_errmsg(), "also provided"), "%s",
+    CHECKF(strstr(tf_errmsg(), "vocals") && strstr(tf_errmsg(), "provided by both"), "%s",
            tf_errmsg());
     tf_evaluation_free(&e);
     /* a split without tracks */

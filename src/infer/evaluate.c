@@ -12,9 +12,9 @@
 #include "dsp/stft.h"
 #include "infer/figures.h"
 #include "infer/ola.h"
+#include "infer/separate.h"
 #include "metrics/eval_track.h"
 #include "metrics/sdr.h"
-#include "model/model.h"
 #include "train/ckpt.h"
 #include "util/fsutil.h"
 #include "util/image.h"
@@ -48,16 +48,6 @@ void tf_evaluation_free(tf_evaluation *e) {
     memset(e, 0, sizeof *e);
 }
 
-/* ---- models ---- */
-
-typedef struct {
-    char dir[TF_PATH_MAX];
-    tf_config cfg;
-    tf_model *m;
-    int row[TF_MAX_TARGETS]; /* evaluation target of each of the model's targets */
-    tf_ola *ola;
-} ev_model;
-
 typedef struct { /* a sink writing overlap-add output into rows of the estimate buffer */
     float *est;  /* (T, 2, N) */
     int64_t N, pos;
@@ -74,10 +64,6 @@ static tf_status sink_fn(void *ctx, const float *stems, int64_t n, int64_t strid
                    stems + ((size_t)t * 2 + c) * (size_t)stride, sizeof(float) * (size_t)n);
     k->pos += n;
     return TF_OK;
-}
-
-static tf_status model_fn(void *ctx, const float *mix, int nb, int64_t L, float *out) {
-    return tf_model_forward(ctx, out, mix, nb, L, 0);
 }
 
 /* ---- the ideal ratio mask as an overlap-add "model" ---- */
@@ -138,12 +124,14 @@ typedef struct {
     tf_config dc; /* data config (root, rate, sources) */
     tf_index *ix;
     int n_models;
-    ev_model models[TF_EVAL_MAX_CHECKPOINTS];
+    tf_separator *sep; /* the checkpoints, as `tfswa separate` runs them */
+    tf_sep_params sp;
+    int owner[TF_MAX_TARGETS]; /* checkpoint providing each target */
     int T, S;
     int perm[TF_MAX_TARGETS]; /* reference row r holds index stem perm[r]; targets first */
     int n_fft, hop;
     int64_t L;
-    tf_ola_cfg oc;
+    tf_ola_cfg oc; /* the oracle's overlap-add (that of the separator) */
     tf_bss_params bss;
     /* per track */
     int64_t N;
@@ -293,19 +281,10 @@ static tf_status one_track(ev *E, int ti, tf_eval_track_scores *ts) {
     E->est = tf_malloc(sizeof(float) * (size_t)T * 2 * (size_t)N, "evaluation estimates");
     float *bmix = tf_malloc(sizeof(float) * 2 * READ_BLOCK, "evaluation block");
     float *bst = tf_malloc(sizeof(float) * (size_t)S * 2 * READ_BLOCK, "evaluation block");
-    est_sink sinks[TF_EVAL_MAX_CHECKPOINTS];
     oracle orc;
     memset(&orc, 0, sizeof orc);
     tf_status st = (ts->name && E->ref && E->mix && E->est && bmix && bst) ? TF_OK : TF_EINTERNAL;
-    for (int k = 0; k < E->n_models && !st; k++) {
-        ev_model *m = &E->models[k];
-        sinks[k] = (est_sink){E->est, N, 0, m->cfg.n_targets, m->row};
-        tf_ola_cfg oc = E->oc;
-        oc.n_stems = m->cfg.n_targets;
-        st = tf_ola_open(&m->ola, &oc, model_fn, m->m, sink_fn, &sinks[k]);
-    }
-    /* 1. read the track once: references and mixture into memory, the mixture through
-     * every model as it arrives */
+    /* 1. read the track: references and mixture (block by block) into memory */
     int64_t pos = 0;
     while (!st) {
         int64_t got = 0;
@@ -322,25 +301,17 @@ static tf_status one_track(ev *E, int ti, tf_eval_track_scores *ts) {
         for (int c = 0; c < 2; c++)
             memcpy(E->mix + (size_t)c * N + pos, bmix + (size_t)c * READ_BLOCK,
                    sizeof(float) * got);
-        for (int k = 0; k < E->n_models && !st; k++)
-            st = tf_ola_push(E->models[k].ola, bmix, got, READ_BLOCK);
         pos += got;
         if (got < READ_BLOCK) break;
     }
     if (!st && pos != N)
         st = tf_err(TF_EINTERNAL, "evaluate: read %lld of %lld frames", (long long)pos,
                     (long long)N);
-    for (int k = 0; k < E->n_models && !st; k++) {
-        st = tf_ola_finish(E->models[k].ola);
-        if (!st && sinks[k].pos != N)
-            st = tf_err(TF_EINTERNAL, "evaluate: model output %lld of %lld frames",
-                        (long long)sinks[k].pos, (long long)N);
-    }
     tf_valtrack_close(v);
-    for (int k = 0; k < E->n_models; k++) tf_ola_close(E->models[k].ola), E->models[k].ola = NULL;
-    /* 2. the model */
+    /* 2. the models: the separation pipeline of `tfswa separate` on the mixture */
     if (!st && E->n_models) {
-        st = score_and_write(E, TF_EST_MODEL, tr, ts);
+        st = tf_separate_buffer(E->sep, E->mix, 2, N, E->dc.sample_rate, E->est, &E->sp, NULL);
+        if (!st) st = score_and_write(E, TF_EST_MODEL, tr, ts);
         if (!st && ts == &E->e->tracks[0]) st = figures_spec(E, tr, TF_EST_MODEL);
     }
     /* 3. the mixture as the estimate of every target */
@@ -349,7 +320,7 @@ static tf_status one_track(ev *E, int ti, tf_eval_track_scores *ts) {
             memcpy(E->est + (size_t)t * 2 * N, E->mix, sizeof(float) * 2 * (size_t)N);
         st = score_and_write(E, TF_EST_MIXTURE, tr, ts);
     }
-    /* 4. the ideal ratio mask through the same overlap-add engine */
+    /* 4. the ideal ratio mask through an overlap-add engine configured as the separator's */
     if (!st && E->o->oracle_irm) {
         tf_ola *ola = NULL;
         est_sink sk = {E->est, N, 0, T, NULL};
@@ -427,38 +398,34 @@ static tf_status aggregate(tf_evaluation *e) {
     return TF_OK;
 }
 
-static tf_status load_models(ev *E) {
+/* The checkpoints as one separator (which rejects two checkpoints with one target and
+ * different sample rates); the first one's model.json gives the STFT for the oracle. */
+static tf_status load_models(ev *E, tf_config *first) {
     const tf_evaluate_opts *o = E->o;
     tf_evaluation *e = E->e;
-    for (int k = 0; k < o->n_checkpoints; k++) {
-        ev_model *m = &E->models[k];
-        tf_config_defaults(&m->cfg);
-        TF_TRY(tf_ckpt_resolve(o->checkpoints[k], m->dir, sizeof m->dir));
-        TF_TRY(tf_ckpt_read_config(m->dir, &m->cfg));
-        E->n_models = k + 1;
-        if (m->cfg.sample_rate != E->models[0].cfg.sample_rate)
-            return tf_err(TF_EUSER, "--checkpoint %s: sample rate %d, but %s has %d", m->dir,
-                          m->cfg.sample_rate, E->models[0].dir, E->models[0].cfg.sample_rate);
-        for (int t = 0; t < m->cfg.n_targets; t++) {
-            const char *name = m->cfg.targets[t];
-            for (int j = 0; j < e->n_targets; j++)
-                if (!strcmp(e->targets[j], name)) {
-                    int owner = 0;
-                    for (int q = 0; q < k; q++)
-                        for (int u = 0; u < E->models[q].cfg.n_targets; u++)
-                            if (E->models[q].row[u] == j) owner = q;
-                    return tf_err(TF_EUSER,
-                                  "--checkpoint %s: target '%s' is also provided by %s "
-                                  "(each target must come from one checkpoint)",
-                                  m->dir, name, E->models[owner].dir);
-                }
-            if (e->n_targets == TF_MAX_TARGETS)
-                return tf_err(TF_EUSER, "--checkpoint: more than %d targets", TF_MAX_TARGETS);
-            m->row[t] = e->n_targets;
-            snprintf(e->targets[e->n_targets++], TF_NAME_MAX, "%s", name);
-        }
+    if (!o->n_checkpoints) return TF_OK;
+    tf_sep_model models[TF_EVAL_MAX_CHECKPOINTS];
+    tf_status st = TF_OK;
+    int n = 0;
+    for (; n < o->n_checkpoints && !st; n++) {
+        st = tf_sep_model_checkpoint(&models[n], o->checkpoints[n], o->num_threads);
+        if (!st) /* (its errors name the checkpoint) */
+            for (int t = 0; t < models[n].n_targets && e->n_targets < TF_MAX_TARGETS; t++)
+                E->owner[e->n_targets++] = n;
     }
-    return TF_OK;
+    if (st) {
+        for (int k = 0; k < n - 1; k++) models[k].close(models[k].ctx);
+        return st;
+    }
+    TF_TRY(tf_separator_create(&E->sep, models, n, o->num_threads)); /* owns the models */
+    E->n_models = n;
+    e->n_targets = tf_separator_n_targets(E->sep);
+    for (int t = 0; t < e->n_targets; t++)
+        snprintf(e->targets[t], TF_NAME_MAX, "%s", tf_separator_target(E->sep, t));
+    char dir[TF_PATH_MAX];
+    tf_config_defaults(first);
+    TF_TRY(tf_ckpt_resolve(o->checkpoints[0], dir, sizeof dir));
+    return tf_ckpt_read_config(dir, first);
 }
 
 static tf_status check_opts(const tf_evaluate_opts *o) {
@@ -500,12 +467,13 @@ static tf_status setup(ev *E) {
         memcpy(E->dc.sources, o->sources, sizeof E->dc.sources);
     }
     E->dc.num_threads = o->num_threads;
-    TF_TRY(load_models(E));
+    tf_config first;
+    TF_TRY(load_models(E, &first));
     if (!E->n_models) { /* oracle only: every source is a target */
         e->n_targets = E->dc.n_sources;
         memcpy(e->targets, E->dc.sources, sizeof e->targets);
     }
-    const tf_config *mc = E->n_models ? &E->models[0].cfg : &E->dc;
+    const tf_config *mc = E->n_models ? &first : &E->dc;
     E->dc.sample_rate = mc->sample_rate;
     E->n_fft = mc->stft_window_size, E->hop = mc->stft_hop_length;
     double seg = o->segment > 0 ? o->segment : mc->segment_seconds;
@@ -518,10 +486,7 @@ static tf_status setup(ev *E) {
         int s = 0;
         while (s < E->S && strcmp(E->dc.sources[s], e->targets[t])) s++;
         if (s == E->S) {
-            const char *who = "";
-            for (int k = 0; k < E->n_models; k++)
-                for (int u = 0; u < E->models[k].cfg.n_targets; u++)
-                    if (E->models[k].row[u] == t) who = E->models[k].dir;
+            const char *who = E->n_models ? o->checkpoints[E->owner[t]] : "";
             char stems[TF_MAX_TARGETS * (TF_NAME_MAX + 2)] = "";
             for (int q = 0; q < E->S; q++) strcat(strcat(stems, q ? ", " : ""), E->dc.sources[q]);
             return tf_err(TF_EUSER,
@@ -557,14 +522,12 @@ static tf_status setup(ev *E) {
             snprintf(E->path, sizeof E->path, "%s/%s/%s", o->out_dir, EST_KEY[k], sp);
         TF_TRY(tf_mkdirs(E->path));
     }
-    /* the models, for (batch, chunk) */
-    E->oc = (tf_ola_cfg){1, E->L, o->overlap, o->batch_size};
-    for (int k = 0; k < E->n_models; k++) {
-        ev_model *m = &E->models[k];
-        tf_status st = tf_model_create(&m->m, &m->cfg, o->batch_size, E->L, o->num_threads);
-        if (!st) st = tf_ckpt_load_weights(m->dir, m->m);
-        if (st) return tf_err_ctx(st, "--checkpoint %s", m->dir);
-    }
+    /* the separation parameters (checked now: e.g. a segment shorter than a model's STFT) */
+    E->oc = (tf_ola_cfg){1, E->L, o->overlap, 1};
+    tf_sep_params_default(&E->sp);
+    E->sp.segment = seg, E->sp.overlap = o->overlap, E->sp.batch_size = o->batch_size;
+    E->sp.threads = o->num_threads;
+    if (E->n_models) TF_TRY(tf_sep_check_params(E->sep, &E->sp));
     E->bss = tf_bss_default_params(E->dc.sample_rate);
     e->tracks = tf_calloc((size_t)n, sizeof *e->tracks, "evaluation tracks");
     if (!e->tracks) return TF_EINTERNAL;
@@ -592,7 +555,7 @@ tf_status tf_evaluate(const tf_evaluate_opts *o, tf_evaluation *e) {
     if (!st) st = aggregate(e);
     if (!st) st = figures_bars(E);
     if (!st) st = tf_evaluation_write_summary(e, o->out_dir, o);
-    for (int k = 0; k < E->n_models; k++) tf_model_free(E->models[k].m);
+    tf_separator_free(E->sep);
     tf_index_close(E->ix);
     free(E);
     return st;

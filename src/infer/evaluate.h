@@ -1,11 +1,11 @@
 /* Evaluation of separation models on a dataset split (`tfswa evaluate`).
  *
  * For every track of the split (in index order, at most max_tracks):
- *   1. the track is read block by block (data/valtrack.h); each block of the mixture is
- *      pushed into one streaming overlap-add engine per checkpoint (infer/ola.h, the code
- *      path of validation and separation: chunk = segment, trapezoid cross-fades), whose
- *      output goes straight into the estimate buffer; several checkpoints each contribute
- *      their targets (two providing the same target is an error);
+ *   1. the track is read block by block (data/valtrack.h) into memory, and the mixture is
+ *      separated by the pipeline of `tfswa separate` (infer/separate.h, tf_separate_buffer:
+ *      streaming overlap-add of infer/ola.h, chunk = segment, trapezoid cross-fades, as in
+ *      training's validation); several checkpoints each contribute their targets (two
+ *      providing the same target, or different sample rates, is an error);
  *   2. the estimates of all targets are scored together with BSS Eval v4
  *      (metrics/eval_track.h: museval's images variant, 512-tap filters, 1 s frames):
  *      SDR/SIR/SAR/ISR per frame and their medians (cSDR ...), plus uSDR and SI-SDR;
@@ -20,8 +20,8 @@
  * method, inherent to cSDR), so each track's references of all sources (S, 2, N), mixture
  * (2, N) and one set of estimates (T, 2, N) are held in memory: (2S + 2 + 2T) N floats
  * (760 MB for a 4-minute MUSDB track, S = T = 4) plus BSS Eval's own buffers. The three
- * estimators take turns in the one estimate buffer. Everything else streams: reading,
- * the models (one chunk batch at a time), the oracle (one chunk at a time).
+ * estimators take turns in the one estimate buffer. Everything else is bounded: reading
+ * (blocks), the models (one batch of chunks at a time), the oracle (one chunk at a time).
  *
  * A source that is silent over a whole track (museval raises on it) gets NaN for every
  * BSS Eval frame of that track and estimator, exactly as museval's per-frame rule would
