@@ -8,51 +8,69 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int t_pass_, t_fail_, t_cur_failed_;
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            t_cur_failed_ = 1;                                                         \
-        }                                                                              \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  %s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);             \
+            t_cur_failed_ = 1;                                                                     \
+        }                                                                                          \
     } while (0)
 
-#define CHECKF(cond, ...)                                                  \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "  %s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, "\n");                                         \
-            t_cur_failed_ = 1;                                             \
-        }                                                                  \
+#define CHECKF(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  %s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond);             \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            t_cur_failed_ = 1;                                                                     \
+        }                                                                                          \
     } while (0)
 
 /* |a - b| <= tol * max(1, |b|) */
-#define CHECK_NEAR(a, b, tol)                                                          \
-    do {                                                                               \
-        double a_ = (a), b_ = (b);                                                     \
-        if (!(fabs(a_ - b_) <= (tol) * fmax(1.0, fabs(b_)))) {                         \
-            fprintf(stderr, "  %s:%d: CHECK_NEAR failed: %s=%.9g vs %s=%.9g (tol %g)\n", \
-                    __FILE__, __LINE__, #a, a_, #b, b_, (double)(tol));                \
-            t_cur_failed_ = 1;                                                         \
-        }                                                                              \
+#define CHECK_NEAR(a, b, tol)                                                                      \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b);                                                                 \
+        if (!(fabs(a_ - b_) <= (tol)*fmax(1.0, fabs(b_)))) {                                       \
+            fprintf(stderr, "  %s:%d: CHECK_NEAR failed: %s=%.9g vs %s=%.9g (tol %g)\n", __FILE__, \
+                    __LINE__, #a, a_, #b, b_, (double)(tol));                                      \
+            t_cur_failed_ = 1;                                                                     \
+        }                                                                                          \
     } while (0)
 
-#define RUN(fn)                                                  \
-    do {                                                         \
-        t_cur_failed_ = 0;                                       \
-        fn();                                                    \
-        if (t_cur_failed_) {                                     \
-            t_fail_++;                                           \
-            printf("FAIL %s\n", #fn);                            \
-        } else {                                                 \
-            t_pass_++;                                           \
-            printf("ok %s\n", #fn);                              \
-        }                                                        \
-        fflush(stdout);                                          \
+#define RUN(fn)                                                                                    \
+    do {                                                                                           \
+        t_cur_failed_ = 0;                                                                         \
+        fn();                                                                                      \
+        if (t_cur_failed_) {                                                                       \
+            t_fail_++;                                                                             \
+            printf("FAIL %s\n", #fn);                                                              \
+        } else {                                                                                   \
+            t_pass_++;                                                                             \
+            printf("ok %s\n", #fn);                                                                \
+        }                                                                                          \
+        fflush(stdout);                                                                            \
     } while (0)
+
+/* out = "<BUILD>/<rel>", BUILD being the build folder of this test binary
+ * (build/tests/test_x -> build, build-san under SAN=1), so tests run the tfswa binary
+ * and examples of their own build. Returns 0, or -1 if /proc/self/exe is unreadable. */
+static inline int test_build_path(char *out, size_t n, const char *rel) {
+    char self[4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k <= 0) return -1;
+    self[k] = 0;
+    for (int up = 0; up < 2; up++) { /* strip test_x, then tests */
+        char *slash = strrchr(self, '/');
+        if (!slash) return -1;
+        *slash = 0;
+    }
+    int w = snprintf(out, n, "%s/%s", self, rel);
+    return w < 0 || (size_t)w >= n ? -1 : 0;
+}
 
 #define TEST_END() (printf("%d passed, %d failed\n", t_pass_, t_fail_), t_fail_ ? 1 : 0)
 

@@ -19,6 +19,7 @@
 
 static char root[] = "/tmp/tfswa-train-XXXXXX";
 static char data[300];
+static char tfswa[1024]; /* the tfswa binary of this build */
 
 static int base_cfg(tf_config *c, const char *out) {
     tf_config_defaults(c);
@@ -217,25 +218,27 @@ static void test_two_ranks_equal_accumulation(void) {
     }
     tf_config c;
     CHECK(base_cfg(&c, "mpi") == 0);
-    char cmd[4096];
+    char cmd[8192];
     const char *common = "--preset tiny --segment_seconds 0.5 --batch_size 2 --num_workers 0 "
                          "--max_steps 2 --val_every 0 --num_threads 1 --seed 7";
     snprintf(cmd, sizeof cmd,
              "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 mpirun -np 2 "
-             "--oversubscribe --bind-to none build/tfswa train --data_root %s %s --output_dir "
+             "--oversubscribe --bind-to none %s train --data_root %s %s --output_dir "
              "%s/mpi2 > %s/mpi2.log 2>&1",
-             data, common, root, root);
+             tfswa, data, common, root, root);
     CHECKF(run_cmd(cmd) == 0, "%s", cmd);
     snprintf(cmd, sizeof cmd,
-             "build/tfswa train --data_root %s %s --gradient_accumulation_steps 2 --output_dir "
+             "%s train --data_root %s %s --gradient_accumulation_steps 2 --output_dir "
              "%s/acc2 > %s/acc2.log 2>&1",
-             data, common, root, root);
+             tfswa, data, common, root, root);
     CHECKF(run_cmd(cmd) == 0, "%s", cmd);
     tf_config a = c, b = c;
     snprintf(a.output_dir, sizeof a.output_dir, "%s/mpi2", root);
     snprintf(b.output_dir, sizeof b.output_dir, "%s/acc2", root);
-    snap sa, sb;
-    CHECK(load_snap(&a, "last", &sa) == 0 && load_snap(&b, "last", &sb) == 0);
+    snap sa = {0}, sb = {0};
+    int ok = load_snap(&a, "last", &sa) == 0 && load_snap(&b, "last", &sb) == 0;
+    CHECK(ok);
+    if (!ok) return free_snap(&sa), free_snap(&sb);
     /* same data, same BN micro-batches; only the summation order of gradients differs */
     double d = max_diff(sa.p, sb.p, sa.n);
     CHECKF(d < 1e-5, "max |param difference| %g", d);
@@ -243,13 +246,13 @@ static void test_two_ranks_equal_accumulation(void) {
 }
 
 static void test_guide_command_line(void) {
-    char cmd[4096];
+    char cmd[8192];
     snprintf(cmd, sizeof cmd,
-             "build/tfswa train --data_root %s --batch_size 4 --segment_seconds 6.0 --n_fft 2048 "
+             "%s train --data_root %s --batch_size 4 --segment_seconds 6.0 --n_fft 2048 "
              "--hop_length 512 --use_efficient_loading --min_mean_abs 0.001 --persistent_workers "
              "--prefetch_factor 2 --num_workers 4 --preset tiny --max_steps 1 --num_threads 2 "
              "--output_dir %s/guide > %s/guide.log 2>&1",
-             data, root, root);
+             tfswa, data, root, root);
     CHECKF(run_cmd(cmd) == 0, "%s", cmd);
     char path[400];
     snprintf(path, sizeof path, "%s/guide/config.yaml", root);
@@ -261,13 +264,13 @@ static void test_guide_command_line(void) {
     snprintf(path, sizeof path, "%s/guide/checkpoints/last/model.safetensors", root);
     CHECK(access(path, R_OK) == 0);
     /* an unknown flag is one clear error with exit status 2 */
-    snprintf(cmd, sizeof cmd, "build/tfswa train --data_root %s --batch_sise 4 2> %s/bad.log", data,
+    snprintf(cmd, sizeof cmd, "%s train --data_root %s --batch_sise 4 2> %s/bad.log", tfswa, data,
              root);
     CHECK(run_cmd(cmd) == 2);
 }
 
 int main(void) {
-    if (!mkdtemp(root)) return 1;
+    if (!mkdtemp(root) || test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     snprintf(data, sizeof data, "%s/data", root);
     tf_synth_opts o;
     tf_synth_defaults(&o);

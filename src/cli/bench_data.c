@@ -31,7 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/bench_util.h"
 #include "cli/cli.h"
+#include "util/sysmem.h"
 #include "data/index.h"
 #include "data/loader.h"
 #include "audio/audio.h"
@@ -40,12 +42,6 @@
 #include "util/rng.h"
 
 #define THR 0.001
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f) {
     (void)sb, (void)flag, (void)f;
@@ -56,46 +52,7 @@ static void rm_rf(const char *dir) {
     nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static void machine_string(char *out, size_t n) {
-    struct utsname u;
-    char cpu[256] = "unknown cpu";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) != 0) continue;
-            char *c = strchr(line, ':');
-            if (!c) break;
-            c++;
-            while (*c == ' ') c++;
-            c[strcspn(c, "\n")] = 0;
-            snprintf(cpu, sizeof cpu, "%s", c);
-            break;
-        }
-        fclose(f);
-    }
-    const char *ct = getenv("OPENBLAS_CORETYPE");
-    int ok = uname(&u) == 0;
-    snprintf(out, n, "%s %s %s, %s, %ld cpus%s%s", ok ? u.sysname : "?", ok ? u.release : "?",
-             ok ? u.machine : "?", cpu, sysconf(_SC_NPROCESSORS_ONLN),
-             ct ? ", OPENBLAS_CORETYPE=" : "", ct ? ct : "");
-}
-
 /* kB value of a /proc/self/status field, -1 if absent */
-static long status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return -1;
-    char line[256];
-    long v = -1;
-    size_t k = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, k) && line[k] == ':') {
-            v = strtol(line + k + 1, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return v;
-}
 
 typedef struct {
     int track, stem;
@@ -111,7 +68,7 @@ static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t fi
     tf_loader *l;
     TF_TRY(tf_loader_open(&l, cfg, ix, (uint64_t)cfg->seed));
     tf_status st = TF_OK;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     st = tf_loader_start_epoch(l, 0, first, n);
     for (int64_t i = 0; i < n && !st; i++) {
         const tf_batch *b;
@@ -133,7 +90,7 @@ static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t fi
             }
         }
     }
-    *secs = now_s() - t0;
+    *secs = bench_now_s() - t0;
     if (cnt) tf_loader_stats(l, cnt);
     tf_loader_close(l);
     return st;
@@ -163,14 +120,14 @@ static tf_status run_raw(const tf_index *ix, const chunk_ref *refs, int64_t n, i
         else if (info.channels > 2)
             st = tf_err(TF_EUSER, "%s: more than 2 channels", p);
     }
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int64_t i = 0; i < n && !st; i++) {
         SNDFILE *h = sf[refs[i].track * S + refs[i].stem];
         if (sf_seek(h, refs[i].offset, SEEK_SET) < 0 ||
             (shorts ? sf_readf_short(h, (short *)buf, N) : sf_readf_float(h, buf, N)) <= 0)
             st = tf_err(TF_EUSER, "raw read failed: %s", sf_strerror(h));
     }
-    *secs = now_s() - t0;
+    *secs = bench_now_s() - t0;
 done:
     if (sf)
         for (int i = 0; i < ix->n_tracks * S; i++)
@@ -198,7 +155,7 @@ static int rss_child(const char *root, const char *cache, long long n) {
             const tf_batch *b;
             st = tf_loader_next(l, &b);
         }
-        if (!st) printf("%ld %ld\n", status_kb("VmRSS"), status_kb("VmHWM"));
+        if (!st) printf("%zu %zu\n", tf_rss_bytes() / 1024, tf_peak_rss_bytes() / 1024);
         tf_loader_close(l);
     }
     tf_index_close(ix);
@@ -480,7 +437,7 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
                 tf_loader *l;
                 st = tf_loader_open(&l, &cw, ix, 1);
                 if (st) break;
-                double t0 = now_s();
+                double t0 = bench_now_s();
                 for (int e = 0; e < epochs && !st; e++) {
                     st = tf_loader_start_epoch(l, e, (int64_t)e * per, per);
                     for (int i = 0; i < per && !st; i++) {
@@ -488,7 +445,7 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
                         st = tf_loader_next(l, &b);
                     }
                 }
-                *(pers ? &tp : &tr) += now_s() - t0;
+                *(pers ? &tp : &tr) += bench_now_s() - t0;
                 tf_loader_close(l);
             }
         if (!st) {
@@ -568,7 +525,7 @@ int bench_data(int argc, char **argv) {
     if (!mkdtemp(o.tmp)) return cli_fail(tf_err(TF_EUSER, "%s: %s", o.tmp, strerror(errno)));
     cJSON *root = cJSON_CreateObject(), *config = cJSON_CreateObject(), *res = cJSON_CreateObject();
     char machine[512];
-    machine_string(machine, sizeof machine);
+    bench_machine(machine, sizeof machine, 0);
     cJSON_AddStringToObject(root, "bench", "data");
     cJSON_AddStringToObject(root, "machine", machine);
     cJSON_AddItemToObject(root, "config", config);

@@ -16,27 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/bench_util.h"
 #include "cli/cli.h"
 #include "metrics/bss_check.h"
 
 #define MAX_CASES 16
-
-static void machine_name(char *out, size_t n) {
-    snprintf(out, n, "unknown cpu");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0) continue;
-        char *c = strchr(line, ':');
-        if (!c) break;
-        c += 1 + (c[1] == ' ');
-        c[strcspn(c, "\n")] = 0;
-        snprintf(out, n, "%s, %d cores", c, omp_get_num_procs());
-        break;
-    }
-    fclose(f);
-}
 
 static cJSON *num_or_null(double v, int ok) {
     return ok ? cJSON_CreateNumber(v) : cJSON_CreateNull();
@@ -138,7 +122,7 @@ int bench_metrics(int argc, char **argv) {
     double mus_s = have_ref ? ref[ns].seconds : 0;
 
     char machine[256];
-    machine_name(machine, sizeof machine);
+    bench_machine(machine, sizeof machine, omp_get_max_threads());
     if (json) {
         cJSON *root = cJSON_CreateObject(), *cfg = cJSON_CreateObject();
         cJSON *res = cJSON_CreateObject();

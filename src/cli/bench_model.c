@@ -16,52 +16,10 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "cli/bench_util.h"
 #include "cli/cli.h"
 #include "model/model.h"
 #include "util/config.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static double minimum(const double *v, int n) {
-    double m = v[0];
-    for (int i = 1; i < n; i++) m = v[i] < m ? v[i] : m;
-    return m;
-}
-
-static void machine_string(char *out, size_t n, int threads) {
-    char model[256] = "unknown CPU";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10)) continue;
-            char *p = strchr(line, ':');
-            if (p) {
-                p++;
-                while (*p == ' ') p++;
-                p[strcspn(p, "\n")] = 0;
-                snprintf(model, sizeof model, "%s", p);
-            }
-            break;
-        }
-        fclose(f);
-    }
-    snprintf(out, n, "%s, %d threads", model, threads);
-}
 
 static const char *VNAME[4] = {"off_fp32", "blocks_fp32", "off_bf16", "blocks_bf16"};
 static void variant(tf_config *c, int v) {
@@ -86,11 +44,11 @@ typedef struct {
 
 static tf_status train_step(tf_model *m, io_t *io, int B, int64_t N, double *t_fwd, double *t_all) {
     tf_model_zero_grad(m);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     TF_TRY(tf_model_forward(m, io->out, io->mix, B, N, 1));
-    double t1 = now_s();
+    double t1 = bench_now_s();
     TF_TRY(tf_model_backward(m, io->dout));
-    double t2 = now_s();
+    double t2 = bench_now_s();
     if (t_fwd) *t_fwd = 1e3 * (t1 - t0);
     if (t_all) *t_all = 1e3 * (t2 - t0);
     return TF_OK;
@@ -175,9 +133,9 @@ int bench_model(int argc, char **argv) {
         for (long long i = 0; i < iters && st == TF_OK; i++) {
             st = train_step(mc, &io, b, N, &tf[i], &ta[i]);
             if (st != TF_OK) break;
-            double t0 = now_s();
+            double t0 = bench_now_s();
             st = tf_model_forward(mc, io.out, io.mix, b, N, 0);
-            te[i] = 1e3 * (now_s() - t0);
+            te[i] = 1e3 * (bench_now_s() - t0);
         }
         /* all four variants, alternating */
         for (int v = 0; variants && v < 4 && st == TF_OK; v++)
@@ -201,10 +159,11 @@ int bench_model(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     const double peak_rss = (double)ru.ru_maxrss * 1024.0;
     const int it = (int)iters;
-    double fwd_min = minimum(tf, it), all_min = minimum(ta, it), ev_min = minimum(te, it);
-    double fwd_med = median(tf, it), all_med = median(ta, it), ev_med = median(te, it);
+    double fwd_min = bench_min(tf, it), all_min = bench_min(ta, it), ev_min = bench_min(te, it);
+    double fwd_med = bench_median(tf, it), all_med = bench_median(ta, it),
+           ev_med = bench_median(te, it);
     char machine[400];
-    machine_string(machine, sizeof machine, nth);
+    bench_machine(machine, sizeof machine, nth);
 
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "bench", "model");
@@ -248,7 +207,8 @@ int bench_model(int argc, char **argv) {
     cJSON_AddItemToObject(by, "inference", bytes_json(&iplan));
     if (variants) {
         cJSON *vt = cJSON_AddObjectToObject(res, "variants_forward_backward_ms");
-        for (int v = 0; v < 4; v++) cJSON_AddNumberToObject(vt, VNAME[v], median(tv + v * it, it));
+        for (int v = 0; v < 4; v++)
+            cJSON_AddNumberToObject(vt, VNAME[v], bench_median(tv + v * it, it));
     }
     if (json) {
         char *s = cJSON_PrintUnformatted(root);
@@ -277,7 +237,8 @@ int bench_model(int argc, char **argv) {
                iplan.total / 1048576.0);
         if (variants)
             for (int v = 0; v < 4; v++)
-                printf("  %-12s forward + backward %.1f ms\n", VNAME[v], median(tv + v * it, it));
+                printf("  %-12s forward + backward %.1f ms\n", VNAME[v],
+                       bench_median(tv + v * it, it));
     }
     cJSON_Delete(root);
     free(tf);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "audio/audio.h"
+#include "cli/bench_util.h"
 #include "cli/cli.h"
 #include "data/synth.h"
 #include "model/model.h"
@@ -36,23 +37,6 @@ static const char *USAGE =
     "Separates a short and a long synthetic song (30 s of tfswa synth material looped) with\n"
     "a random-weights model, each in its own process, and reports peak RSS and time per\n"
     "audio second. Files go to a temporary folder (removed unless --keep).\n";
-
-static void machine_name(char *out, size_t n) {
-    snprintf(out, n, "unknown cpu");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0) continue;
-        char *c = strchr(line, ':');
-        if (!c) break;
-        c += 1 + (c[1] == ' ');
-        c[strcspn(c, "\n")] = 0;
-        snprintf(out, n, "%s, %ld cores", c, sysconf(_SC_NPROCESSORS_ONLN));
-        break;
-    }
-    fclose(f);
-}
 
 /* Child: the checkpoint (random weights) and the two input files. */
 static tf_status prepare(const tf_config *cfg, const char *dir, const char *ckpt,
@@ -258,7 +242,7 @@ int bench_separate(int argc, char **argv) {
         cpa[k] = res[k].cpu_seconds / res[k].duration;
     }
     char machine[256];
-    machine_name(machine, sizeof machine);
+    bench_machine(machine, sizeof machine, 0);
     if (!json) {
         const char *nm[2] = {"short", "long"};
         for (int k = 0; k < 2; k++)

@@ -9,36 +9,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/bench_util.h"
 #include "cli/cli.h"
 #include "dsp/stft.h"
 #include "util/rng.h"
 
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-}
-
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-static void machine_name(char *out, size_t n) {
-    snprintf(out, n, "unknown cpu");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0) continue;
-        char *c = strchr(line, ':');
-        if (!c) break;
-        c += 1 + (c[1] == ' ');
-        c[strcspn(c, "\n")] = 0;
-        snprintf(out, n, "%s, %d cores", c, omp_get_num_procs());
-        break;
-    }
-    fclose(f);
 }
 
 enum { OP_STFT, OP_ISTFT, OP_ISTFT_BW, OP_STFT_BW, N_OPS };
@@ -81,15 +59,15 @@ int bench_stft(int argc, char **argv) {
     omp_set_num_threads((int)threads);
     for (long long k = -1; k < reps; k++) { /* k = -1: warm-up (pool, caches, threads) */
         double t[N_OPS + 1];
-        t[0] = now_ms();
+        t[0] = 1e3 * bench_now_s();
         if ((st = tf_stft_forward(sf, re, im, x, (int)S, N))) goto done;
-        t[1] = now_ms();
+        t[1] = 1e3 * bench_now_s();
         if ((st = tf_istft_forward(sf, y, re, im, (int)S, N))) goto done;
-        t[2] = now_ms();
+        t[2] = 1e3 * bench_now_s();
         if ((st = tf_istft_backward(sf, dre, dim, y, (int)S, N))) goto done;
-        t[3] = now_ms();
+        t[3] = 1e3 * bench_now_s();
         if ((st = tf_stft_backward(sf, y, dre, dim, (int)S, N))) goto done;
-        t[4] = now_ms();
+        t[4] = 1e3 * bench_now_s();
         if (k >= 0)
             for (int o = 0; o < N_OPS; o++) times[o * reps + k] = t[o + 1] - t[o];
     }
@@ -100,7 +78,7 @@ int bench_stft(int argc, char **argv) {
         mn[o] = times[o * reps];
     }
     char machine[256];
-    machine_name(machine, sizeof machine);
+    bench_machine(machine, sizeof machine, omp_get_max_threads());
     if (json) {
         cJSON *root = cJSON_CreateObject(), *cfg = cJSON_CreateObject();
         cJSON *res = cJSON_CreateObject();

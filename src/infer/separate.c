@@ -10,7 +10,7 @@
 
 #include "audio/resampler.h"
 #include "infer/ola.h"
-#include "train/train.h" /* tf_peak_rss_bytes */
+#include "util/sysmem.h"
 #include "util/fsutil.h"
 #include "util/rng.h"
 

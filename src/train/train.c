@@ -16,6 +16,7 @@
 #include "train/loss.h"
 #include "train/validate.h"
 #include "util/fsutil.h"
+#include "util/sysmem.h"
 
 int64_t tf_train_inject_nan_step = -1;
 int64_t tf_train_stop_after = 0;
@@ -24,41 +25,6 @@ static double now_s(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
-}
-
-static size_t proc_status_kb(const char *key) {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return 0;
-    char line[256];
-    size_t kb = 0, n = strlen(key);
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, key, n)) {
-            kb = (size_t)strtoull(line + n, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb;
-}
-
-size_t tf_rss_bytes(void) {
-    return proc_status_kb("VmRSS:") * 1024;
-}
-size_t tf_peak_rss_bytes(void) {
-    return proc_status_kb("VmHWM:") * 1024;
-}
-
-size_t tf_mem_available(void) {
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    size_t kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "MemAvailable:", 13)) {
-            kb = (size_t)strtoull(line + 13, NULL, 10);
-            break;
-        }
-    fclose(f);
-    return kb * 1024;
 }
 
 tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int threads) {

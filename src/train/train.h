@@ -32,11 +32,6 @@ typedef struct {
 
 tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int threads);
 void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg);
-/* Bytes the machine can give us now (MemAvailable), 0 if unknown. */
-size_t tf_mem_available(void);
-/* Resident set size of this process now, and its peak (VmHWM). */
-size_t tf_rss_bytes(void);
-size_t tf_peak_rss_bytes(void);
 
 /* Train with cfg (already validated); output in cfg->output_dir. Prints the plan first;
  * returns TF_EUSER without allocating when the machine cannot hold it. */

@@ -1,0 +1,65 @@
+#include "cli/bench_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+double bench_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(const double *v, int n) {
+    double *t = malloc(sizeof *t * (size_t)n);
+    if (!t) return v[0];
+    memcpy(t, v, sizeof *t * (size_t)n);
+    qsort(t, (size_t)n, sizeof *t, cmp_d);
+    double m = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    free(t);
+    return m;
+}
+
+double bench_min(const double *v, int n) {
+    double m = v[0];
+    for (int i = 1; i < n; i++) m = v[i] < m ? v[i] : m;
+    return m;
+}
+
+void bench_machine(char *out, size_t n, int threads) {
+    char cpu[256] = "unknown cpu";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) != 0) continue;
+            char *c = strchr(line, ':');
+            if (!c) break;
+            c++;
+            while (*c == ' ') c++;
+            c[strcspn(c, "\n")] = 0;
+            snprintf(cpu, sizeof cpu, "%s", c);
+            break;
+        }
+        fclose(f);
+    }
+    struct utsname u;
+    int ok = uname(&u) == 0;
+    int k = snprintf(out, n, "%s %s %s, %s, %ld cpus", ok ? u.sysname : "?", ok ? u.release : "?",
+                     ok ? u.machine : "?", cpu, sysconf(_SC_NPROCESSORS_ONLN));
+    if (threads > 0 && k >= 0 && (size_t)k < n)
+        k += snprintf(out + k, n - (size_t)k, ", %d threads", threads);
+    static const char *const env[] = {"OPENBLAS_CORETYPE", "OMP_WAIT_POLICY"};
+    for (int i = 0; i < 2 && k >= 0 && (size_t)k < n; i++) {
+        const char *v = getenv(env[i]);
+        if (v && *v) k += snprintf(out + k, n - (size_t)k, ", %s=%s", env[i], v);
+    }
+}

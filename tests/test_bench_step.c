@@ -1,0 +1,136 @@
+/* `tfswa bench step --json`: runs the CLI (the tfswa next to this test's build folder) on
+ * the tiny preset and checks the JSON contract: bench "step", the four tiny variants with
+ * positive finite timings, the memory plan of each (checkpointing blocks stores fewer
+ * activation bytes than off, bf16 fewer than fp32), the same first-step loss whatever
+ * the memory variant (they compute the same function), ratios consistent with the
+ * variants, and that a bad flag is a user error (exit 2). OMP_WAIT_POLICY=passive: on a
+ * machine shared with other jobs, spinning OpenMP threads make a step several times
+ * slower (this test checks the contract, not the speed). */
+#include <cJSON.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static char tfswa[PATH_MAX + 16];
+
+/* Run cmd, return its stdout (malloc'd) and exit status. */
+static char *run(const char *cmd, int *status) {
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (size_t k; buf && (k = fread(buf + len, 1, cap - 1 - len, p)) > 0;) {
+        len += k;
+        if (len + 1 >= cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    int st = pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (buf) buf[len] = 0;
+    return buf;
+}
+
+static double num(const cJSON *o, const char *key) {
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+static void test_json(void) {
+    char cmd[PATH_MAX + 256];
+    snprintf(cmd, sizeof cmd,
+             "OMP_WAIT_POLICY=passive %s bench step --json --presets tiny --seconds 0.5 --batch 1 "
+             "--rounds 1 --iters 1 "
+             "--threads 2",
+             tfswa);
+    int status;
+    char *out = run(cmd, &status);
+    CHECKF(out && status == 0, "%s exited %d", cmd, status);
+    if (!out) return;
+    cJSON *j = cJSON_Parse(out);
+    CHECKF(j != NULL, "not JSON: %.200s", out);
+    free(out);
+    if (!j) return;
+    const cJSON *bench = cJSON_GetObjectItemCaseSensitive(j, "bench");
+    CHECK(cJSON_IsString(bench) && !strcmp(bench->valuestring, "step"));
+    CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "machine")));
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
+    CHECK(num(cfg, "batch") == 1 && num(cfg, "rounds") == 1 && num(cfg, "iters") == 1);
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "results");
+    CHECK(cJSON_IsObject(res));
+    static const char *const names[4] = {"tiny/fp32/off", "tiny/fp32/blocks", "tiny/bf16/off",
+                                         "tiny/bf16/blocks"};
+    double act[4], total[4], loss[4], ms[4];
+    for (int v = 0; v < 4; v++) {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(res, names[v]);
+        CHECKF(cJSON_IsObject(o), "no results.%s", names[v]);
+        ms[v] = num(o, "ms_per_sample");
+        CHECKF(isfinite(ms[v]) && ms[v] > 0, "%s ms_per_sample %g", names[v], ms[v]);
+        CHECK(num(o, "ms_per_step_min") <= num(o, "ms_per_step"));
+        CHECK(num(o, "samples_per_s") > 0 && isfinite(num(o, "samples_per_s")));
+        CHECK(num(o, "nonfinite_steps") == 0);
+        const cJSON *by = cJSON_GetObjectItemCaseSensitive(o, "bytes");
+        act[v] = num(by, "activations");
+        total[v] = num(by, "total");
+        CHECK(act[v] > 0 && num(by, "params") > 0 && num(by, "params") == num(by, "grads"));
+        CHECK(total[v] >= num(by, "params") + num(by, "grads") + act[v] + num(by, "workspace"));
+        loss[v] = num(o, "loss_step1");
+        CHECK(isfinite(loss[v]) && loss[v] > 0);
+    }
+    CHECKF(act[1] < act[0], "blocks %g vs off %g activation bytes (fp32)", act[1], act[0]);
+    CHECKF(act[3] < act[2], "blocks %g vs off %g activation bytes (bf16)", act[3], act[2]);
+    CHECKF(act[2] < act[0], "bf16 %g vs fp32 %g activation bytes (off)", act[2], act[0]);
+    CHECKF(act[3] < act[1], "bf16 %g vs fp32 %g activation bytes (blocks)", act[3], act[1]);
+    /* checkpointing recomputes exactly: same loss; bf16 rounds only saved tensors, and the
+     * first loss comes from the forward before any rounding reaches the parameters */
+    CHECK(loss[1] == loss[0] && loss[3] == loss[2]);
+    CHECK_NEAR(loss[2], loss[0], 1e-2);
+    const cJSON *r =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(res, "ratios"), "tiny");
+    CHECK(cJSON_IsObject(r));
+    CHECK_NEAR(num(r, "checkpointing_bytes"), total[1] / total[0], 1e-12);
+    CHECK_NEAR(num(r, "bf16_bytes"), total[2] / total[0], 1e-12);
+    CHECK(num(r, "checkpointing_time") > 0 && num(r, "bf16_time") > 0);
+    CHECK(num(res, "peak_rss_bytes") > total[0] / 4);
+    cJSON_Delete(j);
+}
+
+static void test_one_variant_and_errors(void) {
+    char cmd[PATH_MAX + 256];
+    snprintf(cmd, sizeof cmd,
+             "OMP_WAIT_POLICY=passive %s bench step --json --presets tiny --variant bf16/blocks "
+             "--seconds 0.3 --batch 1 "
+             "--rounds 1 --iters 1 --threads 2 --targets vocals",
+             tfswa);
+    int status;
+    char *out = run(cmd, &status);
+    CHECKF(out && status == 0, "%s exited %d", cmd, status);
+    cJSON *j = out ? cJSON_Parse(out) : NULL;
+    free(out);
+    CHECK(j != NULL);
+    const cJSON *res = cJSON_GetObjectItemCaseSensitive(j, "results");
+    CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(res, "tiny/bf16/blocks")));
+    CHECK(!cJSON_GetObjectItemCaseSensitive(res, "tiny/fp32/off"));
+    CHECK(num(cJSON_GetObjectItemCaseSensitive(j, "config"), "targets") == 1);
+    cJSON_Delete(j);
+
+    static const char *const bad[] = {"--variant fp16/off", "--presets tiny,nosuch", "--batch 0",
+                                      "--checkpointing blocks", "--no_such_key 1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s bench step --presets tiny %s 2>/dev/null", tfswa, bad[i]);
+        out = run(cmd, &status);
+        CHECKF(status == 2, "%s: exit %d, expected 2", bad[i], status);
+        CHECKF(out && !*out, "%s: printed %s", bad[i], out ? out : "");
+        free(out);
+    }
+}
+
+int main(void) {
+    if (test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
+    RUN(test_json);
+    RUN(test_one_variant_and_errors);
+    return TEST_END();
+}
