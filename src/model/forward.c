@@ -381,35 +381,42 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
      * head's buffers reuse) is read back from its slot (the same, rounded, values) */
     if (y->head_in.bf16) prev = sload(m, y->head_in, y->wx);
     const int co = 2 * K * S;
-    const size_t hw = (size_t)Fp * Tp, nz = (size_t)B * co * hw;
-    float *zb = sw(m, y->z, y->zbuf), *mo = WS(m, y->zbuf);
+    const size_t hw = (size_t)Fp * Tp;
+    float *zb = sw(m, y->z, y->zbuf);
     conv2d_forward(zb, prev, m->head_w, m->head_b, B, a->ch[0], co, Fp, Tp, 1, WS(m, y->convws), 0,
                    th);
     sstore(m, y->z, zb);
-    if (a->output == TF_OUT_MASK) {
-        const float *x0 = sload(m, y->enc_in[0], y->wx);
-#pragma omp parallel for schedule(static)
-        for (size_t r = 0; r < (size_t)B * co; r++) {
-            size_t b = r / co, c = r % (2 * K);
-            const float *xi = x0 + (b * 2 * K + c) * hw;
-            for (size_t i = 0; i < hw; i++) mo[r * hw + i] = xi[i] / (1.f + expf(-zb[r * hw + i]));
-        }
-    } else {
-#pragma omp parallel for schedule(static) if (nz > 65536)
-        for (size_t i = 0; i < nz; i++) mo[i] = zb[i] > 0 ? zb[i] : 0.f;
-    }
-    /* crop to (B*S, 2K, Fs, T), merge subbands -> (B, S, 2, Fb, T), times the phase, ISTFT */
-    float *om = WS(m, y->om), *yr = WS(m, y->oyr), *yi = WS(m, y->oyi);
-    tf_copy_corner(yr, y->Fs, T, mo, Fp, Tp, (size_t)B * co);
-    TF_TRY(tf_subband_merge(om, yr, B * S, 2, Fb, T, K));
-    TF_TRY(tf_model_tap_put(m, "mag", om, (size_t)B * S * 2 * Fb * T));
-    const size_t nc = (size_t)2 * Fb * T;
+    const float *x0 = a->output == TF_OUT_MASK ? sload(m, y->enc_in[0], y->wx) : NULL;
+    /* per (item, target): its 2K channels cropped to (2K, Fs, T), the activation (ReLU, or
+     * sigmoid times the input magnitude), subbands merged -> (2, Fb, T), times the phase,
+     * ISTFT */
+    float *hc = WS(m, y->oyr), *om = WS(m, y->om), *yi = WS(m, y->oyi);
+    const size_t nc = (size_t)2 * Fb * T, ncrop = (size_t)2 * K * y->Fs * T;
     for (int b = 0; b < B; b++)
         for (int s = 0; s < S; s++) {
-            size_t o = ((size_t)b * S + s) * nc;
-            tf_combine_forward(yr + o, yi + o, om + o, pr + b * nc, pi + b * nc, nc);
+            const size_t r0 = (size_t)b * co + (size_t)s * 2 * K; /* first channel of z */
+            tf_copy_corner(hc, y->Fs, T, zb + r0 * hw, Fp, Tp, (size_t)2 * K);
+            if (x0) {
+                const int Fs = y->Fs;
+#pragma omp parallel for schedule(static)
+                for (int c = 0; c < 2 * K; c++) {
+                    const float *xi = x0 + ((size_t)b * 2 * K + c) * hw;
+                    float *h = hc + (size_t)c * Fs * T;
+                    for (int f = 0; f < Fs; f++)
+                        for (int t = 0; t < T; t++)
+                            h[(size_t)f * T + t] =
+                                xi[(size_t)f * Tp + t] / (1.f + expf(-h[(size_t)f * T + t]));
+                }
+            } else {
+#pragma omp parallel for schedule(static) if (ncrop > 65536)
+                for (size_t i = 0; i < ncrop; i++) hc[i] = hc[i] > 0 ? hc[i] : 0.f;
+            }
+            TF_TRY(tf_subband_merge(om, hc, 1, 2, Fb, T, K));
+            const size_t row = (size_t)b * S + s; /* (b, s) */
+            TF_TRY(tf_model_tap_put_at(m, "mag", (size_t)B * S * nc, row * nc, om, nc));
+            tf_combine_forward(hc, yi, om, pr + b * nc, pi + b * nc, nc);
+            TF_TRY(tf_istft_forward(st, out + row * 2 * N, hc, yi, 2, N));
         }
-    TF_TRY(tf_istft_forward(st, out, yr, yi, B * S * 2, N));
     TF_TRY(tf_model_tap_put(m, "wave", out, (size_t)B * S * 2 * N));
     m->have_fwd = 1;
     return TF_OK;
@@ -430,27 +437,27 @@ static tf_status backward(tf_model *m, const float *dout) {
     const int ck = a->ckpt == TF_CKPT_BLOCKS;
     const int64_t N = y->N;
     tf_stft *st = m->stft;
-    const size_t nc = (size_t)2 * Fb * T, nout = (size_t)B * S * nc;
+    const size_t nc = (size_t)2 * Fb * T;
     float *om = WS(m, y->om), *yr = WS(m, y->oyr), *yi = WS(m, y->oyi);
     float *pr = slot_ptr(m, y->pr), *pi = slot_ptr(m, y->pi);
     for (int l = 0; l < L; l++) zero(WS(m, y->dskip[l]), (size_t)B * a->ch[l] * y->H[l] * y->W[l]);
-    /* ISTFT, phase, subband merge */
-    zero(yr, nout);
-    zero(yi, nout);
-    TF_TRY(tf_istft_backward(st, yr, yi, dout, B * S * 2, N));
-    zero(om, nout);
-    for (int b = 0; b < B; b++)
-        for (int s = 0; s < S; s++) {
-            size_t o = ((size_t)b * S + s) * nc;
-            tf_combine_backward(om + o, yr + o, yi + o, pr + b * nc, pi + b * nc, nc);
-        }
+    /* per (item, target): ISTFT, phase, subband merge, crop -> its 2K channels of dz */
     const int co = 2 * K * S;
     const size_t hw = (size_t)Fp * Tp, nz = (size_t)B * co * hw;
-    zero(yr, (size_t)B * co * y->Fs * T);
-    TF_TRY(tf_subband_merge_backward(yr, om, B * S, 2, Fb, T, K));
-    /* head activation */
     float *dz = WS(m, y->zbuf);
-    tf_copy_corner(dz, Fp, Tp, yr, y->Fs, T, (size_t)B * co);
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) {
+            const size_t row = (size_t)b * S + s, r0 = (size_t)b * co + (size_t)s * 2 * K;
+            zero(yr, nc);
+            zero(yi, nc);
+            TF_TRY(tf_istft_backward(st, yr, yi, dout + row * 2 * N, 2, N));
+            zero(om, nc);
+            tf_combine_backward(om, yr, yi, pr + b * nc, pi + b * nc, nc);
+            zero(yr, (size_t)2 * K * y->Fs * T);
+            TF_TRY(tf_subband_merge_backward(yr, om, 1, 2, Fb, T, K));
+            tf_copy_corner(dz + r0 * hw, Fp, Tp, yr, y->Fs, T, (size_t)2 * K);
+        }
+    /* head activation */
     const float *z = sload(m, y->z, y->zload);
     if (a->output == TF_OUT_MASK) {
         const float *x0 = sload(m, y->enc_in[0], y->wx); /* wx: free until hin below */

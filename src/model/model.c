@@ -325,7 +325,7 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     const int bf = a->act_dtype == TF_DT_BF16;
     const int ck = a->ckpt == TF_CKPT_BLOCKS;
     const size_t b = (size_t)B;
-    const size_t nspec = b * 2 * y->Fb * y->T, nout = b * S * 2 * y->Fb * y->T;
+    const size_t nspec = b * 2 * y->Fb * y->T;
     const size_t nz = b * 2 * K * S * y->Fp * y->Tp;
     eval_layout(&y->ev, a, y, threads);
     if (mode == TF_MODEL_INFER) {
@@ -385,9 +385,9 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     y->spec_re = bump(&v, nspec);
     y->spec_im = bump(&v, nspec);
     y->mag_in = bump(&v, nspec);
-    y->om = bump(&v, nout);
-    y->oyr = bump(&v, nout);
-    y->oyi = bump(&v, nout);
+    y->om = bump(&v, nspec / b); /* the head runs per (item, target): (2, Fb, T) */
+    y->oyr = bump(&v, nspec / b);
+    y->oyi = bump(&v, nspec / b);
     y->zbuf = bump(&v, nz);
     if (bf) y->zload = bump(&v, nz);
     size_t rend = v;

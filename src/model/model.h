@@ -66,9 +66,11 @@
  * Workspace (training): buffers of phases that never overlap in time share one region
  * (the input STFT and the head with its backward; a conv block's forward, also when
  * recomputed; a conv block's backward; the TFSWA stack), the BN output is recomputed in
- * small per-thread tiles in backward instead of a full map, and the two block-gradient
- * buffers are sized for the levels they serve. Outside the region: the skip gradients,
- * the block gradients, the conv workspace, bf16 loads, the checkpointing scratch.
+ * small per-thread tiles in backward instead of a full map, the head after its 1x1 conv
+ * (activation, subband merge, phase, ISTFT and their backward) runs one (item, target) at
+ * a time, and the two block-gradient buffers are sized for the levels they serve. Outside the
+ * region: the skip gradients, the block gradients, the conv workspace, bf16 loads, the
+ * checkpointing scratch.
  *
  * Two kinds of model (tf_model_mode), one plan function for both:
  *  - TF_MODEL_TRAIN (tf_model_create): the five blocks above. Activations and workspace

@@ -68,7 +68,7 @@ typedef struct {
     /* ---- workspace (fp32, bytes into the workspace block); views of region R (model.c
      * tf_layout): io, fwd, bwd, tfswa ---- */
     size_t spec_re, spec_im, mag_in; /* io: (B*2, Fb, T) */
-    size_t om, oyr, oyi;             /* io: (B*S*2, Fb, T) */
+    size_t om, oyr, oyi;             /* io: (2, Fb, T) of one (item, target) */
     size_t zbuf, zload;              /* io: (B, 2KS, Fp, Tp) */
     size_t A, wo0, wo1, ts, bout;    /* fwd: conv-block forward working tensors */
     size_t G, dA, dG, dC1, E;        /* bwd: conv-block backward (dA aliases G) */
