@@ -268,6 +268,17 @@ static void test_guide_command_line(void) {
           c.min_mean_abs == 0.001);
     snprintf(path, sizeof path, "%s/guide/checkpoints/last/model.safetensors", root);
     CHECK(access(path, R_OK) == 0);
+    /* --resume RUN alone continues with the run's own config.yaml */
+    snprintf(cmd, sizeof cmd, "%s train --resume %s/guide --max_steps 2 > %s/guide2.log 2>&1",
+             tfswa, root, root);
+    CHECKF(run_cmd(cmd) == 0, "%s", cmd);
+    tf_config g;
+    tf_config_defaults(&g);
+    snprintf(path, sizeof path, "%s/guide/config.yaml", root);
+    CHECK(tf_config_load_yaml(&g, path) == TF_OK && g.batch_size == 4 && g.max_steps == 2);
+    snap s = {0};
+    CHECK(load_snap(&g, "last", &s) == 0 && s.pr.step == 2);
+    free_snap(&s);
     /* an unknown flag is one clear error with exit status 2 */
     snprintf(cmd, sizeof cmd, "%s train --data_root %s --batch_sise 4 2> %s/bad.log", tfswa, data,
              root);
