@@ -3,9 +3,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "train/ckpt.h"
 #include "train/dist.h"
 #include "train/train.h"
 #include "util/config.h"
+#include "util/fsutil.h"
 
 static const char *USAGE =
     "usage: tfswa train [--config FILE]... [--preset paper|small|tiny] [options]\n"
@@ -21,6 +23,15 @@ static const char *USAGE =
     "  --ckpt_every N --log_every N --steps_per_epoch N\n"
     "Data parallel: mpirun -np N tfswa train ...\n";
 
+static tf_status resume_base(tf_config *cfg, const char *path) {
+    char f[TF_PATH_MAX + 32];
+    snprintf(f, sizeof f, "%s/config.yaml", path);
+    if (tf_path_exists(f)) return tf_config_load_yaml(cfg, f);
+    char dir[TF_PATH_MAX + 64];
+    TF_TRY(tf_ckpt_resolve(path, dir, sizeof dir));
+    return tf_ckpt_read_config(dir, cfg);
+}
+
 int cmd_train(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -34,7 +45,12 @@ int cmd_train(int argc, char **argv) {
     tf_config_defaults(&cfg);
     cli_args a;
     cli_args_init(&a, argc, argv);
-    st = tf_config_parse_args(&cfg, argc, argv, a.used);
+    /* --resume RUN: start from the run's resolved config.yaml (then --config files and
+     * flags override it); --resume CHECKPOINT_DIR: from its model.json */
+    const char *resume = cli_flag_str(&a, "resume", &st);
+    if (!st && resume) st = resume_base(&cfg, resume);
+    cli_args_init(&a, argc, argv); /* parse_args consumes --resume itself */
+    if (!st) st = tf_config_parse_args(&cfg, argc, argv, a.used);
     if (!st) st = cli_check_unused(&a);
     if (!st) st = tf_config_validate(&cfg);
     if (!st) st = tf_train_run(&cfg, &d);
