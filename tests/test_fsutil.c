@@ -45,10 +45,28 @@ static void test_atomic_write_and_abort(void) {
     CHECK(strstr(tf_errmsg(), "/nonexistent-dir/x") != NULL);
 }
 
+static void test_remove_tree_does_not_follow_links(void) {
+    char keep[300], kf[320], t[300], sub[320], f[340], link[340];
+    snprintf(keep, sizeof keep, "%s/keep", root);
+    snprintf(kf, sizeof kf, "%s/precious", keep);
+    snprintf(t, sizeof t, "%s/tree", root);
+    snprintf(sub, sizeof sub, "%s/a/b", t);
+    snprintf(f, sizeof f, "%s/file", sub);
+    snprintf(link, sizeof link, "%s/link", t);
+    CHECK(tf_mkdirs(keep) == TF_OK && tf_write_file_atomic(kf, "k", 1) == TF_OK);
+    CHECK(tf_mkdirs(sub) == TF_OK && tf_write_file_atomic(f, "x", 1) == TF_OK);
+    CHECK(symlink(keep, link) == 0);
+    CHECK(tf_remove_tree(t) == TF_OK);
+    CHECK(!tf_path_exists(t));
+    CHECK(tf_path_exists(kf));         /* the link was removed, not what it points to */
+    CHECK(tf_remove_tree(t) == TF_OK); /* missing: not an error */
+}
+
 int main(void) {
     if (!mkdtemp(root)) return 1;
     RUN(test_mkdirs_nested_and_file_in_the_way);
     RUN(test_atomic_write_and_abort);
+    RUN(test_remove_tree_does_not_follow_links);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

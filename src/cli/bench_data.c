@@ -19,7 +19,6 @@
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <math.h>
 #include <sndfile.h>
 #include <stdio.h>
@@ -33,6 +32,7 @@
 
 #include "cli/bench_util.h"
 #include "cli/cli.h"
+#include "util/fsutil.h"
 #include "util/sysmem.h"
 #include "data/index.h"
 #include "data/loader.h"
@@ -42,15 +42,6 @@
 #include "util/rng.h"
 
 #define THR 0.001
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *f) {
-    (void)sb, (void)flag, (void)f;
-    return remove(p);
-}
-
-static void rm_rf(const char *dir) {
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* kB value of a /proc/self/status field, -1 if absent */
 
@@ -531,7 +522,7 @@ int bench_data(int argc, char **argv) {
     cJSON_AddItemToObject(root, "config", config);
     cJSON_AddItemToObject(root, "results", res);
     st = bench(&o, config, res);
-    rm_rf(o.tmp);
+    tf_remove_tree(o.tmp);
     if (st) {
         cJSON_Delete(root);
         return cli_fail(st);

@@ -111,23 +111,6 @@ static tf_status write_model_json(const char *path, const tf_config *cfg) {
     return st;
 }
 
-static tf_status rm_tree(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? TF_OK : tf_err(TF_EUSER, "%s: cannot open", dir);
-    char p[4096];
-    for (struct dirent *e; (e = readdir(d));) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (tf_is_dir(p))
-            rm_tree(p);
-        else
-            remove(p);
-    }
-    closedir(d);
-    if (rmdir(dir) != 0) return tf_err(TF_EUSER, "%s: cannot remove: %s", dir, strerror(errno));
-    return TF_OK;
-}
-
 tf_status tf_ckpt_save(const char *dir, const tf_model *m, const tf_config *cfg,
                        const tf_train_progress *p, const tf_opt_state *st) {
     char tmp[4096], old[4096], f[4200], parent[4096];
@@ -135,7 +118,7 @@ tf_status tf_ckpt_save(const char *dir, const tf_model *m, const tf_config *cfg,
     snprintf(old, sizeof old, "%s.old-%ld", dir, (long)getpid());
     tf_dirname(dir, parent, sizeof parent);
     TF_TRY(tf_mkdirs(parent));
-    if (tf_path_exists(tmp)) TF_TRY(rm_tree(tmp));
+    if (tf_path_exists(tmp)) TF_TRY(tf_remove_tree(tmp));
     TF_TRY(tf_mkdirs(tmp));
     char step[32];
     snprintf(step, sizeof step, "%lld", (long long)p->step);
@@ -152,7 +135,7 @@ tf_status tf_ckpt_save(const char *dir, const tf_model *m, const tf_config *cfg,
     if (rename(tmp, dir) != 0)
         return tf_err(TF_EUSER, "%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
     TF_TRY(tf_fsync_dir(parent));
-    if (had) TF_TRY(rm_tree(old));
+    if (had) TF_TRY(tf_remove_tree(old));
     return TF_OK;
 }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -89,6 +90,19 @@ tf_status tf_write_file_atomic(const char *path, const void *data, size_t n) {
         return tf_err(TF_EUSER, "%s: write failed", path);
     }
     return tf_atomic_commit(&a);
+}
+
+static int remove_entry(const char *p, const struct stat *sb, int flag, struct FTW *f) {
+    (void)sb, (void)flag, (void)f;
+    return remove(p) == 0 ? 0 : -1;
+}
+
+tf_status tf_remove_tree(const char *dir) {
+    struct stat st;
+    if (lstat(dir, &st) != 0 && errno == ENOENT) return TF_OK;
+    if (nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return tf_err(TF_EUSER, "%s: cannot remove: %s", dir, strerror(errno));
+    return TF_OK;
 }
 
 int tf_path_exists(const char *path) {

@@ -22,6 +22,10 @@ tf_status tf_atomic_open(tf_atomic_file *a, const char *path);
 tf_status tf_atomic_commit(tf_atomic_file *a);
 void tf_atomic_abort(tf_atomic_file *a);
 
+/* rm -r: remove dir and everything below it, never following symbolic links. A missing
+ * dir is not an error. */
+tf_status tf_remove_tree(const char *dir);
+
 int tf_path_exists(const char *path);
 int tf_is_dir(const char *path);
 /* fsync a directory (after a rename inside it). */
