@@ -15,7 +15,7 @@ static void test_gelu_forward_matches_erf_form(void) {
     enum { N = 40001 };
     static float x[N], y[N];
     for (int i = 0; i < N; i++) x[i] = -20.f + 40.f * (float)i / (N - 1);
-    gelu_forward(y, x, N);
+    tf_gelu_forward(y, x, N);
     double worst_abs = 0, worst_rel = 0;
     for (int i = 0; i < N; i++) {
         double r = gelu_ref(x[i]), e = fabs(y[i] - r);
@@ -30,7 +30,7 @@ static void test_gelu_forward_matches_erf_form(void) {
 static void test_gelu_backward_finite_difference(void) {
     float x[7] = {-4.f, -1.3f, -0.2f, 0.f, 0.4f, 1.7f, 3.f}, dout[7], dx[7];
     for (int i = 0; i < 7; i++) dout[i] = 0.5f + 0.25f * (float)i, dx[i] = 1.f; /* accumulates */
-    gelu_backward(dx, dout, x, 7);
+    tf_gelu_backward(dx, dout, x, 7);
     for (int i = 0; i < 7; i++) {
         double h = 1e-5, g = (gelu_ref(x[i] + h) - gelu_ref(x[i] - h)) / (2 * h);
         CHECK_NEAR(dx[i], 1.0 + dout[i] * g, 1e-5);
@@ -39,7 +39,7 @@ static void test_gelu_backward_finite_difference(void) {
     static float xs[N], ds[N], ones[N];
     for (int i = 0; i < N; i++)
         xs[i] = -15.f + 30.f * (float)i / (N - 1), ones[i] = 1.f, ds[i] = 0.f;
-    gelu_backward(ds, ones, xs, N);
+    tf_gelu_backward(ds, ones, xs, N);
     double worst = 0;
     for (int i = 0; i < N; i++) worst = fmax(worst, fabs(ds[i] - dgelu_ref(xs[i])));
     CHECKF(worst < 2e-6, "worst derivative error %g", worst);

@@ -91,7 +91,7 @@ static const char *PNAMES[13] = {"ln1_w",  "ln1_b", "qkv_w",         "qkv_b", "p
                                  "proj_b", "ln2_w", "ln2_b",         "fc1_w", "fc1_b",
                                  "fc2_w",  "fc2_b", "rel_bias_table"};
 
-static float **pfield(tblock_params *p, int i) {
+static float **pfield(tf_tblock_params *p, int i) {
     float **f[13] = {&p->ln1_w,  &p->ln1_b, &p->qkv_w,         &p->qkv_b, &p->proj_w,
                      &p->proj_b, &p->ln2_w, &p->ln2_b,         &p->fc1_w, &p->fc1_b,
                      &p->fc2_w,  &p->fc2_b, &p->rel_bias_table};
@@ -111,8 +111,8 @@ typedef struct {
     int N, L, C, H, Hd, R, nW;
     float *pmem, *gmem, *saved, *ws, *mask;
     int *index;
-    tblock_params p, g;
-    tblock_saved s;
+    tf_tblock_params p, g;
+    tf_tblock_saved s;
     size_t nx;
     float *x, *dx, *dout, *out;
     float *win_in, *win_out, *dwin_in, *dwin_out;
@@ -120,13 +120,13 @@ typedef struct {
 
 static void blk_init(blk *b, int N, int L, int C, int H, int Hd, int R) {
     b->N = N, b->L = L, b->C = C, b->H = H, b->Hd = Hd, b->R = R;
-    size_t np = tblock_param_floats(C, H, Hd, R);
+    size_t np = tf_tblock_param_floats(C, H, Hd, R);
     b->pmem = falloc(np), b->gmem = falloc(np);
-    tblock_params_point(&b->p, b->pmem, C, H, Hd, R);
-    tblock_params_point(&b->g, b->gmem, C, H, Hd, R);
-    b->saved = falloc(tblock_saved_floats(N, L, C, H, Hd));
-    tblock_saved_point(&b->s, b->saved, N, L, C, H, Hd);
-    b->ws = falloc(tblock_workspace_floats(N, L, C, H, Hd));
+    tf_tblock_params_point(&b->p, b->pmem, C, H, Hd, R);
+    tf_tblock_params_point(&b->g, b->gmem, C, H, Hd, R);
+    b->saved = falloc(tf_tblock_saved_floats(N, L, C, H, Hd));
+    tf_tblock_saved_point(&b->s, b->saved, N, L, C, H, Hd);
+    b->ws = falloc(tf_tblock_workspace_floats(N, L, C, H, Hd));
     b->nx = (size_t)N * L * C;
     b->x = falloc(b->nx), b->dx = falloc(b->nx), b->dout = falloc(b->nx), b->out = falloc(b->nx);
     b->index = calloc((size_t)L * L, sizeof(int));
@@ -155,11 +155,11 @@ static void blk_init_swin(blk *b, int B, int T, int F, int C, int H, int Hd, int
     b->st = shifted ? wt / 2 : 0, b->sf = shifted ? wf / 2 : 0;
     b->nW = (T / wt) * (F / wf);
     int L = wt * wf;
-    blk_init(b, B * b->nW, L, C, H, Hd, swin_relpos_rows(wt, wf));
-    swin_relpos_index(b->index, wt, wf);
+    blk_init(b, B * b->nW, L, C, H, Hd, tf_swin_relpos_rows(wt, wf));
+    tf_swin_relpos_index(b->index, wt, wf);
     if (shifted && use_mask) {
         b->mask = falloc((size_t)b->nW * L * L);
-        swin_attn_mask(b->mask, T, F, wt, wf, b->st, b->sf);
+        tf_swin_attn_mask(b->mask, T, F, wt, wf, b->st, b->sf);
     }
     b->win_in = falloc(b->nx), b->win_out = falloc(b->nx);
     b->dwin_in = falloc(b->nx), b->dwin_out = falloc(b->nx);
@@ -174,32 +174,34 @@ static void blk_free(blk *b) {
 static void blk_forward(blk *b) {
     const int *idx = b->p.rel_bias_table ? b->index : NULL;
     if (!b->swin) {
-        tblock_forward(b->out, &b->s, b->x, &b->p, idx, b->mask, b->nW, b->N, b->L, b->C, b->H,
-                       b->Hd);
+        tf_tblock_forward(b->out, &b->s, b->x, &b->p, idx, b->mask, b->nW, b->N, b->L, b->C, b->H,
+                          b->Hd);
         return;
     }
-    window_partition_forward(b->win_in, b->x, b->B, b->T, b->F, b->C, b->wt, b->wf, b->st, b->sf);
-    tblock_forward(b->win_out, &b->s, b->win_in, &b->p, idx, b->mask, b->nW, b->N, b->L, b->C, b->H,
-                   b->Hd);
-    window_reverse_forward(b->out, b->win_out, b->B, b->T, b->F, b->C, b->wt, b->wf, b->st, b->sf);
+    tf_window_partition_forward(b->win_in, b->x, b->B, b->T, b->F, b->C, b->wt, b->wf, b->st,
+                                b->sf);
+    tf_tblock_forward(b->win_out, &b->s, b->win_in, &b->p, idx, b->mask, b->nW, b->N, b->L, b->C,
+                      b->H, b->Hd);
+    tf_window_reverse_forward(b->out, b->win_out, b->B, b->T, b->F, b->C, b->wt, b->wf, b->st,
+                              b->sf);
 }
 
 /* dx and g accumulate; forward must have run */
 static void blk_backward(blk *b) {
     const int *idx = b->p.rel_bias_table ? b->index : NULL;
     if (!b->swin) {
-        tblock_backward(b->dx, &b->g, b->dout, &b->s, b->x, &b->p, idx, b->N, b->L, b->C, b->H,
-                        b->Hd, b->ws);
+        tf_tblock_backward(b->dx, &b->g, b->dout, &b->s, b->x, &b->p, idx, b->N, b->L, b->C, b->H,
+                           b->Hd, b->ws);
         return;
     }
     memset(b->dwin_out, 0, b->nx * sizeof(float));
     memset(b->dwin_in, 0, b->nx * sizeof(float));
-    window_reverse_backward(b->dwin_out, b->dout, b->B, b->T, b->F, b->C, b->wt, b->wf, b->st,
-                            b->sf);
-    tblock_backward(b->dwin_in, &b->g, b->dwin_out, &b->s, b->win_in, &b->p, idx, b->N, b->L, b->C,
-                    b->H, b->Hd, b->ws);
-    window_partition_backward(b->dx, b->dwin_in, b->B, b->T, b->F, b->C, b->wt, b->wf, b->st,
-                              b->sf);
+    tf_window_reverse_backward(b->dwin_out, b->dout, b->B, b->T, b->F, b->C, b->wt, b->wf, b->st,
+                               b->sf);
+    tf_tblock_backward(b->dwin_in, &b->g, b->dwin_out, &b->s, b->win_in, &b->p, idx, b->N, b->L,
+                       b->C, b->H, b->Hd, b->ws);
+    tf_window_partition_backward(b->dx, b->dwin_in, b->B, b->T, b->F, b->C, b->wt, b->wf, b->st,
+                                 b->sf);
 }
 
 static double blk_loss(void *ctx) {
@@ -333,8 +335,8 @@ static void test_torch_layernorm(void) {
     float *dxr = ref_get("ln.dx", N * C), *dwr = ref_get("ln.dw", C), *dbr = ref_get("ln.db", C);
     if (!x || !w || !b || !dout || !yr || !dxr || !dwr || !dbr) return;
     float y[84], mean[7], rstd[7], dx[84] = {0}, dw[12] = {0}, db[12] = {0};
-    layernorm_forward(y, mean, rstd, x, w, b, N, C);
-    layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, C);
+    tf_layernorm_forward(y, mean, rstd, x, w, b, N, C);
+    tf_layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, C);
     CHECK_REL("layernorm out", y, yr, N * C, 1e-5);
     CHECK_REL("layernorm dx", dx, dxr, N * C, 1e-4);
     CHECK_REL("layernorm dw", dw, dwr, C, 1e-4);
@@ -350,8 +352,8 @@ static void test_torch_linear(void) {
     float *dbr = ref_get("lin.db", OC);
     if (!x || !w || !b || !dout || !yr || !dxr || !dwr || !dbr) return;
     float y[35], dx[30] = {0}, dw[42] = {0}, db[7] = {0};
-    linear_forward(y, x, w, b, N, IC, OC);
-    linear_backward(dx, dw, db, dout, x, w, N, IC, OC);
+    tf_linear_forward(y, x, w, b, N, IC, OC);
+    tf_linear_backward(dx, dw, db, dout, x, w, N, IC, OC);
     CHECK_REL("linear out", y, yr, N * OC, 1e-5);
     CHECK_REL("linear dx", dx, dxr, N * IC, 1e-4);
     CHECK_REL("linear dw", dw, dwr, OC * IC, 1e-4);
@@ -368,16 +370,16 @@ static void test_torch_attention_bias_mask(void) {
     float *dqr = ref_get("att.dqkv", (size_t)N * L * 3 * C), *dtr = ref_get("att.dtable", R * H);
     if (!qkv || !table || !idxf || !mask || !dout || !yr || !pr || !dqr || !dtr) return;
     int index[400];
-    swin_relpos_index(index, wt, wf);
+    tf_swin_relpos_index(index, wt, wf);
     int same = 1;
     for (int i = 0; i < L * L; i++) same &= index[i] == (int)idxf[i];
-    CHECKF(same, "swin_relpos_index differs from Swin's relative_position_index");
-    CHECK(swin_relpos_rows(wt, wf) == R);
+    CHECKF(same, "tf_swin_relpos_index differs from Swin's relative_position_index");
+    CHECK(tf_swin_relpos_rows(wt, wf) == R);
     float *y = falloc((size_t)N * L * C), *att = falloc((size_t)N * H * L * L);
     float *dq = falloc((size_t)N * L * 3 * C), *dt = falloc(R * H);
-    float *ws = falloc(attention_workspace_floats(N, L, H));
-    attention_forward(y, att, qkv, table, index, mask, nW, N, L, C, H);
-    attention_backward(dq, dt, dout, qkv, att, index, N, L, C, H, ws);
+    float *ws = falloc(tf_attention_workspace_floats(N, L, H));
+    tf_attention_forward(y, att, qkv, table, index, mask, nW, N, L, C, H);
+    tf_attention_backward(dq, dt, dout, qkv, att, index, N, L, C, H, ws);
     CHECK_REL("attention out", y, yr, (size_t)N * L * C, 1e-5);
     CHECK_REL("attention probs", att, pr, (size_t)N * H * L * L, 1e-5);
     CHECK_REL("attention dqkv", dq, dqr, (size_t)N * L * 3 * C, 1e-4);
@@ -444,7 +446,7 @@ static void test_torch_swin_swmsa(void) {
     float *mr = ref_get("swmsa.mask", (size_t)b.nW * 400);
     if (mr)
         CHECKF(!memcmp(mr, b.mask, (size_t)b.nW * 400 * sizeof(float)),
-               "swin_attn_mask differs from Swin's img_mask construction");
+               "tf_swin_attn_mask differs from Swin's img_mask construction");
     compare_block(&b, "swmsa");
     blk_free(&b);
 }
@@ -457,7 +459,7 @@ typedef struct {
 
 static double ln_loss(void *c) {
     ln_ctx *k = c;
-    layernorm_forward(k->y, k->mean, k->rstd, k->x, k->w, k->b, k->N, k->C);
+    tf_layernorm_forward(k->y, k->mean, k->rstd, k->x, k->w, k->b, k->N, k->C);
     return dot64(k->y, k->dout, (size_t)k->N * k->C);
 }
 
@@ -469,7 +471,7 @@ static void test_fd_layernorm(void) {
     fill_normal(dout, N * C, 1.0);
     ln_ctx k = {N, C, x, w, b, y, mean, rstd, dout};
     ln_loss(&k);
-    layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, C);
+    tf_layernorm_backward(dx, dw, db, dout, x, w, mean, rstd, N, C);
     CHECK_FD("layernorm dx", ln_loss, &k, x, dx, N * C);
     CHECK_FD("layernorm dw", ln_loss, &k, w, dw, C);
     CHECK_FD("layernorm db", ln_loss, &k, b, db, C);
@@ -482,7 +484,7 @@ typedef struct {
 
 static double lin_loss(void *c) {
     lin_ctx *k = c;
-    linear_forward(k->y, k->x, k->w, k->b, k->N, k->IC, k->OC);
+    tf_linear_forward(k->y, k->x, k->w, k->b, k->N, k->IC, k->OC);
     return dot64(k->y, k->dout, (size_t)k->N * k->OC);
 }
 
@@ -494,16 +496,16 @@ static void test_fd_linear(void) {
     fill_normal(dout, N * OC, 1);
     lin_ctx k = {N, IC, OC, x, w, b, y, dout};
     lin_loss(&k);
-    linear_backward(dx, dw, db, dout, x, w, N, IC, OC);
+    tf_linear_backward(dx, dw, db, dout, x, w, N, IC, OC);
     CHECK_FD("linear dx", lin_loss, &k, x, dx, N * IC);
     CHECK_FD("linear dw", lin_loss, &k, w, dw, OC * IC);
     CHECK_FD("linear db", lin_loss, &k, b, db, OC);
     /* no bias: forward equals with-bias minus b; dbias NULL is allowed */
     float y2[N * OC], dx2[N * IC] = {0}, dw2[OC * IC] = {0};
     lin_loss(&k); /* y at the unperturbed parameters */
-    linear_forward(y2, x, w, NULL, N, IC, OC);
+    tf_linear_forward(y2, x, w, NULL, N, IC, OC);
     for (int i = 0; i < N * OC; i++) CHECK_NEAR(y2[i] + b[i % OC], y[i], 1e-6);
-    linear_backward(dx2, dw2, NULL, dout, x, w, N, IC, OC);
+    tf_linear_backward(dx2, dw2, NULL, dout, x, w, N, IC, OC);
     CHECK_REL("linear no-bias dx", dx2, dx, N * IC, 1e-6);
 }
 
@@ -511,14 +513,14 @@ static void test_fd_softmax(void) {
     enum { N = 3, L = 6 };
     float x[N * L], p[N * L], dout[N * L], dx[N * L] = {0};
     fill_normal(x, N * L, 2), fill_normal(dout, N * L, 1);
-    softmax_forward(p, x, N, L);
+    tf_softmax_forward(p, x, N, L);
     for (int n = 0; n < N; n++) {
         double mx = -1e30, s = 0;
         for (int j = 0; j < L; j++) mx = fmax(mx, x[n * L + j]);
         for (int j = 0; j < L; j++) s += exp(x[n * L + j] - mx);
         for (int j = 0; j < L; j++) CHECK_NEAR(p[n * L + j], exp(x[n * L + j] - mx) / s, 1e-6);
     }
-    softmax_backward(dx, dout, p, N, L);
+    tf_softmax_backward(dx, dout, p, N, L);
     for (int n = 0; n < N; n++)
         for (int j = 0; j < L; j++) { /* dx_j = sum_k dout_k dp_k/dx_j (double) */
             double g = 0;
@@ -536,8 +538,8 @@ typedef struct {
 
 static double att_loss(void *c) {
     att_ctx *k = c;
-    attention_forward(k->y, k->att, k->qkv, k->table, k->index, k->mask, k->nW, k->N, k->L, k->C,
-                      k->H);
+    tf_attention_forward(k->y, k->att, k->qkv, k->table, k->index, k->mask, k->nW, k->N, k->L, k->C,
+                         k->H);
     return dot64(k->y, k->dout, (size_t)k->N * k->L * k->C);
 }
 
@@ -546,7 +548,7 @@ static void test_fd_attention_bias_mask(void) {
     float qkv[N * L * 3 * C], table[R * H], mask[nW * L * L], y[N * L * C];
     float att[N * H * L * L], dout[N * L * C], dq[N * L * 3 * C] = {0}, dt[R * H] = {0};
     int index[L * L];
-    swin_relpos_index(index, L, 1); /* 1-D relative index i - j + L - 1 */
+    tf_swin_relpos_index(index, L, 1); /* 1-D relative index i - j + L - 1 */
     for (int i = 0; i < L; i++)
         for (int j = 0; j < L; j++) CHECK(index[i * L + j] == i - j + L - 1);
     fill_normal(qkv, sizeof qkv / 4, 1), fill_normal(table, R * H, 0.5);
@@ -554,10 +556,10 @@ static void test_fd_attention_bias_mask(void) {
     for (int i = 0; i < nW * L * L; i++)
         if (tf_rng_uniform(&g_rng) < 0.3 && (i / L) % L != i % L) mask[i] = -100.f;
     fill_normal(dout, N * L * C, 1);
-    float *ws = falloc(attention_workspace_floats(N, L, H));
+    float *ws = falloc(tf_attention_workspace_floats(N, L, H));
     att_ctx k = {N, L, C, H, nW, qkv, table, mask, y, att, dout, index};
     att_loss(&k);
-    attention_backward(dq, dt, dout, qkv, att, index, N, L, C, H, ws);
+    tf_attention_backward(dq, dt, dout, qkv, att, index, N, L, C, H, ws);
     CHECK_FD("attention dqkv", att_loss, &k, qkv, dq, N * L * 3 * C);
     CHECK_FD("attention dtable", att_loss, &k, table, dt, R * H);
     free(ws);
@@ -581,7 +583,7 @@ static void test_fd_tblock_bias_mask(void) {
     blk b = {0};
     blk_init(&b, 4, 6, 8, 2, 16, 11);
     b.nW = 2;
-    swin_relpos_index(b.index, 6, 1);
+    tf_swin_relpos_index(b.index, 6, 1);
     b.mask = falloc(2 * 36);
     for (int i = 0; i < 72; i++) b.mask[i] = (i / 6) % 6 != i % 6 && i % 5 == 1 ? -100.f : 0.f;
     blk_randomize(&b);
@@ -683,7 +685,7 @@ static void test_window_partition_roll_adjoint(void) {
     fill_normal(x, n, 1), fill_normal(y, n, 1);
     for (int shifted = 0; shifted < 2; shifted++) {
         int st = shifted ? 2 : 0, sf = shifted ? 2 : 0;
-        window_partition_forward(w, x, B, T, F, C, wt, wf, st, sf);
+        tf_window_partition_forward(w, x, B, T, F, C, wt, wf, st, sf);
         /* window (b, i, j), token (ti, fj) = x[b, (i*wt+ti+st) % T, (j*wf+fj+sf) % F]
          * (torch.roll(x, (-st, -sf)) then window_partition) */
         int bad = 0;
@@ -699,15 +701,15 @@ static void test_window_partition_roll_adjoint(void) {
                                 bad += w[iw] != x[((b * T + t) * F + f) * C + c];
                             }
         CHECKF(bad == 0, "partition (shift %d): %d elements misplaced", shifted, bad);
-        window_reverse_forward(x2, w, B, T, F, C, wt, wf, st, sf);
+        tf_window_reverse_forward(x2, w, B, T, F, C, wt, wf, st, sf);
         CHECK(!memcmp(x2, x, n * sizeof(float)));
         /* <P x, y> = <x, P^T y> with P^T from the backward; same for the reverse */
         memset(aty, 0, n * sizeof(float));
-        window_partition_backward(aty, y, B, T, F, C, wt, wf, st, sf);
+        tf_window_partition_backward(aty, y, B, T, F, C, wt, wf, st, sf);
         CHECK_NEAR(dot64(w, y, n), dot64(x, aty, n), 1e-9);
-        window_reverse_forward(x2, y, B, T, F, C, wt, wf, st, sf);
+        tf_window_reverse_forward(x2, y, B, T, F, C, wt, wf, st, sf);
         memset(aty, 0, n * sizeof(float));
-        window_reverse_backward(aty, x, B, T, F, C, wt, wf, st, sf);
+        tf_window_reverse_backward(aty, x, B, T, F, C, wt, wf, st, sf);
         CHECK_NEAR(dot64(x2, x, n), dot64(y, aty, n), 1e-9);
     }
     free(x), free(w), free(x2), free(y), free(aty);
@@ -717,8 +719,8 @@ static void test_map_seq_layouts(void) {
     enum { B = 2, C = 3, F = 4, T = 5, n = B * C * F * T };
     float x[n], tt[n], tf[n], sw[n], x2[n], y[n], aty[n];
     fill_normal(x, n, 1), fill_normal(y, n, 1);
-    map_to_seq_forward(tt, x, B, C, F, T, TF_SEQ_TIME);
-    map_to_seq_forward(tf, x, B, C, F, T, TF_SEQ_FREQ);
+    tf_map_to_seq_forward(tt, x, B, C, F, T, TF_SEQ_TIME);
+    tf_map_to_seq_forward(tf, x, B, C, F, T, TF_SEQ_FREQ);
     int bad = 0;
     for (int b = 0; b < B; b++)
         for (int c = 0; c < C; c++)
@@ -729,24 +731,24 @@ static void test_map_seq_layouts(void) {
                     bad += tf[((b * T + t) * F + f) * C + c] != v; /* (B*T, F, C) */
                 }
     CHECKF(bad == 0, "%d token elements misplaced", bad);
-    seq_swap_forward(sw, tt, B, C, F, T, TF_SEQ_TIME);
+    tf_seq_swap_forward(sw, tt, B, C, F, T, TF_SEQ_TIME);
     CHECK(!memcmp(sw, tf, sizeof sw));
-    seq_swap_forward(sw, tf, B, C, F, T, TF_SEQ_FREQ);
+    tf_seq_swap_forward(sw, tf, B, C, F, T, TF_SEQ_FREQ);
     CHECK(!memcmp(sw, tt, sizeof sw));
     for (int ax = 0; ax < 2; ax++) {
         const float *tok = ax ? tf : tt;
-        seq_to_map_forward(x2, tok, B, C, F, T, (tf_seq_axis)ax);
+        tf_seq_to_map_forward(x2, tok, B, C, F, T, (tf_seq_axis)ax);
         CHECK(!memcmp(x2, x, sizeof x));
         memset(aty, 0, sizeof aty);
-        map_to_seq_backward(aty, y, B, C, F, T, (tf_seq_axis)ax);
+        tf_map_to_seq_backward(aty, y, B, C, F, T, (tf_seq_axis)ax);
         CHECK_NEAR(dot64(tok, y, n), dot64(x, aty, n), 1e-9);
-        seq_to_map_forward(x2, y, B, C, F, T, (tf_seq_axis)ax);
+        tf_seq_to_map_forward(x2, y, B, C, F, T, (tf_seq_axis)ax);
         memset(aty, 0, sizeof aty);
-        seq_to_map_backward(aty, x, B, C, F, T, (tf_seq_axis)ax);
+        tf_seq_to_map_backward(aty, x, B, C, F, T, (tf_seq_axis)ax);
         CHECK_NEAR(dot64(x2, x, n), dot64(y, aty, n), 1e-9);
-        seq_swap_forward(sw, y, B, C, F, T, (tf_seq_axis)ax);
+        tf_seq_swap_forward(sw, y, B, C, F, T, (tf_seq_axis)ax);
         memset(aty, 0, sizeof aty);
-        seq_swap_backward(aty, x, B, C, F, T, (tf_seq_axis)ax);
+        tf_seq_swap_backward(aty, x, B, C, F, T, (tf_seq_axis)ax);
         CHECK_NEAR(dot64(sw, x, n), dot64(y, aty, n), 1e-9);
     }
 }
@@ -754,33 +756,33 @@ static void test_map_seq_layouts(void) {
 static void test_tblock_sizes(void) {
     const int N = 3, L = 20, C = 8, H = 2, Hd = 16, R = 63;
     const size_t nl = (size_t)N * L;
-    size_t ns = tblock_saved_floats(N, L, C, H, Hd), np = tblock_param_floats(C, H, Hd, R);
+    size_t ns = tf_tblock_saved_floats(N, L, C, H, Hd), np = tf_tblock_param_floats(C, H, Hd, R);
     CHECK(ns == nl * (7 * C + 4 + 2 * Hd) + (size_t)N * H * L * L);
     CHECK(np == (size_t)4 * C * C + 2 * C * Hd + 9 * C + Hd + R * H);
-    CHECK(tblock_param_floats(C, H, Hd, 0) == np - (size_t)R * H);
+    CHECK(tf_tblock_param_floats(C, H, Hd, 0) == np - (size_t)R * H);
     float *m = falloc(ns > np ? ns : np);
-    tblock_saved s;
-    tblock_saved_point(&s, m, N, L, C, H, Hd);
+    tf_tblock_saved s;
+    tf_tblock_saved_point(&s, m, N, L, C, H, Hd);
     CHECK(s.gelu + nl * Hd == m + ns && s.att == m + nl * (4 * C + 2));
-    tblock_params p;
-    tblock_params_point(&p, m, C, H, Hd, R);
+    tf_tblock_params p;
+    tf_tblock_params_point(&p, m, C, H, Hd, R);
     CHECK(p.rel_bias_table + R * H == m + np && p.fc2_b + C == p.rel_bias_table);
-    tblock_params_point(&p, m, C, H, Hd, 0);
+    tf_tblock_params_point(&p, m, C, H, Hd, 0);
     CHECK(p.rel_bias_table == NULL);
-    CHECK(attention_workspace_floats(10, L, H) == (size_t)10 * H * L * L);
-    CHECK(attention_workspace_floats(1000, L, H) == (size_t)64 * H * L * L);
+    CHECK(tf_attention_workspace_floats(10, L, H) == (size_t)10 * H * L * L);
+    CHECK(tf_attention_workspace_floats(1000, L, H) == (size_t)64 * H * L * L);
     free(m);
 }
 
 static void test_swin_check_dims(void) {
-    CHECK(swin_check_dims(10, 8, 5, 4, 2, 2) == TF_OK);
-    CHECK(swin_check_dims(10, 8, 5, 4, 0, 0) == TF_OK);
-    CHECK(swin_check_dims(11, 8, 5, 4, 2, 2) == TF_EUSER);
+    CHECK(tf_swin_check_dims(10, 8, 5, 4, 2, 2) == TF_OK);
+    CHECK(tf_swin_check_dims(10, 8, 5, 4, 0, 0) == TF_OK);
+    CHECK(tf_swin_check_dims(11, 8, 5, 4, 2, 2) == TF_EUSER);
     CHECK(strstr(tf_errmsg(), "11") && strstr(tf_errmsg(), "pad"));
-    CHECK(swin_check_dims(10, 6, 5, 4, 2, 2) == TF_EUSER);
-    CHECK(swin_check_dims(10, 8, 5, 4, 5, 2) == TF_EUSER);
-    CHECK(swin_check_dims(10, 8, 0, 4, 0, 0) == TF_EUSER);
-    CHECK(swin_check_dims(0, 8, 5, 4, 0, 0) == TF_EUSER);
+    CHECK(tf_swin_check_dims(10, 6, 5, 4, 2, 2) == TF_EUSER);
+    CHECK(tf_swin_check_dims(10, 8, 5, 4, 5, 2) == TF_EUSER);
+    CHECK(tf_swin_check_dims(10, 8, 0, 4, 0, 0) == TF_EUSER);
+    CHECK(tf_swin_check_dims(0, 8, 5, 4, 0, 0) == TF_EUSER);
 }
 
 /* --------------------------------------------------- backward accumulates (+=) */
@@ -808,8 +810,8 @@ typedef struct {
 
 static void run_ln(void *c) {
     ln_acc *k = c;
-    layernorm_backward(k->g, k->g + k->N * k->C, k->g + k->N * k->C + k->C, k->dout, k->x, k->w,
-                       k->mean, k->rstd, k->N, k->C);
+    tf_layernorm_backward(k->g, k->g + k->N * k->C, k->g + k->N * k->C + k->C, k->dout, k->x, k->w,
+                          k->mean, k->rstd, k->N, k->C);
 }
 
 typedef struct {
@@ -820,14 +822,14 @@ typedef struct {
 static void run_lin(void *c) {
     lin_acc *k = c;
     float *dx = k->g, *dw = dx + k->N * k->IC, *db = dw + k->OC * k->IC;
-    linear_backward(dx, dw, db, k->dout, k->x, k->w, k->N, k->IC, k->OC);
+    tf_linear_backward(dx, dw, db, k->dout, k->x, k->w, k->N, k->IC, k->OC);
 }
 
 static void run_att(void *c) {
     att_ctx *k = c; /* k->y holds dqkv | dtable here */
-    float *ws = falloc(attention_workspace_floats(k->N, k->L, k->H));
-    attention_backward(k->y, k->y + k->N * k->L * 3 * k->C, k->dout, k->qkv, k->att, k->index, k->N,
-                       k->L, k->C, k->H, ws);
+    float *ws = falloc(tf_attention_workspace_floats(k->N, k->L, k->H));
+    tf_attention_backward(k->y, k->y + k->N * k->L * 3 * k->C, k->dout, k->qkv, k->att, k->index,
+                          k->N, k->L, k->C, k->H, ws);
     free(ws);
 }
 
@@ -844,22 +846,22 @@ static void run_perm(void *c) {
     perm_acc *k = c;
     switch (k->which) {
     case 0:
-        window_partition_backward(k->g, k->x, 2, 10, 8, 3, 5, 4, 2, 2);
+        tf_window_partition_backward(k->g, k->x, 2, 10, 8, 3, 5, 4, 2, 2);
         break;
     case 1:
-        window_reverse_backward(k->g, k->x, 2, 10, 8, 3, 5, 4, 2, 2);
+        tf_window_reverse_backward(k->g, k->x, 2, 10, 8, 3, 5, 4, 2, 2);
         break;
     case 2:
-        map_to_seq_backward(k->g, k->x, 2, 3, 8, 10, TF_SEQ_TIME);
+        tf_map_to_seq_backward(k->g, k->x, 2, 3, 8, 10, TF_SEQ_TIME);
         break;
     case 3:
-        seq_to_map_backward(k->g, k->x, 2, 3, 8, 10, TF_SEQ_FREQ);
+        tf_seq_to_map_backward(k->g, k->x, 2, 3, 8, 10, TF_SEQ_FREQ);
         break;
     case 4:
-        seq_swap_backward(k->g, k->x, 2, 3, 8, 10, TF_SEQ_TIME);
+        tf_seq_swap_backward(k->g, k->x, 2, 3, 8, 10, TF_SEQ_TIME);
         break;
     default:
-        softmax_backward(k->g, k->x, k->x + 240, 4, 60);
+        tf_softmax_backward(k->g, k->x, k->x + 240, 4, 60);
         break;
     }
 }
@@ -870,7 +872,7 @@ static void test_backward_accumulates(void) {
     float g[N * C + 2 * C];
     fill_normal(x, N * C, 1), fill_normal(w, C, 1), fill_normal(b, C, 1);
     fill_normal(dout, N * OC, 1);
-    layernorm_forward(y, mean, rstd, x, w, b, N, C);
+    tf_layernorm_forward(y, mean, rstd, x, w, b, N, C);
     ln_acc la = {x, w, b, mean, rstd, dout, g, N, C};
     check_accumulates("layernorm", run_ln, &la, g, sizeof g / 4);
 
@@ -883,32 +885,32 @@ static void test_backward_accumulates(void) {
     float qkv[AN * L * 3 * AC], table[R * H], att[AN * H * L * L], ao[AN * L * AC];
     float adout[AN * L * AC], ag[AN * L * 3 * AC + R * H];
     int index[L * L];
-    swin_relpos_index(index, L, 1);
+    tf_swin_relpos_index(index, L, 1);
     fill_normal(qkv, sizeof qkv / 4, 1), fill_normal(table, R * H, 1);
     fill_normal(adout, AN * L * AC, 1);
-    attention_forward(ao, att, qkv, table, index, NULL, 1, AN, L, AC, H);
+    tf_attention_forward(ao, att, qkv, table, index, NULL, 1, AN, L, AC, H);
     att_ctx ac = {AN, L, AC, H, 1, qkv, table, NULL, ag, att, adout, index};
     check_accumulates("attention", run_att, &ac, ag, sizeof ag / 4);
 
     blk bk = {0};
-    blk_init(&bk, 3, 5, 8, 2, 16, 9); /* plain: tblock_backward's dinp directly */
-    swin_relpos_index(bk.index, 5, 1);
+    blk_init(&bk, 3, 5, 8, 2, 16, 9); /* plain: tf_tblock_backward's dinp directly */
+    tf_swin_relpos_index(bk.index, 5, 1);
     blk_randomize(&bk);
     blk_forward(&bk);
-    check_accumulates("tblock params", run_blk, &bk, bk.gmem, tblock_param_floats(8, 2, 16, 9));
+    check_accumulates("tblock params", run_blk, &bk, bk.gmem, tf_tblock_param_floats(8, 2, 16, 9));
     check_accumulates("tblock dx", run_blk, &bk, bk.dx, bk.nx);
     blk_free(&bk);
     blk_init_swin(&bk, 1, 10, 8, 8, 2, 16, 5, 4, 1, 1);
     blk_randomize(&bk);
     blk_forward(&bk);
     check_accumulates("tblock params (swin)", run_blk, &bk, bk.gmem,
-                      tblock_param_floats(8, 2, 16, bk.R));
+                      tf_tblock_param_floats(8, 2, 16, bk.R));
     check_accumulates("tblock dx (swin)", run_blk, &bk, bk.dx, bk.nx);
     blk_free(&bk);
 
     float px[480], pg[480];
     fill_normal(px, 480, 1);
-    softmax_forward(px + 240, px + 240, 4, 60);
+    tf_softmax_forward(px + 240, px + 240, 4, 60);
     for (int which = 0; which < 6; which++) {
         perm_acc pa = {px, pg, which};
         check_accumulates("permutation/softmax", run_perm, &pa, pg, which == 5 ? 240 : 480);
@@ -926,18 +928,18 @@ static void test_large_sizes_match_small_calls(void) {
     float *qkv = falloc(nq), *table = falloc(R * H), *mask = falloc(nW * L * L);
     float *y = falloc(no), *y1 = falloc(no), *att = falloc(na), *att1 = falloc(na);
     float *dout = falloc(no), *dq = falloc(nq), *dq1 = falloc(nq), *dt = falloc(R * H);
-    float *dt1 = falloc(R * H), *ws = falloc(attention_workspace_floats(N, L, H));
+    float *dt1 = falloc(R * H), *ws = falloc(tf_attention_workspace_floats(N, L, H));
     int index[L * L];
-    swin_relpos_index(index, 5, 4);
+    tf_swin_relpos_index(index, 5, 4);
     fill_normal(qkv, nq, 1), fill_normal(table, R * H, 0.5), fill_normal(dout, no, 1);
-    swin_attn_mask(mask, 5, 12, 5, 4, 2, 2); /* 3 windows of a 5 x 12 map */
-    attention_forward(y, att, qkv, table, index, mask, nW, N, L, C, H);
-    attention_backward(dq, dt, dout, qkv, att, index, N, L, C, H, ws);
+    tf_swin_attn_mask(mask, 5, 12, 5, 4, 2, 2); /* 3 windows of a 5 x 12 map */
+    tf_attention_forward(y, att, qkv, table, index, mask, nW, N, L, C, H);
+    tf_attention_backward(dq, dt, dout, qkv, att, index, N, L, C, H, ws);
     for (int n = 0; n < N; n++) {
         size_t oq = (size_t)n * L * 3 * C, oo = (size_t)n * L * C, oa = (size_t)n * H * L * L;
-        attention_forward(y1 + oo, att1 + oa, qkv + oq, table, index, mask + (n % nW) * L * L, 1, 1,
-                          L, C, H);
-        attention_backward(dq1 + oq, dt1, dout + oo, qkv + oq, att1 + oa, index, 1, L, C, H, ws);
+        tf_attention_forward(y1 + oo, att1 + oa, qkv + oq, table, index, mask + (n % nW) * L * L, 1,
+                             1, L, C, H);
+        tf_attention_backward(dq1 + oq, dt1, dout + oo, qkv + oq, att1 + oa, index, 1, L, C, H, ws);
     }
     CHECK_REL("attention N=70 out", y, y1, no, 1e-6);
     CHECK_REL("attention N=70 probs", att, att1, na, 1e-6);
@@ -953,13 +955,13 @@ static void test_large_sizes_match_small_calls(void) {
     float *dx = falloc(LN * LC), *dx1 = falloc(LN * LC), *g = falloc(4 * LC);
     fill_normal(x, LN * LC, 2), fill_normal(w, LC, 1), fill_normal(b, LC, 1);
     fill_normal(lout, LN * LC, 1);
-    layernorm_forward(o, mu, rs, x, w, b, LN, LC);
-    layernorm_backward(dx, g, g + LC, lout, x, w, mu, rs, LN, LC);
+    tf_layernorm_forward(o, mu, rs, x, w, b, LN, LC);
+    tf_layernorm_backward(dx, g, g + LC, lout, x, w, mu, rs, LN, LC);
     for (int n = 0; n < LN; n++) {
         float m1, r1;
-        layernorm_forward(o1 + n * LC, &m1, &r1, x + n * LC, w, b, 1, LC);
-        layernorm_backward(dx1 + n * LC, g + 2 * LC, g + 3 * LC, lout + n * LC, x + n * LC, w, &m1,
-                           &r1, 1, LC);
+        tf_layernorm_forward(o1 + n * LC, &m1, &r1, x + n * LC, w, b, 1, LC);
+        tf_layernorm_backward(dx1 + n * LC, g + 2 * LC, g + 3 * LC, lout + n * LC, x + n * LC, w,
+                              &m1, &r1, 1, LC);
     }
     CHECK_REL("layernorm 600x64 out", o, o1, LN * LC, 1e-6);
     CHECK_REL("layernorm 600x64 dx", dx, dx1, LN * LC, 1e-6);
@@ -975,8 +977,8 @@ static void test_large_sizes_match_small_calls(void) {
     float *ry = falloc(M * OC), *rdx = falloc(M * IC), *rdw = falloc(OC * IC), *rdb = falloc(OC);
     fill_normal(li, M * IC, 1), fill_normal(lw, OC * IC, 1), fill_normal(lb, OC, 1);
     fill_normal(ld, M * OC, 1);
-    linear_forward(ly, li, lw, lb, M, IC, OC);
-    linear_backward(ldx, ldw, ldb, ld, li, lw, M, IC, OC);
+    tf_linear_forward(ly, li, lw, lb, M, IC, OC);
+    tf_linear_backward(ldx, ldw, ldb, ld, li, lw, M, IC, OC);
     for (int m = 0; m < M; m++)
         for (int oc = 0; oc < OC; oc++) {
             double s = lb[oc];
@@ -1011,7 +1013,7 @@ static void test_large_sizes_match_small_calls(void) {
     const size_t np = (size_t)PB * PT * PF * PC;
     float *px = falloc(np), *pw = falloc(np), *px2 = falloc(np);
     fill_normal(px, np, 1);
-    window_partition_forward(pw, px, PB, PT, PF, PC, wt, wf, st, sf);
+    tf_window_partition_forward(pw, px, PB, PT, PF, PC, wt, wf, st, sf);
     int bad = 0;
     for (int bb = 0; bb < PB; bb++)
         for (int tr = 0; tr < PT; tr++)
@@ -1022,10 +1024,10 @@ static void test_large_sizes_match_small_calls(void) {
                 bad += memcmp(pw + iw, px + ix, PC * sizeof(float)) != 0;
             }
     CHECKF(bad == 0, "large partition: %d tokens misplaced", bad);
-    window_reverse_forward(px2, pw, PB, PT, PF, PC, wt, wf, st, sf);
+    tf_window_reverse_forward(px2, pw, PB, PT, PF, PC, wt, wf, st, sf);
     CHECK(!memcmp(px2, px, np * sizeof(float)));
-    map_to_seq_forward(pw, px, PB, PC, PF, PT, TF_SEQ_TIME);
-    seq_to_map_forward(px2, pw, PB, PC, PF, PT, TF_SEQ_TIME);
+    tf_map_to_seq_forward(pw, px, PB, PC, PF, PT, TF_SEQ_TIME);
+    tf_seq_to_map_forward(px2, pw, PB, PC, PF, PT, TF_SEQ_TIME);
     CHECK(!memcmp(px2, px, np * sizeof(float)));
     bad = 0;
     for (int bb = 0; bb < PB; bb++)

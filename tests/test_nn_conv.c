@@ -198,10 +198,10 @@ static double relerr(const float *a, const float *b, size_t n) {
         CHECKF(e__ <= (tol), "%s: relative max error %.3g > %g", (what), e__, (double)(tol));      \
     } while (0)
 
-/* Workspace of exactly conv2d_workspace_floats() floats (NULL when 0), so ASan catches
+/* Workspace of exactly tf_conv2d_workspace_floats() floats (NULL when 0), so ASan catches
  * any access past the documented size. */
 static float *conv_ws(int Cin, int Cout, int H, int W, int k, int tile, int nt) {
-    size_t n = conv2d_workspace_floats(Cin, Cout, H, W, k, tile, nt);
+    size_t n = tf_conv2d_workspace_floats(Cin, Cout, H, W, k, tile, nt);
     if (!n) return NULL;
     float *p = malloc(n * sizeof(float));
     if (!p) exit(1);
@@ -246,8 +246,8 @@ typedef struct {
 
 static void conv_fwd(void *p, float *out) {
     conv_ctx *c = p;
-    conv2d_forward(out, c->inp, c->w, c->bias, c->B, c->Cin, c->Cout, c->H, c->W, c->k, c->ws,
-                   c->tile, c->nt);
+    tf_conv2d_forward(out, c->inp, c->w, c->bias, c->B, c->Cin, c->Cout, c->H, c->W, c->k, c->ws,
+                      c->tile, c->nt);
 }
 
 static void check_conv_case(const char *cs, int k, int has_bias, int tile, int nt) {
@@ -282,9 +282,9 @@ static void check_conv_case(const char *cs, int k, int has_bias, int tile, int n
     float *ws = conv_ws(Cin, Cout, H, W, k, tile, nt);
     float *out = zeros(n_out), *dinp = zeros(n_in), *dw = zeros(n_w), *db = zeros(Cout);
     if (inp && w && dout && (!has_bias || bias)) {
-        conv2d_forward(out, inp, w, bias, B, Cin, Cout, H, W, k, ws, tile, nt);
-        conv2d_backward(dinp, dw, has_bias ? db : NULL, dout, inp, w, B, Cin, Cout, H, W, k, ws,
-                        tile, nt);
+        tf_conv2d_forward(out, inp, w, bias, B, Cin, Cout, H, W, k, ws, tile, nt);
+        tf_conv2d_backward(dinp, dw, has_bias ? db : NULL, dout, inp, w, B, Cin, Cout, H, W, k, ws,
+                           tile, nt);
     }
     snprintf(what, sizeof what, "%s tile=%d threads=%d out", cs, tile, nt);
     CHECK_REL(what, out, out_ref, n_out, 1e-5);
@@ -320,16 +320,16 @@ static void test_conv_tiling_consistent(void) {
         float *bias = randn(Cout, 3, 1.f, 0.f), *dout = randn(n_out, 4, 1.f, 0.f);
         float *o1 = zeros(n_out), *di1 = zeros(n_in), *dw1 = zeros(n_w), *db1 = zeros(Cout);
         float *ws = conv_ws(Cin, Cout, H, W, k, hw, 1);
-        conv2d_forward(o1, inp, w, bias, B, Cin, Cout, H, W, k, ws, hw, 1);
-        conv2d_backward(di1, dw1, db1, dout, inp, w, B, Cin, Cout, H, W, k, ws, hw, 1);
+        tf_conv2d_forward(o1, inp, w, bias, B, Cin, Cout, H, W, k, ws, hw, 1);
+        tf_conv2d_backward(di1, dw1, db1, dout, inp, w, B, Cin, Cout, H, W, k, ws, hw, 1);
         free(ws);
         const int cfg[4][2] = {{13, 1}, {13, 2}, {W, 3}, {1, 2}};
         for (int c = 0; c < 4; c++) {
             int tile = cfg[c][0], nt = cfg[c][1];
             float *o = zeros(n_out), *di = zeros(n_in), *dw = zeros(n_w), *db = zeros(Cout);
             ws = conv_ws(Cin, Cout, H, W, k, tile, nt);
-            conv2d_forward(o, inp, w, bias, B, Cin, Cout, H, W, k, ws, tile, nt);
-            conv2d_backward(di, dw, db, dout, inp, w, B, Cin, Cout, H, W, k, ws, tile, nt);
+            tf_conv2d_forward(o, inp, w, bias, B, Cin, Cout, H, W, k, ws, tile, nt);
+            tf_conv2d_backward(di, dw, db, dout, inp, w, B, Cin, Cout, H, W, k, ws, tile, nt);
             char what[64];
             snprintf(what, sizeof what, "k=%d tile=%d threads=%d", k, tile, nt);
             CHECK_REL(what, o, o1, n_out, 1e-6);
@@ -351,7 +351,7 @@ static void test_conv_finite_difference(void) {
         float *bias = randn(Cout, 13, 1.f, 0.f), *dout = randn(n_out, 14, 1.f, 0.f);
         float *out = zeros(n_out), *di = zeros(n_in), *dw = zeros(n_w), *db = zeros(Cout);
         float *ws = conv_ws(Cin, Cout, H, W, k, 8, 2);
-        conv2d_backward(di, dw, db, dout, inp, w, B, Cin, Cout, H, W, k, ws, 8, 2);
+        tf_conv2d_backward(di, dw, db, dout, inp, w, B, Cin, Cout, H, W, k, ws, 8, 2);
         conv_ctx c = {inp, w, bias, B, Cin, Cout, H, W, k, 8, 2, ws};
         double e_in = fd_relerr(conv_fwd, &c, out, dout, n_out, inp, n_in, di, FD_EPS);
         double e_w = fd_relerr(conv_fwd, &c, out, dout, n_out, w, n_w, dw, FD_EPS);
@@ -376,18 +376,18 @@ static void test_conv_backward_accumulates(void) {
         float *db2 = randn(Cout, 27, 1.f, 0.f);
         float *e_i = zeros(n_in), *e_w = zeros(n_w), *e_b = zeros(Cout);
         float *ws = conv_ws(Cin, Cout, H, W, k, 7, 2);
-        conv2d_backward(di1, dw1, db1, dout, inp, w, B, Cin, Cout, H, W, k, ws, 7, 2);
+        tf_conv2d_backward(di1, dw1, db1, dout, inp, w, B, Cin, Cout, H, W, k, ws, 7, 2);
         for (size_t i = 0; i < n_in; i++) e_i[i] = di2[i] + 2 * di1[i];
         for (size_t i = 0; i < n_w; i++) e_w[i] = dw2[i] + 2 * dw1[i];
         for (int i = 0; i < Cout; i++) e_b[i] = db2[i] + 2 * db1[i];
         for (int r = 0; r < 2; r++)
-            conv2d_backward(di2, dw2, db2, dout, inp, w, B, Cin, Cout, H, W, k, ws, 7, 2);
+            tf_conv2d_backward(di2, dw2, db2, dout, inp, w, B, Cin, Cout, H, W, k, ws, 7, 2);
         CHECK_REL("conv dinp accumulates", di2, e_i, n_in, 1e-6);
         CHECK_REL("conv dweight accumulates", dw2, e_w, n_w, 1e-6);
         CHECK_REL("conv dbias accumulates", db2, e_b, (size_t)Cout, 1e-6);
         /* dinp and dbias may be NULL: dweight still right */
         float *dw3 = zeros(n_w);
-        conv2d_backward(NULL, dw3, NULL, dout, inp, w, B, Cin, Cout, H, W, k, ws, 7, 2);
+        tf_conv2d_backward(NULL, dw3, NULL, dout, inp, w, B, Cin, Cout, H, W, k, ws, 7, 2);
         CHECK_REL("conv dweight with dinp NULL", dw3, dw1, n_w, 1e-6);
         free(inp), free(w), free(dout), free(di1), free(dw1), free(db1), free(di2), free(dw2);
         free(db2), free(e_i), free(e_w), free(e_b), free(ws), free(dw3);
@@ -396,14 +396,14 @@ static void test_conv_backward_accumulates(void) {
 
 static void test_conv_workspace_and_flops(void) {
     /* k=3: max(fwd nt*Cin*9*t, bwd Cin*Cout*9 + (nt-1)*Cout*Cin*9 + nt*max*9*t) */
-    CHECK(conv2d_workspace_floats(3, 4, 6, 10, 3, 0, 1) == (size_t)(108 + 4 * 9 * 60));
-    CHECK(conv2d_workspace_floats(3, 4, 6, 10, 3, 16, 2) == (size_t)(2 * 108 + 2 * 4 * 9 * 16));
-    CHECK(conv2d_workspace_floats(32, 32, 256, 128, 3, 4096, 2) ==
+    CHECK(tf_conv2d_workspace_floats(3, 4, 6, 10, 3, 0, 1) == (size_t)(108 + 4 * 9 * 60));
+    CHECK(tf_conv2d_workspace_floats(3, 4, 6, 10, 3, 16, 2) == (size_t)(2 * 108 + 2 * 4 * 9 * 16));
+    CHECK(tf_conv2d_workspace_floats(32, 32, 256, 128, 3, 4096, 2) ==
           (size_t)(2 * 9216 + 2 * 288 * 4096));
-    CHECK(conv2d_workspace_floats(3, 4, 6, 10, 1, 0, 1) == 0);
-    CHECK(conv2d_workspace_floats(3, 4, 6, 10, 1, 0, 3) == (size_t)(2 * 12));
-    CHECK(conv2d_workspace_floats(3, 4, 6, 10, 5, 0, 1) == 0);
-    CHECK(conv2d_flops(1, 32, 32, 256, 128, 3) == 2.0 * 32 * 32 * 9 * 256 * 128);
+    CHECK(tf_conv2d_workspace_floats(3, 4, 6, 10, 1, 0, 1) == 0);
+    CHECK(tf_conv2d_workspace_floats(3, 4, 6, 10, 1, 0, 3) == (size_t)(2 * 12));
+    CHECK(tf_conv2d_workspace_floats(3, 4, 6, 10, 5, 0, 1) == 0);
+    CHECK(tf_conv2d_flops(1, 32, 32, 256, 128, 3) == 2.0 * 32 * 32 * 9 * 256 * 128);
 }
 
 /* ---- batchnorm2d -------------------------------------------------------------------- */
@@ -417,11 +417,11 @@ typedef struct {
 static void bn_fwd(void *p, float *out) {
     bn_ctx *c = p;
     if (c->train)
-        batchnorm2d_forward(out, c->mean, c->rstd, NULL, NULL, c->inp, c->w, c->b, c->B, c->C, c->H,
-                            c->W, 0.1f, 1e-5f);
+        tf_batchnorm2d_forward(out, c->mean, c->rstd, NULL, NULL, c->inp, c->w, c->b, c->B, c->C,
+                               c->H, c->W, 0.1f, 1e-5f);
     else
-        batchnorm2d_eval_forward(out, c->inp, c->w, c->b, c->rm, c->rv, c->B, c->C, c->H, c->W,
-                                 1e-5f);
+        tf_batchnorm2d_eval_forward(out, c->inp, c->w, c->b, c->rm, c->rv, c->B, c->C, c->H, c->W,
+                                    1e-5f);
 }
 
 static void check_bn_case(const char *cs, int train) {
@@ -448,11 +448,12 @@ static void check_bn_case(const char *cs, int train) {
     if (ok) {
         memcpy(rm, t[3], C * sizeof(float)), memcpy(rv, t[4], C * sizeof(float));
         if (train) {
-            batchnorm2d_forward(out, mean, rstd, rm, rv, t[0], t[1], t[2], B, C, H, W, 0.1f, 1e-5f);
-            batchnorm2d_backward(dinp, dw, db, t[5], t[0], t[1], mean, rstd, B, C, H, W);
+            tf_batchnorm2d_forward(out, mean, rstd, rm, rv, t[0], t[1], t[2], B, C, H, W, 0.1f,
+                                   1e-5f);
+            tf_batchnorm2d_backward(dinp, dw, db, t[5], t[0], t[1], mean, rstd, B, C, H, W);
         } else {
-            batchnorm2d_eval_forward(out, t[0], t[1], t[2], rm, rv, B, C, H, W, 1e-5f);
-            batchnorm2d_eval_backward(dinp, dw, db, t[5], t[0], t[1], rm, rv, B, C, H, W, 1e-5f);
+            tf_batchnorm2d_eval_forward(out, t[0], t[1], t[2], rm, rv, B, C, H, W, 1e-5f);
+            tf_batchnorm2d_eval_backward(dinp, dw, db, t[5], t[0], t[1], rm, rv, B, C, H, W, 1e-5f);
         }
     }
     const struct {
@@ -486,7 +487,7 @@ static void test_bn_eval_matches_pytorch(void) {
 /* The running variance really is the unbiased one (would be off by n/(n-1) otherwise). */
 static void test_bn_running_var_unbiased(void) {
     float x[4] = {1.f, 2.f, 4.f, 7.f}, out[4], mean, rstd, rm = 0.f, rv = 1.f;
-    batchnorm2d_forward(out, &mean, &rstd, &rm, &rv, x, NULL, NULL, 1, 1, 2, 2, 0.1f, 1e-5f);
+    tf_batchnorm2d_forward(out, &mean, &rstd, &rm, &rv, x, NULL, NULL, 1, 1, 2, 2, 0.1f, 1e-5f);
     /* mean 3.5, biased var 5.25, unbiased 7 */
     CHECK_NEAR(mean, 3.5, 1e-6);
     CHECK_NEAR(rstd, 1.0 / sqrt(5.25 + 1e-5), 1e-6);
@@ -505,9 +506,9 @@ static void test_bn_finite_difference(void) {
         bn_ctx c = {x, w, b, rm, rv, mean, rstd, B, C, H, W, train};
         bn_fwd(&c, out);
         if (train)
-            batchnorm2d_backward(dx, dw, db, dout, x, w, mean, rstd, B, C, H, W);
+            tf_batchnorm2d_backward(dx, dw, db, dout, x, w, mean, rstd, B, C, H, W);
         else
-            batchnorm2d_eval_backward(dx, dw, db, dout, x, w, rm, rv, B, C, H, W, 1e-5f);
+            tf_batchnorm2d_eval_backward(dx, dw, db, dout, x, w, rm, rv, B, C, H, W, 1e-5f);
         double e_x = fd_relerr(bn_fwd, &c, out, dout, n, x, n, dx, FD_EPS);
         double e_w = fd_relerr(bn_fwd, &c, out, dout, n, w, C, dw, FD_EPS);
         double e_b = fd_relerr(bn_fwd, &c, out, dout, n, b, C, db, FD_EPS);
@@ -529,14 +530,14 @@ static void test_bn_backward_accumulates(void) {
         float *g2[3] = {randn(n, 45, 1, 0), randn(C, 46, 1, 0), randn(C, 47, 1, 0)};
         float *ex[3] = {zeros(n), zeros(C), zeros(C)};
         size_t len[3] = {n, (size_t)C, (size_t)C};
-        batchnorm2d_forward(out, mean, rstd, NULL, NULL, x, w, NULL, B, C, H, W, 0.1f, 1e-5f);
+        tf_batchnorm2d_forward(out, mean, rstd, NULL, NULL, x, w, NULL, B, C, H, W, 0.1f, 1e-5f);
         for (int r = 0; r < 3; r++) {
             float **g = r == 0 ? g1 : g2;
             if (train)
-                batchnorm2d_backward(g[0], g[1], g[2], dout, x, w, mean, rstd, B, C, H, W);
+                tf_batchnorm2d_backward(g[0], g[1], g[2], dout, x, w, mean, rstd, B, C, H, W);
             else
-                batchnorm2d_eval_backward(g[0], g[1], g[2], dout, x, w, mean, rv, B, C, H, W,
-                                          1e-5f);
+                tf_batchnorm2d_eval_backward(g[0], g[1], g[2], dout, x, w, mean, rv, B, C, H, W,
+                                             1e-5f);
             if (r == 0)
                 for (int t = 0; t < 3; t++)
                     for (size_t i = 0; i < len[t]; i++) ex[t][i] = g2[t][i] + 2 * g1[t][i];
@@ -560,11 +561,11 @@ typedef struct {
 static void rs_fwd(void *p, float *out) {
     rs_ctx *c = p;
     if (c->op == 0)
-        avgpool2x2_forward(out, c->inp, c->B, c->C, c->H, c->W);
+        tf_avgpool2x2_forward(out, c->inp, c->B, c->C, c->H, c->W);
     else if (c->op == 1)
-        upsample2x_forward(out, c->inp, c->B, c->C, c->H, c->W);
+        tf_upsample2x_forward(out, c->inp, c->B, c->C, c->H, c->W);
     else
-        concat_forward(out, c->inp, c->b, c->B, c->C, c->C2, c->H, c->W);
+        tf_concat_forward(out, c->inp, c->b, c->B, c->C, c->C2, c->H, c->W);
 }
 
 static void check_resample_case(const char *cs, int op) {
@@ -603,11 +604,11 @@ static void check_resample_case(const char *cs, int op) {
         rs_ctx c = {inp, b, B, C, C2, H, W, op};
         rs_fwd(&c, out);
         if (op == 0)
-            avgpool2x2_backward(dinp, dout, B, C, H, W);
+            tf_avgpool2x2_backward(dinp, dout, B, C, H, W);
         else if (op == 1)
-            upsample2x_backward(dinp, dout, B, C, H, W);
+            tf_upsample2x_backward(dinp, dout, B, C, H, W);
         else
-            concat_backward(dinp, db, dout, B, C, C2, H, W);
+            tf_concat_backward(dinp, db, dout, B, C, C2, H, W);
     }
     snprintf(what, sizeof what, "%s out", cs);
     CHECK_REL(what, out, out_ref, n_out, 1e-5);
@@ -650,11 +651,11 @@ static void test_resample_finite_difference_and_accumulate(void) {
         for (int r = 0; r < 3; r++) {
             float *g = r ? g2 : g1, *gb = r ? gb2 : gb1;
             if (op == 0)
-                avgpool2x2_backward(g, dout, B, C, H, W);
+                tf_avgpool2x2_backward(g, dout, B, C, H, W);
             else if (op == 1)
-                upsample2x_backward(g, dout, B, C, H, W);
+                tf_upsample2x_backward(g, dout, B, C, H, W);
             else
-                concat_backward(g, gb, dout, B, C, C2, H, W);
+                tf_concat_backward(g, gb, dout, B, C, C2, H, W);
             if (r == 0) {
                 for (size_t i = 0; i < n_in; i++) e[i] = g2[i] + 2 * g1[i];
                 for (size_t i = 0; i < n_b; i++) eb[i] = gb2[i] + 2 * gb1[i];

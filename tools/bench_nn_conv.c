@@ -1,4 +1,4 @@
-/* Stand-alone conv2d timing through conv2d_bench() (until `tfswa bench model` wires it in).
+/* Stand-alone conv2d timing through tf_conv2d_bench() (until `tfswa bench model` wires it in).
  * Build and run from the repo root after `make`:
  *   gcc -std=c11 -O2 -fopenmp -Isrc $(pkg-config --cflags openblas) tools/bench_nn_conv.c \
  *       build/libtfswa.a $(pkg-config --libs openblas) -lm -o build/bench_nn_conv
@@ -14,8 +14,8 @@ int main(int argc, char **argv) {
     int v[10] = {1, 32, 32, 256, 128, 3, 0, 2, 1, 20};
     for (int i = 1; i < argc && i <= 10; i++) v[i - 1] = atoi(argv[i]);
     openblas_set_num_threads(v[8]);
-    conv2d_bench_result r;
-    if (conv2d_bench(&r, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[9]) != TF_OK) {
+    tf_conv2d_bench_result r;
+    if (tf_conv2d_bench(&r, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[9]) != TF_OK) {
         fprintf(stderr, "bench_nn_conv: %s\n", tf_errmsg());
         return 1;
     }

@@ -71,7 +71,8 @@ tf_status tf_audio_reader_open(tf_audio_reader **out, const char *path) {
         return st;
     }
     r->path = tf_strdup(path);
-    r->ibuf = tf_malloc(sizeof(float) * IBUF_FRAMES * (size_t)r->info.channels, "audio read buffer");
+    r->ibuf =
+        tf_malloc(sizeof(float) * IBUF_FRAMES * (size_t)r->info.channels, "audio read buffer");
     /* 16-bit PCM (WAV, FLAC, ...): read shorts and scale by 1/32768 ourselves, which is
      * exactly what sf_readf_float returns (normalised float) but several times faster */
     if ((format & SF_FORMAT_SUBMASK) == SF_FORMAT_PCM_16) {
@@ -90,7 +91,9 @@ tf_status tf_audio_reader_open(tf_audio_reader **out, const char *path) {
     return TF_OK;
 }
 
-const tf_audio_info *tf_audio_reader_info(const tf_audio_reader *r) { return &r->info; }
+const tf_audio_info *tf_audio_reader_info(const tf_audio_reader *r) {
+    return &r->info;
+}
 
 tf_status tf_audio_reader_chunk(tf_audio_reader *r, int64_t offset, int64_t frames, float *out,
                                 int64_t stride, int64_t *nread) {
@@ -178,8 +181,8 @@ tf_status tf_audio_read_all(const char *path, float **out, tf_audio_info *info) 
     TF_TRY(tf_audio_reader_open(&r, path));
     *info = r->info;
     float *buf = tf_malloc(sizeof(float) * 2 * (size_t)info->frames, path);
-    tf_status st = buf ? tf_audio_reader_chunk(r, 0, info->frames, buf, info->frames, NULL)
-                       : TF_EINTERNAL;
+    tf_status st =
+        buf ? tf_audio_reader_chunk(r, 0, info->frames, buf, info->frames, NULL) : TF_EINTERNAL;
     tf_audio_reader_close(r);
     if (st) {
         free(buf);

@@ -29,8 +29,7 @@ static const char *match(const char *tok, const char *name) {
     return (*tok == 0 || *tok == '=') ? tok : NULL;
 }
 
-static const char *value_at(cli_args *a, int i, const char *rest, const char *name,
-                            tf_status *st) {
+static const char *value_at(cli_args *a, int i, const char *rest, const char *name, tf_status *st) {
     a->used[i] = 1;
     if (*rest == '=') return rest + 1;
     if (i + 1 >= a->argc || strncmp(a->argv[i + 1], "--", 2) == 0) {

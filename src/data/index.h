@@ -39,26 +39,26 @@
 typedef enum { TF_SPLIT_TRAIN = 0, TF_SPLIT_VALID = 1, TF_SPLIT_TEST = 2 } tf_split;
 
 typedef struct {
-    char *path;       /* NULL if the file is absent (only allowed for the mixture) */
-    int64_t frames;   /* frames in the file */
+    char *path;     /* NULL if the file is absent (only allowed for the mixture) */
+    int64_t frames; /* frames in the file */
     int rate, channels;
-    int64_t n_env;    /* ceil(frames / env_block) */
-    float *env;       /* (n_env,) mean |x| over both channels per block; last block partial */
+    int64_t n_env; /* ceil(frames / env_block) */
+    float *env;    /* (n_env,) mean |x| over both channels per block; last block partial */
 } tf_stem_file;
 
 typedef struct {
-    char *name;       /* track folder name, e.g. "A Classic Education - NightOwl" */
-    char *dir;        /* full path of the track folder */
+    char *name; /* track folder name, e.g. "A Classic Education - NightOwl" */
+    char *dir;  /* full path of the track folder */
     tf_split split;
-    int64_t frames;   /* common length of the stems */
-    tf_stem_file mixture;                  /* mixture.wav/.flac, may be absent */
-    tf_stem_file stems[TF_MAX_TARGETS];    /* in the order of cfg->sources */
+    int64_t frames;                     /* common length of the stems */
+    tf_stem_file mixture;               /* mixture.wav/.flac, may be absent */
+    tf_stem_file stems[TF_MAX_TARGETS]; /* in the order of cfg->sources */
 } tf_track;
 
 typedef struct {
     int n_tracks;
     tf_track *tracks;
-    int n_stems;                           /* = cfg->n_sources */
+    int n_stems; /* = cfg->n_sources */
     char stem_names[TF_MAX_TARGETS][TF_NAME_MAX];
     int sample_rate;
     int env_block;                         /* frames per envelope block (rate / 4) */

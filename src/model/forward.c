@@ -87,9 +87,9 @@ static void zero(float *x, size_t n) {
 static void bn_forward(tf_model *m, float *out, const float *in, const float *w, const float *b,
                        float *rm, float *rv, int B, int C, int H, int W, int mode) {
     layout_t *y = &m->lay;
-    batchnorm2d_forward(out, WS(m, y->st_m1), WS(m, y->st_r1), mode == MODE_TRAIN ? rm : NULL,
-                        mode == MODE_TRAIN ? rv : NULL, in, w, b, B, C, H, W, TF_BN_MOMENTUM,
-                        TF_BN_EPS);
+    tf_batchnorm2d_forward(out, WS(m, y->st_m1), WS(m, y->st_r1), mode == MODE_TRAIN ? rm : NULL,
+                           mode == MODE_TRAIN ? rv : NULL, in, w, b, B, C, H, W, TF_BN_MOMENTUM,
+                           TF_BN_EPS);
 }
 
 /* One Conv block (nrcm RCMs): x (B, Cin, H, W) fp32 -> out (B, Cout, H, W) fp32. The
@@ -107,15 +107,15 @@ static void convblock_forward(tf_model *m, int blk, const float *x, float *out, 
         const rcm_params *p = &m->rcm_p[blk * R + r];
         rcm_buffers *bu = &m->rcm_b[blk * R + r];
         bn_forward(m, A, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W, mode);
-        gelu_forward(A, A, px * ci);
+        tf_gelu_forward(A, A, px * ci);
         float *c1 = sw(m, c1s[r], y->wc1);
-        conv2d_forward(c1, A, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw, 0, th);
+        tf_conv2d_forward(c1, A, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw, 0, th);
         sstore(m, c1s[r], c1);
         bn_forward(m, A, c1, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W, mode);
-        gelu_forward(A, A, px * Cout);
+        tf_gelu_forward(A, A, px * Cout);
         float *o = r == R - 1 ? out : sw(m, os[r], (r & 1) ? y->wo1 : y->wo0);
-        conv2d_forward(o, A, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw, 0, th);
-        conv2d_forward(T, in, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw, 0, th);
+        tf_conv2d_forward(o, A, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw, 0, th);
+        tf_conv2d_forward(T, in, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw, 0, th);
         tf_add_inplace(o, T, px * Cout);
         if (r < R - 1) sstore(m, os[r], o);
         in = o;
@@ -124,7 +124,7 @@ static void convblock_forward(tf_model *m, int blk, const float *x, float *out, 
 
 /* dA (B, C, HW) = gelu'(bn(x)) * dG, the BN output bn(x) recomputed from x (B, C, HW) and
  * the batch statistics mu, rs (C) in per-thread tiles, never whole: exactly the values of
- * zeroing dA and calling gelu_backward(dA, dG, bn(x)). */
+ * zeroing dA and calling tf_gelu_backward(dA, dG, bn(x)). */
 static void bn_gelu_backward(tf_model *m, float *dA, const float *dG, const float *x,
                              const float *mu, const float *rs, const float *w, const float *bb,
                              int B, int C, size_t hw) {
@@ -138,9 +138,9 @@ static void bn_gelu_backward(tf_model *m, float *dA, const float *dG, const floa
             const size_t plane = t / nch, k = t % nch, c = plane % (size_t)C;
             const size_t off = plane * hw + k * TF_BN_TILE;
             const size_t n = hw - k * TF_BN_TILE < TF_BN_TILE ? hw - k * TF_BN_TILE : TF_BN_TILE;
-            batchnorm_normalize(ta, x + off, n, mu[c], rs[c], w[c], bb[c]);
+            tf_batchnorm_normalize(ta, x + off, n, mu[c], rs[c], w[c], bb[c]);
             memset(td, 0, n * sizeof(float));
-            gelu_backward(td, dG + off, ta, n);
+            tf_gelu_backward(td, dG + off, ta, n);
             memcpy(dA + off, td, n * sizeof(float));
         }
     }
@@ -169,26 +169,26 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         float *dnext = r ? (dcur == dout ? E : dout) : dx;
         if (r) zero(dnext, px * Cout);
         /* second half: out = conv2(gelu(bn2(c1))) + short(in) */
-        batchnorm2d_forward(G, mu, rs, NULL, NULL, c1, p->bn2_w, p->bn2_b, B, Cout, H, W,
-                            TF_BN_MOMENTUM, TF_BN_EPS);
-        gelu_forward(G, G, px * Cout);
+        tf_batchnorm2d_forward(G, mu, rs, NULL, NULL, c1, p->bn2_w, p->bn2_b, B, Cout, H, W,
+                               TF_BN_MOMENTUM, TF_BN_EPS);
+        tf_gelu_forward(G, G, px * Cout);
         zero(dG, px * Cout);
-        conv2d_backward(dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout, Cout, H, W, 3, cw,
-                        0, th);
-        conv2d_backward(dnext, g->short_w, g->short_b, dcur, in, p->short_w, B, ci, Cout, H, W, 1,
-                        cw, 0, th);
+        tf_conv2d_backward(dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout, Cout, H, W, 3,
+                           cw, 0, th);
+        tf_conv2d_backward(dnext, g->short_w, g->short_b, dcur, in, p->short_w, B, ci, Cout, H, W,
+                           1, cw, 0, th);
         bn_gelu_backward(m, dA, dG, c1, mu, rs, p->bn2_w, p->bn2_b, B, Cout, (size_t)H * W);
         zero(dC1, px * Cout);
-        batchnorm2d_backward(dC1, g->bn2_w, g->bn2_b, dA, c1, p->bn2_w, mu, rs, B, Cout, H, W);
+        tf_batchnorm2d_backward(dC1, g->bn2_w, g->bn2_b, dA, c1, p->bn2_w, mu, rs, B, Cout, H, W);
         /* first half: c1 = conv1(gelu(bn1(in))) */
-        batchnorm2d_forward(G, mu, rs, NULL, NULL, in, p->bn1_w, p->bn1_b, B, ci, H, W,
-                            TF_BN_MOMENTUM, TF_BN_EPS);
-        gelu_forward(G, G, px * ci);
+        tf_batchnorm2d_forward(G, mu, rs, NULL, NULL, in, p->bn1_w, p->bn1_b, B, ci, H, W,
+                               TF_BN_MOMENTUM, TF_BN_EPS);
+        tf_gelu_forward(G, G, px * ci);
         zero(dG, px * ci);
-        conv2d_backward(dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci, Cout, H, W, 3, cw, 0,
-                        th);
+        tf_conv2d_backward(dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci, Cout, H, W, 3, cw,
+                           0, th);
         bn_gelu_backward(m, dA, dG, in, mu, rs, p->bn1_w, p->bn1_b, B, ci, (size_t)H * W);
-        batchnorm2d_backward(dnext, g->bn1_w, g->bn1_b, dA, in, p->bn1_w, mu, rs, B, ci, H, W);
+        tf_batchnorm2d_backward(dnext, g->bn1_w, g->bn1_b, dA, in, p->bn1_w, mu, rs, B, ci, H, W);
         dcur = dnext;
     }
 }
@@ -196,8 +196,8 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
 /* -------------------------------------------------------------------- TFSWA block */
 
 typedef struct {
-    tblock_params P[4], G[4];
-    tblock_saved S[4];
+    tf_tblock_params P[4], G[4];
+    tf_tblock_saved S[4];
     int N[4], Ls[4];
     int C, heads, Hd, Hb, Wb, st, sf;
 } tfswa_ctx;
@@ -212,17 +212,17 @@ static void tfswa_setup(tf_model *m, int k, tfswa_ctx *c) {
     c->Wb = y->W[a->L];
     c->st = a->wt / 2;
     c->sf = a->wf / 2;
-    const int B = y->B, R = swin_relpos_rows(a->wt, a->wf);
+    const int B = y->B, R = tf_swin_relpos_rows(a->wt, a->wf);
     c->N[0] = B * c->Hb, c->Ls[0] = c->Wb;
     c->N[1] = B * c->Wb, c->Ls[1] = c->Hb;
     c->N[2] = c->N[3] = B * y->nW;
     c->Ls[2] = c->Ls[3] = a->wt * a->wf;
     for (int s = 0; s < 4; s++) {
         size_t off = m->tb_off[k * 4 + s];
-        tblock_params_point(&c->P[s], m->params + off, c->C, c->heads, c->Hd, s >= 2 ? R : 0);
-        tblock_params_point(&c->G[s], m->grads + off, c->C, c->heads, c->Hd, s >= 2 ? R : 0);
-        tblock_saved_point(&c->S[s], slot_ptr(m, y->tsv[k][s]), c->N[s], c->Ls[s], c->C, c->heads,
-                           c->Hd);
+        tf_tblock_params_point(&c->P[s], m->params + off, c->C, c->heads, c->Hd, s >= 2 ? R : 0);
+        tf_tblock_params_point(&c->G[s], m->grads + off, c->C, c->heads, c->Hd, s >= 2 ? R : 0);
+        tf_tblock_saved_point(&c->S[s], slot_ptr(m, y->tsv[k][s]), c->N[s], c->Ls[s], c->C,
+                              c->heads, c->Hd);
     }
 }
 
@@ -238,15 +238,15 @@ static void tfswa_forward(tf_model *m, int k, float *out) {
     float *tsa_in = slot_ptr(m, y->tok[k][0]), *fsa_in = slot_ptr(m, y->tok[k][1]);
     float *w0 = slot_ptr(m, y->tok[k][2]), *w1 = slot_ptr(m, y->tok[k][3]);
     float *t0 = WS(m, y->tb[0]), *yb = WS(m, y->tb[1]), *wo = WS(m, y->tb[2]), *z = WS(m, y->tb[3]);
-    tblock_forward(t0, &c.S[0], tsa_in, &c.P[0], NULL, NULL, 0, c.N[0], c.Ls[0], C, H, Hd);
-    seq_swap_forward(fsa_in, t0, B, C, F, T, TF_SEQ_TIME);
-    tblock_forward(yb, &c.S[1], fsa_in, &c.P[1], NULL, NULL, 0, c.N[1], c.Ls[1], C, H, Hd);
-    window_partition_forward(w0, yb, B, T, F, C, a->wt, a->wf, 0, 0);
-    tblock_forward(wo, &c.S[2], w0, &c.P[2], idx, NULL, 0, c.N[2], c.Ls[2], C, H, Hd);
-    window_reverse_forward(z, wo, B, T, F, C, a->wt, a->wf, 0, 0);
-    window_partition_forward(w1, z, B, T, F, C, a->wt, a->wf, c.st, c.sf);
-    tblock_forward(wo, &c.S[3], w1, &c.P[3], idx, mask, y->nW, c.N[3], c.Ls[3], C, H, Hd);
-    window_reverse_forward(z, wo, B, T, F, C, a->wt, a->wf, c.st, c.sf);
+    tf_tblock_forward(t0, &c.S[0], tsa_in, &c.P[0], NULL, NULL, 0, c.N[0], c.Ls[0], C, H, Hd);
+    tf_seq_swap_forward(fsa_in, t0, B, C, F, T, TF_SEQ_TIME);
+    tf_tblock_forward(yb, &c.S[1], fsa_in, &c.P[1], NULL, NULL, 0, c.N[1], c.Ls[1], C, H, Hd);
+    tf_window_partition_forward(w0, yb, B, T, F, C, a->wt, a->wf, 0, 0);
+    tf_tblock_forward(wo, &c.S[2], w0, &c.P[2], idx, NULL, 0, c.N[2], c.Ls[2], C, H, Hd);
+    tf_window_reverse_forward(z, wo, B, T, F, C, a->wt, a->wf, 0, 0);
+    tf_window_partition_forward(w1, z, B, T, F, C, a->wt, a->wf, c.st, c.sf);
+    tf_tblock_forward(wo, &c.S[3], w1, &c.P[3], idx, mask, y->nW, c.N[3], c.Ls[3], C, H, Hd);
+    tf_window_reverse_forward(z, wo, B, T, F, C, a->wt, a->wf, c.st, c.sf);
     const size_t n = (size_t)B * T * F * C;
     for (size_t i = 0; i < n; i++) out[i] = yb[i] + z[i];
 }
@@ -267,23 +267,24 @@ static float *tfswa_backward(tf_model *m, int k, float *dout) {
           *b3 = WS(m, y->tb[3]);
     /* out = y + z2: dz2 = dout, dy = dout + (through the Swin pair) */
     zero(b2, n);
-    window_reverse_backward(b2, dout, B, T, F, C, a->wt, a->wf, c.st, c.sf);
+    tf_window_reverse_backward(b2, dout, B, T, F, C, a->wt, a->wf, c.st, c.sf);
     zero(b3, n);
-    tblock_backward(b3, &c.G[3], b2, &c.S[3], w1, &c.P[3], idx, c.N[3], c.Ls[3], C, H, Hd, ws);
+    tf_tblock_backward(b3, &c.G[3], b2, &c.S[3], w1, &c.P[3], idx, c.N[3], c.Ls[3], C, H, Hd, ws);
     zero(b0, n);
-    window_partition_backward(b0, b3, B, T, F, C, a->wt, a->wf, c.st, c.sf);
+    tf_window_partition_backward(b0, b3, B, T, F, C, a->wt, a->wf, c.st, c.sf);
     zero(b2, n);
-    window_reverse_backward(b2, b0, B, T, F, C, a->wt, a->wf, 0, 0);
+    tf_window_reverse_backward(b2, b0, B, T, F, C, a->wt, a->wf, 0, 0);
     zero(b3, n);
-    tblock_backward(b3, &c.G[2], b2, &c.S[2], w0, &c.P[2], idx, c.N[2], c.Ls[2], C, H, Hd, ws);
-    window_partition_backward(dout, b3, B, T, F, C, a->wt, a->wf, 0, 0);
+    tf_tblock_backward(b3, &c.G[2], b2, &c.S[2], w0, &c.P[2], idx, c.N[2], c.Ls[2], C, H, Hd, ws);
+    tf_window_partition_backward(dout, b3, B, T, F, C, a->wt, a->wf, 0, 0);
     zero(b0, n);
-    tblock_backward(b0, &c.G[1], dout, &c.S[1], fsa_in, &c.P[1], NULL, c.N[1], c.Ls[1], C, H, Hd,
-                    ws);
+    tf_tblock_backward(b0, &c.G[1], dout, &c.S[1], fsa_in, &c.P[1], NULL, c.N[1], c.Ls[1], C, H, Hd,
+                       ws);
     zero(b1, n);
-    seq_swap_backward(b1, b0, B, C, F, T, TF_SEQ_TIME);
+    tf_seq_swap_backward(b1, b0, B, C, F, T, TF_SEQ_TIME);
     zero(b2, n);
-    tblock_backward(b2, &c.G[0], b1, &c.S[0], tsa_in, &c.P[0], NULL, c.N[0], c.Ls[0], C, H, Hd, ws);
+    tf_tblock_backward(b2, &c.G[0], b1, &c.S[0], tsa_in, &c.P[0], NULL, c.N[0], c.Ls[0], C, H, Hd,
+                       ws);
     return b2;
 }
 
@@ -335,26 +336,26 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
                        (size_t)H * W);
         if (l < L - 1) {
             x = sw(m, y->enc_in[l + 1], y->wx);
-            avgpool2x2_forward(x, bout, B, co, H, W);
+            tf_avgpool2x2_forward(x, bout, B, co, H, W);
             sstore(m, y->enc_in[l + 1], x);
         } else {
-            avgpool2x2_forward(WS(m, y->bott), bout, B, co, H, W);
+            tf_avgpool2x2_forward(WS(m, y->bott), bout, B, co, H, W);
         }
     }
     /* bottleneck */
     const int C = a->ch[L - 1], Hb = y->H[L], Wb = y->W[L];
     float *bott = WS(m, y->bott);
     if (a->nblk > 0) {
-        TF_TRY(swin_check_dims(Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2));
-        swin_relpos_index((int *)(void *)WS(m, y->relidx), a->wt, a->wf);
-        swin_attn_mask(WS(m, y->mask), Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2);
-        map_to_seq_forward(slot_ptr(m, y->tok[0][0]), bott, B, C, Hb, Wb, TF_SEQ_TIME);
+        TF_TRY(tf_swin_check_dims(Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2));
+        tf_swin_relpos_index((int *)(void *)WS(m, y->relidx), a->wt, a->wf);
+        tf_swin_attn_mask(WS(m, y->mask), Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2);
+        tf_map_to_seq_forward(slot_ptr(m, y->tok[0][0]), bott, B, C, Hb, Wb, TF_SEQ_TIME);
         float *o = WS(m, y->tb[4]);
         for (int k = 0; k < a->nblk; k++) {
             tfswa_forward(m, k, o);
             if (k < a->nblk - 1)
-                seq_swap_forward(slot_ptr(m, y->tok[k + 1][0]), o, B, C, Hb, Wb, TF_SEQ_FREQ);
-            seq_to_map_forward(bott, o, B, C, Hb, Wb, TF_SEQ_FREQ);
+                tf_seq_swap_forward(slot_ptr(m, y->tok[k + 1][0]), o, B, C, Hb, Wb, TF_SEQ_FREQ);
+            tf_seq_to_map_forward(bott, o, B, C, Hb, Wb, TF_SEQ_FREQ);
             char nm[32];
             snprintf(nm, sizeof nm, "tfswa.%d", k);
             TF_TRY(tf_model_tap_put(m, nm, bott, (size_t)B * C * Hb * Wb));
@@ -365,7 +366,7 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     float *A = WS(m, y->A);
     for (int j = 0; j < L; j++) {
         const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i], H = y->H[i], W = y->W[i];
-        upsample2x_forward(A, prev, B, cu, y->H[i + 1], y->W[i + 1]);
+        tf_upsample2x_forward(A, prev, B, cu, y->H[i + 1], y->W[i + 1]);
         store_channels(m, y->dec_cat[j], a->dec_in[j], 0, A, B, cu, (size_t)H * W);
         const float *xin = sload(m, y->dec_cat[j], y->wx);
         float *dst = j == L - 1 ? sw(m, y->head_in, y->bout) : bout;
@@ -383,8 +384,8 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     const int co = 2 * K * S;
     const size_t hw = (size_t)Fp * Tp;
     float *zb = sw(m, y->z, y->zbuf);
-    conv2d_forward(zb, prev, m->head_w, m->head_b, B, a->ch[0], co, Fp, Tp, 1, WS(m, y->convws), 0,
-                   th);
+    tf_conv2d_forward(zb, prev, m->head_w, m->head_b, B, a->ch[0], co, Fp, Tp, 1, WS(m, y->convws),
+                      0, th);
     sstore(m, y->z, zb);
     const float *x0 = a->output == TF_OUT_MASK ? sload(m, y->enc_in[0], y->wx) : NULL;
     /* per (item, target): its 2K channels cropped to (2K, Fs, T), the activation (ReLU, or
@@ -479,8 +480,8 @@ static tf_status backward(tf_model *m, const float *dout) {
     {
         const float *hin = sload(m, y->head_in, y->wx);
         zero(Dc, (size_t)B * a->ch[0] * hw);
-        conv2d_backward(Dc, m->ghead_w, m->ghead_b, dz, hin, m->head_w, B, a->ch[0], co, Fp, Tp, 1,
-                        WS(m, y->convws), 0, th);
+        tf_conv2d_backward(Dc, m->ghead_w, m->ghead_b, dz, hin, m->head_w, B, a->ch[0], co, Fp, Tp,
+                           1, WS(m, y->convws), 0, th);
     }
     /* decoder, last block first */
     for (int j = L - 1; j >= 0; j--) {
@@ -494,9 +495,9 @@ static tf_status backward(tf_model *m, const float *dout) {
         convblock_backward(m, L + j, y->dec_cat[j], Dc, Dn, B, a->dec_in[j], a->dec_out[j], H, W,
                            y->dec_c1[j], y->dec_o[j]);
         zero(Dc, px * cu);
-        concat_backward(Dc, WS(m, y->dskip[i]), Dn, B, cu, cs, H, W);
+        tf_concat_backward(Dc, WS(m, y->dskip[i]), Dn, B, cu, cs, H, W);
         zero(Dn, (size_t)B * cu * y->H[i + 1] * y->W[i + 1]);
-        upsample2x_backward(Dn, Dc, B, cu, y->H[i + 1], y->W[i + 1]);
+        tf_upsample2x_backward(Dn, Dc, B, cu, y->H[i + 1], y->W[i + 1]);
         float *t = Dc;
         Dc = Dn;
         Dn = t;
@@ -507,19 +508,19 @@ static tf_status backward(tf_model *m, const float *dout) {
     if (a->nblk > 0) {
         float *dt = WS(m, y->tb[5]);
         zero(dt, ntok);
-        seq_to_map_backward(dt, Dc, B, C, Hb, Wb, TF_SEQ_FREQ);
+        tf_seq_to_map_backward(dt, Dc, B, C, Hb, Wb, TF_SEQ_FREQ);
         for (int k = a->nblk - 1; k >= 0; k--) {
             if (ck) tfswa_forward(m, k, WS(m, y->tb[4]));
             float *dtsa = tfswa_backward(m, k, dt);
             zero(dt, ntok);
             if (k > 0)
-                seq_swap_backward(dt, dtsa, B, C, Hb, Wb, TF_SEQ_FREQ);
+                tf_seq_swap_backward(dt, dtsa, B, C, Hb, Wb, TF_SEQ_FREQ);
             else
-                map_to_seq_backward(dt, dtsa, B, C, Hb, Wb, TF_SEQ_TIME);
+                tf_map_to_seq_backward(dt, dtsa, B, C, Hb, Wb, TF_SEQ_TIME);
         }
         Dc = dt;
     }
-    avgpool2x2_backward(WS(m, y->dskip[L - 1]), Dc, B, C, y->H[L - 1], y->W[L - 1]);
+    tf_avgpool2x2_backward(WS(m, y->dskip[L - 1]), Dc, B, C, y->H[L - 1], y->W[L - 1]);
     /* encoder, deepest first */
     Dn = WS(m, y->D1);
     for (int l = L - 1; l >= 0; l--) {
@@ -530,7 +531,8 @@ static tf_status backward(tf_model *m, const float *dout) {
         zero(Dn, (size_t)B * ci * H * W);
         convblock_backward(m, l, y->enc_in[l], WS(m, y->dskip[l]), Dn, B, ci, cl, H, W,
                            y->enc_c1[l], y->enc_o[l]);
-        if (l > 0) avgpool2x2_backward(WS(m, y->dskip[l - 1]), Dn, B, ci, y->H[l - 1], y->W[l - 1]);
+        if (l > 0)
+            tf_avgpool2x2_backward(WS(m, y->dskip[l - 1]), Dn, B, ci, y->H[l - 1], y->W[l - 1]);
     }
     return TF_OK;
 }

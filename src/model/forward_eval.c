@@ -31,16 +31,16 @@ static void convblock_eval(tf_model *m, int blk, float *X, float *out, float *Y,
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &m->rcm_p[blk * R + r];
         const rcm_buffers *bu = &m->rcm_b[blk * R + r];
-        conv2d_forward(Q, X, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw, 0, th);
-        batchnorm2d_eval_forward(X, X, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W,
-                                 TF_BN_EPS);
-        gelu_forward(X, X, px * ci);
-        conv2d_forward(Y, X, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw, 0, th);
-        batchnorm2d_eval_forward(Y, Y, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W,
-                                 TF_BN_EPS);
-        gelu_forward(Y, Y, px * Cout);
+        tf_conv2d_forward(Q, X, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw, 0, th);
+        tf_batchnorm2d_eval_forward(X, X, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W,
+                                    TF_BN_EPS);
+        tf_gelu_forward(X, X, px * ci);
+        tf_conv2d_forward(Y, X, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw, 0, th);
+        tf_batchnorm2d_eval_forward(Y, Y, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W,
+                                    TF_BN_EPS);
+        tf_gelu_forward(Y, Y, px * Cout);
         float *o = r == R - 1 ? out : X;
-        conv2d_forward(o, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw, 0, th);
+        tf_conv2d_forward(o, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw, 0, th);
         tf_add_inplace(o, Q, px * Cout);
     }
 }
@@ -51,25 +51,25 @@ static void tfswa_eval(tf_model *m, int k, float *io, float *t1, float *t2) {
     const layout_t *y = &m->lay;
     const int B = y->B, C = a->ch[a->L - 1], H = a->heads, Hd = a->hidden;
     const int F = y->H[a->L], T = y->W[a->L], st = a->wt / 2, sf = a->wf / 2;
-    const int R = swin_relpos_rows(a->wt, a->wf), Ls = a->wt * a->wf;
+    const int R = tf_swin_relpos_rows(a->wt, a->wf), Ls = a->wt * a->wf;
     const int N[4] = {B * F, B * T, B * y->nW, B * y->nW}, Lq[4] = {T, F, Ls, Ls};
     const int *idx = (const int *)(void *)EV(m, y->ev.relidx);
     const float *mask = EV(m, y->ev.mask);
-    tblock_params P[4];
-    tblock_saved S[4];
+    tf_tblock_params P[4];
+    tf_tblock_saved S[4];
     for (int s = 0; s < 4; s++) {
-        tblock_params_point(&P[s], m->params + m->tb_off[k * 4 + s], C, H, Hd, s >= 2 ? R : 0);
-        tblock_saved_point(&S[s], EV(m, y->ev.tsv), N[s], Lq[s], C, H, Hd);
+        tf_tblock_params_point(&P[s], m->params + m->tb_off[k * 4 + s], C, H, Hd, s >= 2 ? R : 0);
+        tf_tblock_saved_point(&S[s], EV(m, y->ev.tsv), N[s], Lq[s], C, H, Hd);
     }
-    tblock_forward(t1, &S[0], io, &P[0], NULL, NULL, 0, N[0], Lq[0], C, H, Hd); /* TSA */
-    seq_swap_forward(io, t1, B, C, F, T, TF_SEQ_TIME);
-    tblock_forward(t1, &S[1], io, &P[1], NULL, NULL, 0, N[1], Lq[1], C, H, Hd); /* FSA: y */
-    window_partition_forward(io, t1, B, T, F, C, a->wt, a->wf, 0, 0);
-    tblock_forward(t2, &S[2], io, &P[2], idx, NULL, 0, N[2], Lq[2], C, H, Hd);
-    window_reverse_forward(io, t2, B, T, F, C, a->wt, a->wf, 0, 0);
-    window_partition_forward(t2, io, B, T, F, C, a->wt, a->wf, st, sf);
-    tblock_forward(io, &S[3], t2, &P[3], idx, mask, y->nW, N[3], Lq[3], C, H, Hd);
-    window_reverse_forward(t2, io, B, T, F, C, a->wt, a->wf, st, sf);
+    tf_tblock_forward(t1, &S[0], io, &P[0], NULL, NULL, 0, N[0], Lq[0], C, H, Hd); /* TSA */
+    tf_seq_swap_forward(io, t1, B, C, F, T, TF_SEQ_TIME);
+    tf_tblock_forward(t1, &S[1], io, &P[1], NULL, NULL, 0, N[1], Lq[1], C, H, Hd); /* FSA: y */
+    tf_window_partition_forward(io, t1, B, T, F, C, a->wt, a->wf, 0, 0);
+    tf_tblock_forward(t2, &S[2], io, &P[2], idx, NULL, 0, N[2], Lq[2], C, H, Hd);
+    tf_window_reverse_forward(io, t2, B, T, F, C, a->wt, a->wf, 0, 0);
+    tf_window_partition_forward(t2, io, B, T, F, C, a->wt, a->wf, st, sf);
+    tf_tblock_forward(io, &S[3], t2, &P[3], idx, mask, y->nW, N[3], Lq[3], C, H, Hd);
+    tf_window_reverse_forward(t2, io, B, T, F, C, a->wt, a->wf, st, sf);
     const size_t n = (size_t)B * T * F * C;
     for (size_t i = 0; i < n; i++) io[i] = t1[i] + t2[i]; /* y + SwinSW(SwinW(y)) */
 }
@@ -120,21 +120,21 @@ tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix) {
         char nm[32];
         snprintf(nm, sizeof nm, "enc.%d", l);
         TF_TRY(tf_model_tap_put(m, nm, skip, (size_t)B * co * H * W));
-        avgpool2x2_forward(l < L - 1 ? P[0] : bott, skip, B, co, H, W);
+        tf_avgpool2x2_forward(l < L - 1 ? P[0] : bott, skip, B, co, H, W);
     }
     /* bottleneck */
     const int C = a->ch[L - 1], Hb = y->H[L], Wb = y->W[L];
     if (a->nblk > 0) {
-        TF_TRY(swin_check_dims(Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2));
-        swin_relpos_index((int *)(void *)EV(m, e->relidx), a->wt, a->wf);
-        swin_attn_mask(EV(m, e->mask), Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2);
+        TF_TRY(tf_swin_check_dims(Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2));
+        tf_swin_relpos_index((int *)(void *)EV(m, e->relidx), a->wt, a->wf);
+        tf_swin_attn_mask(EV(m, e->mask), Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2);
         float *t[3] = {EV(m, e->t[0]), EV(m, e->t[1]), EV(m, e->t[2])};
-        map_to_seq_forward(t[0], bott, B, C, Hb, Wb, TF_SEQ_TIME);
+        tf_map_to_seq_forward(t[0], bott, B, C, Hb, Wb, TF_SEQ_TIME);
         for (int k = 0; k < a->nblk; k++) {
             tfswa_eval(m, k, t[0], t[1], t[2]);
-            seq_to_map_forward(bott, t[0], B, C, Hb, Wb, TF_SEQ_FREQ);
+            tf_seq_to_map_forward(bott, t[0], B, C, Hb, Wb, TF_SEQ_FREQ);
             if (k < a->nblk - 1) { /* the next block's input in t[1] */
-                seq_swap_forward(t[1], t[0], B, C, Hb, Wb, TF_SEQ_FREQ);
+                tf_seq_swap_forward(t[1], t[0], B, C, Hb, Wb, TF_SEQ_FREQ);
                 float *tmp = t[0];
                 t[0] = t[1], t[1] = tmp;
             }
@@ -153,7 +153,7 @@ tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix) {
         const float *skip = EV(m, e->skip[i]);
         for (int b = 0; b < B; b++) {
             float *xb = X + (size_t)b * a->dec_in[j] * HW;
-            upsample2x_forward(xb, prev + (size_t)b * cu * hw1, 1, cu, y->H[i + 1], y->W[i + 1]);
+            tf_upsample2x_forward(xb, prev + (size_t)b * cu * hw1, 1, cu, y->H[i + 1], y->W[i + 1]);
             memcpy(xb + (size_t)cu * HW, skip + (size_t)b * cs * HW, sizeof(float) * cs * HW);
         }
         convblock_eval(m, L + j, X, X, other, Q, B, a->dec_in[j], a->dec_out[j], H, W);
@@ -175,8 +175,8 @@ tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix) {
             if (xk) TF_TRY(subbands_padded(m, xk, mag));
             for (int s = 0; s < S; s++) {
                 const int c = s * 2 * K + ch * K; /* first head channel of (s, ch) */
-                conv2d_forward(zk, P[0] + (size_t)b * c0 * hw, m->head_w + (size_t)c * c0,
-                               m->head_b + c, 1, c0, K, Fp, Tp, 1, NULL, 0, th);
+                tf_conv2d_forward(zk, P[0] + (size_t)b * c0 * hw, m->head_w + (size_t)c * c0,
+                                  m->head_b + c, 1, c0, K, Fp, Tp, 1, NULL, 0, th);
                 if (xk) {
 #pragma omp parallel for schedule(static) if (nk > 65536)
                     for (size_t i = 0; i < nk; i++) zk[i] = xk[i] / (1.f + expf(-zk[i]));

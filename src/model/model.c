@@ -143,7 +143,7 @@ static void add_rcm(table_b *tb, const char *pre, int r, int ci, int co) {
     add(tb, 1, INIT_ONE, 0, 1, SH(co), "%s.rcm.%d.bn2.running_var", pre, r);
 }
 
-/* In tblock_params_point's order: the tblock's params are one contiguous run. */
+/* In tf_tblock_params_point's order: the tblock's params are one contiguous run. */
 static void add_tblock(table_b *tb, const char *pre, int C, int Hd, int R, int heads) {
     add(tb, 0, INIT_ONE, 0, 1, SH(C), "%s.ln1.weight", pre);
     add(tb, 0, INIT_ZERO, 0, 1, SH(C), "%s.ln1.bias", pre);
@@ -168,7 +168,7 @@ static void build_table(table_b *tb, const tf_arch *a) {
         for (int r = 0; r < a->nrcm; r++) add_rcm(tb, pre, r, r ? a->ch[l] : ci, a->ch[l]);
         ci = a->ch[l];
     }
-    int C = a->ch[a->L - 1], R = swin_relpos_rows(a->wt, a->wf);
+    int C = a->ch[a->L - 1], R = tf_swin_relpos_rows(a->wt, a->wf);
     for (int b = 0; b < a->nblk; b++) {
         snprintf(pre, sizeof pre, "tfswa.%d.tsa", b);
         add_tblock(tb, pre, C, a->hidden, 0, a->heads);
@@ -253,14 +253,14 @@ static void eval_layout(evlay_t *e, const tf_arch *a, const layout_t *y, int thr
         e->skip[l] = bump(&c, px * co);
         big = zmax(big, px * zmax(ci, co));
         q = zmax(q, px * co);
-        cw = zmax(cw, conv2d_forward_workspace_floats(zmax(ci, co), H, W, 3, 0, threads));
+        cw = zmax(cw, tf_conv2d_forward_workspace_floats(zmax(ci, co), H, W, 3, 0, threads));
     }
     for (int j = 0; j < L; j++) {
         const int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j], H = y->H[i], W = y->W[i];
         const size_t px = b * H * W;
         big = zmax(big, px * zmax(ci, co));
         q = zmax(q, px * co);
-        cw = zmax(cw, conv2d_forward_workspace_floats(zmax(ci, co), H, W, 3, 0, threads));
+        cw = zmax(cw, tf_conv2d_forward_workspace_floats(zmax(ci, co), H, W, 3, 0, threads));
     }
     const size_t ntok = b * y->H[L] * y->W[L] * C;
     e->bott = bump(&c, ntok);
@@ -278,9 +278,9 @@ static void eval_layout(evlay_t *e, const tf_arch *a, const layout_t *y, int thr
         const int Hb = y->H[L], Wb = y->W[L], B = y->B;
         s = c;
         for (int k = 0; k < 3; k++) e->t[k] = bump(&s, ntok);
-        size_t sv = tblock_saved_floats(B * Hb, Wb, C, a->heads, Hd);
-        sv = zmax(sv, tblock_saved_floats(B * Wb, Hb, C, a->heads, Hd));
-        sv = zmax(sv, tblock_saved_floats(B * y->nW, Ls, C, a->heads, Hd));
+        size_t sv = tf_tblock_saved_floats(B * Hb, Wb, C, a->heads, Hd);
+        sv = zmax(sv, tf_tblock_saved_floats(B * Wb, Hb, C, a->heads, Hd));
+        sv = zmax(sv, tf_tblock_saved_floats(B * y->nW, Ls, C, a->heads, Hd));
         e->tsv = bump(&s, sv);
         e->relidx = bump(&s, (size_t)Ls * Ls); /* ints, same size as floats */
         e->mask = bump(&s, (size_t)y->nW * Ls * Ls);
@@ -358,10 +358,10 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     y->z = put(&c, IN_ACT, bf, nz);
     const int Hd = a->hidden, Ls = a->wt * a->wf;
     const size_t ntok = b * Hb * Wb * C;
-    size_t nsv[4] = {tblock_saved_floats(B * Hb, Wb, C, a->heads, Hd),
-                     tblock_saved_floats(B * Wb, Hb, C, a->heads, Hd),
-                     tblock_saved_floats(B * y->nW, Ls, C, a->heads, Hd),
-                     tblock_saved_floats(B * y->nW, Ls, C, a->heads, Hd)};
+    size_t nsv[4] = {tf_tblock_saved_floats(B * Hb, Wb, C, a->heads, Hd),
+                     tf_tblock_saved_floats(B * Wb, Hb, C, a->heads, Hd),
+                     tf_tblock_saved_floats(B * y->nW, Ls, C, a->heads, Hd),
+                     tf_tblock_saved_floats(B * y->nW, Ls, C, a->heads, Hd)};
     for (int k = 0; k < a->nblk; k++) {
         y->tok[k][0] = put(&c, IN_ACT, 0, ntok);
         if (ck) continue;
@@ -409,9 +409,9 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     if (a->nblk > 0) {
         v = r0;
         for (int k = 0; k < 8; k++) y->tb[k] = bump(&v, ntok);
-        size_t tw = tblock_workspace_floats(B * Hb, Wb, C, a->heads, Hd);
-        tw = zmax(tw, tblock_workspace_floats(B * Wb, Hb, C, a->heads, Hd));
-        tw = zmax(tw, tblock_workspace_floats(B * y->nW, Ls, C, a->heads, Hd));
+        size_t tw = tf_tblock_workspace_floats(B * Hb, Wb, C, a->heads, Hd);
+        tw = zmax(tw, tf_tblock_workspace_floats(B * Wb, Hb, C, a->heads, Hd));
+        tw = zmax(tw, tf_tblock_workspace_floats(B * y->nW, Ls, C, a->heads, Hd));
         y->n_tbws = tw;
         y->tbws = bump(&v, tw);
         rend = zmax(rend, v);
@@ -443,22 +443,24 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     y->n_tile = (size_t)threads * 2 * TF_BN_TILE;
     y->tile = wput(&c, y->n_tile);
     int cmax = a->cin;
-    size_t cw = conv2d_workspace_floats(a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 0, threads);
+    size_t cw = tf_conv2d_workspace_floats(a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 0, threads);
     for (int l = 0; l < L; l++) {
         int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
         cmax = (int)zmax((size_t)cmax, (size_t)co);
-        cw = zmax(cw, conv2d_workspace_floats(ci, co, y->H[l], y->W[l], 3, 0, threads));
-        cw = zmax(cw, conv2d_workspace_floats(co, co, y->H[l], y->W[l], 3, 0, threads));
-        cw = zmax(cw, conv2d_workspace_floats(ci, co, y->H[l], y->W[l], 1, 0, threads));
-        if (R > 1) cw = zmax(cw, conv2d_workspace_floats(co, co, y->H[l], y->W[l], 1, 0, threads));
+        cw = zmax(cw, tf_conv2d_workspace_floats(ci, co, y->H[l], y->W[l], 3, 0, threads));
+        cw = zmax(cw, tf_conv2d_workspace_floats(co, co, y->H[l], y->W[l], 3, 0, threads));
+        cw = zmax(cw, tf_conv2d_workspace_floats(ci, co, y->H[l], y->W[l], 1, 0, threads));
+        if (R > 1)
+            cw = zmax(cw, tf_conv2d_workspace_floats(co, co, y->H[l], y->W[l], 1, 0, threads));
     }
     for (int j = 0; j < L; j++) {
         int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j];
         cmax = (int)zmax((size_t)cmax, (size_t)ci);
-        cw = zmax(cw, conv2d_workspace_floats(ci, co, y->H[i], y->W[i], 3, 0, threads));
-        cw = zmax(cw, conv2d_workspace_floats(co, co, y->H[i], y->W[i], 3, 0, threads));
-        cw = zmax(cw, conv2d_workspace_floats(ci, co, y->H[i], y->W[i], 1, 0, threads));
-        if (R > 1) cw = zmax(cw, conv2d_workspace_floats(co, co, y->H[i], y->W[i], 1, 0, threads));
+        cw = zmax(cw, tf_conv2d_workspace_floats(ci, co, y->H[i], y->W[i], 3, 0, threads));
+        cw = zmax(cw, tf_conv2d_workspace_floats(co, co, y->H[i], y->W[i], 3, 0, threads));
+        cw = zmax(cw, tf_conv2d_workspace_floats(ci, co, y->H[i], y->W[i], 1, 0, threads));
+        if (R > 1)
+            cw = zmax(cw, tf_conv2d_workspace_floats(co, co, y->H[i], y->W[i], 1, 0, threads));
     }
     y->st_m1 = wput(&c, (size_t)cmax);
     y->st_r1 = wput(&c, (size_t)cmax);
@@ -798,21 +800,21 @@ double tf_model_forward_flops(const tf_arch *a, int B, int64_t N) {
         int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
         for (int r = 0; r < a->nrcm; r++) {
             int c0 = r ? co : ci;
-            f += conv2d_flops(B, c0, co, y.H[l], y.W[l], 3) +
-                 conv2d_flops(B, co, co, y.H[l], y.W[l], 3) +
-                 conv2d_flops(B, c0, co, y.H[l], y.W[l], 1);
+            f += tf_conv2d_flops(B, c0, co, y.H[l], y.W[l], 3) +
+                 tf_conv2d_flops(B, co, co, y.H[l], y.W[l], 3) +
+                 tf_conv2d_flops(B, c0, co, y.H[l], y.W[l], 1);
         }
     }
     for (int j = 0; j < a->L; j++) {
         int i = a->L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j];
         for (int r = 0; r < a->nrcm; r++) {
             int c0 = r ? co : ci;
-            f += conv2d_flops(B, c0, co, y.H[i], y.W[i], 3) +
-                 conv2d_flops(B, co, co, y.H[i], y.W[i], 3) +
-                 conv2d_flops(B, c0, co, y.H[i], y.W[i], 1);
+            f += tf_conv2d_flops(B, c0, co, y.H[i], y.W[i], 3) +
+                 tf_conv2d_flops(B, co, co, y.H[i], y.W[i], 3) +
+                 tf_conv2d_flops(B, c0, co, y.H[i], y.W[i], 1);
         }
     }
-    f += conv2d_flops(B, a->ch[0], 2 * a->K * a->S, y.Fp, y.Tp, 1);
+    f += tf_conv2d_flops(B, a->ch[0], 2 * a->K * a->S, y.Fp, y.Tp, 1);
     double C = a->ch[a->L - 1], Hd = a->hidden;
     double ntok = (double)B * y.H[a->L] * y.W[a->L];
     double lin = 2 * ntok * (3 * C * C + C * C + 2 * C * Hd); /* qkv, proj, fc1, fc2 */

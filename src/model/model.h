@@ -55,7 +55,7 @@
  *    RCM); BN and GELU outputs are recomputed in backward from those (a BN recompute
  *    reuses the batch statistics exactly and never touches the running stats); the block
  *    inputs; the decoder concat inputs; the head input and pre-activation; every TFSWA
- *    sublayer's input and tblock_saved; the mixture phase (fp32).
+ *    sublayer's input and tf_tblock_saved; the mixture phase (fp32).
  *  - checkpointing blocks: only the inputs of each Conv block and each TFSWA block (plus
  *    head input/pre-activation and phase); block insides are recomputed in backward into
  *    a scratch region of the workspace sized for the largest block.

@@ -41,7 +41,7 @@ typedef struct {
     size_t stage;
     size_t P1, Q, convws;       /* conv blocks: second ping-pong map, shortcut (B, Cout, H, W) */
     size_t n_convws;            /* floats */
-    size_t t[3], tsv;           /* TFSWA: token buffers (B*Hb*Wb*C), one tblock_saved */
+    size_t t[3], tsv;           /* TFSWA: token buffers (B*Hb*Wb*C), one tf_tblock_saved */
     size_t relidx, mask;        /* int (L*L), float (nW, L, L) */
     size_t re, im, mag, pr, pi; /* STFT and head: (Fb, T) of one audio channel */
     size_t xk, zk;              /* head: (K, Fp, Tp) of one audio channel */
@@ -64,7 +64,7 @@ typedef struct {
     slot_t head_in;              /* (B, c_0, Fp, Tp) last decoder output */
     slot_t z;                    /* (B, 2KS, Fp, Tp) head pre-activation */
     slot_t tok[TF_MAX_TFSWA][4]; /* fp32 sublayer inputs: tsa, fsa, swin0, swin1 */
-    slot_t tsv[TF_MAX_TFSWA][4]; /* fp32 tblock_saved of each sublayer */
+    slot_t tsv[TF_MAX_TFSWA][4]; /* fp32 tf_tblock_saved of each sublayer */
     /* ---- workspace (fp32, bytes into the workspace block); views of region R (model.c
      * tf_layout): io, fwd, bwd, tfswa ---- */
     size_t spec_re, spec_im, mag_in; /* io: (B*2, Fb, T) */

@@ -57,7 +57,7 @@ enum { CHUNK = 4096 };
 #define TF_CLONES
 #endif
 
-TF_CLONES void gelu_forward(float *out, const float *inp, size_t n) {
+TF_CLONES void tf_gelu_forward(float *out, const float *inp, size_t n) {
     const size_t nc = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t c = 0; c < nc; c++) {
@@ -70,7 +70,7 @@ TF_CLONES void gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
-TF_CLONES void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
+TF_CLONES void tf_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     const size_t nc = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static) if (n > 65536)
     for (size_t c = 0; c < nc; c++) {

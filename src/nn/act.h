@@ -5,8 +5,8 @@
 #include <stddef.h>
 
 /* out (n,) = gelu(inp (n,)); out may alias inp */
-void gelu_forward(float *out, const float *inp, size_t n);
+void tf_gelu_forward(float *out, const float *inp, size_t n);
 /* dinp (n,) += gelu'(inp) * dout (n,) */
-void gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
+void tf_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n);
 
 #endif

@@ -22,13 +22,13 @@ static void softmax_row(float *y, const float *x, int L) {
 }
 
 // out (N, L), inp (N, L)
-void softmax_forward(float *out, const float *inp, int N, int L) {
+void tf_softmax_forward(float *out, const float *inp, int N, int L) {
 #pragma omp parallel for schedule(static) if ((size_t)N * L > 65536)
     for (int n = 0; n < N; n++) softmax_row(out + (size_t)n * L, inp + (size_t)n * L, L);
 }
 
 // dinp (N, L) +=, dout (N, L), p (N, L)
-void softmax_backward(float *dinp, const float *dout, const float *p, int N, int L) {
+void tf_softmax_backward(float *dinp, const float *dout, const float *p, int N, int L) {
 #pragma omp parallel for schedule(static) if ((size_t)N * L > 65536)
     for (int n = 0; n < N; n++) {
         const float *pr = p + (size_t)n * L, *dy = dout + (size_t)n * L;
@@ -47,9 +47,9 @@ static inline float dot(const float *restrict a, const float *restrict b, int D)
 
 // out (N, L, C), att (N, H, L, L), qkv (N, L, 3C), bias_table (R, H), bias_index (L, L),
 // mask (nW, L, L)
-void attention_forward(float *out, float *att, const float *qkv, const float *bias_table,
-                       const int *bias_index, const float *mask, int nW, int N, int L, int C,
-                       int H) {
+void tf_attention_forward(float *out, float *att, const float *qkv, const float *bias_table,
+                          const int *bias_index, const float *mask, int nW, int N, int L, int C,
+                          int H) {
     const int D = C / H, C3 = 3 * C;
     const float scale = 1.f / sqrtf((float)D);
     const size_t LL = (size_t)L * L;
@@ -80,16 +80,16 @@ void attention_forward(float *out, float *att, const float *qkv, const float *bi
     }
 }
 
-size_t attention_workspace_floats(int N, int L, int H) {
+size_t tf_attention_workspace_floats(int N, int L, int H) {
     size_t chunk = N < ATTN_CHUNK ? (size_t)(N > 0 ? N : 0) : ATTN_CHUNK;
     return chunk * (size_t)H * L * L;
 }
 
 // dqkv (N, L, 3C) +=, dbias_table (R, H) +=, dout (N, L, C), qkv (N, L, 3C), att (N, H, L, L),
 // bias_index (L, L), workspace (min(N, 64), H, L, L)
-void attention_backward(float *dqkv, float *dbias_table, const float *dout, const float *qkv,
-                        const float *att, const int *bias_index, int N, int L, int C, int H,
-                        float *workspace) {
+void tf_attention_backward(float *dqkv, float *dbias_table, const float *dout, const float *qkv,
+                           const float *att, const int *bias_index, int N, int L, int C, int H,
+                           float *workspace) {
     const int D = C / H, C3 = 3 * C;
     const float scale = 1.f / sqrtf((float)D);
     const size_t LL = (size_t)L * L;

@@ -3,15 +3,16 @@
 
 #include <math.h>
 
-void batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
-                         float weight, float bias) {
+void tf_batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
+                            float weight, float bias) {
     const float scale = weight * rstd;
     for (size_t i = 0; i < n; i++) out[i] = (inp[i] - mean) * scale + bias;
 }
 
-void batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_mean,
-                         float *running_var, const float *inp, const float *weight,
-                         const float *bias, int B, int C, int H, int W, float momentum, float eps) {
+void tf_batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_mean,
+                            float *running_var, const float *inp, const float *weight,
+                            const float *bias, int B, int C, int H, int W, float momentum,
+                            float eps) {
     // out, inp (B, C, H, W); mean, rstd, running_mean, running_var, weight, bias (C)
     size_t hw = (size_t)H * W, n = (size_t)B * hw;
 #pragma omp parallel for schedule(static)
@@ -40,14 +41,14 @@ void batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_me
             running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
         }
         for (int b = 0; b < B; b++)
-            batchnorm_normalize(out + ((size_t)b * C + c) * hw, inp + ((size_t)b * C + c) * hw, hw,
-                                mf, r, weight ? weight[c] : 1.f, bias ? bias[c] : 0.f);
+            tf_batchnorm_normalize(out + ((size_t)b * C + c) * hw, inp + ((size_t)b * C + c) * hw,
+                                   hw, mf, r, weight ? weight[c] : 1.f, bias ? bias[c] : 0.f);
     }
 }
 
-void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                          const float *inp, const float *weight, const float *mean,
-                          const float *rstd, int B, int C, int H, int W) {
+void tf_batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                             const float *inp, const float *weight, const float *mean,
+                             const float *rstd, int B, int C, int H, int W) {
     // dinp, dout, inp (B, C, H, W); dweight, dbias, weight, mean, rstd (C)
     // With xhat = (x - mean) * rstd and g = dout * weight:
     //   dinp = rstd * (g - mean(g) - xhat * mean(g * xhat)), means over (B, H, W)
@@ -80,9 +81,9 @@ void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float
     }
 }
 
-void batchnorm2d_eval_forward(float *out, const float *inp, const float *weight, const float *bias,
-                              const float *running_mean, const float *running_var, int B, int C,
-                              int H, int W, float eps) {
+void tf_batchnorm2d_eval_forward(float *out, const float *inp, const float *weight,
+                                 const float *bias, const float *running_mean,
+                                 const float *running_var, int B, int C, int H, int W, float eps) {
     // out, inp (B, C, H, W); weight, bias, running_mean, running_var (C)
     size_t hw = (size_t)H * W;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -98,9 +99,9 @@ void batchnorm2d_eval_forward(float *out, const float *inp, const float *weight,
     }
 }
 
-void batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                               const float *inp, const float *weight, const float *running_mean,
-                               const float *running_var, int B, int C, int H, int W, float eps) {
+void tf_batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                  const float *inp, const float *weight, const float *running_mean,
+                                  const float *running_var, int B, int C, int H, int W, float eps) {
     // dinp, dout, inp (B, C, H, W); dweight, dbias, weight, running_mean, running_var (C)
     size_t hw = (size_t)H * W;
 #pragma omp parallel for schedule(static)

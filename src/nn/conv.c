@@ -24,7 +24,7 @@ static int conv2d_tile_eff(int B, int H, int W, int tile, int nthreads) {
     return t;
 }
 
-size_t conv2d_workspace_floats(int Cin, int Cout, int H, int W, int k, int tile, int nthreads) {
+size_t tf_conv2d_workspace_floats(int Cin, int Cout, int H, int W, int k, int tile, int nthreads) {
     if (k != 1 && k != 3) return 0;
     size_t nt = (size_t)(nthreads > 1 ? nthreads : 1);
     size_t t = (size_t)imin(tile > 0 ? tile : CONV2D_TILE, H * W);
@@ -36,14 +36,14 @@ size_t conv2d_workspace_floats(int Cin, int Cout, int H, int W, int k, int tile,
     return fwd > bwd ? fwd : bwd;
 }
 
-size_t conv2d_forward_workspace_floats(int Cin, int H, int W, int k, int tile, int nthreads) {
+size_t tf_conv2d_forward_workspace_floats(int Cin, int H, int W, int k, int tile, int nthreads) {
     if (k != 3) return 0;
     size_t nt = (size_t)(nthreads > 1 ? nthreads : 1);
     size_t t = (size_t)imin(tile > 0 ? tile : CONV2D_TILE, H * W);
     return nt * (size_t)Cin * 9 * t;
 }
 
-double conv2d_flops(int B, int Cin, int Cout, int H, int W, int k) {
+double tf_conv2d_flops(int B, int Cin, int Cout, int H, int W, int k) {
     return 2.0 * B * Cout * Cin * k * k * (double)H * W;
 }
 
@@ -96,9 +96,9 @@ static void blas_serial_end(int saved) {
     if (saved > 1) openblas_set_num_threads(saved);
 }
 
-void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
-                    int Cin, int Cout, int H, int W, int k, float *workspace, int tile,
-                    int nthreads) {
+void tf_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                       int Cin, int Cout, int H, int W, int k, float *workspace, int tile,
+                       int nthreads) {
     // out (B, Cout, H, W), inp (B, Cin, H, W), weight (Cout, Cin, k, k), bias (Cout)
     int nt = nthreads > 1 ? nthreads : 1;
     int hw = H * W, K = Cin * k * k;
@@ -134,9 +134,9 @@ void conv2d_forward(float *out, const float *inp, const float *weight, const flo
     blas_serial_end(saved);
 }
 
-void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                     const float *weight, int B, int Cin, int Cout, int H, int W, int k,
-                     float *workspace, int tile, int nthreads) {
+void tf_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int B, int Cin, int Cout, int H,
+                        int W, int k, float *workspace, int tile, int nthreads) {
     // dinp, inp (B, Cin, H, W); dout (B, Cout, H, W); dweight, weight (Cout, Cin, k, k)
     int nt = nthreads > 1 ? nthreads : 1;
     int hw = H * W, kk = k * k, K = Cin * kk;

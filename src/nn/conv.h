@@ -39,43 +39,43 @@
  * channels, where a larger im2col tile falls out of L2). */
 #define CONV2D_TILE 1024
 
-/* Floats of workspace that conv2d_forward AND conv2d_backward need for these dims with
+/* Floats of workspace that tf_conv2d_forward AND tf_conv2d_backward need for these dims with
  * this tile and thread count (one workspace serves both):
  *   k == 3: forward  nthreads * Cin*9*t,
  *           backward Cin*Cout*9 + (nthreads-1) * Cout*Cin*9 + nthreads * max(Cin,Cout)*9*t
  *   k == 1: forward 0, backward (nthreads-1) * Cout*Cin
  * with t = min(tile, H*W). Returns 0 for k not in {1, 3}. */
-size_t conv2d_workspace_floats(int Cin, int Cout, int H, int W, int k, int tile, int nthreads);
-/* Floats of workspace conv2d_forward alone needs (inference): nthreads * Cin*k*k*t for
+size_t tf_conv2d_workspace_floats(int Cin, int Cout, int H, int W, int k, int tile, int nthreads);
+/* Floats of workspace tf_conv2d_forward alone needs (inference): nthreads * Cin*k*k*t for
  * k == 3, 0 for k == 1 (no im2col), with t = min(tile, H*W). Never more than
- * conv2d_workspace_floats(). */
-size_t conv2d_forward_workspace_floats(int Cin, int H, int W, int k, int tile, int nthreads);
+ * tf_conv2d_workspace_floats(). */
+size_t tf_conv2d_forward_workspace_floats(int Cin, int H, int W, int k, int tile, int nthreads);
 
 /* out (B, Cout, H, W) = conv(inp (B, Cin, H, W), weight (Cout, Cin, k, k)) + bias (Cout) */
-void conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
-                    int Cin, int Cout, int H, int W, int k, float *workspace, int tile,
-                    int nthreads);
+void tf_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, int B,
+                       int Cin, int Cout, int H, int W, int k, float *workspace, int tile,
+                       int nthreads);
 
 /* dinp (B, Cin, H, W) += d/dinp, dweight (Cout, Cin, k, k) += d/dweight,
  * dbias (Cout) += sum of dout over (B, H, W); dinp and dbias may be NULL.
  * dout (B, Cout, H, W); inp (B, Cin, H, W) is the forward input. */
-void conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                     const float *weight, int B, int Cin, int Cout, int H, int W, int k,
-                     float *workspace, int tile, int nthreads);
+void tf_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int B, int Cin, int Cout, int H,
+                        int W, int k, float *workspace, int tile, int nthreads);
 
-/* Floating-point operations of one conv2d_forward (2 per multiply-add, padded taps
+/* Floating-point operations of one tf_conv2d_forward (2 per multiply-add, padded taps
  * counted as the sgemm does): 2 * B * Cout * Cin * k*k * H * W. A full backward (dinp and
  * dweight) costs twice that; the bias terms are not counted. */
-double conv2d_flops(int B, int Cin, int Cout, int H, int W, int k);
+double tf_conv2d_flops(int B, int Cin, int Cout, int H, int W, int k);
 
 /* Timing of conv2d on random data (allocates its own buffers; not a kernel). Seconds per
  * call are the minimum and mean over `iters` calls after one warm-up call. */
 typedef struct {
     double fwd_min_s, fwd_mean_s, bwd_min_s, bwd_mean_s;
-    double fwd_gflops, bwd_gflops; /* from the minimum times and conv2d_flops */
-} conv2d_bench_result;
-tf_status conv2d_bench(conv2d_bench_result *res, int B, int Cin, int Cout, int H, int W, int k,
-                       int tile, int nthreads, int iters);
+    double fwd_gflops, bwd_gflops; /* from the minimum times and tf_conv2d_flops */
+} tf_conv2d_bench_result;
+tf_status tf_conv2d_bench(tf_conv2d_bench_result *res, int B, int Cin, int Cout, int H, int W,
+                          int k, int tile, int nthreads, int iters);
 
 /* ---------------------------------------------------------------------------------------
  * batchnorm2d, as PyTorch nn.BatchNorm2d (eps and momentum are arguments: PyTorch's
@@ -88,50 +88,52 @@ tf_status conv2d_bench(conv2d_bench_result *res, int B, int Cin, int Cout, int H
  * Statistics are accumulated in double. */
 
 /* out (B, C, H, W); mean, rstd (C) saved; running_mean, running_var (C) updated in place */
-void batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_mean,
-                         float *running_var, const float *inp, const float *weight,
-                         const float *bias, int B, int C, int H, int W, float momentum, float eps);
-/* out (n) = (inp (n) - mean) * (weight * rstd) + bias: the normalisation batchnorm2d_forward
+void tf_batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_mean,
+                            float *running_var, const float *inp, const float *weight,
+                            const float *bias, int B, int C, int H, int W, float momentum,
+                            float eps);
+/* out (n) = (inp (n) - mean) * (weight * rstd) + bias: the normalisation tf_batchnorm2d_forward
  * applies to the values of one channel (it calls this, so the values are bitwise the
  * same), for callers that recompute a BN output piecewise from the saved mean and rstd.
  * weight 1 and bias 0 when the layer has none. out may alias inp. */
-void batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
-                         float weight, float bias);
+void tf_batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
+                            float weight, float bias);
 /* exact training-mode backward: dinp (B, C, H, W) +=, dweight, dbias (C) += (may be NULL);
- * mean, rstd (C) from batchnorm2d_forward */
-void batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                          const float *inp, const float *weight, const float *mean,
-                          const float *rstd, int B, int C, int H, int W);
+ * mean, rstd (C) from tf_batchnorm2d_forward */
+void tf_batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                             const float *inp, const float *weight, const float *mean,
+                             const float *rstd, int B, int C, int H, int W);
 /* eval mode: out = (inp - running_mean) / sqrt(running_var + eps) * weight + bias */
-void batchnorm2d_eval_forward(float *out, const float *inp, const float *weight, const float *bias,
-                              const float *running_mean, const float *running_var, int B, int C,
-                              int H, int W, float eps);
+void tf_batchnorm2d_eval_forward(float *out, const float *inp, const float *weight,
+                                 const float *bias, const float *running_mean,
+                                 const float *running_var, int B, int C, int H, int W, float eps);
 /* backward of the eval-mode forward (running stats are constants) */
-void batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                               const float *inp, const float *weight, const float *running_mean,
-                               const float *running_var, int B, int C, int H, int W, float eps);
+void tf_batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                  const float *inp, const float *weight, const float *running_mean,
+                                  const float *running_var, int B, int C, int H, int W, float eps);
 
 /* ---------------------------------------------------------------------------------------
  * Resampling and concat. */
 
 /* 2x2 average pooling, stride 2 (nn.AvgPool2d(2)): out (B, C, H/2, W/2) from
  * inp (B, C, H, W); H and W even (the caller guarantees it). */
-void avgpool2x2_forward(float *out, const float *inp, int B, int C, int H, int W);
+void tf_avgpool2x2_forward(float *out, const float *inp, int B, int C, int H, int W);
 /* dinp (B, C, H, W) += 0.25 * dout (B, C, H/2, W/2) broadcast over each 2x2 block */
-void avgpool2x2_backward(float *dinp, const float *dout, int B, int C, int H, int W);
+void tf_avgpool2x2_backward(float *dinp, const float *dout, int B, int C, int H, int W);
 
 /* Bilinear upsampling x2 with align_corners=False, i.e. PyTorch's
  * nn.Upsample(scale_factor=2, mode='bilinear') default: source coordinate
  * s = (o + 0.5) / 2 - 0.5 clamped below at 0, neighbours floor(s) and min(floor(s)+1, n-1).
  * out (B, C, 2H, 2W) from inp (B, C, H, W). */
-void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W);
-/* dinp (B, C, H, W) += exact adjoint of upsample2x_forward applied to dout (B, C, 2H, 2W) */
-void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, int W);
+void tf_upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W);
+/* dinp (B, C, H, W) += exact adjoint of tf_upsample2x_forward applied to dout (B, C, 2H, 2W) */
+void tf_upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, int W);
 
 /* out (B, C1+C2, H, W) = [a (B, C1, H, W), b (B, C2, H, W)] along channels */
-void concat_forward(float *out, const float *a, const float *b, int B, int C1, int C2, int H,
-                    int W);
+void tf_concat_forward(float *out, const float *a, const float *b, int B, int C1, int C2, int H,
+                       int W);
 /* da (B, C1, H, W) += dout[:, :C1], db (B, C2, H, W) += dout[:, C1:]; either may be NULL */
-void concat_backward(float *da, float *db, const float *dout, int B, int C1, int C2, int H, int W);
+void tf_concat_backward(float *da, float *db, const float *dout, int B, int C1, int C2, int H,
+                        int W);
 
 #endif

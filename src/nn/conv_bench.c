@@ -17,15 +17,15 @@ static void fill(float *x, size_t n, uint64_t stream) {
     for (size_t i = 0; i < n; i++) x[i] = (float)tf_rng_range(&r, -1.0, 1.0);
 }
 
-tf_status conv2d_bench(conv2d_bench_result *res, int B, int Cin, int Cout, int H, int W, int k,
-                       int tile, int nthreads, int iters) {
+tf_status tf_conv2d_bench(tf_conv2d_bench_result *res, int B, int Cin, int Cout, int H, int W,
+                          int k, int tile, int nthreads, int iters) {
     if (k != 1 && k != 3)
         return tf_err(TF_EUSER, "conv2d bench: kernel size %d (must be 1 or 3)", k);
     if (B < 1 || Cin < 1 || Cout < 1 || H < 1 || W < 1 || iters < 1 || nthreads < 1)
         return tf_err(TF_EUSER, "conv2d bench: dims, iters and threads must be >= 1");
     size_t n_in = (size_t)B * Cin * H * W, n_out = (size_t)B * Cout * H * W;
     size_t n_w = (size_t)Cout * Cin * k * k;
-    size_t n_ws = conv2d_workspace_floats(Cin, Cout, H, W, k, tile, nthreads);
+    size_t n_ws = tf_conv2d_workspace_floats(Cin, Cout, H, W, k, tile, nthreads);
     size_t total = 2 * n_in + 2 * n_out + 2 * n_w + 2 * (size_t)Cout + n_ws;
     float *mem = tf_malloc(total * sizeof(float), "conv2d bench buffers");
     if (!mem) return TF_EINTERNAL;
@@ -40,15 +40,16 @@ tf_status conv2d_bench(conv2d_bench_result *res, int B, int Cin, int Cout, int H
     double fmin = 1e30, fsum = 0.0, bmin = 1e30, bsum = 0.0;
     for (int it = 0; it <= iters; it++) { /* iteration 0 is the warm-up */
         double t0 = now_s();
-        conv2d_forward(out, inp, w, bias, B, Cin, Cout, H, W, k, ws, tile, nthreads);
+        tf_conv2d_forward(out, inp, w, bias, B, Cin, Cout, H, W, k, ws, tile, nthreads);
         double t1 = now_s();
-        conv2d_backward(dinp, dw, dbias, dout, inp, w, B, Cin, Cout, H, W, k, ws, tile, nthreads);
+        tf_conv2d_backward(dinp, dw, dbias, dout, inp, w, B, Cin, Cout, H, W, k, ws, tile,
+                           nthreads);
         double t2 = now_s();
         if (it == 0) continue;
         fmin = t1 - t0 < fmin ? t1 - t0 : fmin, fsum += t1 - t0;
         bmin = t2 - t1 < bmin ? t2 - t1 : bmin, bsum += t2 - t1;
     }
-    double fl = conv2d_flops(B, Cin, Cout, H, W, k);
+    double fl = tf_conv2d_flops(B, Cin, Cout, H, W, k);
     res->fwd_min_s = fmin, res->fwd_mean_s = fsum / iters;
     res->bwd_min_s = bmin, res->bwd_mean_s = bsum / iters;
     res->fwd_gflops = fl / fmin * 1e-9;

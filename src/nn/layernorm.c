@@ -5,8 +5,8 @@
 #include "nn/attn.h"
 
 // out (N, C), mean (N), rstd (N), inp (N, C), weight (C), bias (C)
-void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
-                       const float *bias, int N, int C) {
+void tf_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                          const float *weight, const float *bias, int N, int C) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C > 32768)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -32,9 +32,9 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
 
 // dinp (N, C) +=, dweight (C) +=, dbias (C) +=, dout (N, C), inp (N, C), weight (C),
 // mean (N), rstd (N)
-void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                        const float *inp, const float *weight, const float *mean, const float *rstd,
-                        int N, int C) {
+void tf_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                           const float *inp, const float *weight, const float *mean,
+                           const float *rstd, int N, int C) {
     int par = (size_t)N * C > 32768;
     /* dinp: rows are independent. */
 #pragma omp parallel for schedule(static) if (par)

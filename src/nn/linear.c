@@ -7,8 +7,8 @@
 #define LIN_OBLOCK 64
 
 // out (N, OC), inp (N, IC), weight (OC, IC), bias (OC) or NULL
-void linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
-                    int IC, int OC) {
+void tf_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                       int IC, int OC) {
     if (N <= 0 || OC <= 0) return;
     float beta = 0.f;
     if (bias) {
@@ -27,8 +27,8 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
 }
 
 // dinp (N, IC) += dout @ W, dweight (OC, IC) += dout^T @ inp, dbias (OC) += colsum(dout)
-void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
-                     const float *weight, int N, int IC, int OC) {
+void tf_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, int N, int IC, int OC) {
     if (N <= 0 || OC <= 0) return;
     if (IC > 0) {
         if (dinp)

@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-void avgpool2x2_forward(float *out, const float *inp, int B, int C, int H, int W) {
+void tf_avgpool2x2_forward(float *out, const float *inp, int B, int C, int H, int W) {
     // out (B, C, H/2, W/2), inp (B, C, H, W)
     int Ho = H / 2, Wo = W / 2;
     long planes = (long)B * C;
@@ -20,7 +20,7 @@ void avgpool2x2_forward(float *out, const float *inp, int B, int C, int H, int W
     }
 }
 
-void avgpool2x2_backward(float *dinp, const float *dout, int B, int C, int H, int W) {
+void tf_avgpool2x2_backward(float *dinp, const float *dout, int B, int C, int H, int W) {
     // dinp (B, C, H, W), dout (B, C, H/2, W/2)
     int Ho = H / 2, Wo = W / 2;
     long planes = (long)B * C;
@@ -58,7 +58,7 @@ static void up_index(int o, int n, int *i0, int *i1, float *w1) {
     *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
 }
 
-void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W) {
+void tf_upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W) {
     // out (B, C, 2H, 2W), inp (B, C, H, W)
     int Ho = 2 * H, Wo = 2 * W;
     long planes = (long)B * C;
@@ -84,7 +84,7 @@ void upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W
     }
 }
 
-void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, int W) {
+void tf_upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, int W) {
     // dinp (B, C, H, W), dout (B, C, 2H, 2W)
     int Ho = 2 * H, Wo = 2 * W;
     long planes = (long)B * C;
@@ -113,8 +113,8 @@ void upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, in
     }
 }
 
-void concat_forward(float *out, const float *a, const float *b, int B, int C1, int C2, int H,
-                    int W) {
+void tf_concat_forward(float *out, const float *a, const float *b, int B, int C1, int C2, int H,
+                       int W) {
     // out (B, C1+C2, H, W), a (B, C1, H, W), b (B, C2, H, W)
     size_t hw = (size_t)H * W;
     int C = C1 + C2;
@@ -128,7 +128,8 @@ void concat_forward(float *out, const float *a, const float *b, int B, int C1, i
     }
 }
 
-void concat_backward(float *da, float *db, const float *dout, int B, int C1, int C2, int H, int W) {
+void tf_concat_backward(float *da, float *db, const float *dout, int B, int C1, int C2, int H,
+                        int W) {
     // da (B, C1, H, W), db (B, C2, H, W), dout (B, C1+C2, H, W)
     size_t hw = (size_t)H * W;
     int C = C1 + C2;

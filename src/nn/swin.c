@@ -5,7 +5,7 @@
 
 #include "nn/attn.h"
 
-tf_status swin_check_dims(int T, int F, int wt, int wf, int st, int sf) {
+tf_status tf_swin_check_dims(int T, int F, int wt, int wf, int st, int sf) {
     if (wt <= 0 || wf <= 0)
         return tf_err(TF_EUSER, "window: size %d x %d (time x frequency) must be positive", wt, wf);
     if (T <= 0 || F <= 0)
@@ -52,35 +52,35 @@ static void window_permute(float *dst, const float *src, int B, int T, int F, in
 }
 
 // win (B*nWt*nWf, wt*wf, C), x (B, T, F, C)
-void window_partition_forward(float *win, const float *x, int B, int T, int F, int C, int wt,
-                              int wf, int st, int sf) {
+void tf_window_partition_forward(float *win, const float *x, int B, int T, int F, int C, int wt,
+                                 int wf, int st, int sf) {
     window_permute(win, x, B, T, F, C, wt, wf, st, sf, 1, 0);
 }
 
 // dx (B, T, F, C) +=, dwin (B*nW, wt*wf, C)
-void window_partition_backward(float *dx, const float *dwin, int B, int T, int F, int C, int wt,
-                               int wf, int st, int sf) {
+void tf_window_partition_backward(float *dx, const float *dwin, int B, int T, int F, int C, int wt,
+                                  int wf, int st, int sf) {
     window_permute(dx, dwin, B, T, F, C, wt, wf, st, sf, 0, 1);
 }
 
 // x (B, T, F, C), win (B*nW, wt*wf, C)
-void window_reverse_forward(float *x, const float *win, int B, int T, int F, int C, int wt, int wf,
-                            int st, int sf) {
+void tf_window_reverse_forward(float *x, const float *win, int B, int T, int F, int C, int wt,
+                               int wf, int st, int sf) {
     window_permute(x, win, B, T, F, C, wt, wf, st, sf, 0, 0);
 }
 
 // dwin (B*nW, wt*wf, C) +=, dx (B, T, F, C)
-void window_reverse_backward(float *dwin, const float *dx, int B, int T, int F, int C, int wt,
-                             int wf, int st, int sf) {
+void tf_window_reverse_backward(float *dwin, const float *dx, int B, int T, int F, int C, int wt,
+                                int wf, int st, int sf) {
     window_permute(dwin, dx, B, T, F, C, wt, wf, st, sf, 1, 1);
 }
 
-int swin_relpos_rows(int wt, int wf) {
+int tf_swin_relpos_rows(int wt, int wf) {
     return (2 * wt - 1) * (2 * wf - 1);
 }
 
 // index (L, L), L = wt*wf
-void swin_relpos_index(int *index, int wt, int wf) {
+void tf_swin_relpos_index(int *index, int wt, int wf) {
     const int L = wt * wf;
     for (int a = 0; a < L; a++)
         for (int b = 0; b < L; b++) {
@@ -97,7 +97,7 @@ static int region(int x, int n, int w, int s) {
 }
 
 // mask (nWt*nWf, L, L), L = wt*wf
-void swin_attn_mask(float *mask, int T, int F, int wt, int wf, int st, int sf) {
+void tf_swin_attn_mask(float *mask, int T, int F, int wt, int wf, int st, int sf) {
     const int nWt = T / wt, nWf = F / wf, L = wt * wf;
     for (int wi = 0; wi < nWt; wi++)
         for (int wj = 0; wj < nWf; wj++) {
@@ -151,19 +151,21 @@ static void map_scatter_tokens(float *x, const float *tok, int B, int C, int F, 
             }
 }
 
-void map_to_seq_forward(float *tok, const float *x, int B, int C, int F, int T, tf_seq_axis ax) {
+void tf_map_to_seq_forward(float *tok, const float *x, int B, int C, int F, int T, tf_seq_axis ax) {
     map_gather_tokens(tok, x, B, C, F, T, ax, 0);
 }
 
-void map_to_seq_backward(float *dx, const float *dtok, int B, int C, int F, int T, tf_seq_axis ax) {
+void tf_map_to_seq_backward(float *dx, const float *dtok, int B, int C, int F, int T,
+                            tf_seq_axis ax) {
     map_scatter_tokens(dx, dtok, B, C, F, T, ax, 1);
 }
 
-void seq_to_map_forward(float *x, const float *tok, int B, int C, int F, int T, tf_seq_axis ax) {
+void tf_seq_to_map_forward(float *x, const float *tok, int B, int C, int F, int T, tf_seq_axis ax) {
     map_scatter_tokens(x, tok, B, C, F, T, ax, 0);
 }
 
-void seq_to_map_backward(float *dtok, const float *dx, int B, int C, int F, int T, tf_seq_axis ax) {
+void tf_seq_to_map_backward(float *dtok, const float *dx, int B, int C, int F, int T,
+                            tf_seq_axis ax) {
     map_gather_tokens(dtok, dx, B, C, F, T, ax, 1);
 }
 
@@ -182,16 +184,16 @@ static void swap_mid(float *dst, const float *src, int B, int A1, int A2, int C,
             }
 }
 
-void seq_swap_forward(float *out, const float *in, int B, int C, int F, int T,
-                      tf_seq_axis from_ax) {
+void tf_seq_swap_forward(float *out, const float *in, int B, int C, int F, int T,
+                         tf_seq_axis from_ax) {
     if (from_ax == TF_SEQ_TIME)
         swap_mid(out, in, B, F, T, C, 0); /* (B, F, T, C) -> (B, T, F, C) */
     else
         swap_mid(out, in, B, T, F, C, 0); /* (B, T, F, C) -> (B, F, T, C) */
 }
 
-void seq_swap_backward(float *din, const float *dout, int B, int C, int F, int T,
-                       tf_seq_axis from_ax) {
+void tf_seq_swap_backward(float *din, const float *dout, int B, int C, int F, int T,
+                          tf_seq_axis from_ax) {
     if (from_ax == TF_SEQ_TIME)
         swap_mid(din, dout, B, T, F, C, 1); /* dout (B, T, F, C) -> din (B, F, T, C) */
     else

@@ -17,9 +17,9 @@
 #include "util/err.h"
 
 #define TF_MAX_TARGETS 8
-#define TF_MAX_LEVELS 8
-#define TF_NAME_MAX 32
-#define TF_PATH_MAX 1024
+#define TF_MAX_LEVELS  8
+#define TF_NAME_MAX    32
+#define TF_PATH_MAX    1024
 
 typedef enum { TF_SAMPLE_REMIX = 0, TF_SAMPLE_ALIGNED = 1 } tf_sampling;
 typedef enum { TF_OUT_MAGNITUDE = 0, TF_OUT_MASK = 1 } tf_output_mode;
@@ -30,65 +30,65 @@ typedef enum { TF_LOSS_L1 = 0, TF_LOSS_MRSTFT = 1 } tf_loss;
 
 typedef struct {
     /* ---- data ---- */
-    char root[TF_PATH_MAX];        /* root: dataset root (MUSDB18-HQ layout or track folders) */
-    int sample_rate;               /* sample_rate: 44100 */
-    int n_targets;                 /* targets: what the model predicts, e.g. [vocals] */
+    char root[TF_PATH_MAX]; /* root: dataset root (MUSDB18-HQ layout or track folders) */
+    int sample_rate;        /* sample_rate: 44100 */
+    int n_targets;          /* targets: what the model predicts, e.g. [vocals] */
     char targets[TF_MAX_TARGETS][TF_NAME_MAX];
-    int n_sources;                 /* sources: the stems that sum to the mixture (the */
+    int n_sources;                             /* sources: the stems that sum to the mixture (the */
     char sources[TF_MAX_TARGETS][TF_NAME_MAX]; /* dataset's files); targets ⊆ sources */
-    double segment_seconds;        /* segment_seconds: 6.0 */
-    int use_efficient_loading;     /* use_efficient_loading: true */
-    double min_mean_abs;           /* min_mean_abs: 0.001 (0 disables) */
-    int num_workers;               /* num_workers: 4 (0 = synchronous) */
-    int prefetch_factor;           /* prefetch_factor: 2 (batches per worker) */
-    int persistent_workers;        /* persistent_workers: true */
-    int pin_memory;                /* pin_memory: true */
-    tf_sampling sampling;          /* sampling: remix | aligned */
-    int aug_gain;                  /* augment.gain: true */
-    double aug_gain_min_db;        /* augment.gain_min_db: -3 */
-    double aug_gain_max_db;        /* augment.gain_max_db: 3 */
-    int aug_channel_swap;          /* augment.channel_swap: true */
-    int aug_polarity;              /* augment.polarity: true */
-    double aug_mix_same_source;    /* augment.mix_same_source: 0.0 (probability; paper's mix-audio) */
-    double valid_fraction;         /* valid_fraction: 0.1 (roots without MUSDB names or valid/) */
-    int64_t seed;                  /* seed: 42 */
+    double segment_seconds;                    /* segment_seconds: 6.0 */
+    int use_efficient_loading;                 /* use_efficient_loading: true */
+    double min_mean_abs;                       /* min_mean_abs: 0.001 (0 disables) */
+    int num_workers;                           /* num_workers: 4 (0 = synchronous) */
+    int prefetch_factor;                       /* prefetch_factor: 2 (batches per worker) */
+    int persistent_workers;                    /* persistent_workers: true */
+    int pin_memory;                            /* pin_memory: true */
+    tf_sampling sampling;                      /* sampling: remix | aligned */
+    int aug_gain;                              /* augment.gain: true */
+    double aug_gain_min_db;                    /* augment.gain_min_db: -3 */
+    double aug_gain_max_db;                    /* augment.gain_max_db: 3 */
+    int aug_channel_swap;                      /* augment.channel_swap: true */
+    int aug_polarity;                          /* augment.polarity: true */
+    double aug_mix_same_source; /* augment.mix_same_source: 0.0 (probability; paper's mix-audio) */
+    double valid_fraction;      /* valid_fraction: 0.1 (roots without MUSDB names or valid/) */
+    int64_t seed;               /* seed: 42 */
     /* ---- STFT ---- */
-    int stft_window_size;          /* stft.window_size: 2048 (n_fft) */
-    int stft_hop_length;           /* stft.hop_length: 512 */
+    int stft_window_size; /* stft.window_size: 2048 (n_fft) */
+    int stft_hop_length;  /* stft.hop_length: 512 */
     /* ---- model ---- */
-    char preset[TF_NAME_MAX];      /* preset: paper | small | tiny (loads configs/model/<p>.yaml) */
-    int n_levels;                  /* channels: list, one per encoder level, e.g. [32,64,128,256,384] */
+    char preset[TF_NAME_MAX]; /* preset: paper | small | tiny (loads configs/model/<p>.yaml) */
+    int n_levels;             /* channels: list, one per encoder level, e.g. [32,64,128,256,384] */
     int channels[TF_MAX_LEVELS];
-    int rcms_per_block;            /* rcms_per_block: 4 */
-    int tfswa_blocks;              /* tfswa_blocks: 4 */
-    int heads;                     /* heads: 4 */
-    int window_t, window_f;        /* window: [5, 4] (time x frequency) */
-    double mlp_ratio;              /* mlp_ratio: 2.0 */
-    int subbands;                  /* subbands: 4 */
-    tf_output_mode output;         /* output: magnitude | mask */
-    tf_dtype activation_dtype;     /* activation_dtype: fp32 | bf16 */
-    tf_ckpt_mode checkpointing;    /* checkpointing: off | blocks */
+    int rcms_per_block;         /* rcms_per_block: 4 */
+    int tfswa_blocks;           /* tfswa_blocks: 4 */
+    int heads;                  /* heads: 4 */
+    int window_t, window_f;     /* window: [5, 4] (time x frequency) */
+    double mlp_ratio;           /* mlp_ratio: 2.0 */
+    int subbands;               /* subbands: 4 */
+    tf_output_mode output;      /* output: magnitude | mask */
+    tf_dtype activation_dtype;  /* activation_dtype: fp32 | bf16 */
+    tf_ckpt_mode checkpointing; /* checkpointing: off | blocks */
     /* ---- training ---- */
-    int batch_size;                /* batch_size: 4 */
+    int batch_size;                  /* batch_size: 4 */
     int gradient_accumulation_steps; /* gradient_accumulation_steps: 1 */
-    int max_epochs;                /* max_epochs: 30 */
-    int64_t max_steps;             /* max_steps: 0 (0 = by epochs) */
-    int64_t steps_per_epoch;       /* steps_per_epoch: 1000 */
-    tf_optimizer optimizer;        /* optimizer: adam | adamw */
-    double learning_rate;          /* learning_rate: 1e-3 */
-    double weight_decay;           /* weight_decay: 0 */
-    double lr_decay;               /* lr_decay: 0.9 */
-    double lr_decay_epochs;        /* lr_decay_epochs: 1.5 */
-    double grad_clip;              /* grad_clip: 5.0 (0 = off) */
-    double ema_decay;              /* ema_decay: 0 (0 = off) */
-    tf_loss loss;                  /* loss: l1 | mrstft */
-    int log_every;                 /* log_every: 10 */
-    int val_every;                 /* val_every: 500 (steps) */
-    int ckpt_every;                /* ckpt_every: 500 (steps) */
-    int max_bad_steps;             /* max_bad_steps: 20 (non-finite steps in a row) */
-    char output_dir[TF_PATH_MAX];  /* output_dir: runs/default */
-    char resume[TF_PATH_MAX];      /* resume: "" */
-    int num_threads;               /* num_threads: 0 (= all cores) */
+    int max_epochs;                  /* max_epochs: 30 */
+    int64_t max_steps;               /* max_steps: 0 (0 = by epochs) */
+    int64_t steps_per_epoch;         /* steps_per_epoch: 1000 */
+    tf_optimizer optimizer;          /* optimizer: adam | adamw */
+    double learning_rate;            /* learning_rate: 1e-3 */
+    double weight_decay;             /* weight_decay: 0 */
+    double lr_decay;                 /* lr_decay: 0.9 */
+    double lr_decay_epochs;          /* lr_decay_epochs: 1.5 */
+    double grad_clip;                /* grad_clip: 5.0 (0 = off) */
+    double ema_decay;                /* ema_decay: 0 (0 = off) */
+    tf_loss loss;                    /* loss: l1 | mrstft */
+    int log_every;                   /* log_every: 10 */
+    int val_every;                   /* val_every: 500 (steps) */
+    int ckpt_every;                  /* ckpt_every: 500 (steps) */
+    int max_bad_steps;               /* max_bad_steps: 20 (non-finite steps in a row) */
+    char output_dir[TF_PATH_MAX];    /* output_dir: runs/default */
+    char resume[TF_PATH_MAX];        /* resume: "" */
+    int num_threads;                 /* num_threads: 0 (= all cores) */
 } tf_config;
 
 /* The defaults listed above (the whole struct is zeroed first, so memcmp compares). */

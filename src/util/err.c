@@ -34,8 +34,12 @@ tf_status tf_err_ctx(tf_status code, const char *fmt, ...) {
     return code;
 }
 
-const char *tf_errmsg(void) { return tf_msg_; }
-void tf_err_clear(void) { tf_msg_[0] = 0; }
+const char *tf_errmsg(void) {
+    return tf_msg_;
+}
+void tf_err_clear(void) {
+    tf_msg_[0] = 0;
+}
 
 void *tf_malloc(size_t n, const char *what) {
     void *p = malloc(n ? n : 1);
@@ -45,7 +49,8 @@ void *tf_malloc(size_t n, const char *what) {
 
 void *tf_calloc(size_t count, size_t size, const char *what) {
     void *p = calloc(count ? count : 1, size ? size : 1);
-    if (!p) tf_err(TF_EINTERNAL, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
+    if (!p)
+        tf_err(TF_EINTERNAL, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
     return p;
 }
 

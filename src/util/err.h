@@ -22,10 +22,10 @@ void *tf_realloc(void *p, size_t n, const char *what);
 char *tf_strdup(const char *s);
 
 /* Propagate a failing status. */
-#define TF_TRY(expr)                          \
-    do {                                      \
-        tf_status tf_st_ = (expr);            \
-        if (tf_st_ != TF_OK) return tf_st_;   \
+#define TF_TRY(expr)                                                                               \
+    do {                                                                                           \
+        tf_status tf_st_ = (expr);                                                                 \
+        if (tf_st_ != TF_OK) return tf_st_;                                                        \
     } while (0)
 
 #endif

@@ -17,7 +17,9 @@ void tf_rng_seed(tf_rng *r, uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
     for (int i = 0; i < 4; i++) r->s[i] = h = tf_hash64(h + (uint64_t)i);
 }
 
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+static inline uint64_t rotl(uint64_t x, int k) {
+    return (x << k) | (x >> (64 - k));
+}
 
 uint64_t tf_rng_u64(tf_rng *r) {
     uint64_t *s = r->s;
@@ -31,9 +33,13 @@ uint64_t tf_rng_u64(tf_rng *r) {
     return out;
 }
 
-double tf_rng_uniform(tf_rng *r) { return (double)(tf_rng_u64(r) >> 11) * 0x1.0p-53; }
+double tf_rng_uniform(tf_rng *r) {
+    return (double)(tf_rng_u64(r) >> 11) * 0x1.0p-53;
+}
 
-double tf_rng_range(tf_rng *r, double lo, double hi) { return lo + (hi - lo) * tf_rng_uniform(r); }
+double tf_rng_range(tf_rng *r, double lo, double hi) {
+    return lo + (hi - lo) * tf_rng_uniform(r);
+}
 
 uint64_t tf_rng_below(tf_rng *r, uint64_t n) {
     uint64_t lim = -n % n; /* 2^64 mod n */

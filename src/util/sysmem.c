@@ -19,6 +19,12 @@ static size_t proc_kb(const char *file, const char *key) {
     return kb;
 }
 
-size_t tf_rss_bytes(void) { return proc_kb("/proc/self/status", "VmRSS") * 1024; }
-size_t tf_peak_rss_bytes(void) { return proc_kb("/proc/self/status", "VmHWM") * 1024; }
-size_t tf_mem_available(void) { return proc_kb("/proc/meminfo", "MemAvailable") * 1024; }
+size_t tf_rss_bytes(void) {
+    return proc_kb("/proc/self/status", "VmRSS") * 1024;
+}
+size_t tf_peak_rss_bytes(void) {
+    return proc_kb("/proc/self/status", "VmHWM") * 1024;
+}
+size_t tf_mem_available(void) {
+    return proc_kb("/proc/meminfo", "MemAvailable") * 1024;
+}

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 BN_MOMENTUM = 0.1
 BN_EPS = 1e-5
 LN_EPS = 1e-5
-MASK_NEG = -100.0  # shifted-window mask value (Swin's, as swin_attn_mask in C)
+MASK_NEG = -100.0  # shifted-window mask value (Swin's, as tf_swin_attn_mask in C)
 
 
 # ----------------------------------------------------------------------------- conv part
