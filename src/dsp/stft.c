@@ -106,6 +106,25 @@ static void slot_put(tf_stft *st, slot *sl) {
     pthread_mutex_unlock(&st->pool_lock);
 }
 
+/* A thread's slot for one parallel region; on failure (NULL) sets *fail, and the thread
+ * skips its iterations (the region still runs its worksharing loops to the end). */
+static slot *slot_enter(tf_stft *st, int *fail) {
+    slot *sl = slot_get(st);
+    if (!sl) {
+#pragma omp atomic write
+        *fail = 1;
+    }
+    return sl;
+}
+
+/* Block j of S x nblk blocks of TB frames: signal s, first frame *t0; returns its frame
+ * count (TB, or fewer for the last block of a signal). */
+static int block_at(int64_t j, int64_t nblk, int64_t T, int64_t *s, int64_t *t0) {
+    *s = j / nblk;
+    *t0 = (j % nblk) * TB;
+    return T - *t0 < TB ? (int)(T - *t0) : TB;
+}
+
 tf_status tf_stft_create(tf_stft **out, int n_fft, int hop) {
     *out = NULL;
     if (n_fft < 4 || n_fft > 65536 || n_fft % 2 != 0)
@@ -326,16 +345,12 @@ tf_status tf_stft_forward(tf_stft *st, float *re, float *im, const float *x, int
     int fail = 0;
 #pragma omp parallel
     {
-        slot *sl = slot_get(st);
-        if (!sl) {
-#pragma omp atomic write
-            fail = 1;
-        }
+        slot *sl = slot_enter(st, &fail);
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < SB; j++) {
             if (!sl) continue;
-            int64_t s = j / nblk, t0 = (j % nblk) * TB;
-            int nb = T - t0 < TB ? (int)(T - t0) : TB;
+            int64_t s, t0;
+            int nb = block_at(j, nblk, T, &s, &t0);
             for (int k = 0; k < nb; k++)
                 stft_frame(st, sl, x + s * N, N, t0 + k, sl->blk + (size_t)k * st->fp);
             blk_store(st, sl, re + (size_t)s * F * T, im + (size_t)s * F * T, T, t0, nb);
@@ -356,11 +371,7 @@ tf_status tf_istft_forward(tf_stft *st, float *y, const float *re, const float *
     int fail = 0;
 #pragma omp parallel
     {
-        slot *sl = slot_get(st);
-        if (!sl) {
-#pragma omp atomic write
-            fail = 1;
-        }
+        slot *sl = slot_enter(st, &fail);
 #pragma omp for schedule(static)
         for (int s = 0; s < S; s++) memset(y + (size_t)s * N, 0, (size_t)N * sizeof(float));
         for (int64_t c = 0; c < m; c++) {
@@ -410,16 +421,12 @@ tf_status tf_istft_backward(tf_stft *st, float *dre, float *dim, const float *dy
     int fail = 0;
 #pragma omp parallel
     {
-        slot *sl = slot_get(st);
-        if (!sl) {
-#pragma omp atomic write
-            fail = 1;
-        }
+        slot *sl = slot_enter(st, &fail);
 #pragma omp for schedule(static)
         for (int64_t j = 0; j < SB; j++) {
             if (!sl) continue;
-            int64_t s = j / nblk, t0 = (j % nblk) * TB;
-            int nb = T - t0 < TB ? (int)(T - t0) : TB;
+            int64_t s, t0;
+            int nb = block_at(j, nblk, T, &s, &t0);
             const float *g = dy + (size_t)s * N, *w = st->window;
             float *fr = sl->frame;
             for (int k = 0; k < nb; k++) {
@@ -465,11 +472,7 @@ tf_status tf_stft_backward(tf_stft *st, float *dx, const float *dre, const float
     int fail = 0;
 #pragma omp parallel
     {
-        slot *sl = slot_get(st);
-        if (!sl) {
-#pragma omp atomic write
-            fail = 1;
-        }
+        slot *sl = slot_enter(st, &fail);
         for (int64_t c = 0; c < m; c++) {
             const int64_t K = colour_count(nblk, c, m), SK = (int64_t)S * K;
 #pragma omp for schedule(static)
