@@ -23,10 +23,7 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -fno-math-err
 LDLIBS  += -fopenmp -lm -lpthread
 
 ifeq ($(SAN),1)
-  # (not twice: the test scripts call `make install BUILD=build-san SAN=1`)
-  ifeq ($(filter %-san,$(BUILD)),)
-    BUILD := $(BUILD)-san
-  endif
+  BUILD   := $(BUILD)-san
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDLIBS  += -fsanitize=address,undefined
 endif

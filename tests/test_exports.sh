@@ -1,7 +1,7 @@
 #!/bin/sh
 # The libraries' symbols: libtfswa.so exports exactly the functions include/tfswa.h
 # declares (no internal symbol leaks into users' namespace), with the versioned soname;
-# libtfswa.a defines only tf_* / tfswa_* globals.
+# libtfswa.a defines only tf_* / tfswa_* globals and runs no program.
 # usage: tests/test_exports.sh BUILD_DIR   (prints ok/FAIL lines, then "N passed, N failed")
 BUILD=${1:-build}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,6 +64,13 @@ if nm -g --defined-only "$BUILD/libtfswa.a" > "$tmp/nma" 2> "$tmp/err"; then
 else
   bad "$BUILD/libtfswa.a: unreadable by nm: $(cat "$tmp/err")"
 fi
+
+# the library never runs programs (Python belongs to tests/ and tools/, e.g. the museval
+# cross-check of tests/bss_check.c)
+run=$(nm -u "$BUILD/libtfswa.a" 2> /dev/null | awk '{ print $2 }' | sed 's/@.*//' |
+  grep -E '^(popen|system|fork|vfork|posix_spawnp?|exec[lv]p?e?)$' | sort -u | tr '\n' ' ')
+[ -z "$run" ] && ok "libtfswa.a runs no program (no popen, system, fork, exec)" ||
+  bad "libtfswa.a calls $run"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
