@@ -18,6 +18,10 @@
  *     // -> separated/song/vocals.flac, separated/song/instrumental.flac
  *     tfswa_close(ctx);
  *
+ * Build against an installed tfswa (`make install PREFIX=...`):
+ *     cc app.c $(pkg-config --cflags --libs tfswa)           # libtfswa.so
+ *     cc app.c $(pkg-config --cflags --static --libs tfswa)  # its Libs.private too
+ *
  * Files of any length are separated in memory that does not depend on their length: the
  * input is read in blocks, resampled to the model's rate when needed (libsoxr), split into
  * overlapping chunks (weighted overlap-add), and every stem is written while it is
