@@ -5,6 +5,10 @@
 #   make demo       the end-to-end demo (see README.md)
 #   make deps       only check/install the Debian packages
 #   make format     clang-format every C file
+#   make install    install into PREFIX (/usr/local; DESTDIR honoured): lib/libtfswa.a,
+#                   lib/libtfswa.so*, include/tfswa.h, lib/pkgconfig/tfswa.pc, bin/tfswa,
+#                   share/tfswa/configs; `make uninstall PREFIX=...` removes them
+#   make tools      the stand-alone benches of tools/*.c into build/tools/
 
 CC      ?= gcc
 BUILD   ?= build
@@ -24,48 +28,101 @@ ifeq ($(SAN),1)
   LDLIBS  += -fsanitize=address,undefined
 endif
 
+# The version is the one in include/tfswa.h; the shared library's soname has the major.
+version_part = $(shell sed -n 's/^\#define TFSWA_VERSION_$(1) \([0-9]*\).*/\1/p' include/tfswa.h)
+VERSION  := $(call version_part,MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SO_NAME  := libtfswa.so.$(call version_part,MAJOR)
+SO_REAL  := libtfswa.so.$(VERSION)
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
+# tests/*.c that are not tests: harness code shared by tests and tools (not the library)
+THELP_SRC := $(sort $(filter-out tests/test_%,$(wildcard tests/*.c)))
 EX_SRC   := $(sort $(wildcard examples/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+CONFIGS  := $(sort $(wildcard configs/*/*.yaml))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+THELP_OBJ := $(THELP_SRC:%.c=$(BUILD)/%.o)
+THELP_LIB := $(BUILD)/tests/libtesthelp.a
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
-DEPS     := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
+TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+DEPS     := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(THELP_OBJ:.o=.d) $(TEST_BIN:=.d) $(TOOL_BIN:=.d)
+SHLIB    := $(BUILD)/$(SO_REAL) $(BUILD)/$(SO_NAME) $(BUILD)/libtfswa.so
 
-.PHONY: all test deps demo format clean check-deps
-all: $(BUILD)/libtfswa.a $(BUILD)/tfswa $(EX_BIN)
+.PHONY: all test deps demo format clean check-deps tools install uninstall FORCE
+all: $(BUILD)/libtfswa.a $(SHLIB) $(BUILD)/tfswa $(EX_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 
+# One object set for both libraries: position independent, and every symbol hidden
+# except the TFSWA_API functions of include/tfswa.h; tfswa.map also hides what GCC leaves
+# visible (tests/test_exports.sh checks the exported set).
+# The objects depend on a file holding these flags, so changing them rebuilds the objects.
+$(LIB_OBJ): CFLAGS += -fPIC -fvisibility=hidden
+$(LIB_OBJ): $(BUILD)/lib.cflags
+$(BUILD)/lib.cflags: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CC) $(CFLAGS) $(PKG_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(PKG_CFLAGS)' > $@
+FORCE:
+
 $(BUILD)/libtfswa.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
+# The shared library records its dependencies (DT_NEEDED), so users link with -ltfswa alone.
+$(BUILD)/$(SO_REAL): $(LIB_OBJ) tfswa.map
+	$(CC) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script=tfswa.map -Wl,--no-undefined \
+	  -Wl,--as-needed -o $@ $(LIB_OBJ) $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/$(SO_NAME): $(BUILD)/$(SO_REAL)
+	ln -sf $(SO_REAL) $@
+
+$(BUILD)/libtfswa.so: $(BUILD)/$(SO_NAME)
+	ln -sf $(SO_NAME) $@
+
 $(BUILD)/tfswa: $(CLI_OBJ) $(BUILD)/libtfswa.a
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libtfswa.a $(PKG_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libtfswa.a
+$(THELP_LIB): $(THELP_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libtfswa.a $(PKG_LIBS) $(LDLIBS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/tests/%: tests/%.c tests/test.h $(THELP_LIB) $(BUILD)/libtfswa.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -o $@ $< $(THELP_LIB) $(BUILD)/libtfswa.a $(PKG_LIBS) $(LDLIBS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libtfswa.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -o $@ $< $(BUILD)/libtfswa.a $(PKG_LIBS) $(LDLIBS)
 
+# Stand-alone benches (not part of the product): they may use the test harness and the
+# CLI's bench helpers.
+$(BUILD)/tools/%: tools/%.c $(THELP_LIB) $(BUILD)/src/cli/bench_util.o $(BUILD)/libtfswa.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/src/cli/bench_util.o $(THELP_LIB) \
+	  $(BUILD)/libtfswa.a $(PKG_LIBS) $(LDLIBS)
+
+tools: $(TOOL_BIN)
+
 deps:
 	@tools/deps.sh
 
 # `make test` first makes sure the packages are there, then builds in a sub-make
-# (so pkg-config flags are resolved after installation), then runs every test.
+# (so pkg-config flags are resolved after installation), then runs every test
+# (tests/test_*.c binaries and tests/test_*.sh scripts, which get the build directory).
 test: deps
-	@$(MAKE) --no-print-directory all tests-bin SAN=$(SAN)
-	@tools/run_tests.sh $(BUILD)
+	@$(MAKE) --no-print-directory all tests-bin tools SAN=$(SAN)
+	@MAKE="$(MAKE)" CC="$(CC)" SAN="$(SAN)" tools/run_tests.sh $(BUILD)
 
 .PHONY: tests-bin
 tests-bin: $(TEST_BIN)
@@ -73,6 +130,30 @@ tests-bin: $(TEST_BIN)
 demo: deps
 	@$(MAKE) --no-print-directory all SAN=$(SAN)
 	$(BUILD)/tfswa demo --out demo-output
+
+# lib/pkgconfig/tfswa.pc is generated from tfswa.pc.in with PREFIX (not DESTDIR); its
+# Libs.private (for `pkg-config --static`, linking libtfswa.a) are the libraries we link.
+install: $(BUILD)/libtfswa.a $(SHLIB) $(BUILD)/tfswa
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tfswa
+	install -m 644 $(BUILD)/libtfswa.a $(DESTDIR)$(PREFIX)/lib/libtfswa.a
+	install -m 755 $(BUILD)/$(SO_REAL) $(DESTDIR)$(PREFIX)/lib/$(SO_REAL)
+	ln -sf $(SO_REAL) $(DESTDIR)$(PREFIX)/lib/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(PREFIX)/lib/libtfswa.so
+	install -m 644 include/tfswa.h $(DESTDIR)$(PREFIX)/include/tfswa.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	  -e 's|@LIBS_PRIVATE@|$(strip $(PKG_LIBS) $(LDLIBS))|' \
+	  tfswa.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tfswa.pc
+	install -m 755 $(BUILD)/tfswa $(DESTDIR)$(PREFIX)/bin/tfswa
+	for f in $(CONFIGS); do \
+	  install -D -m 644 $$f $(DESTDIR)$(PREFIX)/share/tfswa/$$f || exit 1; done
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/libtfswa.a $(DESTDIR)$(PREFIX)/lib/$(SO_REAL) \
+	  $(DESTDIR)$(PREFIX)/lib/$(SO_NAME) $(DESTDIR)$(PREFIX)/lib/libtfswa.so \
+	  $(DESTDIR)$(PREFIX)/include/tfswa.h $(DESTDIR)$(PREFIX)/lib/pkgconfig/tfswa.pc \
+	  $(DESTDIR)$(PREFIX)/bin/tfswa
+	rm -rf $(DESTDIR)$(PREFIX)/share/tfswa
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -2,7 +2,9 @@
  *
  *   build/examples/separate INPUT OUT_DIR CHECKPOINT [CHECKPOINT...]
  *
- * writes OUT_DIR/<track>/<stem>.wav for every target of the checkpoints. */
+ * writes OUT_DIR/<track>/<stem>.wav for every target of the checkpoints. Against an
+ * installed tfswa: cc separate.c $(pkg-config --cflags --libs tfswa) -o separate
+ * (tests/test_install.sh builds and runs it so). */
 #include <stdio.h>
 
 #include "tfswa.h"

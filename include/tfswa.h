@@ -18,6 +18,10 @@
  *     // -> separated/song/vocals.flac, separated/song/instrumental.flac
  *     tfswa_close(ctx);
  *
+ * Build against an installed tfswa (`make install PREFIX=...`):
+ *     cc app.c $(pkg-config --cflags --libs tfswa)           # libtfswa.so
+ *     cc app.c $(pkg-config --cflags --static --libs tfswa)  # its Libs.private too
+ *
  * Files of any length are separated in memory that does not depend on their length: the
  * input is read in blocks, resampled to the model's rate when needed (libsoxr), split into
  * overlapping chunks (weighted overlap-add), and every stem is written while it is
@@ -38,6 +42,19 @@
 extern "C" {
 #endif
 
+/* The library's version; the shared library's soname is libtfswa.so.MAJOR. */
+#define TFSWA_VERSION_MAJOR 0
+#define TFSWA_VERSION_MINOR 1
+#define TFSWA_VERSION_PATCH 0
+
+/* Marks the public API: the library is built with -fvisibility=hidden, so libtfswa.so
+ * exports exactly the functions declared with TFSWA_API. */
+#if defined(__GNUC__) || defined(__clang__)
+#define TFSWA_API __attribute__((visibility("default")))
+#else
+#define TFSWA_API
+#endif
+
 /* Status codes returned by every function that can fail. */
 enum tfswa_status {
     TFSWA_OK = 0,
@@ -48,7 +65,7 @@ enum tfswa_status {
 };
 
 /* A short description of a status code ("ok", "output exists", ...). */
-const char *tfswa_error_string(int status);
+TFSWA_API const char *tfswa_error_string(int status);
 
 enum tfswa_ext { TFSWA_EXT_WAV = 0, TFSWA_EXT_FLAC = 1 };
 enum tfswa_subtype {
@@ -102,45 +119,47 @@ typedef struct tfswa_context tfswa_context;
  * two checkpoints with the same target, or different sample rates, are TFSWA_ERR_USER
  * naming both. n_threads 0: all cores. On failure returns NULL, sets *status (if not
  * NULL) and tfswa_last_error(NULL). */
-tfswa_context *tfswa_open(const char *const *checkpoints, int n, int n_threads, int *status);
-void tfswa_close(tfswa_context *ctx);
+TFSWA_API tfswa_context *tfswa_open(const char *const *checkpoints, int n, int n_threads,
+                                    int *status);
+TFSWA_API void tfswa_close(tfswa_context *ctx);
 
 /* The message of the context's last failure ("" if none); with ctx NULL, the last
  * failure of tfswa_open on this thread. Valid until the next call on the context. */
-const char *tfswa_last_error(const tfswa_context *ctx);
+TFSWA_API const char *tfswa_last_error(const tfswa_context *ctx);
 
-tfswa_separate_params tfswa_default_params(void);
+TFSWA_API tfswa_separate_params tfswa_default_params(void);
 
-int tfswa_n_targets(const tfswa_context *ctx);
-const char *tfswa_target_name(const tfswa_context *ctx, int i);     /* NULL if out of range */
-int tfswa_target_index(const tfswa_context *ctx, const char *name); /* -1 if none */
-int tfswa_sample_rate(const tfswa_context *ctx);                    /* the models' rate */
+TFSWA_API int tfswa_n_targets(const tfswa_context *ctx);
+TFSWA_API const char *tfswa_target_name(const tfswa_context *ctx, int i); /* NULL if out of range */
+TFSWA_API int tfswa_target_index(const tfswa_context *ctx, const char *name); /* -1 if none */
+TFSWA_API int tfswa_sample_rate(const tfswa_context *ctx);                    /* the models' rate */
 
 /* The outputs params select, in order: the chosen targets in target order, then
  * "instrumental". tfswa_separate_buffer writes them in this order. */
-int tfswa_n_outputs(const tfswa_context *ctx, const tfswa_separate_params *params);
-const char *tfswa_output_name(const tfswa_context *ctx, const tfswa_separate_params *params, int i);
+TFSWA_API int tfswa_n_outputs(const tfswa_context *ctx, const tfswa_separate_params *params);
+TFSWA_API const char *tfswa_output_name(const tfswa_context *ctx,
+                                        const tfswa_separate_params *params, int i);
 /* The path of output i of input `in` (out_dir joined with the expanded template). */
-int tfswa_output_path(tfswa_context *ctx, const tfswa_separate_params *params, const char *in,
-                      const char *out_dir, int i, char *buf, size_t size);
+TFSWA_API int tfswa_output_path(tfswa_context *ctx, const tfswa_separate_params *params,
+                                const char *in, const char *out_dir, int i, char *buf, size_t size);
 /* Check the params and the outputs of `in` without doing any work: TFSWA_ERR_EXISTS when
  * one exists and overwrite is false. (tfswa_separate_file does this check itself; call it
  * to check a whole list of inputs before starting the first.) */
-int tfswa_check_outputs(tfswa_context *ctx, const char *in, const char *out_dir,
-                        const tfswa_separate_params *params);
+TFSWA_API int tfswa_check_outputs(tfswa_context *ctx, const char *in, const char *out_dir,
+                                  const tfswa_separate_params *params);
 
 /* Separate the audio file `in` into files under out_dir (created as needed). */
-int tfswa_separate_file(tfswa_context *ctx, const char *in, const char *out_dir,
-                        const tfswa_separate_params *params);
+TFSWA_API int tfswa_separate_file(tfswa_context *ctx, const char *in, const char *out_dir,
+                                  const tfswa_separate_params *params);
 
 /* Separate a buffer: in (channels, n) planar (channels 1 or 2) at `rate` Hz; out
  * (tfswa_n_outputs, channels, n) planar, allocated by the caller. Same pipeline and
  * results as tfswa_separate_file. */
-int tfswa_separate_buffer(tfswa_context *ctx, const float *in, int channels, int64_t n, int rate,
-                          float *out, const tfswa_separate_params *params);
+TFSWA_API int tfswa_separate_buffer(tfswa_context *ctx, const float *in, int channels, int64_t n,
+                                    int rate, float *out, const tfswa_separate_params *params);
 
 /* Summary of the last separation on ctx. */
-const tfswa_summary *tfswa_last_summary(const tfswa_context *ctx);
+TFSWA_API const tfswa_summary *tfswa_last_summary(const tfswa_context *ctx);
 
 #ifdef __cplusplus
 }

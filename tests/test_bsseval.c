@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "metrics/bss_check.h"
+#include "bss_check.h"
 #include "metrics/bsseval.h"
 #include "metrics/btsolve.h"
 #include "test.h"

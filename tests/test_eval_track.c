@@ -5,7 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "metrics/bss_check.h"
+#include "bss_check.h"
 #include "metrics/eval_track.h"
 #include "test.h"
 

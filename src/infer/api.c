@@ -113,7 +113,7 @@ tfswa_separate_params tfswa_default_params(void) {
     return p;
 }
 
-int tfswa_params_to_internal(const tfswa_separate_params *in, tf_sep_params *out) {
+int tf_api_params_to_internal(const tfswa_separate_params *in, tf_sep_params *out) {
     tf_sep_params_default(out);
     if (!in) return tf_err(TF_EUSER, "params is NULL");
     if (in->ext != TFSWA_EXT_WAV && in->ext != TFSWA_EXT_FLAC)
@@ -175,21 +175,21 @@ int tfswa_sample_rate(const tfswa_context *ctx) {
 
 int tfswa_n_outputs(const tfswa_context *ctx, const tfswa_separate_params *params) {
     tf_sep_params p;
-    if (tfswa_params_to_internal(params, &p)) return 0;
+    if (tf_api_params_to_internal(params, &p)) return 0;
     return tf_sep_n_outputs(ctx->sep, &p);
 }
 
 const char *tfswa_output_name(const tfswa_context *ctx, const tfswa_separate_params *params,
                               int i) {
     tf_sep_params p;
-    if (tfswa_params_to_internal(params, &p)) return NULL;
+    if (tf_api_params_to_internal(params, &p)) return NULL;
     return tf_sep_output_name(ctx->sep, &p, i);
 }
 
 int tfswa_output_path(tfswa_context *ctx, const tfswa_separate_params *params, const char *in,
                       const char *out_dir, int i, char *buf, size_t size) {
     tf_sep_params p;
-    tf_status st = tfswa_params_to_internal(params, &p);
+    tf_status st = tf_api_params_to_internal(params, &p);
     if (!st && (!in || !buf || size == 0)) st = tf_err(TF_EUSER, "output path: NULL argument");
     if (!st) st = tf_sep_check_params(ctx->sep, &p);
     if (!st) st = tf_sep_output_path(ctx->sep, &p, in, out_dir, i, buf, size);
@@ -200,7 +200,7 @@ int tfswa_check_outputs(tfswa_context *ctx, const char *in, const char *out_dir,
                         const tfswa_separate_params *params) {
     tf_sep_params p;
     int exists = 0;
-    tf_status st = tfswa_params_to_internal(params, &p);
+    tf_status st = tf_api_params_to_internal(params, &p);
     if (!st && !in) st = tf_err(TF_EUSER, "input path is NULL");
     if (!st) st = tf_sep_check_outputs(ctx->sep, &p, in, out_dir, &exists);
     int r = finish(ctx, st);
@@ -213,7 +213,7 @@ int tfswa_separate_file(tfswa_context *ctx, const char *in, const char *out_dir,
     int r = tfswa_check_outputs(ctx, in, out_dir, params);
     if (r != TFSWA_OK) return r;
     tf_sep_params p;
-    tfswa_params_to_internal(params, &p);
+    tf_api_params_to_internal(params, &p);
     tf_sep_summary s;
     tf_status st = tf_separate_file(ctx->sep, in, out_dir, &p, &s);
     ctx->summary = (tfswa_summary){s.frames, s.sample_rate, s.channels, s.duration, s.seconds,
@@ -225,7 +225,7 @@ int tfswa_separate_buffer(tfswa_context *ctx, const float *in, int channels, int
                           float *out, const tfswa_separate_params *params) {
     memset(&ctx->summary, 0, sizeof ctx->summary);
     tf_sep_params p;
-    tf_status st = tfswa_params_to_internal(params, &p);
+    tf_status st = tf_api_params_to_internal(params, &p);
     if (st) return finish(ctx, st);
     tf_sep_summary s;
     st = tf_separate_buffer(ctx->sep, in, channels, n, rate, out, &p, &s);

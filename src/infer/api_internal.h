@@ -10,6 +10,6 @@
  * failure). */
 tfswa_context *tfswa_open_models(tf_sep_model *models, int n, int n_threads, int *status);
 /* The parameter translation used by every tfswa_separate_* call. */
-int tfswa_params_to_internal(const tfswa_separate_params *in, tf_sep_params *out);
+int tf_api_params_to_internal(const tfswa_separate_params *in, tf_sep_params *out);
 
 #endif

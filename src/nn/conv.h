@@ -68,15 +68,6 @@ void tf_conv2d_backward(float *dinp, float *dweight, float *dbias, const float *
  * dweight) costs twice that; the bias terms are not counted. */
 double tf_conv2d_flops(int B, int Cin, int Cout, int H, int W, int k);
 
-/* Timing of conv2d on random data (allocates its own buffers; not a kernel). Seconds per
- * call are the minimum and mean over `iters` calls after one warm-up call. */
-typedef struct {
-    double fwd_min_s, fwd_mean_s, bwd_min_s, bwd_mean_s;
-    double fwd_gflops, bwd_gflops; /* from the minimum times and tf_conv2d_flops */
-} tf_conv2d_bench_result;
-tf_status tf_conv2d_bench(tf_conv2d_bench_result *res, int B, int Cin, int Cout, int H, int W,
-                          int k, int tile, int nthreads, int iters);
-
 /* ---------------------------------------------------------------------------------------
  * batchnorm2d, as PyTorch nn.BatchNorm2d (eps and momentum are arguments: PyTorch's
  * defaults are 1e-5 and 0.1). Statistics per channel over (B, H, W); weight/bias (C) are

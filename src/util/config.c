@@ -1053,9 +1053,14 @@ const char *tf_config_find_dir(void) {
     char *slash = strrchr(exe, '/');
     if (!slash) return NULL;
     *slash = 0;
-    int m = snprintf(buf, sizeof buf, "%s/../configs", exe);
-    if (m < 0 || (size_t)m >= sizeof buf || !is_dir(buf)) return NULL;
-    return buf;
+    /* the source tree (build/tfswa), then an installed tree (PREFIX/bin/tfswa with
+     * PREFIX/share/tfswa/configs, see `make install`) */
+    static const char *const rel[] = {"../configs", "../share/tfswa/configs"};
+    for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+        int m = snprintf(buf, sizeof buf, "%s/%s", exe, rel[i]);
+        if (m >= 0 && (size_t)m < sizeof buf && is_dir(buf)) return buf;
+    }
+    return NULL;
 }
 
 static int cmp_str(const void *a, const void *b) {

@@ -128,7 +128,8 @@ int tf_config_target_index(const tf_config *c, const char *name);
  * On error c is unchanged. */
 tf_status tf_config_parse_args(tf_config *c, int argc, char **argv, unsigned char *used);
 /* The configuration directory: $TFSWA_CONFIG_DIR, else ./configs if it exists, else
- * <dir of the executable>/../configs if it exists (build/tfswa -> configs); NULL if none.
+ * <dir of the executable>/../configs if it exists (build/tfswa -> configs), else
+ * <dir of the executable>/../share/tfswa/configs (an installed PREFIX/bin/tfswa); NULL if none.
  * Returns a per-thread buffer valid until the next call. */
 const char *tf_config_find_dir(void);
 

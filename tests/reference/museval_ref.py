@@ -1,4 +1,5 @@
-"""museval reference for the BSS Eval v4 cross-check (tests/test_bsseval.c, tfswa bench metrics).
+"""museval reference for the BSS Eval v4 cross-check (tests/test_bsseval.c,
+tests/test_eval_track.c, tools/bench_metrics_vs_museval.c).
 
 usage: python museval_ref.py IN OUT    (python = the one tools/pyenv.sh prints)
        python museval_ref.py --json IN OURS.json RATE NAME...
@@ -8,7 +9,7 @@ framewise_filters=False, bsseval_sources_version=False) on every case of IN and 
 frame-wise metrics, museval's per-track aggregate and the time bss_eval took to OUT.
 Thread counts come from the environment (OPENBLAS_NUM_THREADS, OMP_NUM_THREADS).
 
-Files (little-endian), written and read by src/metrics/bss_check.c:
+Files (little-endian), written and read by tests/bss_check.c:
   IN:  b"TFBSSIN1", int32 ncases, then per case
        int32 nsrc, nchan, window, hop, filters_len, 0; int64 nsampl;
        float32 ref[nsrc][nchan][nsampl]; float32 est[nsrc][nchan][nsampl]

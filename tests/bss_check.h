@@ -1,5 +1,6 @@
-/* Cross-check of tf_bss_eval against museval (used by tests/test_bsseval.c and
- * `tfswa bench metrics`): synthetic cases, the binary files exchanged with
+/* Test harness (not library code): cross-check of tf_bss_eval against museval, used by
+ * tests/test_bsseval.c, tests/test_eval_track.c and tools/bench_metrics_vs_museval.c.
+ * Synthetic cases, the binary files exchanged with
  * tests/reference/museval_ref.py (format documented there), running it with the Python of
  * tools/pyenv.sh, and comparing the scores. */
 #ifndef TFSWA_BSS_CHECK_H

@@ -1,5 +1,5 @@
 /* museval cross-check support. See bss_check.h. */
-#include "metrics/bss_check.h"
+#include "bss_check.h"
 
 #include <limits.h>
 #include <math.h>
