@@ -65,6 +65,7 @@ deps:
 # (so pkg-config flags are resolved after installation), then runs every test.
 test: deps
 	@$(MAKE) --no-print-directory all tests-bin SAN=$(SAN)
+	@tools/include_graph.sh src >/dev/null || { tools/include_graph.sh src | grep FORBIDDEN; exit 1; }
 	@tools/run_tests.sh $(BUILD)
 
 .PHONY: tests-bin

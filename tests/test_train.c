@@ -12,6 +12,10 @@
 #include "data/synth.h"
 #include "model/model.h"
 #include "test.h"
+#include "train/train.h"
+
+/* the model input of a config (a pointer to a temporary) */
+#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 #include "train/ckpt.h"
 #include "train/train.h"
 #include "train/validate.h"
@@ -52,7 +56,7 @@ static int load_snap(const tf_config *c, const char *which, snap *s) {
     char dir[TF_PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/checkpoints/%s", c->output_dir, which);
     tf_model *m;
-    if (tf_model_create(&m, c, 1, 4096, 1)) return -1;
+    if (tf_model_create(&m, MC(c), 1, 4096, 1)) return -1;
     s->n = tf_model_get_plan(m)->n_params;
     s->p = malloc(sizeof(float) * s->n), s->m = malloc(sizeof(float) * s->n);
     s->v = malloc(sizeof(float) * s->n);
@@ -84,10 +88,10 @@ static void test_short_run_learns(void) {
     tf_model *m;
     tf_val_result v0, v1;
     CHECK(tf_index_open(&ix, &c, NULL) == TF_OK);
-    CHECK(tf_model_create(&m, &c, c.batch_size, (int64_t)(c.segment_seconds * c.sample_rate), 2) ==
-          TF_OK);
+    CHECK(tf_model_create(&m, MC(&c), c.batch_size, (int64_t)(c.segment_seconds * c.sample_rate),
+                          2) == TF_OK);
     CHECK(tf_validate(m, &c, ix, TF_SPLIT_VALID, &single, &v0) == TF_OK);
-    CHECKF(tf_train_run(&c, &single) == TF_OK, "%s", tf_errmsg());
+    CHECKF(tf_train_run(&c, &single, NULL, NULL) == TF_OK, "%s", tf_errmsg());
     char dir[TF_PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/checkpoints/last", c.output_dir);
     CHECK(tf_ckpt_load_weights(dir, m) == TF_OK);
@@ -135,14 +139,14 @@ static void test_resume_is_exact(void) {
     tf_config a, b;
     CHECK(base_cfg(&a, "straight") == 0 && base_cfg(&b, "resumed") == 0);
     a.max_steps = 4;
-    CHECK(tf_train_run(&a, &single) == TF_OK);
+    CHECK(tf_train_run(&a, &single, NULL, NULL) == TF_OK);
     b.max_steps = 4;
     tf_train_stop_after = 2; /* "killed" after 2 steps: only the checkpoint of step 2 */
     b.ckpt_every = 2;
-    CHECK(tf_train_run(&b, &single) == TF_OK);
+    CHECK(tf_train_run(&b, &single, NULL, NULL) == TF_OK);
     tf_train_stop_after = 0;
     snprintf(b.resume, sizeof b.resume, "%s", b.output_dir);
-    CHECK(tf_train_run(&b, &single) == TF_OK);
+    CHECK(tf_train_run(&b, &single, NULL, NULL) == TF_OK);
     snap sa, sb;
     CHECK(load_snap(&a, "last", &sa) == 0 && load_snap(&b, "last", &sb) == 0);
     CHECK(sa.pr.step == 4 && sb.pr.step == 4);
@@ -157,9 +161,9 @@ static void test_nonfinite_step_is_skipped(void) {
     CHECK(base_cfg(&a, "one") == 0 && base_cfg(&b, "nan") == 0);
     a.max_steps = 1;
     b.max_steps = 2;
-    CHECK(tf_train_run(&a, &single) == TF_OK);
+    CHECK(tf_train_run(&a, &single, NULL, NULL) == TF_OK);
     tf_train_inject_nan_step = 1; /* the second step's loss is NaN */
-    CHECK(tf_train_run(&b, &single) == TF_OK);
+    CHECK(tf_train_run(&b, &single, NULL, NULL) == TF_OK);
     tf_train_inject_nan_step = -1;
     snap sa, sb;
     CHECK(load_snap(&a, "last", &sa) == 0 && load_snap(&b, "last", &sb) == 0);
@@ -173,7 +177,8 @@ static void test_nonfinite_step_is_skipped(void) {
     CHECK(base_cfg(&c, "nan2") == 0);
     c.max_steps = 5, c.max_bad_steps = 1;
     tf_train_inject_nan_step = 0;
-    CHECK(tf_train_run(&c, &single) == TF_EUSER && strstr(tf_errmsg(), "non-finite") != NULL);
+    CHECK(tf_train_run(&c, &single, NULL, NULL) == TF_EUSER &&
+          strstr(tf_errmsg(), "non-finite") != NULL);
     tf_train_inject_nan_step = -1;
 }
 
@@ -182,7 +187,7 @@ static void test_mrstft_loss_runs(void) {
     CHECK(base_cfg(&c, "mrstft") == 0);
     c.max_steps = 2;
     c.loss = TF_LOSS_MRSTFT;
-    CHECKF(tf_train_run(&c, &single) == TF_OK, "%s", tf_errmsg());
+    CHECKF(tf_train_run(&c, &single, NULL, NULL) == TF_OK, "%s", tf_errmsg());
     snap s;
     CHECK(load_snap(&c, "last", &s) == 0 && s.pr.updates == 2);
     free_snap(&s);
@@ -192,13 +197,13 @@ static void test_interrupted_checkpoint_keeps_previous(void) {
     tf_config c;
     CHECK(base_cfg(&c, "crash") == 0);
     c.max_steps = 1;
-    CHECK(tf_train_run(&c, &single) == TF_OK);
+    CHECK(tf_train_run(&c, &single, NULL, NULL) == TF_OK);
     snap s1;
     CHECK(load_snap(&c, "last", &s1) == 0);
     snprintf(c.resume, sizeof c.resume, "%s", c.output_dir);
     c.max_steps = 2;
     tf_ckpt_fail_before_swap = 1; /* the step-2 checkpoint write dies before the swap */
-    CHECK(tf_train_run(&c, &single) != TF_OK);
+    CHECK(tf_train_run(&c, &single, NULL, NULL) != TF_OK);
     tf_ckpt_fail_before_swap = 0;
     snap s2;
     CHECK(load_snap(&c, "last", &s2) == 0); /* still loadable: the step-1 checkpoint */
@@ -285,6 +290,61 @@ static void test_guide_command_line(void) {
     CHECK(run_cmd(cmd) == 2);
 }
 
+/* The library never prints: a run with every kind of event (plan, log lines, a skipped
+ * non-finite step, validation, done) writes nothing to stdout or stderr (both redirected
+ * to a file around tf_train_run) and reports each event to the callback instead. */
+typedef struct {
+    int n[TF_TRAIN_EV_DONE + 1];
+    int64_t last_log_step;
+    int last_flag, plan_ok, valid_ok;
+} events;
+
+static void on_event(void *user, const tf_train_event *e) {
+    events *v = user;
+    if ((unsigned)e->kind <= TF_TRAIN_EV_DONE) v->n[e->kind]++;
+    if (e->kind == TF_TRAIN_EV_PLAN) v->plan_ok = e->plan && e->plan->total > 0 && e->cfg;
+    if (e->kind == TF_TRAIN_EV_LOG) v->last_log_step = e->step, v->last_flag = e->last;
+    if (e->kind == TF_TRAIN_EV_VALID)
+        v->valid_ok = e->valid && e->valid->tracks > 0 && isfinite(e->valid->mean) && e->best;
+}
+
+static void test_library_is_silent(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "silent") == 0);
+    c.max_steps = 3, c.log_every = 1, c.val_every = 3;
+    char path[TF_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/silent.out", root);
+    FILE *f = fopen(path, "w+");
+    CHECK(f != NULL);
+    if (!f) return;
+    fflush(stdout), fflush(stderr);
+    int o1 = dup(1), o2 = dup(2);
+    dup2(fileno(f), 1), dup2(fileno(f), 2);
+    events ev;
+    memset(&ev, 0, sizeof ev);
+    tf_train_inject_nan_step = 1;
+    tf_status st = tf_train_run(&c, &single, on_event, &ev);
+    tf_train_inject_nan_step = -1;
+    fflush(stdout), fflush(stderr);
+    dup2(o1, 1), dup2(o2, 2);
+    close(o1), close(o2);
+    CHECKF(st == TF_OK, "%s", tf_errmsg());
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    char head[201] = "";
+    rewind(f);
+    size_t got = fread(head, 1, sizeof head - 1, f);
+    head[got] = 0;
+    fclose(f);
+    CHECKF(n == 0, "the library printed %ld bytes: %s", n, head);
+    CHECK(ev.n[TF_TRAIN_EV_PLAN] == 1 && ev.plan_ok);
+    CHECKF(ev.n[TF_TRAIN_EV_LOG] == 3 && ev.last_log_step == 3 && ev.last_flag, "%d logs",
+           ev.n[TF_TRAIN_EV_LOG]);
+    CHECK(ev.n[TF_TRAIN_EV_SKIPPED] == 1);
+    CHECK(ev.n[TF_TRAIN_EV_VALID] == 1 && ev.valid_ok);
+    CHECK(ev.n[TF_TRAIN_EV_DONE] == 1 && ev.n[TF_TRAIN_EV_RESUMED] == 0);
+}
+
 int main(void) {
     if (!mkdtemp(root) || test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     snprintf(data, sizeof data, "%s/data", root);
@@ -303,6 +363,7 @@ int main(void) {
     RUN(test_interrupted_checkpoint_keeps_previous);
     RUN(test_two_ranks_equal_accumulation);
     RUN(test_guide_command_line);
+    RUN(test_library_is_silent);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
