@@ -29,12 +29,12 @@
 #include "model/model.h"
 #include "test.h"
 #include "train/train.h"
-
-/* the model input of a config (a pointer to a temporary) */
-#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 #include "train/ckpt.h"
 #include "train/validate.h"
 #include "util/config.h"
+
+/* the model input of a config (a pointer to a temporary) */
+#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 
 static char root[] = "/tmp/tfswa-eval-XXXXXX";
 static char data[300], data2[300];

@@ -11,11 +11,11 @@
 #include "model/model.h"
 #include "test.h"
 #include "train/train.h"
+#include "util/config.h"
+#include "util/safetensors.h"
 
 /* the model input of a config (a pointer to a temporary) */
 #define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
-#include "util/config.h"
-#include "util/safetensors.h"
 
 static char tmpdir[64];
 

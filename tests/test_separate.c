@@ -15,13 +15,13 @@
 #include "model/model.h"
 #include "test.h"
 #include "train/train.h"
-
-/* the model input of a config (a pointer to a temporary) */
-#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 #include "tfswa.h"
 #include "train/ckpt.h"
 #include "util/fsutil.h"
 #include "util/rng.h"
+
+/* the model input of a config (a pointer to a temporary) */
+#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 
 /* ---------------------------------------------------------------- fake models */
 

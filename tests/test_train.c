@@ -12,14 +12,13 @@
 #include "data/synth.h"
 #include "model/model.h"
 #include "test.h"
-#include "train/train.h"
-
-/* the model input of a config (a pointer to a temporary) */
-#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 #include "train/ckpt.h"
 #include "train/train.h"
 #include "train/validate.h"
 #include "util/safetensors.h"
+
+/* the model input of a config (a pointer to a temporary) */
+#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 
 static char root[] = "/tmp/tfswa-train-XXXXXX";
 static char data[300];
