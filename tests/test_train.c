@@ -1,7 +1,9 @@
 /* The training loop on synthetic data with the tiny preset: it learns; resume is exact;
  * 2 MPI ranks = 1 rank with 2 accumulation steps; a non-finite step leaves weights and
  * moments untouched; an interrupted checkpoint write leaves the previous one loadable;
- * the memory guide's command line runs end to end. */
+ * the memory guide's command line runs end to end; the library never prints (events go to
+ * the callback); a checkpoint rebuilds its model from model.json alone. */
+#include <cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -344,6 +346,64 @@ static void test_library_is_silent(void) {
     CHECK(ev.n[TF_TRAIN_EV_DONE] == 1 && ev.n[TF_TRAIN_EV_RESUMED] == 0);
 }
 
+/* model/checkpoint.h: a run's checkpoint rebuilds its model from model.json alone (same
+ * architecture, targets, rate, segment, weights as the run's), and a bad model.json is a
+ * user error naming the file and the key. */
+static int rewrite_json(const char *path, const char *key, cJSON *value) {
+    FILE *f = fopen(path, "rb");
+    char buf[8192];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
+    if (!m || !cJSON_ReplaceItemInObjectCaseSensitive(m, key, value)) return cJSON_Delete(j), -1;
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    f = fopen(path, "wb");
+    int rc = f && s && fputs(s, f) >= 0 ? 0 : -1;
+    if (f) fclose(f);
+    free(s);
+    return rc;
+}
+
+static void test_model_from_checkpoint(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "silent") == 0); /* the run of test_library_is_silent */
+    char dir[TF_PATH_MAX + 64], path[TF_PATH_MAX + 96];
+    snprintf(dir, sizeof dir, "%s/checkpoints/last", c.output_dir);
+    tf_model *m = NULL, *r = NULL;
+    tf_ckpt_info info;
+    CHECKF(tf_model_from_checkpoint(&m, &info, dir, NULL, 1, 0, TF_MODEL_INFER) == TF_OK, "%s",
+           tf_errmsg());
+    const tf_model_config mc = tf_train_model_config(&c);
+    CHECK(info.sample_rate == c.sample_rate && info.segment_seconds == c.segment_seconds);
+    CHECK(info.model.n_targets == c.n_targets && !strcmp(info.targets[0], c.targets[0]));
+    CHECK(info.model.n_levels == mc.n_levels && info.model.channels[0] == mc.channels[0] &&
+          info.model.heads == mc.heads && info.model.mlp_ratio == mc.mlp_ratio &&
+          info.model.n_fft == mc.n_fft && info.model.hop == mc.hop);
+    CHECK(m && tf_model_create(&r, &mc, 1, 4096, 1) == TF_OK && tf_ckpt_load_weights(dir, r) == 0);
+    if (m && r) {
+        const size_t n = tf_model_get_plan(m)->n_params;
+        CHECK(n == tf_model_get_plan(r)->n_params &&
+              !memcmp(tf_model_params(m), tf_model_params(r), n * sizeof(float)));
+    }
+    tf_model_free(m), tf_model_free(r);
+    /* bad model.json values: TF_EUSER naming the file and the key */
+    char cmd[3 * TF_PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s/badckpt'", dir, root);
+    CHECK(system(cmd) == 0);
+    snprintf(dir, sizeof dir, "%s/badckpt", root);
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    CHECK(rewrite_json(path, "heads", cJSON_CreateNumber(5)) == 0);
+    CHECK(tf_model_from_checkpoint(&m, NULL, dir, NULL, 1, 0, TF_MODEL_INFER) == TF_EUSER);
+    CHECKF(strstr(tf_errmsg(), "model.json") && strstr(tf_errmsg(), "heads"), "%s", tf_errmsg());
+    CHECK(rewrite_json(path, "heads", cJSON_CreateNumber(mc.heads)) == 0);
+    CHECK(rewrite_json(path, "output", cJSON_CreateString("phase")) == 0);
+    CHECK(tf_model_from_checkpoint(&m, NULL, dir, NULL, 1, 0, TF_MODEL_INFER) == TF_EUSER);
+    CHECKF(strstr(tf_errmsg(), "model.json") && strstr(tf_errmsg(), "output"), "%s", tf_errmsg());
+}
+
 int main(void) {
     if (!mkdtemp(root) || test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     snprintf(data, sizeof data, "%s/data", root);
@@ -363,6 +423,7 @@ int main(void) {
     RUN(test_two_ranks_equal_accumulation);
     RUN(test_guide_command_line);
     RUN(test_library_is_silent);
+    RUN(test_model_from_checkpoint);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
