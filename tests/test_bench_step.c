@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "test.h"
+#include "train/step.h"
+#include "train/train.h"
+#include "util/rng.h"
 
 static char tfswa[PATH_MAX + 16];
 
@@ -37,6 +40,18 @@ static char *run(const char *cmd, int *status) {
 static double num(const cJSON *o, const char *key) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
+}
+
+typedef struct {
+    const float *mix, *target;
+    int B;
+    int64_t N;
+} fixed_io;
+
+static tf_status fixed(void *ctx, tf_micro_batch *mb) {
+    const fixed_io *io = ctx;
+    mb->mix = io->mix, mb->target = io->target, mb->B = io->B, mb->N = io->N;
+    return TF_OK;
 }
 
 static void test_json(void) {
@@ -128,9 +143,70 @@ static void test_one_variant_and_errors(void) {
     }
 }
 
+/* bench step runs the trainer's step: its first two losses (before and after one update
+ * with clipping and Adam) equal those of tf_train_step, the function the training loop
+ * calls, on the same model, fixed batch (bench's seeds) and config. A bench with its own
+ * step that forgot clipping, used another learning rate or step count, or another loss
+ * gives a different second loss. */
+static void test_matches_trainer_step(void) {
+    char cmd[PATH_MAX + 256];
+    const char *flags = "--grad_clip 0.001 --learning_rate 0.01";
+    snprintf(cmd, sizeof cmd,
+             "OMP_WAIT_POLICY=passive %s bench step --json --presets tiny --variant fp32/off "
+             "--seconds 0.3 --batch 1 --rounds 1 --iters 1 --threads 2 %s",
+             tfswa, flags);
+    int status;
+    char *out = run(cmd, &status);
+    CHECKF(out && status == 0, "%s exited %d", cmd, status);
+    cJSON *j = out ? cJSON_Parse(out) : NULL;
+    free(out);
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(j, "results"), "tiny/fp32/off");
+    const double b1 = num(o, "loss_step1"), b2 = num(o, "loss_step2");
+    cJSON_Delete(j);
+    /* the same step in-process */
+    tf_config c;
+    tf_config_defaults(&c);
+    char *av[] = {"bench", "--preset", "tiny", "--grad_clip", "0.001", "--learning_rate", "0.01"};
+    CHECK(tf_config_parse_args(&c, 7, av, NULL) == TF_OK);
+    c.num_threads = 2;
+    const int B = 1;
+    const int64_t N = (int64_t)llround(0.3 * c.sample_rate);
+    const size_t nin = (size_t)B * 2 * N, nout = (size_t)B * c.n_targets * 2 * N;
+    float *mix = malloc(nin * sizeof(float)), *tgt = malloc(nout * sizeof(float));
+    tf_rng r;
+    tf_rng_seed(&r, 0x5eed, 1, 0, 0);
+    for (size_t i = 0; i < nin; i++) mix[i] = (float)tf_rng_range(&r, -0.25, 0.25);
+    tf_rng_seed(&r, 0x5eed, 2, 0, 0);
+    for (size_t i = 0; i < nout; i++) tgt[i] = (float)tf_rng_range(&r, -0.1, 0.1);
+    const tf_model_config mc = tf_train_model_config(&c);
+    const tf_dist one = {0, 1, 0};
+    tf_model *m = NULL;
+    tf_trainer *t = NULL;
+    CHECK(tf_model_create(&m, &mc, B, N, 2) == TF_OK);
+    CHECK(m && tf_trainer_open(&t, &c, &one, m, N) == TF_OK);
+    fixed_io io = {mix, tgt, B, N};
+    int64_t updates = 0;
+    tf_step_result s1 = {0}, s2 = {0};
+    CHECK(t && tf_train_step(t, 0, &updates, fixed, &io, &s1) == TF_OK);
+    CHECK(t && tf_train_step(t, 1, &updates, fixed, &io, &s2) == TF_OK);
+    CHECK(s1.applied && s2.applied && updates == 2);
+    CHECK(s1.grad_norm > 0.001); /* the clipping is active */
+    CHECKF(fabs(b1 - s1.loss) <= 1e-9 * s1.loss, "first loss: bench %.12g, trainer %.12g", b1,
+           s1.loss);
+    CHECKF(fabs(b2 - s2.loss) <= 1e-9 * s2.loss, "second loss: bench %.12g, trainer %.12g", b2,
+           s2.loss);
+    CHECKF(fabs(s2.loss - s1.loss) > 1e-6 * s1.loss, "the update changed the loss: %.12g %.12g",
+           s1.loss, s2.loss);
+    tf_trainer_close(t);
+    tf_model_free(m);
+    free(mix), free(tgt);
+}
+
 int main(void) {
     if (test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     RUN(test_json);
     RUN(test_one_variant_and_errors);
+    RUN(test_matches_trainer_step);
     return TEST_END();
 }

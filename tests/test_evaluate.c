@@ -28,9 +28,13 @@
 #include "metrics/sdr.h"
 #include "model/model.h"
 #include "test.h"
+#include "train/train.h"
 #include "train/ckpt.h"
 #include "train/validate.h"
 #include "util/config.h"
+
+/* the model input of a config (a pointer to a temporary) */
+#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 
 static char root[] = "/tmp/tfswa-eval-XXXXXX";
 static char data[300], data2[300];
@@ -53,7 +57,7 @@ static int make_ckpt(const char *dir, const char *targets, const char *sources, 
     c.segment_seconds = 1.0;
     c.seed = (int64_t)seed;
     tf_model *m;
-    if (tf_model_create(&m, &c, 1, 4096, 1)) return -1;
+    if (tf_model_create(&m, MC(&c), 1, 4096, 1)) return -1;
     size_t n = tf_model_get_plan(m)->n_params;
     float *mv = calloc(2 * n, sizeof(float));
     tf_opt_state os = {n, mv, mv + n, NULL};
@@ -246,7 +250,7 @@ static void test_evaluate_exact_and_files(void) {
     for (int k = 0; k < 2; k++) {
         tf_config_defaults(&c[k]);
         CHECK(tf_ckpt_read_config(k ? ck2 : ck1, &c[k]) == TF_OK);
-        CHECK(tf_model_create(&m[k], &c[k], 1, (int64_t)(SECONDS * RATE), 2) == TF_OK);
+        CHECK(tf_model_create(&m[k], MC(&c[k]), 1, (int64_t)(SECONDS * RATE), 2) == TF_OK);
         CHECK(tf_ckpt_load_weights(k ? ck2 : ck1, m[k]) == TF_OK);
     }
     for (int i = 0; i < e.n_tracks; i++) {
@@ -381,7 +385,7 @@ static void test_matches_validation(void) {
     tf_index *ix = NULL;
     tf_val_result v;
     const tf_dist single = {0, 1, 0};
-    CHECK(tf_model_create(&m, &c, 1, (int64_t)llround(c.segment_seconds * RATE), 2) == TF_OK);
+    CHECK(tf_model_create(&m, MC(&c), 1, (int64_t)llround(c.segment_seconds * RATE), 2) == TF_OK);
     CHECK(m && tf_ckpt_load_weights(ck, m) == TF_OK);
     CHECK(tf_index_open(&ix, &c, NULL) == TF_OK);
     CHECK(ix && tf_validate(m, &c, ix, TF_SPLIT_TEST, &single, &v) == TF_OK);

@@ -10,8 +10,12 @@
 
 #include "model/model.h"
 #include "test.h"
+#include "train/train.h"
 #include "util/config.h"
 #include "util/safetensors.h"
+
+/* the model input of a config (a pointer to a temporary) */
+#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 
 static char tmpdir[64];
 
@@ -97,7 +101,7 @@ static void compare_reference(tf_output_mode mode, int taps) {
     CHECKF(s == TF_OK, "%s", tf_errmsg());
     if (s != TF_OK) return;
     tf_model *m = NULL;
-    s = tf_model_create(&m, &c, B, N, 2);
+    s = tf_model_create(&m, MC(&c), B, N, 2);
     CHECKF(s == TF_OK, "%s", tf_errmsg());
     if (s != TF_OK) {
         tf_st_close(&st);
@@ -202,7 +206,7 @@ static void compare_reference(tf_output_mode mode, int taps) {
     CHECK(ref_ev && n_ev == n_t);
     float *ye = calloc(n_t, sizeof *ye), *yi = calloc(n_t, sizeof *yi);
     tf_model *mi = NULL;
-    s = tf_model_create_mode(&mi, &c, B, N, 2, TF_MODEL_INFER);
+    s = tf_model_create_mode(&mi, MC(&c), B, N, 2, TF_MODEL_INFER);
     CHECKF(s == TF_OK, "%s", tf_errmsg());
     if (mi && ref_ev && n_ev == n_t) {
         tf_model_sizes pz;
@@ -239,7 +243,7 @@ static void test_reference_mask(void) {
 static double step(const tf_config *c, int B, int N, float *g, float *bufs, float *yout,
                    uint64_t seed) {
     tf_model *m = NULL;
-    tf_status s = tf_model_create(&m, c, B, N, 2);
+    tf_status s = tf_model_create(&m, MC(c), B, N, 2);
     CHECKF(s == TF_OK, "%s", tf_errmsg());
     if (s != TF_OK) return NAN;
     size_t n = (size_t)B * 2 * N, no = (size_t)B * c->n_targets * 2 * N;
@@ -272,9 +276,9 @@ static void test_checkpointing_identical(void) {
     c.n_targets = 2;
     const int B = 2, N = 22050;
     size_t np;
-    CHECK(tf_model_param_count(&np, &c) == TF_OK);
+    CHECK(tf_model_param_count(&np, MC(&c)) == TF_OK);
     tf_model_sizes pl;
-    CHECK(tf_model_plan(&pl, &c, B, N, 2) == TF_OK);
+    CHECK(tf_model_plan(&pl, MC(&c), B, N, 2) == TF_OK);
     for (int dt = 0; dt < 2; dt++) {
         c.activation_dtype = dt ? TF_DT_BF16 : TF_DT_FP32;
         float *g0 = malloc(np * 4), *g1 = malloc(np * 4);
@@ -302,7 +306,7 @@ static void test_bf16_close_to_fp32(void) {
     tf_config c = tiny_config();
     const int B = 2, N = 22050;
     size_t np;
-    CHECK(tf_model_param_count(&np, &c) == TF_OK);
+    CHECK(tf_model_param_count(&np, MC(&c)) == TF_OK);
     float *g0 = malloc(np * 4), *g1 = malloc(np * 4);
     size_t no = (size_t)B * 2 * N;
     float *y0 = malloc(no * 4), *y1 = malloc(no * 4);
@@ -334,8 +338,8 @@ static void test_odd_lengths_and_batches(void) {
     tf_config c = tiny_config();
     const int N = (int)(1.37 * 44100); /* 60417 */
     tf_model *m3 = NULL, *m1 = NULL;
-    CHECK(tf_model_create(&m3, &c, 3, N, 2) == TF_OK);
-    CHECK(tf_model_create(&m1, &c, 1, N, 2) == TF_OK);
+    CHECK(tf_model_create(&m3, MC(&c), 3, N, 2) == TF_OK);
+    CHECK(tf_model_create(&m1, MC(&c), 1, N, 2) == TF_OK);
     if (!m1 || !m3) {
         tf_model_free(m1);
         tf_model_free(m3);
@@ -390,7 +394,7 @@ static void test_inference_model(void) {
         c.output = om ? TF_OUT_MASK : TF_OUT_MAGNITUDE;
         c.window_f = om ? 3 : 4; /* mask: frequency padding too */
         tf_model *mi = NULL;
-        tf_status s = tf_model_create_mode(&mi, &c, B, N, 2, TF_MODEL_INFER);
+        tf_status s = tf_model_create_mode(&mi, MC(&c), B, N, 2, TF_MODEL_INFER);
         CHECKF(s == TF_OK, "%s", tf_errmsg());
         if (!mi) break;
         /* running stats away from (0, 1), the same in every model */
@@ -403,7 +407,7 @@ static void test_inference_model(void) {
             c.checkpointing = (v & 1) ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
             c.activation_dtype = (v & 2) ? TF_DT_BF16 : TF_DT_FP32;
             tf_model *mt = NULL;
-            CHECK(tf_model_create(&mt, &c, B, N, 2) == TF_OK);
+            CHECK(tf_model_create(&mt, MC(&c), B, N, 2) == TF_OK);
             if (!mt) continue;
             memcpy(tf_model_buffers(mt), bu, p.buffers);
             memset(y1, 0, no * sizeof *y1);
@@ -447,7 +451,7 @@ static void test_param_counts(void) {
         CHECKF(tf_config_load_yaml(&c, p) == TF_OK, "%s", tf_errmsg());
         c.n_targets = 1;
         size_t n = 0;
-        CHECK(tf_model_param_count(&n, &c) == TF_OK);
+        CHECK(tf_model_param_count(&n, MC(&c)) == TF_OK);
         printf("  %s: %zu parameters\n", names[i], n);
         CHECK(n == want[i]);
         if (i == 0) CHECK(n >= 40000000 && n <= 48000000);
@@ -465,9 +469,9 @@ static void test_plan_exact(void) {
             c.checkpointing = ck ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
             c.activation_dtype = dt ? TF_DT_BF16 : TF_DT_FP32;
             tf_model_sizes p, a;
-            CHECK(tf_model_plan(&p, &c, 2, 30000, 2) == TF_OK);
+            CHECK(tf_model_plan(&p, MC(&c), 2, 30000, 2) == TF_OK);
             tf_model *m = NULL;
-            CHECK(tf_model_create(&m, &c, 2, 30000, 2) == TF_OK);
+            CHECK(tf_model_create(&m, MC(&c), 2, 30000, 2) == TF_OK);
             if (!m) continue;
             tf_model_allocated(m, &a);
             CHECK(a.params == p.params && a.grads == p.grads && a.buffers == p.buffers &&
@@ -488,10 +492,10 @@ static void test_plan_exact(void) {
         for (int om = 0; om < 2; om++) {
             c.output = om ? TF_OUT_MASK : TF_OUT_MAGNITUDE;
             tf_model_sizes p, a, t;
-            CHECK(tf_model_plan_mode(&p, &c, 1, 6 * 44100, 2, TF_MODEL_INFER) == TF_OK);
-            CHECK(tf_model_plan(&t, &c, 1, 6 * 44100, 2) == TF_OK);
+            CHECK(tf_model_plan_mode(&p, MC(&c), 1, 6 * 44100, 2, TF_MODEL_INFER) == TF_OK);
+            CHECK(tf_model_plan(&t, MC(&c), 1, 6 * 44100, 2) == TF_OK);
             tf_model *m = NULL;
-            CHECK(tf_model_create_mode(&m, &c, 1, 6 * 44100, 2, TF_MODEL_INFER) == TF_OK);
+            CHECK(tf_model_create_mode(&m, MC(&c), 1, 6 * 44100, 2, TF_MODEL_INFER) == TF_OK);
             if (!m) continue;
             tf_model_allocated(m, &a);
             CHECK(p.mode == TF_MODEL_INFER && a.mode == TF_MODEL_INFER);
@@ -515,7 +519,7 @@ static void test_plan_exact(void) {
     CHECK(tf_config_load_yaml(&c, "configs/model/paper.yaml") == TF_OK);
     c.n_targets = 1;
     tf_model_sizes p;
-    CHECK(tf_model_plan(&p, &c, 1, 3 * 44100, 1) == TF_OK);
+    CHECK(tf_model_plan(&p, MC(&c), 1, 3 * 44100, 1) == TF_OK);
     CHECK(p.n_params == 44535800);
     printf("  paper, 1 x 3 s: activations %.1f MiB, workspace %.1f MiB, padded map %d x %d\n",
            p.activations / 1048576.0, p.workspace / 1048576.0, p.fpad, p.tpad);
@@ -525,9 +529,9 @@ static void test_plan_exact(void) {
 static void test_save_load_and_errors(void) {
     tf_config c = tiny_config();
     tf_model *a = NULL, *b = NULL;
-    CHECK(tf_model_create(&a, &c, 1, 4000, 1) == TF_OK);
+    CHECK(tf_model_create(&a, MC(&c), 1, 4000, 1) == TF_OK);
     c.seed = 99;
-    CHECK(tf_model_create(&b, &c, 1, 4000, 1) == TF_OK);
+    CHECK(tf_model_create(&b, MC(&c), 1, 4000, 1) == TF_OK);
     if (!a || !b) {
         tf_model_free(a);
         tf_model_free(b);
@@ -572,11 +576,11 @@ static void test_save_load_and_errors(void) {
     /* bad configs are user errors naming the key */
     tf_config_defaults(&c);
     c.heads = 5;
-    CHECK(tf_model_create(&a, &c, 1, 4000, 1) == TF_EUSER && strstr(tf_errmsg(), "heads"));
+    CHECK(tf_model_create(&a, MC(&c), 1, 4000, 1) == TF_EUSER && strstr(tf_errmsg(), "heads"));
     tf_config_defaults(&c);
     c.rcms_per_block = 0;
     size_t n;
-    CHECK(tf_model_param_count(&n, &c) == TF_EUSER && strstr(tf_errmsg(), "rcms_per_block"));
+    CHECK(tf_model_param_count(&n, MC(&c)) == TF_EUSER && strstr(tf_errmsg(), "rcms_per_block"));
 }
 
 int main(void) {

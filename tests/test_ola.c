@@ -2,7 +2,7 @@
  * sizes equals one whole-buffer push; memory does not grow with the input. */
 #include <stdlib.h>
 
-#include "infer/ola.h"
+#include "dsp/ola.h"
 #include "test.h"
 #include "util/rng.h"
 

@@ -14,10 +14,14 @@
 #include "infer/separate.h"
 #include "model/model.h"
 #include "test.h"
+#include "train/train.h"
 #include "tfswa.h"
 #include "train/ckpt.h"
 #include "util/fsutil.h"
 #include "util/rng.h"
+
+/* the model input of a config (a pointer to a temporary) */
+#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 
 /* ---------------------------------------------------------------- fake models */
 
@@ -681,7 +685,7 @@ static int make_checkpoint(const char *dir, const char *targets, uint64_t seed, 
         }
     c.seed = (int64_t)seed;
     tf_model *m;
-    if (tf_model_create(&m, &c, 1, 4000, 1)) {
+    if (tf_model_create(&m, MC(&c), 1, 4000, 1)) {
         fprintf(stderr, "model: %s\n", tf_errmsg());
         return 0;
     }
@@ -705,7 +709,7 @@ static void direct_forward(const tf_config *c, const char *ck, const float *x, i
     tf_model *m;
     float *mix = calloc(2 * (size_t)L, sizeof(float));
     for (int ch = 0; ch < 2; ch++) memcpy(mix + ch * L, x + ch * n, sizeof(float) * (size_t)n);
-    if (tf_model_create(&m, c, 1, L, 1) == TF_OK) {
+    if (tf_model_create(&m, MC(c), 1, L, 1) == TF_OK) {
         if (tf_ckpt_load_weights(ck, m) == TF_OK) tf_model_forward(m, y, mix, 1, L, 0);
         tf_model_free(m);
     }

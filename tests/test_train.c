@@ -1,7 +1,9 @@
 /* The training loop on synthetic data with the tiny preset: it learns; resume is exact;
  * 2 MPI ranks = 1 rank with 2 accumulation steps; a non-finite step leaves weights and
  * moments untouched; an interrupted checkpoint write leaves the previous one loadable;
- * the memory guide's command line runs end to end. */
+ * the memory guide's command line runs end to end; the library never prints (events go to
+ * the callback); a checkpoint rebuilds its model from model.json alone. */
+#include <cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,9 @@
 #include "train/train.h"
 #include "train/validate.h"
 #include "util/safetensors.h"
+
+/* the model input of a config (a pointer to a temporary) */
+#define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
 
 static char root[] = "/tmp/tfswa-train-XXXXXX";
 static char data[300];
@@ -52,7 +57,7 @@ static int load_snap(const tf_config *c, const char *which, snap *s) {
     char dir[TF_PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/checkpoints/%s", c->output_dir, which);
     tf_model *m;
-    if (tf_model_create(&m, c, 1, 4096, 1)) return -1;
+    if (tf_model_create(&m, MC(c), 1, 4096, 1)) return -1;
     s->n = tf_model_get_plan(m)->n_params;
     s->p = malloc(sizeof(float) * s->n), s->m = malloc(sizeof(float) * s->n);
     s->v = malloc(sizeof(float) * s->n);
@@ -84,10 +89,10 @@ static void test_short_run_learns(void) {
     tf_model *m;
     tf_val_result v0, v1;
     CHECK(tf_index_open(&ix, &c, NULL) == TF_OK);
-    CHECK(tf_model_create(&m, &c, c.batch_size, (int64_t)(c.segment_seconds * c.sample_rate), 2) ==
-          TF_OK);
+    CHECK(tf_model_create(&m, MC(&c), c.batch_size, (int64_t)(c.segment_seconds * c.sample_rate),
+                          2) == TF_OK);
     CHECK(tf_validate(m, &c, ix, TF_SPLIT_VALID, &single, &v0) == TF_OK);
-    CHECKF(tf_train_run(&c, &single) == TF_OK, "%s", tf_errmsg());
+    CHECKF(tf_train_run(&c, &single, NULL, NULL) == TF_OK, "%s", tf_errmsg());
     char dir[TF_PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/checkpoints/last", c.output_dir);
     CHECK(tf_ckpt_load_weights(dir, m) == TF_OK);
@@ -135,14 +140,14 @@ static void test_resume_is_exact(void) {
     tf_config a, b;
     CHECK(base_cfg(&a, "straight") == 0 && base_cfg(&b, "resumed") == 0);
     a.max_steps = 4;
-    CHECK(tf_train_run(&a, &single) == TF_OK);
+    CHECK(tf_train_run(&a, &single, NULL, NULL) == TF_OK);
     b.max_steps = 4;
     tf_train_stop_after = 2; /* "killed" after 2 steps: only the checkpoint of step 2 */
     b.ckpt_every = 2;
-    CHECK(tf_train_run(&b, &single) == TF_OK);
+    CHECK(tf_train_run(&b, &single, NULL, NULL) == TF_OK);
     tf_train_stop_after = 0;
     snprintf(b.resume, sizeof b.resume, "%s", b.output_dir);
-    CHECK(tf_train_run(&b, &single) == TF_OK);
+    CHECK(tf_train_run(&b, &single, NULL, NULL) == TF_OK);
     snap sa, sb;
     CHECK(load_snap(&a, "last", &sa) == 0 && load_snap(&b, "last", &sb) == 0);
     CHECK(sa.pr.step == 4 && sb.pr.step == 4);
@@ -157,9 +162,9 @@ static void test_nonfinite_step_is_skipped(void) {
     CHECK(base_cfg(&a, "one") == 0 && base_cfg(&b, "nan") == 0);
     a.max_steps = 1;
     b.max_steps = 2;
-    CHECK(tf_train_run(&a, &single) == TF_OK);
+    CHECK(tf_train_run(&a, &single, NULL, NULL) == TF_OK);
     tf_train_inject_nan_step = 1; /* the second step's loss is NaN */
-    CHECK(tf_train_run(&b, &single) == TF_OK);
+    CHECK(tf_train_run(&b, &single, NULL, NULL) == TF_OK);
     tf_train_inject_nan_step = -1;
     snap sa, sb;
     CHECK(load_snap(&a, "last", &sa) == 0 && load_snap(&b, "last", &sb) == 0);
@@ -173,7 +178,8 @@ static void test_nonfinite_step_is_skipped(void) {
     CHECK(base_cfg(&c, "nan2") == 0);
     c.max_steps = 5, c.max_bad_steps = 1;
     tf_train_inject_nan_step = 0;
-    CHECK(tf_train_run(&c, &single) == TF_EUSER && strstr(tf_errmsg(), "non-finite") != NULL);
+    CHECK(tf_train_run(&c, &single, NULL, NULL) == TF_EUSER &&
+          strstr(tf_errmsg(), "non-finite") != NULL);
     tf_train_inject_nan_step = -1;
 }
 
@@ -182,7 +188,7 @@ static void test_mrstft_loss_runs(void) {
     CHECK(base_cfg(&c, "mrstft") == 0);
     c.max_steps = 2;
     c.loss = TF_LOSS_MRSTFT;
-    CHECKF(tf_train_run(&c, &single) == TF_OK, "%s", tf_errmsg());
+    CHECKF(tf_train_run(&c, &single, NULL, NULL) == TF_OK, "%s", tf_errmsg());
     snap s;
     CHECK(load_snap(&c, "last", &s) == 0 && s.pr.updates == 2);
     free_snap(&s);
@@ -192,13 +198,13 @@ static void test_interrupted_checkpoint_keeps_previous(void) {
     tf_config c;
     CHECK(base_cfg(&c, "crash") == 0);
     c.max_steps = 1;
-    CHECK(tf_train_run(&c, &single) == TF_OK);
+    CHECK(tf_train_run(&c, &single, NULL, NULL) == TF_OK);
     snap s1;
     CHECK(load_snap(&c, "last", &s1) == 0);
     snprintf(c.resume, sizeof c.resume, "%s", c.output_dir);
     c.max_steps = 2;
     tf_ckpt_fail_before_swap = 1; /* the step-2 checkpoint write dies before the swap */
-    CHECK(tf_train_run(&c, &single) != TF_OK);
+    CHECK(tf_train_run(&c, &single, NULL, NULL) != TF_OK);
     tf_ckpt_fail_before_swap = 0;
     snap s2;
     CHECK(load_snap(&c, "last", &s2) == 0); /* still loadable: the step-1 checkpoint */
@@ -285,6 +291,119 @@ static void test_guide_command_line(void) {
     CHECK(run_cmd(cmd) == 2);
 }
 
+/* The library never prints: a run with every kind of event (plan, log lines, a skipped
+ * non-finite step, validation, done) writes nothing to stdout or stderr (both redirected
+ * to a file around tf_train_run) and reports each event to the callback instead. */
+typedef struct {
+    int n[TF_TRAIN_EV_DONE + 1];
+    int64_t last_log_step;
+    int last_flag, plan_ok, valid_ok;
+} events;
+
+static void on_event(void *user, const tf_train_event *e) {
+    events *v = user;
+    if ((unsigned)e->kind <= TF_TRAIN_EV_DONE) v->n[e->kind]++;
+    if (e->kind == TF_TRAIN_EV_PLAN) v->plan_ok = e->plan && e->plan->total > 0 && e->cfg;
+    if (e->kind == TF_TRAIN_EV_LOG) v->last_log_step = e->step, v->last_flag = e->last;
+    if (e->kind == TF_TRAIN_EV_VALID)
+        v->valid_ok = e->valid && e->valid->tracks > 0 && isfinite(e->valid->mean) && e->best;
+}
+
+static void test_library_is_silent(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "silent") == 0);
+    c.max_steps = 3, c.log_every = 1, c.val_every = 3;
+    char path[TF_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/silent.out", root);
+    FILE *f = fopen(path, "w+");
+    CHECK(f != NULL);
+    if (!f) return;
+    fflush(stdout), fflush(stderr);
+    int o1 = dup(1), o2 = dup(2);
+    dup2(fileno(f), 1), dup2(fileno(f), 2);
+    events ev;
+    memset(&ev, 0, sizeof ev);
+    tf_train_inject_nan_step = 1;
+    tf_status st = tf_train_run(&c, &single, on_event, &ev);
+    tf_train_inject_nan_step = -1;
+    fflush(stdout), fflush(stderr);
+    dup2(o1, 1), dup2(o2, 2);
+    close(o1), close(o2);
+    CHECKF(st == TF_OK, "%s", tf_errmsg());
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    char head[201] = "";
+    rewind(f);
+    size_t got = fread(head, 1, sizeof head - 1, f);
+    head[got] = 0;
+    fclose(f);
+    CHECKF(n == 0, "the library printed %ld bytes: %s", n, head);
+    CHECK(ev.n[TF_TRAIN_EV_PLAN] == 1 && ev.plan_ok);
+    CHECKF(ev.n[TF_TRAIN_EV_LOG] == 3 && ev.last_log_step == 3 && ev.last_flag, "%d logs",
+           ev.n[TF_TRAIN_EV_LOG]);
+    CHECK(ev.n[TF_TRAIN_EV_SKIPPED] == 1);
+    CHECK(ev.n[TF_TRAIN_EV_VALID] == 1 && ev.valid_ok);
+    CHECK(ev.n[TF_TRAIN_EV_DONE] == 1 && ev.n[TF_TRAIN_EV_RESUMED] == 0);
+}
+
+/* model/checkpoint.h: a run's checkpoint rebuilds its model from model.json alone (same
+ * architecture, targets, rate, segment, weights as the run's), and a bad model.json is a
+ * user error naming the file and the key. */
+static int rewrite_json(const char *path, const char *key, cJSON *value) {
+    FILE *f = fopen(path, "rb");
+    char buf[8192];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "model");
+    if (!m || !cJSON_ReplaceItemInObjectCaseSensitive(m, key, value)) return cJSON_Delete(j), -1;
+    char *s = cJSON_Print(j);
+    cJSON_Delete(j);
+    f = fopen(path, "wb");
+    int rc = f && s && fputs(s, f) >= 0 ? 0 : -1;
+    if (f) fclose(f);
+    free(s);
+    return rc;
+}
+
+static void test_model_from_checkpoint(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "silent") == 0); /* the run of test_library_is_silent */
+    char dir[TF_PATH_MAX + 64], path[TF_PATH_MAX + 96];
+    snprintf(dir, sizeof dir, "%s/checkpoints/last", c.output_dir);
+    tf_model *m = NULL, *r = NULL;
+    tf_ckpt_info info;
+    CHECKF(tf_model_from_checkpoint(&m, &info, dir, NULL, 1, 0, TF_MODEL_INFER) == TF_OK, "%s",
+           tf_errmsg());
+    const tf_model_config mc = tf_train_model_config(&c);
+    CHECK(info.sample_rate == c.sample_rate && info.segment_seconds == c.segment_seconds);
+    CHECK(info.model.n_targets == c.n_targets && !strcmp(info.targets[0], c.targets[0]));
+    CHECK(info.model.n_levels == mc.n_levels && info.model.channels[0] == mc.channels[0] &&
+          info.model.heads == mc.heads && info.model.mlp_ratio == mc.mlp_ratio &&
+          info.model.n_fft == mc.n_fft && info.model.hop == mc.hop);
+    CHECK(m && tf_model_create(&r, &mc, 1, 4096, 1) == TF_OK && tf_ckpt_load_weights(dir, r) == 0);
+    if (m && r) {
+        const size_t n = tf_model_get_plan(m)->n_params;
+        CHECK(n == tf_model_get_plan(r)->n_params &&
+              !memcmp(tf_model_params(m), tf_model_params(r), n * sizeof(float)));
+    }
+    tf_model_free(m), tf_model_free(r);
+    /* bad model.json values: TF_EUSER naming the file and the key */
+    char cmd[3 * TF_PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s/badckpt'", dir, root);
+    CHECK(system(cmd) == 0);
+    snprintf(dir, sizeof dir, "%s/badckpt", root);
+    snprintf(path, sizeof path, "%s/model.json", dir);
+    CHECK(rewrite_json(path, "heads", cJSON_CreateNumber(5)) == 0);
+    CHECK(tf_model_from_checkpoint(&m, NULL, dir, NULL, 1, 0, TF_MODEL_INFER) == TF_EUSER);
+    CHECKF(strstr(tf_errmsg(), "model.json") && strstr(tf_errmsg(), "heads"), "%s", tf_errmsg());
+    CHECK(rewrite_json(path, "heads", cJSON_CreateNumber(mc.heads)) == 0);
+    CHECK(rewrite_json(path, "output", cJSON_CreateString("phase")) == 0);
+    CHECK(tf_model_from_checkpoint(&m, NULL, dir, NULL, 1, 0, TF_MODEL_INFER) == TF_EUSER);
+    CHECKF(strstr(tf_errmsg(), "model.json") && strstr(tf_errmsg(), "output"), "%s", tf_errmsg());
+}
+
 int main(void) {
     if (!mkdtemp(root) || test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     snprintf(data, sizeof data, "%s/data", root);
@@ -303,6 +422,8 @@ int main(void) {
     RUN(test_interrupted_checkpoint_keeps_previous);
     RUN(test_two_ranks_equal_accumulation);
     RUN(test_guide_command_line);
+    RUN(test_library_is_silent);
+    RUN(test_model_from_checkpoint);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

@@ -19,6 +19,7 @@
 #include "cli/bench_util.h"
 #include "cli/cli.h"
 #include "model/model.h"
+#include "train/train.h"
 #include "util/config.h"
 
 static const char *VNAME[4] = {"off_fp32", "blocks_fp32", "off_bf16", "blocks_bf16"};
@@ -83,17 +84,19 @@ int bench_model(int argc, char **argv) {
     const int b = (int)B;
 
     tf_arch arch;
-    if ((st = tf_arch_from_config(&arch, &c)) != TF_OK) return cli_fail(st);
+    const tf_model_config mc0 = tf_train_model_config(&c);
+    if ((st = tf_arch_from_config(&arch, &mc0)) != TF_OK) return cli_fail(st);
     size_t nparams = 0;
-    if ((st = tf_model_param_count(&nparams, &c)) != TF_OK) return cli_fail(st);
+    if ((st = tf_model_param_count(&nparams, &mc0)) != TF_OK) return cli_fail(st);
     const double gflop_fwd = tf_model_forward_flops(&arch, 1, N) / 1e9;
     tf_model_sizes plans[4], iplan;
     tf_config cv = c;
     for (int v = 0; v < 4; v++) {
         variant(&cv, v);
-        if ((st = tf_model_plan(&plans[v], &cv, b, N, nth)) != TF_OK) return cli_fail(st);
+        const tf_model_config mcv = tf_train_model_config(&cv);
+        if ((st = tf_model_plan(&plans[v], &mcv, b, N, nth)) != TF_OK) return cli_fail(st);
     }
-    if ((st = tf_model_plan_mode(&iplan, &c, b, N, nth, TF_MODEL_INFER)) != TF_OK)
+    if ((st = tf_model_plan_mode(&iplan, &mc0, b, N, nth, TF_MODEL_INFER)) != TF_OK)
         return cli_fail(st);
 
     /* random input, fixed seed */
@@ -119,7 +122,8 @@ int bench_model(int argc, char **argv) {
     for (int v = 0; v < nv && st == TF_OK; v++) {
         cv = c;
         if (variants) variant(&cv, v);
-        st = tf_model_create(&m[v], &cv, b, N, nth);
+        const tf_model_config mcv = tf_train_model_config(&cv);
+        st = tf_model_create(&m[v], &mcv, b, N, nth);
     }
     double *tf = calloc((size_t)iters, sizeof *tf), *ta = calloc((size_t)iters, sizeof *ta),
            *te = calloc((size_t)iters, sizeof *te), *tv = calloc((size_t)(4 * iters), sizeof *tv);

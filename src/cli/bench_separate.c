@@ -25,6 +25,7 @@
 #include "model/model.h"
 #include "tfswa.h"
 #include "train/ckpt.h"
+#include "train/train.h"
 #include "util/config.h"
 #include "util/fsutil.h"
 
@@ -43,7 +44,8 @@ static tf_status prepare(const tf_config *cfg, const char *dir, const char *ckpt
                          const char *const files[2], const double secs[2]) {
     tf_model *m = NULL;
     const int rate = cfg->sample_rate;
-    TF_TRY(tf_model_create_mode(&m, cfg, 1, (int64_t)llround(cfg->segment_seconds * rate),
+    const tf_model_config mc = tf_train_model_config(cfg);
+    TF_TRY(tf_model_create_mode(&m, &mc, 1, (int64_t)llround(cfg->segment_seconds * rate),
                                 cfg->num_threads, TF_MODEL_INFER));
     const tf_model_sizes *sz = tf_model_get_plan(m);
     tf_opt_state os = {sz->n_params, NULL, NULL, NULL};
@@ -203,7 +205,8 @@ int bench_separate(int argc, char **argv) {
     if (seg > 0) cfg.segment_seconds = seg;
     if ((st = tf_config_validate(&cfg))) return cli_fail(st);
     size_t n_params = 0;
-    if ((st = tf_model_param_count(&n_params, &cfg))) return cli_fail(st);
+    const tf_model_config mc = tf_train_model_config(&cfg);
+    if ((st = tf_model_param_count(&n_params, &mc))) return cli_fail(st);
 
     char dir[] = "/tmp/tfswa_bench_sep_XXXXXX";
     if (!mkdtemp(dir)) return cli_fail(tf_err(TF_EUSER, "mkdtemp: %s", strerror(errno)));

@@ -1,11 +1,14 @@
 /* tfswa bench step [--json] [--presets tiny,small] [--variant fp32/off] [--seconds S]
  *                  [--batch B] [--threads N] [--rounds R] [--iters K] [--key value]...
  *
- * Time of one full optimizer step of TFSWA-ResUNet, per training sample: zero_grad,
- * train-mode forward, L1 waveform loss against a fixed random target and its gradient
- * (the same loop as train.c's micro_step), backward, global gradient norm, clipping
- * (grad_clip), Adam/AdamW update (learning_rate, weight_decay, optimizer). Not timed: the
- * data loader (the batch is fixed), validation, checkpoints, logging.
+ * Time of one full optimizer step of TFSWA-ResUNet, per training sample: the trainer's own
+ * step function (train/step.h tf_train_step, the one the training loop calls): zero_grad,
+ * train-mode forward, the configured loss (L1 on the waveform by default) against a fixed
+ * random target, backward, global gradient norm, clipping (grad_clip), Adam/AdamW update
+ * (learning_rate, weight_decay, optimizer), EMA if on. One micro-batch per step
+ * (gradient_accumulation_steps is set to 1). Not timed: the data loader (the batch is
+ * fixed), validation, checkpoints, logging. results.*.loss_step1 / loss_step2: the losses
+ * of the first two steps of round 0 (tests compare them with the trainer's).
  *
  * Variants: every preset x activations fp32|bf16 x checkpointing off|blocks (8 for the
  * default presets), or the one --variant DTYPE/CKPT per preset. They are measured
@@ -33,6 +36,7 @@
 #include "util/sysmem.h"
 #include "model/model.h"
 #include "optim/optim.h"
+#include "train/step.h"
 #include "train/train.h"
 #include "util/config.h"
 #include "util/rng.h"
@@ -57,6 +61,7 @@ typedef struct {
     tf_model_sizes plan;
     double *ms;      /* (R * K) timed steps, round-major */
     double loss1;    /* loss of the first (warm-up) step of round 0 */
+    double loss2;    /* loss of the second step of round 0 (after one update) */
     double peak_rss; /* bytes, max over rounds of the VmHWM of its turn */
     int nonfinite;   /* steps whose loss or gradient norm was not finite */
 } variant_t;
@@ -64,66 +69,40 @@ typedef struct {
 typedef struct {
     float *mix;    /* (B, 2, N) */
     float *target; /* (B, S, 2, N) */
-    float *out;    /* (B, S, 2, N) */
-    float *dout;   /* (B, S, 2, N) */
+    int B;
+    int64_t N;
 } io_t;
 
-/* One optimizer step as tf_train_run does it (one micro-batch, one rank): zero_grad,
- * forward, L1 loss + gradient (as train.c's micro_step with scale 1), backward, norm,
- * clip, Adam. t is the 1-based update count; m, v (n_params,) the moments. */
-static tf_status opt_step(tf_model *mdl, const tf_config *c, io_t *io, int B, int64_t N, float *m,
-                          float *v, int64_t t, double *loss_out, int *nonfinite) {
-    const int T = c->n_targets;
-    const size_t n = (size_t)B * T * 2 * (size_t)N;
-    const size_t np = tf_model_get_plan(mdl)->n_params;
-    float *params = tf_model_params(mdl), *grads = tf_model_grads(mdl);
-    tf_adam_cfg ac = tf_adam_default(c->optimizer == TF_OPT_ADAMW);
-    ac.weight_decay = (float)c->weight_decay;
-
-    tf_model_zero_grad(mdl);
-    TF_TRY(tf_model_forward(mdl, io->out, io->mix, B, N, 1));
-    double l = 0;
-    const float g = (float)(1.0 / (double)n);
-#pragma omp parallel for reduction(+ : l) schedule(static)
-    for (size_t i = 0; i < n; i++) {
-        float d = io->out[i] - io->target[i];
-        l += fabsf(d);
-        io->dout[i] = d > 0 ? g : d < 0 ? -g : 0.f;
-    }
-    const double loss = l / (double)n;
-    TF_TRY(tf_model_backward(mdl, io->dout));
-    const double gnorm = tf_global_norm(grads, np);
-    const double lr =
-        tf_lr_at(c->learning_rate, c->lr_decay, c->lr_decay_epochs, c->steps_per_epoch, t - 1);
-    if (!isfinite(loss) || !isfinite(gnorm)) {
-        (*nonfinite)++; /* the trainer skips such a step */
-    } else {
-        if (c->grad_clip > 0) tf_clip_by_norm(grads, np, gnorm, c->grad_clip);
-        tf_adam_step(&ac, params, grads, m, v, np, t, (float)lr);
-    }
-    *loss_out = loss;
+/* The fixed micro-batch: every call hands out the same mixture and targets. */
+static tf_status fixed_batch(void *ctx, tf_micro_batch *mb) {
+    const io_t *io = ctx;
+    mb->mix = io->mix, mb->target = io->target, mb->B = io->B, mb->N = io->N;
     return TF_OK;
 }
 
-/* One variant's turn in a round: fresh model and moments, a warm-up step, K timed steps.
- * ms (K,) receives the step times in milliseconds. */
-static tf_status run_turn(const tf_config *c, io_t *io, int B, int64_t N, int threads, int K,
-                          double *ms, double *loss1, int *nonfinite) {
+/* One variant's turn in a round: fresh model and optimizer state, a warm-up step, K timed
+ * steps, each the trainer's own tf_train_step (one rank). ms (K,) receives the step times
+ * in milliseconds; loss1 and loss2 the losses of the first two steps. */
+static tf_status run_turn(const tf_config *c, io_t *io, int threads, int K, double *ms,
+                          double *loss1, double *loss2, int *nonfinite) {
+    static const tf_dist one = {0, 1, 0};
     tf_model *mdl = NULL;
-    TF_TRY(tf_model_create(&mdl, c, B, N, threads));
-    const size_t np = tf_model_get_plan(mdl)->n_params;
-    float *mv = tf_calloc(2 * np, sizeof(float), "Adam moments");
-    if (!mv) {
-        tf_model_free(mdl);
-        return TF_EINTERNAL;
-    }
-    tf_status st = opt_step(mdl, c, io, B, N, mv, mv + np, 1, loss1, nonfinite);
+    tf_trainer *tr = NULL;
+    const tf_model_config mc = tf_train_model_config(c);
+    TF_TRY(tf_model_create(&mdl, &mc, io->B, io->N, threads));
+    tf_status st = tf_trainer_open(&tr, c, &one, mdl, io->N);
+    int64_t updates = 0;
+    tf_step_result r;
+    if (!st) st = tf_train_step(tr, 0, &updates, fixed_batch, io, &r);
+    if (!st) *loss1 = r.loss, *nonfinite += !r.applied;
     for (int k = 0; k < K && st == TF_OK; k++) {
-        double loss, t0 = bench_now_s();
-        st = opt_step(mdl, c, io, B, N, mv, mv + np, 2 + k, &loss, nonfinite);
+        double t0 = bench_now_s();
+        st = tf_train_step(tr, 1 + k, &updates, fixed_batch, io, &r);
         ms[k] = 1e3 * (bench_now_s() - t0);
+        if (!st) *nonfinite += !r.applied;
+        if (!st && k == 0) *loss2 = r.loss;
     }
-    free(mv);
+    tf_trainer_close(tr);
     tf_model_free(mdl);
     return st;
 }
@@ -232,7 +211,7 @@ static cJSON *report_json(const bench_t *b) {
     cJSON_AddStringToObject(cfg, "optimizer", c0->optimizer == TF_OPT_ADAMW ? "adamw" : "adam");
     cJSON_AddNumberToObject(cfg, "learning_rate", c0->learning_rate);
     cJSON_AddNumberToObject(cfg, "grad_clip", c0->grad_clip);
-    cJSON_AddStringToObject(cfg, "loss", "l1");
+    cJSON_AddStringToObject(cfg, "loss", c0->loss == TF_LOSS_MRSTFT ? "mrstft" : "l1");
     cJSON *pp = cJSON_AddObjectToObject(cfg, "params");
     for (int p = 0; p < b->np; p++)
         cJSON_AddNumberToObject(pp, b->presets[p], (double)b->nparams[p]);
@@ -257,6 +236,7 @@ static cJSON *report_json(const bench_t *b) {
         cJSON_AddNumberToObject(o, "samples_per_s_best", 1e3 * b->B / mn);
         cJSON_AddItemToObject(o, "ms_per_step_all", cJSON_CreateDoubleArray(v->ms, RK));
         cJSON_AddNumberToObject(o, "loss_step1", v->loss1);
+        cJSON_AddNumberToObject(o, "loss_step2", v->loss2);
         cJSON_AddNumberToObject(o, "nonfinite_steps", v->nonfinite);
         cJSON_AddItemToObject(o, "bytes", bytes_json(&v->plan));
         if (b->rss_reset)
@@ -333,9 +313,8 @@ static tf_status make_io(io_t *io, int B, int S, int64_t N) {
     const size_t nin = (size_t)B * 2 * (size_t)N, nout = (size_t)B * S * 2 * (size_t)N;
     io->mix = tf_malloc(nin * sizeof(float), "bench input");
     io->target = tf_malloc(nout * sizeof(float), "bench target");
-    io->out = tf_malloc(nout * sizeof(float), "bench output");
-    io->dout = tf_malloc(nout * sizeof(float), "bench output gradient");
-    if (!io->mix || !io->target || !io->out || !io->dout) return TF_EINTERNAL;
+    io->B = B, io->N = N;
+    if (!io->mix || !io->target) return TF_EINTERNAL;
     tf_rng r;
     tf_rng_seed(&r, 0x5eed, 1, 0, 0);
     for (size_t i = 0; i < nin; i++) io->mix[i] = (float)tf_rng_range(&r, -0.25, 0.25);
@@ -347,8 +326,6 @@ static tf_status make_io(io_t *io, int B, int S, int64_t N) {
 static void free_io(io_t *io) {
     free(io->mix);
     free(io->target);
-    free(io->out);
-    free(io->dout);
 }
 
 static tf_status run_bench(bench_t *b) {
@@ -377,14 +354,14 @@ static tf_status run_bench(bench_t *b) {
             /* one variant: nothing to separate, and external tools (time -v) keep a true
              * ru_maxrss, which a reset would lower to the last turn's peak */
             if (b->nv > 1 && !reset_peak_rss()) b->rss_reset = 0;
-            double loss1;
-            st = run_turn(&c, &io, b->B, b->N, b->threads, b->K, v->ms + (size_t)r * b->K, &loss1,
+            double loss1 = NAN, loss2 = NAN;
+            st = run_turn(&c, &io, b->threads, b->K, v->ms + (size_t)r * b->K, &loss1, &loss2,
                           &v->nonfinite);
             if (st != TF_OK) {
                 st = tf_err_ctx(st, "bench step %s", v->name);
                 break;
             }
-            if (r == 0) v->loss1 = loss1;
+            if (r == 0) v->loss1 = loss1, v->loss2 = loss2;
             const double peak = (double)tf_peak_rss_bytes();
             v->peak_rss = peak > v->peak_rss ? peak : v->peak_rss;
             b->peak_rss = peak > b->peak_rss ? peak : b->peak_rss;
@@ -483,7 +460,9 @@ int bench_step(int argc, char **argv) {
         av[2] = b->presets[p];
         if ((st = tf_config_parse_args(c, ac, av, NULL)) != TF_OK) goto fail;
         c->num_threads = b->threads;
-        if ((st = tf_model_param_count(&b->nparams[p], c)) != TF_OK) goto fail;
+        c->gradient_accumulation_steps = 1; /* the bench times one micro-batch per step */
+        const tf_model_config mc = tf_train_model_config(c);
+        if ((st = tf_model_param_count(&b->nparams[p], &mc)) != TF_OK) goto fail;
         for (int d = 0; d < 2; d++)
             for (int k = 0; k < 2; k++) {
                 if (variant && (d != (int)vdt || k != (int)vck)) continue;
@@ -494,7 +473,9 @@ int bench_step(int argc, char **argv) {
                 tf_config cv = *c;
                 cv.activation_dtype = v->dt;
                 cv.checkpointing = v->ck;
-                if ((st = tf_model_plan(&v->plan, &cv, b->B, b->N, b->threads)) != TF_OK) goto fail;
+                const tf_model_config mcv = tf_train_model_config(&cv);
+                if ((st = tf_model_plan(&v->plan, &mcv, b->B, b->N, b->threads)) != TF_OK)
+                    goto fail;
             }
     }
     st = run_bench(b);

@@ -24,6 +24,11 @@ int bench_separate(int argc, char **argv) TF_WEAK;
 int bench_metrics(int argc, char **argv) TF_WEAK;
 int bench_stft(int argc, char **argv) TF_WEAK;
 
+/* Prints the events of tf_train_run on stderr (cmd_train.c); user: const int *, nonzero
+ * when stderr is a terminal (the progress line rewrites itself), or NULL. */
+struct tf_train_event;
+void cli_print_train_event(void *user, const struct tf_train_event *e);
+
 /* Print "tfswa: <tf_errmsg()>" to stderr and return st as exit status. */
 int cli_fail(tf_status st);
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "tfswa.h"
@@ -121,7 +122,8 @@ int cmd_demo(int argc, char **argv) {
            steps, cfg.batch_size, cfg.segment_seconds, cfg.learning_rate, run);
     fflush(stdout);
     const tf_dist single = {0, 1, 0};
-    if ((st = tf_train_run(&cfg, &single))) return cli_fail(st);
+    int tty = isatty(2);
+    if ((st = tf_train_run(&cfg, &single, cli_print_train_event, &tty))) return cli_fail(st);
     tm[1] = now_s() - t0;
 
     /* 3. evaluation with the best checkpoint by validation */

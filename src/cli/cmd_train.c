@@ -1,6 +1,8 @@
 /* tfswa train [--config FILE]... [--preset NAME] [--key value]... : see train/train.h. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "train/ckpt.h"
@@ -22,6 +24,57 @@ static const char *USAGE =
     "  --num_threads N --optimizer adam|adamw --grad_clip X --ema_decay X --val_every N\n"
     "  --ckpt_every N --log_every N --steps_per_epoch N\n"
     "Data parallel: mpirun -np N tfswa train ...\n";
+
+/* Prints a training run's events on stderr (user: an int, 1 when stderr is a terminal:
+ * the progress line then rewrites itself with \r). */
+void cli_print_train_event(void *user, const struct tf_train_event *e) {
+    const int tty = user ? *(const int *)user : 0;
+    const tf_config *c = e->cfg;
+    switch (e->kind) {
+    case TF_TRAIN_EV_PLAN:
+        tf_train_plan_print(stderr, e->plan, c);
+        break;
+    case TF_TRAIN_EV_RESUMED:
+        fprintf(stderr, "resumed from %s at step %lld\n", e->path, (long long)e->step);
+        break;
+    case TF_TRAIN_EV_LOG: {
+        char line[512];
+        snprintf(line, sizeof line,
+                 "step %lld/%lld | epoch %lld | loss %.5f | lr %.3g | %.1f samples/s | grad %.3g | "
+                 "skipped %lld | rss %.0f MiB / plan %.0f MiB",
+                 (long long)e->step, (long long)e->total_steps, (long long)e->epoch, e->loss, e->lr,
+                 e->samples_per_s, e->grad_norm, (long long)e->skipped,
+                 (double)e->rss_bytes / 1048576.0, (double)e->plan->total / 1048576.0);
+        if (tty)
+            fprintf(stderr, "\r%s\033[K%s", line, e->last ? "\n" : "");
+        else
+            fprintf(stderr, "%s\n", line);
+        break;
+    }
+    case TF_TRAIN_EV_VALID: {
+        const tf_val_result *v = e->valid;
+        if (tty) fputc('\n', stderr);
+        fprintf(stderr, "validation step %lld (%d tracks): uSDR", (long long)e->step, v->tracks);
+        for (int t = 0; t < c->n_targets; t++)
+            fprintf(stderr, " %s %.2f (mix %.2f)", c->targets[t], v->usdr[t], v->usdr_mixture[t]);
+        fprintf(stderr, " | mean %.3f dB%s\n", v->mean, e->best ? " (best)" : "");
+        break;
+    }
+    case TF_TRAIN_EV_SKIPPED:
+        fprintf(stderr, "%sstep %lld: non-finite %s, step skipped (%lld in a row)\n",
+                tty ? "\n" : "", (long long)e->step, e->loss_finite ? "gradient" : "loss",
+                (long long)e->bad_in_row);
+        break;
+    case TF_TRAIN_EV_DONE:
+        fprintf(stderr,
+                "done: %lld steps, %lld skipped, best mean uSDR %.3f dB at step %lld; peak RSS "
+                "%.1f MiB\n",
+                (long long)e->step, (long long)e->skipped, e->best_metric, (long long)e->best_step,
+                (double)e->peak_rss_bytes / 1048576.0);
+        break;
+    }
+    fflush(stderr);
+}
 
 static tf_status resume_base(tf_config *cfg, const char *path) {
     char f[TF_PATH_MAX + 32];
@@ -53,7 +106,8 @@ int cmd_train(int argc, char **argv) {
     if (!st) st = tf_config_parse_args(&cfg, argc, argv, a.used);
     if (!st) st = cli_check_unused(&a);
     if (!st) st = tf_config_validate(&cfg);
-    if (!st) st = tf_train_run(&cfg, &d);
+    int tty = isatty(2);
+    if (!st) st = tf_train_run(&cfg, &d, cli_print_train_event, &tty);
     tf_dist_finalize(&d);
     return cli_fail(st);
 }

@@ -11,11 +11,11 @@
 #include "data/valtrack.h"
 #include "dsp/stft.h"
 #include "infer/figures.h"
-#include "infer/ola.h"
+#include "dsp/ola.h"
 #include "infer/separate.h"
 #include "metrics/eval_track.h"
 #include "metrics/sdr.h"
-#include "train/ckpt.h"
+#include "model/checkpoint.h"
 #include "util/fsutil.h"
 #include "util/image.h"
 
@@ -400,7 +400,7 @@ static tf_status aggregate(tf_evaluation *e) {
 
 /* The checkpoints as one separator (which rejects two checkpoints with one target and
  * different sample rates); the first one's model.json gives the STFT for the oracle. */
-static tf_status load_models(ev *E, tf_config *first) {
+static tf_status load_models(ev *E, tf_ckpt_info *first) {
     const tf_evaluate_opts *o = E->o;
     tf_evaluation *e = E->e;
     if (!o->n_checkpoints) return TF_OK;
@@ -423,9 +423,9 @@ static tf_status load_models(ev *E, tf_config *first) {
     for (int t = 0; t < e->n_targets; t++)
         snprintf(e->targets[t], TF_NAME_MAX, "%s", tf_separator_target(E->sep, t));
     char dir[TF_PATH_MAX];
-    tf_config_defaults(first);
+    memset(first, 0, sizeof *first);
     TF_TRY(tf_ckpt_resolve(o->checkpoints[0], dir, sizeof dir));
-    return tf_ckpt_read_config(dir, first);
+    return tf_ckpt_read_info(dir, first);
 }
 
 static tf_status check_opts(const tf_evaluate_opts *o) {
@@ -467,17 +467,23 @@ static tf_status setup(ev *E) {
         memcpy(E->dc.sources, o->sources, sizeof E->dc.sources);
     }
     E->dc.num_threads = o->num_threads;
-    tf_config first;
+    tf_ckpt_info first;
     TF_TRY(load_models(E, &first));
     if (!E->n_models) { /* oracle only: every source is a target */
         e->n_targets = E->dc.n_sources;
         memcpy(e->targets, E->dc.sources, sizeof e->targets);
     }
-    const tf_config *mc = E->n_models ? &first : &E->dc;
-    E->dc.sample_rate = mc->sample_rate;
-    E->n_fft = mc->stft_window_size, E->hop = mc->stft_hop_length;
-    double seg = o->segment > 0 ? o->segment : mc->segment_seconds;
-    E->L = (int64_t)llround(seg * mc->sample_rate);
+    /* the STFT and segment: the first checkpoint's, else the data config's defaults */
+    if (E->n_models) {
+        E->dc.sample_rate = first.sample_rate;
+        E->n_fft = first.model.n_fft, E->hop = first.model.hop;
+    } else {
+        E->n_fft = E->dc.stft_window_size, E->hop = E->dc.stft_hop_length;
+    }
+    double seg = o->segment > 0 ? o->segment
+                 : E->n_models  ? first.segment_seconds
+                                : E->dc.segment_seconds;
+    E->L = (int64_t)llround(seg * E->dc.sample_rate);
     if (E->L < 1) return tf_err(TF_EUSER, "--segment: %g s is shorter than one sample", seg);
     /* every target must be a stem of the dataset: checked before scanning anything */
     E->S = E->dc.n_sources, E->T = e->n_targets;

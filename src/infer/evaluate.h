@@ -3,7 +3,7 @@
  * For every track of the split (in index order, at most max_tracks):
  *   1. the track is read block by block (data/valtrack.h) into memory, and the mixture is
  *      separated by the pipeline of `tfswa separate` (infer/separate.h, tf_separate_buffer:
- *      streaming overlap-add of infer/ola.h, chunk = segment, trapezoid cross-fades, as in
+ *      streaming overlap-add of dsp/ola.h, chunk = segment, trapezoid cross-fades, as in
  *      training's validation); several checkpoints each contribute their targets (two
  *      providing the same target, or different sample rates, is an error);
  *   2. the estimates of all targets are scored together with BSS Eval v4

@@ -3,12 +3,12 @@
 #include <string.h>
 
 #include "infer/separate.h"
+#include "model/checkpoint.h"
 #include "model/model.h"
-#include "train/ckpt.h"
 
 typedef struct {
     char dir[TF_PATH_MAX]; /* resolved checkpoint directory */
-    tf_config cfg;
+    tf_ckpt_info info;     /* its model.json */
     tf_model *m;
     int batch, threads;
     int64_t frames;
@@ -19,13 +19,9 @@ typedef struct {
 static tf_status create(ckpt_model *c, int batch, int64_t frames, int threads) {
     tf_model_free(c->m);
     c->m = NULL;
-    TF_TRY(tf_model_create_mode(&c->m, &c->cfg, batch, frames, threads, TF_MODEL_INFER));
-    tf_status st = tf_ckpt_load_weights(c->dir, c->m);
-    if (st) {
-        tf_model_free(c->m);
-        c->m = NULL;
-        return st;
-    }
+    tf_model_config run = c->info.model; /* run options: defaults, and these threads */
+    run.threads = threads;
+    TF_TRY(tf_model_from_checkpoint(&c->m, &c->info, c->dir, &run, batch, frames, TF_MODEL_INFER));
     c->batch = batch, c->frames = frames, c->threads = threads;
     return TF_OK;
 }
@@ -52,25 +48,22 @@ tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads
     memset(m, 0, sizeof *m);
     ckpt_model *c = tf_calloc(1, sizeof *c, "checkpoint model");
     if (!c) return TF_EINTERNAL;
-    tf_config_defaults(&c->cfg);
     tf_status st = tf_ckpt_resolve(path, c->dir, sizeof c->dir);
-    if (!st) st = tf_ckpt_read_config(c->dir, &c->cfg);
-    if (!st && c->cfg.n_targets < 1)
-        st = tf_err(TF_EUSER, "%s: model.json lists no targets", c->dir);
-    const int rate = c->cfg.sample_rate;
-    const int64_t frames = (int64_t)(c->cfg.segment_seconds * rate + 0.5);
+    if (!st) st = tf_ckpt_read_info(c->dir, &c->info);
+    const int rate = c->info.sample_rate;
+    const int64_t frames = (int64_t)(c->info.segment_seconds * rate + 0.5);
     if (!st) st = create(c, 1, frames, threads);
     if (st) {
         ck_close(c);
         return st;
     }
     snprintf(m->name, sizeof m->name, "%s", path);
-    m->n_targets = c->cfg.n_targets;
-    for (int i = 0; i < c->cfg.n_targets; i++)
-        snprintf(m->targets[i], TF_NAME_MAX, "%s", c->cfg.targets[i]);
+    m->n_targets = c->info.model.n_targets;
+    for (int i = 0; i < m->n_targets; i++)
+        snprintf(m->targets[i], TF_NAME_MAX, "%s", c->info.targets[i]);
     m->sample_rate = rate;
-    m->segment_seconds = c->cfg.segment_seconds;
-    m->min_frames = c->cfg.stft_window_size;
+    m->segment_seconds = c->info.segment_seconds;
+    m->min_frames = c->info.model.n_fft;
     m->prepare = ck_prepare, m->forward = ck_forward, m->close = ck_close, m->ctx = c;
     return TF_OK;
 }

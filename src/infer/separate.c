@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "audio/resampler.h"
-#include "infer/ola.h"
+#include "dsp/ola.h"
 #include "util/sysmem.h"
 #include "util/fsutil.h"
 #include "util/rng.h"

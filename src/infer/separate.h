@@ -2,7 +2,7 @@
  *
  *   source (file: libsndfile blocks | memory)  (2, n) at the input rate, mono -> dual mono
  *     -> resample to the model rate (soxr, streaming; skipped when the rates agree)
- *     -> shifts: K overlap-add engines (infer/ola.h), engine k fed the same blocks delayed
+ *     -> shifts: K overlap-add engines (dsp/ola.h), engine k fed the same blocks delayed
  *        by d_k zeros (demucs apply.py: d_k random in [0, 0.5 s), seeded by (seed, k));
  *        the first d_k output frames of engine k are dropped (realigned) and the K
  *        outputs averaged. shifts = 0: one engine, no delay.

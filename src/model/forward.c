@@ -2,6 +2,7 @@
  * the layout computed by tf_layout (model.c); nothing here allocates. */
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dsp/stft.h"

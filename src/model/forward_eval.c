@@ -6,6 +6,7 @@
  * statistics: BN, GELU and the head activation run in place, the head per (item, target,
  * audio channel), and the input STFT is taken again at the head for the phase. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dsp/stft.h"

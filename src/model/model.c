@@ -26,7 +26,7 @@ static size_t zmax(size_t a, size_t b) {
 
 /* ------------------------------------------------------------------ architecture */
 
-tf_status tf_arch_from_config(tf_arch *a, const tf_config *c) {
+tf_status tf_arch_from_config(tf_arch *a, const tf_model_config *c) {
     memset(a, 0, sizeof *a);
     if (c->n_levels < 1 || c->n_levels > TF_MAX_LEVELS)
         return tf_err(TF_EUSER, "channels: %d levels (1..%d)", c->n_levels, TF_MAX_LEVELS);
@@ -49,14 +49,14 @@ tf_status tf_arch_from_config(tf_arch *a, const tf_config *c) {
         return tf_err(TF_EUSER, "mlp_ratio: %g (0 < r <= 64)", c->mlp_ratio);
     if (c->n_targets < 1 || c->n_targets > TF_MAX_TARGETS)
         return tf_err(TF_EUSER, "targets: %d targets (1..%d)", c->n_targets, TF_MAX_TARGETS);
-    if (c->stft_window_size < 4 || c->stft_window_size % 2)
-        return tf_err(TF_EUSER, "stft.window_size: %d (even, >= 4)", c->stft_window_size);
-    if (c->stft_hop_length < 1 || c->stft_hop_length > c->stft_window_size / 2)
-        return tf_err(TF_EUSER, "stft.hop_length: %d (1..window_size/2 = %d)", c->stft_hop_length,
-                      c->stft_window_size / 2);
-    if (c->subbands < 1 || (c->stft_window_size / 2) % c->subbands)
+    if (c->n_fft < 4 || c->n_fft % 2)
+        return tf_err(TF_EUSER, "stft.window_size: %d (even, >= 4)", c->n_fft);
+    if (c->hop < 1 || c->hop > c->n_fft / 2)
+        return tf_err(TF_EUSER, "stft.hop_length: %d (1..window_size/2 = %d)", c->hop,
+                      c->n_fft / 2);
+    if (c->subbands < 1 || (c->n_fft / 2) % c->subbands)
         return tf_err(TF_EUSER, "subbands: %d must divide stft.window_size/2 = %d", c->subbands,
-                      c->stft_window_size / 2);
+                      c->n_fft / 2);
     a->nrcm = c->rcms_per_block;
     a->nblk = c->tfswa_blocks;
     a->heads = c->heads;
@@ -67,8 +67,8 @@ tf_status tf_arch_from_config(tf_arch *a, const tf_config *c) {
     a->K = c->subbands;
     a->S = c->n_targets;
     a->cin = 2 * a->K;
-    a->n_fft = c->stft_window_size;
-    a->hop = c->stft_hop_length;
+    a->n_fft = c->n_fft;
+    a->hop = c->hop;
     a->output = c->output;
     a->act_dtype = c->activation_dtype;
     a->ckpt = c->checkpointing;
@@ -189,7 +189,7 @@ static void build_table(table_b *tb, const tf_arch *a) {
     add(tb, 0, INIT_UNIFORM, a->ch[0], 1, SH(co), "head.bias");
 }
 
-tf_status tf_model_param_count(size_t *out, const tf_config *cfg) {
+tf_status tf_model_param_count(size_t *out, const tf_model_config *cfg) {
     tf_arch a;
     TF_TRY(tf_arch_from_config(&a, cfg));
     table_b tb = {0};
@@ -519,19 +519,19 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     return TF_OK;
 }
 
-static int resolve_threads(const tf_config *cfg, int threads) {
-    if (threads <= 0) threads = cfg->num_threads;
+static int resolve_threads(const tf_model_config *cfg, int threads) {
+    if (threads <= 0) threads = cfg->threads;
     if (threads <= 0) threads = omp_get_max_threads();
     return threads < 1 ? 1 : threads;
 }
 
-tf_status tf_model_plan(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
+tf_status tf_model_plan(tf_model_sizes *out, const tf_model_config *cfg, int batch, int64_t frames,
                         int threads) {
     return tf_model_plan_mode(out, cfg, batch, frames, threads, TF_MODEL_TRAIN);
 }
 
-tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
-                             int threads, tf_model_mode mode) {
+tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_model_config *cfg, int batch,
+                             int64_t frames, int threads, tf_model_mode mode) {
     memset(out, 0, sizeof *out);
     if (mode != TF_MODEL_TRAIN && mode != TF_MODEL_INFER)
         return tf_err(TF_EINTERNAL, "model mode %d", (int)mode);
@@ -597,13 +597,13 @@ static void resolve_pointers(tf_model *m) {
     m->ghead_b = m->grads ? m->grads + m->info[k].offset : NULL;
 }
 
-tf_status tf_model_create(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
+tf_status tf_model_create(tf_model **out, const tf_model_config *cfg, int batch, int64_t frames,
                           int threads) {
     return tf_model_create_mode(out, cfg, batch, frames, threads, TF_MODEL_TRAIN);
 }
 
-tf_status tf_model_create_mode(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
-                               int threads, tf_model_mode mode) {
+tf_status tf_model_create_mode(tf_model **out, const tf_model_config *cfg, int batch,
+                               int64_t frames, int threads, tf_model_mode mode) {
     *out = NULL;
     tf_model *m = tf_calloc(1, sizeof *m, "model");
     if (!m) return TF_EINTERNAL;
@@ -665,7 +665,7 @@ tf_status tf_model_create_mode(tf_model **out, const tf_config *cfg, int batch, 
     tf_stft *st = NULL;
     if ((s = tf_stft_create(&st, m->a.n_fft, m->a.hop)) != TF_OK) goto fail;
     m->stft = st;
-    tf_model_init(m, (uint64_t)cfg->seed);
+    tf_model_init(m, cfg->seed);
     tf_model_zero_grad(m);
     *out = m;
     return TF_OK;

@@ -94,8 +94,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "util/config.h"
 #include "util/err.h"
+#include "util/model_types.h"
 
 #define TF_PARAM_NAME_MAX 64
 
@@ -111,7 +111,29 @@ typedef struct {
     int fan_in;    /* internal: for the uniform init */
 } tf_param_info;
 
-/* Architecture derived from a tf_config. */
+/* The model's only input (like llm.c's GPT2Config): the architecture, which model.json
+ * stores, and the run options, which it does not. Filled from a tf_config above the model
+ * (tf_train_model_config in train/train.h) or from a checkpoint (model/checkpoint.h). The
+ * names follow the config keys, which the validation errors name. */
+typedef struct {
+    /* ---- architecture ---- */
+    int n_levels;                /* channels: one entry per encoder level */
+    int channels[TF_MAX_LEVELS]; /* encoder Conv-block output channels */
+    int rcms_per_block, tfswa_blocks, heads;
+    int window_t, window_f; /* Swin window (time x frequency) */
+    double mlp_ratio;
+    int subbands;   /* K */
+    int n_targets;  /* S, output stems */
+    int n_fft, hop; /* stft.window_size, stft.hop_length */
+    tf_output_mode output;
+    /* ---- run options ---- */
+    tf_dtype activation_dtype;  /* saved activations fp32 | bf16 */
+    tf_ckpt_mode checkpointing; /* off | blocks */
+    int threads;                /* 0: the OpenMP maximum */
+    uint64_t seed;              /* parameter initialisation */
+} tf_model_config;
+
+/* Architecture derived from a tf_model_config. */
 typedef struct {
     int L;                 /* levels (encoder blocks = decoder blocks) */
     int ch[TF_MAX_LEVELS]; /* encoder Conv-block output channels per level */
@@ -126,7 +148,7 @@ typedef struct {
 /* What a model is for: training (gradients, saved activations) or inference only. */
 typedef enum { TF_MODEL_TRAIN = 0, TF_MODEL_INFER = 1 } tf_model_mode;
 
-/* Bytes per role for (config, batch, segment frames, threads, mode). */
+/* Bytes per role for (model config, batch, segment frames, threads, mode). */
 typedef struct {
     tf_model_mode mode;
     size_t params;      /* trainable parameters, fp32 */
@@ -146,30 +168,29 @@ typedef struct {
 
 typedef struct tf_model tf_model;
 
-/* Architecture of cfg (validates the model keys: TF_EUSER naming the key). */
-tf_status tf_arch_from_config(tf_arch *a, const tf_config *cfg);
+/* Architecture of mc (validates it: TF_EUSER naming the config key). */
+tf_status tf_arch_from_config(tf_arch *a, const tf_model_config *mc);
 
 /* The memory plan: sizes of every block for training (or inference) of batches of up to
  * `batch` segments of `frames` samples, computed WITHOUT allocating. threads <= 0 means
- * cfg->num_threads, and when that is 0 the OpenMP maximum (the conv workspace depends on
- * it). */
-tf_status tf_model_plan(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
+ * mc->threads, and when that is 0 the OpenMP maximum (the conv workspace depends on it). */
+tf_status tf_model_plan(tf_model_sizes *out, const tf_model_config *mc, int batch, int64_t frames,
                         int threads);
 /* The same for a model of the given mode (tf_model_plan is TF_MODEL_TRAIN). */
-tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_config *cfg, int batch, int64_t frames,
-                             int threads, tf_model_mode mode);
+tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_model_config *mc, int batch,
+                             int64_t frames, int threads, tf_model_mode mode);
 
-/* Trainable parameter count of cfg (no allocation). */
-tf_status tf_model_param_count(size_t *out, const tf_config *cfg);
+/* Trainable parameter count of mc (no allocation). */
+tf_status tf_model_param_count(size_t *out, const tf_model_config *mc);
 
 /* Allocate a model for batches up to `batch` x `frames` samples: exactly the plan's five
  * blocks (plus the parameter table and the STFT plan). Parameters are initialised with
- * tf_model_init(m, cfg->seed). */
-tf_status tf_model_create(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
+ * tf_model_init(m, mc->seed). */
+tf_status tf_model_create(tf_model **out, const tf_model_config *mc, int batch, int64_t frames,
                           int threads);
 /* The same for a model of the given mode: TF_MODEL_INFER allocates the parameters, the BN
  * buffers and the inference workspace only (tf_model_plan_mode's bytes). */
-tf_status tf_model_create_mode(tf_model **out, const tf_config *cfg, int batch, int64_t frames,
+tf_status tf_model_create_mode(tf_model **out, const tf_model_config *mc, int batch, int64_t frames,
                                int threads, tf_model_mode mode);
 void tf_model_free(tf_model *m);
 

@@ -6,6 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Optimizer state of n parameters: Adam moments m, v (n,); raw (n,) the non-EMA weights
+ * while the model holds the EMA ones (NULL when EMA is off). */
+typedef struct {
+    size_t n;
+    float *m, *v, *raw;
+} tf_opt_state;
+
 typedef struct {
     int adamw; /* 0 = Adam, 1 = AdamW */
     float beta1, beta2, eps, weight_decay;

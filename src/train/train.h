@@ -16,8 +16,15 @@
 
 #include "model/model.h"
 #include "train/dist.h"
+#include "train/step.h"
+#include "train/validate.h"
 #include "util/config.h"
 #include "util/err.h"
+
+/* The model's input (architecture + run options) from the config: the model keys,
+ * stft.window_size / hop_length, the number of targets, activation_dtype, checkpointing,
+ * num_threads and seed. */
+tf_model_config tf_train_model_config(const tf_config *cfg);
 
 /* Bytes of every role of a training run, computed before allocating anything. */
 typedef struct {
@@ -31,16 +38,50 @@ typedef struct {
 } tf_train_plan;
 
 tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int threads);
+/* The plan as text into f (the CLI's stderr for `tfswa train`, stdout for `tfswa plan`). */
 void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg);
 
-/* Train with cfg (already validated); output in cfg->output_dir. Prints the plan first;
- * returns TF_EUSER without allocating when the machine cannot hold it. */
-tf_status tf_train_run(const tf_config *cfg, const tf_dist *d);
+/* What a run reports. The library never prints: the caller's callback does (the CLI's
+ * cmd_train.c prints each event as a line; metrics.jsonl is written by the run itself).
+ * Events come from rank 0 only. */
+typedef enum {
+    TF_TRAIN_EV_PLAN,    /* the memory plan, before anything is allocated: plan, cfg */
+    TF_TRAIN_EV_RESUMED, /* resumed: path (the checkpoint directory), step */
+    TF_TRAIN_EV_LOG,     /* every log_every steps and the last: step .. rss_bytes, last */
+    TF_TRAIN_EV_VALID,   /* after a validation: step, valid, best */
+    TF_TRAIN_EV_SKIPPED, /* a non-finite step was skipped: step, loss_finite, bad_in_row */
+    TF_TRAIN_EV_DONE     /* the end of a successful run: step, skipped, best_*, peak_rss */
+} tf_train_event_kind;
 
-/* Test hooks: force the loss of optimizer step `tf_train_inject_nan_step` (-1 = never)
- * to NaN; stop after tf_train_stop_after steps (0 = never) as if killed (no final
- * checkpoint). */
-extern int64_t tf_train_inject_nan_step;
+typedef struct tf_train_event {
+    tf_train_event_kind kind;
+    const tf_config *cfg;      /* always: the run's config */
+    const tf_train_plan *plan; /* always: the run's plan */
+    int64_t step;              /* optimizer steps done (the step that was skipped: SKIPPED) */
+    int64_t total_steps, epoch, skipped, bad_in_row;
+    double loss; /* LOG: mean over the applied steps since the last log (NaN: none) */
+    double lr, grad_norm, samples_per_s;
+    size_t rss_bytes;
+    int last;                   /* LOG: the run's last step */
+    int loss_finite;            /* SKIPPED: 1 when the loss was finite (the gradient was not) */
+    const tf_val_result *valid; /* VALID */
+    int best;                   /* VALID: the best so far (checkpoints/best written) */
+    double best_metric;         /* DONE: best mean validation uSDR (-inf: none) */
+    int64_t best_step;          /* DONE (-1: none) */
+    size_t peak_rss_bytes;      /* DONE */
+    const char *path;           /* RESUMED */
+} tf_train_event;
+
+typedef void (*tf_train_event_fn)(void *user, const tf_train_event *e);
+
+/* Train with cfg (already validated); output in cfg->output_dir. Reports the plan first
+ * (on_event may be NULL: silent); returns TF_EUSER without allocating when the machine
+ * cannot hold it. */
+tf_status tf_train_run(const tf_config *cfg, const tf_dist *d, tf_train_event_fn on_event,
+                       void *user);
+
+/* Test hook: stop after tf_train_stop_after steps (0 = never) as if killed (no final
+ * checkpoint). (tf_train_inject_nan_step: train/step.h.) */
 extern int64_t tf_train_stop_after;
 
 #endif

@@ -5,17 +5,17 @@
 #include <string.h>
 
 #include "data/valtrack.h"
-#include "infer/ola.h"
 #include "metrics/sdr.h"
 
 enum { READ_BLOCK = 65536 };
 
-void tf_val_ola_cfg(const tf_config *cfg, void *out) {
-    tf_ola_cfg *o = out;
-    o->n_stems = cfg->n_targets;
-    o->chunk = (int64_t)llround(cfg->segment_seconds * cfg->sample_rate);
-    o->overlap = TF_VAL_OVERLAP;
-    o->batch = cfg->batch_size;
+tf_ola_cfg tf_val_ola_cfg(const tf_config *cfg) {
+    tf_ola_cfg o;
+    o.n_stems = cfg->n_targets;
+    o.chunk = (int64_t)llround(cfg->segment_seconds * cfg->sample_rate);
+    o.overlap = TF_VAL_OVERLAP;
+    o.batch = cfg->batch_size;
+    return o;
 }
 
 typedef struct {
@@ -57,8 +57,7 @@ static tf_status sink(void *ctx, const float *est, int64_t n, int64_t stride) {
 }
 
 size_t tf_val_plan_bytes(const tf_config *cfg, int n_sources) {
-    tf_ola_cfg oc;
-    tf_val_ola_cfg(cfg, &oc);
+    tf_ola_cfg oc = tf_val_ola_cfg(cfg);
     const size_t cap = (size_t)tf_ola_window_frames(&oc) + READ_BLOCK, S = (size_t)n_sources;
     /* the engine + reference FIFO (S, 2, cap) + mixture FIFO (2, cap) + read blocks */
     return tf_ola_plan_bytes(&oc) + sizeof(float) * (S * 2 * cap + 2 * cap) +
@@ -67,8 +66,7 @@ size_t tf_val_plan_bytes(const tf_config *cfg, int n_sources) {
 
 static tf_status one_track(tf_model *m, const tf_config *cfg, const tf_index *ix, int track,
                            double *usdr, double *usdr_mix) {
-    tf_ola_cfg oc;
-    tf_val_ola_cfg(cfg, &oc);
+    tf_ola_cfg oc = tf_val_ola_cfg(cfg);
     fifo q;
     memset(&q, 0, sizeof q);
     q.S = ix->n_stems, q.T = cfg->n_targets;

@@ -4,6 +4,7 @@
 #ifndef TFSWA_VALIDATE_H
 #define TFSWA_VALIDATE_H
 #include "data/index.h"
+#include "dsp/ola.h"
 #include "model/model.h"
 #include "train/dist.h"
 #include "util/config.h"
@@ -18,7 +19,7 @@ typedef struct {
 } tf_val_result;
 
 /* The overlap-add configuration validation uses for cfg (chunk = the training segment). */
-void tf_val_ola_cfg(const tf_config *cfg, void *ola_cfg /* tf_ola_cfg */);
+tf_ola_cfg tf_val_ola_cfg(const tf_config *cfg);
 /* Bytes one validation track holds (engine + FIFOs + read blocks), n_sources stems. */
 size_t tf_val_plan_bytes(const tf_config *cfg, int n_sources);
 

@@ -15,16 +15,9 @@
 #include <stdio.h>
 
 #include "util/err.h"
-
-#define TF_MAX_TARGETS 8
-#define TF_MAX_LEVELS  8
-#define TF_NAME_MAX    32
-#define TF_PATH_MAX    1024
+#include "util/model_types.h" /* limits, tf_output_mode, tf_dtype, tf_ckpt_mode */
 
 typedef enum { TF_SAMPLE_REMIX = 0, TF_SAMPLE_ALIGNED = 1 } tf_sampling;
-typedef enum { TF_OUT_MAGNITUDE = 0, TF_OUT_MASK = 1 } tf_output_mode;
-typedef enum { TF_DT_FP32 = 0, TF_DT_BF16 = 1 } tf_dtype;
-typedef enum { TF_CKPT_OFF = 0, TF_CKPT_BLOCKS = 1 } tf_ckpt_mode;
 typedef enum { TF_OPT_ADAM = 0, TF_OPT_ADAMW = 1 } tf_optimizer;
 typedef enum { TF_LOSS_L1 = 0, TF_LOSS_MRSTFT = 1 } tf_loss;
 

@@ -1,4 +1,4 @@
-#include "infer/ola.h"
+#include "dsp/ola.h"
 
 #include <math.h>
 #include <stdlib.h>

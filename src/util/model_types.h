@@ -1,0 +1,16 @@
+/* The vocabulary the configuration (util/config.h) and the model (model/model.h) share:
+ * size limits and the model's enumerations. It lives at the bottom (util) so that the
+ * config can name these values while the model never sees the config. */
+#ifndef TFSWA_MODEL_TYPES_H
+#define TFSWA_MODEL_TYPES_H
+
+#define TF_MAX_TARGETS 8
+#define TF_MAX_LEVELS  8
+#define TF_NAME_MAX    32
+#define TF_PATH_MAX    1024
+
+typedef enum { TF_OUT_MAGNITUDE = 0, TF_OUT_MASK = 1 } tf_output_mode;
+typedef enum { TF_DT_FP32 = 0, TF_DT_BF16 = 1 } tf_dtype;
+typedef enum { TF_CKPT_OFF = 0, TF_CKPT_BLOCKS = 1 } tf_ckpt_mode;
+
+#endif
