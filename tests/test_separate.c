@@ -4,9 +4,12 @@
  * clipping counts, instrumental = mixture - vocals, several models, templates, progress
  * and cancel, constant memory. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <sndfile.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "audio/audio.h"
@@ -483,17 +486,24 @@ static void test_pcm16_clipping(void) {
 static void test_instrumental(void) {
     tfswa_context *ctx = open_vd(8000, 0.3f, 0.2f);
     const int64_t n = 6000;
-    float *x = noise(2, n, 21, 0.5f);
+    float *x = noise(2, n, 21, 0.5f), *ref = malloc(sizeof(float) * 2 * (size_t)n);
+    /* at the model rate the fake model's vocals are 0.3 x: the instrumental is 0.7 x */
+    for (int64_t i = 0; i < 2 * n; i++) ref[i] = x[i] - 0.3f * x[i];
     for (int rate = 8000; rate <= 44100; rate += 36100) {
         tfswa_separate_params p = tfswa_default_params();
         p.instrumental = true;
         float *all = malloc(sizeof(float) * 3 * 2 * (size_t)n);
         CHECK(tfswa_separate_buffer(ctx, x, 2, n, rate, all, &p) == TFSWA_OK);
         CHECK(!strcmp(tfswa_output_name(ctx, &p, 2), "instrumental"));
-        int exact = 1;
-        for (int64_t i = 0; i < 2 * n; i++) exact &= all[4 * n + i] == x[i] - all[i];
-        CHECK(exact);
-        if (rate == 8000) CHECK(max_abs_diff(all + 4 * n, x, 0) == 0);
+        /* every one of the 2 n samples: the written vocals subtracted from the mixture */
+        int64_t wrong = 0;
+        for (int64_t i = 0; i < 2 * n; i++) wrong += all[4 * n + i] != x[i] - all[i];
+        CHECKF(wrong == 0, "rate %d: %lld of %lld instrumental samples != mixture - vocals", rate,
+               (long long)wrong, (long long)(2 * n));
+        if (rate == 8000) { /* no resampling: against the reference, all 2 n samples */
+            double e = max_abs_diff(all + 4 * n, ref, 2 * n);
+            CHECKF(e < 1e-6, "instrumental vs 0.7 x: max error %g", e);
+        }
         /* drums + instrumental only */
         p.stems = 1u << tfswa_target_index(ctx, "drums");
         CHECK(tfswa_n_outputs(ctx, &p) == 2);
@@ -502,10 +512,10 @@ static void test_instrumental(void) {
         CHECK(tfswa_separate_buffer(ctx, x, 2, n, rate, two, &p) == TFSWA_OK);
         CHECK(memcmp(two, all + 2 * n, sizeof(float) * 2 * (size_t)n) == 0);
         CHECK(memcmp(two + 2 * n, all + 4 * n, sizeof(float) * 2 * (size_t)n) == 0);
-        double e = 0;
-        for (int64_t i = 0; i < 2 * n && rate == 8000; i++)
-            e = fmax(e, fabs(two[2 * n + i] - 0.7 * x[i]));
-        CHECKF(e < 1e-6, "%g", e);
+        if (rate == 8000) {
+            double e = max_abs_diff(two + 2 * n, ref, 2 * n);
+            CHECKF(e < 1e-6, "drums + instrumental: instrumental vs 0.7 x: max error %g", e);
+        }
         free(all), free(two);
     }
     float g[1] = {1};
@@ -519,7 +529,7 @@ static void test_instrumental(void) {
     CHECK(strstr(tfswa_last_error(c2), "vocals") != NULL);
     tfswa_close(c2);
     tfswa_close(ctx);
-    free(x);
+    free(x), free(ref);
 }
 
 /* Several models: targets concatenated in model order; the same target twice is an error
@@ -795,6 +805,121 @@ static void test_real_model(void) {
     rmrf(dir);
 }
 
+/* `seconds` of stereo noise at `rate` written block by block as PCM_16 (the song is
+ * never held in memory). */
+static int write_noise_file(const char *path, int rate, double seconds, uint64_t seed) {
+    const int64_t total = (int64_t)(seconds * rate), blk = 8192;
+    float *x = noise(2, blk, seed, 0.3f); /* (2, blk), reused for every block */
+    tf_audio_writer *w;
+    if (!x || tf_audio_writer_open(&w, path, rate, 2, TF_FMT_WAV, TF_SUBTYPE_PCM16)) {
+        free(x);
+        return -1;
+    }
+    tf_status st = TF_OK;
+    for (int64_t done = 0; done < total && !st; done += blk)
+        st = tf_audio_writer_write(w, x, total - done < blk ? total - done : blk, blk);
+    tf_status c = tf_audio_writer_close(w, st == TF_OK);
+    free(x);
+    return st || c ? -1 : 0;
+}
+
+/* RssAnon of this process (KiB), -1 if unknown. A child's ru_maxrss counts the pages it
+ * shares with its parent after fork (also when it execs), so a parent with a large heap
+ * hides the child's own peak: the RSS tests run first and check this stays small. */
+static long self_anon_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "RssAnon:", 8)) kib = strtol(line + 8, NULL, 10);
+    if (f) fclose(f);
+    return kib;
+}
+
+/* argv[0] run as a child (stdout and stderr into `log`); returns its peak resident set
+ * as the kernel counts it (wait4's ru_maxrss, KiB), or -1 when it did not exit with 0. */
+static long child_maxrss(char *const argv[], const char *log) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return -1;
+    return ru.ru_maxrss;
+}
+
+/* Measured, not counted by the code itself: `tfswa separate` (this build, the tiny 8 kHz
+ * model, resampling 48 kHz <-> 8 kHz, instrumental, 3 outputs, 1 thread) peaks at the same
+ * resident set (the kernel's ru_maxrss) for a 3 s and a 30 s song, within 10 %. The
+ * process holds the binary, its libraries, the model and the pipeline's buffers (about
+ * 17 MiB); holding the song would add 11 MiB for the 30 s input alone (float, 48 kHz), or
+ * 3.7 MiB for two stems at the model rate. Under AddressSanitizer too (~30 MiB), with its
+ * quarantine off in the child. */
+static void test_constant_memory_rss(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    char exe[1024], ck[512], in[2][512], out[512], log[512];
+    CHECK(test_build_path(exe, sizeof exe, "tfswa") == 0 && access(exe, X_OK) == 0);
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    CHECK(make_checkpoint(ck, "vocals,drums", 6, NULL));
+    const double seconds[2] = {3, 30};
+    long kib[2] = {-1, -1}, parent = -1;
+#ifdef __SANITIZE_ADDRESS__
+    /* ASan keeps freed blocks in a quarantine (256 MiB by default): its resident pages grow
+     * with the number of blocks freed, not with what is held. Off in the measured child
+     * (its shadow memory stays, proportional to what is mapped). */
+    char asan_old[1024], asan[1200];
+    const char *old = getenv("ASAN_OPTIONS");
+    int had_old = old != NULL;
+    snprintf(asan_old, sizeof asan_old, "%s", old ? old : "");
+    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=0:thread_local_quarantine_size_kb=0",
+             asan_old, asan_old[0] ? ":" : "");
+    CHECK(setenv("ASAN_OPTIONS", asan, 1) == 0);
+#endif
+    for (int k = 0; k < 2; k++) {
+        snprintf(in[k], sizeof in[k], "%s/song%d.wav", dir, k);
+        CHECK(write_noise_file(in[k], 48000, seconds[k], 31 + (uint64_t)k) == 0);
+        snprintf(out, sizeof out, "%s/out", dir);
+        snprintf(log, sizeof log, "%s/log%d.txt", dir, k);
+        // clang-format off
+        char *argv[] = {exe, "separate", in[k], "-o", out, "--checkpoint", ck, "--instrumental",
+                        "--num_threads", "1", "--subtype", "PCM_16", NULL};
+        // clang-format on
+        parent = self_anon_kib();
+        kib[k] = child_maxrss(argv, log);
+        CHECKF(kib[k] > 0, "tfswa separate failed: see %s", log);
+        char path[1024];
+        snprintf(path, sizeof path, "%s/song%d/instrumental.wav", out, k);
+        tf_audio_info info;
+        CHECKF(tf_audio_probe(path, &info) == TF_OK && info.frames == (int64_t)(seconds[k] * 48000),
+               "%s", path);
+    }
+#ifdef __SANITIZE_ADDRESS__
+    if (had_old)
+        setenv("ASAN_OPTIONS", asan_old, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+#endif
+    fprintf(stderr, "  tfswa separate peak RSS: %.0f s %ld KiB, %.0f s %ld KiB (parent %ld KiB)\n",
+            seconds[0], kib[0], seconds[1], kib[1], parent);
+    CHECKF(parent >= 0 && parent < kib[0] * 0.8,
+           "this process's RssAnon (%ld KiB) could hide the child's peak (%ld KiB)", parent,
+           kib[0]);
+    CHECKF(kib[0] > 0 && kib[1] <= kib[0] * 1.10, "peak RSS %ld KiB for %.0f s, %ld KiB for %.0f s",
+           kib[0], seconds[0], kib[1], seconds[1]);
+    if (t_cur_failed_)
+        fprintf(stderr, "  kept %s (logs)\n", dir);
+    else
+        rmrf(dir);
+}
+
 /* examples/separate.c (built by make next to the tests) separates a file. */
 static void test_example_program(void) {
     const char *dir = mktmp();
@@ -830,6 +955,7 @@ static void test_example_program(void) {
 }
 
 int main(void) {
+    RUN(test_constant_memory_rss); /* first: this process is still small (see self_anon_kib) */
     RUN(test_identity_lengths);
     RUN(test_block_independence);
     RUN(test_file_equals_buffer);
