@@ -306,7 +306,7 @@ class TFSWAResUNet(nn.Module):
             i = self.L - 1 - j
             x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = d(torch.cat([x, skips[i].to(x.dtype)], dim=1))
-        z = self.head(x).float()  # (B, 2*K*S, Fp, Tp)
+        z = self.head(x).to(mag.dtype)  # (B, 2*K*S, Fp, Tp); back from bf16 under autocast
         if self.output == "mask":
             inp = F.pad(spec, (0, Tp - T, 0, Fp - fsub))
             m = torch.sigmoid(z).reshape(B, S, 2 * K, Fp, Tp) * inp[:, None]

@@ -72,7 +72,9 @@ import tempfile  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOLS = os.path.join(ROOT, "tools")
 REF = os.path.join(ROOT, "tests", "reference")
-CHECK_TOL = 1e-3  # max normwise relative error, fast vs reference, both float32
+CHECK_TOL = 1e-6  # max normwise relative error, fast vs reference, both float64
+GRAD_FLOOR = 1e-6  # gradient errors are relative to at least this fraction of the largest
+CHECK_SECONDS = 1.0  # the check's input length at most (the architecture is the benchmark's)
 BLOCK = 16384  # frames per read, as DEFAULT_BLOCK in src/infer/separate.c
 med = statistics.median
 
@@ -259,36 +261,42 @@ def build_ref(tfswa_ref, p, targets, n_fft, hop):
 
 def check_worker(args):
     """The fast model against tests/reference/tfswa_ref.py on the same weights and input,
-    float32 on both sides: random weights (non-trivial norms and BN statistics), train-mode
-    forward, L1 loss, backward: outputs, every gradient and the updated BN statistics, then
-    an eval-mode forward (with --amp also the autocast forward against the float32
-    reference: reported, not asserted). With --checkpoint (separation) the architecture
-    is the checkpoint's (1 s of input) and, in addition, the checkpoint's weights run the
-    song's first chunk under inference_mode."""
+    float64 on both sides (rounding far below the tolerance), the benchmark's architecture
+    on at most CHECK_SECONDS of input: random weights (non-trivial norms and BN
+    statistics), train-mode forward, L1 loss, backward: outputs, every gradient and the
+    updated BN statistics, then an eval-mode forward (with --amp also the float32 and the
+    autocast forwards against the float64 reference: reported, not asserted). With
+    --checkpoint (separation) the architecture is the checkpoint's and, in addition, the
+    checkpoint's weights run the song's first chunk under inference_mode."""
     torch, fast, info = torch_prologue(args.threads)
     sys.path.insert(0, REF)
     import tfswa_ref
 
-    res = {"tolerance": CHECK_TOL, "against": "tests/reference/tfswa_ref.py (float32)",
+    res = {"tolerance": CHECK_TOL, "against": "tests/reference/tfswa_ref.py, both float64",
            "attention": info["attention"], "torch": info["torch"]}
+    f64 = torch.float64
     if args.checkpoint:
         with open(os.path.join(args.checkpoint, "model.json")) as f:
             meta = json.load(f)
         p, st = meta["model"], meta["stft"]
         S, n_fft, hop = len(meta["targets"]), st["window_size"], st["hop_length"]
-        seconds, batch = 1.0, 1
+        seconds, batch = CHECK_SECONDS, 1
     else:
-        p, S, n_fft, hop, seconds, batch = load_preset(args.preset), 1, args.n_fft, args.hop, args.seconds, args.batch
+        p, S, n_fft, hop = load_preset(args.preset), 1, args.n_fft, args.hop
+        seconds, batch = min(args.seconds, CHECK_SECONDS), min(args.batch, 2)
+    res.update({"seconds": seconds, "batch": batch})
     # training: random weights with non-trivial norms and BN statistics, train-mode forward,
     # L1 loss, backward; then an eval-mode forward with the updated statistics
     ref = build_ref(tfswa_ref, p, S, n_fft, hop)
     randomize(ref, 1234)
     mdl = fast.from_arch(p, S, n_fft, hop)
     mdl.load_state_dict(ref.state_dict())
+    ref.to(f64)
+    mdl.to(f64)
     n = int(round(seconds * 44100))
     g = torch.Generator().manual_seed(0)
-    mix = (torch.rand(batch, 2, n, generator=g) - 0.5) * 0.5
-    target = (torch.rand(batch, S, 2, n, generator=g) - 0.5) * 0.2
+    mix = ((torch.rand(batch, 2, n, generator=g) - 0.5) * 0.5).to(f64)
+    target = ((torch.rand(batch, S, 2, n, generator=g) - 0.5) * 0.2).to(f64)
     ys = []
     for m in (ref, mdl):
         m.train()
@@ -297,7 +305,14 @@ def check_worker(args):
         ys.append(y.detach())
     res["train_output"] = rel_err(ys[1], ys[0])
     pr = dict(ref.named_parameters())
-    res["gradients"] = max(rel_err(q.grad, pr[k].grad) for k, q in mdl.named_parameters())
+    # per tensor max |a - b| / max |b|, the denominator floored at GRAD_FLOOR x the largest
+    # gradient: the bias of a conv that feeds a train-mode BatchNorm has gradient 0 up to
+    # rounding (1e-12 against 1e-2), so its own scale would compare two rounding noises
+    gmax = max(float(q.grad.abs().max()) for q in pr.values())
+    res["gradients"] = max(float((q.grad.double() - pr[k].grad.double()).abs().max()) /
+                           max(float(pr[k].grad.abs().max()), GRAD_FLOOR * gmax)
+                           for k, q in mdl.named_parameters())
+    res["gradients_floor"] = f"{GRAD_FLOOR:g} x max |gradient| = {GRAD_FLOOR * gmax:.3g}"
     br = dict(ref.named_buffers())
     res["bn_statistics"] = max(rel_err(b, br[k]) for k, b in mdl.named_buffers()
                                if k.endswith("running_mean") or k.endswith("running_var"))
@@ -307,8 +322,10 @@ def check_worker(args):
         yr = ref(mix)
         res["eval_output"] = rel_err(mdl(mix), yr)
         if args.amp:
+            mdl.float()
+            res["fp32_eval_output_vs_ref"] = rel_err(mdl(mix.float()), yr)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                res["amp_eval_output_vs_fp32_ref"] = rel_err(mdl(mix).float(), yr)
+                res["amp_eval_output_vs_ref"] = rel_err(mdl(mix.float()), yr)
     keys = ["train_output", "gradients", "bn_statistics", "eval_output"]
     if args.checkpoint:
         # separation: the checkpoint's weights, the song's first chunk, inference_mode
@@ -316,11 +333,11 @@ def check_worker(args):
         mdl = fast.from_arch(p, S, n_fft, hop)
         tfswa_ref.load_into(ref, os.path.join(args.checkpoint, "model.safetensors"))
         fast.load_into(mdl, os.path.join(args.checkpoint, "model.safetensors"))
-        ref.eval()
-        mdl.eval()
+        ref.to(f64).eval()
+        mdl.to(f64).eval()
         x, rate = read_wav(args.song)
         L = int(round(args.segment * rate))
-        mix = torch.zeros(1, 2, L)
+        mix = torch.zeros(1, 2, L, dtype=f64)
         m = min(L, x.shape[1])
         mix[0, :, :m] = torch.from_numpy(x[:, :m])
         with torch.no_grad():
