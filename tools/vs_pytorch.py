@@ -7,8 +7,10 @@ torch has it, else one matmul per attention with the scale folded into q and the
 bias/mask added in place; shift masks and STFT window built once; inference_mode for
 separation; Adam(foreach=True), zero_grad(set_to_none=True) for training). Every command
 first runs a check process that loads the same weights into the fast model and into
-tfswa_ref.py and asserts they agree (results.check: max relative error, normwise per
-tensor, over the outputs and every gradient), so the comparison is of the same model.
+tfswa_ref.py, runs both in float64 (the benchmark's architecture, at most 1 s of input)
+and asserts they agree to 1e-6 (results.check: max relative error, normwise per tensor,
+over the train-mode output, every gradient, the BatchNorm statistics and an eval-mode
+output), so the comparison is of the same model.
 
     /usr/bin/python3 tools/vs_pytorch.py model --preset tiny [--seconds 2] [--batch 1]
         [--threads 2] [--rounds 3] [--iters 3] [--n-fft 2048] [--hop 512] [--amp]
