@@ -1,59 +1,140 @@
 #!/usr/bin/python3
 """tfswa against PyTorch on the same work, same input size, same thread count.
 
-    /usr/bin/python3 tools/vs_pytorch.py model --preset tiny [--seconds 2] [--batch 1]
-        [--threads 2] [--rounds 3] [--iters 3] [--tfswa build/tfswa]
+The PyTorch side is tools/tfswa_torch_fast.py: the model of tests/reference/tfswa_ref.py
+(same state_dict names) written the way a PyTorch user would for speed (SDPA when this
+torch has it, else one matmul per attention with the scale folded into q and the cached
+bias/mask added in place; shift masks and STFT window built once; inference_mode for
+separation; Adam(foreach=True), zero_grad(set_to_none=True) for training). Every command
+first runs a check process that loads the same weights into the fast model and into
+tfswa_ref.py, runs both in float64 (the benchmark's architecture, at most 1 s of input)
+and asserts they agree to 1e-6 (results.check: max relative error, normwise per tensor,
+over the train-mode output, every gradient, the BatchNorm statistics and an eval-mode
+output), so the comparison is of the same model.
 
-model: one training step (train-mode forward + backward) of TFSWA-ResUNet: the PyTorch
-reference (tests/reference/tfswa_ref.py, float32) against `tfswa bench model`. Each
-round runs both, alternating, each in its own process (so each peak RSS is its own);
-each process times `iters` steps after one warm-up step. Prints one JSON object:
-results.time_ratio = PyTorch forward+backward time / ours (> 1: we are faster) and
-results.rss_ratio = PyTorch peak RSS / ours (> 1: we use less), medians over rounds;
-results.time_ratio_best compares the fastest round of each (robust on a busy machine).
+    /usr/bin/python3 tools/vs_pytorch.py model --preset tiny [--seconds 2] [--batch 1]
+        [--threads 2] [--rounds 3] [--iters 3] [--n-fft 2048] [--hop 512] [--amp]
+
+model: train-mode forward + backward (gradient of sum(y * w) with the fixed +-1/n pattern
+of `tfswa bench model`) against `tfswa bench model --checkpointing off --activation_dtype
+fp32` (bf16 with --amp).
 
     /usr/bin/python3 tools/vs_pytorch.py step --preset tiny [--seconds 2] [--batch 2]
-        [--threads 2] [--rounds 3] [--iters 2] [--tfswa build/tfswa]
+        [--threads 2] [--rounds 3] [--iters 2] [--n-fft 2048] [--hop 512] [--amp]
 
 step: one full optimizer step (zero_grad, train-mode forward, L1 waveform loss against a
-fixed random target, backward, clip_grad_norm_(5.0), torch.optim.Adam(lr=1e-3)) of the
-PyTorch reference against `tfswa bench step --variant fp32/off` (fp32 activations, no
-checkpointing: what the reference does), same batch, segment and threads. Each round
-starts one process of each, alternating; each builds a fresh model and times `iters`
-steps after one warm-up step. Same JSON shape as `model`, with ms per optimizer step.
+fixed random target, backward, clip_grad_norm_(5.0), Adam(lr=1e-3, foreach=True)) against
+`tfswa bench step --variant fp32/off` (bf16/off with --amp: our --use_amp stores the saved
+activations in bf16; PyTorch's --amp is torch.autocast("cpu", dtype=torch.bfloat16) around
+forward and loss, which computes in bf16).
+
+model and step: each round starts one process of each side, alternating which goes first;
+each process builds a fresh model and times `iters` steps after one untimed warm-up step,
+inside the process (interpreter start-up, imports and model construction excluded; the
+PyTorch process's start-up and import times are reported separately). Peak RSS is the
+child's ru_maxrss (os.wait4); for PyTorch also the RSS right after `import torch`.
 
     /usr/bin/python3 tools/vs_pytorch.py separate [--preset tiny] [--song-seconds 60]
-        [--segment 6] [--overlap 0.25] [--threads 2] [--rounds 2] [--tfswa build/tfswa]
+        [--segment 6] [--overlap 0.25] [--threads 2] [--rounds 3]
 
-separate: separating one synthetic stereo song (`tfswa synth`, one test track of
---song-seconds, 16-bit PCM) into 4 stems with a random-weight checkpoint of the preset
-(made by `tfswa train --max_steps 1` on a tiny synth set; all of it in a temp dir).
-Ours: `tfswa separate --segment S --overlap O --batch_size 1 --num_threads T --subtype
-FLOAT` as a child process, wall time around it, peak RSS from os.wait4. PyTorch: a worker
-process builds tests/reference/tfswa_ref.py's model from the checkpoint's model.json,
-loads model.safetensors, eval() + no_grad(), reads the WAV with `wave` + numpy and runs
-the same chunking (chunk = round(S*rate), hop = round(chunk*(1-O)), trapezoid weights,
-weighted overlap-add divided by the summed weights, zero padding past the end, batch 1);
-it writes the 4 stems as raw float32 .npy files (the `wave` module cannot write float
-WAV), so both sides pay for output. Its wall time covers the whole process (interpreter
-and torch import included, as ours includes process start) and is also reported without
-start-up. Rounds alternate ours, torch, ... Same JSON shape as `model`; results also has
-max_abs_diff: our vocals.wav (float WAV parsed with numpy) against torch's vocals, and
-agree = max_abs_diff <= 1e-3.
+separate: one synthetic stereo song (`tfswa synth`, --song-seconds, 16-bit PCM) into 4
+float32 WAV stems with a random-weight checkpoint of the preset (`tfswa train --max_steps
+1` on a tiny synth set; all in a temp dir). Ours: `tfswa separate --segment S --overlap O
+--batch_size 1 --num_threads T --subtype FLOAT`. PyTorch: a worker that streams the same
+way ours does: it reads the WAV in blocks of 16384 frames, keeps one chunk of input and
+of weighted accumulator (the buffers of src/infer/ola.c with batch 1), runs each chunk
+(round(S*rate) frames, hop round(chunk*(1-O)), trapezoid weights, zero padding past the
+end) under inference_mode as soon as its input is there, and writes each finished part
+of the 4 stems to float WAV files as it goes. The headline time of each side is measured
+inside its process: from after the model is loaded to the stems written (ours: the time
+`tfswa separate` prints, which includes the model's buffer allocation but not reading
+the checkpoint); whole-process wall times and start-up are reported too.
+
+All commands print one JSON object: config (machine: CPU, ISA flags, OPENBLAS_CORETYPE,
+threads, torch version, attention path, load average at start and end) and results:
+time_ratio = PyTorch time / ours (> 1: we are faster), rss_ratio = PyTorch peak RSS / ours
+(> 1: we use less), medians over rounds; time_ratio_best compares the fastest round of
+each.
 """
-import argparse
-import json
-import os
-import platform
-import resource
-import statistics
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 
+T_FIRST = time.time()  # worker processes: before any import (start-up = this - spawn time)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.join(ROOT, "tools")
+REF = os.path.join(ROOT, "tests", "reference")
+CHECK_TOL = 1e-6  # max normwise relative error, fast vs reference, both float64
+GRAD_FLOOR = 1e-6  # gradient errors are relative to at least this fraction of the largest
+CHECK_SECONDS = 1.0  # the check's input length at most (the architecture is the benchmark's)
+BLOCK = 16384  # frames per read, as DEFAULT_BLOCK in src/infer/separate.c
+med = statistics.median
+
+
+# ------------------------------------------------------------------------------ machine
+def cpu_info():
+    name, flags = "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and name == "unknown CPU":
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags |= set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    isa = [x for x in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if x in flags]
+    return name, isa
+
+
+def machine(threads):
+    name, isa = cpu_info()
+    return {"cpu": name, "isa": isa, "cores": os.cpu_count(), "threads": threads,
+            "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OMP_WAIT_POLICY", "OMP_PROC_BIND",
+                                               "DNNL_MAX_CPU_ISA") if os.environ.get(k)}}
+
+
+def loadavg():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def child_env(threads):
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+                MKL_NUM_THREADS=str(threads))
+
+
+def timed_child(cmd, env):
+    """Run one child: (wall s, peak RSS bytes from os.wait4, stdout, spawn epoch)."""
+    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
+        spawn = time.time()
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env)
+        _, status, ru = os.wait4(p.pid, 0)  # reap it here (Popen.wait would lose the rusage)
+        wall = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        fo.seek(0)
+        fe.seek(0)
+        out, err = fo.read().decode(), fe.read().decode()
+    if p.returncode != 0:
+        sys.exit(f"vs_pytorch: {' '.join(cmd)} failed ({p.returncode}):\n{err.strip()}\n{out[-2000:]}")
+    return wall, ru.ru_maxrss * 1024, out, spawn
+
+
+def last_json(out, cmd):
+    for line in reversed(out.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    sys.exit(f"vs_pytorch: no JSON from {' '.join(cmd)}:\n{out[-2000:]}")
 
 
 def load_preset(name):
@@ -64,18 +145,35 @@ def load_preset(name):
         return yaml.safe_load(f)
 
 
-def torch_worker(args):
-    """One process: build the reference, time `iters` training steps, print JSON."""
+# ------------------------------------------------------------------------- torch worker
+def torch_prologue(threads):
+    """Import torch and the fast model, set the threads; what start-up cost, as a dict."""
+    import numpy  # noqa: F401
     import torch
 
-    sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
-    import tfswa_ref
+    rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    sys.path.insert(0, TOOLS)
+    import tfswa_torch_fast
 
-    torch.set_num_threads(args.threads)
-    p = load_preset(args.preset)
-    model = tfswa_ref.TFSWAResUNet(p["channels"], p["rcms_per_block"], p["tfswa_blocks"], p["heads"],
-                                   tuple(p["window"]), float(p["mlp_ratio"]), p["subbands"], 1,
-                                   args.n_fft, args.hop, p.get("output", "magnitude"))
+    torch.set_num_threads(threads)
+    info = {"t_first": T_FIRST, "import_s": time.time() - T_FIRST, "rss_after_import_bytes": rss_import,
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "attention": tfswa_torch_fast.ATTENTION_PATH}
+    return torch, tfswa_torch_fast, info
+
+
+def autocast(torch, amp):
+    if amp:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def torch_model_worker(args):
+    """Train-mode forward + backward, `iters` timed after one warm-up; JSON on stdout."""
+    torch, fast, info = torch_prologue(args.threads)
+    model = fast.from_arch(load_preset(args.preset), 1, args.n_fft, args.hop)
     model.train()
     n = int(round(args.seconds * 44100))
     g = torch.Generator().manual_seed(0)
@@ -84,261 +182,452 @@ def torch_worker(args):
     w = w / w.numel()
 
     def step():
-        model.zero_grad(set_to_none=False)
+        model.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
-        y = model(mix)
-        (y * w).sum().backward()
-        return 1e3 * (time.perf_counter() - t0)
+        with autocast(torch, args.amp):
+            y = model(mix)
+        t1 = time.perf_counter()
+        (y.float() * w).sum().backward()
+        t2 = time.perf_counter()
+        return 1e3 * (t1 - t0), 1e3 * (t2 - t0)
 
     step()
     times = [step() for _ in range(args.iters)]
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"forward_backward_ms": statistics.median(times), "peak_rss_bytes": rss,
-                      "torch": torch.__version__}))
+    info.update({"forward_ms": med(t[0] for t in times), "ms": med(t[1] for t in times),
+                 "ms_min": min(t[1] for t in times)})
+    print(json.dumps(info))
 
 
 def torch_step_worker(args):
-    """One process: build the reference, time `iters` optimizer steps, print JSON."""
-    import torch
+    """Full optimizer steps, `iters` timed after one warm-up; JSON on stdout."""
+    import inspect
 
-    sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
-    import tfswa_ref
-
-    torch.set_num_threads(args.threads)
-    p = load_preset(args.preset)
-    model = tfswa_ref.TFSWAResUNet(p["channels"], p["rcms_per_block"], p["tfswa_blocks"], p["heads"],
-                                   tuple(p["window"]), float(p["mlp_ratio"]), p["subbands"], 1,
-                                   args.n_fft, args.hop, p.get("output", "magnitude"))
+    torch, fast, info = torch_prologue(args.threads)
+    model = fast.from_arch(load_preset(args.preset), 1, args.n_fft, args.hop)
     model.train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+    clip_kw = {"foreach": True} if "foreach" in inspect.signature(torch.nn.utils.clip_grad_norm_).parameters else {}
     n = int(round(args.seconds * 44100))
     g = torch.Generator().manual_seed(0)
     mix = (torch.rand(args.batch, 2, n, generator=g) - 0.5) * 0.5
     target = (torch.rand(args.batch, 1, 2, n, generator=g) - 0.5) * 0.2
+    params = list(model.parameters())
 
     def step():
         t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=False)
-        loss = (model(mix) - target).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        with autocast(torch, args.amp):
+            loss = (model(mix).float() - target).abs().mean()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(params, 5.0, **clip_kw)
         opt.step()
         return 1e3 * (time.perf_counter() - t0)
 
     step()
     times = [step() for _ in range(args.iters)]
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"ms_per_step": statistics.median(times), "ms_per_step_min": min(times),
-                      "peak_rss_bytes": rss, "torch": torch.__version__}))
+    info.update({"ms": med(times), "ms_min": min(times), "clip_foreach": bool(clip_kw)})
+    print(json.dumps(info))
 
 
-def run_json(cmd, env):
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        sys.exit(f"vs_pytorch: {' '.join(cmd)} failed ({r.returncode}):\n{r.stderr.strip()}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+# ------------------------------------------------------------------------------ check
+def rel_err(a, b):
+    """max |a - b| / max |b| (normwise, so entries near zero do not blow it up)."""
+    d = float((a.double() - b.double()).abs().max())
+    s = float(b.double().abs().max())
+    return d / s if s > 0 else d
 
 
-def machine(threads):
-    name = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{name}, {threads} threads"
+def randomize(model, seed):
+    """Default init, then non-trivial norms, biases and BN statistics (as the tests do)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("rel_bias"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+            elif ".bn" in name or ".ln" in name:
+                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn(p.shape, generator=g))
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=g))
+            elif name.endswith("running_var"):
+                b.copy_(1.0 + 0.5 * torch.rand(b.shape, generator=g))
 
 
-def model_cmd(args):
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
-    torch_cmd = [sys.executable, os.path.abspath(__file__), "_torch", "--preset", args.preset,
-                 "--seconds", str(args.seconds), "--batch", str(args.batch), "--threads",
-                 str(args.threads), "--iters", str(args.iters), "--n-fft", str(args.n_fft), "--hop",
-                 str(args.hop)]
-    ours_cmd = [args.tfswa, "bench", "model", "--json", "--preset", args.preset, "--seconds",
-                str(args.seconds), "--batch", str(args.batch), "--threads", str(args.threads),
-                "--iters", str(args.iters), "--targets", "vocals", "--stft.window_size",
-                str(args.n_fft), "--stft.hop_length", str(args.hop), "--checkpointing", "off",
-                "--activation_dtype", "fp32"]
-    tt, tr, ot, orss = [], [], [], []
-    version = ""
-    for _ in range(args.rounds):
-        t = run_json(torch_cmd, env)
-        o = run_json(ours_cmd, env)
-        tt.append(t["forward_backward_ms"])
-        tr.append(t["peak_rss_bytes"])
-        version = t["torch"]
-        ot.append(o["results"]["forward_backward_ms"])
-        orss.append(o["results"]["peak_rss_bytes"])
-    med = statistics.median
-    out = {
-        "bench": "vs_pytorch",
-        "machine": machine(args.threads),
-        "config": {"what": "model", "preset": args.preset, "seconds": args.seconds,
-                   "batch": args.batch, "threads": args.threads, "rounds": args.rounds,
-                   "iters": args.iters, "n_fft": args.n_fft, "hop_length": args.hop, "targets": 1,
-                   "checkpointing": "off", "activation_dtype": "fp32", "torch": version},
-        "results": {
-            "time_ratio": med(tt) / med(ot),
-            "time_ratio_best": min(tt) / min(ot),
-            "rss_ratio": med(tr) / med(orss),
-            "torch_forward_backward_ms": med(tt),
-            "ours_forward_backward_ms": med(ot),
-            "torch_peak_rss_bytes": med(tr),
-            "ours_peak_rss_bytes": med(orss),
-            "torch_forward_backward_ms_rounds": tt,
-            "ours_forward_backward_ms_rounds": ot,
-        },
+def build_ref(tfswa_ref, p, targets, n_fft, hop):
+    return tfswa_ref.TFSWAResUNet(p["channels"], p["rcms_per_block"], p["tfswa_blocks"], p["heads"],
+                                  tuple(p["window"]), float(p["mlp_ratio"]), p["subbands"], targets,
+                                  n_fft, hop, p.get("output", "magnitude"))
+
+
+def check_worker(args):
+    """The fast model against tests/reference/tfswa_ref.py on the same weights and input,
+    float64 on both sides (rounding far below the tolerance), the benchmark's architecture
+    on at most CHECK_SECONDS of input: random weights (non-trivial norms and BN
+    statistics), train-mode forward, L1 loss, backward: outputs, every gradient and the
+    updated BN statistics, then an eval-mode forward (with --amp also the float32 and the
+    autocast forwards against the float64 reference: reported, not asserted). With
+    --checkpoint (separation) the architecture is the checkpoint's and, in addition, the
+    checkpoint's weights run the song's first chunk under inference_mode."""
+    torch, fast, info = torch_prologue(args.threads)
+    sys.path.insert(0, REF)
+    import tfswa_ref
+
+    res = {"tolerance": CHECK_TOL, "against": "tests/reference/tfswa_ref.py, both float64",
+           "attention": info["attention"], "torch": info["torch"]}
+    f64 = torch.float64
+    if args.checkpoint:
+        with open(os.path.join(args.checkpoint, "model.json")) as f:
+            meta = json.load(f)
+        p, st = meta["model"], meta["stft"]
+        S, n_fft, hop = len(meta["targets"]), st["window_size"], st["hop_length"]
+        seconds, batch = CHECK_SECONDS, 1
+    else:
+        p, S, n_fft, hop = load_preset(args.preset), 1, args.n_fft, args.hop
+        seconds, batch = min(args.seconds, CHECK_SECONDS), min(args.batch, 2)
+    res.update({"seconds": seconds, "batch": batch})
+    # training: random weights with non-trivial norms and BN statistics, train-mode forward,
+    # L1 loss, backward; then an eval-mode forward with the updated statistics
+    ref = build_ref(tfswa_ref, p, S, n_fft, hop)
+    randomize(ref, 1234)
+    mdl = fast.from_arch(p, S, n_fft, hop)
+    mdl.load_state_dict(ref.state_dict())
+    ref.to(f64)
+    mdl.to(f64)
+    n = int(round(seconds * 44100))
+    g = torch.Generator().manual_seed(0)
+    mix = ((torch.rand(batch, 2, n, generator=g) - 0.5) * 0.5).to(f64)
+    target = ((torch.rand(batch, S, 2, n, generator=g) - 0.5) * 0.2).to(f64)
+    ys = []
+    for m in (ref, mdl):
+        m.train()
+        y = m(mix)
+        (y - target).abs().mean().backward()
+        ys.append(y.detach())
+    res["train_output"] = rel_err(ys[1], ys[0])
+    pr = dict(ref.named_parameters())
+    # per tensor max |a - b| / max |b|, the denominator floored at GRAD_FLOOR x the largest
+    # gradient: the bias of a conv that feeds a train-mode BatchNorm has gradient 0 up to
+    # rounding (1e-12 against 1e-2), so its own scale would compare two rounding noises
+    gmax = max(float(q.grad.abs().max()) for q in pr.values())
+    res["gradients"] = max(float((q.grad.double() - pr[k].grad.double()).abs().max()) /
+                           max(float(pr[k].grad.abs().max()), GRAD_FLOOR * gmax)
+                           for k, q in mdl.named_parameters())
+    res["gradients_floor"] = f"{GRAD_FLOOR:g} x max |gradient| = {GRAD_FLOOR * gmax:.3g}"
+    br = dict(ref.named_buffers())
+    res["bn_statistics"] = max(rel_err(b, br[k]) for k, b in mdl.named_buffers()
+                               if k.endswith("running_mean") or k.endswith("running_var"))
+    ref.eval()
+    mdl.eval()
+    with torch.no_grad():
+        yr = ref(mix)
+        res["eval_output"] = rel_err(mdl(mix), yr)
+        if args.amp:
+            mdl.float()
+            res["fp32_eval_output_vs_ref"] = rel_err(mdl(mix.float()), yr)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                res["amp_eval_output_vs_ref"] = rel_err(mdl(mix.float()), yr)
+    keys = ["train_output", "gradients", "bn_statistics", "eval_output"]
+    if args.checkpoint:
+        # separation: the checkpoint's weights, the song's first chunk, inference_mode
+        ref = build_ref(tfswa_ref, p, S, n_fft, hop)
+        mdl = fast.from_arch(p, S, n_fft, hop)
+        tfswa_ref.load_into(ref, os.path.join(args.checkpoint, "model.safetensors"))
+        fast.load_into(mdl, os.path.join(args.checkpoint, "model.safetensors"))
+        ref.to(f64).eval()
+        mdl.to(f64).eval()
+        x, rate = read_wav(args.song)
+        L = int(round(args.segment * rate))
+        mix = torch.zeros(1, 2, L, dtype=f64)
+        m = min(L, x.shape[1])
+        mix[0, :, :m] = torch.from_numpy(x[:, :m])
+        with torch.no_grad():
+            yr = ref(mix)
+        with torch.inference_mode():
+            yf = mdl(mix)
+        res["checkpoint_eval_output"] = rel_err(yf, yr)
+        keys.append("checkpoint_eval_output")
+    res["max_rel_err"] = max(res[k] for k in keys)
+    res["ok"] = res["max_rel_err"] <= CHECK_TOL
+    print(json.dumps(res))
+
+
+def run_check(args, env, extra):
+    cmd = [sys.executable, os.path.abspath(__file__), "_check", "--threads", str(args.threads)] + extra
+    _, _, out, _ = timed_child(cmd, env)
+    c = last_json(out, cmd)
+    print(f"vs_pytorch: fast PyTorch model vs tests/reference/tfswa_ref.py: max rel error "
+          f"{c['max_rel_err']:.3g} (tolerance {CHECK_TOL:g})", file=sys.stderr)
+    if not c["ok"]:
+        sys.exit(f"vs_pytorch: the fast PyTorch model disagrees with tfswa_ref.py: {json.dumps(c)}")
+    return c
+
+
+# ------------------------------------------------------------------------- model, step
+def train_cmd(args):
+    """`model` and `step`: alternate a PyTorch process and ours, `rounds` times."""
+    env = child_env(args.threads)
+    load0 = loadavg()
+    common = ["--preset", args.preset, "--seconds", str(args.seconds), "--batch", str(args.batch),
+              "--n-fft", str(args.n_fft), "--hop", str(args.hop)] + (["--amp"] if args.amp else [])
+    check = run_check(args, env, common)
+    model = args.what == "model"
+    torch_cmd = [sys.executable, os.path.abspath(__file__), "_torch_" + args.what, "--threads",
+                 str(args.threads), "--iters", str(args.iters)] + common
+    stft = ["--targets", "vocals", "--stft.window_size", str(args.n_fft), "--stft.hop_length", str(args.hop)]
+    dtype = "bf16" if args.amp else "fp32"
+    if model:
+        ours_cmd = [args.tfswa, "bench", "model", "--json", "--preset", args.preset, "--seconds",
+                    str(args.seconds), "--batch", str(args.batch), "--threads", str(args.threads),
+                    "--iters", str(args.iters), "--checkpointing", "off", "--activation_dtype", dtype] + stft
+    else:
+        ours_cmd = [args.tfswa, "bench", "step", "--json", "--presets", args.preset, "--variant",
+                    dtype + "/off", "--seconds", str(args.seconds), "--batch", str(args.batch),
+                    "--threads", str(args.threads), "--rounds", "1", "--iters", str(args.iters),
+                    "--optimizer", "adam", "--learning_rate", "1e-3", "--weight_decay", "0",
+                    "--grad_clip", "5"] + stft
+    T = {k: [] for k in ("ms", "ms_min", "fwd", "rss", "wall", "startup", "import", "rss_import")}
+    O = {k: [] for k in ("ms", "ms_min", "fwd", "rss", "wall")}
+    tinfo = {}
+    for r in range(args.rounds):
+        for side in (("torch", "ours") if r % 2 == 0 else ("ours", "torch")):
+            if side == "torch":
+                wall, rss, out, spawn = timed_child(torch_cmd, env)
+                t = tinfo = last_json(out, torch_cmd)
+                T["ms"].append(t["ms"])
+                T["ms_min"].append(t["ms_min"])
+                T["fwd"].append(t.get("forward_ms"))
+                T["rss"].append(rss)
+                T["wall"].append(wall)
+                T["startup"].append(t["t_first"] - spawn)
+                T["import"].append(t["import_s"])
+                T["rss_import"].append(t["rss_after_import_bytes"])
+            else:
+                wall, rss, out, _ = timed_child(ours_cmd, env)
+                o = last_json(out, ours_cmd)["results"]
+                if model:
+                    O["ms"].append(o["forward_backward_ms"])
+                    O["ms_min"].append(o["forward_backward_ms_min"])
+                    O["fwd"].append(o["forward_ms"])
+                else:
+                    v = o[f"{args.preset}/{dtype}/off"]
+                    O["ms"].append(v["ms_per_step"])
+                    O["ms_min"].append(v["ms_per_step_min"])
+                O["rss"].append(rss)
+                O["wall"].append(wall)
+    what = "forward_backward_ms" if model else "ms_per_step"
+    res = {
+        "time_ratio": med(T["ms"]) / med(O["ms"]),
+        "time_ratio_best": min(T["ms_min"]) / min(O["ms_min"]),
+        "rss_ratio": med(T["rss"]) / med(O["rss"]),
+        "torch_" + what: med(T["ms"]),
+        "ours_" + what: med(O["ms"]),
+        "torch_" + what + "_min": min(T["ms_min"]),
+        "ours_" + what + "_min": min(O["ms_min"]),
+        "torch_peak_rss_bytes": med(T["rss"]),
+        "ours_peak_rss_bytes": med(O["rss"]),
+        "torch_rss_after_import_bytes": med(T["rss_import"]),
+        "torch_interpreter_startup_s": med(T["startup"]),
+        "torch_import_s": med(T["import"]),
+        "torch_process_wall_s": med(T["wall"]),
+        "ours_process_wall_s": med(O["wall"]),
+        "torch_" + what + "_rounds": T["ms"],
+        "ours_" + what + "_rounds": O["ms"],
+        "check": check,
     }
-    print(json.dumps(out))
-
-
-def step_cmd(args):
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
-    torch_cmd = [sys.executable, os.path.abspath(__file__), "_torch_step", "--preset", args.preset,
-                 "--seconds", str(args.seconds), "--batch", str(args.batch), "--threads",
-                 str(args.threads), "--iters", str(args.iters), "--n-fft", str(args.n_fft), "--hop",
-                 str(args.hop)]
-    ours_cmd = [args.tfswa, "bench", "step", "--json", "--presets", args.preset, "--variant",
-                "fp32/off", "--seconds", str(args.seconds), "--batch", str(args.batch), "--threads",
-                str(args.threads), "--rounds", "1", "--iters", str(args.iters), "--targets", "vocals",
-                "--stft.window_size", str(args.n_fft), "--stft.hop_length", str(args.hop),
-                "--optimizer", "adam", "--learning_rate", "1e-3", "--weight_decay", "0",
-                "--grad_clip", "5"]
-    name = args.preset + "/fp32/off"
-    tt, tmin, tr, ot, omin, orss = [], [], [], [], [], []
-    version = ""
-    for _ in range(args.rounds):
-        t = run_json(torch_cmd, env)
-        o = run_json(ours_cmd, env)
-        tt.append(t["ms_per_step"])
-        tmin.append(t["ms_per_step_min"])
-        tr.append(t["peak_rss_bytes"])
-        version = t["torch"]
-        ot.append(o["results"][name]["ms_per_step"])
-        omin.append(o["results"][name]["ms_per_step_min"])
-        orss.append(o["results"]["peak_rss_bytes"])
-    med = statistics.median
-    out = {
-        "bench": "vs_pytorch",
-        "machine": machine(args.threads),
-        "config": {"what": "step", "preset": args.preset, "seconds": args.seconds,
-                   "batch": args.batch, "threads": args.threads, "rounds": args.rounds,
-                   "iters": args.iters, "n_fft": args.n_fft, "hop_length": args.hop, "targets": 1,
-                   "checkpointing": "off", "activation_dtype": "fp32", "optimizer": "adam",
-                   "learning_rate": 1e-3, "grad_clip": 5.0, "loss": "l1", "torch": version,
-                   "env": {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OMP_WAIT_POLICY")
-                           if os.environ.get(k)}},
-        "results": {
-            "time_ratio": med(tt) / med(ot),
-            "time_ratio_best": min(tmin) / min(omin),
-            "rss_ratio": med(tr) / med(orss),
-            "torch_ms_per_step": med(tt),
-            "ours_ms_per_step": med(ot),
-            "torch_ms_per_sample": med(tt) / args.batch,
-            "ours_ms_per_sample": med(ot) / args.batch,
-            "torch_ms_per_step_min": min(tmin),
-            "ours_ms_per_step_min": min(omin),
-            "torch_peak_rss_bytes": med(tr),
-            "ours_peak_rss_bytes": med(orss),
-            "torch_ms_per_step_rounds": tt,
-            "ours_ms_per_step_rounds": ot,
-        },
-    }
-    print(json.dumps(out))
+    if model:
+        res["torch_forward_ms"] = med(T["fwd"])
+        res["ours_forward_ms"] = med(O["fwd"])
+    else:
+        res["torch_ms_per_sample"] = med(T["ms"]) / args.batch
+        res["ours_ms_per_sample"] = med(O["ms"]) / args.batch
+    cfg = {"what": args.what, "preset": args.preset, "seconds": args.seconds, "batch": args.batch,
+           "threads": args.threads, "rounds": args.rounds, "iters": args.iters, "warmup": 1,
+           "n_fft": args.n_fft, "hop_length": args.hop, "targets": 1, "checkpointing": "off",
+           "amp": args.amp,
+           "ours": {"cmd": " ".join(ours_cmd), "activation_dtype": dtype,
+                    "arithmetic": "fp32" + (" (bf16 storage of saved activations)" if args.amp else "")},
+           "torch_side": {"cmd": " ".join(torch_cmd), "model": "tools/tfswa_torch_fast.py",
+                          "autocast": "torch.autocast('cpu', dtype=torch.bfloat16)" if args.amp else None,
+                          "zero_grad": "set_to_none=True"},
+           "torch": tinfo.get("torch"), "torch_threads": tinfo.get("torch_threads"),
+           "attention": tinfo.get("attention"), "machine": machine(args.threads),
+           "timing": "inside each process, median of iters after 1 warm-up; start-up, imports and "
+                     "model construction excluded; rounds alternate which side goes first",
+           "loadavg_start": load0, "loadavg_end": loadavg()}
+    if model:
+        cfg["loss"] = "sum(y * w), w = +-1/n (as tfswa bench model)"
+    else:
+        cfg.update({"optimizer": "adam (torch: foreach=True)", "learning_rate": 1e-3, "grad_clip": 5.0,
+                    "loss": "l1", "clip_foreach": tinfo.get("clip_foreach")})
+    print(json.dumps({"bench": "vs_pytorch", "machine": f"{cfg['machine']['cpu']}, {args.threads} threads",
+                      "config": cfg, "results": res}))
 
 
 # ------------------------------------------------------------------------------ separate
-def read_wav(path):
-    """(2, n) float32 and the rate, from a 16-bit PCM (wave module) or 32-bit float WAV."""
-    import numpy as np
-
-    with open(path, "rb") as f:
-        data = f.read()
-    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise ValueError(f"{path}: not a RIFF/WAVE file")
-    pos, fmt, pcm = 12, None, None
-    while pos + 8 <= len(data):
-        cid, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
-        body = data[pos + 8:pos + 8 + size]
+def wav_header(f):
+    """Parse a RIFF/WAVE header from an open file: (fmt tag, channels, rate, bits, data
+    offset, data bytes); the file is left at the start of the data."""
+    head = f.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        raise ValueError(f"{f.name}: not a RIFF/WAVE file")
+    fmt = None
+    while True:
+        h = f.read(8)
+        if len(h) < 8:
+            raise ValueError(f"{f.name}: no data chunk")
+        cid, size = h[:4], int.from_bytes(h[4:8], "little")
+        if cid == b"data":
+            if fmt is None:
+                raise ValueError(f"{f.name}: data before fmt")
+            return fmt + (f.tell(), size)
+        body = f.read(size + (size & 1))
         if cid == b"fmt ":
-            tag, ch, rate = (int.from_bytes(body[0:2], "little"), int.from_bytes(body[2:4], "little"),
-                             int.from_bytes(body[4:8], "little"))
+            tag = int.from_bytes(body[0:2], "little")
+            ch, rate = int.from_bytes(body[2:4], "little"), int.from_bytes(body[4:8], "little")
             bits = int.from_bytes(body[14:16], "little")
             if tag == 0xFFFE:  # WAVE_FORMAT_EXTENSIBLE: the subformat GUID starts with the tag
                 tag = int.from_bytes(body[24:26], "little")
+            if (tag, bits) not in ((1, 16), (3, 32)):
+                raise ValueError(f"{f.name}: format tag {tag} with {bits} bits is not handled")
             fmt = (tag, ch, rate, bits)
-        elif cid == b"data":
-            pcm = body
-        pos += 8 + size + (size & 1)
-    if fmt is None or pcm is None:
-        raise ValueError(f"{path}: no fmt or data chunk")
-    tag, ch, rate, bits = fmt
-    if tag == 3 and bits == 32:
-        x = np.frombuffer(pcm, dtype="<f4")
-    elif tag == 1 and bits == 16:
-        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
-    else:
-        raise ValueError(f"{path}: format tag {tag} with {bits} bits is not handled")
-    x = x[: len(x) // ch * ch].reshape(-1, ch).T
+
+
+def decode(raw, tag, ch):
+    """Interleaved PCM16/float32 bytes -> (2, n) float32 (mono duplicated)."""
+    import numpy as np
+
+    x = np.frombuffer(raw, dtype="<f4" if tag == 3 else "<i2")
+    n = len(x) // ch
+    x = x[: n * ch].reshape(n, ch).T
+    if tag == 1:
+        x = x.astype(np.float32) / 32768.0
     if ch == 1:
         x = np.concatenate([x, x])
-    return np.ascontiguousarray(x[:2], dtype=np.float32), rate
+    return np.ascontiguousarray(x[:2], dtype=np.float32)
+
+
+def read_wav(path):
+    """The whole file: (2, n) float32 and the rate."""
+    with open(path, "rb") as f:
+        tag, ch, rate, bits, _, size = wav_header(f)
+        return decode(f.read(size), tag, ch), rate
+
+
+class FloatWav:
+    """A float32 WAV written as it goes; sizes patched at close."""
+
+    def __init__(self, path, rate, ch):
+        self.f = open(path, "wb")
+        self.ch, self.n = ch, 0
+        self.f.write(b"RIFF\0\0\0\0WAVEfmt " + (16).to_bytes(4, "little") + (3).to_bytes(2, "little") +
+                     ch.to_bytes(2, "little") + rate.to_bytes(4, "little") +
+                     (rate * 4 * ch).to_bytes(4, "little") + (4 * ch).to_bytes(2, "little") +
+                     (32).to_bytes(2, "little") + b"data\0\0\0\0")
+
+    def write(self, x):  # x (2, n)
+        import numpy as np
+
+        y = x.mean(0, keepdims=True) if self.ch == 1 else x
+        self.f.write(np.ascontiguousarray(y.T, dtype="<f4").tobytes())
+        self.n += y.shape[1]
+
+    def close(self):
+        nb = self.n * 4 * self.ch
+        self.f.seek(4)
+        self.f.write((36 + nb).to_bytes(4, "little"))
+        self.f.seek(40)
+        self.f.write(nb.to_bytes(4, "little"))
+        self.f.close()
 
 
 def torch_sep_worker(args):
-    """One process: separate the song with the reference, chunked like ours; print JSON."""
-    t_start = time.perf_counter()
+    """Stream the song through the fast model, chunked as ours (src/infer/ola.c, batch 1)."""
+    torch, fast, info = torch_prologue(args.threads)
     import numpy as np
-    import torch
 
-    sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
-    import tfswa_ref
-
-    torch.set_num_threads(args.threads)
     with open(os.path.join(args.checkpoint, "model.json")) as f:
         meta = json.load(f)
-    m, stft = meta["model"], meta["stft"]
-    stems = meta["targets"]
-    model = tfswa_ref.TFSWAResUNet(m["channels"], m["rcms_per_block"], m["tfswa_blocks"], m["heads"],
-                                   tuple(m["window"]), float(m["mlp_ratio"]), m["subbands"],
-                                   len(stems), stft["window_size"], stft["hop_length"],
-                                   m.get("output", "magnitude"))
-    tfswa_ref.load_into(model, os.path.join(args.checkpoint, "model.safetensors"))
+    st, stems = meta["stft"], meta["targets"]
+    S = len(stems)
+    model = fast.from_arch(meta["model"], S, st["window_size"], st["hop_length"])
+    fast.load_into(model, os.path.join(args.checkpoint, "model.safetensors"))
     model.eval()
     t0 = time.perf_counter()
-    x, rate = read_wav(args.song)
-    n = x.shape[1]
+    fin = open(args.song, "rb")
+    tag, ch, rate, bits, _, size = wav_header(fin)
+    frame_bytes = ch * bits // 8
+    left = size // frame_bytes
     L = int(round(args.segment * rate))
     hop = min(L, max(1, int(round(L * (1.0 - args.overlap)))))
     R = L - hop
     i = np.arange(L, dtype=np.float64)
     w = np.minimum(1.0, np.minimum((i + 1) / (R + 1), (L - i) / (R + 1))).astype(np.float32)
-    chunks = 1 if n <= 0 else (n - 1) // hop + 1
-    span = (chunks - 1) * hop + L
-    xp = np.zeros((2, span), np.float32)
-    xp[:, :n] = x
-    acc = np.zeros((len(stems), 2, span), np.float32)
-    wsum = np.zeros(span, np.float32)
-    with torch.no_grad():
-        for k in range(chunks):
-            a = k * hop
-            y = model(torch.from_numpy(xp[None, :, a:a + L].copy()))[0].numpy()  # (S, 2, L)
-            acc[:, :, a:a + L] += y * w
-            wsum[a:a + L] += w
-    out = acc[:, :, :n] / wsum[:n]
+    cap = L  # input/accumulator window: (batch - 1) * hop + chunk frames
+    inb = np.zeros((2, cap), np.float32)
+    acc = np.zeros((S, 2, cap), np.float32)
+    wsum = np.zeros(cap, np.float32)
     os.makedirs(args.out, exist_ok=True)
-    for s, name in enumerate(stems):
-        np.save(os.path.join(args.out, name + ".npy"), np.ascontiguousarray(out[s]))
+    outs = [FloatWav(os.path.join(args.out, s + ".wav"), rate, ch) for s in stems]
+    state = {"base": 0, "in_end": 0, "next": 0, "emitted": 0}
+
+    def emit(upto):
+        base, e = state["base"], state["emitted"]
+        n, off = upto - e, e - base
+        if n <= 0:
+            return
+        y = acc[:, :, off:off + n] / wsum[off:off + n]
+        for s in range(S):
+            outs[s].write(y[s])
+        state["emitted"] = upto
+        shift = upto - base
+        keep = cap - shift
+        for a in (acc, wsum, inb):
+            a[..., :keep] = a[..., shift:].copy()
+            a[..., keep:] = 0
+        state["base"] = upto
+
+    def drain(final):
+        while True:
+            k = state["next"]
+            total = (1 if state["in_end"] <= 0 else (state["in_end"] - 1) // hop + 1) if final else None
+            if final and k >= total:
+                break
+            if not final and k * hop + L > state["in_end"]:
+                break
+            off = k * hop - state["base"]
+            with torch.inference_mode():
+                y = model(torch.from_numpy(inb[None, :, off:off + L].copy()))[0].numpy()  # (S, 2, L)
+            acc[:, :, off:off + L] += y * w
+            wsum[off:off + L] += w
+            state["next"] = k + 1
+            upto = state["next"] * hop
+            if final and state["next"] >= total:
+                upto = state["in_end"]
+            emit(min(upto, state["in_end"]))
+
+    while left > 0:
+        m = min(BLOCK, left)
+        x = decode(fin.read(m * frame_bytes), tag, ch)
+        left -= m
+        pos = 0
+        while pos < m:
+            room = state["base"] + cap - state["in_end"]
+            k = min(m - pos, room)
+            off = state["in_end"] - state["base"]
+            inb[:, off:off + k] = x[:, pos:pos + k]
+            state["in_end"] += k
+            pos += k
+            drain(False)
+    fin.close()
+    drain(True)
+    for o in outs:
+        o.close()
     t1 = time.perf_counter()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"separate_s": t1 - t0, "startup_s": t0 - t_start, "peak_rss_bytes": rss,
-                      "chunks": chunks, "chunk": L, "hop": hop, "torch": torch.__version__}))
+    info.update({"separate_s": t1 - t0, "chunks": state["next"], "chunk": L, "hop": hop,
+                 "frames": state["emitted"]})
+    print(json.dumps(info))
 
 
 def make_inputs(args, work, env):
@@ -360,30 +649,15 @@ def make_inputs(args, work, env):
     return os.path.join(run_dir, "checkpoints", "last"), song
 
 
-def timed_child(cmd, env):
-    """Wall seconds and peak RSS (bytes) of one child process, via os.wait4."""
-    with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, env=env)
-        _, status, ru = os.wait4(p.pid, 0)  # reap it here (Popen.wait would lose the rusage)
-        wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
-        fo.seek(0)
-        fe.seek(0)
-        out, err = fo.read(), fe.read()
-    if p.returncode != 0:
-        sys.exit(f"vs_pytorch: {' '.join(cmd)} failed ({p.returncode}):\n{err.decode().strip()}")
-    return wall, ru.ru_maxrss * 1024, out.decode()
-
-
 def separate_cmd(args):
     import numpy as np
 
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
+    env = child_env(args.threads)
+    load0 = loadavg()
     work = tempfile.mkdtemp(prefix="vs_pytorch_sep_")
     try:
         ckpt, song = make_inputs(args, work, env)
+        check = run_check(args, env, ["--checkpoint", ckpt, "--song", song, "--segment", str(args.segment)])
         ours_out, torch_out = os.path.join(work, "ours"), os.path.join(work, "torch")
         ours_cmd = [args.tfswa, "separate", song, "-o", ours_out, "--checkpoint", ckpt,
                     "--segment", str(args.segment), "--overlap", str(args.overlap), "--batch_size",
@@ -391,17 +665,30 @@ def separate_cmd(args):
         torch_cmd = [sys.executable, os.path.abspath(__file__), "_torch_sep", "--checkpoint", ckpt,
                      "--song", song, "--out", torch_out, "--segment", str(args.segment),
                      "--overlap", str(args.overlap), "--threads", str(args.threads)]
-        ot, orss, tt, tsep, trss = [], [], [], [], []
+        _, rate = wav_info(song)
+        T = {k: [] for k in ("sep", "wall", "rss", "startup", "import", "rss_import")}
+        O = {k: [] for k in ("sep", "sep_printed", "wall", "rss")}
         t = {}
-        for _ in range(args.rounds):
-            wall, rss, _ = timed_child(ours_cmd, env)
-            ot.append(wall)
-            orss.append(rss)
-            wall, rss, out = timed_child(torch_cmd, env)
-            t = json.loads(out.strip().splitlines()[-1])
-            tt.append(wall)
-            tsep.append(t["separate_s"])
-            trss.append(t["peak_rss_bytes"])  # the worker's own RUSAGE_SELF
+        for r in range(args.rounds):
+            for side in (("torch", "ours") if r % 2 == 0 else ("ours", "torch")):
+                if side == "ours":
+                    wall, rss, out, _ = timed_child(ours_cmd, env)
+                    mt = re.search(r"\| ([0-9.]+) s audio .* in ([0-9.]+) s \(RTF ([0-9.]+)\)", out)
+                    if not mt:
+                        sys.exit(f"vs_pytorch: cannot read the time from tfswa separate's output:\n{out}")
+                    O["sep"].append(float(mt.group(3)) * args.song_seconds)  # RTF: 3 digits
+                    O["sep_printed"].append(float(mt.group(2)))
+                    O["wall"].append(wall)
+                    O["rss"].append(rss)
+                else:
+                    wall, rss, out, spawn = timed_child(torch_cmd, env)
+                    t = last_json(out, torch_cmd)
+                    T["sep"].append(t["separate_s"])
+                    T["wall"].append(wall)
+                    T["rss"].append(rss)
+                    T["startup"].append(t["t_first"] - spawn)
+                    T["import"].append(t["import_s"])
+                    T["rss_import"].append(t["rss_after_import_bytes"])
         # agreement: our float WAV vocals against torch's
         ov = None
         for root, _, files in os.walk(ours_out):
@@ -410,70 +697,96 @@ def separate_cmd(args):
         diff = None
         if ov is not None:
             a, _ = read_wav(ov)
-            b = np.load(os.path.join(torch_out, "vocals.npy"))
+            b, _ = read_wav(os.path.join(torch_out, "vocals.wav"))
             if a.shape == b.shape:
                 diff = float(np.max(np.abs(a - b)))
-        rate = 44100
-        song_s = args.song_seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    med = statistics.median
-    out = {
-        "bench": "vs_pytorch",
-        "machine": machine(args.threads),
-        "config": {"what": "separate", "preset": args.preset, "song_seconds": song_s,
-                   "sample_rate": rate, "segment": args.segment, "overlap": args.overlap,
-                   "chunk": t.get("chunk"), "hop": t.get("hop"), "chunks": t.get("chunks"),
-                   "batch": 1, "threads": args.threads, "rounds": args.rounds, "stems": 4,
-                   "weights": "random (tfswa train --max_steps 1)",
-                   "ours_output": "4 float32 WAV (--subtype FLOAT)",
-                   "torch_output": "4 float32 .npy (wave cannot write float WAV)",
-                   "timing": "wall time of each whole process, start-up included",
-                   "torch": t.get("torch")},
-        "results": {
-            "time_ratio": med(tt) / med(ot),
-            "time_ratio_best": min(tt) / min(ot),
-            "time_ratio_no_startup": med(tsep) / med(ot),
-            "rss_ratio": med(trss) / med(orss),
-            "torch_wall_s": med(tt),
-            "torch_separate_s": med(tsep),
-            "ours_wall_s": med(ot),
-            "torch_realtime_factor": song_s / med(tt),
-            "ours_realtime_factor": song_s / med(ot),
-            "torch_peak_rss_bytes": med(trss),
-            "ours_peak_rss_bytes": med(orss),
-            "torch_wall_s_rounds": tt,
-            "ours_wall_s_rounds": ot,
-            "max_abs_diff": diff,
-            "agree": diff is not None and diff <= 1e-3,
-        },
+    cfg = {"what": "separate", "preset": args.preset, "song_seconds": args.song_seconds,
+           "sample_rate": rate, "segment": args.segment, "overlap": args.overlap,
+           "chunk": t.get("chunk"), "hop": t.get("hop"), "chunks": t.get("chunks"), "batch": 1,
+           "threads": args.threads, "rounds": args.rounds, "stems": 4, "read_block_frames": BLOCK,
+           "weights": "random (tfswa train --max_steps 1)",
+           "output": "4 float32 WAV per side, written as the chunks finish",
+           "ours": {"cmd": " ".join(ours_cmd)},
+           "torch_side": {"cmd": " ".join(torch_cmd), "model": "tools/tfswa_torch_fast.py",
+                          "mode": "eval() + torch.inference_mode()",
+                          "streaming": "blocks of 16384 frames in, one chunk of input and "
+                                       "accumulator held (as src/infer/ola.c, batch 1), stems "
+                                       "written as they finish"},
+           "torch": t.get("torch"), "torch_threads": t.get("torch_threads"),
+           "attention": t.get("attention"), "machine": machine(args.threads),
+           "timing": "headline: inside each process, from the loaded model to the written stems "
+                     "(ours: RTF printed by tfswa separate x song length; includes its model "
+                     "buffer allocation, not the checkpoint read); *_process_wall_s: the whole "
+                     "process; rounds alternate which side goes first",
+           "loadavg_start": load0, "loadavg_end": loadavg()}
+    res = {
+        "time_ratio": med(T["sep"]) / med(O["sep"]),
+        "time_ratio_best": min(T["sep"]) / min(O["sep"]),
+        "time_ratio_process_wall": med(T["wall"]) / med(O["wall"]),
+        "rss_ratio": med(T["rss"]) / med(O["rss"]),
+        "torch_separate_s": med(T["sep"]),
+        "ours_separate_s": med(O["sep"]),
+        "ours_separate_s_printed": med(O["sep_printed"]),
+        "torch_realtime_factor": args.song_seconds / med(T["sep"]),
+        "ours_realtime_factor": args.song_seconds / med(O["sep"]),
+        "torch_process_wall_s": med(T["wall"]),
+        "ours_process_wall_s": med(O["wall"]),
+        "torch_interpreter_startup_s": med(T["startup"]),
+        "torch_import_s": med(T["import"]),
+        "torch_peak_rss_bytes": med(T["rss"]),
+        "ours_peak_rss_bytes": med(O["rss"]),
+        "torch_rss_after_import_bytes": med(T["rss_import"]),
+        "torch_separate_s_rounds": T["sep"],
+        "ours_separate_s_rounds": O["sep"],
+        "max_abs_diff": diff,
+        "agree": diff is not None and diff <= 1e-3,
+        "check": check,
     }
-    print(json.dumps(out))
+    print(json.dumps({"bench": "vs_pytorch", "machine": f"{cfg['machine']['cpu']}, {args.threads} threads",
+                      "config": cfg, "results": res}))
+    if not res["agree"]:
+        sys.exit(f"vs_pytorch: our vocals and PyTorch's differ (max abs diff {diff}): not the same work")
 
 
+def wav_info(path):
+    with open(path, "rb") as f:
+        tag, ch, rate, bits, _, size = wav_header(f)
+    return size // (ch * bits // 8), rate
+
+
+# ---------------------------------------------------------------------------------- main
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
-    for name in ("model", "_torch", "step", "_torch_step"):
+    threads = os.cpu_count() or 1
+    for name in ("model", "_torch_model", "step", "_torch_step", "_check"):
         step = name.endswith("step")
         p = sub.add_parser(name)
         p.add_argument("--preset", default="tiny")
         p.add_argument("--seconds", type=float, default=2.0)
         p.add_argument("--batch", type=int, default=2 if step else 1)
-        p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+        p.add_argument("--threads", type=int, default=threads)
         p.add_argument("--iters", type=int, default=2 if step else 3)
         p.add_argument("--n-fft", type=int, default=2048)
         p.add_argument("--hop", type=int, default=512)
+        p.add_argument("--amp", action="store_true",
+                       help="PyTorch: torch.autocast('cpu', dtype=torch.bfloat16); ours: --use_amp")
         if not name.startswith("_"):
             p.add_argument("--rounds", type=int, default=3)
             p.add_argument("--tfswa", default=os.path.join(ROOT, "build", "tfswa"))
+        if name == "_check":
+            p.add_argument("--checkpoint")
+            p.add_argument("--song")
+            p.add_argument("--segment", type=float, default=6.0)
     p = sub.add_parser("separate")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--song-seconds", type=float, default=60.0)
     p.add_argument("--segment", type=float, default=6.0)
     p.add_argument("--overlap", type=float, default=0.25)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--threads", type=int, default=threads)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tfswa", default=os.path.join(ROOT, "build", "tfswa"))
     p = sub.add_parser("_torch_sep")
     for a in ("--checkpoint", "--song", "--out"):
@@ -482,8 +795,9 @@ def main():
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    {"_torch": torch_worker, "model": model_cmd, "_torch_step": torch_step_worker,
-     "step": step_cmd, "separate": separate_cmd, "_torch_sep": torch_sep_worker}[args.what](args)
+    {"model": train_cmd, "step": train_cmd, "_torch_model": torch_model_worker,
+     "_torch_step": torch_step_worker, "_check": check_worker, "separate": separate_cmd,
+     "_torch_sep": torch_sep_worker}[args.what](args)
 
 
 if __name__ == "__main__":

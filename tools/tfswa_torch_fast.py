@@ -1,0 +1,353 @@
+#!/usr/bin/python3
+"""TFSWA-ResUNet in PyTorch written the way a PyTorch user would write it for speed; used
+ONLY by tools/vs_pytorch.py as the "PyTorch" side of the comparison.
+
+Same architecture, same computation and the same state_dict names as the test oracle
+tests/reference/tfswa_ref.py (weights load both ways; tools/vs_pytorch.py checks on every
+run that both give the same outputs and gradients on the same weights), but:
+  - attention: torch.nn.functional.scaled_dot_product_attention when this torch has it
+    (2.0+), else (1.13) one batched matmul per attention with the 1/sqrt(d) scale folded
+    into q, the relative-position bias and the shift mask added in place, then softmax;
+  - the relative-position bias is gathered once per attention call (it is a parameter)
+    and combined with the shift mask in one (nW, heads, L, L) tensor;
+  - the shift masks and the STFT window are built once (cached by size/dtype), not per
+    forward;
+  - callers use torch.inference_mode() for separation, Adam(foreach=True) and
+    zero_grad(set_to_none=True) for training.
+"""
+import json
+import math
+import struct
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BN_MOMENTUM = 0.1
+BN_EPS = 1e-5
+LN_EPS = 1e-5
+MASK_NEG = -100.0  # shifted-window mask value (Swin's; the same as the reference's)
+
+HAVE_SDPA = hasattr(F, "scaled_dot_product_attention")
+ATTENTION_PATH = ("torch.nn.functional.scaled_dot_product_attention" if HAVE_SDPA else
+                  "matmul (1/sqrt(d) folded into q) + in-place cached bias/mask + softmax + matmul")
+
+
+# ----------------------------------------------------------------------------- conv part
+class RCM(nn.Module):
+    """BN -> GELU -> conv3x3 -> BN -> GELU -> conv3x3, plus a 1x1 conv shortcut."""
+
+    def __init__(self, ci, co):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(ci, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.conv1 = nn.Conv2d(ci, co, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(co, eps=BN_EPS, momentum=BN_MOMENTUM)
+        self.conv2 = nn.Conv2d(co, co, 3, padding=1)
+        self.short = nn.Conv2d(ci, co, 1)
+
+    def forward(self, x):
+        h = self.conv1(F.gelu(self.bn1(x)))
+        h = self.conv2(F.gelu(self.bn2(h)))
+        return h + self.short(x)
+
+
+class Stage(nn.Module):
+    """One Conv block of the encoder or decoder: `rcm` list (state_dict `enc.i.rcm.j.*`)."""
+
+    def __init__(self, ci, co, n):
+        super().__init__()
+        self.rcm = nn.ModuleList([RCM(ci if i == 0 else co, co) for i in range(n)])
+
+    def forward(self, x):
+        for m in self.rcm:
+            x = m(x)
+        return x
+
+
+# ----------------------------------------------------------------------- attention part
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm computed in float32 under autocast (torch 1.13's CPU autocast leaves
+    layer_norm alone, and its kernel rejects bf16 input with float32 weights); otherwise
+    exactly nn.LayerNorm. Same state_dict."""
+
+    def forward(self, x):
+        if x.dtype != self.weight.dtype:
+            x = x.to(self.weight.dtype)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over (N, L, C), qkv channels [q | k | v], head h on
+    channels [h*hd, (h+1)*hd). Optional relative-position bias for a (wt, wf) window."""
+
+    def __init__(self, c, heads, window=None):
+        super().__init__()
+        self.heads = heads
+        self.scale = 1.0 / math.sqrt(c // heads)
+        self.qkv = nn.Linear(c, 3 * c)
+        self.proj = nn.Linear(c, c)
+        self.window = window
+        if window is not None:
+            wt, wf = window
+            self.rel_bias = nn.Parameter(torch.zeros((2 * wt - 1) * (2 * wf - 1), heads))
+            ti = torch.arange(wt).repeat_interleave(wf)
+            fi = torch.arange(wf).repeat(wt)
+            idx = (ti[:, None] - ti[None, :] + wt - 1) * (2 * wf - 1) + (fi[:, None] - fi[None, :] + wf - 1)
+            self.register_buffer("rel_index", idx.reshape(-1), persistent=False)
+
+    def bias(self):
+        """(heads, L, L) relative-position bias, gathered once per call of the block."""
+        l = self.window[0] * self.window[1]
+        return self.rel_bias[self.rel_index].reshape(l, l, self.heads).permute(2, 0, 1)
+
+    def forward(self, x, bm=None):
+        # x (N, L, C); bm None or additive (nW, h, L, L): window n uses bm[n % nW]
+        n, l, c = x.shape
+        h = self.heads
+        hd = c // h
+        nw = 1 if bm is None else bm.shape[0]
+        qkv = self.qkv(x).reshape(n, l, 3, h, hd).permute(2, 0, 3, 1, 4)  # (3, N, h, L, hd)
+        q, k, v = qkv.unbind(0)
+        if HAVE_SDPA:
+            if bm is None:
+                y = F.scaled_dot_product_attention(q, k, v)
+            else:  # (N/nW, nW*h, L, hd) against a (nW*h, L, L) mask broadcast over the batch
+                sh = (n // nw, nw * h, l, hd)
+                y = F.scaled_dot_product_attention(q.reshape(sh), k.reshape(sh), v.reshape(sh),
+                                                   attn_mask=bm.reshape(nw * h, l, l))
+                y = y.reshape(n, h, l, hd)
+        else:
+            att = torch.matmul(q * self.scale, k.transpose(-2, -1))  # (N, h, L, L)
+            if bm is not None:
+                att.view(n // nw, nw, h, l, l).add_(bm)  # the matmul does not save its output
+            y = torch.matmul(att.softmax(-1), v)
+        return self.proj(y.transpose(1, 2).reshape(n, l, c))
+
+
+class MLP(nn.Module):
+    def __init__(self, c, hidden):
+        super().__init__()
+        self.fc1 = nn.Linear(c, hidden)
+        self.fc2 = nn.Linear(hidden, c)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class TBlock(nn.Module):
+    """Pre-LN transformer block: x + MSA(LN(x)), then + MLP(LN(.))."""
+
+    def __init__(self, c, heads, mlp_hidden, window=None):
+        super().__init__()
+        self.ln1 = LayerNorm(c, eps=LN_EPS)
+        self.attn = Attention(c, heads, window)
+        self.ln2 = LayerNorm(c, eps=LN_EPS)
+        self.mlp = MLP(c, mlp_hidden)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+def window_partition(x, wt, wf):
+    # (B, T, F, C) -> (B*nT*nF, wt*wf, C), windows ordered (b, it, if), tokens t-major
+    b, t, f, c = x.shape
+    x = x.reshape(b, t // wt, wt, f // wf, wf, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, wt * wf, c)
+
+
+def window_reverse(w, b, t, f, wt, wf):
+    c = w.shape[-1]
+    x = w.reshape(b, t // wt, f // wf, wt, wf, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(b, t, f, c)
+
+
+_MASKS = {}
+
+
+def shift_mask(t, f, wt, wf, st, sf, dtype):
+    """Swin's attention mask for the rolled (t, f) map: (nW, L, L), 0 or MASK_NEG; built
+    once per (size, window, shift, dtype) and cached."""
+    key = (t, f, wt, wf, st, sf, dtype)
+    m = _MASKS.get(key)
+    if m is None:
+        img = torch.zeros(1, t, f, 1)
+        cnt = 0
+        for ts in (slice(0, -wt), slice(-wt, -st), slice(-st, None)):
+            for fs in (slice(0, -wf), slice(-wf, -sf), slice(-sf, None)):
+                img[:, ts, fs, :] = cnt
+                cnt += 1
+        w = window_partition(img, wt, wf).squeeze(-1)  # (nW, L)
+        d = w[:, None, :] - w[:, :, None]
+        m = torch.where(d != 0, torch.tensor(MASK_NEG), torch.tensor(0.0)).to(dtype)
+        _MASKS[key] = m
+    return m
+
+
+class SwinBlock(nn.Module):
+    def __init__(self, c, heads, mlp_hidden, window, shifted):
+        super().__init__()
+        self.window = window
+        self.shifted = shifted
+        self.ln1 = LayerNorm(c, eps=LN_EPS)
+        self.attn = Attention(c, heads, window)
+        self.ln2 = LayerNorm(c, eps=LN_EPS)
+        self.mlp = MLP(c, mlp_hidden)
+
+    def forward(self, x):
+        # x (B, T, F, C)
+        b, t, f, c = x.shape
+        wt, wf = self.window
+        h = self.ln1(x)
+        bm = self.attn.bias()[None]  # (1, heads, L, L)
+        if self.shifted:
+            st, sf = wt // 2, wf // 2
+            h = torch.roll(h, shifts=(-st, -sf), dims=(1, 2))
+            bm = bm + shift_mask(t, f, wt, wf, st, sf, bm.dtype)[:, None]  # (nW, heads, L, L)
+        w = self.attn(window_partition(h, wt, wf), bm)
+        h = window_reverse(w, b, t, f, wt, wf)
+        if self.shifted:
+            h = torch.roll(h, shifts=(wt // 2, wf // 2), dims=(1, 2))
+        x = x + h
+        return x + self.mlp(self.ln2(x))
+
+
+class TFSWABlock(nn.Module):
+    """TSA (along time) -> FSA (along frequency) = y; out = y + Swin_SW(Swin_W(y))."""
+
+    def __init__(self, c, heads, mlp_hidden, window):
+        super().__init__()
+        self.tsa = TBlock(c, heads, mlp_hidden)
+        self.fsa = TBlock(c, heads, mlp_hidden)
+        self.swin = nn.ModuleList([SwinBlock(c, heads, mlp_hidden, window, False),
+                                   SwinBlock(c, heads, mlp_hidden, window, True)])
+
+    def forward(self, x):
+        b, t, f, c = x.shape
+        h = x.permute(0, 2, 1, 3).reshape(b * f, t, c)
+        h = self.tsa(h).reshape(b, f, t, c).permute(0, 2, 1, 3)
+        y = self.fsa(h.reshape(b * t, f, c)).reshape(b, t, f, c)
+        z = y
+        for m in self.swin:
+            z = m(z)
+        return y + z
+
+
+# ------------------------------------------------------------------------------ model
+_WINDOWS = {}
+
+
+def hann(n, dtype):
+    key = (n, dtype)
+    w = _WINDOWS.get(key)
+    if w is None:
+        w = _WINDOWS[key] = torch.hann_window(n, periodic=True, dtype=dtype)
+    return w
+
+
+class TFSWAResUNet(nn.Module):
+    def __init__(self, channels, rcms=4, tfswa=4, heads=4, window=(5, 4), mlp_ratio=2.0,
+                 subbands=4, targets=1, n_fft=2048, hop=441, output="magnitude"):
+        super().__init__()
+        self.channels = list(channels)
+        self.L = len(channels)
+        self.K = subbands
+        self.S = targets
+        self.n_fft = n_fft
+        self.hop = hop
+        self.window = tuple(window)
+        self.output = output
+        cin = 2 * subbands
+        self.enc = nn.ModuleList()
+        for c in channels:
+            self.enc.append(Stage(cin, c, rcms))
+            cin = c
+        C = channels[-1]
+        hidden = int(C * mlp_ratio)
+        self.tfswa = nn.ModuleList([TFSWABlock(C, heads, hidden, self.window) for _ in range(tfswa)])
+        self.dec = nn.ModuleList()
+        cur = C
+        for i in range(self.L - 1, -1, -1):
+            co = channels[i - 1] if i > 0 else channels[0]
+            self.dec.append(Stage(cur + channels[i], co, rcms))
+            cur = co
+        self.head = nn.Conv2d(cur, 2 * subbands * targets, 1)
+
+    def padded_size(self, fsub, t):
+        m = 2 ** self.L
+        ft, ff = m * self.window[0], m * self.window[1]
+        return -(-fsub // ff) * ff, -(-t // ft) * ft
+
+    def forward(self, mix):
+        # mix (B, 2, N) -> (B, S, 2, N); the STFT/ISTFT stay in float32 under autocast
+        B, _, N = mix.shape
+        K, S = self.K, self.S
+        win = hann(self.n_fft, mix.dtype)
+        X = torch.stft(mix.reshape(B * 2, N), self.n_fft, self.hop, window=win, center=True,
+                       pad_mode="reflect", normalized=False, onesided=True, return_complex=True)
+        Fb, T = X.shape[-2], X.shape[-1]
+        X = X.reshape(B, 2, Fb, T)
+        mag = X.abs()
+        fsub = (Fb - 1) // K
+        Fp, Tp = self.padded_size(fsub, T)
+        spec = mag[:, :, : K * fsub].reshape(B, 2 * K, fsub, T)
+        x = F.pad(spec, (0, Tp - T, 0, Fp - fsub))
+        skips = []
+        for e in self.enc:
+            x = e(x)
+            skips.append(x)
+            x = F.avg_pool2d(x, 2)
+        h = x.permute(0, 3, 2, 1)  # (B, T, F, C)
+        for blk in self.tfswa:
+            h = blk(h)
+        x = h.permute(0, 3, 2, 1)
+        for j, d in enumerate(self.dec):
+            i = self.L - 1 - j
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = d(torch.cat([x, skips[i].to(x.dtype)], dim=1))
+        z = self.head(x).to(mag.dtype)  # (B, 2*K*S, Fp, Tp); back from bf16 under autocast
+        if self.output == "mask":
+            inp = F.pad(spec, (0, Tp - T, 0, Fp - fsub))
+            m = torch.sigmoid(z).reshape(B, S, 2 * K, Fp, Tp) * inp[:, None]
+        else:
+            m = F.relu(z).reshape(B, S, 2 * K, Fp, Tp)
+        m = m[..., :fsub, :T].reshape(B, S, 2, K * fsub, T)
+        m = F.pad(m, (0, 0, 0, Fb - K * fsub))  # Nyquist bin = 0
+        phase = torch.polar(torch.ones_like(mag), torch.angle(X))  # (B, 2, Fb, T)
+        Y = m * phase[:, None]
+        y = torch.istft(Y.reshape(B * S * 2, Fb, T), self.n_fft, self.hop, window=win, center=True,
+                        normalized=False, onesided=True, length=N)
+        return y.reshape(B, S, 2, N)
+
+
+def from_arch(p, targets, n_fft, hop):
+    """The model from a preset/model.json dict (channels, rcms_per_block, ...)."""
+    return TFSWAResUNet(p["channels"], p["rcms_per_block"], p["tfswa_blocks"], p["heads"],
+                        tuple(p["window"]), float(p["mlp_ratio"]), p["subbands"], targets, n_fft,
+                        hop, p.get("output", "magnitude"))
+
+
+def load_safetensors(path):
+    """{name: tensor} from a standard safetensors file (F32 or BF16)."""
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        arr = np.frombuffer(data[a:b], dtype={"F32": "<f4", "BF16": "<u2"}[info["dtype"]])
+        if info["dtype"] == "BF16":
+            arr = (arr.astype(np.uint32) << 16).view(np.float32)
+        out[name] = torch.from_numpy(arr.copy()).reshape(info["shape"])
+    return out
+
+
+def load_into(model, path):
+    missing, unexpected = model.load_state_dict(load_safetensors(path), strict=False)
+    missing = [m for m in missing if not m.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise RuntimeError(f"{path}: missing {missing}, unexpected {unexpected}")
