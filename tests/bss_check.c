@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "util/rng.h"
+#include "util/clock.h"
 
 /* ---- synthetic cases ---- */
 
@@ -166,20 +167,14 @@ void tf_bss_scores_free(tf_bss_scores *s) {
     memset(s, 0, sizeof *s);
 }
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 tf_status tf_bss_eval_case(const tf_bss_case *c, tf_bss_solver solver, tf_bss_scores *s,
                            tf_bss_info *info) {
     tf_bss_params p = {c->window, c->hop, c->filters_len, solver};
     TF_TRY(tf_bss_scores_alloc(s, c->nsrc, tf_bss_nwin(c->nsampl, c->window, c->hop)));
-    double t0 = now_s();
+    double t0 = tf_now_s();
     tf_status st = tf_bss_eval(&p, c->ref, c->est, c->nsrc, c->nchan, c->nsampl, s->m[0], s->m[1],
                                s->m[2], s->m[3], info);
-    s->seconds = now_s() - t0;
+    s->seconds = tf_now_s() - t0;
     if (st != TF_OK) {
         tf_bss_scores_free(s);
         return tf_err_ctx(st, "case %s", c->name);

@@ -10,17 +10,12 @@
 
 #include "nn/conv.h"
 #include "util/rng.h"
+#include "util/clock.h"
 
 typedef struct {
     double fwd_min_s, fwd_mean_s, bwd_min_s, bwd_mean_s;
     double fwd_gflops, bwd_gflops; /* from the minimum times and tf_conv2d_flops */
 } bench_result;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void fill(float *x, size_t n, uint64_t stream) {
     tf_rng r;
@@ -52,12 +47,12 @@ static tf_status conv2d_bench(bench_result *res, int B, int Cin, int Cout, int H
 
     double fmin = 1e30, fsum = 0.0, bmin = 1e30, bsum = 0.0;
     for (int it = 0; it <= iters; it++) { /* iteration 0 is the warm-up */
-        double t0 = now_s();
+        double t0 = tf_now_s();
         tf_conv2d_forward(out, inp, w, bias, B, Cin, Cout, H, W, k, ws, tile, nthreads);
-        double t1 = now_s();
+        double t1 = tf_now_s();
         tf_conv2d_backward(dinp, dw, dbias, dout, inp, w, B, Cin, Cout, H, W, k, ws, tile,
                            nthreads);
-        double t2 = now_s();
+        double t2 = tf_now_s();
         if (it == 0) continue;
         fmin = t1 - t0 < fmin ? t1 - t0 : fmin, fsum += t1 - t0;
         bmin = t2 - t1 < bmin ? t2 - t1 : bmin, bsum += t2 - t1;

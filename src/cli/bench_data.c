@@ -59,7 +59,7 @@ static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t fi
     tf_loader *l;
     TF_TRY(tf_loader_open(&l, cfg, ix, (uint64_t)cfg->seed));
     tf_status st = TF_OK;
-    double t0 = bench_now_s();
+    double t0 = tf_now_s();
     st = tf_loader_start_epoch(l, 0, first, n);
     for (int64_t i = 0; i < n && !st; i++) {
         const tf_batch *b;
@@ -81,7 +81,7 @@ static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t fi
             }
         }
     }
-    *secs = bench_now_s() - t0;
+    *secs = tf_now_s() - t0;
     if (cnt) tf_loader_stats(l, cnt);
     tf_loader_close(l);
     return st;
@@ -111,14 +111,14 @@ static tf_status run_raw(const tf_index *ix, const chunk_ref *refs, int64_t n, i
         else if (info.channels > 2)
             st = tf_err(TF_EUSER, "%s: more than 2 channels", p);
     }
-    double t0 = bench_now_s();
+    double t0 = tf_now_s();
     for (int64_t i = 0; i < n && !st; i++) {
         SNDFILE *h = sf[refs[i].track * S + refs[i].stem];
         if (sf_seek(h, refs[i].offset, SEEK_SET) < 0 ||
             (shorts ? sf_readf_short(h, (short *)buf, N) : sf_readf_float(h, buf, N)) <= 0)
             st = tf_err(TF_EUSER, "raw read failed: %s", sf_strerror(h));
     }
-    *secs = bench_now_s() - t0;
+    *secs = tf_now_s() - t0;
 done:
     if (sf)
         for (int i = 0; i < ix->n_tracks * S; i++)
@@ -428,7 +428,7 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
                 tf_loader *l;
                 st = tf_loader_open(&l, &cw, ix, 1);
                 if (st) break;
-                double t0 = bench_now_s();
+                double t0 = tf_now_s();
                 for (int e = 0; e < epochs && !st; e++) {
                     st = tf_loader_start_epoch(l, e, (int64_t)e * per, per);
                     for (int i = 0; i < per && !st; i++) {
@@ -436,7 +436,7 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
                         st = tf_loader_next(l, &b);
                     }
                 }
-                *(pers ? &tp : &tr) += bench_now_s() - t0;
+                *(pers ? &tp : &tr) += tf_now_s() - t0;
                 tf_loader_close(l);
             }
         if (!st) {

@@ -99,9 +99,9 @@ int bench_metrics(int argc, char **argv) {
     double t[MAX_REPEATS];
     tf_bss_info info = {0, 0, 0};
     for (int i = 0; i < repeats && st == TF_OK; i++) {
-        double t0 = bench_now_s();
+        double t0 = tf_now_s();
         st = tf_bss_eval(&p, ref, est, NSRC, NCHAN, N, m, m + nm, m + 2 * nm, m + 3 * nm, &info);
-        t[i] = bench_now_s() - t0;
+        t[i] = tf_now_s() - t0;
     }
     double csdr[NSRC];
     for (int j = 0; j < NSRC && st == TF_OK; j++)

@@ -45,11 +45,11 @@ typedef struct {
 
 static tf_status train_step(tf_model *m, io_t *io, int B, int64_t N, double *t_fwd, double *t_all) {
     tf_model_zero_grad(m);
-    double t0 = bench_now_s();
+    double t0 = tf_now_s();
     TF_TRY(tf_model_forward(m, io->out, io->mix, B, N, 1));
-    double t1 = bench_now_s();
+    double t1 = tf_now_s();
     TF_TRY(tf_model_backward(m, io->dout));
-    double t2 = bench_now_s();
+    double t2 = tf_now_s();
     if (t_fwd) *t_fwd = 1e3 * (t1 - t0);
     if (t_all) *t_all = 1e3 * (t2 - t0);
     return TF_OK;
@@ -137,9 +137,9 @@ int bench_model(int argc, char **argv) {
         for (long long i = 0; i < iters && st == TF_OK; i++) {
             st = train_step(mc, &io, b, N, &tf[i], &ta[i]);
             if (st != TF_OK) break;
-            double t0 = bench_now_s();
+            double t0 = tf_now_s();
             st = tf_model_forward(mc, io.out, io.mix, b, N, 0);
-            te[i] = 1e3 * (bench_now_s() - t0);
+            te[i] = 1e3 * (tf_now_s() - t0);
         }
         /* all four variants, alternating */
         for (int v = 0; variants && v < 4 && st == TF_OK; v++)

@@ -96,9 +96,9 @@ static tf_status run_turn(const tf_config *c, io_t *io, int threads, int K, doub
     if (!st) st = tf_train_step(tr, 0, &updates, fixed_batch, io, &r);
     if (!st) *loss1 = r.loss, *nonfinite += !r.applied;
     for (int k = 0; k < K && st == TF_OK; k++) {
-        double t0 = bench_now_s();
+        double t0 = tf_now_s();
         st = tf_train_step(tr, 1 + k, &updates, fixed_batch, io, &r);
-        ms[k] = 1e3 * (bench_now_s() - t0);
+        ms[k] = 1e3 * (tf_now_s() - t0);
         if (!st) *nonfinite += !r.applied;
         if (!st && k == 0) *loss2 = r.loss;
     }

@@ -59,15 +59,15 @@ int bench_stft(int argc, char **argv) {
     omp_set_num_threads((int)threads);
     for (long long k = -1; k < reps; k++) { /* k = -1: warm-up (pool, caches, threads) */
         double t[N_OPS + 1];
-        t[0] = 1e3 * bench_now_s();
+        t[0] = 1e3 * tf_now_s();
         if ((st = tf_stft_forward(sf, re, im, x, (int)S, N))) goto done;
-        t[1] = 1e3 * bench_now_s();
+        t[1] = 1e3 * tf_now_s();
         if ((st = tf_istft_forward(sf, y, re, im, (int)S, N))) goto done;
-        t[2] = 1e3 * bench_now_s();
+        t[2] = 1e3 * tf_now_s();
         if ((st = tf_istft_backward(sf, dre, dim, y, (int)S, N))) goto done;
-        t[3] = 1e3 * bench_now_s();
+        t[3] = 1e3 * tf_now_s();
         if ((st = tf_stft_backward(sf, y, dre, dim, (int)S, N))) goto done;
-        t[4] = 1e3 * bench_now_s();
+        t[4] = 1e3 * tf_now_s();
         if (k >= 0)
             for (int o = 0; o < N_OPS; o++) times[o * reps + k] = t[o + 1] - t[o];
     }

@@ -4,8 +4,8 @@
 #define TFSWA_BENCH_UTIL_H
 #include <stddef.h>
 
-/* Monotonic clock in seconds. */
-double bench_now_s(void);
+#include "util/clock.h"
+
 /* Median and minimum of v (n > 0,) ; the median does not reorder v. */
 double bench_median(const double *v, int n);
 double bench_min(const double *v, int n);

@@ -19,6 +19,7 @@
 #include "train/train.h"
 #include "util/config.h"
 #include "util/fsutil.h"
+#include "util/clock.h"
 
 static const char *USAGE =
     "usage: tfswa demo [--out DIR] [--seconds S] [--steps N] [--num_threads N]\n"
@@ -42,12 +43,6 @@ static const char *USAGE =
 
 #define DEMO_TRAIN 12
 #define DEMO_TEST  3
-
-static double now_s(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
-}
 
 /* The demo's training configuration: the tiny preset, short segments, a high learning rate,
  * one epoch of `steps` steps, validation at the middle and the end. The segment is 0.92 s:
@@ -97,7 +92,7 @@ int cmd_demo(int argc, char **argv) {
     if (threads < 0 || threads > 4096)
         return cli_fail(tf_err(TF_EUSER, "--num_threads: %lld is not in [0, 4096]", threads));
     if (strlen(dir) > TF_PATH_MAX - 64) return cli_fail(tf_err(TF_EUSER, "--out: path too long"));
-    const double t0 = now_s();
+    const double t0 = tf_now_s();
     double tm[4] = {0};
     if ((st = tf_mkdirs(dir))) return cli_fail(st);
 
@@ -113,7 +108,7 @@ int cmd_demo(int argc, char **argv) {
            seconds, data);
     fflush(stdout);
     if ((st = tf_synth_dataset(data, &so))) return cli_fail(st);
-    tm[0] = now_s() - t0;
+    tm[0] = tf_now_s() - t0;
 
     /* 2. training */
     tf_config cfg;
@@ -124,7 +119,7 @@ int cmd_demo(int argc, char **argv) {
     const tf_dist single = {0, 1, 0};
     int tty = isatty(2);
     if ((st = tf_train_run(&cfg, &single, cli_print_train_event, &tty))) return cli_fail(st);
-    tm[1] = now_s() - t0;
+    tm[1] = tf_now_s() - t0;
 
     /* 3. evaluation with the best checkpoint by validation */
     snprintf(ckpt, sizeof ckpt, "%s/checkpoints/best", run);
@@ -141,7 +136,7 @@ int cmd_demo(int argc, char **argv) {
         tf_evaluation_free(&e);
         return cli_fail(st);
     }
-    tm[2] = now_s() - t0;
+    tm[2] = tf_now_s() - t0;
 
     /* 4. separation of one test mixture, with the public API (include/tfswa.h) */
     char name[256], song[TF_PATH_MAX + 512], stems[TF_PATH_MAX];
@@ -171,7 +166,7 @@ int cmd_demo(int argc, char **argv) {
         return status == TFSWA_ERR_USER ? 2 : 1;
     }
     tfswa_close(ctx);
-    tm[3] = now_s() - t0;
+    tm[3] = tf_now_s() - t0;
 
     printf("\nTest split, %d tracks (dB; uSDR: mean over tracks, cSDR: median of museval "
            "medians):\n",

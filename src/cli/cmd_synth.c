@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "data/synth.h"
+#include "util/clock.h"
 
 static const char *USAGE =
     "usage: tfswa synth OUT [--tracks N] [--test_tracks M] [--seconds S] [--seed K]\n"
@@ -24,12 +25,6 @@ static const char *USAGE =
     "  --sample_rate R   sample rate in Hz (default 44100)\n"
     "  --threads T       tracks rendered in parallel (default: OpenMP default)\n"
     "  --overwrite       rewrite existing track folders instead of failing\n";
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int cmd_synth(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
@@ -82,9 +77,9 @@ int cmd_synth(int argc, char **argv) {
     o.threads = (int)threads;
     o.overwrite = overwrite;
 
-    double t0 = now_s();
+    double t0 = tf_now_s();
     if ((st = tf_synth_dataset(pos[0], &o))) return cli_fail(st);
-    double wall = now_s() - t0;
+    double wall = tf_now_s() - t0;
     int n = o.train_tracks + o.test_tracks;
     double audio = n * o.seconds;
     printf("synth: %d tracks (%d train, %d test) x %g s = %g s of audio in %.2f s "

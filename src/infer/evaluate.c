@@ -18,6 +18,7 @@
 #include "model/checkpoint.h"
 #include "util/fsutil.h"
 #include "util/image.h"
+#include "util/clock.h"
 
 enum { READ_BLOCK = 65536 };
 
@@ -26,12 +27,6 @@ static const char *EST_LABEL[TF_EST_COUNT] = {"model", "mixture", "oracle IRM"};
 
 const char *tf_est_key(tf_est e) {
     return (unsigned)e < TF_EST_COUNT ? EST_KEY[e] : "?";
-}
-
-static double now_s(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
 }
 
 void tf_evaluate_defaults(tf_evaluate_opts *o) {
@@ -269,7 +264,7 @@ static tf_status figures_bars(ev *E) {
 static tf_status one_track(ev *E, int ti, tf_eval_track_scores *ts) {
     const tf_track *tr = &E->ix->tracks[ti];
     const int S = E->S, T = E->T;
-    double t0 = now_s();
+    double t0 = tf_now_s();
     tf_valtrack *v = NULL;
     TF_TRY(tf_valtrack_open(&v, E->ix, ti));
     const int64_t N = tf_valtrack_frames(v);
@@ -354,7 +349,7 @@ static tf_status one_track(ev *E, int ti, tf_eval_track_scores *ts) {
     free(orc.x), free(orc.re), free(orc.im);
     free(E->ref), free(E->mix), free(E->est), free(bmix), free(bst);
     E->ref = E->mix = E->est = NULL;
-    ts->seconds = now_s() - t0;
+    ts->seconds = tf_now_s() - t0;
     return st ? tf_err_ctx(st, "%s", tr->dir) : TF_OK;
 }
 

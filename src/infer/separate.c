@@ -13,6 +13,7 @@
 #include "util/sysmem.h"
 #include "util/fsutil.h"
 #include "util/rng.h"
+#include "util/clock.h"
 
 #define SHIFT_MAX_SECONDS 0.5 /* demucs apply.py: max_shift = 0.5 * samplerate */
 #define DEFAULT_BLOCK     16384
@@ -620,15 +621,9 @@ static tf_status run_stream(run *r) {
     return TF_OK;
 }
 
-static double now_s(clockid_t id) {
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static tf_status run_all(tf_separator *s, const tf_sep_params *p, endpoints io, int in_rate,
                          int channels, int64_t expect, tf_sep_summary *sum) {
-    double t0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_PROCESS_CPUTIME_ID);
+    double t0 = tf_now_s(), c0 = tf_cpu_s();
     run r;
     memset(&r, 0, sizeof r);
     r.s = s, r.p = p, r.io = io, r.in_rate = in_rate, r.channels = channels, r.expect = expect;
@@ -641,8 +636,8 @@ static tf_status run_all(tf_separator *s, const tf_sep_params *p, endpoints io, 
         sum->sample_rate = in_rate;
         sum->channels = channels;
         sum->duration = (double)r.n_out_frames / in_rate;
-        sum->seconds = now_s(CLOCK_MONOTONIC) - t0;
-        sum->cpu_seconds = now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        sum->seconds = tf_now_s() - t0;
+        sum->cpu_seconds = tf_cpu_s() - c0;
         sum->rtf = sum->duration > 0 ? sum->seconds / sum->duration : 0;
         sum->engine_bytes = r.bytes;
         sum->n_outputs = r.n_out;

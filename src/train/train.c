@@ -16,6 +16,7 @@
 #include "train/validate.h"
 #include "util/fsutil.h"
 #include "util/sysmem.h"
+#include "util/clock.h"
 
 int64_t tf_train_stop_after = 0;
 
@@ -38,12 +39,6 @@ tf_model_config tf_train_model_config(const tf_config *c) {
     m.threads = c->num_threads;
     m.seed = (uint64_t)c->seed;
     return m;
-}
-
-static double now_s(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + 1e-6 * (double)tv.tv_usec;
 }
 
 tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int threads) {
@@ -239,7 +234,7 @@ static tf_status train_loop(run *r) {
     const tf_config *c = &r->cfg;
     const int A = c->gradient_accumulation_steps;
     const int64_t steps = total_steps(c);
-    double t0 = now_s(), loss_acc = 0, gnorm_last = 0;
+    double t0 = tf_now_s(), loss_acc = 0, gnorm_last = 0;
     int64_t samples = 0, logged = 0;
     int64_t epoch_started = -1;
     while (r->p.step < steps) {
@@ -272,7 +267,7 @@ static tf_status train_loop(run *r) {
         r->p.step++;
         int last = r->p.step == steps;
         if (r->d->rank == 0 && (r->p.step % c->log_every == 0 || last)) {
-            double t1 = now_s();
+            double t1 = tf_now_s();
             log_step(r, logged ? loss_acc / logged : NAN, sr.lr, gnorm_last, samples / (t1 - t0),
                      last);
             t0 = t1, samples = 0, loss_acc = 0, logged = 0;
