@@ -139,3 +139,12 @@ tf_status cli_check_unused(cli_args *a) {
         if (!a->used[i]) return tf_err(TF_EUSER, "unknown argument '%s'", a->argv[i]);
     return TF_OK;
 }
+
+int cli_wants_help(int argc, char **argv, const char *usage) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 1;
+        }
+    return 0;
+}

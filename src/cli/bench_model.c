@@ -55,7 +55,15 @@ static tf_status train_step(tf_model *m, io_t *io, int B, int64_t N, double *t_f
     return TF_OK;
 }
 
+static const char USAGE[] =
+    "usage: tfswa bench model [--json] [--seconds 3] [--batch 1] [--threads 0] [--iters 3]\n"
+    "                         [--variants] [--preset P] [--key value]...\n"
+    "Time a train-mode forward, forward + backward and an inference forward on random\n"
+    "stereo input of --seconds, and print the memory plan of the four variants (fp32|bf16\n"
+    "activations x checkpointing off|blocks); --variants also times all four, alternating.\n";
+
 int bench_model(int argc, char **argv) {
+    if (cli_wants_help(argc, argv, USAGE)) return 0;
     cli_args a;
     cli_args_init(&a, argc, argv);
     tf_config c;

@@ -385,7 +385,15 @@ done:
     return st;
 }
 
+static const char USAGE[] =
+    "usage: tfswa bench step [--json] [--presets tiny,small] [--variant DTYPE/CKPT]\n"
+    "                        [--seconds 2] [--batch 2] [--threads 0] [--rounds 2] [--iters 2]\n"
+    "                        [--key value]...\n"
+    "Time one optimizer step (the trainer's step function) per variant: activations\n"
+    "fp32|bf16 x checkpointing off|blocks, measured alternately; peak RSS per variant.\n";
+
 int bench_step(int argc, char **argv) {
+    if (cli_wants_help(argc, argv, USAGE)) return 0;
     cli_args a;
     cli_args_init(&a, argc, argv);
     tf_status st = TF_OK;

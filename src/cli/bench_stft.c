@@ -22,7 +22,13 @@ static int cmp_d(const void *a, const void *b) {
 enum { OP_STFT, OP_ISTFT, OP_ISTFT_BW, OP_STFT_BW, N_OPS };
 static const char *op_names[N_OPS] = {"stft", "istft", "istft_backward", "stft_backward"};
 
+static const char USAGE[] =
+    "usage: tfswa bench stft [--json] [--signals 8] [--seconds 3] [--sample_rate 44100]\n"
+    "                        [--n_fft 2048] [--hop 441] [--threads 2] [--reps 10]\n"
+    "Time STFT, ISTFT and their adjoints on --signals signals of --seconds.\n";
+
 int bench_stft(int argc, char **argv) {
+    if (cli_wants_help(argc, argv, USAGE)) return 0;
     cli_args a;
     cli_args_init(&a, argc, argv);
     tf_status st = TF_OK;

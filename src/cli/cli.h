@@ -29,6 +29,10 @@ int bench_stft(int argc, char **argv) TF_WEAK;
 struct tf_train_event;
 void cli_print_train_event(void *user, const struct tf_train_event *e);
 
+/* When argv[1..] holds --help or -h: print usage to stdout and return 1 (the subcommand
+ * then exits 0); else 0. */
+int cli_wants_help(int argc, char **argv, const char *usage);
+
 /* Print "tfswa: <tf_errmsg()>" to stderr and return st as exit status. */
 int cli_fail(tf_status st);
 

@@ -70,11 +70,7 @@ static tf_status train_config(tf_config *c, const char *dir, long long steps, in
 }
 
 int cmd_demo(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
+    if (cli_wants_help(argc, argv, USAGE)) return 0;
     cli_args a;
     cli_args_init(&a, argc, argv);
     tf_status st = TF_OK;

@@ -52,11 +52,7 @@ static int on_track(void *user, int i, int n, const tf_evaluation *e,
 }
 
 int cmd_evaluate(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
+    if (cli_wants_help(argc, argv, USAGE)) return 0;
     /* "-o OUT" is the one short flag: turn it into --out */
     char *args[256];
     int n = argc < 256 ? argc : 256;

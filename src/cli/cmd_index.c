@@ -19,11 +19,7 @@ static const char usage[] =
     "sources, sample_rate, valid_fraction, num_threads.\n";
 
 int cmd_index(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(usage, stdout);
-            return 0;
-        }
+    if (cli_wants_help(argc, argv, usage)) return 0;
     cli_args a;
     cli_args_init(&a, argc, argv);
     tf_status st = TF_OK;

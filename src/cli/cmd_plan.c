@@ -63,15 +63,13 @@ static tf_status max_batch(const tf_config *cfg, size_t budget, int *out) {
     return TF_OK;
 }
 
+static const char USAGE[] =
+    "usage: tfswa plan --memory SIZE [--config FILE]... [--preset P] [--key value]...\n"
+    "Prints the exact memory plan of `tfswa train` with the same flags, and the\n"
+    "largest batch that fits SIZE (e.g. 8GiB) for each precision/checkpointing.\n";
+
 int cmd_plan(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            puts(
-                "usage: tfswa plan --memory SIZE [--config FILE]... [--preset P] [--key value]...\n"
-                "Prints the exact memory plan of `tfswa train` with the same flags, and the\n"
-                "largest batch that fits SIZE (e.g. 8GiB) for each precision/checkpointing.");
-            return 0;
-        }
+    if (cli_wants_help(argc, argv, USAGE)) return 0;
     tf_config cfg;
     tf_config_defaults(&cfg);
     cli_args a;

@@ -180,11 +180,7 @@ static double mib(int64_t b) {
 }
 
 int cmd_separate(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
+    if (cli_wants_help(argc, argv, USAGE)) return 0;
     if (argc > 256)
         return cli_fail(tf_err(TF_EUSER,
                                "%d arguments: give at most 255 (pass a folder "

@@ -27,11 +27,7 @@ static const char *USAGE =
     "  --overwrite       rewrite existing track folders instead of failing\n";
 
 int cmd_synth(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
+    if (cli_wants_help(argc, argv, USAGE)) return 0;
     cli_args a;
     cli_args_init(&a, argc, argv);
     tf_synth_opts o;

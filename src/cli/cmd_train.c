@@ -86,11 +86,7 @@ static tf_status resume_base(tf_config *cfg, const char *path) {
 }
 
 int cmd_train(int argc, char **argv) {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(USAGE, stdout);
-            return 0;
-        }
+    if (cli_wants_help(argc, argv, USAGE)) return 0;
     tf_dist d;
     tf_status st = tf_dist_init(&d, &argc, &argv);
     if (st) return cli_fail(st);
