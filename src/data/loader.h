@@ -33,11 +33,14 @@
  * partner, gain with its sign, swap), so a caller can re-read the source frames from the
  * files and check both the samples and the silence filter independently of the loader
  * (tests/test_loader.c and `tfswa bench data` do). Delivered stem (item, s) is
- *   x = swap((chunk(track, s, offset) [+ chunk(mix_track, s, mix_offset)] * 1/sqrt 2) * gain)
- * where chunk() is the file's frames as float (zero past the end; mono duplicated).
+ *   y = chunk(track, s, offset), or (y + chunk(mix_track, s, mix_offset)) * 1/sqrt 2
+ *       when mix_track >= 0;
+ *   x = swapped ? (R * gain, L * gain) : (L * gain, R * gain) of y = (L, R),
+ * where chunk() is the file's frames as float (zero past the end; mono duplicated), and
+ * the mixture is the sum of the delivered stems in stem order.
  *
  * Speed: with use_efficient_loading each item is made in one fused pass (all its stems
- * and partners read 4096 frames at a time, each block checked, augmented and added to
+ * and partners read TF_AUDIO_RAW_MAX frames at a time, each block checked, augmented and added to
  * the mixture while in cache), bit for bit what the chunk-at-a-time reference path gives
  * (tf_loader_set_fused). */
 #ifndef TFSWA_LOADER_H
