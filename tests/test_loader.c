@@ -85,6 +85,8 @@ static void cfg_init(tf_config *c, const char *root) {
     c->batch_size = 4;
 }
 
+static int fixture_pcm16; /* fixture files as 16-bit PCM instead of float */
+
 static int fixture_make(fixture *f, int all_silent_stem) {
     memset(f, 0, sizeof *f);
     snprintf(f->root, sizeof f->root, "/tmp/tfswa_loader_XXXXXX");
@@ -117,7 +119,8 @@ static int fixture_make(fixture *f, int all_silent_stem) {
             float *x = calloc((size_t)(2 * n), sizeof *x);
             render(x, ch, n, t, s, all_silent_stem);
             snprintf(p, sizeof p, "%s/%s.wav", tr->dir, stem_names[s]);
-            if (tf_audio_write_file(p, x, ch, n, RATE, TF_FMT_WAV, TF_SUBTYPE_FLOAT) != TF_OK)
+            if (tf_audio_write_file(p, x, ch, n, RATE, TF_FMT_WAV,
+                                    fixture_pcm16 ? TF_SUBTYPE_PCM16 : TF_SUBTYPE_FLOAT) != TF_OK)
                 return 0;
             free(x);
             tf_audio_info info;
@@ -182,6 +185,115 @@ static double mean_abs(const float *x, int64_t n) {
 
 static const float *stem_of(const tf_batch *b, int item, int s) {
     return b->stems + ((size_t)item * b->S + s) * 2 * (size_t)b->N;
+}
+
+/* ---- independent check of delivered batches ----
+ * From the provenance in b->info only, re-read the source frames of every delivered stem
+ * with plain libsndfile (sf_open, sf_seek, sf_readf_float: not the loader's reader) and
+ * count (1) chunks whose source frames are quiet: remix, mean |x| of each stem chunk as
+ * read (before gain) and of each same-source partner < thr; aligned, mean |sum of the
+ * item's stem chunks| < thr, and partners; (2) samples that differ from what the
+ * provenance says was delivered: x = swap(((src [+ partner]) * 1/sqrt 2) * gain), and
+ * the mixture = sum of the delivered stems in stem order. */
+
+/* frames [off, off + n) of path as planar (2, n) floats, zero outside the file, mono
+ * duplicated; 0 on any libsndfile failure */
+static int sf_frames(const char *path, int64_t off, int64_t n, float *out) {
+    SF_INFO si;
+    memset(&si, 0, sizeof si);
+    SNDFILE *sf = sf_open(path, SFM_READ, &si);
+    if (!sf) return 0;
+    memset(out, 0, sizeof(float) * 2 * (size_t)n);
+    const int64_t a = off < 0 ? 0 : off, e = off + n < si.frames ? off + n : si.frames;
+    int ok = 1;
+    if (e > a) {
+        const int ch = si.channels;
+        float *il = malloc(sizeof(float) * (size_t)(ch * (e - a)));
+        ok = il && sf_seek(sf, a, SEEK_SET) == a && sf_readf_float(sf, il, e - a) == e - a;
+        for (int64_t i = 0; ok && i < e - a; i++) {
+            out[a - off + i] = il[i * ch];
+            out[n + a - off + i] = il[i * ch + ch - 1];
+        }
+        free(il);
+    }
+    sf_close(sf);
+    return ok;
+}
+
+static double mean_abs2(const float *x, int64_t n) {
+    double a = 0;
+    for (int64_t i = 0; i < n; i++) a += fabsf(x[i]);
+    return a / (double)n;
+}
+
+typedef struct {
+    int64_t chunks, silent, bad, io_errors;
+} indep;
+
+static void indep_check(const tf_index *ix, const tf_batch *b, int aligned, double thr, indep *o) {
+    const int64_t N = b->N, cn = 2 * N;
+    float *src = malloc(sizeof(float) * cn), *par = malloc(sizeof(float) * cn);
+    float *y = malloc(sizeof(float) * cn), *mix = malloc(sizeof(float) * cn);
+    float *rawmix = malloc(sizeof(float) * cn);
+    for (int it = 0; it < b->B; it++) {
+        for (int s = 0; s < b->S; s++) {
+            const tf_chunk_info *in = b->info + it * b->S + s;
+            const float *x = b->stems + ((size_t)it * b->S + s) * cn;
+            o->chunks++;
+            if (!sf_frames(ix->tracks[in->track].stems[s].path, in->offset, N, src)) {
+                o->io_errors++;
+                continue;
+            }
+            if (!aligned && mean_abs2(src, cn) < thr) o->silent++;
+            for (int64_t k = 0; k < cn; k++) rawmix[k] = s ? rawmix[k] + src[k] : src[k];
+            memcpy(y, src, sizeof(float) * cn);
+            if (in->mix_track >= 0) {
+                if (!sf_frames(ix->tracks[in->mix_track].stems[s].path, in->mix_offset, N, par)) {
+                    o->io_errors++;
+                    continue;
+                }
+                if (mean_abs2(par, cn) < thr) o->silent++;
+                for (int64_t k = 0; k < cn; k++) y[k] = (y[k] + par[k]) * 0.70710678118654752f;
+            }
+            const float g = in->gain;
+            for (int64_t k = 0; k < N; k++) {
+                const float L = y[k], R = y[N + k];
+                const float wl = in->swapped ? R * g : L * g, wr = in->swapped ? L * g : R * g;
+                o->bad += memcmp(&wl, &x[k], sizeof wl) != 0;
+                o->bad += memcmp(&wr, &x[N + k], sizeof wr) != 0;
+            }
+            for (int64_t k = 0; k < cn; k++) mix[k] = s ? mix[k] + x[k] : x[k];
+        }
+        if (aligned && mean_abs2(rawmix, cn) < thr) o->silent++;
+        o->bad += memcmp(mix, b->mixture + (size_t)it * cn, sizeof(float) * cn) != 0;
+    }
+    free(src), free(par), free(y), free(mix), free(rawmix);
+}
+
+/* n_steps batches of cfg through indep_check at threshold thr; fused = 0: the reference
+ * path. Copies the
+ * batches (stems then mixture) into out when out. */
+static int run_indep(const tf_index *ix, const tf_config *cfg, int n_steps, int fused, double thr,
+                     float *out, indep *o, tf_loader_counters *cnt) {
+    memset(o, 0, sizeof *o);
+    tf_loader *l;
+    if (tf_loader_open(&l, cfg, ix, 7) != TF_OK) return 0;
+    tf_loader_set_fused(l, fused);
+    int ok = tf_loader_start_epoch(l, 0, 0, n_steps) == TF_OK;
+    for (int i = 0; i < n_steps && ok; i++) {
+        const tf_batch *b;
+        if (tf_loader_next(l, &b) != TF_OK) {
+            fprintf(stderr, "  next: %s\n", tf_errmsg());
+            ok = 0;
+            break;
+        }
+        indep_check(ix, b, cfg->sampling == TF_SAMPLE_ALIGNED, thr, o);
+        const size_t per = (size_t)b->B * (b->S + 1) * 2 * (size_t)b->N;
+        if (out) memcpy(out + (size_t)i * per, b->stems, per * sizeof(float));
+    }
+    if (cnt) tf_loader_stats(l, cnt);
+    tf_loader_close(l);
+    return ok;
 }
 
 /* Run n_steps of one epoch and copy every batch (stems then mixture) into out. */
@@ -298,30 +410,24 @@ static void test_remix_exact_samples_padding_mono(void) {
 static void test_silence_filter(void) {
     fixture f;
     CHECK(fixture_make(&f, -1));
-    /* without the filter the fixture delivers many silent chunks */
+    /* without the filter the fixture delivers many silent chunks (counted from the files) */
     const int steps = 60;
-    const size_t per = 4 * (NS + 1) * 2 * NF;
-    float *out = malloc(sizeof(float) * per * steps);
-    CHECK(collect(&f, &f.cfg, 1, steps, out, NULL));
-    int quiet = 0;
-    for (int i = 0; i < steps; i++)
-        for (int k = 0; k < 4 * NS; k++)
-            quiet += mean_abs(out + i * per + (size_t)k * 2 * NF, 2 * NF) < THR;
-    CHECKF(quiet > steps * 4 * NS / 10, "only %d of %d chunks quiet without filter", quiet,
-           steps * 4 * NS);
-    /* with it: none, and (almost) no read wasted */
-    for (int mode = 0; mode < 2; mode++) {
+    indep o;
+    CHECK(run_indep(&f.ix, &f.cfg, steps, 1, THR, NULL, &o, NULL));
+    CHECK(o.io_errors == 0 && o.bad == 0 && o.chunks == steps * 4 * NS);
+    CHECKF(o.silent > steps * 4 * NS / 10, "only %lld of %lld chunks quiet without filter",
+           (long long)o.silent, (long long)o.chunks);
+    /* with it: none, and (almost) no read wasted; chunk reads, whole-file reads, fused */
+    for (int mode = 0; mode < 3; mode++) {
         tf_config cfg = f.cfg;
         cfg.min_mean_abs = THR;
-        cfg.use_efficient_loading = mode;
+        cfg.use_efficient_loading = mode > 0;
         tf_loader_counters c;
-        CHECK(collect(&f, &cfg, 1, steps, out, &c));
-        int below = 0;
-        for (int i = 0; i < steps; i++)
-            for (int k = 0; k < 4 * NS; k++)
-                below += mean_abs(out + i * per + (size_t)k * 2 * NF, 2 * NF) < THR;
-        CHECKF(below == 0, "%d chunks below threshold", below);
-        CHECK(c.silent_delivered == 0);
+        CHECK(run_indep(&f.ix, &cfg, steps, mode == 2, THR, NULL, &o, &c));
+        CHECK(o.io_errors == 0 && o.chunks == steps * 4 * NS);
+        CHECKF(o.silent == 0, "mode %d: %lld of %lld delivered chunks silent in the files", mode,
+               (long long)o.silent, (long long)o.chunks);
+        CHECKF(o.bad == 0, "mode %d: %lld samples differ from the files", mode, (long long)o.bad);
         CHECK(c.delivered_chunks == steps * 4 * NS);
         CHECKF(c.redraws <= c.delivered_chunks / 100, "%lld redraws", (long long)c.redraws);
         CHECK(c.stem_reads == c.delivered_chunks + c.redraws);
@@ -349,8 +455,56 @@ static void test_silence_filter(void) {
     CHECK(bad == 0);
     free(ref);
     tf_sampler_close(sp);
-    free(out);
     fixture_free(&f);
+}
+
+/* The fused pass delivers the reference path's bits: float and 16-bit files (the latter
+ * through tf_audio_reader_raw16, the mono stem through the block path), remix and aligned,
+ * with and without every augmentation, and with a stale index: the envelopes of track 0
+ * say "loud" everywhere, so chunks, partners and items get drawn from its silences and
+ * must be rejected by the loader's own check and redone. The independent check from the
+ * files finds no silent chunk and no wrong sample in either path. */
+static void test_fused_same_as_reference(void) {
+    const int steps = 16;
+    const size_t per = 4 * (NS + 1) * 2 * NF;
+    float *a = malloc(sizeof(float) * per * steps), *b = malloc(sizeof(float) * per * steps);
+    for (int pcm = 0; pcm < 2; pcm++) {
+        fixture f;
+        fixture_pcm16 = pcm;
+        CHECK(fixture_make(&f, -1));
+        fixture_pcm16 = 0;
+        for (int s = 0; s < NS; s++)
+            for (int64_t j = 0; j < f.ix.tracks[0].stems[s].n_env; j++)
+                f.ix.tracks[0].stems[s].env[j] = fmaxf(f.ix.tracks[0].stems[s].env[j], 1.f);
+        for (int v = 0; v < 4; v++) {
+            tf_config cfg = f.cfg;
+            cfg.min_mean_abs = THR;
+            cfg.sampling = v & 1 ? TF_SAMPLE_ALIGNED : TF_SAMPLE_REMIX;
+            if (v & 2) {
+                cfg.aug_gain = cfg.aug_channel_swap = cfg.aug_polarity = 1;
+                cfg.aug_mix_same_source = 0.5;
+            }
+            indep o1, o2;
+            tf_loader_counters c1, c2;
+            memset(a, 0, sizeof(float) * per * steps);
+            CHECK(run_indep(&f.ix, &cfg, steps, 1, THR, a, &o1, &c1));
+            CHECK(run_indep(&f.ix, &cfg, steps, 0, THR, b, &o2, &c2));
+            CHECKF(memcmp(a, b, sizeof(float) * per * steps) == 0,
+                   "pcm16 %d variant %d: fused and reference batches differ", pcm, v);
+            CHECKF(o1.silent == 0 && o2.silent == 0, "pcm16 %d variant %d: %lld / %lld silent", pcm,
+                   v, (long long)o1.silent, (long long)o2.silent);
+            CHECKF(o1.bad == 0 && o2.bad == 0 && o1.io_errors == 0 && o2.io_errors == 0,
+                   "pcm16 %d variant %d: %lld / %lld wrong samples", pcm, v, (long long)o1.bad,
+                   (long long)o2.bad);
+            CHECKF(c1.redraws > 0 && c1.redraws == c2.redraws,
+                   "pcm16 %d variant %d: redraws %lld vs %lld", pcm, v, (long long)c1.redraws,
+                   (long long)c2.redraws);
+            if (v & 2) CHECK(c1.mix_reads > 0);
+        }
+        fixture_free(&f);
+    }
+    free(a);
+    free(b);
 }
 
 static void test_silent_stem_error(void) {
@@ -401,9 +555,14 @@ static void test_aligned(void) {
         tf_loader_counters c;
         tf_loader_stats(l, &c);
         if (filt) CHECKF(c.redraws <= 12, "%lld redraws", (long long)c.redraws);
-        CHECK(c.silent_delivered == 0);
         free(ref);
         tf_loader_close(l);
+        /* independently, from the files */
+        indep o;
+        CHECK(run_indep(&f.ix, &cfg, 30, 1, THR, NULL, &o, NULL));
+        CHECK(o.io_errors == 0 && o.bad == 0 && o.chunks == 30 * 4 * NS);
+        if (filt) CHECKF(o.silent == 0, "%lld quiet mixtures in the files", (long long)o.silent);
+        if (!filt) CHECKF(o.silent > 0, "no quiet mixture without the filter");
     }
     fixture_free(&f);
 }
@@ -801,14 +960,14 @@ static void test_real_index(void) {
     tf_loader *l;
     CHECK(tf_loader_open(&l, &cfg, ix, 3) == TF_OK);
     CHECK(tf_loader_start_epoch(l, 0, 0, 40) == TF_OK);
-    int below = 0;
+    indep o;
+    memset(&o, 0, sizeof o);
     for (int i = 0; i < 40; i++) {
         const tf_batch *b;
         CHECK(tf_loader_next(l, &b) == TF_OK);
-        for (int k = 0; k < b->B * b->S; k++)
-            below += mean_abs(b->stems + (size_t)k * 2 * NF, 2 * NF) < THR;
+        indep_check(ix, b, 0, THR, &o);
     }
-    CHECK(below == 0);
+    CHECK(o.chunks == 40 * 4 * NS && o.silent == 0 && o.bad == 0 && o.io_errors == 0);
     tf_loader_counters c;
     tf_loader_stats(l, &c);
     CHECK(c.redraws <= c.delivered_chunks / 100);
@@ -822,6 +981,7 @@ int main(void) {
     RUN(test_reader_pcm16_exact);
     RUN(test_remix_exact_samples_padding_mono);
     RUN(test_silence_filter);
+    RUN(test_fused_same_as_reference);
     RUN(test_silent_stem_error);
     RUN(test_aligned);
     RUN(test_augment);

@@ -16,7 +16,7 @@ struct tf_audio_reader {
     short *sbuf; /* PCM16 files: 16-bit interleaved scratch (NULL otherwise) */
 };
 
-enum { IBUF_FRAMES = 4096 };
+enum { IBUF_FRAMES = TF_AUDIO_RAW_MAX };
 
 /* sf_open keeps the reason of a failure in a global (read by sf_strerror(NULL)): opens from
  * several threads (loader workers) are serialised so the message and libsndfile's
@@ -154,6 +154,28 @@ tf_status tf_audio_reader_chunk(tf_audio_reader *r, int64_t offset, int64_t fram
     }
     for (int64_t i = head + got_total; i < frames; i++) L[i] = R[i] = 0.f;
     if (nread) *nread = got_total;
+    return TF_OK;
+}
+
+tf_status tf_audio_reader_raw16(tf_audio_reader *r, int64_t offset, int64_t frames,
+                                const int16_t **p) {
+    *p = NULL;
+    if (!r->sbuf || r->info.channels != 2 || frames > IBUF_FRAMES || frames < 1 || offset < 0 ||
+        offset + frames > r->info.frames)
+        return TF_OK;
+    if (r->pos != offset && sf_seek(r->sf, offset, SEEK_SET) < 0) {
+        r->pos = -1;
+        return tf_err(TF_EUSER, "%s: seek to frame %lld failed: %s", r->path, (long long)offset,
+                      sf_strerror(r->sf));
+    }
+    r->pos = offset;
+    sf_count_t got = sf_readf_short(r->sf, r->sbuf, frames);
+    if (got != frames) { /* truncated file: the caller falls back to tf_audio_reader_chunk */
+        r->pos = -1;
+        return TF_OK;
+    }
+    r->pos += got;
+    *p = (const int16_t *)r->sbuf;
     return TF_OK;
 }
 

@@ -25,6 +25,15 @@ const tf_audio_info *tf_audio_reader_info(const tf_audio_reader *r);
  * (>= frames). Returns the number of frames actually read from the file in *nread. */
 tf_status tf_audio_reader_chunk(tf_audio_reader *r, int64_t offset, int64_t frames, float *out,
                                 int64_t stride, int64_t *nread);
+/* Raw access for callers that convert themselves (the loader's fused pass): when r is a
+ * 16-bit PCM stereo file and [offset, offset + frames) lies inside it, *p = its samples
+ * interleaved (frames, 2), valid until the next call on r; sample v is the float v / 32768,
+ * what tf_audio_reader_chunk returns. Otherwise (other formats, mono, a range leaving the
+ * file, frames > TF_AUDIO_RAW_MAX, a truncated file) *p = NULL: use
+ * tf_audio_reader_chunk. */
+#define TF_AUDIO_RAW_MAX 8192
+tf_status tf_audio_reader_raw16(tf_audio_reader *r, int64_t offset, int64_t frames,
+                                const int16_t **p);
 void tf_audio_reader_close(tf_audio_reader *r);
 
 /* Convenience: open, read one chunk, close. */

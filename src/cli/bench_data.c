@@ -1,19 +1,36 @@
 /* tfswa bench data [--json] [--chunks N] [--tracks T] [--seconds S] [--rounds R]
+ *                  [--rss-seconds S]
  *
  * Writes a synthetic dataset (tf_synth_track stems with long rests added, see
  * write_dataset) into a temporary folder and measures the training-data path on it, variants
- * alternating round by round in one run: chunked_vs_raw        delivered stem chunks/s of the
- * loader (synchronous, no augmentation, min_mean_abs 0.001) over chunks/s of plain sf_seek +
- * sf_readf_float of the same (file, offset, frames) list on files opened beforehand
+ * alternating round by round in one run (ratios are of medians over the rounds):
+ *   chunked_vs_raw        delivered stem chunks/s of the loader (synchronous, no
+ *                         augmentation, min_mean_abs 0.001) over chunks/s of plain sf_seek +
+ *                         sf_readf_float of the same (file, offset, frames) list on files
+ *                         opened beforehand, into one reused buffer
+ *   chunked_vs_raw_short_conv  the same over what a plain program does for these 16-bit
+ *                         files: sf_seek + sf_readf_short of the same chunks, converted to
+ *                         planar float (s / 32768) into a (batch, stems, 2, N) array, one
+ *                         thread; _1buf: converted into one reused (2, N) buffer (never
+ *                         leaves the cache, unlike any batch); _2_workers: the loader with
+ *                         num_workers 2 (wall clock, this machine's 2 cores shared);
+ *                         chunked_vs_raw_short: over sf_readf_short alone (no conversion);
+ *                         chunks_per_s_loader_reference: the loader's chunk-at-a-time path
  *   chunked_vs_full_track chunks/s with use_efficient_loading over chunks/s without it
  *                         (whole stem file read per chunk, then sliced)
  *   reads_per_chunk       stem-file reads per delivered chunk at min_mean_abs 0.001
- *   silent_chunks_delivered  delivered chunks with mean |x| < 0.001, from the batch data
- *                         (and the fraction the same loader delivers with the filter off)
- *   rss_growth_mb         VmRSS after the same number of batches (default loader settings,
- *                         4 workers) with a 200-track index minus with a 10-track index;
- *                         each measured in a fresh child process. The 200 track folders
- *                         hard-link the files of 10 short synthetic tracks.
+ *   silent_chunks_delivered  delivered chunks whose source frames have mean |x| < 0.001:
+ *                         each chunk's (track, stem, offset) from the batch's provenance
+ *                         is re-read here with plain libsndfile (sf_open, sf_seek,
+ *                         sf_readf_float), not the loader's reader; provenance_mismatches
+ *                         counts delivered samples that differ from those frames;
+ *                         silent_fraction_unfiltered: the same count with the filter off
+ *   rss_growth_mb         VmRSS after the index scan and the same number of batches
+ *                         (default loader settings, 4 workers) with 200 tracks minus with
+ *                         10 tracks, each in a fresh child process that scans the index
+ *                         itself (no cache; index_scan_s_*: its time, rss_mb_index_*: VmRSS
+ *                         after it). The 200 track folders hard-link the files of 10
+ *                         synthetic tracks of --rss-seconds (234 s: MUSDB18's median).
  *   persistent_vs_recreate  time per epoch without persistent workers over with them.
  * The temporary folder is removed at the end. */
 #include <cJSON.h>
@@ -50,14 +67,84 @@ typedef struct {
     int64_t offset;
 } chunk_ref;
 
+/* The independent silence / provenance check: the frames a delivered chunk came from
+ * (b->info), re-read with plain libsndfile, not the loader's reader. */
+typedef struct {
+    const tf_index *ix;
+    SNDFILE **sf; /* (tracks, stems), opened on first use */
+    SF_INFO *si;  /* (tracks, stems) their info */
+    float *il, *src;
+    int64_t N, chunks, silent, mismatches;
+} checker;
+
+static tf_status checker_init(checker *c, const tf_index *ix, int64_t N) {
+    memset(c, 0, sizeof *c);
+    c->ix = ix;
+    c->N = N;
+    c->sf = calloc((size_t)ix->n_tracks * (size_t)ix->n_stems, sizeof *c->sf);
+    c->si = calloc((size_t)ix->n_tracks * (size_t)ix->n_stems, sizeof *c->si);
+    c->il = malloc(sizeof(float) * 2 * (size_t)N);
+    c->src = malloc(sizeof(float) * 2 * (size_t)N);
+    if (!c->sf || !c->si || !c->il || !c->src) return tf_err(TF_EINTERNAL, "out of memory");
+    return TF_OK;
+}
+
+static void checker_free(checker *c) {
+    if (c->sf)
+        for (int i = 0; i < c->ix->n_tracks * c->ix->n_stems; i++)
+            if (c->sf[i]) sf_close(c->sf[i]);
+    free(c->sf);
+    free(c->si);
+    free(c->il);
+    free(c->src);
+}
+
+/* stem s of a delivered chunk x (2, N) with provenance in: source frames silent? the
+ * delivered samples equal to them (the bench runs without augmentation)? */
+static tf_status check_chunk(checker *c, int s, const tf_chunk_info *in, const float *x) {
+    const int64_t N = c->N;
+    const int k = in->track * c->ix->n_stems + s;
+    SNDFILE **h = &c->sf[k];
+    const SF_INFO si = c->si[k];
+    const char *p = c->ix->tracks[in->track].stems[s].path;
+    if (!*h) {
+        if (!(*h = sf_open(p, SFM_READ, &c->si[k])))
+            return tf_err(TF_EUSER, "%s: %s", p, sf_strerror(NULL));
+        if (c->si[k].channels < 1 || c->si[k].channels > 2)
+            return tf_err(TF_EUSER, "%s: %d channels", p, c->si[k].channels);
+        return check_chunk(c, s, in, x);
+    }
+    const int ch = si.channels;
+    memset(c->src, 0, sizeof(float) * 2 * (size_t)N);
+    const int64_t a = in->offset < 0 ? 0 : in->offset;
+    const int64_t e = in->offset + N < si.frames ? in->offset + N : si.frames;
+    if (e > a) {
+        if (sf_seek(*h, a, SEEK_SET) != a || sf_readf_float(*h, c->il, e - a) != e - a)
+            return tf_err(TF_EUSER, "%s: re-read failed: %s", p, sf_strerror(*h));
+        for (int64_t i = 0; i < e - a; i++) {
+            c->src[a - in->offset + i] = c->il[i * ch];
+            c->src[N + a - in->offset + i] = c->il[i * ch + ch - 1];
+        }
+    }
+    double m = 0;
+    for (int64_t i = 0; i < 2 * N; i++) m += fabsf(c->src[i]);
+    c->chunks++;
+    c->silent += m / (double)(2 * N) < THR;
+    if (in->mix_track >= 0 || in->gain != 1.f || in->swapped)
+        c->mismatches += 2 * N; /* augmentation is off in this bench */
+    else
+        for (int64_t i = 0; i < 2 * N; i++) c->mismatches += c->src[i] != x[i];
+    return TF_OK;
+}
+
 /* Loader over steps [first, first + n). Timed from start_epoch to the last batch.
- * refs (n * B * S) records the delivered chunks; silent counts delivered stems with
- * mean |x| < THR (computed from the data, outside any timed use). */
+ * refs (n * B * S) records the delivered chunks; chk (untimed use only) re-reads them. */
 static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t first, int64_t n,
-                            double *secs, tf_loader_counters *cnt, chunk_ref *refs,
-                            int64_t *silent) {
+                            int fused, double *secs, tf_loader_counters *cnt, chunk_ref *refs,
+                            checker *chk) {
     tf_loader *l;
     TF_TRY(tf_loader_open(&l, cfg, ix, (uint64_t)cfg->seed));
+    tf_loader_set_fused(l, fused);
     tf_status st = TF_OK;
     double t0 = tf_now_s();
     st = tf_loader_start_epoch(l, 0, first, n);
@@ -66,19 +153,14 @@ static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t fi
         st = tf_loader_next(l, &b);
         if (st) break;
         const int64_t cn = 2 * b->N;
-        for (int k = 0; k < b->B * b->S; k++) {
+        for (int k = 0; k < b->B * b->S && !st; k++) {
             if (refs) {
                 chunk_ref *r = &refs[i * b->B * b->S + k];
                 r->track = b->info[k].track;
                 r->stem = k % b->S;
                 r->offset = b->info[k].offset;
             }
-            if (silent) {
-                const float *x = b->stems + (size_t)k * (size_t)cn;
-                double a = 0;
-                for (int64_t j = 0; j < cn; j++) a += fabsf(x[j]);
-                *silent += a / (double)cn < THR;
-            }
+            if (chk) st = check_chunk(chk, k % b->S, &b->info[k], b->stems + (size_t)k * cn);
         }
     }
     *secs = tf_now_s() - t0;
@@ -87,18 +169,25 @@ static tf_status run_loader(const tf_config *cfg, const tf_index *ix, int64_t fi
     return st;
 }
 
-/* Plain libsndfile reads of the same chunks (sf_readf_float, or sf_readf_short when
- * shorts), files opened before timing. */
-static tf_status run_raw(const tf_index *ix, const chunk_ref *refs, int64_t n, int64_t N,
-                         int shorts, double *secs) {
+/* Plain libsndfile reads of the same chunks, files opened before timing:
+ * RAW_FLOAT sf_readf_float into one buffer; RAW_SHORT sf_readf_short alone; RAW_CONV
+ * sf_readf_short + conversion to planar float into chunk k's place of a (batch, stems,
+ * 2, N) array (bs chunks); RAW_CONV_1BUF the same into one (2, N) buffer. */
+enum { RAW_FLOAT, RAW_SHORT, RAW_CONV, RAW_CONV_1BUF };
+
+static tf_status run_raw(const tf_index *ix, const chunk_ref *refs, int64_t n, int64_t N, int mode,
+                         int bs, double *secs) {
     const int S = ix->n_stems;
     SNDFILE **sf = calloc((size_t)ix->n_tracks * (size_t)S, sizeof *sf);
     float *buf = malloc(sizeof(float) * 2 * (size_t)N);
+    short *sb = malloc(sizeof(short) * 2 * (size_t)N);
+    float *batch = mode == RAW_CONV ? malloc(sizeof(float) * 2 * (size_t)N * (size_t)bs) : NULL;
     tf_status st = TF_OK;
-    if (!sf || !buf) {
+    if (!sf || !buf || !sb || (mode == RAW_CONV && !batch)) {
         st = tf_err(TF_EINTERNAL, "out of memory");
         goto done;
     }
+    if (batch) memset(batch, 0, sizeof(float) * 2 * (size_t)N * (size_t)bs);
     for (int64_t i = 0; i < n && !st; i++) {
         SNDFILE **h = &sf[refs[i].track * S + refs[i].stem];
         if (*h) continue;
@@ -108,15 +197,28 @@ static tf_status run_raw(const tf_index *ix, const chunk_ref *refs, int64_t n, i
         *h = sf_open(p, SFM_READ, &info);
         if (!*h)
             st = tf_err(TF_EUSER, "%s: %s", p, sf_strerror(NULL));
-        else if (info.channels > 2)
-            st = tf_err(TF_EUSER, "%s: more than 2 channels", p);
+        else if (info.channels != 2)
+            st = tf_err(TF_EUSER, "%s: not stereo", p);
     }
     double t0 = tf_now_s();
     for (int64_t i = 0; i < n && !st; i++) {
         SNDFILE *h = sf[refs[i].track * S + refs[i].stem];
-        if (sf_seek(h, refs[i].offset, SEEK_SET) < 0 ||
-            (shorts ? sf_readf_short(h, (short *)buf, N) : sf_readf_float(h, buf, N)) <= 0)
+        if (sf_seek(h, refs[i].offset, SEEK_SET) < 0) {
+            st = tf_err(TF_EUSER, "raw seek failed: %s", sf_strerror(h));
+            break;
+        }
+        sf_count_t got = mode == RAW_FLOAT ? sf_readf_float(h, buf, N) : sf_readf_short(h, sb, N);
+        if (got <= 0) {
             st = tf_err(TF_EUSER, "raw read failed: %s", sf_strerror(h));
+            break;
+        }
+        if (mode == RAW_CONV || mode == RAW_CONV_1BUF) {
+            float *d = mode == RAW_CONV ? batch + (size_t)(i % bs) * 2 * (size_t)N : buf;
+            for (sf_count_t j = 0; j < got; j++) {
+                d[j] = (float)sb[2 * j] * (1.f / 32768.f);
+                d[N + j] = (float)sb[2 * j + 1] * (1.f / 32768.f);
+            }
+        }
     }
     *secs = tf_now_s() - t0;
 done:
@@ -125,19 +227,25 @@ done:
             if (sf[i]) sf_close(sf[i]);
     free(sf);
     free(buf);
+    free(sb);
+    free(batch);
     return st;
 }
 
-/* --rss-child ROOT CACHE BATCHES (internal): open the index of ROOT from its cache, run
- * BATCHES batches with the default loader settings, print "VmRSS VmHWM" in kB. */
+/* --rss-child ROOT CACHE BATCHES (internal): scan the index of ROOT (CACHE does not exist
+ * yet: every file is read), run BATCHES batches with the default loader settings, print
+ * "scan_seconds VmRSS-after-scan VmRSS VmHWM" (kB). */
 static int rss_child(const char *root, const char *cache, long long n) {
     tf_config cfg;
     tf_config_defaults(&cfg);
     cfg.valid_fraction = 0;
     snprintf(cfg.root, sizeof cfg.root, "%s", root);
     tf_index *ix;
+    const double t0 = bench_now_s();
     tf_status st = tf_index_open(&ix, &cfg, cache);
+    const double scan = bench_now_s() - t0;
     if (st) return cli_fail(st);
+    const size_t rss_ix = tf_rss_bytes() / 1024;
     tf_loader *l;
     st = tf_loader_open(&l, &cfg, ix, 1);
     if (!st) {
@@ -146,7 +254,9 @@ static int rss_child(const char *root, const char *cache, long long n) {
             const tf_batch *b;
             st = tf_loader_next(l, &b);
         }
-        if (!st) printf("%zu %zu\n", tf_rss_bytes() / 1024, tf_peak_rss_bytes() / 1024);
+        if (!st)
+            printf("%.6f %zu %zu %zu\n", scan, rss_ix, tf_rss_bytes() / 1024,
+                   tf_peak_rss_bytes() / 1024);
         tf_loader_close(l);
     }
     tf_index_close(ix);
@@ -154,8 +264,12 @@ static int rss_child(const char *root, const char *cache, long long n) {
 }
 
 /* Run rss_child in a fresh process (fork + exec of this program: no state inherited). */
-static tf_status child_rss(const char *root, const char *cache, long long n, long *rss_kb,
-                           long *hwm_kb) {
+typedef struct {
+    double scan_s;
+    long ix_kb, rss_kb, hwm_kb;
+} rss_result;
+
+static tf_status child_rss(const char *root, const char *cache, long long n, rss_result *o) {
     int fd[2];
     if (pipe(fd) != 0) return tf_err(TF_EINTERNAL, "pipe: %s", strerror(errno));
     char nb[32];
@@ -188,7 +302,8 @@ static tf_status child_rss(const char *root, const char *cache, long long n, lon
     int ws = 0;
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
     }
-    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 || sscanf(buf, "%ld %ld", rss_kb, hwm_kb) != 2)
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0 ||
+        sscanf(buf, "%lf %ld %ld %ld", &o->scan_s, &o->ix_kb, &o->rss_kb, &o->hwm_kb) != 4)
         return tf_err(TF_EINTERNAL, "bench data: RSS measurement on %s failed (status %d)", root,
                       ws);
     return TF_OK;
@@ -300,6 +415,7 @@ typedef struct {
     int64_t chunks;
     int tracks;
     double seconds;
+    double rss_seconds;
     int rounds;
     char tmp[256];
 } opts;
@@ -343,68 +459,101 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
     cJSON_AddNumberToObject(config, "open_files_per_worker", TF_LOADER_OPEN_FILES);
     cJSON_AddNumberToObject(res, "silence_fraction", silence_fraction(ix));
 
-    /* 1. reads per chunk and silent chunks (filter on), chunk list for the raw pass */
-    double t, t_raw = 0, t_ld = 0;
+    /* 1. reads per chunk and silent chunks (filter on, counted from the files), chunk
+     * list for the raw passes */
+    double t;
     tf_loader_counters c;
-    int64_t silent = 0;
-    st = run_loader(&cfg, ix, 0, steps, &t, &c, refs, &silent);
+    checker chk;
+    st = checker_init(&chk, ix, N);
+    if (!st) st = run_loader(&cfg, ix, 0, steps, 1, &t, &c, refs, &chk);
     if (!st) {
         cJSON_AddNumberToObject(res, "reads_per_chunk",
                                 (double)c.stem_reads / (double)c.delivered_chunks);
         cJSON_AddNumberToObject(res, "redraws", (double)c.redraws);
-        cJSON_AddNumberToObject(res, "silent_chunks_delivered", (double)silent);
-        cJSON_AddNumberToObject(res, "chunks_checked", (double)c.delivered_chunks);
+        cJSON_AddNumberToObject(res, "silent_chunks_delivered", (double)chk.silent);
+        cJSON_AddNumberToObject(res, "chunks_checked", (double)chk.chunks);
+        cJSON_AddNumberToObject(res, "provenance_mismatches", (double)chk.mismatches);
         if (!o->json)
             printf("silence-aware sampling at min_mean_abs %g: %.4f reads per chunk, %lld "
-                   "redraws, %lld of %lld delivered chunks silent\n",
+                   "redraws; re-read from the files: %lld of %lld delivered chunks silent, %lld "
+                   "samples differ from their source\n",
                    THR, (double)c.stem_reads / (double)c.delivered_chunks, (long long)c.redraws,
-                   (long long)silent, (long long)c.delivered_chunks);
+                   (long long)chk.silent, (long long)chk.chunks, (long long)chk.mismatches);
     }
     /* the same without the filter, for contrast */
     if (!st) {
         tf_config c0 = cfg;
         c0.min_mean_abs = 0;
-        int64_t s0 = 0;
-        st = run_loader(&c0, ix, 0, steps, &t, NULL, NULL, &s0);
-        cJSON_AddNumberToObject(res, "silent_fraction_unfiltered", (double)s0 / (double)n_chunks);
+        checker_free(&chk);
+        st = checker_init(&chk, ix, N);
+        if (!st) st = run_loader(&c0, ix, 0, steps, 1, &t, NULL, NULL, &chk);
+        cJSON_AddNumberToObject(res, "silent_fraction_unfiltered",
+                                (double)chk.silent / (double)n_chunks);
         if (!st && !o->json)
             printf("without the filter: %.1f%% of delivered chunks silent\n",
-                   100.0 * (double)s0 / (double)n_chunks);
+                   100.0 * (double)chk.silent / (double)n_chunks);
     }
-    /* 2. loader vs raw libsndfile (float, and 16-bit for reference), alternating */
-    double t_short = 0;
+    checker_free(&chk);
+    /* 2. loader vs plain libsndfile reads of the same chunks, alternating */
+    enum { V_LD, V_LD2, V_REF, V_FLOAT, V_SHORT, V_CONV, V_CONV1, NV };
+    double *tv = calloc((size_t)NV * (size_t)o->rounds, sizeof *tv);
+    if (!tv) st = tf_err(TF_EINTERNAL, "out of memory");
+    tf_config c2 = cfg;
+    c2.num_workers = 2;
+    c2.prefetch_factor = 2;
     for (int r = 0; r < o->rounds && !st; r++) {
-        st = run_raw(ix, refs, n_chunks, N, 0, &t);
-        t_raw += t;
-        if (!st) st = run_loader(&cfg, ix, 0, steps, &t, NULL, NULL, NULL);
-        t_ld += t;
-        if (!st) st = run_raw(ix, refs, n_chunks, N, 1, &t);
-        t_short += t;
+        double *x = tv + (size_t)r * NV;
+        st = run_raw(ix, refs, n_chunks, N, RAW_FLOAT, BS, &x[V_FLOAT]);
+        if (!st) st = run_loader(&cfg, ix, 0, steps, 1, &x[V_LD], NULL, NULL, NULL);
+        if (!st) st = run_raw(ix, refs, n_chunks, N, RAW_CONV, BS, &x[V_CONV]);
+        if (!st) st = run_raw(ix, refs, n_chunks, N, RAW_SHORT, BS, &x[V_SHORT]);
+        if (!st) st = run_loader(&c2, ix, 0, steps, 1, &x[V_LD2], NULL, NULL, NULL);
+        if (!st) st = run_raw(ix, refs, n_chunks, N, RAW_CONV_1BUF, BS, &x[V_CONV1]);
+        if (!st) st = run_loader(&cfg, ix, 0, steps, 0, &x[V_REF], NULL, NULL, NULL);
     }
     if (!st) {
-        double r_ld = (double)(n_chunks * o->rounds) / t_ld;
-        double r_raw = (double)(n_chunks * o->rounds) / t_raw;
-        double r_short = (double)(n_chunks * o->rounds) / t_short;
-        cJSON_AddNumberToObject(res, "chunks_per_s_loader", r_ld);
-        cJSON_AddNumberToObject(res, "chunks_per_s_raw", r_raw);
-        cJSON_AddNumberToObject(res, "chunked_vs_raw", r_ld / r_raw);
-        cJSON_AddNumberToObject(res, "chunks_per_s_raw_short", r_short);
-        cJSON_AddNumberToObject(res, "chunked_vs_raw_short", r_ld / r_short);
+        double rate[NV];
+        for (int v = 0; v < NV; v++) {
+            double col[64];
+            const int nr = o->rounds < 64 ? o->rounds : 64;
+            for (int r = 0; r < nr; r++) col[r] = tv[(size_t)r * NV + v];
+            rate[v] = (double)n_chunks / bench_median(col, nr);
+        }
+        cJSON_AddNumberToObject(res, "chunks_per_s_loader", rate[V_LD]);
+        cJSON_AddNumberToObject(res, "chunks_per_s_loader_2_workers", rate[V_LD2]);
+        cJSON_AddNumberToObject(res, "chunks_per_s_loader_reference", rate[V_REF]);
+        cJSON_AddNumberToObject(res, "chunks_per_s_raw", rate[V_FLOAT]);
+        cJSON_AddNumberToObject(res, "chunked_vs_raw", rate[V_LD] / rate[V_FLOAT]);
+        cJSON_AddNumberToObject(res, "chunks_per_s_raw_short", rate[V_SHORT]);
+        cJSON_AddNumberToObject(res, "chunked_vs_raw_short", rate[V_LD] / rate[V_SHORT]);
+        cJSON_AddNumberToObject(res, "chunks_per_s_raw_short_conv", rate[V_CONV]);
+        cJSON_AddNumberToObject(res, "chunked_vs_raw_short_conv", rate[V_LD] / rate[V_CONV]);
+        cJSON_AddNumberToObject(res, "chunked_vs_raw_short_conv_2_workers",
+                                rate[V_LD2] / rate[V_CONV]);
+        cJSON_AddNumberToObject(res, "chunks_per_s_raw_short_conv_1buf", rate[V_CONV1]);
+        cJSON_AddNumberToObject(res, "chunked_vs_raw_short_conv_1buf", rate[V_LD] / rate[V_CONV1]);
         if (!o->json)
-            printf("loader %.1f chunks/s, plain sf_seek+sf_readf_float %.1f chunks/s: "
-                   "chunked_vs_raw %.3f (sf_readf_short alone: %.1f chunks/s, ratio %.3f)\n",
-                   r_ld, r_raw, r_ld / r_raw, r_short, r_ld / r_short);
+            printf("chunks/s (median of %d rounds): loader %.0f (2 workers %.0f, reference path "
+                   "%.0f); plain sf_readf_float %.0f: chunked_vs_raw %.3f; sf_readf_short + "
+                   "float conversion into a batch %.0f: chunked_vs_raw_short_conv %.3f (2 "
+                   "workers %.3f); into one buffer %.0f: %.3f; sf_readf_short alone %.0f: "
+                   "%.3f\n",
+                   o->rounds, rate[V_LD], rate[V_LD2], rate[V_REF], rate[V_FLOAT],
+                   rate[V_LD] / rate[V_FLOAT], rate[V_CONV], rate[V_LD] / rate[V_CONV],
+                   rate[V_LD2] / rate[V_CONV], rate[V_CONV1], rate[V_LD] / rate[V_CONV1],
+                   rate[V_SHORT], rate[V_LD] / rate[V_SHORT]);
     }
+    free(tv);
     /* 3. chunk reads vs whole-file reads, alternating (a quarter of the steps) */
     const int64_t fsteps = steps / 4 > 0 ? steps / 4 : 1;
     double t_eff = 0, t_full = 0;
     tf_config cf = cfg;
     for (int r = 0; r < o->rounds && !st; r++) {
         cf.use_efficient_loading = 1;
-        st = run_loader(&cf, ix, 0, fsteps, &t, NULL, NULL, NULL);
+        st = run_loader(&cf, ix, 0, fsteps, 1, &t, NULL, NULL, NULL);
         t_eff += t;
         cf.use_efficient_loading = 0;
-        if (!st) st = run_loader(&cf, ix, 0, fsteps, &t, NULL, NULL, NULL);
+        if (!st) st = run_loader(&cf, ix, 0, fsteps, 1, &t, NULL, NULL, NULL);
         t_full += t;
     }
     if (!st) {
@@ -453,7 +602,8 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
     tf_index_close(ix);
     TF_TRY(st);
 
-    /* 5. RSS with 10 vs 200 tracks (short tracks, hard links), default loader settings */
+    /* 5. index scan and RSS with 10 vs 200 tracks of --rss-seconds (hard links), default
+     * loader settings, each in a fresh process */
     char small[512], big[512], cs[512], cb[512];
     snprintf(small, sizeof small, "%s/small", o->tmp);
     snprintf(big, sizeof big, "%s/big", o->tmp);
@@ -463,31 +613,35 @@ static tf_status bench(const opts *o, cJSON *config, cJSON *res) {
     tf_synth_defaults(&so);
     so.train_tracks = 10;
     so.test_tracks = 0;
-    so.seconds = cfg.segment_seconds + 2;
+    so.seconds = o->rss_seconds;
     so.seed = 8;
+    if (!o->json)
+        fprintf(stderr, "writing 10 x %.0f s synthetic tracks for the RSS measurement...\n",
+                o->rss_seconds);
     TF_TRY(tf_synth_dataset(small, &so));
     TF_TRY(link_tracks(small, big, 200));
-    tf_config cr;
-    tf_config_defaults(&cr);
-    cr.valid_fraction = 0;
     const char *roots[2] = {small, big}, *caches[2] = {cs, cb};
-    long rss[2], hwm[2];
+    rss_result rr[2];
     const int64_t nb = 20;
-    for (int k = 0; k < 2; k++) {
-        snprintf(cr.root, sizeof cr.root, "%s", roots[k]);
-        TF_TRY(tf_index_open(&ix, &cr, caches[k])); /* scan once, in this process */
-        tf_index_close(ix);
-    }
-    for (int k = 0; k < 2; k++) TF_TRY(child_rss(roots[k], caches[k], nb, &rss[k], &hwm[k]));
-    cJSON_AddNumberToObject(res, "rss_mb_10_tracks", rss[0] / 1024.0);
-    cJSON_AddNumberToObject(res, "rss_mb_200_tracks", rss[1] / 1024.0);
-    cJSON_AddNumberToObject(res, "rss_growth_mb", (rss[1] - rss[0]) / 1024.0);
-    cJSON_AddNumberToObject(res, "peak_rss_growth_mb", (hwm[1] - hwm[0]) / 1024.0);
+    for (int k = 0; k < 2; k++) TF_TRY(child_rss(roots[k], caches[k], nb, &rr[k]));
     cJSON_AddNumberToObject(config, "rss_batches", (double)nb);
+    cJSON_AddNumberToObject(config, "rss_track_seconds", o->rss_seconds);
+    cJSON_AddNumberToObject(res, "index_scan_s_10_tracks", rr[0].scan_s);
+    cJSON_AddNumberToObject(res, "index_scan_s_200_tracks", rr[1].scan_s);
+    cJSON_AddNumberToObject(res, "rss_mb_index_10_tracks", rr[0].ix_kb / 1024.0);
+    cJSON_AddNumberToObject(res, "rss_mb_index_200_tracks", rr[1].ix_kb / 1024.0);
+    cJSON_AddNumberToObject(res, "index_rss_growth_mb", (rr[1].ix_kb - rr[0].ix_kb) / 1024.0);
+    cJSON_AddNumberToObject(res, "rss_mb_10_tracks", rr[0].rss_kb / 1024.0);
+    cJSON_AddNumberToObject(res, "rss_mb_200_tracks", rr[1].rss_kb / 1024.0);
+    cJSON_AddNumberToObject(res, "rss_growth_mb", (rr[1].rss_kb - rr[0].rss_kb) / 1024.0);
+    cJSON_AddNumberToObject(res, "peak_rss_growth_mb", (rr[1].hwm_kb - rr[0].hwm_kb) / 1024.0);
     if (!o->json)
-        printf("VmRSS after %lld batches (4 workers, prefetch 2): 10 tracks %.1f MB, 200 tracks "
-               "%.1f MB: rss_growth_mb %.1f\n",
-               (long long)nb, rss[0] / 1024.0, rss[1] / 1024.0, (rss[1] - rss[0]) / 1024.0);
+        printf("index scan (no cache) of 10 / 200 tracks of %.0f s: %.2f s / %.2f s, VmRSS after "
+               "it %.1f / %.1f MB; after %lld batches (4 workers, prefetch 2): %.1f / %.1f MB: "
+               "rss_growth_mb %.1f\n",
+               o->rss_seconds, rr[0].scan_s, rr[1].scan_s, rr[0].ix_kb / 1024.0,
+               rr[1].ix_kb / 1024.0, (long long)nb, rr[0].rss_kb / 1024.0, rr[1].rss_kb / 1024.0,
+               (rr[1].rss_kb - rr[0].rss_kb) / 1024.0);
     return TF_OK;
 }
 
@@ -504,11 +658,13 @@ int bench_data(int argc, char **argv) {
     o.tracks = (int)cli_flag_int(&a, "tracks", 10, &st);
     o.seconds = cli_flag_double(&a, "seconds", 30, &st);
     o.rounds = (int)cli_flag_int(&a, "rounds", 3, &st);
+    o.rss_seconds = cli_flag_double(&a, "rss-seconds", 234, &st);
     if (!st) st = cli_check_unused(&a);
     if (st) return cli_fail(st);
-    if (o.chunks < 16 || o.tracks < 1 || o.seconds < 7 || o.rounds < 1) {
+    if (o.chunks < 16 || o.tracks < 1 || o.seconds < 7 || o.rounds < 1 || o.rounds > 64 ||
+        !(o.rss_seconds >= 7)) {
         fprintf(stderr, "tfswa: bench data: --chunks >= 16, --tracks >= 1, --seconds >= 7, "
-                        "--rounds >= 1\n");
+                        "--rounds in [1, 64], --rss-seconds >= 7\n");
         return 2;
     }
     const char *td = getenv("TMPDIR");

@@ -26,7 +26,15 @@ typedef struct {
 int tf_augment_mix_wanted(const tf_config *cfg, uint64_t seed, int64_t step, int item, int stem);
 /* x = (x + y) / sqrt(2) over n floats. */
 void tf_augment_mix(float *x, const float *y, int64_t n);
-/* Gain, channel swap and polarity in place on x (2, n) planar. */
+/* The gain (sign included), swap and polarity choices of one stem, without applying them. */
+void tf_augment_draw(const tf_config *cfg, uint64_t seed, int64_t step, int item, int stem,
+                     tf_aug_info *info);
+/* x (2, m) with row stride `stride` (the frames [j, j + m) of a longer chunk when x points
+ * at its frame j): swap ? (L, R) = (R * g, L * g) : x *= g (nothing when g == 1). Each
+ * sample is one float multiply, so a chunk done in blocks equals the chunk done at once. */
+void tf_augment_gain_swap(float *x, int64_t stride, int64_t m, float g, int swap);
+/* Gain, channel swap and polarity in place on x (2, n) planar: tf_augment_draw, then
+ * tf_augment_gain_swap(x, n, n, ...). */
 void tf_augment_apply(const tf_config *cfg, uint64_t seed, int64_t step, int item, int stem,
                       float *x, int64_t n, tf_aug_info *info);
 

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
 
 #include "audio/audio.h"
 #include "data/augment.h"
@@ -31,6 +34,8 @@ typedef struct {
     int n;
     uint64_t clock;
     float *partner; /* (2, N) same-source partner */
+    float *blk;     /* (4, BLK) fused pass: a block of a stem, of its partner, of the
+                       mixture and (aligned) of the mixture as read */
     tf_loader_counters acc;
     struct tf_loader *l;
 } wctx;
@@ -40,7 +45,6 @@ enum { SLOT_EMPTY, SLOT_FILLING, SLOT_READY };
 typedef struct {
     tf_batch b;
     int state;
-    int64_t silent; /* silent units in this batch (for stats at delivery) */
     tf_status st;
     char err[512];
 } slot;
@@ -54,6 +58,7 @@ struct tf_loader {
     int64_t N;
     double thr;
     int aligned;
+    int fused; /* item_fused when it applies (tf_loader_set_fused) */
 
     int nw, n_slots;
     slot *slots;
@@ -137,32 +142,92 @@ static tf_status read_chunk(tf_loader *l, wctx *w, int track, int stem, int64_t 
     return TF_OK;
 }
 
-/* mean |x| over n floats: float SIMD sums over blocks of 4096, added in double */
-static double mean_abs(const float *x, int64_t n) {
-    double s = 0;
-    for (int64_t i = 0; i < n; i += 4096) {
-        const int64_t m = n - i < 4096 ? n - i : 4096;
-        const float *p = x + i;
-        float a = 0;
-#pragma omp simd reduction(+ : a)
-        for (int64_t k = 0; k < m; k++) a += fabsf(p[k]);
-        s += a;
-    }
-    return n > 0 ? s / (double)n : 0.0;
+/* ---- sums and blocks ----
+ * The silence checks use one summation, whatever the path: sum |x| over frames
+ * [j, j + m) of both rows of a (2, N) chunk as 16 float lanes (lane = index mod 16,
+ * independent of the pointer's alignment) added up in double, and the chunk's sum is
+ * the double sum of its blocks of BLK frames in order. So the fused pass and the
+ * reference path take the same decisions on the same samples. */
+enum { BLK = TF_AUDIO_RAW_MAX }; /* frames per block (both rows: 64 KB of floats, stays in L2) */
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4i __attribute__((vector_size(16)));
+
+static inline v4f vabs(const float *p) {
+    v4f v;
+    memcpy(&v, p, sizeof v);
+    return (v4f)((v4i)v & 0x7fffffff);
 }
 
-/* mix (cn,) = stems[0] + stems[1] + ... (S, cn), added in stem order; blocked so each
- * block of mix stays in cache while the stems stream through */
-static void sum_stems(float *mix, const float *stems, int S, int64_t cn) {
-    for (int64_t i = 0; i < cn; i += 4096) {
-        const int64_t m = cn - i < 4096 ? cn - i : 4096;
-        float *o = mix + i;
-        memcpy(o, stems + i, sizeof(float) * (size_t)m);
-        for (int s = 1; s < S; s++) {
-            const float *x = stems + (size_t)s * (size_t)cn + i;
-#pragma omp simd
-            for (int64_t k = 0; k < m; k++) o[k] += x[k];
+/* the 16 lanes and the tail of a row sum, added up in double */
+static double lanes_sum(float t, v4f a0, v4f a1, v4f a2, v4f a3) {
+    double s = t;
+    for (int i = 0; i < 4; i++) s += (double)a0[i] + (double)a1[i] + (double)a2[i] + (double)a3[i];
+    return s;
+}
+
+static double row_abs(const float *p, int64_t m) {
+    v4f a0 = {0, 0, 0, 0}, a1 = a0, a2 = a0, a3 = a0;
+    int64_t k = 0;
+    for (; k + 16 <= m; k += 16) {
+        a0 += vabs(p + k);
+        a1 += vabs(p + k + 4);
+        a2 += vabs(p + k + 8);
+        a3 += vabs(p + k + 12);
+    }
+    float t = 0;
+    for (; k < m; k++) t += fabsf(p[k]);
+    return lanes_sum(t, a0, a1, a2, a3);
+}
+
+/* sum |x| over frames [j, j + m) of x (2, N) */
+static double block_abs(const float *x, int64_t N, int64_t j, int64_t m) {
+    return row_abs(x + j, m) + row_abs(x + N + j, m);
+}
+
+/* mean |x| of a chunk x (2, N) */
+static double chunk_mean(const float *x, int64_t N) {
+    double s = 0;
+    for (int64_t j = 0; j < N; j += BLK) s += block_abs(x, N, j, N - j < BLK ? N - j : BLK);
+    return N > 0 ? s / (double)(2 * N) : 0.0;
+}
+
+/* frames [0, m) of o (2, ·) row stride os = x (first) or o + x, row stride xs */
+static void add_block(float *o, int64_t os, const float *x, int64_t xs, int64_t m, int first) {
+    for (int c = 0; c < 2; c++) {
+        float *oo = o + c * os;
+        const float *xx = x + c * xs;
+        if (first) {
+            memcpy(oo, xx, sizeof(float) * (size_t)m);
+            continue;
         }
+#pragma omp simd
+        for (int64_t k = 0; k < m; k++) oo[k] += xx[k];
+    }
+}
+
+/* dst (2, m) row stride ds = src (2, m) row stride ss, with non-temporal stores where
+ * possible: the batches (tens of MB) do not fit in the cache, so fetching their lines
+ * before overwriting them (what a plain store does) only doubles the memory traffic.
+ * fill_batch ends with a store fence. */
+static void stream_block(float *dst, int64_t ds, const float *src, int64_t ss, int64_t m) {
+    for (int c = 0; c < 2; c++) {
+        float *d = dst + c * ds;
+        const float *x = src + c * ss;
+        int64_t k = 0;
+#ifdef __SSE2__
+        for (; k < m && ((uintptr_t)(d + k) & 15); k++) d[k] = x[k];
+        for (; k + 4 <= m; k += 4) _mm_stream_ps(d + k, _mm_loadu_ps(x + k));
+#endif
+        for (; k < m; k++) d[k] = x[k];
+    }
+}
+
+/* mix (2, N) = stems[0] + stems[1] + ... (S, 2, N), added in stem order, block by block */
+static void sum_stems(float *mix, const float *stems, int S, int64_t N) {
+    for (int64_t j = 0; j < N; j += BLK) {
+        const int64_t m = N - j < BLK ? N - j : BLK;
+        for (int s = 0; s < S; s++) add_block(mix + j, N, stems + (size_t)s * 2 * N + j, N, m, !s);
     }
 }
 
@@ -179,110 +244,345 @@ static tf_status too_many(const tf_loader *l, int stem) {
                   l->ix->stem_names[stem], MAX_ATTEMPTS, l->thr);
 }
 
-/* Same-source mix and gain / swap / polarity of stem s of an item, in place on x. */
-static tf_status finish_stem(tf_loader *l, wctx *w, int64_t step, int b, int s, float *x,
+static int cancelled(tf_loader *l) {
+    return atomic_load_explicit(&l->cancel, memory_order_relaxed);
+}
+
+/* ---- the reference path: one chunk at a time ---- */
+
+/* Same-source mix (partner attempts patt0, patt0 + 1, ...) and gain / swap / polarity of
+ * stem s of an item, in place on x (2, N). */
+static tf_status finish_stem(tf_loader *l, wctx *w, int64_t step, int b, int s, int patt0, float *x,
                              tf_chunk_info *info) {
-    const int64_t cn = 2 * l->N;
+    const int64_t N = l->N;
     info->mix_track = -1;
     info->mix_offset = 0;
     if (tf_augment_mix_wanted(&l->cfg, l->seed, step, b, s)) {
         tf_rng r;
         tf_draw d;
-        for (int att = 0;; att++) {
+        for (int att = patt0;; att++) {
             if (att == MAX_ATTEMPTS) return too_many(l, s);
-            if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
+            if (cancelled(l)) return TF_OK;
             tf_rng_seed(&r, l->seed, (uint64_t)step, (uint64_t)b,
                         tf_stream(TF_STREAM_MIX_DRAW, s, att));
             tf_sampler_draw_stem(l->sp, &r, s, &d);
             w->acc.mix_reads++;
             TF_TRY(read_chunk(l, w, d.track, s, d.offset, w->partner));
-            if (l->thr <= 0 || mean_abs(w->partner, cn) >= l->thr) break;
+            if (l->thr <= 0 || chunk_mean(w->partner, N) >= l->thr) break;
             w->acc.redraws++;
         }
         info->mix_track = d.track;
         info->mix_offset = d.offset;
-        tf_augment_mix(x, w->partner, cn);
+        tf_augment_mix(x, w->partner, 2 * N);
     }
     tf_aug_info ai;
-    tf_augment_apply(&l->cfg, l->seed, step, b, s, x, l->N, &ai);
+    tf_augment_apply(&l->cfg, l->seed, step, b, s, x, N, &ai);
     info->gain = ai.gain;
     info->swapped = ai.swapped;
     return TF_OK;
 }
 
-/* mix += x (or = x for the first stem), so the mixture is the sum in stem order */
-static void accumulate(float *mix, const float *x, int64_t cn, int first) {
-    if (first) {
-        memcpy(mix, x, sizeof(float) * (size_t)cn);
-        return;
-    }
-#pragma omp simd
-    for (int64_t i = 0; i < cn; i++) mix[i] += x[i];
-}
-
-/* One item: stems (S, 2, N), mixture (2, N), info (S). Returns TF_OK early (with
- * garbage) when cancelled: the batch is then discarded. *silent: units below thr.
- * Remix mode finishes each stem (read, check, augment, add to the mixture) before the
- * next, while its 2 MB are still in cache. */
-static tf_status fill_item(tf_loader *l, wctx *w, int64_t step, int b, float *stems, float *mix,
-                           tf_chunk_info *info, int64_t *silent) {
-    const int S = l->S;
-    const int64_t cn = 2 * l->N;
-    const uint64_t seed = l->seed;
-    const double thr = l->thr;
+/* Remix: stem s of an item, placement attempts att0, att0 + 1, ... until one is loud,
+ * then finish_stem. x (2, N). */
+static tf_status stem_ref(tf_loader *l, wctx *w, int64_t step, int b, int s, int att0, float *x,
+                          tf_chunk_info *info) {
     tf_rng r;
     tf_draw d;
-    if (!l->aligned) {
-        for (int s = 0; s < S; s++) {
-            float *x = stems + (size_t)s * (size_t)cn;
-            double m = 0;
-            int att = 0;
-            for (;; att++) {
-                if (att == MAX_ATTEMPTS) return too_many(l, s);
-                if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
-                tf_rng_seed(&r, seed, (uint64_t)step, (uint64_t)b,
-                            tf_stream(TF_STREAM_DRAW, s, att));
-                tf_sampler_draw_stem(l->sp, &r, s, &d);
-                TF_TRY(read_chunk(l, w, d.track, s, d.offset, x));
-                m = mean_abs(x, cn);
-                if (thr <= 0 || m >= thr) break;
-                w->acc.redraws++;
-            }
-            info[s].track = d.track;
-            info[s].offset = d.offset;
-            info[s].redraws = att;
-            info[s].mean_abs = (float)m;
-            if (thr > 0 && m < thr) (*silent)++; /* unreachable by construction */
-            TF_TRY(finish_stem(l, w, step, b, s, x, &info[s]));
-            accumulate(mix, x, cn, s == 0);
-        }
-        return TF_OK;
-    }
-    int att = 0;
     double m = 0;
+    int att = att0;
+    for (;; att++) {
+        if (att == MAX_ATTEMPTS) return too_many(l, s);
+        if (cancelled(l)) return TF_OK;
+        tf_rng_seed(&r, l->seed, (uint64_t)step, (uint64_t)b, tf_stream(TF_STREAM_DRAW, s, att));
+        tf_sampler_draw_stem(l->sp, &r, s, &d);
+        TF_TRY(read_chunk(l, w, d.track, s, d.offset, x));
+        m = chunk_mean(x, l->N);
+        if (l->thr <= 0 || m >= l->thr) break;
+        w->acc.redraws++;
+    }
+    info->track = d.track;
+    info->offset = d.offset;
+    info->redraws = att;
+    info->mean_abs = (float)m;
+    return finish_stem(l, w, step, b, s, 0, x, info);
+}
+
+/* Aligned: item placement attempts att0, att0 + 1, ... until the mixture of the stems as
+ * read is loud, then finish_stem of every stem and the mixture. */
+static tf_status item_aligned_ref(tf_loader *l, wctx *w, int64_t step, int b, int att0,
+                                  float *stems, float *mix, tf_chunk_info *info) {
+    const int S = l->S;
+    const int64_t N = l->N, cn = 2 * N;
+    tf_rng r;
+    tf_draw d;
+    int att = att0;
     for (;; att++) {
         if (att == MAX_ATTEMPTS) return too_many(l, -1);
-        if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
-        tf_rng_seed(&r, seed, (uint64_t)step, (uint64_t)b, tf_stream(TF_STREAM_DRAW, -1, att));
+        if (cancelled(l)) return TF_OK;
+        tf_rng_seed(&r, l->seed, (uint64_t)step, (uint64_t)b, tf_stream(TF_STREAM_DRAW, -1, att));
         tf_sampler_draw_aligned(l->sp, &r, &d);
         for (int s = 0; s < S; s++)
             TF_TRY(read_chunk(l, w, d.track, s, d.offset, stems + (size_t)s * (size_t)cn));
-        if (thr <= 0) break;
-        sum_stems(mix, stems, S, cn);
-        m = mean_abs(mix, cn);
-        if (m >= thr) break;
+        if (l->thr <= 0) break;
+        sum_stems(mix, stems, S, N);
+        if (chunk_mean(mix, N) >= l->thr) break;
         w->acc.redraws++;
     }
-    if (thr > 0 && m < thr) (*silent)++; /* unreachable by construction */
     for (int s = 0; s < S; s++) {
         float *x = stems + (size_t)s * (size_t)cn;
         info[s].track = d.track;
         info[s].offset = d.offset;
         info[s].redraws = att;
-        info[s].mean_abs = (float)mean_abs(x, cn);
-        TF_TRY(finish_stem(l, w, step, b, s, x, &info[s]));
+        info[s].mean_abs = (float)chunk_mean(x, N);
+        TF_TRY(finish_stem(l, w, step, b, s, 0, x, &info[s]));
     }
-    sum_stems(mix, stems, S, cn); /* the final stems, in stem order */
+    sum_stems(mix, stems, S, N); /* the final stems, in stem order */
+    return TF_OK;
+}
+
+/* ---- the fused pass ----
+ * Every stem of an item (and its same-source partner) at its first placement attempt,
+ * read BLK frames at a time from all files in turn (sequential reads, no seek); each
+ * block is converted, summed for the silence check, mixed with the partner, scaled /
+ * swapped and added to the mixture while it is in cache. The reference path makes four
+ * more passes over each 2 MB chunk (check, gain, mixture read and write), which cost
+ * more than the read itself. The samples are the reference path's bit for bit (same
+ * draws, same float operations per sample, same sums); when a check fails (a file that
+ * disagrees with its envelope), the failed stems (remix) or the item (aligned) are redone
+ * by the reference path from the next attempt, as it would have. */
+#ifdef __SSE2__
+/* One block of a 16-bit stereo stem in one pass: src (m, 2) interleaved -> v = s / 32768
+ * (what the reader returns), *a += sum |v| (block_abs's lanes and order), rb (2, BLK) =
+ * or += v (aligned mode's mixture as read, when rb), gain / swap (tf_augment_gain_swap),
+ * mb (2, BLK) = or += the result, which is stored to x (2, N) rows at xl, xl + N with
+ * non-temporal stores. The same float operations per sample as the block path. */
+static void block16(const int16_t *src, int64_t m, float g, int swap, float *rb, int first,
+                    float *mb, float *xl, int64_t N, double *a) {
+    const __m128 k = _mm_set1_ps(1.f / 32768.f), gg = _mm_set1_ps(g);
+    const __m128 nosign = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+    float *xr = xl + N;
+    const int nt = !((uintptr_t)xl & 15) && !((uintptr_t)xr & 15);
+    __m128 al[4], ar[4];
+    for (int q = 0; q < 4; q++) al[q] = ar[q] = _mm_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= m; i += 16)
+        for (int q = 0; q < 4; q++) {
+            const int64_t f = i + 4 * q;
+            const __m128i v = _mm_loadu_si128((const __m128i *)(src + 2 * f));
+            const __m128 L =
+                _mm_mul_ps(_mm_cvtepi32_ps(_mm_srai_epi32(_mm_slli_epi32(v, 16), 16)), k);
+            const __m128 R = _mm_mul_ps(_mm_cvtepi32_ps(_mm_srai_epi32(v, 16)), k);
+            al[q] = _mm_add_ps(al[q], _mm_and_ps(L, nosign));
+            ar[q] = _mm_add_ps(ar[q], _mm_and_ps(R, nosign));
+            if (rb) {
+                _mm_storeu_ps(rb + f, first ? L : _mm_add_ps(_mm_loadu_ps(rb + f), L));
+                _mm_storeu_ps(rb + BLK + f, first ? R : _mm_add_ps(_mm_loadu_ps(rb + BLK + f), R));
+            }
+            __m128 yl = L, yr = R;
+            if (swap)
+                yl = _mm_mul_ps(R, gg), yr = _mm_mul_ps(L, gg);
+            else if (g != 1.f)
+                yl = _mm_mul_ps(L, gg), yr = _mm_mul_ps(R, gg);
+            _mm_storeu_ps(mb + f, first ? yl : _mm_add_ps(_mm_loadu_ps(mb + f), yl));
+            _mm_storeu_ps(mb + BLK + f, first ? yr : _mm_add_ps(_mm_loadu_ps(mb + BLK + f), yr));
+            if (nt) {
+                _mm_stream_ps(xl + f, yl);
+                _mm_stream_ps(xr + f, yr);
+            } else {
+                _mm_storeu_ps(xl + f, yl);
+                _mm_storeu_ps(xr + f, yr);
+            }
+        }
+    float tl = 0, tr = 0;
+    for (; i < m; i++) {
+        const float L = (float)src[2 * i] * (1.f / 32768.f),
+                    R = (float)src[2 * i + 1] * (1.f / 32768.f);
+        tl += fabsf(L);
+        tr += fabsf(R);
+        if (rb) {
+            rb[i] = first ? L : rb[i] + L;
+            rb[BLK + i] = first ? R : rb[BLK + i] + R;
+        }
+        float yl = L, yr = R;
+        if (swap)
+            yl = R * g, yr = L * g;
+        else if (g != 1.f)
+            yl = L * g, yr = R * g;
+        mb[i] = first ? yl : mb[i] + yl;
+        mb[BLK + i] = first ? yr : mb[BLK + i] + yr;
+        xl[i] = yl;
+        xr[i] = yr;
+    }
+    v4f vl[4], vr[4];
+    memcpy(vl, al, sizeof vl);
+    memcpy(vr, ar, sizeof vr);
+    *a += lanes_sum(tl, vl[0], vl[1], vl[2], vl[3]) + lanes_sum(tr, vr[0], vr[1], vr[2], vr[3]);
+}
+#endif
+
+typedef struct {
+    tf_audio_reader *r, *pr; /* the stem's file; the partner's (NULL: no same-source mix) */
+    tf_draw d, pd;
+    tf_aug_info ai;
+    double a, pa; /* sum |x| of the chunk and of the partner, as read */
+    int bad;      /* failed check: 1 the chunk (remix), 2 the partner, 3 the item's mixture
+                     (aligned, set on stem 0); 0 none */
+} fstem;
+
+enum {
+    F_DONE,
+    F_SKIP,
+    F_REDO
+}; /* fused item complete; not done (use the reference path);
+      done but some check failed */
+
+static tf_status item_fused(tf_loader *l, wctx *w, int64_t step, int b, float *stems, float *mix,
+                            tf_chunk_info *info, fstem *f, int *res) {
+    const int S = l->S;
+    const int64_t N = l->N, cn = 2 * N;
+    const uint64_t seed = l->seed;
+    tf_rng r;
+    *res = F_SKIP;
+    tf_draw ad;
+    if (l->aligned) {
+        tf_rng_seed(&r, seed, (uint64_t)step, (uint64_t)b, tf_stream(TF_STREAM_DRAW, -1, 0));
+        tf_sampler_draw_aligned(l->sp, &r, &ad);
+    }
+    int plain = 1; /* aligned: final stems = stems as read, so the mixture is the checked one */
+    for (int s = 0; s < S; s++) {
+        fstem *e = &f[s];
+        if (l->aligned) {
+            e->d = ad;
+        } else {
+            tf_rng_seed(&r, seed, (uint64_t)step, (uint64_t)b, tf_stream(TF_STREAM_DRAW, s, 0));
+            tf_sampler_draw_stem(l->sp, &r, s, &e->d);
+        }
+        e->r = e->pr = NULL;
+        e->a = e->pa = 0;
+        e->pd.track = -1;
+        if (tf_augment_mix_wanted(&l->cfg, seed, step, b, s)) {
+            tf_rng_seed(&r, seed, (uint64_t)step, (uint64_t)b, tf_stream(TF_STREAM_MIX_DRAW, s, 0));
+            tf_sampler_draw_stem(l->sp, &r, s, &e->pd);
+            if (e->pd.track == e->d.track) return TF_OK; /* one file at two places */
+        }
+        tf_augment_draw(&l->cfg, seed, step, b, s, &e->ai);
+        plain &= e->pd.track < 0 && e->ai.gain == 1.f && !e->ai.swapped;
+    }
+    /* at most 2 x TF_MAX_TARGETS = 16 files: none evicts another of this item */
+    for (int s = 0; s < S; s++) {
+        fstem *e = &f[s];
+        const tf_track *t = &l->ix->tracks[e->d.track];
+        TF_TRY(cache_get(w, e->d.track, s, t->stems[s].path, &e->r));
+        w->acc.stem_reads++;
+        if (e->pd.track >= 0) {
+            t = &l->ix->tracks[e->pd.track];
+            TF_TRY(cache_get(w, e->pd.track, s, t->stems[s].path, &e->pr));
+            w->acc.stem_reads++;
+            w->acc.mix_reads++;
+        }
+    }
+    float *xb = w->blk, *pb = xb + 2 * BLK, *mb = pb + 2 * BLK, *rb = mb + 2 * BLK;
+    double am = 0; /* aligned: sum |mixture as read| */
+    for (int64_t j = 0; j < N; j += BLK) {
+        if (cancelled(l)) {
+            *res = F_DONE; /* garbage, discarded */
+            return TF_OK;
+        }
+        const int64_t m = N - j < BLK ? N - j : BLK;
+        for (int s = 0; s < S; s++) {
+            fstem *e = &f[s];
+            float *x = stems + (size_t)s * (size_t)cn + j;
+#ifdef __SSE2__
+            if (!e->pr) {
+                const int16_t *raw;
+                TF_TRY(tf_audio_reader_raw16(e->r, e->d.offset + j, m, &raw));
+                if (raw) {
+                    block16(raw, m, e->ai.gain, e->ai.swapped, l->aligned && !plain ? rb : NULL, !s,
+                            mb, x, N, &e->a);
+                    continue;
+                }
+            }
+#endif
+            TF_TRY(tf_audio_reader_chunk(e->r, e->d.offset + j, m, xb, BLK, NULL));
+            e->a += block_abs(xb, BLK, 0, m);
+            if (l->aligned && !plain) add_block(rb, BLK, xb, BLK, m, !s);
+            if (e->pr) {
+                TF_TRY(tf_audio_reader_chunk(e->pr, e->pd.offset + j, m, pb, BLK, NULL));
+                e->pa += block_abs(pb, BLK, 0, m);
+                tf_augment_mix(xb, pb, m);
+                tf_augment_mix(xb + BLK, pb + BLK, m);
+            }
+            tf_augment_gain_swap(xb, BLK, m, e->ai.gain, e->ai.swapped);
+            add_block(mb, BLK, xb, BLK, m, !s);
+            stream_block(x, N, xb, BLK, m);
+        }
+        stream_block(mix + j, N, mb, BLK, m);
+        if (l->aligned) am += block_abs(plain ? mb : rb, BLK, 0, m);
+    }
+    const double thr = l->thr, n2 = (double)(2 * N);
+    *res = F_DONE;
+    for (int s = 0; s < S; s++) {
+        fstem *e = &f[s];
+        info[s].track = e->d.track;
+        info[s].offset = e->d.offset;
+        info[s].redraws = 0;
+        info[s].mean_abs = (float)(e->a / n2);
+        info[s].mix_track = e->pr ? e->pd.track : -1;
+        info[s].mix_offset = e->pr ? e->pd.offset : 0;
+        info[s].gain = e->ai.gain;
+        info[s].swapped = e->ai.swapped;
+        e->bad = 0;
+        if (thr > 0 && !l->aligned && e->a / n2 < thr)
+            e->bad = 1;
+        else if (thr > 0 && e->pr && e->pa / n2 < thr)
+            e->bad = 2;
+        if (e->bad) *res = F_REDO;
+    }
+    if (l->aligned && thr > 0 && am / n2 < thr) {
+        f[0].bad = 3;
+        *res = F_REDO;
+    }
+    return TF_OK;
+}
+
+/* One item: stems (S, 2, N), mixture (2, N), info (S). Returns TF_OK early (with
+ * garbage) when cancelled: the batch is then discarded. */
+static tf_status fill_item(tf_loader *l, wctx *w, int64_t step, int b, float *stems, float *mix,
+                           tf_chunk_info *info) {
+    const int S = l->S;
+    const int64_t N = l->N, cn = 2 * N;
+    int res = F_SKIP;
+    fstem f[TF_MAX_TARGETS];
+    if (l->fused && l->cfg.use_efficient_loading)
+        TF_TRY(item_fused(l, w, step, b, stems, mix, info, f, &res));
+    if (res == F_DONE) return TF_OK;
+    if (res == F_SKIP) {
+        if (l->aligned) return item_aligned_ref(l, w, step, b, 0, stems, mix, info);
+        for (int s = 0; s < S; s++) {
+            float *x = stems + (size_t)s * (size_t)cn;
+            TF_TRY(stem_ref(l, w, step, b, s, 0, x, &info[s]));
+            add_block(mix, N, x, N, N, !s); /* block order does not matter elementwise */
+        }
+        return TF_OK;
+    }
+    /* F_REDO: what the reference path does after the failed check */
+    if (f[0].bad == 3) { /* the mixture as read: next placement */
+        w->acc.redraws++;
+        return item_aligned_ref(l, w, step, b, 1, stems, mix, info);
+    }
+    for (int s = 0; s < S; s++) {
+        fstem *e = &f[s];
+        float *x = stems + (size_t)s * (size_t)cn;
+        if (e->bad == 1) { /* remix, its chunk: next placement attempt */
+            w->acc.redraws++;
+            TF_TRY(stem_ref(l, w, step, b, s, 1, x, &info[s]));
+        } else if (e->bad == 2) { /* its partner: the chunk as read again, next partner */
+            w->acc.redraws++;
+            TF_TRY(read_chunk(l, w, e->d.track, s, e->d.offset, x));
+            TF_TRY(finish_stem(l, w, step, b, s, 1, x, &info[s]));
+        }
+    }
+    sum_stems(mix, stems, S, N);
     return TF_OK;
 }
 
@@ -291,13 +591,14 @@ static tf_status fill_batch(tf_loader *l, wctx *w, slot *sl, int64_t step) {
     const size_t cn = 2 * (size_t)l->N;
     const int64_t draw = step * l->shard_stride + l->shard_offset;
     bt->step = step;
-    sl->silent = 0;
     for (int b = 0; b < l->B; b++) {
         if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
         TF_TRY(fill_item(l, w, draw, b, bt->stems + (size_t)b * (size_t)l->S * cn,
-                         bt->mixture + (size_t)b * cn, bt->info + (size_t)b * (size_t)l->S,
-                         &sl->silent));
+                         bt->mixture + (size_t)b * cn, bt->info + (size_t)b * (size_t)l->S));
     }
+#ifdef __SSE2__
+    _mm_sfence(); /* the non-temporal stores of stream_block, before the batch is handed on */
+#endif
     w->acc.batches++;
     return TF_OK;
 }
@@ -419,6 +720,7 @@ tf_status tf_loader_open(tf_loader **out, const tf_config *cfg, const tf_index *
     l->ix = ix;
     l->seed = seed;
     l->shard_stride = 1;
+    l->fused = 1;
     l->held = -1;
     atomic_init(&l->cancel, 0);
     pthread_mutex_init(&l->mu, NULL);
@@ -467,7 +769,8 @@ tf_status tf_loader_open(tf_loader **out, const tf_config *cfg, const tf_index *
     for (int i = 0; i < n_ctx; i++) {
         l->wc[i].l = l;
         l->wc[i].partner = tf_malloc(sizeof(float) * 2 * (size_t)l->N, "loader scratch");
-        if (!l->wc[i].partner) {
+        l->wc[i].blk = tf_malloc(sizeof(float) * 8 * BLK, "loader scratch");
+        if (!l->wc[i].partner || !l->wc[i].blk) {
             st = TF_EINTERNAL;
             goto fail;
         }
@@ -525,7 +828,6 @@ tf_status tf_loader_next(tf_loader *l, const tf_batch **out) {
         l->next_consume++;
         if (!st) {
             l->stats.delivered_chunks += (int64_t)l->B * l->S;
-            l->stats.silent_delivered += sl->silent;
         }
         pthread_mutex_unlock(&l->mu);
         if (st) return st;
@@ -550,7 +852,6 @@ tf_status tf_loader_next(tf_loader *l, const tf_batch **out) {
     tf_status st = sl->st;
     if (!st) {
         l->stats.delivered_chunks += (int64_t)l->B * l->S;
-        l->stats.silent_delivered += sl->silent;
     }
     pthread_mutex_unlock(&l->mu);
     if (st) return tf_err(st, "%s", sl->err);
@@ -571,6 +872,10 @@ void tf_loader_set_shard(tf_loader *l, int64_t stride, int64_t offset) {
     l->shard_offset = offset;
 }
 
+void tf_loader_set_fused(tf_loader *l, int on) {
+    l->fused = on != 0;
+}
+
 void tf_loader_stats(const tf_loader *cl, tf_loader_counters *st) {
     tf_loader *l = (tf_loader *)cl; /* the lock is not part of the observable state */
     pthread_mutex_lock(&l->mu);
@@ -586,6 +891,7 @@ void tf_loader_close(tf_loader *l) {
         for (int i = 0; i < n_ctx; i++) {
             cache_clear(&l->wc[i]);
             free(l->wc[i].partner);
+            free(l->wc[i].blk);
         }
     }
     if (l->pinned) munlock(l->block, l->block_bytes);

@@ -26,7 +26,23 @@
  * slices it, as the original code did. min_mean_abs, sampling and augment.*: see
  * sampler.h and augment.h. Chunks are checked on the samples as read, before
  * augmentation: remix mode redraws a stem whose chunk has mean |x| < min_mean_abs,
- * aligned mode redraws the item when the mixture of its stems does. */
+ * aligned mode redraws the item when the mixture of its stems does; a same-source
+ * partner is redrawn when its own chunk does.
+ *
+ * Provenance: b->info says where every delivered stem came from (track, first frame,
+ * partner, gain with its sign, swap), so a caller can re-read the source frames from the
+ * files and check both the samples and the silence filter independently of the loader
+ * (tests/test_loader.c and `tfswa bench data` do). Delivered stem (item, s) is
+ *   y = chunk(track, s, offset), or (y + chunk(mix_track, s, mix_offset)) * 1/sqrt 2
+ *       when mix_track >= 0;
+ *   x = swapped ? (R * gain, L * gain) : (L * gain, R * gain) of y = (L, R),
+ * where chunk() is the file's frames as float (zero past the end; mono duplicated), and
+ * the mixture is the sum of the delivered stems in stem order.
+ *
+ * Speed: with use_efficient_loading each item is made in one fused pass (all its stems
+ * and partners read TF_AUDIO_RAW_MAX frames at a time, each block checked, augmented and added to
+ * the mixture while in cache), bit for bit what the chunk-at-a-time reference path gives
+ * (tf_loader_set_fused). */
 #ifndef TFSWA_LOADER_H
 #define TFSWA_LOADER_H
 #include <stddef.h>
@@ -42,9 +58,9 @@ typedef struct {
     int redraws;        /* silent chunks rejected for this stem (remix) or item (aligned) */
     int mix_track;      /* same-source partner's track, -1 when not mixed */
     int64_t mix_offset; /* and offset */
-    float mean_abs;     /* mean |x| of the chunk as read (after the mix, before gain) */
-    float gain;         /* linear gain applied, sign included (-1 = polarity only) */
-    int swapped;        /* channels exchanged */
+    float mean_abs;     /* mean |x| of the chunk as read (before the partner and gain) */
+    float gain;         /* linear gain applied after the mix, sign included (-1 = polarity) */
+    int swapped;        /* channels exchanged (after the gain) */
 } tf_chunk_info;
 
 typedef struct {
@@ -60,11 +76,11 @@ typedef struct {
 typedef struct {
     int64_t batches;          /* batches filled (including ones discarded by a new epoch) */
     int64_t delivered_chunks; /* stem chunks in batches handed to the caller (B*S each) */
-    int64_t stem_reads;       /* stem-file reads (chunk or whole-file), every purpose */
+    int64_t stem_reads;       /* stem-file reads (chunk or whole-file), every purpose; after
+                                 a rejected partner the stem's chunk is read once more */
     int64_t mix_reads;        /* of which for same-source partners */
-    int64_t redraws;          /* reads rejected as silent */
-    int64_t silent_delivered; /* delivered stems (remix) / items (aligned) below the
-                                 threshold as read: 0 unless something is wrong */
+    int64_t redraws;          /* chunks (remix, partners) or items (aligned) rejected as
+                                 silent */
     int64_t file_opens;       /* reader opens (cache misses) */
     int64_t worker_starts;    /* threads created */
     int64_t pin_failures;     /* mlock failures (batches then stay unpinned) */
@@ -92,6 +108,10 @@ size_t tf_loader_plan_bytes(const tf_config *cfg, int n_stems, int64_t frames);
  * Call before the first tf_loader_start_epoch. */
 void tf_loader_set_shard(tf_loader *l, int64_t stride, int64_t offset);
 void tf_loader_stats(const tf_loader *l, tf_loader_counters *st);
+/* on = 0: make every item with the reference path (one chunk at a time, each then checked,
+ * augmented and added to the mixture in separate passes) instead of the fused pass; for
+ * tests and `tfswa bench data`. The batches are the same bits either way. */
+void tf_loader_set_fused(tf_loader *l, int on);
 /* Stops the workers (also mid-batch), closes files, frees everything. */
 void tf_loader_close(tf_loader *l);
 
