@@ -32,6 +32,7 @@
 #include "train/ckpt.h"
 #include "train/validate.h"
 #include "util/config.h"
+#include "util/fsutil.h"
 
 /* the model input of a config (a pointer to a temporary) */
 #define MC(c) ((const tf_model_config[]){tf_train_model_config(c)})
@@ -523,8 +524,6 @@ int main(void) {
     RUN(test_matches_validation);
     RUN(test_user_errors);
     RUN(test_valid_split_and_silent_stem);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);
+    if (tf_remove_tree(root)) fprintf(stderr, "%s\n", tf_errmsg());
     return TEST_END();
 }

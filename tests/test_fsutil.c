@@ -67,6 +67,7 @@ int main(void) {
     RUN(test_mkdirs_nested_and_file_in_the_way);
     RUN(test_atomic_write_and_abort);
     RUN(test_remove_tree_does_not_follow_links);
+    /* cleaned up with rm, not with tf_remove_tree: the code under test */
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

@@ -9,6 +9,7 @@
 
 #include "data/synth.h"
 #include "test.h"
+#include "util/fsutil.h"
 
 static const char *FILES[5] = {"mixture", "vocals", "drums", "bass", "other"};
 enum { SR = 44100 };
@@ -16,9 +17,7 @@ enum { SR = 44100 };
 static char g_tmp[256];
 
 static void rm_rf(const char *dir) {
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "  could not remove %s\n", dir);
+    if (tf_remove_tree(dir)) fprintf(stderr, "  %s\n", tf_errmsg());
 }
 
 /* whole file into memory; NULL if missing */

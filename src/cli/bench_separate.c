@@ -158,9 +158,7 @@ static int run_fn(void *a, child_result *r) {
 }
 
 static void rmrf(const char *path) {
-    char cmd[TF_PATH_MAX + 32];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
-    if (system(cmd) != 0) fprintf(stderr, "tfswa: could not remove %s\n", path);
+    if (tf_remove_tree(path)) fprintf(stderr, "tfswa: %s\n", tf_errmsg());
 }
 
 int bench_separate(int argc, char **argv) {
