@@ -677,24 +677,16 @@ int bench_data(int argc, char **argv) {
     const char *td = getenv("TMPDIR");
     snprintf(o.tmp, sizeof o.tmp, "%s/tfswa-bench-data-XXXXXX", td && *td ? td : "/tmp");
     if (!mkdtemp(o.tmp)) return cli_fail(tf_err(TF_EUSER, "%s: %s", o.tmp, strerror(errno)));
-    cJSON *root = cJSON_CreateObject(), *config = cJSON_CreateObject(), *res = cJSON_CreateObject();
-    char machine[512];
-    bench_machine(machine, sizeof machine, 0);
-    cJSON_AddStringToObject(root, "bench", "data");
-    cJSON_AddStringToObject(root, "machine", machine);
-    cJSON_AddItemToObject(root, "config", config);
-    cJSON_AddItemToObject(root, "results", res);
-    st = bench(&o, config, res);
+    cJSON *config, *res, *root = bench_json_open("data", 0, &config, &res);
+    st = root ? bench(&o, config, res) : tf_err(TF_EINTERNAL, "bench data: out of memory");
     tf_remove_tree(o.tmp);
     if (st) {
         cJSON_Delete(root);
         return cli_fail(st);
     }
-    if (o.json) {
-        char *s = cJSON_Print(root);
-        if (s) puts(s);
-        free(s);
+    if (!o.json) {
+        cJSON_Delete(root);
+        return 0;
     }
-    cJSON_Delete(root);
-    return 0;
+    return bench_json_emit(root) ? cli_fail(tf_err(TF_EINTERNAL, "bench data: out of memory")) : 0;
 }

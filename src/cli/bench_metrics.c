@@ -119,14 +119,12 @@ int bench_metrics(int argc, char **argv) {
     char machine[256];
     bench_machine(machine, sizeof machine, omp_get_max_threads());
     if (json) {
-        cJSON *root = cJSON_CreateObject(), *cfg = cJSON_CreateObject();
-        cJSON *res = cJSON_CreateObject(), *cs = cJSON_CreateDoubleArray(csdr, NSRC);
-        if (!root || !cfg || !res || !cs) {
-            cJSON_Delete(root), cJSON_Delete(cfg), cJSON_Delete(res), cJSON_Delete(cs);
+        cJSON *cfg, *res, *root = bench_json_open("metrics", omp_get_max_threads(), &cfg, &res);
+        cJSON *cs = cJSON_CreateDoubleArray(csdr, NSRC);
+        if (!root || !cs) {
+            cJSON_Delete(root), cJSON_Delete(cs);
             return cli_fail(tf_err(TF_EINTERNAL, "bench metrics: out of memory"));
         }
-        cJSON_AddStringToObject(root, "bench", "metrics");
-        cJSON_AddStringToObject(root, "machine", machine);
         cJSON_AddStringToObject(cfg, "metric", "BSS Eval v4 (museval bss_eval, v4 images)");
         cJSON_AddNumberToObject(cfg, "threads", (double)threads);
         cJSON_AddNumberToObject(cfg, "seconds", seconds);
@@ -137,19 +135,14 @@ int bench_metrics(int argc, char **argv) {
         cJSON_AddNumberToObject(cfg, "hop", p.hop);
         cJSON_AddNumberToObject(cfg, "filters_len", p.filters_len);
         cJSON_AddNumberToObject(cfg, "repeats", (double)repeats);
-        cJSON_AddItemToObject(root, "config", cfg);
         cJSON_AddNumberToObject(res, "seconds_median", med);
         cJSON_AddNumberToObject(res, "seconds_min", best);
         cJSON_AddNumberToObject(res, "seconds_per_audio_second", med / seconds);
         cJSON_AddNumberToObject(res, "dense_fallbacks", info.dense_fallbacks);
         cJSON_AddNumberToObject(res, "backward_error", info.backward_error);
         cJSON_AddItemToObject(res, "csdr_db", cs);
-        cJSON_AddItemToObject(root, "results", res);
-        char *s = cJSON_PrintUnformatted(root);
-        if (s) printf("%s\n", s);
-        free(s);
-        cJSON_Delete(root);
-        if (!s) return cli_fail(tf_err(TF_EINTERNAL, "bench metrics: out of memory"));
+        if (bench_json_emit(root))
+            return cli_fail(tf_err(TF_EINTERNAL, "bench metrics: out of memory"));
     } else {
         printf("metrics bench (BSS Eval v4, %d sources, stereo, %.0f s at %d Hz), %lld threads\n"
                "machine: %s\n",

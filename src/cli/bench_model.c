@@ -177,10 +177,8 @@ int bench_model(int argc, char **argv) {
     char machine[400];
     bench_machine(machine, sizeof machine, nth);
 
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "bench", "model");
-    cJSON_AddStringToObject(root, "machine", machine);
-    cJSON *cfg = cJSON_AddObjectToObject(root, "config");
+    cJSON *cfg, *res, *root = bench_json_open("model", nth, &cfg, &res);
+    if (!root) return cli_fail(tf_err(TF_EINTERNAL, "bench model: out of memory"));
     cJSON_AddStringToObject(cfg, "preset", c.preset);
     cJSON_AddItemToObject(cfg, "channels", cJSON_CreateIntArray(c.channels, c.n_levels));
     cJSON_AddNumberToObject(cfg, "rcms_per_block", c.rcms_per_block);
@@ -202,7 +200,6 @@ int bench_model(int argc, char **argv) {
                             c.checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
     cJSON_AddStringToObject(cfg, "activation_dtype",
                             c.activation_dtype == TF_DT_BF16 ? "bf16" : "fp32");
-    cJSON *res = cJSON_AddObjectToObject(root, "results");
     cJSON_AddNumberToObject(res, "params", (double)nparams);
     cJSON_AddNumberToObject(res, "forward_gflop_per_item", gflop_fwd);
     cJSON_AddNumberToObject(res, "gflops_per_audio_second", gflop_fwd / seconds);
@@ -222,10 +219,10 @@ int bench_model(int argc, char **argv) {
         for (int v = 0; v < 4; v++)
             cJSON_AddNumberToObject(vt, VNAME[v], bench_median(tv + v * it, it));
     }
+    int rc = 0;
     if (json) {
-        char *s = cJSON_PrintUnformatted(root);
-        if (s) printf("%s\n", s);
-        free(s);
+        rc = bench_json_emit(root);
+        root = NULL;
     } else {
         printf("bench model: %s, %zu parameters, %.2f GFLOP forward per item (%.2f GFLOP/s of "
                "audio)\n",
@@ -257,5 +254,5 @@ int bench_model(int argc, char **argv) {
     free(ta);
     free(te);
     free(tv);
-    return 0;
+    return rc ? cli_fail(tf_err(TF_EINTERNAL, "bench model: out of memory")) : 0;
 }

@@ -250,9 +250,8 @@ int bench_separate(int argc, char **argv) {
                rss[1] / rss[0], machine);
         return 0;
     }
-    cJSON *j = cJSON_CreateObject(), *c = cJSON_CreateObject(), *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "bench", "separate");
-    cJSON_AddStringToObject(j, "machine", machine);
+    cJSON *c, *r, *j = bench_json_open("separate", 0, &c, &r);
+    if (!j) return cli_fail(tf_err(TF_EINTERNAL, "bench separate: out of memory"));
     cJSON_AddStringToObject(c, "model", cfg.preset[0] ? cfg.preset : "custom");
     cJSON_AddStringToObject(c, "weights", "random (untrained, seeded), written with tf_ckpt_save");
     cJSON_AddNumberToObject(c, "params", (double)n_params);
@@ -286,12 +285,6 @@ int bench_separate(int argc, char **argv) {
     cJSON_AddNumberToObject(r, "peak_rss_long_bytes", rss[1]);
     cJSON_AddNumberToObject(r, "seconds_per_audio_second", spa[1]);
     cJSON_AddNumberToObject(r, "cpu_seconds_per_audio_second", cpa[1]);
-    cJSON_AddItemToObject(j, "config", c);
-    cJSON_AddItemToObject(j, "results", r);
-    char *s = cJSON_PrintUnformatted(j);
-    if (s) puts(s);
-    free(s);
-    cJSON_Delete(j);
     (void)cpu;
-    return s ? 0 : 1;
+    return bench_json_emit(j);
 }

@@ -187,12 +187,8 @@ static int find_variant(const bench_t *b, int p, tf_dtype dt, tf_ckpt_mode ck) {
 
 static cJSON *report_json(const bench_t *b) {
     const int RK = b->R * b->K;
-    char machine[512];
-    bench_machine(machine, sizeof machine, b->threads);
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "bench", "step");
-    cJSON_AddStringToObject(root, "machine", machine);
-    cJSON *cfg = cJSON_AddObjectToObject(root, "config");
+    cJSON *cfg, *res, *root = bench_json_open("step", b->threads, &cfg, &res);
+    if (!root) return NULL;
     const tf_config *c0 = &b->cfg[0];
     cJSON *pr = cJSON_AddArrayToObject(cfg, "presets");
     for (int p = 0; p < b->np; p++) cJSON_AddItemToArray(pr, cJSON_CreateString(b->presets[p]));
@@ -223,7 +219,6 @@ static cJSON *report_json(const bench_t *b) {
         if (s && *s) cJSON_AddStringToObject(env, ev[i], s);
     }
 
-    cJSON *res = cJSON_AddObjectToObject(root, "results");
     for (int i = 0; i < b->nv; i++) {
         const variant_t *v = &b->v[i];
         const double med = bench_median(v->ms, RK), mn = bench_min(v->ms, RK);
@@ -368,14 +363,8 @@ static tf_status run_bench(bench_t *b) {
         }
     if (st != TF_OK) goto done;
     if (b->json) {
-        cJSON *root = report_json(b);
-        char *s = root ? cJSON_PrintUnformatted(root) : NULL;
-        if (!s)
+        if (bench_json_emit(report_json(b)))
             st = tf_err(TF_EINTERNAL, "bench step: out of memory for the JSON report");
-        else
-            printf("%s\n", s);
-        free(s);
-        cJSON_Delete(root);
     } else {
         report_text(b);
     }

@@ -86,15 +86,11 @@ int bench_stft(int argc, char **argv) {
     char machine[256];
     bench_machine(machine, sizeof machine, omp_get_max_threads());
     if (json) {
-        cJSON *root = cJSON_CreateObject(), *cfg = cJSON_CreateObject();
-        cJSON *res = cJSON_CreateObject();
-        if (!root || !cfg || !res) {
-            cJSON_Delete(root), cJSON_Delete(cfg), cJSON_Delete(res);
+        cJSON *cfg, *res, *root = bench_json_open("stft", omp_get_max_threads(), &cfg, &res);
+        if (!root) {
             st = tf_err(TF_EINTERNAL, "bench stft: out of memory");
             goto done;
         }
-        cJSON_AddStringToObject(root, "bench", "stft");
-        cJSON_AddStringToObject(root, "machine", machine);
         cJSON_AddNumberToObject(cfg, "signals", (double)S);
         cJSON_AddNumberToObject(cfg, "seconds", seconds);
         cJSON_AddNumberToObject(cfg, "sample_rate", (double)sr);
@@ -104,7 +100,6 @@ int bench_stft(int argc, char **argv) {
         cJSON_AddNumberToObject(cfg, "frames", (double)T);
         cJSON_AddNumberToObject(cfg, "threads", (double)threads);
         cJSON_AddNumberToObject(cfg, "reps", (double)reps);
-        cJSON_AddItemToObject(root, "config", cfg);
         char key[64];
         for (int o = 0; o < N_OPS; o++) {
             snprintf(key, sizeof key, "%s_ms_median", op_names[o]);
@@ -113,11 +108,7 @@ int bench_stft(int argc, char **argv) {
             cJSON_AddNumberToObject(res, key, mn[o]);
         }
         cJSON_AddNumberToObject(res, "stft_plus_istft_ms_median", med[OP_STFT] + med[OP_ISTFT]);
-        cJSON_AddItemToObject(root, "results", res);
-        char *s = cJSON_PrintUnformatted(root);
-        if (s) printf("%s\n", s);
-        free(s);
-        cJSON_Delete(root);
+        if (bench_json_emit(root)) st = tf_err(TF_EINTERNAL, "bench stft: out of memory");
     } else {
         printf("stft bench: %lld signals x %lld samples, n_fft %lld hop %lld, %lld frames, "
                "%lld threads, %lld reps\nmachine: %s\n",

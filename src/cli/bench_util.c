@@ -1,5 +1,7 @@
 #include "cli/bench_util.h"
 
+#include <cJSON.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,4 +58,26 @@ void bench_machine(char *out, size_t n, int threads) {
         const char *v = getenv(env[i]);
         if (v && *v) k += snprintf(out + k, n - (size_t)k, ", %s=%s", env[i], v);
     }
+}
+
+cJSON *bench_json_open(const char *name, int threads, cJSON **config, cJSON **results) {
+    char machine[512];
+    bench_machine(machine, sizeof machine, threads);
+    cJSON *root = cJSON_CreateObject();
+    if (!root || !cJSON_AddStringToObject(root, "bench", name) ||
+        !cJSON_AddStringToObject(root, "machine", machine) ||
+        !(*config = cJSON_AddObjectToObject(root, "config")) ||
+        !(*results = cJSON_AddObjectToObject(root, "results"))) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+int bench_json_emit(cJSON *root) {
+    char *s = root ? cJSON_PrintUnformatted(root) : NULL;
+    if (s) printf("%s\n", s);
+    free(s);
+    cJSON_Delete(root);
+    return s ? 0 : 1;
 }

@@ -13,4 +13,14 @@ double bench_min(const double *v, int n);
  * [, OMP_WAIT_POLICY=..]"; threads <= 0 leaves that part out. */
 void bench_machine(char *out, size_t n, int threads);
 
+/* The envelope every bench JSON shares (shared/DESIGN.md "Bench JSON"):
+ * {"bench": name, "machine": bench_machine(threads), "config": {}, "results": {}}.
+ * *config and *results point into it (owned by the root). NULL when out of memory. */
+struct cJSON;
+struct cJSON *bench_json_open(const char *name, int threads, struct cJSON **config,
+                              struct cJSON **results);
+/* Print root as one line on stdout and free it. 0, or 1 when it could not be printed
+ * (out of memory). */
+int bench_json_emit(struct cJSON *root);
+
 #endif
