@@ -14,7 +14,8 @@
 #endif
 #endif
 #ifdef HEAP_ASAN
-#include <sanitizer/allocator_interface.h>
+/* from the ASan runtime (<sanitizer/allocator_interface.h>, not always installed) */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #else
 #include <malloc.h>
 #endif
