@@ -16,7 +16,12 @@ safetensors file (F32) with: every parameter and BatchNorm buffer under its own 
 (running stats BEFORE the forward), `after.<bn>.running_mean/var` (AFTER the forward),
 `act.*` block outputs, `loss`, and `grad.<param>` for every trainable parameter; then
 an eval-mode forward of the same input (running statistics as updated by the train-mode
-forward) as `eval.wave`.
+forward) as `eval.wave` (both left out with --forward-only). --fp32-too adds `f32.act.*`
+and `f32.grad.*`: the same train-mode step run in float32 (PyTorch's own float32 error).
+
+    /usr/bin/python3 tests/reference/tfswa_ref.py count --channels ... --targets 1,4
+
+prints the trainable parameter count of the model, one line per --targets value.
 """
 import argparse
 import json
@@ -392,9 +397,11 @@ def gen(args):
     model = model.double()
     model.train()
     acts = {}
-    y = model(mix.double(), acts)
+    with torch.set_grad_enabled(not args.forward_only):
+        y = model(mix.double(), acts)
     loss = (y - target.double()).abs().mean()
-    loss.backward()
+    if not args.forward_only:
+        loss.backward()
     out = dict(weights)
     out["act.input"] = mix
     out["act.target"] = target
@@ -404,11 +411,29 @@ def gen(args):
     for k, v in state_tensors(model).items():
         if k.endswith("running_mean") or k.endswith("running_var"):
             out["after." + k] = v
-    for k, p in model.named_parameters():
-        out["grad." + k] = p.grad
-    model.eval()
-    with torch.no_grad():
-        out["eval.wave"] = model(mix.double(), {})
+    if not args.forward_only:
+        for k, p in model.named_parameters():
+            out["grad." + k] = p.grad
+        model.eval()
+        with torch.no_grad():
+            out["eval.wave"] = model(mix.double(), {})
+    if args.fp32_too:
+        # the same forward (and backward) in float32: PyTorch's own float32 error, the yardstick
+        # for ill-conditioned tensors of the deeper presets
+        m32 = build(args)
+        m32.load_state_dict(weights, strict=False)
+        m32.train()
+        a32 = {}
+        with torch.set_grad_enabled(not args.forward_only):
+            y32 = m32(mix, a32)
+            l32 = (y32 - target).abs().mean()
+            if not args.forward_only:
+                l32.backward()
+        for k, v in a32.items():
+            out["f32." + k] = v
+        if not args.forward_only:
+            for k, p in m32.named_parameters():
+                out["f32.grad." + k] = p.grad
     meta = {k: getattr(args, k) for k in ("channels", "rcms", "tfswa", "heads", "window", "mlp_ratio",
                                              "subbands", "targets", "n_fft", "hop", "batch",
                                              "samples", "output", "seed")}
@@ -438,16 +463,27 @@ def main():
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--samples", type=int, default=8000)
     p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--forward-only", action="store_true",
+                   help="the train-mode forward only: no grad.*, no eval.wave")
+    p.add_argument("--fp32-too", action="store_true",
+                   help="also f32.act.* and f32.grad.*: the same step run in float32")
     p.add_argument("--out", required=True)
-    p = sub.add_parser("count")
+    p = sub.add_parser("count", help="trainable parameter count, one line per --targets value "
+                                     "(--targets takes a comma list here, e.g. 1,4)")
     add_model_args(p)
+    p.set_defaults(targets="1")
+    for a in p._actions:
+        if a.dest == "targets":
+            a.type = str
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     if args.cmd == "gen":
         gen(args)
     else:
-        m = build(args)
-        print(sum(p.numel() for p in m.parameters()))
+        for t in args.targets.split(","):
+            args.targets = int(t)
+            m = build(args)
+            print(sum(p.numel() for p in m.parameters()))
 
 
 if __name__ == "__main__":
