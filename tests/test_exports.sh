@@ -66,6 +66,15 @@ else
   bad "$BUILD/libtfswa.a: unreadable by nm: $(cat "$tmp/err")"
 fi
 
+# the public prefix means public: every tfswa_* global of libtfswa.a is declared in
+# include/tfswa.h (internal helpers of the API are tf_api_*)
+if [ -s "$tmp/nma" ]; then
+  awk 'NF >= 3 { print $3 }' "$tmp/nma" | grep -E '^tfswa_' | sort -u > "$tmp/pub_a"
+  undeclared=$(comm -23 "$tmp/pub_a" "$tmp/declared" | tr '\n' ' ')
+  [ -z "$undeclared" ] && ok "libtfswa.a: every tfswa_ global is in include/tfswa.h" ||
+    bad "libtfswa.a defines tfswa_ globals that include/tfswa.h does not declare: $undeclared"
+fi
+
 # the library never runs programs (Python belongs to tests/ and tools/, e.g. the museval
 # cross-check of tests/bss_check.c)
 run=$(nm -u "$BUILD/libtfswa.a" 2> /dev/null | awk '{ print $2 }' | sed 's/@.*//' |

@@ -86,7 +86,7 @@ static tfswa_context *open_vd(int rate, float gv, float gd) {
     float g[2] = {gv, gd};
     tf_sep_model m = fake_model("fake", rate, 0.1, "vocals,drums", g);
     int st;
-    tfswa_context *ctx = tfswa_open_models(&m, 1, 1, &st);
+    tfswa_context *ctx = tf_api_open_models(&m, 1, 1, &st);
     if (!ctx) fprintf(stderr, "open: %s\n", tfswa_last_error(NULL));
     return ctx;
 }
@@ -259,7 +259,7 @@ static void test_resample_length(void) {
     float g[1] = {1.0f};
     tf_sep_model m = fake_model("fake16k", 16000, 0.25, "vocals", g);
     int st;
-    tfswa_context *ctx = tfswa_open_models(&m, 1, 1, &st);
+    tfswa_context *ctx = tf_api_open_models(&m, 1, 1, &st);
     CHECK(ctx && tfswa_sample_rate(ctx) == 16000);
     const int rates[2] = {48000, 22050};
     for (int k = 0; k < 2; k++) {
@@ -521,7 +521,7 @@ static void test_instrumental(void) {
     float g[1] = {1};
     tf_sep_model m = fake_model("drums-only", 8000, 0.1, "drums", g);
     int st;
-    tfswa_context *c2 = tfswa_open_models(&m, 1, 1, &st);
+    tfswa_context *c2 = tf_api_open_models(&m, 1, 1, &st);
     tfswa_separate_params p = tfswa_default_params();
     p.instrumental = true;
     float y[4 * 10];
@@ -539,7 +539,7 @@ static void test_multi_model(void) {
     tf_sep_model m[2] = {fake_model("ckA", 8000, 0.1, "vocals", ga),
                          fake_model("ckB", 8000, 0.07, "drums,bass", gb)};
     int st;
-    tfswa_context *ctx = tfswa_open_models(m, 2, 1, &st);
+    tfswa_context *ctx = tf_api_open_models(m, 2, 1, &st);
     CHECK(ctx && st == TFSWA_OK);
     if (!ctx) return;
     CHECK(tfswa_n_targets(ctx) == 3);
@@ -561,13 +561,13 @@ static void test_multi_model(void) {
 
     tf_sep_model d[2] = {fake_model("ckA", 8000, 0.1, "vocals,drums", gb),
                          fake_model("ckB", 8000, 0.1, "bass,drums", gb)};
-    tfswa_context *bad = tfswa_open_models(d, 2, 1, &st);
+    tfswa_context *bad = tf_api_open_models(d, 2, 1, &st);
     CHECK(!bad && st == TFSWA_ERR_USER);
     const char *msg = tfswa_last_error(NULL);
     CHECKF(strstr(msg, "drums") && strstr(msg, "ckA") && strstr(msg, "ckB"), "%s", msg);
     tf_sep_model r[2] = {fake_model("ckA", 8000, 0.1, "vocals", ga),
                          fake_model("ckC", 16000, 0.1, "drums", ga)};
-    bad = tfswa_open_models(r, 2, 1, &st);
+    bad = tf_api_open_models(r, 2, 1, &st);
     CHECK(!bad && st == TFSWA_ERR_USER && strstr(tfswa_last_error(NULL), "ckC"));
 }
 

@@ -38,7 +38,7 @@ static int fail_open(int st, int *status) {
     return st;
 }
 
-tfswa_context *tfswa_open_models(tf_sep_model *models, int n, int n_threads, int *status) {
+tfswa_context *tf_api_open_models(tf_sep_model *models, int n, int n_threads, int *status) {
     if (status) *status = TFSWA_OK;
     open_err_[0] = 0;
     tfswa_context *ctx = tf_calloc(1, sizeof *ctx, "tfswa context");
@@ -82,7 +82,7 @@ tfswa_context *tfswa_open(const char *const *checkpoints, int n, int n_threads, 
             return NULL;
         }
     }
-    return tfswa_open_models(models, n, n_threads, status);
+    return tf_api_open_models(models, n, n_threads, status);
 }
 
 void tfswa_close(tfswa_context *ctx) {
