@@ -61,8 +61,7 @@ static double step(const tf_config *c, int B, int N, float *g, float *bufs, floa
     double loss = l1_loss(dy, y, t, no);
     if (yout) memcpy(yout, y, no * sizeof *y);
     CHECK(tf_model_backward(m, dy) == TF_OK);
-    tf_model_sizes p;
-    tf_model_allocated(m, &p);
+    tf_model_sizes p = *tf_model_get_plan(m);
     if (g) memcpy(g, tf_model_grads(m), p.n_params * sizeof *g);
     if (bufs) memcpy(bufs, tf_model_buffers(m), p.n_buffers * sizeof *bufs);
     free(mix);
@@ -200,8 +199,7 @@ static void test_inference_model(void) {
         CHECKF(s == TF_OK, "%s", tf_errmsg());
         if (!mi) break;
         /* running stats away from (0, 1), the same in every model */
-        tf_model_sizes p;
-        tf_model_allocated(mi, &p);
+        tf_model_sizes p = *tf_model_get_plan(mi);
         float *bu = tf_model_buffers(mi);
         for (size_t i = 0; i < p.n_buffers; i++) bu[i] = 0.6f + 0.1f * (float)(i % 7);
         CHECK(tf_model_forward(mi, y0, mix, B, N, 0) == TF_OK);
@@ -320,14 +318,11 @@ static void test_plan_exact(void) {
         for (int dt = 0; dt < 2; dt++) {
             c.checkpointing = ck ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
             c.activation_dtype = dt ? TF_DT_BF16 : TF_DT_FP32;
-            tf_model_sizes p, a;
+            tf_model_sizes p;
             CHECK(tf_model_plan(&p, MC(&c), 2, 30000, 2) == TF_OK);
             tf_model *m = create_measured(&c, 2, 30000, TF_MODEL_TRAIN);
             CHECK(m != NULL);
             if (!m) continue;
-            tf_model_allocated(m, &a);
-            CHECK(a.params == p.params && a.grads == p.grads && a.buffers == p.buffers &&
-                  a.activations == p.activations && a.workspace == p.workspace);
             CHECK(p.params == p.n_params * 4 &&
                   p.total == p.params + p.grads + p.buffers + p.activations + p.workspace);
             act[ck][dt] = p.activations;
@@ -343,16 +338,14 @@ static void test_plan_exact(void) {
         c.activation_dtype = ck ? TF_DT_BF16 : TF_DT_FP32;
         for (int om = 0; om < 2; om++) {
             c.output = om ? TF_OUT_MASK : TF_OUT_MAGNITUDE;
-            tf_model_sizes p, a, t;
+            tf_model_sizes p, t;
             CHECK(tf_model_plan_mode(&p, MC(&c), 1, 6 * 44100, 2, TF_MODEL_INFER) == TF_OK);
             CHECK(tf_model_plan(&t, MC(&c), 1, 6 * 44100, 2) == TF_OK);
             tf_model *m = create_measured(&c, 1, 6 * 44100, TF_MODEL_INFER);
             CHECK(m != NULL);
             if (!m) continue;
-            tf_model_allocated(m, &a);
-            CHECK(p.mode == TF_MODEL_INFER && a.mode == TF_MODEL_INFER);
-            CHECK(a.params == p.params && a.grads == 0 && p.grads == 0 && a.buffers == p.buffers &&
-                  a.activations == 0 && p.activations == 0 && a.workspace == p.workspace);
+            CHECK(p.mode == TF_MODEL_INFER && tf_model_get_plan(m)->mode == TF_MODEL_INFER);
+            CHECK(p.grads == 0 && p.activations == 0);
             CHECK(p.total == p.params + p.buffers + p.workspace && p.params == t.params);
             CHECK(tf_model_grads(m) == NULL && tf_model_grad(m, tf_model_tensor(m, 0)) == NULL);
             tf_model_zero_grad(m); /* nothing to zero */
@@ -389,8 +382,7 @@ static void test_save_load_and_errors(void) {
         tf_model_free(b);
         return;
     }
-    tf_model_sizes p;
-    tf_model_allocated(a, &p);
+    tf_model_sizes p = *tf_model_get_plan(a);
     CHECK(memcmp(tf_model_params(a), tf_model_params(b), p.params) != 0);
     char path[128];
     snprintf(path, sizeof path, "%s/w.safetensors", tmpdir);

@@ -643,7 +643,6 @@ tf_status tf_model_create_mode(tf_model **out, const tf_model_config *cfg, int b
         m->n_param_tensors = 0;
         for (size_t i = 0; i < tb.n; i++) m->n_param_tensors += !m->info[i].is_buffer;
         /* pointers are resolved in build order, then m->info becomes the sorted table */
-        m->alloc = m->plan;
         const size_t arena = m->plan.activations + m->plan.workspace;
         m->params = tf_malloc(m->plan.params ? m->plan.params : 4, "parameters");
         if (mode == TF_MODEL_TRAIN)
@@ -695,9 +694,6 @@ void tf_model_free(tf_model *m) {
 
 const tf_model_sizes *tf_model_get_plan(const tf_model *m) {
     return &m->plan;
-}
-void tf_model_allocated(const tf_model *m, tf_model_sizes *out) {
-    *out = m->alloc;
 }
 const tf_arch *tf_model_arch(const tf_model *m) {
     return &m->a;

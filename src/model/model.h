@@ -194,10 +194,9 @@ tf_status tf_model_create_mode(tf_model **out, const tf_model_config *mc, int ba
                                int threads, tf_model_mode mode);
 void tf_model_free(tf_model *m);
 
-/* The plan the model was created with, and the bytes actually allocated per block
- * (sizes->params etc. as passed to malloc). */
+/* The plan the model was created with: tf_model_create allocates exactly these blocks
+ * (tests/test_model.c measures the heap growth of tf_model_create against it). */
 const tf_model_sizes *tf_model_get_plan(const tf_model *m);
-void tf_model_allocated(const tf_model *m, tf_model_sizes *out);
 const tf_arch *tf_model_arch(const tf_model *m);
 
 /* Parameter table (parameters first, then buffers). */

@@ -102,7 +102,7 @@ struct tf_model {
      * an inference model) */
     float *params, *grads, *buffers;
     unsigned char *arena, *acts, *work;
-    tf_model_sizes plan, alloc;
+    tf_model_sizes plan;
     /* resolved pointers */
     rcm_params *rcm_p, *rcm_g; /* [(enc l | dec j) * nrcm + r]: enc first, then dec */
     rcm_buffers *rcm_b;
