@@ -8,6 +8,7 @@
 
 #include "dsp/ola.h"
 #include "test.h"
+#include "test_child.h"
 #include "util/rng.h"
 
 typedef struct {
@@ -170,28 +171,12 @@ static int stream_song(int64_t N) {
     return rc;
 }
 
-/* RssAnon of this process (KiB), -1 if unknown. The child's ru_maxrss counts the pages
- * it shares with this process after fork: this must stay well below the child's peak. */
-static long self_anon_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "RssAnon:", 8)) kib = strtol(line + 8, NULL, 10);
-    if (f) fclose(f);
-    return kib;
-}
-
 static long child_maxrss(int64_t N) {
     fflush(stdout), fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) _exit(stream_song(N));
-    int status;
-    struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return -1;
-    return ru.ru_maxrss;
+    return test_wait_maxrss(pid);
 }
 
 /* 20 s and 200 s of 44.1 kHz stereo peak at the same resident set within 10 %: the engine
@@ -202,7 +187,7 @@ static void test_memory_measured(void) {
     const int64_t N[2] = {20 * 44100, 200 * 44100};
     long kib[2], parent = -1;
     for (int t = 0; t < 2; t++) {
-        parent = self_anon_kib();
+        parent = test_self_anon_kib();
         kib[t] = child_maxrss(N[t]);
         CHECKF(kib[t] > 0, "the child streaming %lld frames failed", (long long)N[t]);
     }
@@ -224,7 +209,7 @@ static void test_bad_overlap_is_user_error(void) {
 }
 
 int main(void) {
-    RUN(test_memory_measured); /* first: this process is still small (see self_anon_kib) */
+    RUN(test_memory_measured); /* first: this process is still small (see test_self_anon_kib) */
     RUN(test_identity_returns_input);
     RUN(test_streaming_equals_whole_buffer);
     RUN(test_memory_independent_of_length);

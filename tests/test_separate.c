@@ -17,6 +17,7 @@
 #include "infer/separate.h"
 #include "model/model.h"
 #include "test.h"
+#include "test_child.h"
 #include "train/train.h"
 #include "tfswa.h"
 #include "train/ckpt.h"
@@ -823,19 +824,6 @@ static int write_noise_file(const char *path, int rate, double seconds, uint64_t
     return st || c ? -1 : 0;
 }
 
-/* RssAnon of this process (KiB), -1 if unknown. A child's ru_maxrss counts the pages it
- * shares with its parent after fork (also when it execs), so a parent with a large heap
- * hides the child's own peak: the RSS tests run first and check this stays small. */
-static long self_anon_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "RssAnon:", 8)) kib = strtol(line + 8, NULL, 10);
-    if (f) fclose(f);
-    return kib;
-}
-
 /* argv[0] run as a child (stdout and stderr into `log`); returns its peak resident set
  * as the kernel counts it (wait4's ru_maxrss, KiB), or -1 when it did not exit with 0. */
 static long child_maxrss(char *const argv[], const char *log) {
@@ -847,11 +835,7 @@ static long child_maxrss(char *const argv[], const char *log) {
         execv(argv[0], argv);
         _exit(127);
     }
-    int status;
-    struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return -1;
-    return ru.ru_maxrss;
+    return test_wait_maxrss(pid);
 }
 
 /* Measured, not counted by the code itself: `tfswa separate` (this build, the tiny 8 kHz
@@ -892,7 +876,7 @@ static void test_constant_memory_rss(void) {
         char *argv[] = {exe, "separate", in[k], "-o", out, "--checkpoint", ck, "--instrumental",
                         "--num_threads", "1", "--subtype", "PCM_16", NULL};
         // clang-format on
-        parent = self_anon_kib();
+        parent = test_self_anon_kib();
         kib[k] = child_maxrss(argv, log);
         CHECKF(kib[k] > 0, "tfswa separate failed: see %s", log);
         char path[1024];
@@ -955,7 +939,7 @@ static void test_example_program(void) {
 }
 
 int main(void) {
-    RUN(test_constant_memory_rss); /* first: this process is still small (see self_anon_kib) */
+    RUN(test_constant_memory_rss); /* first: this process is still small (see test_self_anon_kib) */
     RUN(test_identity_lengths);
     RUN(test_block_independence);
     RUN(test_file_equals_buffer);
