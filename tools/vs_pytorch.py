@@ -42,7 +42,7 @@ float32 WAV stems with a random-weight checkpoint of the preset (`tfswa train --
 1` on a tiny synth set; all in a temp dir). Ours: `tfswa separate --segment S --overlap O
 --batch_size 1 --num_threads T --subtype FLOAT`. PyTorch: a worker that streams the same
 way ours does: it reads the WAV in blocks of 16384 frames, keeps one chunk of input and
-of weighted accumulator (the buffers of src/infer/ola.c with batch 1), runs each chunk
+of weighted accumulator (the buffers of src/dsp/ola.c with batch 1), runs each chunk
 (round(S*rate) frames, hop round(chunk*(1-O)), trapezoid weights, zero padding past the
 end) under inference_mode as soon as its input is there, and writes each finished part
 of the 4 stems to float WAV files as it goes. The headline time of each side is measured
@@ -543,7 +543,7 @@ class FloatWav:
 
 
 def torch_sep_worker(args):
-    """Stream the song through the fast model, chunked as ours (src/infer/ola.c, batch 1)."""
+    """Stream the song through the fast model, chunked as ours (src/dsp/ola.c, batch 1)."""
     torch, fast, info = torch_prologue(args.threads)
     import numpy as np
 
@@ -712,7 +712,7 @@ def separate_cmd(args):
            "torch_side": {"cmd": " ".join(torch_cmd), "model": "tools/tfswa_torch_fast.py",
                           "mode": "eval() + torch.inference_mode()",
                           "streaming": "blocks of 16384 frames in, one chunk of input and "
-                                       "accumulator held (as src/infer/ola.c, batch 1), stems "
+                                       "accumulator held (as src/dsp/ola.c, batch 1), stems "
                                        "written as they finish"},
            "torch": t.get("torch"), "torch_threads": t.get("torch_threads"),
            "attention": t.get("attention"), "machine": machine(args.threads),
