@@ -6,7 +6,6 @@
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "nn/conv.h"
 #include "util/rng.h"

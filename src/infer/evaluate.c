@@ -6,7 +6,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "data/valtrack.h"
 #include "dsp/stft.h"

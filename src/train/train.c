@@ -5,7 +5,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "data/index.h"
 #include "data/loader.h"
@@ -14,9 +13,9 @@
 #include "train/loss.h"
 #include "train/step.h"
 #include "train/validate.h"
+#include "util/clock.h"
 #include "util/fsutil.h"
 #include "util/sysmem.h"
-#include "util/clock.h"
 
 int64_t tf_train_stop_after = 0;
 
