@@ -14,14 +14,20 @@ typedef struct {
     int64_t frames;
 } ckpt_model;
 
-/* (Re)create the model for (batch, frames, threads) and load the weights into it: an
- * inference model (no gradients, no saved activations). */
+/* Recreate the model for (batch, frames, threads) from the model.json read at open and
+ * load the weights into it: an inference model (no gradients, no saved activations). */
 static tf_status create(ckpt_model *c, int batch, int64_t frames, int threads) {
     tf_model_free(c->m);
     c->m = NULL;
     tf_model_config run = c->info.model; /* run options: defaults, and these threads */
     run.threads = threads;
-    TF_TRY(tf_model_from_checkpoint(&c->m, &c->info, c->dir, &run, batch, frames, TF_MODEL_INFER));
+    TF_TRY(tf_model_create_mode(&c->m, &run, batch, frames, threads, TF_MODEL_INFER));
+    tf_status st = tf_ckpt_load_weights(c->dir, c->m);
+    if (st) {
+        tf_model_free(c->m);
+        c->m = NULL;
+        return st;
+    }
     c->batch = batch, c->frames = frames, c->threads = threads;
     return TF_OK;
 }
@@ -48,11 +54,13 @@ tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads
     memset(m, 0, sizeof *m);
     ckpt_model *c = tf_calloc(1, sizeof *c, "checkpoint model");
     if (!c) return TF_EINTERNAL;
+    /* batch 1 x the training segment (frames 0), the run options at their defaults */
+    tf_model_config run;
+    memset(&run, 0, sizeof run);
+    run.threads = threads;
     tf_status st = tf_ckpt_resolve(path, c->dir, sizeof c->dir);
-    if (!st) st = tf_ckpt_read_info(c->dir, &c->info);
-    const int rate = c->info.sample_rate;
-    const int64_t frames = (int64_t)(c->info.segment_seconds * rate + 0.5);
-    if (!st) st = create(c, 1, frames, threads);
+    if (!st) st = tf_model_from_checkpoint(&c->m, &c->info, c->dir, &run, 1, 0, TF_MODEL_INFER);
+    if (!st) c->batch = 1, c->frames = tf_model_get_plan(c->m)->frames, c->threads = threads;
     if (st) {
         ck_close(c);
         return st;
@@ -61,7 +69,7 @@ tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads
     m->n_targets = c->info.model.n_targets;
     for (int i = 0; i < m->n_targets; i++)
         snprintf(m->targets[i], TF_NAME_MAX, "%s", c->info.targets[i]);
-    m->sample_rate = rate;
+    m->sample_rate = c->info.sample_rate;
     m->segment_seconds = c->info.segment_seconds;
     m->min_frames = c->info.model.n_fft;
     m->prepare = ck_prepare, m->forward = ck_forward, m->close = ck_close, m->ctx = c;
