@@ -126,19 +126,24 @@ static int64_t total_steps(const tf_config *c) {
     return c->max_steps > 0 ? c->max_steps : (int64_t)c->max_epochs * c->steps_per_epoch;
 }
 
+/* With EMA on: on = 1 puts the EMA weights (the ones to deploy) into the model and keeps
+ * the raw ones in opt.raw; on = 0 puts the raw ones back. Nothing without EMA. */
+static void use_ema_weights(run *r, int on) {
+    const float *ema = r->tr->ema;
+    tf_opt_state *opt = &r->tr->opt;
+    float *params = tf_model_params(r->model);
+    if (!ema) return;
+    if (on) memcpy(opt->raw, params, sizeof(float) * opt->n);
+    memcpy(params, on ? ema : opt->raw, sizeof(float) * opt->n);
+}
+
 static tf_status save_ckpt(run *r, const char *which) {
     if (r->d->rank != 0) return TF_OK;
     char dir[TF_PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/checkpoints/%s", r->cfg.output_dir, which);
-    float *params = tf_model_params(r->model), *ema = r->tr->ema;
-    tf_opt_state *opt = &r->tr->opt;
-    size_t n = opt->n;
-    if (ema) { /* model.safetensors holds the EMA weights; train_state the raw ones */
-        memcpy(opt->raw, params, sizeof(float) * n);
-        memcpy(params, ema, sizeof(float) * n);
-    }
-    tf_status st = tf_ckpt_save(dir, r->model, &r->cfg, &r->p, opt);
-    if (ema) memcpy(params, opt->raw, sizeof(float) * n);
+    use_ema_weights(r, 1); /* model.safetensors holds the EMA weights; train_state the raw */
+    tf_status st = tf_ckpt_save(dir, r->model, &r->cfg, &r->p, &r->tr->opt);
+    use_ema_weights(r, 0);
     return st;
 }
 
@@ -161,15 +166,10 @@ static tf_status resume(run *r) {
 /* Validation with the weights to deploy (EMA when on); best checkpoint by mean uSDR. */
 static tf_status validate(run *r) {
     if (tf_index_count(r->ix, TF_SPLIT_VALID) == 0) return TF_OK;
-    float *params = tf_model_params(r->model), *ema = r->tr->ema;
-    tf_opt_state *opt = &r->tr->opt;
-    if (ema) {
-        memcpy(opt->raw, params, sizeof(float) * opt->n);
-        memcpy(params, ema, sizeof(float) * opt->n);
-    }
+    use_ema_weights(r, 1);
     tf_val_result v;
     tf_status st = tf_validate(r->model, &r->cfg, r->ix, TF_SPLIT_VALID, r->d, &v);
-    if (ema) memcpy(params, opt->raw, sizeof(float) * opt->n);
+    use_ema_weights(r, 0);
     TF_TRY(st);
     int best = v.mean > r->p.best_metric;
     if (best) r->p.best_metric = v.mean, r->p.best_step = r->p.step;
