@@ -122,7 +122,7 @@ deps:
 # (tests/test_*.c binaries and tests/test_*.sh scripts, which get the build directory).
 test: deps
 	@$(MAKE) --no-print-directory all tests-bin tools SAN=$(SAN)
-	@tools/include_graph.sh src >/dev/null || { tools/include_graph.sh src | grep FORBIDDEN; exit 1; }
+	@g=$$(tools/include_graph.sh src) || { echo "$$g" | grep FORBIDDEN; exit 1; }
 	@MAKE="$(MAKE)" CC="$(CC)" SAN="$(SAN)" tools/run_tests.sh $(BUILD)
 
 .PHONY: tests-bin

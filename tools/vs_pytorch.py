@@ -81,6 +81,21 @@ BLOCK = 16384  # frames per read, as DEFAULT_BLOCK in src/infer/separate.c
 med = statistics.median
 
 
+def process_results(T, O):
+    """What every comparison reports of the two processes: peak RSS (and its ratio), wall
+    time, and PyTorch's start-up, import time and RSS after import."""
+    return {
+        "rss_ratio": med(T["rss"]) / med(O["rss"]),
+        "torch_peak_rss_bytes": med(T["rss"]),
+        "ours_peak_rss_bytes": med(O["rss"]),
+        "torch_rss_after_import_bytes": med(T["rss_import"]),
+        "torch_interpreter_startup_s": med(T["startup"]),
+        "torch_import_s": med(T["import"]),
+        "torch_process_wall_s": med(T["wall"]),
+        "ours_process_wall_s": med(O["wall"]),
+    }
+
+
 # ------------------------------------------------------------------------------ machine
 def cpu_info():
     name, flags = "unknown CPU", set()
@@ -420,18 +435,11 @@ def train_cmd(args):
     res = {
         "time_ratio": med(T["ms"]) / med(O["ms"]),
         "time_ratio_best": min(T["ms_min"]) / min(O["ms_min"]),
-        "rss_ratio": med(T["rss"]) / med(O["rss"]),
         "torch_" + what: med(T["ms"]),
         "ours_" + what: med(O["ms"]),
         "torch_" + what + "_min": min(T["ms_min"]),
         "ours_" + what + "_min": min(O["ms_min"]),
-        "torch_peak_rss_bytes": med(T["rss"]),
-        "ours_peak_rss_bytes": med(O["rss"]),
-        "torch_rss_after_import_bytes": med(T["rss_import"]),
-        "torch_interpreter_startup_s": med(T["startup"]),
-        "torch_import_s": med(T["import"]),
-        "torch_process_wall_s": med(T["wall"]),
-        "ours_process_wall_s": med(O["wall"]),
+        **process_results(T, O),
         "torch_" + what + "_rounds": T["ms"],
         "ours_" + what + "_rounds": O["ms"],
         "check": check,
@@ -725,19 +733,12 @@ def separate_cmd(args):
         "time_ratio": med(T["sep"]) / med(O["sep"]),
         "time_ratio_best": min(T["sep"]) / min(O["sep"]),
         "time_ratio_process_wall": med(T["wall"]) / med(O["wall"]),
-        "rss_ratio": med(T["rss"]) / med(O["rss"]),
         "torch_separate_s": med(T["sep"]),
         "ours_separate_s": med(O["sep"]),
         "ours_separate_s_printed": med(O["sep_printed"]),
         "torch_realtime_factor": args.song_seconds / med(T["sep"]),
         "ours_realtime_factor": args.song_seconds / med(O["sep"]),
-        "torch_process_wall_s": med(T["wall"]),
-        "ours_process_wall_s": med(O["wall"]),
-        "torch_interpreter_startup_s": med(T["startup"]),
-        "torch_import_s": med(T["import"]),
-        "torch_peak_rss_bytes": med(T["rss"]),
-        "ours_peak_rss_bytes": med(O["rss"]),
-        "torch_rss_after_import_bytes": med(T["rss_import"]),
+        **process_results(T, O),
         "torch_separate_s_rounds": T["sep"],
         "ours_separate_s_rounds": O["sep"],
         "max_abs_diff": diff,
