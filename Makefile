@@ -20,7 +20,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 OPT     ?= -O2
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -fopenmp -fno-math-errno -fno-trapping-math -Iinclude -Isrc
-LDLIBS  += -fopenmp -lm -lpthread
+# oneDNN (Debian libdnnl-dev) ships no pkg-config file
+LDLIBS  += -ldnnl -fopenmp -lm -lpthread
 
 ifeq ($(SAN),1)
   BUILD   := $(BUILD)-san

@@ -3,7 +3,7 @@
 # printing the exact command first (sudo when not root).
 set -e
 PKGS="build-essential pkg-config libsndfile1-dev libfftw3-dev libopenblas-dev liblapacke-dev \
-libsoxr-dev libyaml-dev libcjson-dev libpng-dev libopenmpi-dev openmpi-bin python3-torch python3-numpy python3-venv"
+libsoxr-dev libyaml-dev libcjson-dev libdnnl-dev libpng-dev libopenmpi-dev openmpi-bin python3-torch python3-numpy python3-venv"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

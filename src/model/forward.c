@@ -99,7 +99,7 @@ static void convblock_forward(tf_model *m, int blk, const float *x, float *out, 
                               int Cin, int Cout, int H, int W, const slot_t *c1s,
                               const slot_t *os) {
     layout_t *y = &m->lay;
-    const int R = m->a.nrcm, th = m->threads;
+    const int R = m->a.nrcm;
     const size_t px = (size_t)B * H * W;
     float *A = WS(m, y->A), *T = WS(m, y->ts), *cw = WS(m, y->convws);
     const float *in = x;
@@ -110,13 +110,16 @@ static void convblock_forward(tf_model *m, int blk, const float *x, float *out, 
         bn_forward(m, A, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W, mode);
         tf_gelu_forward(A, A, px * ci);
         float *c1 = sw(m, c1s[r], y->wc1);
-        tf_conv2d_forward(c1, A, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw, 0, th);
+        tf_kern_conv2d_forward(m->kern, c1, A, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw,
+                               y->n_convws * sizeof(float));
         sstore(m, c1s[r], c1);
         bn_forward(m, A, c1, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W, mode);
         tf_gelu_forward(A, A, px * Cout);
         float *o = r == R - 1 ? out : sw(m, os[r], (r & 1) ? y->wo1 : y->wo0);
-        tf_conv2d_forward(o, A, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw, 0, th);
-        tf_conv2d_forward(T, in, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw, 0, th);
+        tf_kern_conv2d_forward(m->kern, o, A, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw,
+                               y->n_convws * sizeof(float));
+        tf_kern_conv2d_forward(m->kern, T, in, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw,
+                               y->n_convws * sizeof(float));
         tf_add_inplace(o, T, px * Cout);
         if (r < R - 1) sstore(m, os[r], o);
         in = o;
@@ -154,7 +157,7 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
                                int Cin, int Cout, int H, int W, const slot_t *c1s,
                                const slot_t *os) {
     layout_t *y = &m->lay;
-    const int R = m->a.nrcm, th = m->threads;
+    const int R = m->a.nrcm;
     const size_t px = (size_t)B * H * W;
     float *G = WS(m, y->G), *dA = WS(m, y->dA), *dG = WS(m, y->dG);
     float *dC1 = WS(m, y->dC1), *E = WS(m, y->E), *cw = WS(m, y->convws);
@@ -174,10 +177,10 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
                                TF_BN_MOMENTUM, TF_BN_EPS);
         tf_gelu_forward(G, G, px * Cout);
         zero(dG, px * Cout);
-        tf_conv2d_backward(dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout, Cout, H, W, 3,
-                           cw, 0, th);
-        tf_conv2d_backward(dnext, g->short_w, g->short_b, dcur, in, p->short_w, B, ci, Cout, H, W,
-                           1, cw, 0, th);
+        tf_kern_conv2d_backward(m->kern, dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout,
+                                Cout, H, W, 3, cw, y->n_convws * sizeof(float));
+        tf_kern_conv2d_backward(m->kern, dnext, g->short_w, g->short_b, dcur, in, p->short_w, B, ci,
+                                Cout, H, W, 1, cw, y->n_convws * sizeof(float));
         bn_gelu_backward(m, dA, dG, c1, mu, rs, p->bn2_w, p->bn2_b, B, Cout, (size_t)H * W);
         zero(dC1, px * Cout);
         tf_batchnorm2d_backward(dC1, g->bn2_w, g->bn2_b, dA, c1, p->bn2_w, mu, rs, B, Cout, H, W);
@@ -186,8 +189,8 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
                                TF_BN_MOMENTUM, TF_BN_EPS);
         tf_gelu_forward(G, G, px * ci);
         zero(dG, px * ci);
-        tf_conv2d_backward(dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci, Cout, H, W, 3, cw,
-                           0, th);
+        tf_kern_conv2d_backward(m->kern, dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci,
+                                Cout, H, W, 3, cw, y->n_convws * sizeof(float));
         bn_gelu_backward(m, dA, dG, in, mu, rs, p->bn1_w, p->bn1_b, B, ci, (size_t)H * W);
         tf_batchnorm2d_backward(dnext, g->bn1_w, g->bn1_b, dA, in, p->bn1_w, mu, rs, B, ci, H, W);
         dcur = dnext;
@@ -303,12 +306,12 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
         return tf_err(TF_EUSER,
                       "model input of batch %d x %lld samples exceeds the planned %d x %lld", B,
                       (long long)N, m->plan.batch, (long long)m->plan.frames);
-    TF_TRY(tf_layout(y, a, B, N, m->threads, m->mode));
+    TF_TRY(tf_layout(y, a, B, N, m->threads, m->mode, m->kern));
     if (y->act_bytes > m->plan.activations || y->work_bytes > m->plan.workspace)
         return tf_err(TF_EINTERNAL, "layout of %d x %lld exceeds the plan", B, (long long)N);
     if (!training) return tf_model_forward_eval(m, out, mix);
     const int L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp, Tp = y->Tp;
-    const int mode = MODE_TRAIN, th = m->threads;
+    const int mode = MODE_TRAIN;
     const size_t nspec = (size_t)B * 2 * Fb * T;
     tf_stft *st = m->stft;
     /* STFT, magnitude and phase */
@@ -385,8 +388,8 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     const int co = 2 * K * S;
     const size_t hw = (size_t)Fp * Tp;
     float *zb = sw(m, y->z, y->zbuf);
-    tf_conv2d_forward(zb, prev, m->head_w, m->head_b, B, a->ch[0], co, Fp, Tp, 1, WS(m, y->convws),
-                      0, th);
+    tf_kern_conv2d_forward(m->kern, zb, prev, m->head_w, m->head_b, B, a->ch[0], co, Fp, Tp, 1,
+                           WS(m, y->convws), y->n_convws * sizeof(float));
     sstore(m, y->z, zb);
     const float *x0 = a->output == TF_OUT_MASK ? sload(m, y->enc_in[0], y->wx) : NULL;
     /* per (item, target): its 2K channels cropped to (2K, Fs, T), the activation (ReLU, or
@@ -434,8 +437,7 @@ static tf_status backward(tf_model *m, const float *dout) {
         return tf_err(TF_EINTERNAL, "tf_model_backward needs a training forward first");
     const tf_arch *a = &m->a;
     layout_t *y = &m->lay;
-    const int B = y->B, L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp, Tp = y->Tp,
-              th = m->threads;
+    const int B = y->B, L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp, Tp = y->Tp;
     const int ck = a->ckpt == TF_CKPT_BLOCKS;
     const int64_t N = y->N;
     tf_stft *st = m->stft;
@@ -481,8 +483,9 @@ static tf_status backward(tf_model *m, const float *dout) {
     {
         const float *hin = sload(m, y->head_in, y->wx);
         zero(Dc, (size_t)B * a->ch[0] * hw);
-        tf_conv2d_backward(Dc, m->ghead_w, m->ghead_b, dz, hin, m->head_w, B, a->ch[0], co, Fp, Tp,
-                           1, WS(m, y->convws), 0, th);
+        tf_kern_conv2d_backward(m->kern, Dc, m->ghead_w, m->ghead_b, dz, hin, m->head_w, B,
+                                a->ch[0], co, Fp, Tp, 1, WS(m, y->convws),
+                                y->n_convws * sizeof(float));
     }
     /* decoder, last block first */
     for (int j = L - 1; j >= 0; j--) {
@@ -544,6 +547,8 @@ tf_status tf_model_forward(tf_model *m, float *out, const float *mix, int B, int
     if (saved != 1) openblas_set_num_threads(1);
     tf_status s = forward(m, out, mix, B, N, training);
     if (saved > 1) openblas_set_num_threads(saved);
+    /* a failure inside a kernel call (recorded by the backend) fails the forward */
+    if (s == TF_OK) s = tf_kernels_status(m->kern);
     return s;
 }
 
@@ -552,5 +557,6 @@ tf_status tf_model_backward(tf_model *m, const float *dout) {
     if (saved != 1) openblas_set_num_threads(1);
     tf_status s = backward(m, dout);
     if (saved > 1) openblas_set_num_threads(saved);
+    if (s == TF_OK) s = tf_kernels_status(m->kern);
     return s;
 }

@@ -25,23 +25,26 @@ static float *EV(tf_model *m, size_t off) {
  *   o = conv2(Y) + Q into X (or out for the last RCM). */
 static void convblock_eval(tf_model *m, int blk, float *X, float *out, float *Y, float *Q, int B,
                            int Cin, int Cout, int H, int W) {
-    const int R = m->a.nrcm, th = m->threads;
+    const int R = m->a.nrcm;
     const size_t px = (size_t)B * H * W;
     float *cw = EV(m, m->lay.ev.convws);
     for (int r = 0; r < R; r++) {
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &m->rcm_p[blk * R + r];
         const rcm_buffers *bu = &m->rcm_b[blk * R + r];
-        tf_conv2d_forward(Q, X, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw, 0, th);
+        tf_kern_conv2d_forward(m->kern, Q, X, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw,
+                               m->lay.ev.n_convws * sizeof(float));
         tf_batchnorm2d_eval_forward(X, X, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W,
                                     TF_BN_EPS);
         tf_gelu_forward(X, X, px * ci);
-        tf_conv2d_forward(Y, X, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw, 0, th);
+        tf_kern_conv2d_forward(m->kern, Y, X, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw,
+                               m->lay.ev.n_convws * sizeof(float));
         tf_batchnorm2d_eval_forward(Y, Y, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W,
                                     TF_BN_EPS);
         tf_gelu_forward(Y, Y, px * Cout);
         float *o = r == R - 1 ? out : X;
-        tf_conv2d_forward(o, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw, 0, th);
+        tf_kern_conv2d_forward(m->kern, o, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw,
+                               m->lay.ev.n_convws * sizeof(float));
         tf_add_inplace(o, Q, px * Cout);
     }
 }

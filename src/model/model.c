@@ -72,6 +72,8 @@ tf_status tf_arch_from_config(tf_arch *a, const tf_model_config *c) {
     a->output = c->output;
     a->act_dtype = c->activation_dtype;
     a->ckpt = c->checkpointing;
+    a->backend = c->backend;
+    a->compute = c->compute_dtype;
     int cur = a->ch[a->L - 1];
     for (int j = 0; j < a->L; j++) {
         int i = a->L - 1 - j;
@@ -241,7 +243,39 @@ static size_t bump(size_t *cur, size_t nfloats) {
  * skips and the bottleneck map are kept, P0 holds every conv block's input; the stage
  * scratch is used in turn by the input STFT (re, im, mag), the conv blocks (P1, Q,
  * convws), the TFSWA stack (t, tsv, relidx, mask) and the head (re .. zk). */
-static void eval_layout(evlay_t *e, const tf_arch *a, const layout_t *y, int threads) {
+/* *acc = max(*acc, workspace floats of conv (B, ci -> co, H x W, k x k, with bias) through
+ * kern (registering the shape there), or through the ref kernels when kern is NULL;
+ * train = 0: the forward's workspace only. */
+static tf_status conv_ws(size_t *acc, tf_kernels *kern, int B, int ci, int co, int H, int W, int k,
+                         int train, int threads) {
+    size_t bytes;
+    if (kern)
+        TF_TRY(tf_kern_conv2d_add(kern, B, ci, co, H, W, k, 1, train, &bytes));
+    else
+        bytes =
+            sizeof(float) * (train ? tf_conv2d_workspace_floats(ci, co, H, W, k, 0, threads)
+                                   : tf_conv2d_forward_workspace_floats(ci, H, W, k, 0, threads));
+    const size_t f = (bytes + sizeof(float) - 1) / sizeof(float);
+    if (f > *acc) *acc = f;
+    return TF_OK;
+}
+
+/* The convolutions of one Conv block (nrcm RCMs, ci -> co at H x W): conv1, conv2 and the
+ * 1x1 shortcut of each RCM. */
+static tf_status block_ws(size_t *acc, tf_kernels *kern, const tf_arch *a, int B, int ci, int co,
+                          int H, int W, int train, int threads) {
+    for (int r = 0; r < a->nrcm; r++) {
+        const int c0 = r ? co : ci;
+        if (r > 1) break; /* RCMs after the first repeat the shapes of the second */
+        TF_TRY(conv_ws(acc, kern, B, c0, co, H, W, 3, train, threads));
+        TF_TRY(conv_ws(acc, kern, B, co, co, H, W, 3, train, threads));
+        TF_TRY(conv_ws(acc, kern, B, c0, co, H, W, 1, train, threads));
+    }
+    return TF_OK;
+}
+
+static tf_status eval_layout(evlay_t *e, const tf_arch *a, const layout_t *y, int threads,
+                             tf_kernels *kern) {
     memset(e, 0, sizeof *e);
     const int L = a->L, K = a->K, C = a->ch[L - 1], Hd = a->hidden, Ls = a->wt * a->wf;
     const size_t b = (size_t)y->B;
@@ -253,14 +287,14 @@ static void eval_layout(evlay_t *e, const tf_arch *a, const layout_t *y, int thr
         e->skip[l] = bump(&c, px * co);
         big = zmax(big, px * zmax(ci, co));
         q = zmax(q, px * co);
-        cw = zmax(cw, tf_conv2d_forward_workspace_floats(zmax(ci, co), H, W, 3, 0, threads));
+        TF_TRY(block_ws(&cw, kern, a, y->B, ci, co, H, W, 0, threads));
     }
     for (int j = 0; j < L; j++) {
         const int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j], H = y->H[i], W = y->W[i];
         const size_t px = b * H * W;
         big = zmax(big, px * zmax(ci, co));
         q = zmax(q, px * co);
-        cw = zmax(cw, tf_conv2d_forward_workspace_floats(zmax(ci, co), H, W, 3, 0, threads));
+        TF_TRY(block_ws(&cw, kern, a, y->B, ci, co, H, W, 0, threads));
     }
     const size_t ntok = b * y->H[L] * y->W[L] * C;
     e->bott = bump(&c, ntok);
@@ -298,10 +332,11 @@ static void eval_layout(evlay_t *e, const tf_arch *a, const layout_t *y, int thr
     if (a->output == TF_OUT_MASK) e->xk = bump(&s, nk);
     end = zmax(end, s);
     e->bytes = end;
+    return TF_OK;
 }
 
 tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads,
-                    tf_model_mode mode) {
+                    tf_model_mode mode, tf_kernels *kern) {
     memset(y, 0, sizeof *y);
     if (B < 1) return tf_err(TF_EUSER, "batch size %d (>= 1)", B);
     if (N < 1) return tf_err(TF_EUSER, "segment of %lld samples (>= 1)", (long long)N);
@@ -327,7 +362,7 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     const size_t b = (size_t)B;
     const size_t nspec = b * 2 * y->Fb * y->T;
     const size_t nz = b * 2 * K * S * y->Fp * y->Tp;
-    eval_layout(&y->ev, a, y, threads);
+    TF_TRY(eval_layout(&y->ev, a, y, threads, kern));
     if (mode == TF_MODEL_INFER) {
         y->act_bytes = 0;
         y->work_bytes = y->ev.bytes;
@@ -443,24 +478,17 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     y->n_tile = (size_t)threads * 2 * TF_BN_TILE;
     y->tile = wput(&c, y->n_tile);
     int cmax = a->cin;
-    size_t cw = tf_conv2d_workspace_floats(a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 0, threads);
+    size_t cw = 0;
+    TF_TRY(conv_ws(&cw, kern, B, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 1, threads));
     for (int l = 0; l < L; l++) {
         int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
         cmax = (int)zmax((size_t)cmax, (size_t)co);
-        cw = zmax(cw, tf_conv2d_workspace_floats(ci, co, y->H[l], y->W[l], 3, 0, threads));
-        cw = zmax(cw, tf_conv2d_workspace_floats(co, co, y->H[l], y->W[l], 3, 0, threads));
-        cw = zmax(cw, tf_conv2d_workspace_floats(ci, co, y->H[l], y->W[l], 1, 0, threads));
-        if (R > 1)
-            cw = zmax(cw, tf_conv2d_workspace_floats(co, co, y->H[l], y->W[l], 1, 0, threads));
+        TF_TRY(block_ws(&cw, kern, a, B, ci, co, y->H[l], y->W[l], 1, threads));
     }
     for (int j = 0; j < L; j++) {
         int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j];
         cmax = (int)zmax((size_t)cmax, (size_t)ci);
-        cw = zmax(cw, tf_conv2d_workspace_floats(ci, co, y->H[i], y->W[i], 3, 0, threads));
-        cw = zmax(cw, tf_conv2d_workspace_floats(co, co, y->H[i], y->W[i], 3, 0, threads));
-        cw = zmax(cw, tf_conv2d_workspace_floats(ci, co, y->H[i], y->W[i], 1, 0, threads));
-        if (R > 1)
-            cw = zmax(cw, tf_conv2d_workspace_floats(co, co, y->H[i], y->W[i], 1, 0, threads));
+        TF_TRY(block_ws(&cw, kern, a, B, ci, co, y->H[i], y->W[i], 1, threads));
     }
     y->st_m1 = wput(&c, (size_t)cmax);
     y->st_r1 = wput(&c, (size_t)cmax);
@@ -530,8 +558,10 @@ tf_status tf_model_plan(tf_model_sizes *out, const tf_model_config *cfg, int bat
     return tf_model_plan_mode(out, cfg, batch, frames, threads, TF_MODEL_TRAIN);
 }
 
-tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_model_config *cfg, int batch,
-                             int64_t frames, int threads, tf_model_mode mode) {
+/* The plan with the convolutions registered in kern (created for a's backend, compute
+ * dtype and `threads`), or in a temporary kernels object when kern is NULL. */
+static tf_status plan_with(tf_model_sizes *out, const tf_model_config *cfg, int batch,
+                           int64_t frames, int threads, tf_model_mode mode, tf_kernels *kern) {
     memset(out, 0, sizeof *out);
     if (mode != TF_MODEL_TRAIN && mode != TF_MODEL_INFER)
         return tf_err(TF_EINTERNAL, "model mode %d", (int)mode);
@@ -541,7 +571,11 @@ tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_model_config *cfg, in
     table_b tb = {0};
     build_table(&tb, &a);
     layout_t y;
-    TF_TRY(tf_layout(&y, &a, batch, frames, threads, mode));
+    tf_kernels *tmp = NULL;
+    if (!kern) TF_TRY(tf_kernels_create(&tmp, a.backend, a.compute, threads));
+    tf_status s = tf_layout(&y, &a, batch, frames, threads, mode, kern ? kern : tmp);
+    tf_kernels_free(tmp);
+    TF_TRY(s);
     out->mode = mode;
     out->n_params = tb.np;
     out->n_buffers = tb.nb;
@@ -558,6 +592,11 @@ tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_model_config *cfg, in
     out->tpad = y.Tp;
     out->threads = threads;
     return TF_OK;
+}
+
+tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_model_config *cfg, int batch,
+                             int64_t frames, int threads, tf_model_mode mode) {
+    return plan_with(out, cfg, batch, frames, threads, mode, NULL);
 }
 
 /* ---------------------------------------------------------------------- create */
@@ -609,7 +648,10 @@ tf_status tf_model_create_mode(tf_model **out, const tf_model_config *cfg, int b
     if (!m) return TF_EINTERNAL;
     tf_status s = tf_arch_from_config(&m->a, cfg);
     if (s != TF_OK) goto fail;
-    if ((s = tf_model_plan_mode(&m->plan, cfg, batch, frames, threads, mode)) != TF_OK) goto fail;
+    if ((s = tf_kernels_create(&m->kern, m->a.backend, m->a.compute,
+                               resolve_threads(cfg, threads))) != TF_OK)
+        goto fail;
+    if ((s = plan_with(&m->plan, cfg, batch, frames, threads, mode, m->kern)) != TF_OK) goto fail;
     m->mode = mode;
     m->threads = m->plan.threads;
     table_b tb = {0};
@@ -664,6 +706,8 @@ tf_status tf_model_create_mode(tf_model **out, const tf_model_config *cfg, int b
     tf_stft *st = NULL;
     if ((s = tf_stft_create(&st, m->a.n_fft, m->a.hop)) != TF_OK) goto fail;
     m->stft = st;
+    /* every convolution's primitives, once (JIT code: outside the plan's five blocks) */
+    if ((s = tf_kernels_commit(m->kern)) != TF_OK) goto fail;
     tf_model_init(m, cfg->seed);
     tf_model_zero_grad(m);
     *out = m;
@@ -676,6 +720,7 @@ fail:
 void tf_model_free(tf_model *m) {
     if (!m) return;
     tf_stft_destroy((tf_stft *)m->stft);
+    tf_kernels_free(m->kern);
     free(m->info);
     free(m->rcm_p);
     free(m->rcm_g);
@@ -790,7 +835,7 @@ tf_status tf_model_save(const tf_model *m, const char *path, const char *const *
 
 double tf_model_forward_flops(const tf_arch *a, int B, int64_t N) {
     layout_t y;
-    if (tf_layout(&y, a, B, N, 1, TF_MODEL_INFER) != TF_OK) return 0;
+    if (tf_layout(&y, a, B, N, 1, TF_MODEL_INFER, NULL) != TF_OK) return 0;
     double f = 0;
     for (int l = 0; l < a->L; l++) {
         int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];

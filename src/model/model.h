@@ -129,6 +129,8 @@ typedef struct {
     /* ---- run options ---- */
     tf_dtype activation_dtype;  /* saved activations fp32 | bf16 */
     tf_ckpt_mode checkpointing; /* off | blocks */
+    tf_backend backend;         /* dnnl | ref: who runs the convolutions (nn/kernels.h) */
+    tf_dtype compute_dtype;     /* fp32 | bf16 arithmetic (bf16 only where native) */
     int threads;                /* 0: the OpenMP maximum */
     uint64_t seed;              /* parameter initialisation */
 } tf_model_config;
@@ -143,6 +145,8 @@ typedef struct {
     tf_output_mode output;
     tf_dtype act_dtype;
     tf_ckpt_mode ckpt;
+    tf_backend backend;
+    tf_dtype compute;
 } tf_arch;
 
 /* What a model is for: training (gradients, saved activations) or inference only. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "nn/kernels.h"
 
 #define TF_MAX_RCMS    16
 #define TF_MAX_TFSWA   32
@@ -110,6 +111,7 @@ struct tf_model {
     size_t *tb_off; /* [b*4 + sub]: float offset of that tblock's params */
     /* STFT */
     void *stft; /* tf_stft* */
+    tf_kernels *kern; /* the arithmetic (nn/kernels.h) */
     /* state of the last forward */
     layout_t lay;
     int have_fwd; /* the last forward was a training forward (backward may run) */
@@ -149,8 +151,10 @@ static inline void tf_copy_corner(float *dst, int Fd, int Td, const float *src, 
 tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix);
 
 /* model.c */
+/* kern: the kernels the convolutions will run on (their shapes are registered there and
+ * their workspace comes from there); NULL: the ref kernels' sizes, nothing registered */
 tf_status tf_layout(layout_t *lay, const tf_arch *a, int B, int64_t N, int threads,
-                    tf_model_mode mode);
+                    tf_model_mode mode, tf_kernels *kern);
 size_t tf_tblock_hidden(const tf_arch *a);
 tf_status tf_model_tap_put(tf_model *m, const char *name, const float *x, size_t n);
 /* part [off, off + n) of a tap of `total` floats */

@@ -35,6 +35,8 @@ tf_model_config tf_train_model_config(const tf_config *c) {
     m.output = c->output;
     m.activation_dtype = c->activation_dtype;
     m.checkpointing = c->checkpointing;
+    m.backend = c->backend;
+    m.compute_dtype = c->compute_dtype;
     m.threads = c->num_threads;
     m.seed = (uint64_t)c->seed;
     return m;

@@ -42,6 +42,7 @@ static const char *const E_SAMPLING[] = {"remix", "aligned", NULL};
 static const char *const E_OUTPUT[] = {"magnitude", "mask", NULL};
 static const char *const E_DTYPE[] = {"fp32", "bf16", NULL};
 static const char *const E_CKPT[] = {"off", "blocks", NULL};
+static const char *const E_BACKEND[] = {"dnnl", "ref", NULL}; /* tf_backend order */
 static const char *const E_OPT[] = {"adam", "adamw", NULL};
 static const char *const E_LOSS[] = {"l1", "mrstft", NULL};
 
@@ -104,6 +105,8 @@ static const key_def KEYS[] = {
     KENUM("output", output, E_OUTPUT),
     KENUM("activation_dtype", activation_dtype, E_DTYPE),
     KENUM("checkpointing", checkpointing, E_CKPT),
+    KENUM("compute_dtype", compute_dtype, E_DTYPE),
+    KENUM("backend", backend, E_BACKEND),
     /* training */
     KINT("batch_size", batch_size, 1, 1 << 20, 0),
     KINT("gradient_accumulation_steps", gradient_accumulation_steps, 1, 1 << 20, 0),
@@ -669,6 +672,8 @@ void tf_config_defaults(tf_config *c) {
     c->output = TF_OUT_MAGNITUDE;
     c->activation_dtype = TF_DT_FP32;
     c->checkpointing = TF_CKPT_OFF;
+    c->compute_dtype = TF_DT_FP32;
+    c->backend = TF_BACKEND_DNNL;
     c->batch_size = 4;
     c->gradient_accumulation_steps = 1;
     c->max_epochs = 30;
@@ -1210,8 +1215,8 @@ static tf_status apply_flag(tf_config *c, args_t *a, int i, const char *name, co
         } else if (next_is_value(a, i) && parse_bool(a->argv[i + 1], &v)) {
             a->used[i + 1] = 1;
         }
-        if (kind == AL_AMP)
-            c->activation_dtype = v ? TF_DT_BF16 : TF_DT_FP32;
+        if (kind == AL_AMP) /* bf16 storage and (where native) bf16 arithmetic */
+            c->activation_dtype = c->compute_dtype = v ? TF_DT_BF16 : TF_DT_FP32;
         else if (kind == AL_CKPT)
             c->checkpointing = v ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
         else
