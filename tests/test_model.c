@@ -269,6 +269,65 @@ static void test_param_counts(void) {
     }
 }
 
+/* tf_model_train_flops against PyTorch: tests/reference/flops_ref.py counts the FLOPs of the
+ * convolution / convolution_backward / mm / addmm / bmm operators the reference model really
+ * runs in one training step (forward, then backward; with checkpointing, every RCM and TFSWA
+ * block wrapped in torch.utils.checkpoint so backward re-runs their forwards). Exact match:
+ * a layer, a level or a backward term missing on either side shows. */
+static void test_train_flops(void) {
+    struct {
+        const char *preset;
+        int ckpt, targets, rcms, blocks, B, N;
+        tf_output_mode out;
+    } cases[] = {{"tiny", 0, 1, 2, 2, 2, 22050, TF_OUT_MAGNITUDE},
+                 {"tiny", 1, 1, 2, 2, 2, 22050, TF_OUT_MAGNITUDE},
+                 {"tiny", 1, 2, 3, 1, 1, 30000, TF_OUT_MASK},
+                 {"small", 0, 4, 1, 1, 1, 44100, TF_OUT_MAGNITUDE}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tf_config c = preset_config(cases[i].preset);
+        c.checkpointing = cases[i].ckpt ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
+        c.n_targets = cases[i].targets;
+        c.rcms_per_block = cases[i].rcms;
+        c.tfswa_blocks = cases[i].blocks;
+        c.output = cases[i].out;
+        const int B = cases[i].B, N = cases[i].N;
+        tf_arch a;
+        CHECK(tf_arch_from_config(&a, MC(&c)) == TF_OK);
+        tf_train_flops f;
+        const double total = tf_model_train_flops(&a, B, N, &f);
+        char margs[512], tg[16], cmd[1024];
+        snprintf(tg, sizeof tg, "%d", c.n_targets);
+        ref_model_args(margs, sizeof margs, &c, tg);
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 tests/reference/flops_ref.py %s --batch %d --samples %d "
+                 "--checkpointing %s",
+                 margs, B, N, cases[i].ckpt ? "blocks" : "off");
+        FILE *p = popen(cmd, "r");
+        double want_f = -1, want_b = -1;
+        int got = p ? fscanf(p, "%lf %lf", &want_f, &want_b) : -1;
+        int rc = p ? pclose(p) : -1;
+        CHECKF(got == 2 && rc == 0,
+               "%s failed (exit %d): /usr/bin/python3 with torch is required by this test", cmd,
+               rc);
+        const double bwd = f.backward_data + f.backward_weights + f.recompute;
+        printf("  %s ckpt %d S %d R %d blocks %d B %d N %d: forward %.0f backward %.0f (recompute "
+               "%.0f); PyTorch %.0f %.0f\n",
+               cases[i].preset, cases[i].ckpt, c.n_targets, c.rcms_per_block, c.tfswa_blocks, B, N,
+               f.forward, bwd, f.recompute, want_f, want_b);
+        CHECKF(f.forward == want_f, "forward %.0f vs PyTorch %.0f", f.forward, want_f);
+        CHECKF(bwd == want_b, "backward %.0f vs PyTorch %.0f", bwd, want_b);
+        CHECK(f.forward == tf_model_forward_flops(&a, B, N));
+        CHECK(total == f.forward + bwd && total == f.total);
+        CHECK(cases[i].ckpt ? f.recompute > 0 : f.recompute == 0);
+    }
+    /* invalid shapes: 0 and a zeroed struct */
+    tf_arch a;
+    tf_config c = tiny_config();
+    CHECK(tf_arch_from_config(&a, MC(&c)) == TF_OK);
+    tf_train_flops f = {.total = 1};
+    CHECK(tf_model_train_flops(&a, 1, 0, &f) == 0 && f.total == 0 && f.forward == 0);
+}
+
 /* Create a model of mode and measure the heap bytes tf_model_create takes (after a
  * warm-up create + free of the same model, so the one-time allocations of FFTW and OpenMP
  * are not counted). Checks that the growth is the plan's total plus at most the parameter
@@ -431,6 +490,7 @@ int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/tfswa_model_XXXXXX");
     if (!mkdtemp(tmpdir)) return 1;
     RUN(test_param_counts);
+    RUN(test_train_flops);
     RUN(test_plan_exact);
     RUN(test_save_load_and_errors);
     RUN(test_checkpointing_identical);

@@ -6,7 +6,14 @@
  * plan for checkpointing off/blocks x fp32/bf16 activations. Config keys (e.g.
  * --checkpointing blocks, --activation_dtype bf16, --stft.hop_length 441) apply as in
  * `tfswa train`. --variants also times forward + backward of all four memory variants,
- * alternating between them in the same run. */
+ * alternating between them in the same run.
+ *
+ * Achieved FLOP rate: the FLOPs of one training step counted layer by layer
+ * (tf_model_train_flops: forward, backward-data, backward-weights and, with checkpointing,
+ * the recomputed block forwards) over the best forward + backward time; and that rate as a
+ * fraction of a large single-precision GEMM (cblas_sgemm, n x n x n sized to ~0.3 s, best
+ * of 3) timed in the same run with the same thread count. */
+#include <cblas.h>
 #include <cJSON.h>
 #include <math.h>
 #include <omp.h>
@@ -43,6 +50,61 @@ typedef struct {
     float *mix, *out, *dout;
 } io_t;
 
+/* OpenBLAS (pthread build): its thread count, set for the GEMM reference */
+int openblas_get_num_threads(void);
+void openblas_set_num_threads(int);
+
+/* The arithmetic dtype of the model's GEMMs, and so of the reference GEMM. Today fp32
+ * (cblas_sgemm). Hook for bf16 arithmetic: when the model computes in bf16, time the
+ * matching bf16 GEMM here (OpenBLAS cblas_sbgemm) and report gemm_dtype "bf16". */
+static const char GEMM_DTYPE[] = "fp32";
+
+/* GFLOP/s of C = A B (n x n, fp32, OpenBLAS on nth threads): n grown until one call takes
+ * about 0.3 s (128 <= n <= 4096, a multiple of 64), then the best of 3 calls. 0 when out
+ * of memory. */
+static double gemm_gflops(int nth, int *n_out) {
+    const int saved = openblas_get_num_threads();
+    openblas_set_num_threads(nth);
+    int n = 512;
+    double best = 0;
+    for (int pass = 0; pass < 2; pass++) { /* pass 0: size it; pass 1: measure */
+        const size_t nn = (size_t)n * n;
+        float *A = malloc(nn * sizeof(float)), *Bm = malloc(nn * sizeof(float)),
+              *Cm = malloc(nn * sizeof(float));
+        if (!A || !Bm || !Cm) {
+            free(A);
+            free(Bm);
+            free(Cm);
+            best = 0;
+            break;
+        }
+        for (size_t i = 0; i < nn; i++) {
+            A[i] = (float)(i % 7) * 0.25f - 0.75f;
+            Bm[i] = (float)(i % 5) * 0.5f - 1.f;
+        }
+        double tmin = 1e30;
+        for (int r = 0; r < (pass ? 3 : 2); r++) { /* pass 0: a warm-up, then the time */
+            const double t0 = tf_now_s();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.f, A, n, Bm, n, 0.f,
+                        Cm, n);
+            const double t = tf_now_s() - t0;
+            if (t < tmin) tmin = t;
+        }
+        free(A);
+        free(Bm);
+        free(Cm);
+        best = 2.0 * n * (double)n * n / (tmin > 0 ? tmin : 1e-9) / 1e9;
+        if (pass == 0) {
+            double g = n * cbrt(0.3 / (tmin > 0 ? tmin : 1e-9));
+            int m = (int)(g / 64 + 0.5) * 64;
+            n = m < 128 ? 128 : m > 4096 ? 4096 : m;
+        }
+    }
+    openblas_set_num_threads(saved);
+    *n_out = n;
+    return best;
+}
+
 static tf_status train_step(tf_model *m, io_t *io, int B, int64_t N, double *t_fwd, double *t_all) {
     tf_model_zero_grad(m);
     double t0 = tf_now_s();
@@ -60,7 +122,12 @@ static const char USAGE[] =
     "                         [--variants] [--preset P] [--key value]...\n"
     "Time a train-mode forward, forward + backward and an inference forward on random\n"
     "stereo input of --seconds, and print the memory plan of the four variants (fp32|bf16\n"
-    "activations x checkpointing off|blocks); --variants also times all four, alternating.\n";
+    "activations x checkpointing off|blocks); --variants also times all four, alternating.\n"
+    "Also: the FLOPs of one training step counted layer by layer (forward, backward-data,\n"
+    "backward-weights, and with --checkpointing blocks the recomputed block forwards),\n"
+    "gflops_achieved = those FLOPs / the best forward + backward time, gemm_gflops = a\n"
+    "large sgemm (n^3 sized to ~0.3 s, best of 3) on the same threads in the same run, and\n"
+    "fraction_of_gemm_peak = gflops_achieved / gemm_gflops (gemm_dtype: fp32).\n";
 
 int bench_model(int argc, char **argv) {
     if (cli_wants_help(argc, argv, USAGE)) return 0;
@@ -106,6 +173,9 @@ int bench_model(int argc, char **argv) {
     }
     if ((st = tf_model_plan_mode(&iplan, &mc0, b, N, nth, TF_MODEL_INFER)) != TF_OK)
         return cli_fail(st);
+    tf_train_flops step_flops; /* the whole batch */
+    if (tf_model_train_flops(&arch, b, N, &step_flops) <= 0)
+        return cli_fail(tf_err(TF_EINTERNAL, "bench model: no FLOP count for these shapes"));
 
     /* random input, fixed seed */
     const size_t nin = (size_t)b * 2 * N, nout = (size_t)b * c.n_targets * 2 * N;
@@ -167,6 +237,16 @@ int bench_model(int argc, char **argv) {
         free(tv);
         return cli_fail(st);
     }
+    /* the GEMM reference, same run, same threads */
+    int gemm_n = 0;
+    const double gemm = gemm_gflops(nth, &gemm_n);
+    if (!(gemm > 0)) {
+        free(tf);
+        free(ta);
+        free(te);
+        free(tv);
+        return cli_fail(tf_err(TF_EINTERNAL, "bench model: out of memory for the GEMM reference"));
+    }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     const double peak_rss = (double)ru.ru_maxrss * 1024.0;
@@ -174,6 +254,7 @@ int bench_model(int argc, char **argv) {
     double fwd_min = bench_min(tf, it), all_min = bench_min(ta, it), ev_min = bench_min(te, it);
     double fwd_med = bench_median(tf, it), all_med = bench_median(ta, it),
            ev_med = bench_median(te, it);
+    const double achieved = step_flops.total / 1e9 / (all_min / 1e3);
     char machine[400];
     bench_machine(machine, sizeof machine, nth);
 
@@ -210,6 +291,18 @@ int bench_model(int argc, char **argv) {
     cJSON_AddNumberToObject(res, "eval_forward_ms", ev_med);
     cJSON_AddNumberToObject(res, "eval_forward_ms_min", ev_min);
     cJSON_AddNumberToObject(res, "forward_backward_gflops", 3 * gflop_fwd * b / (all_min / 1e3));
+    cJSON *sf = cJSON_AddObjectToObject(res, "train_step_gflop");
+    cJSON_AddNumberToObject(sf, "forward", step_flops.forward / 1e9);
+    cJSON_AddNumberToObject(sf, "backward_data", step_flops.backward_data / 1e9);
+    cJSON_AddNumberToObject(sf, "backward_weights", step_flops.backward_weights / 1e9);
+    cJSON_AddNumberToObject(sf, "recompute", step_flops.recompute / 1e9);
+    cJSON_AddNumberToObject(sf, "total", step_flops.total / 1e9);
+    cJSON_AddBoolToObject(res, "flops_include_recompute", step_flops.recompute > 0);
+    cJSON_AddNumberToObject(res, "gflops_achieved", achieved);
+    cJSON_AddNumberToObject(res, "gemm_gflops", gemm);
+    cJSON_AddNumberToObject(res, "gemm_n", gemm_n);
+    cJSON_AddStringToObject(res, "gemm_dtype", GEMM_DTYPE);
+    cJSON_AddNumberToObject(res, "fraction_of_gemm_peak", achieved / gemm);
     cJSON_AddNumberToObject(res, "peak_rss_bytes", peak_rss);
     cJSON *by = cJSON_AddObjectToObject(res, "bytes");
     for (int v = 0; v < 4; v++) cJSON_AddItemToObject(by, VNAME[v], bytes_json(&plans[v]));
@@ -234,6 +327,12 @@ int bench_model(int argc, char **argv) {
         printf("  forward (train)    %9.1f ms (min %.1f)\n", fwd_med, fwd_min);
         printf("  forward + backward %9.1f ms (min %.1f)\n", all_med, all_min);
         printf("  forward (eval)     %9.1f ms (min %.1f)\n", ev_med, ev_min);
+        printf("  training step %.2f GFLOP (forward %.2f, backward data %.2f, weights %.2f, "
+               "recompute %.2f)\n",
+               step_flops.total / 1e9, step_flops.forward / 1e9, step_flops.backward_data / 1e9,
+               step_flops.backward_weights / 1e9, step_flops.recompute / 1e9);
+        printf("  achieved %.1f GFLOP/s = %.1f%% of a %d^3 %s GEMM at %.1f GFLOP/s\n", achieved,
+               100 * achieved / gemm, gemm_n, GEMM_DTYPE, gemm);
         printf("  peak RSS %.1f MiB\n", peak_rss / 1048576.0);
         printf("  memory plan (MiB)  parameters gradients activations workspace    total\n");
         for (int v = 0; v < 4; v++)

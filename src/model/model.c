@@ -864,6 +864,56 @@ double tf_model_forward_flops(const tf_arch *a, int B, int64_t N) {
     return f;
 }
 
+/* The training step, layer by layer (see model.h). */
+double tf_model_train_flops(const tf_arch *a, int B, int64_t N, tf_train_flops *out) {
+    tf_train_flops t = {0};
+    if (out) *out = t;
+    layout_t y;
+    if (tf_layout(&y, a, B, N, 1, TF_MODEL_INFER) != TF_OK) return 0;
+    const int ck = a->ckpt == TF_CKPT_BLOCKS;
+    /* Conv blocks: encoder l at level l, then decoder j at level L-1-j (forward.c passes
+     * dinp to tf_conv2d_backward for every conv, so each one costs data + weights) */
+    for (int blk = 0; blk < 2 * a->L; blk++) {
+        const int enc = blk < a->L, j = blk - a->L, lev = enc ? blk : a->L - 1 - j;
+        const int ci = enc ? (blk ? a->ch[blk - 1] : a->cin) : a->dec_in[j];
+        const int co = enc ? a->ch[blk] : a->dec_out[j], H = y.H[lev], W = y.W[lev];
+        for (int r = 0; r < a->nrcm; r++) {
+            const int c0 = r ? co : ci;
+            const double convs[3] = {tf_conv2d_flops(B, c0, co, H, W, 3),  /* conv1 */
+                                     tf_conv2d_flops(B, co, co, H, W, 3),  /* conv2 */
+                                     tf_conv2d_flops(B, c0, co, H, W, 1)}; /* shortcut */
+            for (int k = 0; k < 3; k++) {
+                t.forward += convs[k];
+                t.backward_data += convs[k];
+                t.backward_weights += convs[k];
+                if (ck) t.recompute += convs[k];
+            }
+        }
+    }
+    /* head 1x1 conv: not recomputed (its input is saved in both modes) */
+    const double head = tf_conv2d_flops(B, a->ch[0], 2 * a->K * a->S, y.Fp, y.Tp, 1);
+    t.forward += head;
+    t.backward_data += head;
+    t.backward_weights += head;
+    /* TFSWA blocks: TSA (L = W), FSA (L = H), Swin W and SW (L = wt*wf), each over all
+     * B*H*W bottleneck tokens */
+    const double C = a->ch[a->L - 1], Hd = a->hidden;
+    const double ntok = (double)B * y.H[a->L] * y.W[a->L];
+    const double lin = 2 * ntok * (3 * C * C + C * C + C * Hd + Hd * C); /* qkv proj fc1 fc2 */
+    const double Ls[4] = {y.W[a->L], y.H[a->L], a->wt * a->wf, a->wt * a->wf};
+    for (int k = 0; k < a->nblk; k++)
+        for (int s = 0; s < 4; s++) {
+            const double mm = 2 * ntok * Ls[s] * C; /* one of QK^T, AV: 2*N*H*L*L*D */
+            t.forward += lin + 2 * mm;
+            t.backward_data += lin + 4 * mm; /* dP, dV, dQ, dK */
+            t.backward_weights += lin;
+            if (ck) t.recompute += lin + 2 * mm;
+        }
+    t.total = t.forward + t.backward_data + t.backward_weights + t.recompute;
+    if (out) *out = t;
+    return t.total;
+}
+
 /* ------------------------------------------------------------------------- taps */
 
 tf_status tf_model_debug_taps(tf_model *m, int on) {

@@ -243,6 +243,31 @@ tf_status tf_model_backward(tf_model *m, const float *dout);
  * (convs, linears, attention matmuls; 2 per multiply-add; STFT and elementwise excluded). */
 double tf_model_forward_flops(const tf_arch *a, int B, int64_t N);
 
+/* Floating-point operations of one training step (a training tf_model_forward, then
+ * tf_model_backward) of (B, N), counted layer by layer from the shapes as the code does
+ * the work (same conventions as tf_model_forward_flops):
+ *  - every conv (3x3, 1x1 shortcut, head) and every linear (qkv, proj, fc1, fc2): forward
+ *    F = 2 * MACs, backward-data F and backward-weights F. The backward computes dinp for
+ *    EVERY conv, the first encoder conv (whose input is the spectrogram) included, so none
+ *    is skipped;
+ *  - attention: forward QK^T and AV (2*N*H*L*L*D each); backward dP = dO V^T, dV = P^T dO,
+ *    dQ = dS K, dK = dS^T Q (4 of the same size; the probabilities are saved, not
+ *    recomputed);
+ *  - checkpointing blocks: the forward of every Conv block and TFSWA block is run again in
+ *    backward (everything but the head conv): counted in recompute, as work done.
+ * BatchNorm, GELU, LayerNorm, softmax, pooling, STFT and other elementwise work: excluded. */
+typedef struct {
+    double forward;          /* = tf_model_forward_flops */
+    double backward_data;    /* d/dinput of convs and linears, attention backward matmuls */
+    double backward_weights; /* d/dweight of convs and linears */
+    double recompute;        /* checkpointing blocks: the block forwards re-run in backward */
+    double total;            /* forward + backward_data + backward_weights + recompute */
+} tf_train_flops;
+
+/* Fills *out (may be NULL) and returns out->total; 0 (and *out zeroed) when the shapes are
+ * invalid. */
+double tf_model_train_flops(const tf_arch *a, int B, int64_t N, tf_train_flops *out);
+
 /* Block outputs of the last forward, fp32 copies for tests: "enc.l" (B, c_l, Fp/2^l,
  * Tp/2^l), "tfswa.b" (B, C, Fb', Tb'), "dec.j", "mag" (B, S, 2, Fb, T), "input_spec".
  * Enabled with tf_model_debug_taps(m, 1) before the forward (allocates its own memory,
