@@ -869,7 +869,7 @@ double tf_model_train_flops(const tf_arch *a, int B, int64_t N, tf_train_flops *
     tf_train_flops t = {0};
     if (out) *out = t;
     layout_t y;
-    if (tf_layout(&y, a, B, N, 1, TF_MODEL_INFER) != TF_OK) return 0;
+    if (tf_layout(&y, a, B, N, 1, TF_MODEL_INFER, NULL) != TF_OK) return 0;
     const int ck = a->ckpt == TF_CKPT_BLOCKS;
     /* Conv blocks: encoder l at level l, then decoder j at level L-1-j (forward.c passes
      * dinp to tf_conv2d_backward for every conv, so each one costs data + weights) */
