@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "nn/conv.h"
+#include "util/bf16.h"
 
 #define ALIGN 64
 
@@ -135,8 +136,12 @@ tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compu
     k->threads = threads < 1 ? 1 : threads;
     k->compute = compute;
     if (backend == TF_BACKEND_REF) {
-        k->compute = TF_DT_FP32; /* the oracle computes in fp32 */
-        snprintf(k->desc, sizeof k->desc, "ref (OpenMP + OpenBLAS sgemm), fp32 arithmetic");
+        /* bf16: emulated (operands rounded to bf16, fp32 sums): the numerics of native bf16
+         * arithmetic on any CPU, for tests and measurements, at fp32 speed */
+        snprintf(k->desc, sizeof k->desc, "ref (OpenMP + OpenBLAS sgemm), %s",
+                 compute == TF_DT_BF16
+                     ? "bf16 arithmetic emulated (operands rounded to bf16, fp32 sums)"
+                     : "fp32 arithmetic");
     } else {
         dnnl_status_t s = dnnl_engine_create(&k->eng, dnnl_cpu, 0);
         if (s == dnnl_success)
@@ -384,10 +389,44 @@ static size_t conv_bytes(const conv_t *c, int train) {
     return b > c->pass[PASS_BWD_DATA].bytes ? b : c->pass[PASS_BWD_DATA].bytes;
 }
 
-static size_t ref_bytes(int Cin, int Cout, int H, int W, int ksize, int train, int threads) {
-    size_t f = train ? tf_conv2d_workspace_floats(Cin, Cout, H, W, ksize, 0, threads)
-                     : tf_conv2d_forward_workspace_floats(Cin, H, W, ksize, 0, threads);
-    return f * sizeof(float);
+/* ref workspace: the conv2d workspace, then for emulated bf16 the rounded copies of the
+ * operands: inp (B, Cin, H, W), weight (Cout, Cin, k, k) and, for the backward, dout
+ * (B, Cout, H, W). */
+typedef struct {
+    size_t conv, inp, weight, dout, total; /* byte offsets; total = bytes */
+} ref_ws;
+
+static ref_ws ref_layout(const tf_kernels *k, int B, int Cin, int Cout, int H, int W, int ksize,
+                         int train) {
+    ref_ws r = {0};
+    size_t f = train ? tf_conv2d_workspace_floats(Cin, Cout, H, W, ksize, 0, k->threads)
+                     : tf_conv2d_forward_workspace_floats(Cin, H, W, ksize, 0, k->threads);
+    size_t at = align_up(f * sizeof(float));
+    if (k->compute == TF_DT_BF16) {
+        const size_t hw = (size_t)H * W;
+        r.inp = at;
+        at += align_up((size_t)B * Cin * hw * sizeof(float));
+        r.weight = at;
+        at += align_up((size_t)Cout * Cin * ksize * ksize * sizeof(float));
+        if (train) {
+            r.dout = at;
+            at += align_up((size_t)B * Cout * hw * sizeof(float));
+        }
+    }
+    r.total = at;
+    return r;
+}
+
+static size_t ref_bytes(const tf_kernels *k, int B, int Cin, int Cout, int H, int W, int ksize,
+                        int train) {
+    return ref_layout(k, B, Cin, Cout, H, W, ksize, train).total;
+}
+
+/* dst (n) = src rounded to bf16 (round to nearest even), as fp32 */
+static const float *round_bf16(float *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) dst[i] = tf_bf16_to_f32(tf_f32_to_bf16(src[i]));
+    return dst;
 }
 
 tf_status tf_kern_conv2d_add(tf_kernels *k, int B, int Cin, int Cout, int H, int W, int ksize,
@@ -397,7 +436,7 @@ tf_status tf_kern_conv2d_add(tf_kernels *k, int B, int Cin, int Cout, int H, int
         return tf_err(TF_EINTERNAL, "conv2d shape B %d Cin %d Cout %d %dx%d k %d", B, Cin, Cout, H,
                       W, ksize);
     if (k->backend == TF_BACKEND_REF) {
-        *ws_bytes = ref_bytes(Cin, Cout, H, W, ksize, train, k->threads);
+        *ws_bytes = ref_bytes(k, B, Cin, Cout, H, W, ksize, train);
         return TF_OK;
     }
     bias = !!bias;
@@ -569,9 +608,9 @@ static void threads_end(tf_kernels *k, int saved) {
 }
 
 /* ref: the workspace the call needs fits ws_bytes (else the error is recorded) */
-static int ref_fits(tf_kernels *k, int Cin, int Cout, int H, int W, int ksize, int train,
+static int ref_fits(tf_kernels *k, int B, int Cin, int Cout, int H, int W, int ksize, int train,
                     size_t ws_bytes) {
-    size_t need = ref_bytes(Cin, Cout, H, W, ksize, train, k->threads);
+    size_t need = ref_bytes(k, B, Cin, Cout, H, W, ksize, train);
     if (need <= ws_bytes) return 1;
     if (k->status == TF_OK) {
         k->status = TF_EINTERNAL;
@@ -586,8 +625,15 @@ void tf_kern_conv2d_forward(tf_kernels *k, float *out, const float *inp, const f
                             const float *bias, int B, int Cin, int Cout, int H, int W, int ksize,
                             void *ws, size_t ws_bytes) {
     if (k->backend == TF_BACKEND_REF) {
-        if (ref_fits(k, Cin, Cout, H, W, ksize, 0, ws_bytes))
-            tf_conv2d_forward(out, inp, weight, bias, B, Cin, Cout, H, W, ksize, ws, 0, k->threads);
+        if (!ref_fits(k, B, Cin, Cout, H, W, ksize, 0, ws_bytes)) return;
+        unsigned char *w8 = ws;
+        if (k->compute == TF_DT_BF16) {
+            ref_ws r = ref_layout(k, B, Cin, Cout, H, W, ksize, 0);
+            inp = round_bf16((float *)(void *)(w8 + r.inp), inp, (size_t)B * Cin * H * W);
+            weight = round_bf16((float *)(void *)(w8 + r.weight), weight,
+                                (size_t)Cout * Cin * ksize * ksize);
+        }
+        tf_conv2d_forward(out, inp, weight, bias, B, Cin, Cout, H, W, ksize, ws, 0, k->threads);
         return;
     }
     conv_t *c = get_conv(k, B, Cin, Cout, H, W, ksize, bias != NULL, 0, ws_bytes);
@@ -603,9 +649,19 @@ void tf_kern_conv2d_backward(tf_kernels *k, float *dinp, float *dweight, float *
                              int Cin, int Cout, int H, int W, int ksize, void *ws,
                              size_t ws_bytes) {
     if (k->backend == TF_BACKEND_REF) {
-        if (ref_fits(k, Cin, Cout, H, W, ksize, 1, ws_bytes))
-            tf_conv2d_backward(dinp, dweight, dbias, dout, inp, weight, B, Cin, Cout, H, W, ksize,
-                               ws, 0, k->threads);
+        if (!ref_fits(k, B, Cin, Cout, H, W, ksize, 1, ws_bytes)) return;
+        unsigned char *w8 = ws;
+        const float *dout_c = dout; /* bf16: dbias too sums the rounded dout, as oneDNN's */
+        if (k->compute == TF_DT_BF16) {
+            ref_ws r = ref_layout(k, B, Cin, Cout, H, W, ksize, 1);
+            const size_t hw = (size_t)H * W;
+            inp = round_bf16((float *)(void *)(w8 + r.inp), inp, (size_t)B * Cin * hw);
+            weight = round_bf16((float *)(void *)(w8 + r.weight), weight,
+                                (size_t)Cout * Cin * ksize * ksize);
+            dout_c = round_bf16((float *)(void *)(w8 + r.dout), dout, (size_t)B * Cout * hw);
+        }
+        tf_conv2d_backward(dinp, dweight, dbias, dout_c, inp, weight, B, Cin, Cout, H, W, ksize, ws,
+                           0, k->threads);
         return;
     }
     /* the shape as registered (with or without bias), else registered now */
