@@ -143,7 +143,8 @@ typedef struct {
     struct {
         tf_ckpt_mode ck;
         tf_dtype dt;
-    } var[3];
+        tf_backend be; /* dnnl (default) | ref: both must match PyTorch */
+    } var[4];
 } ref_case;
 
 /* One model variant against the reference file st; w collects the worst errors. */
@@ -271,10 +272,12 @@ static void run_case(const ref_case *rc) {
     for (int v = 0; v < rc->n_var; v++) {
         c.checkpointing = rc->var[v].ck;
         c.activation_dtype = rc->var[v].dt;
+        c.backend = rc->var[v].be;
         const int bf = c.activation_dtype == TF_DT_BF16;
         char label[128];
-        snprintf(label, sizeof label, "%s%s%s", rc->label,
-                 c.checkpointing == TF_CKPT_BLOCKS ? ", ckpt blocks" : "", bf ? ", bf16" : "");
+        snprintf(label, sizeof label, "%s%s%s, %s", rc->label,
+                 c.checkpointing == TF_CKPT_BLOCKS ? ", ckpt blocks" : "", bf ? ", bf16" : "",
+                 c.backend == TF_BACKEND_REF ? "ref" : "dnnl");
         worst_t w = {0};
         const tols *tl = bf ? &TOL_BF16 : strcmp(rc->preset, "tiny") ? &TOL_FP32_DEEP : &TOL_FP32;
         run_variant(&st, path, c, rc, tl, &w, label);
@@ -295,18 +298,20 @@ static void run_case(const ref_case *rc) {
 }
 
 #define FP32                                                                                       \
-    { TF_CKPT_OFF, TF_DT_FP32 }
+    { TF_CKPT_OFF, TF_DT_FP32, TF_BACKEND_DNNL }
 #define CKPT                                                                                       \
-    { TF_CKPT_BLOCKS, TF_DT_FP32 }
+    { TF_CKPT_BLOCKS, TF_DT_FP32, TF_BACKEND_DNNL }
 #define BF16                                                                                       \
-    { TF_CKPT_OFF, TF_DT_BF16 }
+    { TF_CKPT_OFF, TF_DT_BF16, TF_BACKEND_DNNL }
 #define BF16_CKPT                                                                                  \
-    { TF_CKPT_BLOCKS, TF_DT_BF16 }
+    { TF_CKPT_BLOCKS, TF_DT_BF16, TF_BACKEND_DNNL }
+#define FP32_REF                                                                                   \
+    { TF_CKPT_OFF, TF_DT_FP32, TF_BACKEND_REF }
 
 static void test_tiny_magnitude_1_target(void) {
     ref_case rc = {
-        "tiny magnitude 1 target", "tiny", 1, TF_OUT_MAGNITUDE, 0, 512, 128, 2, 8000, 1, 3,
-        {FP32, CKPT, BF16}};
+        "tiny magnitude 1 target",   "tiny", 1, TF_OUT_MAGNITUDE, 0, 512, 128, 2, 8000, 1, 4,
+        {FP32, CKPT, BF16, FP32_REF}};
     run_case(&rc);
 }
 
@@ -336,8 +341,8 @@ static void test_small(void) {
                    2,
                    8000,
                    1,
-                   1,
-                   {FP32}};
+                   2,
+                   {FP32, FP32_REF}};
     run_case(&rc);
 }
 

@@ -301,8 +301,10 @@ static tf_status pass_setup(tf_kernels *k, conv_t *c, int which) {
     } else {
         dnnl_memory_desc_t dw;
         TF_TRY(md_plain(&dw, 4, wd, dnnl_f32, wt));
-        st = dnnl_convolution_backward_weights_desc_init(
-            &cd, dnnl_convolution_direct, &s, &dw, c->bias ? &b : NULL, &d, strides, pads, pads);
+        /* no diff_bias: summed by hand in double, as the ref kernel does (oneDNN's fp32 sum
+         * is noisier on the conv biases before a BatchNorm, whose gradient is 0) */
+        st = dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &s, &dw,
+                                                         NULL, &d, strides, pads, pads);
     }
     if (st != dnnl_success) return derr("convolution descriptor", st);
     dnnl_primitive_attr_t attr;
@@ -328,21 +330,11 @@ static tf_status pass_setup(tf_kernels *k, conv_t *c, int which) {
         TF_TRY(opnd_setup(k, p, 1, DNNL_ARG_WEIGHTS, dnnl_query_weights_md, &uw, 0, 0, &at_off));
         TF_TRY(opnd_setup(k, p, 2, DNNL_ARG_DIFF_SRC, dnnl_query_diff_src_md, &us, 1, 1, &at_off));
     } else {
-        p->nop = c->bias ? 4 : 3;
+        p->nop = 3;
         TF_TRY(opnd_setup(k, p, 0, DNNL_ARG_SRC, dnnl_query_src_md, &us, 0, 0, &at_off));
         TF_TRY(opnd_setup(k, p, 1, DNNL_ARG_DIFF_DST, dnnl_query_diff_dst_md, &ud, 0, 0, &at_off));
         TF_TRY(opnd_setup(k, p, 2, DNNL_ARG_DIFF_WEIGHTS, dnnl_query_diff_weights_md, &uw, 1, 1,
                           &at_off));
-        if (c->bias) {
-            /* diff_bias: computed into the workspace, added by hand (plain (Cout) fp32) */
-            opnd_t *o = &p->op[3];
-            p->arg[3] = DNNL_ARG_DIFF_BIAS;
-            o->umd = ub;
-            o->pmd = ub;
-            o->sum = 1;
-            o->off = at_off;
-            at_off += align_up((size_t)c->Cout * sizeof(float));
-        }
     }
     const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0);
     p->scratch_bytes = sp ? dnnl_memory_desc_get_size(sp) : 0;
@@ -552,15 +544,6 @@ static void pass_run(tf_kernels *k, pass_t *p, void *const *uptr, unsigned char 
     int n = 0;
     for (int i = 0; i < p->nop; i++) {
         opnd_t *o = &p->op[i];
-        if (p->arg[i] == DNNL_ARG_DIFF_BIAS) {
-            /* plain fp32 into the workspace, added below */
-            if (dnnl_memory_set_data_handle(o->um, ws + o->off) != dnnl_success) {
-                fail(k, "set handle", dnnl_runtime_error);
-                return;
-            }
-            args[n++] = (dnnl_exec_arg_t){p->arg[i], o->um};
-            continue;
-        }
         if (dnnl_memory_set_data_handle(o->um, uptr[i]) != dnnl_success ||
             (o->reorder && dnnl_memory_set_data_handle(o->pm, ws + o->off) != dnnl_success)) {
             fail(k, "set handle", dnnl_runtime_error);
@@ -594,6 +577,19 @@ static void pass_run(tf_kernels *k, pass_t *p, void *const *uptr, unsigned char 
             continue;
         dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, o->pm}, {DNNL_ARG_TO, o->um}};
         if (run(k, o->ro, 2, ra, "reorder")) return;
+    }
+}
+
+/* dbias (Cout) += sum of dout (B, Cout, hw) over (B, hw), in double (as the ref kernel) */
+static void bias_grad(float *dbias, const float *dout, int B, int Cout, size_t hw) {
+#pragma omp parallel for schedule(static)
+    for (int co = 0; co < Cout; co++) {
+        double s = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *d = dout + ((size_t)b * Cout + co) * hw;
+            for (size_t i = 0; i < hw; i++) s += d[i];
+        }
+        dbias[co] += (float)s;
     }
 }
 
@@ -675,10 +671,7 @@ void tf_kern_conv2d_backward(tf_kernels *k, float *dinp, float *dweight, float *
     pass_t *pw = &c->pass[PASS_BWD_W];
     void *uw[4] = {(void *)inp, (void *)dout, dweight, NULL};
     pass_run(k, pw, uw, ws);
-    if (c->bias && dbias && k->status == TF_OK) {
-        const float *db = (const float *)(void *)((unsigned char *)ws + pw->op[3].off);
-        for (int co = 0; co < Cout; co++) dbias[co] += db[co];
-    }
+    if (dbias && k->status == TF_OK) bias_grad(dbias, dout, B, Cout, (size_t)H * W);
     if (dinp && k->status == TF_OK) {
         void *ud[3] = {(void *)dout, (void *)weight, dinp};
         pass_run(k, &c->pass[PASS_BWD_DATA], ud, ws);
