@@ -206,11 +206,13 @@ int bench_model(int argc, char **argv) {
     double *tf = calloc((size_t)iters, sizeof *tf), *ta = calloc((size_t)iters, sizeof *ta),
            *te = calloc((size_t)iters, sizeof *te), *tv = calloc((size_t)(4 * iters), sizeof *tv);
     tf_model *mc = NULL; /* model of the configured variant */
+    char arith[160] = "";
     if (st == TF_OK && (!tf || !ta || !te || !tv))
         st = tf_err(TF_EINTERNAL, "out of memory for the bench timings");
     if (st == TF_OK) {
         int cur = (c.checkpointing == TF_CKPT_BLOCKS) + 2 * (c.activation_dtype == TF_DT_BF16);
         mc = variants ? m[cur] : m[0];
+        snprintf(arith, sizeof arith, "%s", tf_model_get_plan(mc)->arithmetic);
         st = train_step(mc, &io, b, N, NULL, NULL); /* warm-up */
         for (long long i = 0; i < iters && st == TF_OK; i++) {
             st = train_step(mc, &io, b, N, &tf[i], &ta[i]);
@@ -281,6 +283,8 @@ int bench_model(int argc, char **argv) {
                             c.checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
     cJSON_AddStringToObject(cfg, "activation_dtype",
                             c.activation_dtype == TF_DT_BF16 ? "bf16" : "fp32");
+    cJSON_AddStringToObject(cfg, "backend", c.backend == TF_BACKEND_REF ? "ref" : "dnnl");
+    cJSON_AddStringToObject(cfg, "arithmetic", arith);
     cJSON_AddNumberToObject(res, "params", (double)nparams);
     cJSON_AddNumberToObject(res, "forward_gflop_per_item", gflop_fwd);
     cJSON_AddNumberToObject(res, "gflops_per_audio_second", gflop_fwd / seconds);

@@ -1,5 +1,7 @@
 #include "cli/bench_util.h"
 
+#include "nn/kernels.h"
+
 #include <cJSON.h>
 
 #include <stdio.h>
@@ -52,6 +54,9 @@ void bench_machine(char *out, size_t n, int threads) {
                      ok ? u.machine : "?", cpu, sysconf(_SC_NPROCESSORS_ONLN));
     if (threads > 0 && k >= 0 && (size_t)k < n)
         k += snprintf(out + k, n - (size_t)k, ", %d threads", threads);
+    char isa[128];
+    tf_kernels_cpu(isa, sizeof isa);
+    if (k >= 0 && (size_t)k < n) k += snprintf(out + k, n - (size_t)k, ", %s", isa);
     static const char *const env[] = {"OPENBLAS_CORETYPE", "OMP_WAIT_POLICY"};
     for (int i = 0; i < 2 && k >= 0 && (size_t)k < n; i++) {
         const char *v = getenv(env[i]);

@@ -574,8 +574,10 @@ static tf_status plan_with(tf_model_sizes *out, const tf_model_config *cfg, int 
     tf_kernels *tmp = NULL;
     if (!kern) TF_TRY(tf_kernels_create(&tmp, a.backend, a.compute, threads));
     tf_status s = tf_layout(&y, &a, batch, frames, threads, mode, kern ? kern : tmp);
+    snprintf(out->arithmetic, sizeof out->arithmetic, "%s", tf_kernels_describe(kern ? kern : tmp));
     tf_kernels_free(tmp);
     TF_TRY(s);
+    out->conv_workspace = zmax(y.n_convws, y.ev.n_convws) * sizeof(float);
     out->mode = mode;
     out->n_params = tb.np;
     out->n_buffers = tb.nb;

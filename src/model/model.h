@@ -168,6 +168,9 @@ typedef struct {
     int stft_frames; /* T */
     int fpad, tpad;  /* padded subband map (Fp, Tp) */
     int threads;
+    size_t conv_workspace; /* of workspace: the convolutions' (oneDNN scratchpads and reordered
+                              operands, or the ref kernels' im2col tiles) */
+    char arithmetic[160];  /* the kernels: backend, instruction set, arithmetic dtype */
 } tf_model_sizes;
 
 typedef struct tf_model tf_model;

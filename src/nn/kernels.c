@@ -118,6 +118,13 @@ static const char *isa_name(dnnl_cpu_isa_t isa) {
     }
 }
 
+void tf_kernels_cpu(char *out, size_t n) {
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(out, n, "oneDNN %d.%d.%d isa %s, bf16 native %s", v->major, v->minor, v->patch,
+             isa_name(dnnl_get_effective_cpu_isa()),
+             tf_kernels_native_bf16(TF_BACKEND_DNNL) ? "yes" : "no");
+}
+
 int tf_kernels_native_bf16(tf_backend backend) {
     if (backend != TF_BACKEND_DNNL) return 0;
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();

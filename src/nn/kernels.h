@@ -46,6 +46,9 @@ tf_dtype tf_kernels_compute(const tf_kernels *k);
 /* One line: backend, library version and the instruction set it dispatched to, e.g.
  * "dnnl (oneDNN 2.6.3, isa avx2), fp32 arithmetic" or "ref (OpenMP + OpenBLAS sgemm)". */
 const char *tf_kernels_describe(const tf_kernels *k);
+/* "oneDNN 2.6.3 isa avx2, bf16 native no": the library version and the instruction set
+ * oneDNN dispatches to on this CPU (for bench JSON and logs). Does not need an object. */
+void tf_kernels_cpu(char *out, size_t n);
 /* Whether this CPU has native bf16 arithmetic for the backend (oneDNN: AVX512-BF16 or
  * AMX; ref: never). Does not need an object. */
 int tf_kernels_native_bf16(tf_backend backend);

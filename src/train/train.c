@@ -70,6 +70,7 @@ void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg) 
             cfg->batch_size, cfg->segment_seconds, (long long)p->segment_frames,
             cfg->activation_dtype == TF_DT_BF16 ? "bf16" : "fp32",
             cfg->checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
+    fprintf(f, "  arithmetic: %s\n", p->model.arithmetic);
     fprintf(f, "  parameters: %zu (trainable), %zu buffers\n", p->model.n_params,
             p->model.n_buffers);
     mib(f, "parameters", p->model.params);
@@ -78,6 +79,7 @@ void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg) 
     mib(f, cfg->ema_decay > 0 ? "optimizer (m, v, ema, raw)" : "optimizer (m, v)", p->optimizer);
     mib(f, "saved activations", p->model.activations);
     mib(f, "workspace", p->model.workspace);
+    mib(f, "  of which conv kernels", p->model.conv_workspace);
     mib(f, "loader batches", p->loader);
     mib(f, "validation", p->validation);
     mib(f, "trainer (targets, loss)", p->trainer);
