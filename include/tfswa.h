@@ -114,6 +114,32 @@ typedef struct tfswa_summary {
 
 typedef struct tfswa_context tfswa_context;
 
+/* Arithmetic of the model (inference stores no activations: only the arithmetic changes).
+ * AUTO: bf16 where this CPU has native bf16 arithmetic AND bf16 is measured to move the
+ * demo model's cSDR by at most 0.05 dB per stem against fp32, else fp32 (fp32 until that
+ * measurement is recorded). BF16: bf16 operands with fp32 accumulation where the CPU has
+ * native bf16 (AVX512-BF16 or AMX, dnnl backend); elsewhere it still runs, in fp32
+ * (tfswa_describe says so). */
+enum tfswa_precision {
+    TFSWA_PRECISION_AUTO = 0,
+    TFSWA_PRECISION_FP32 = 1,
+    TFSWA_PRECISION_BF16 = 2,
+};
+/* Who runs the model's convolutions: oneDNN (default), or the reference OpenMP + OpenBLAS
+ * kernels (always fp32; slower; the oracle the tests compare against). */
+enum tfswa_backend {
+    TFSWA_BACKEND_DNNL = 0,
+    TFSWA_BACKEND_REF = 1,
+};
+
+typedef struct tfswa_options {
+    int n_threads; /* 0: all cores */
+    int precision; /* enum tfswa_precision: TFSWA_PRECISION_AUTO */
+    int backend;   /* enum tfswa_backend: TFSWA_BACKEND_DNNL */
+} tfswa_options;
+
+TFSWA_API tfswa_options tfswa_default_options(void);
+
 /* Load n checkpoints (checkpoint directories, or run directories: their
  * checkpoints/last). Each contributes its targets (one model per source, as in the paper);
  * two checkpoints with the same target, or different sample rates, are TFSWA_ERR_USER
@@ -121,6 +147,15 @@ typedef struct tfswa_context tfswa_context;
  * NULL) and tfswa_last_error(NULL). */
 TFSWA_API tfswa_context *tfswa_open(const char *const *checkpoints, int n, int n_threads,
                                     int *status);
+/* tfswa_open with options (NULL: tfswa_default_options(); tfswa_open(c, n, t, s) is
+ * tfswa_open_with with the defaults and n_threads t). A precision or backend that is not
+ * one of the enums is TFSWA_ERR_USER naming the value. */
+TFSWA_API tfswa_context *tfswa_open_with(const char *const *checkpoints, int n,
+                                         const tfswa_options *options, int *status);
+/* One line on what computes: backend, library and instruction set, arithmetic in effect
+ * and the precision asked for, e.g. "dnnl (oneDNN 3.0.0, isa avx2), fp32 arithmetic
+ * (precision auto)". Valid while ctx lives. */
+TFSWA_API const char *tfswa_describe(const tfswa_context *ctx);
 TFSWA_API void tfswa_close(tfswa_context *ctx);
 
 /* The message of the context's last failure ("" if none); with ctx NULL, the last

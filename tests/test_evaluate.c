@@ -241,6 +241,7 @@ static void test_evaluate_exact_and_files(void) {
         return;
     }
     CHECK(e.n_tracks == 2 && e.n_targets == 4);
+    CHECKF(!strncmp(e.compute, "dnnl (", 6), "compute: '%s'", e.compute); /* the default */
     const char *order[4] = {"drums", "vocals", "bass", "other"};
     for (int t = 0; t < 4; t++) CHECK(!strcmp(e.targets[t], order[t]));
     CHECK(e.has[TF_EST_MODEL] && e.has[TF_EST_MIXTURE] && e.has[TF_EST_ORACLE]);
@@ -289,6 +290,11 @@ static void test_evaluate_exact_and_files(void) {
     char *txt = read_text(path);
     cJSON *j = txt ? cJSON_Parse(txt) : NULL; /* strict JSON: no bare NaN */
     CHECK(j != NULL);
+    const cJSON *set = cJSON_GetObjectItem(j, "settings");
+    const cJSON *cp = cJSON_GetObjectItem(set, "compute"),
+                *pr = cJSON_GetObjectItem(set, "precision");
+    CHECK(cJSON_IsString(cp) && !strcmp(cp->valuestring, e.compute));
+    CHECK(cJSON_IsString(pr) && !strcmp(pr->valuestring, "auto"));
     static const char *dirs[3] = {"", "mixture/", "oracle_irm/"};
     for (int k = 0; j && k < TF_EST_COUNT; k++)
         for (int t = 0; t < 4; t++) {
@@ -422,11 +428,24 @@ static void test_user_errors(void) {
     CHECKF(strstr(tf_errmsg(), "vocals") && strstr(tf_errmsg(), "provided by both"), "%s",
            tf_errmsg());
     tf_evaluation_free(&e);
-    /* a split without tracks */
+    /* a split without tracks (found after the models are loaded: with the ref backend) */
     o.n_checkpoints = 1, o.data_root = data2, o.split = TF_SPLIT_TEST;
+    o.backend = TF_BACKEND_REF;
     CHECK(tf_evaluate(&o, &e) == TF_EUSER);
     CHECKF(strstr(tf_errmsg(), "no tracks"), "%s", tf_errmsg());
+    CHECKF(!strncmp(e.compute, "ref (", 5), "compute: '%s'", e.compute);
     tf_evaluation_free(&e);
+    o.backend = TF_BACKEND_DNNL;
+    /* precision and backend not among the enumerators, named */
+    o.precision = (tf_precision)3;
+    CHECK(tf_evaluate(&o, &e) == TF_EUSER);
+    CHECKF(strstr(tf_errmsg(), "precision 3"), "%s", tf_errmsg());
+    tf_evaluation_free(&e);
+    o.precision = TF_PRECISION_AUTO, o.backend = (tf_backend)5;
+    CHECK(tf_evaluate(&o, &e) == TF_EUSER);
+    CHECKF(strstr(tf_errmsg(), "backend 5"), "%s", tf_errmsg());
+    tf_evaluation_free(&e);
+    o.backend = TF_BACKEND_DNNL;
     /* nothing to evaluate */
     o.n_checkpoints = 0;
     CHECK(tf_evaluate(&o, &e) == TF_EUSER);

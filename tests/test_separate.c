@@ -2,7 +2,7 @@
  * through the real path with identity/gain models, streaming file path == buffer path,
  * resampling keeps the length and rate, mono in -> mono out, overwrite protection, PCM
  * clipping counts, instrumental = mixture - vocals, several models, templates, progress
- * and cancel, constant memory. */
+ * and cancel, constant memory; --backend / --precision and tfswa_open_with. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sndfile.h>
@@ -14,8 +14,10 @@
 
 #include "audio/audio.h"
 #include "infer/api_internal.h"
+#include "infer/precision.h"
 #include "infer/separate.h"
 #include "model/model.h"
+#include "nn/kernels.h"
 #include "test.h"
 #include "test_child.h"
 #include "train/train.h"
@@ -806,6 +808,181 @@ static void test_real_model(void) {
     rmrf(dir);
 }
 
+/* ------------------------------------------------------- precision and backend */
+
+/* Count of lines of a text file and whether it contains `needle` (-1: unreadable). */
+static int file_lines(const char *path, const char *needle, int *found) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[4096];
+    int n = 0;
+    *found = 0;
+    while (fgets(line, sizeof line, f)) {
+        n++;
+        if (needle && strstr(line, needle)) *found = 1;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Separate `n` frames of x (stereo, 8 kHz) with options o into y (2 stems): 0 on success. */
+static int sep_with(const char *ck, const tfswa_options *o, const float *x, int64_t n, float *y,
+                    char *desc, size_t dn) {
+    int st;
+    tfswa_context *ctx = tfswa_open_with(&ck, 1, o, &st);
+    if (!ctx) {
+        fprintf(stderr, "  open: %s\n", tfswa_last_error(NULL));
+        return -1;
+    }
+    tfswa_separate_params p = tfswa_default_params();
+    p.overlap = 0.5;
+    int r = tfswa_separate_buffer(ctx, x, 2, n, 8000, y, &p);
+    if (r) fprintf(stderr, "  separate: %s\n", tfswa_last_error(ctx));
+    snprintf(desc, dn, "%s", tfswa_describe(ctx));
+    tfswa_close(ctx);
+    return r;
+}
+
+/* --backend / --precision and tfswa_open_with: the oneDNN and reference kernels give the
+ * same separation (fp32) within a measured bound; tfswa_describe names what computes; auto
+ * is fp32 until the bf16 cSDR delta is measured; bf16 where it is not native runs fp32
+ * (bitwise the fp32 result) and the CLI says so in one line; bad values are refused
+ * naming them (API: TFSWA_ERR_USER; CLI: exit 2, one line). */
+static void test_precision_backend(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    char ck[512];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    CHECK(make_checkpoint(ck, "vocals,drums", 8, NULL));
+    const int64_t n = 2 * 8000 + 123; /* several 0.5 s chunks */
+    float *x = noise(2, n, 29, 0.3f);
+    float *y[4];
+    for (int k = 0; k < 4; k++) y[k] = malloc(sizeof(float) * 2 * 2 * (size_t)n);
+    char desc[4][512];
+    tfswa_options o = tfswa_default_options();
+    o.n_threads = 1;
+    CHECK(o.precision == TFSWA_PRECISION_AUTO && o.backend == TFSWA_BACKEND_DNNL);
+    o.precision = TFSWA_PRECISION_FP32;
+    CHECK(sep_with(ck, &o, x, n, y[0], desc[0], sizeof desc[0]) == 0);
+    o.backend = TFSWA_BACKEND_REF;
+    CHECK(sep_with(ck, &o, x, n, y[1], desc[1], sizeof desc[1]) == 0);
+    CHECKF(!strncmp(desc[0], "dnnl (", 6) && strstr(desc[0], "fp32 arithmetic (precision fp32)"),
+           "%s", desc[0]);
+    CHECKF(!strncmp(desc[1], "ref (", 5) && strstr(desc[1], "(precision fp32)"), "%s", desc[1]);
+    /* dnnl vs ref, fp32: the same sums in another order (oneDNN's convolution vs im2col +
+     * sgemm). Measured max |diff| / peak: 1.5e-7 (2.2e-8 / 0.147; oneDNN 2.6.3, isa avx2,
+     * 1 thread), about one fp32 ulp of the peak. Bound 1e-5: ~65x margin for other ISAs
+     * (avx512 blocking) and thread counts, still far below any audible or cSDR-visible
+     * difference (-100 dB re peak). */
+    double d = 0, peak = 0;
+    for (int64_t i = 0; i < 4 * n; i++) {
+        d = fmax(d, fabs(y[0][i] - y[1][i]));
+        peak = fmax(peak, fabs(y[1][i]));
+    }
+    fprintf(stderr, "  dnnl vs ref (fp32): max |diff| %.3g, peak %.3g, ratio %.3g\n", d, peak,
+            d / peak);
+    CHECKF(peak > 0 && d <= 1e-5 * peak, "dnnl vs ref: max |diff| %g, peak %g", d, peak);
+    /* auto (the default, tfswa_open): fp32 while the demo model's bf16 delta is unmeasured */
+    CHECK(TF_BF16_DEMO_MAX_CSDR_DELTA_DB > TF_BF16_AUTO_MAX_CSDR_DELTA_DB);
+    CHECK(tf_precision_resolve(TF_PRECISION_AUTO, TF_BACKEND_DNNL) == TF_DT_FP32);
+    CHECK(tf_precision_resolve(TF_PRECISION_BF16, TF_BACKEND_DNNL) == TF_DT_BF16);
+    CHECK(tf_precision_resolve(TF_PRECISION_FP32, TF_BACKEND_DNNL) == TF_DT_FP32);
+    CHECK(sep_with(ck, NULL, x, n, y[2], desc[2], sizeof desc[2]) == 0);
+    CHECKF(strstr(desc[2], "dnnl (") && strstr(desc[2], "fp32 arithmetic") &&
+               strstr(desc[2], "(precision auto)"),
+           "%s", desc[2]);
+    CHECK(memcmp(y[0], y[2], sizeof(float) * 4 * (size_t)n) == 0);
+    /* bf16 asked for */
+    const int native = tf_kernels_native_bf16(TF_BACKEND_DNNL);
+    o.backend = TFSWA_BACKEND_DNNL, o.precision = TFSWA_PRECISION_BF16;
+    CHECK(sep_with(ck, &o, x, n, y[3], desc[3], sizeof desc[3]) == 0);
+    if (!native) {
+        CHECKF(strstr(desc[3], "fp32 arithmetic") && strstr(desc[3], "(precision bf16)"), "%s",
+               desc[3]);
+        CHECK(memcmp(y[0], y[3], sizeof(float) * 4 * (size_t)n) == 0);
+    } else {
+        CHECKF(strstr(desc[3], "bf16 arithmetic"), "%s", desc[3]);
+    }
+    /* bad options through the API */
+    int st = 0;
+    o = tfswa_default_options();
+    o.precision = 3;
+    const char *cks[1] = {ck};
+    CHECK(tfswa_open_with(cks, 1, &o, &st) == NULL && st == TFSWA_ERR_USER);
+    CHECKF(strstr(tfswa_last_error(NULL), "precision 3"), "%s", tfswa_last_error(NULL));
+    o = tfswa_default_options();
+    o.backend = -1;
+    CHECK(tfswa_open_with(cks, 1, &o, &st) == NULL && st == TFSWA_ERR_USER);
+    CHECKF(strstr(tfswa_last_error(NULL), "backend -1"), "%s", tfswa_last_error(NULL));
+
+    /* the CLI */
+    char exe[1024], in[512], cmd[4096], log[512], path[2][1024];
+    CHECK(test_build_path(exe, sizeof exe, "tfswa") == 0 && access(exe, X_OK) == 0);
+    snprintf(in, sizeof in, "%s/song.wav", dir);
+    CHECK(tf_audio_write_file(in, x, 2, n, 8000, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+    const char *runs[][2] = {{"ref", "fp32"}, {"dnnl", "fp32"}, {"dnnl", "bf16"}};
+    for (int k = 0; k < 3; k++) {
+        snprintf(log, sizeof log, "%s/log%d.txt", dir, k);
+        snprintf(cmd, sizeof cmd,
+                 "'%s' separate '%s' -o '%s/out%d' --checkpoint '%s' --num_threads 1 "
+                 "--backend %s --precision %s >/dev/null 2>'%s'",
+                 exe, in, dir, k, ck, runs[k][0], runs[k][1], log);
+        int rc = system(cmd);
+        CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 0, "%s", cmd);
+        int found = 0, lines = file_lines(log, "compute: ", &found);
+        CHECKF(found, "%s: no 'compute:' line", log);
+        char want[64];
+        snprintf(want, sizeof want, "compute: %s (", runs[k][0]);
+        file_lines(log, want, &found);
+        CHECKF(found, "%s: no '%s'", log, want);
+        int fb = 0;
+        file_lines(log, "bf16 arithmetic is not native", &fb);
+        const int want_fb = k == 2 && !native;
+        CHECKF(fb == want_fb && lines == 1 + want_fb, "%s: %d lines, fallback line %d", log, lines,
+               fb);
+    }
+    /* fallback: the fp32 result, bit for bit (the FLOAT samples; the files' PEAK chunks
+     * hold a time stamp) */
+    for (int k = 1; k <= 2; k++)
+        snprintf(path[k - 1], sizeof path[k - 1], "%s/out%d/song/vocals.wav", dir, k);
+    if (!native) {
+        tf_audio_info i1, i2;
+        float *a = read_planar(path[0], &i1), *b = read_planar(path[1], &i2);
+        CHECKF(a && b && i1.frames == n && i2.frames == n &&
+                   memcmp(a, b, sizeof(float) * 2 * (size_t)n) == 0,
+               "%s != %s", path[0], path[1]);
+        free(a), free(b);
+    }
+    /* bad values: exit 2, one line naming the flag and the value */
+    const char *bad[][3] = {{"separate", "--precision", "fp16"},
+                            {"separate", "--backend", "cuda"},
+                            {"evaluate", "--precision", "fp16"},
+                            {"evaluate", "--backend", "cuda"}};
+    for (int k = 0; k < 4; k++) {
+        snprintf(log, sizeof log, "%s/bad%d.txt", dir, k);
+        const int ev = !strcmp(bad[k][0], "evaluate"); /* --data_root, no input */
+        snprintf(cmd, sizeof cmd,
+                 "'%s' %s %s%s%s -o '%s/outbad' --checkpoint '%s' %s%s%s %s %s >/dev/null 2>'%s'",
+                 exe, bad[k][0], ev ? "" : "'", ev ? "" : in, ev ? "" : "'", dir, ck,
+                 ev ? "--data_root '" : "", ev ? dir : "", ev ? "'" : "", bad[k][1], bad[k][2],
+                 log);
+        int rc = system(cmd);
+        CHECKF(WIFEXITED(rc) && WEXITSTATUS(rc) == 2, "%s: status %d", cmd, rc);
+        char want[128];
+        snprintf(want, sizeof want, "%s: '%s'", bad[k][1], bad[k][2]);
+        int found = 0, lines = file_lines(log, want, &found);
+        CHECKF(found && lines == 1, "%s: %d lines, '%s' %s", log, lines, want,
+               found ? "found" : "missing");
+    }
+    for (int k = 0; k < 4; k++) free(y[k]);
+    free(x);
+    if (t_cur_failed_)
+        fprintf(stderr, "  kept %s (logs)\n", dir);
+    else
+        rmrf(dir);
+}
+
 /* `seconds` of stereo noise at `rate` written block by block as PCM_16 (the song is
  * never held in memory). */
 static int write_noise_file(const char *path, int rate, double seconds, uint64_t seed) {
@@ -954,6 +1131,7 @@ int main(void) {
     RUN(test_progress_cancel);
     RUN(test_constant_memory);
     RUN(test_real_model);
+    RUN(test_precision_backend);
     RUN(test_example_program);
     return TEST_END();
 }

@@ -4,11 +4,32 @@
 #include <errno.h>
 
 #include "cli/cli.h"
+#include "infer/precision.h"
 
 int cli_fail(tf_status st) {
     if (st == TF_OK) return 0;
     fprintf(stderr, "tfswa: %s\n", tf_errmsg());
     return (int)st;
+}
+
+tf_status cli_precision_flags(const char *precision, const char *backend, int *p, int *b) {
+    tf_precision pr = TF_PRECISION_AUTO;
+    tf_backend bk = TF_BACKEND_DNNL;
+    if (precision && !tf_precision_parse(precision, &pr))
+        return tf_err(TF_EUSER, "--precision: '%s' is not fp32, bf16 or auto", precision);
+    if (backend && !tf_backend_parse(backend, &bk))
+        return tf_err(TF_EUSER, "--backend: '%s' is not dnnl or ref", backend);
+    *p = (int)pr, *b = (int)bk;
+    return TF_OK;
+}
+
+void cli_precision_report(int precision, int backend, const char *desc) {
+    fprintf(stderr, "compute: %s\n", desc);
+    if (tf_precision_bf16_fallback((tf_precision)precision, (tf_backend)backend))
+        fprintf(stderr,
+                "tfswa: --precision bf16: bf16 arithmetic is not native on this CPU for "
+                "backend %s; using fp32\n",
+                tf_backend_name((tf_backend)backend));
 }
 
 void cli_args_init(cli_args *a, int argc, char **argv) {

@@ -36,6 +36,13 @@ int cli_wants_help(int argc, char **argv, const char *usage);
 /* Print "tfswa: <tf_errmsg()>" to stderr and return st as exit status. */
 int cli_fail(tf_status st);
 
+/* --precision fp32|bf16|auto and --backend dnnl|ref (NULL: auto, dnnl) -> the
+ * TFSWA_PRECISION_* / TFSWA_BACKEND_* values; TF_EUSER naming the flag and the value. */
+tf_status cli_precision_flags(const char *precision, const char *backend, int *p, int *b);
+/* At the start of separate / evaluate, on stderr: "compute: <desc>" (desc: tfswa_describe),
+ * and when bf16 was asked for where it is not native, one line saying fp32 is used. */
+void cli_precision_report(int precision, int backend, const char *desc);
+
 /* Simple flag access for subcommands with few options. Flags may be written with dashes
  * or underscores and as "--k v" or "--k=v". cli_flag_* mark the flags they consume;
  * cli_check_unused reports the first flag nobody consumed (TF_EUSER). Positional

@@ -11,6 +11,7 @@ static const char *USAGE =
     "usage: tfswa evaluate --checkpoint DIR [--checkpoint DIR2 ...] --data_root ROOT -o OUT\n"
     "                      [--split test|valid] [--oracle irm] [--segment S] [--overlap F]\n"
     "                      [--batch_size N] [--num_threads N] [--tracks N] [--sources a,b,..]\n"
+    "                      [--precision fp32|bf16|auto] [--backend dnnl|ref]\n"
     "\n"
     "Separate every track of a split with the checkpoints (each contributes its targets) and\n"
     "score them with BSS Eval v4 (museval: cSDR/cSIR/cSAR/cISR over 1 s frames, 512-tap\n"
@@ -27,6 +28,10 @@ static const char *USAGE =
     "  --overlap F       overlap of consecutive chunks, [0, 1) (default 0.25)\n"
     "  --batch_size N    chunks per model call (default 1)\n"
     "  --num_threads N   threads (default: all cores)\n"
+    "  --precision P     model arithmetic: fp32 | bf16 | auto (default auto: bf16 where the\n"
+    "                    CPU has native bf16 and it is measured to cost at most 0.05 dB cSDR\n"
+    "                    per stem, else fp32); bf16 without native bf16 runs in fp32\n"
+    "  --backend B       convolution kernels: dnnl (oneDNN, default) | ref (reference)\n"
     "  --tracks N        evaluate only the first N tracks of the split\n"
     "  --sources LIST    the dataset's stems (default vocals,drums,bass,other)\n"
     "\n"
@@ -49,6 +54,15 @@ static int on_track(void *user, int i, int n, const tf_evaluation *e,
                     "metrics of %s are NaN for it\n",
                     t->name, tf_est_key((tf_est)q));
     return 0;
+}
+
+/* every check passed: say what computes the model's estimates */
+static void on_start(void *user, const tf_evaluation *e) {
+    const tf_evaluate_opts *o = user;
+    if (!e->compute[0]) return; /* no model (oracle only) */
+    char desc[512];
+    snprintf(desc, sizeof desc, "%s (precision %s)", e->compute, tf_precision_name(o->precision));
+    cli_precision_report((int)o->precision, (int)o->backend, desc);
 }
 
 int cmd_evaluate(int argc, char **argv) {
@@ -74,8 +88,13 @@ int cmd_evaluate(int argc, char **argv) {
     long long batch = st ? 0 : cli_flag_int(&a, "batch_size", o.batch_size, &st);
     long long threads = st ? 0 : cli_flag_int(&a, "num_threads", 0, &st);
     long long tracks = st ? 0 : cli_flag_int(&a, "tracks", 0, &st);
+    const char *prec = st ? NULL : cli_flag_str(&a, "precision", &st);
+    const char *bk = st ? NULL : cli_flag_str(&a, "backend", &st);
     if (!st) st = cli_check_unused(&a);
     if (st) return cli_fail(st);
+    int precision, backend;
+    if ((st = cli_precision_flags(prec, bk, &precision, &backend))) return cli_fail(st);
+    o.precision = (tf_precision)precision, o.backend = (tf_backend)backend;
     if (split && tf_split_parse(split, &o.split)) return cli_fail(tf_err_ctx(TF_EUSER, "--split"));
     if (o.split == TF_SPLIT_TRAIN)
         return cli_fail(tf_err(TF_EUSER, "--split: evaluate the test or valid split, not train"));
@@ -104,6 +123,7 @@ int cmd_evaluate(int argc, char **argv) {
     if (!o.data_root) return cli_fail(tf_err(TF_EUSER, "--data_root ROOT is required"));
     if (!o.out_dir) return cli_fail(tf_err(TF_EUSER, "-o OUT is required"));
     o.progress = on_track;
+    o.start = on_start, o.user = &o;
 
     tf_evaluation e;
     st = tf_evaluate(&o, &e);

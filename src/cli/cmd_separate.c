@@ -14,6 +14,7 @@
 
 #include "audio/audio.h"
 #include "cli/cli.h"
+#include "infer/precision.h"
 #include "tfswa.h"
 #include "util/config.h"
 #include "util/fsutil.h"
@@ -24,6 +25,7 @@ static const char *USAGE =
     "                      [--stems a,b] [--instrumental] [--ext wav|flac]\n"
     "                      [--subtype PCM_16|PCM_24|FLOAT] [--filename T]\n"
     "                      [--num_threads N] [--overwrite] [--seed N]\n"
+    "                      [--precision fp32|bf16|auto] [--backend dnnl|ref]\n"
     "\n"
     "Separate songs into stems in constant memory. INPUT: audio files or folders (searched\n"
     "recursively for .wav .flac .ogg .opus .mp3 .aif(f) .au .w64 .rf64 .caf). Any sample\n"
@@ -46,6 +48,10 @@ static const char *USAGE =
     "  --filename T        output path template under OUT (default {track}/{stem}.{ext});\n"
     "                      fields {track} {trackext} {stem} {ext}\n"
     "  --num_threads N     threads (default: all cores)\n"
+    "  --precision P       model arithmetic: fp32 | bf16 | auto (default auto: bf16 where the\n"
+    "                      CPU has native bf16 and it is measured to cost at most 0.05 dB\n"
+    "                      cSDR per stem, else fp32); bf16 without native bf16 runs in fp32\n"
+    "  --backend B         convolution kernels: dnnl (oneDNN, default) | ref (reference)\n"
     "  --overwrite         replace existing outputs (default: an existing output is an error)\n";
 
 #define MAX_CKPT 8
@@ -215,6 +221,8 @@ int cmd_separate(int argc, char **argv) {
     const char *sub = st ? NULL : cli_flag_str(&a, "subtype", &st);
     const char *tpl = st ? NULL : cli_flag_str(&a, "filename", &st);
     if (!st) p.overwrite = cli_flag_bool(&a, "overwrite", 0, &st);
+    const char *prec = st ? NULL : cli_flag_str(&a, "precision", &st);
+    const char *bk = st ? NULL : cli_flag_str(&a, "backend", &st);
     if (st) return cli_fail(st);
     const char *inputs[256];
     int nin = cli_positional(&a, inputs, 256);
@@ -250,6 +258,10 @@ int cmd_separate(int argc, char **argv) {
     if (p.ext == TFSWA_EXT_FLAC && p.subtype == TFSWA_SUBTYPE_FLOAT)
         return cli_fail(tf_err(TF_EUSER, "--subtype FLOAT: flac holds PCM_16 or PCM_24 only"));
     if (tpl) p.filename = tpl;
+    tfswa_options opt = tfswa_default_options();
+    tf_status pst = cli_precision_flags(prec, bk, &opt.precision, &opt.backend);
+    if (pst) return cli_fail(pst);
+    opt.n_threads = p.n_threads;
 
     /* inputs: files as given, folders searched (the output folder skipped) */
     char out_real[PATH_MAX] = "";
@@ -275,7 +287,7 @@ int cmd_separate(int argc, char **argv) {
     }
 
     int status;
-    tfswa_context *ctx = tfswa_open(ckpts, nck, p.n_threads, &status);
+    tfswa_context *ctx = tfswa_open_with(ckpts, nck, &opt, &status);
     if (!ctx) {
         list_free(&files);
         fprintf(stderr, "tfswa: %s\n", tfswa_last_error(NULL));
@@ -304,6 +316,7 @@ int cmd_separate(int argc, char **argv) {
         }
     }
     if (!rc) {
+        cli_precision_report(opt.precision, opt.backend, tfswa_describe(ctx));
         printf("separating %d file%s into %s with %d checkpoint%s: ", files.n,
                files.n == 1 ? "" : "s", out, nck, nck == 1 ? "" : "s");
         for (int j = 0; j < tfswa_n_outputs(ctx, &p); j++)

@@ -4,14 +4,24 @@
 #include <string.h>
 
 #include "infer/api_internal.h"
+#include "infer/precision.h"
 #include "infer/separate.h"
 #include "tfswa.h"
 
 struct tfswa_context {
     tf_separator *sep;
     char err[4096];
+    char desc[512]; /* tfswa_describe */
     tfswa_summary summary;
 };
+
+_Static_assert((int)TFSWA_PRECISION_AUTO == (int)TF_PRECISION_AUTO &&
+                   (int)TFSWA_PRECISION_FP32 == (int)TF_PRECISION_FP32 &&
+                   (int)TFSWA_PRECISION_BF16 == (int)TF_PRECISION_BF16,
+               "tfswa_precision = tf_precision");
+_Static_assert((int)TFSWA_BACKEND_DNNL == (int)TF_BACKEND_DNNL &&
+                   (int)TFSWA_BACKEND_REF == (int)TF_BACKEND_REF,
+               "tfswa_backend = tf_backend");
 
 static _Thread_local char open_err_[4096];
 
@@ -48,6 +58,8 @@ tfswa_context *tf_api_open_models(tf_sep_model *models, int n, int n_threads, in
         fail_open(TFSWA_ERR_INTERNAL, status);
         return NULL;
     }
+    const char *d = n > 0 && models[0].describe ? models[0].describe(models[0].ctx) : NULL;
+    snprintf(ctx->desc, sizeof ctx->desc, "%s", d ? d : "");
     tf_status st = tf_separator_create(&ctx->sep, models, n, n_threads);
     if (st) {
         free(ctx);
@@ -57,32 +69,66 @@ tfswa_context *tf_api_open_models(tf_sep_model *models, int n, int n_threads, in
     return ctx;
 }
 
-tfswa_context *tfswa_open(const char *const *checkpoints, int n, int n_threads, int *status) {
+tfswa_options tfswa_default_options(void) {
+    tfswa_options o;
+    memset(&o, 0, sizeof o);
+    o.n_threads = 0;
+    o.precision = TFSWA_PRECISION_AUTO;
+    o.backend = TFSWA_BACKEND_DNNL;
+    return o;
+}
+
+tfswa_context *tfswa_open_with(const char *const *checkpoints, int n, const tfswa_options *options,
+                               int *status) {
     if (status) *status = TFSWA_OK;
     open_err_[0] = 0;
+    const tfswa_options o = options ? *options : tfswa_default_options();
     if (!checkpoints || n < 1 || n > TF_MAX_TARGETS) {
         tf_err(TF_EUSER, "tfswa_open: %d checkpoints (give 1 to %d)", n, TF_MAX_TARGETS);
         fail_open(TFSWA_ERR_USER, status);
         return NULL;
     }
-    if (n_threads < 0) {
-        tf_err(TF_EUSER, "tfswa_open: n_threads %d is negative", n_threads);
+    if (o.n_threads < 0) {
+        tf_err(TF_EUSER, "tfswa_open: n_threads %d is negative", o.n_threads);
         fail_open(TFSWA_ERR_USER, status);
         return NULL;
     }
+    if (tf_precision_check(o.precision, o.backend)) {
+        tf_err_ctx(TF_EUSER, "tfswa_open_with");
+        fail_open(TFSWA_ERR_USER, status);
+        return NULL;
+    }
+    const tf_backend backend = (tf_backend)o.backend;
+    const tf_dtype compute = tf_precision_resolve((tf_precision)o.precision, backend);
     tf_sep_model models[TF_MAX_TARGETS];
     memset(models, 0, sizeof models);
     for (int i = 0; i < n; i++) {
-        tf_status st = checkpoints[i]
-                           ? tf_sep_model_checkpoint(&models[i], checkpoints[i], n_threads)
-                           : tf_err(TF_EUSER, "tfswa_open: checkpoint %d is NULL", i);
+        tf_status st = checkpoints[i] ? tf_sep_model_checkpoint(&models[i], checkpoints[i],
+                                                                o.n_threads, backend, compute)
+                                      : tf_err(TF_EUSER, "tfswa_open: checkpoint %d is NULL", i);
         if (st) {
             for (int j = 0; j < i; j++) models[j].close(models[j].ctx);
             fail_open((int)st, status);
             return NULL;
         }
     }
-    return tf_api_open_models(models, n, n_threads, status);
+    tfswa_context *ctx = tf_api_open_models(models, n, o.n_threads, status);
+    if (ctx) {
+        size_t k = strlen(ctx->desc);
+        snprintf(ctx->desc + k, sizeof ctx->desc - k, " (precision %s)",
+                 tf_precision_name((tf_precision)o.precision));
+    }
+    return ctx;
+}
+
+tfswa_context *tfswa_open(const char *const *checkpoints, int n, int n_threads, int *status) {
+    tfswa_options o = tfswa_default_options();
+    o.n_threads = n_threads;
+    return tfswa_open_with(checkpoints, n, &o, status);
+}
+
+const char *tfswa_describe(const tfswa_context *ctx) {
+    return ctx ? ctx->desc : "";
 }
 
 void tfswa_close(tfswa_context *ctx) {

@@ -33,6 +33,8 @@ void tf_evaluate_defaults(tf_evaluate_opts *o) {
     o->split = TF_SPLIT_TEST;
     o->overlap = 0.25;
     o->batch_size = 1;
+    o->precision = TF_PRECISION_AUTO;
+    o->backend = TF_BACKEND_DNNL;
     o->figure_seconds = 5.0;
 }
 
@@ -402,7 +404,8 @@ static tf_status load_models(ev *E, tf_ckpt_info *first) {
     tf_status st = TF_OK;
     int n = 0;
     for (; n < o->n_checkpoints && !st; n++) {
-        st = tf_sep_model_checkpoint(&models[n], o->checkpoints[n], o->num_threads);
+        st = tf_sep_model_checkpoint(&models[n], o->checkpoints[n], o->num_threads, o->backend,
+                                     tf_precision_resolve(o->precision, o->backend));
         if (!st) /* (its errors name the checkpoint) */
             for (int t = 0; t < models[n].n_targets && e->n_targets < TF_MAX_TARGETS; t++)
                 E->owner[e->n_targets++] = n;
@@ -411,6 +414,8 @@ static tf_status load_models(ev *E, tf_ckpt_info *first) {
         for (int k = 0; k < n - 1; k++) models[k].close(models[k].ctx);
         return st;
     }
+    const char *d = models[0].describe ? models[0].describe(models[0].ctx) : NULL;
+    snprintf(e->compute, sizeof e->compute, "%s", d ? d : "");
     TF_TRY(tf_separator_create(&E->sep, models, n, o->num_threads)); /* owns the models */
     E->n_models = n;
     e->n_targets = tf_separator_n_targets(E->sep);
@@ -438,6 +443,7 @@ static tf_status check_opts(const tf_evaluate_opts *o) {
         return tf_err(TF_EUSER, "--batch_size: %d is not in [1, 1024]", o->batch_size);
     if (o->num_threads < 0 || o->num_threads > 4096)
         return tf_err(TF_EUSER, "--num_threads: %d is not in [0, 4096]", o->num_threads);
+    TF_TRY(tf_precision_check((int)o->precision, (int)o->backend));
     if (o->max_tracks < 0) return tf_err(TF_EUSER, "--tracks: %d is negative", o->max_tracks);
     if (!(o->figure_seconds > 0 && o->figure_seconds <= 600))
         return tf_err(TF_EUSER, "figure seconds: %g is not in (0, 600]", o->figure_seconds);
@@ -547,6 +553,7 @@ tf_status tf_evaluate(const tf_evaluate_opts *o, tf_evaluation *e) {
     if (!E) return TF_EINTERNAL;
     E->o = o, E->e = e;
     tf_status st = setup(E);
+    if (!st && o->start) o->start(o->user, e);
     for (int i = 0; i < e->n_tracks && !st; i++) {
         st = one_track(E, tf_index_track_of(E->ix, o->split, i), &e->tracks[i]);
         if (!st && o->progress && o->progress(o->user, i, e->n_tracks, e, &e->tracks[i]))
@@ -608,6 +615,8 @@ static tf_status write_json(const tf_evaluation *e, const char *out_dir,
         cJSON_AddNumberToObject(set, "hop_length", e->hop);
         cJSON_AddNumberToObject(set, "segment_seconds", e->segment);
         cJSON_AddNumberToObject(set, "overlap", e->overlap);
+        if (o) cJSON_AddStringToObject(set, "precision", tf_precision_name(o->precision));
+        if (e->compute[0]) cJSON_AddStringToObject(set, "compute", e->compute);
         cJSON_AddStringToObject(set, "bsseval",
                                 "v4 images, 512-tap filters, 1 s frames (museval 0.4.1)");
         cJSON_AddStringToObject(set, "aggregation",

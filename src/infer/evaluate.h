@@ -32,7 +32,8 @@
  *   mixture/<split>/<track>.json      the same for the mixture baseline
  *   oracle_irm/<split>/<track>.json   and for the oracle (with oracle_irm)
  *   summary.json   {"model"|"mixture"|"oracle_irm": {target: {"csdr", "csir", "csar",
- *                  "cisr", "usdr", "sisdr"}}, "tracks": [...per track...], settings};
+ *                  "cisr", "usdr", "sisdr"}}, "tracks": [...per track...], settings
+ *                  (incl. "precision" asked for and "compute": backend, ISA, arithmetic)};
  *                  csdr/csir/csar/cisr: median over tracks of the per-track medians over
  *                  frames (SiSEC 2018); usdr, sisdr: mean over tracks; null when none
  *   summary.md     a table per target: mixture / model / oracle, cSDR and uSDR ...
@@ -47,6 +48,7 @@
 #include <stdio.h>
 
 #include "data/index.h"
+#include "infer/precision.h"
 #include "util/config.h"
 #include "util/err.h"
 
@@ -77,6 +79,7 @@ typedef struct {
     int n_tracks;
     tf_eval_track_scores *tracks; /* (n_tracks,) */
     tf_eval_scores agg[TF_EST_COUNT][TF_MAX_TARGETS];
+    char compute[256]; /* what runs the (first) model: backend, ISA, arithmetic ("": none) */
 } tf_evaluation;
 
 /* Called after each track (from the calling thread); return nonzero to stop (TF_EUSER). */
@@ -91,19 +94,23 @@ typedef struct {
     const char *data_root;
     tf_split split; /* TF_SPLIT_TEST */
     const char *out_dir;
-    int oracle_irm;        /* 0 */
-    double segment;        /* chunk seconds; 0: the first checkpoint's training segment (6) */
-    double overlap;        /* 0.25 */
-    int batch_size;        /* chunks per model call: 1 */
-    int num_threads;       /* 0: OpenMP default */
-    int max_tracks;        /* 0: every track of the split */
-    double figure_seconds; /* 5 */
+    int oracle_irm;         /* 0 */
+    double segment;         /* chunk seconds; 0: the first checkpoint's training segment (6) */
+    double overlap;         /* 0.25 */
+    int batch_size;         /* chunks per model call: 1 */
+    int num_threads;        /* 0: OpenMP default */
+    tf_precision precision; /* TF_PRECISION_AUTO (tf_precision_resolve) */
+    tf_backend backend;     /* TF_BACKEND_DNNL */
+    int max_tracks;         /* 0: every track of the split */
+    double figure_seconds;  /* 5 */
     /* stems of the dataset (the mixture is their sum); n_sources 0: vocals, drums, bass,
      * other. Without checkpoints they are also the evaluated targets. */
     int n_sources;
     char sources[TF_MAX_TARGETS][TF_NAME_MAX];
     tf_eval_progress_fn progress;
-    void *user;
+    /* NULL, or called once when every check has passed, before the first track */
+    void (*start)(void *user, const tf_evaluation *e);
+    void *user; /* for progress and start */
 } tf_evaluate_opts;
 
 void tf_evaluate_defaults(tf_evaluate_opts *o);

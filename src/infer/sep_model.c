@@ -19,7 +19,7 @@ typedef struct {
 static tf_status create(ckpt_model *c, int batch, int64_t frames, int threads) {
     tf_model_free(c->m);
     c->m = NULL;
-    tf_model_config run = c->info.model; /* run options: defaults, and these threads */
+    tf_model_config run = c->info.model; /* run options: as opened, and these threads */
     run.threads = threads;
     TF_TRY(tf_model_create_mode(&c->m, &run, batch, frames, threads, TF_MODEL_INFER));
     tf_status st = tf_ckpt_load_weights(c->dir, c->m);
@@ -43,6 +43,11 @@ static tf_status ck_forward(void *ctx, const float *mix, int nb, int64_t L, floa
     return tf_model_forward(c->m, out, mix, nb, L, 0);
 }
 
+static const char *ck_describe(void *ctx) {
+    ckpt_model *c = ctx;
+    return c->m ? tf_model_kernels_describe(c->m) : NULL;
+}
+
 static void ck_close(void *ctx) {
     ckpt_model *c = ctx;
     if (!c) return;
@@ -50,14 +55,18 @@ static void ck_close(void *ctx) {
     free(c);
 }
 
-tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads) {
+tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads,
+                                  tf_backend backend, tf_dtype compute) {
     memset(m, 0, sizeof *m);
     ckpt_model *c = tf_calloc(1, sizeof *c, "checkpoint model");
     if (!c) return TF_EINTERNAL;
-    /* batch 1 x the training segment (frames 0), the run options at their defaults */
+    /* batch 1 x the training segment (frames 0); run options at their defaults but the
+     * backend and compute dtype (kept in c->info.model for every re-creation) */
     tf_model_config run;
     memset(&run, 0, sizeof run);
     run.threads = threads;
+    run.backend = backend;
+    run.compute_dtype = compute;
     tf_status st = tf_ckpt_resolve(path, c->dir, sizeof c->dir);
     if (!st) st = tf_model_from_checkpoint(&c->m, &c->info, c->dir, &run, 1, 0, TF_MODEL_INFER);
     if (!st) c->batch = 1, c->frames = tf_model_get_plan(c->m)->frames, c->threads = threads;
@@ -72,6 +81,7 @@ tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads
     m->sample_rate = c->info.sample_rate;
     m->segment_seconds = c->info.segment_seconds;
     m->min_frames = c->info.model.n_fft;
-    m->prepare = ck_prepare, m->forward = ck_forward, m->close = ck_close, m->ctx = c;
+    m->prepare = ck_prepare, m->forward = ck_forward, m->close = ck_close;
+    m->describe = ck_describe, m->ctx = c;
     return TF_OK;
 }

@@ -46,14 +46,19 @@ typedef struct {
     tf_status (*prepare)(void *ctx, int batch, int64_t frames, int threads);
     tf_status (*forward)(void *ctx, const float *mix, int nb, int64_t L, float *out);
     void (*close)(void *ctx);
+    /* One line on what computes (backend, ISA, arithmetic); NULL: nothing to say. */
+    const char *(*describe)(void *ctx);
     void *ctx;
 } tf_sep_model;
 
 /* The TFSWA-ResUNet of a checkpoint directory or run directory (tf_ckpt_resolve): reads
  * model.json, creates the model for (batch 1, its training segment) and loads the weights
  * (so a bad checkpoint fails here); `prepare` recreates it and reloads the weights when a
- * larger batch or chunk, or other threads, are asked for. */
-tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads);
+ * larger batch or chunk, or other threads, are asked for. backend and compute (the
+ * model's run options tf_model_config.backend / compute_dtype, e.g. from
+ * tf_precision_resolve) hold for every re-creation. */
+tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads,
+                                  tf_backend backend, tf_dtype compute);
 
 typedef struct tf_separator tf_separator;
 

@@ -213,6 +213,8 @@ tf_status tf_ckpt_read_info(const char *dir, tf_ckpt_info *info) {
     /* the run options are not stored */
     c.model.activation_dtype = info->model.activation_dtype;
     c.model.checkpointing = info->model.checkpointing;
+    c.model.backend = info->model.backend;
+    c.model.compute_dtype = info->model.compute_dtype;
     c.model.threads = info->model.threads;
     c.model.seed = info->model.seed;
     tf_model_config *mc = &c.model;

@@ -745,6 +745,9 @@ const tf_model_sizes *tf_model_get_plan(const tf_model *m) {
 const tf_arch *tf_model_arch(const tf_model *m) {
     return &m->a;
 }
+const char *tf_model_kernels_describe(const tf_model *m) {
+    return tf_kernels_describe(m->kern);
+}
 size_t tf_model_n_tensors(const tf_model *m) {
     return m->n_tensors;
 }

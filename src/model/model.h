@@ -205,6 +205,9 @@ void tf_model_free(tf_model *m);
  * (tests/test_model.c measures the heap growth of tf_model_create against it). */
 const tf_model_sizes *tf_model_get_plan(const tf_model *m);
 const tf_arch *tf_model_arch(const tf_model *m);
+/* The model's kernels in one line (tf_kernels_describe: backend, library, ISA, arithmetic
+ * dtype in effect), valid while the model lives. */
+const char *tf_model_kernels_describe(const tf_model *m);
 
 /* Parameter table (parameters first, then buffers). */
 size_t tf_model_n_tensors(const tf_model *m);
