@@ -163,7 +163,7 @@ tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compu
         snprintf(k->desc, sizeof k->desc, "dnnl (oneDNN %d.%d.%d, isa %s), %s arithmetic%s",
                  v->major, v->minor, v->patch, isa, k->compute == TF_DT_BF16 ? "bf16" : "fp32",
                  compute == TF_DT_BF16 && k->compute != TF_DT_BF16
-                     ? " (bf16 requested: no native bf16 on this CPU, bf16 storage only)"
+                     ? " (bf16 requested: no native bf16 on this CPU)"
                      : "");
     }
     *out = k;
