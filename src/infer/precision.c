@@ -19,7 +19,9 @@ tf_dtype tf_precision_resolve(tf_precision requested, tf_backend backend) {
 }
 
 int tf_precision_bf16_fallback(tf_precision requested, tf_backend backend) {
-    return requested == TF_PRECISION_BF16 && !tf_kernels_native_bf16(backend);
+    /* the ref backend emulates bf16 (rounded operands, fp32 sums): no fallback there */
+    return requested == TF_PRECISION_BF16 && backend == TF_BACKEND_DNNL &&
+           !tf_kernels_native_bf16(backend);
 }
 
 const char *tf_precision_name(tf_precision p) {

@@ -4,7 +4,8 @@
  * An inference model stores no activations, so precision changes only the arithmetic of
  * the kernels (nn/kernels.h): TF_DT_BF16 = bf16 operands with fp32 accumulation where the
  * CPU has native bf16 (oneDNN on AVX512-BF16 or AMX), fp32 arithmetic elsewhere (the
- * kernels fall back by themselves; the ref backend is always fp32).
+ * kernels fall back by themselves). The ref backend emulates bf16 on any CPU (operands
+ * rounded to bf16, fp32 sums: the numerics of bf16 at fp32 speed), for measurements.
  *
  * auto picks bf16 only where it is native AND the measured accuracy cost on the demo model
  * is within TF_BF16_AUTO_MAX_CSDR_DELTA_DB per stem: the one place that decides is
@@ -34,8 +35,8 @@ typedef enum { TF_PRECISION_AUTO = 0, TF_PRECISION_FP32 = 1, TF_PRECISION_BF16 =
  * where tf_kernels_native_bf16(backend) and TF_BF16_DEMO_MAX_CSDR_DELTA_DB <=
  * TF_BF16_AUTO_MAX_CSDR_DELTA_DB, else TF_DT_FP32. */
 tf_dtype tf_precision_resolve(tf_precision requested, tf_backend backend);
-/* 1 when bf16 was asked for explicitly but this CPU has no native bf16 for the backend
- * (the model then computes in fp32). */
+/* 1 when bf16 was asked for explicitly on the dnnl backend but this CPU has no native
+ * bf16 (the model then computes in fp32). */
 int tf_precision_bf16_fallback(tf_precision requested, tf_backend backend);
 
 /* "auto" | "fp32" | "bf16"; "dnnl" | "ref" ("?" for a bad value). */
