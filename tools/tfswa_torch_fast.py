@@ -30,27 +30,27 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "reference"))
 # what needs no speeding up is the reference's own code (same state_dict names)
 from tfswa_ref import (BN_EPS, BN_MOMENTUM, LN_EPS, MASK_NEG, MLP,  # noqa: E402,F401
-                       RCM, window_partition, window_reverse)
+                       RCM, LayerNorm, window_partition, window_reverse)
 from tfswa_ref import ConvBlock as Stage  # noqa: E402
 
 HAVE_SDPA = hasattr(F, "scaled_dot_product_attention")
-ATTENTION_PATH = ("torch.nn.functional.scaled_dot_product_attention" if HAVE_SDPA else
-                  "matmul (1/sqrt(d) folded into q) + in-place cached bias/mask + softmax + matmul")
+SDPA_PATH = ("torch.nn.functional.scaled_dot_product_attention, bias/mask as attn_mask (the "
+             "explicit path for the windowed blocks in autocast training)")
+EXPLICIT_PATH = "matmul (1/sqrt(d) folded into q) + in-place cached bias/mask + softmax + matmul"
+# which attention Attention.forward runs; tools/vs_pytorch.py's check sets it to False to
+# compare the two paths where SDPA exists
+use_sdpa = HAVE_SDPA
+
+
+def attention_path():
+    return SDPA_PATH if use_sdpa else EXPLICIT_PATH
+
+
+ATTENTION_PATH = attention_path()  # the default
 
 
 # ----------------------------------------------------------------------------- conv part
 # ----------------------------------------------------------------------- attention part
-class LayerNorm(nn.LayerNorm):
-    """nn.LayerNorm computed in float32 under autocast (torch 1.13's CPU autocast leaves
-    layer_norm alone, and its kernel rejects bf16 input with float32 weights); otherwise
-    exactly nn.LayerNorm. Same state_dict."""
-
-    def forward(self, x):
-        if x.dtype != self.weight.dtype:
-            x = x.to(self.weight.dtype)
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-
-
 class Attention(nn.Module):
     """Multi-head self-attention over (N, L, C), qkv channels [q | k | v], head h on
     channels [h*hd, (h+1)*hd). Optional relative-position bias for a (wt, wf) window."""
@@ -83,13 +83,20 @@ class Attention(nn.Module):
         nw = 1 if bm is None else bm.shape[0]
         qkv = self.qkv(x).reshape(n, l, 3, h, hd).permute(2, 0, 3, 1, 4)  # (3, N, h, L, hd)
         q, k, v = qkv.unbind(0)
-        if HAVE_SDPA:
+        if bm is not None and bm.dtype != q.dtype:
+            bm = bm.to(q.dtype)  # under autocast q is bf16, the bias parameter float32
+        # torch 2.5's CPU SDPA sends an attn_mask that needs a gradient (the learnable bias,
+        # in training) to its math fallback, which computes bf16/fp16 input in float32: under
+        # autocast that case takes the explicit path below, which stays in bf16
+        if use_sdpa and not (bm is not None and bm.requires_grad and q.element_size() < 4):
             if bm is None:
                 y = F.scaled_dot_product_attention(q, k, v)
-            else:  # (N/nW, nW*h, L, hd) against a (nW*h, L, L) mask broadcast over the batch
+            else:  # (N/nW, nW*h, L, hd) against a (1, nW*h, L, L) mask broadcast over the
+                # batch (4-D: torch 2.5's CPU flash kernel takes it; a 3-D mask sends bf16 to
+                # the math path, which computes in float32)
                 sh = (n // nw, nw * h, l, hd)
                 y = F.scaled_dot_product_attention(q.reshape(sh), k.reshape(sh), v.reshape(sh),
-                                                   attn_mask=bm.reshape(nw * h, l, l))
+                                                   attn_mask=bm.reshape(1, nw * h, l, l))
                 y = y.reshape(n, h, l, hd)
         else:
             att = torch.matmul(q * self.scale, k.transpose(-2, -1))  # (N, h, L, L)

@@ -35,7 +35,7 @@ PyTorch process's start-up and import times are reported separately). Peak RSS i
 child's ru_maxrss (os.wait4); for PyTorch also the RSS right after `import torch`.
 
     /usr/bin/python3 tools/vs_pytorch.py separate [--preset tiny] [--song-seconds 60]
-        [--segment 6] [--overlap 0.25] [--threads 2] [--rounds 3]
+        [--segment 6] [--overlap 0.25] [--threads 2] [--rounds 3] [--amp]
 
 separate: one synthetic stereo song (`tfswa synth`, --song-seconds, 16-bit PCM) into 4
 float32 WAV stems with a random-weight checkpoint of the preset (`tfswa train --max_steps
@@ -44,11 +44,22 @@ float32 WAV stems with a random-weight checkpoint of the preset (`tfswa train --
 way ours does: it reads the WAV in blocks of 16384 frames, keeps one chunk of input and
 of weighted accumulator (the buffers of src/dsp/ola.c with batch 1), runs each chunk
 (round(S*rate) frames, hop round(chunk*(1-O)), trapezoid weights, zero padding past the
-end) under inference_mode as soon as its input is there, and writes each finished part
-of the 4 stems to float WAV files as it goes. The headline time of each side is measured
+end) under inference_mode (with --amp also under torch.autocast("cpu", bf16); ours stays
+float32 and the vocals must then agree to the eval bound of AMP_BOUNDS) as soon as its
+input is there, and writes each finished part of the 4 stems to float WAV files as it goes. The headline time of each side is measured
 inside its process: from after the model is loaded to the stems written (ours: the time
 `tfswa separate` prints, which includes the model's buffer allocation but not reading
 the checkpoint); whole-process wall times and start-up are reported too.
+
+With --amp the check also runs the fast model under autocast bf16 against the same model in
+float32 (same weights and input): train-mode output and gradients, eval-mode output, the
+bottleneck and each attention on its own input, and (separate) the checkpoint's first chunk
+under inference_mode; normwise relative error and cosine, asserted within AMP_BOUNDS
+(results.amp_agreement). It records which aten ops ran on which dtype (below autocast) and
+says "autocast": "whole model" only when every conv/linear/matmul/attention op saw bf16.
+Where torch has scaled_dot_product_attention the check also runs the explicit attention
+path against it (float64, asserted at 1e-6: the output and each attention call; with --amp
+also under autocast); on torch 1.13 it says skipped.
 
 All commands print one JSON object: config (machine: CPU, ISA flags, OPENBLAS_CORETYPE,
 threads, torch version, attention path, load average at start and end) and results:
@@ -78,6 +89,23 @@ CHECK_TOL = 1e-6  # max normwise relative error, fast vs reference, both float64
 GRAD_FLOOR = 1e-6  # gradient errors are relative to at least this fraction of the largest
 CHECK_SECONDS = 1.0  # the check's input length at most (the architecture is the benchmark's)
 BLOCK = 16384  # frames per read, as DEFAULT_BLOCK in src/infer/separate.c
+# --amp: the autocast-bf16 output against the float32 one of the same model, weights and
+# input: (max normwise relative error, min cosine). bf16 rounds 2^15 x coarser than float32
+# (unit roundoff 2^-9 = 2e-3). In eval mode (separation) the tiny preset's output is ~1e-2
+# off, each attention (on its float32 input) ~1e-2; in train mode the batch-statistics
+# BatchNorm of every RCM amplifies rounding about 2x per U-Net level, as it does float32's
+# (measured on the check's random weights, 1 s: float32 against float64 grows 16x from
+# enc.0 to dec.3, bf16 against float32 14x), to ~0.1 on the output and on the gradient
+# (cosine ~0.96-0.98; an L1 loss: sign(y - t) flips where y is near t). The bounds are
+# ~2.5x the measured errors: they catch a model that fails in bf16 (overflow, a part
+# wrongly cast), and "attention" caught the relative-position bias and shift mask dropped
+# in bf16 only (0.077 against 0.011); at random weights the attention branches move the
+# model's output too little for the output bounds to see that.
+AMP_BOUNDS = {"eval": (0.05, 0.998), "attention": (0.03, 0.9995), "train": (0.25, 0.99),
+              "gradients": (0.3, 0.9)}
+# ops that autocast runs in bf16 when it covers them: every one must see bf16 input for the
+# JSON to say "whole model"
+MATMUL_OPS = ("convolution", "addmm", "mm", "bmm", "baddbmm", "linear", "matmul")
 med = statistics.median
 
 
@@ -185,6 +213,56 @@ def autocast(torch, amp):
     return contextlib.nullcontext()
 
 
+def cosine(a, b):
+    a, b = a.double().flatten(), b.double().flatten()
+    return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-300))
+
+
+def amp_agreement(y, y32, kind, fp32_vs_f64=None):
+    """The autocast output against the float32 one: normwise relative error and cosine,
+    checked against AMP_BOUNDS[kind] (None: reported only)."""
+    r = {"rel_err": rel_err(y, y32), "cosine": cosine(y, y32)}
+    if fp32_vs_f64 is not None:
+        r["fp32_vs_f64"] = fp32_vs_f64
+    if kind is not None:
+        e, c = AMP_BOUNDS[kind]
+        r["ok"] = r["rel_err"] <= e and r["cosine"] >= c
+    return r
+
+
+def op_dtypes(torch, fn):
+    """Run fn() recording, per aten op that computes (matmul-class, attention, norms,
+    softmax, activations, pooling, STFT), the dtypes of its floating-point inputs:
+    ({op: [dtypes]}, result). Seen at the dispatcher, below autocast: what really ran."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen = {}
+    keep = MATMUL_OPS + ("attention", "softmax", "layer_norm", "batch_norm", "gelu", "relu",
+                         "pool", "upsample", "fft")
+
+    class Rec(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, a=(), kw=None):
+            name = func.overloadpacket.__name__.lstrip("_")
+            if name in MATMUL_OPS or any(k in name for k in keep[len(MATMUL_OPS):]):
+                dt = next((str(t.dtype).replace("torch.", "") for t in a
+                           if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
+                if dt:
+                    seen.setdefault(name, set()).add(dt)
+            return func(*a, **(kw or {}))
+
+    with Rec():
+        out = fn()
+    return {k: sorted(v) for k, v in sorted(seen.items())}, out
+
+
+def autocast_scope(ops):
+    """"whole model" when every matmul-class and attention op ran with bf16 input, else the
+    ops that did not."""
+    fp32 = sorted(k for k, v in ops.items()
+                  if (k in MATMUL_OPS or "attention" in k) and v != ["bfloat16"])
+    return "whole model" if not fp32 else "not in bf16: " + ", ".join(fp32)
+
+
 def torch_model_worker(args):
     """Train-mode forward + backward, `iters` timed after one warm-up; JSON on stdout."""
     torch, fast, info = torch_prologue(args.threads)
@@ -285,6 +363,8 @@ def check_worker(args):
     autocast forwards against the float64 reference: reported, not asserted). With
     --checkpoint (separation) the architecture is the checkpoint's and, in addition, the
     checkpoint's weights run the song's first chunk under inference_mode."""
+    import copy
+
     torch, fast, info = torch_prologue(args.threads)
     sys.path.insert(0, REF)
     import tfswa_ref
@@ -304,10 +384,12 @@ def check_worker(args):
     res.update({"seconds": seconds, "batch": batch})
     # training: random weights with non-trivial norms and BN statistics, train-mode forward,
     # L1 loss, backward; then an eval-mode forward with the updated statistics
+    torch.manual_seed(1234)  # the default init: the same weights every run
     ref = build_ref(tfswa_ref, p, S, n_fft, hop)
     randomize(ref, 1234)
     mdl = fast.from_arch(p, S, n_fft, hop)
     mdl.load_state_dict(ref.state_dict())
+    m_init = copy.deepcopy(mdl) if args.amp else None  # float32, before the training step
     ref.to(f64)
     mdl.to(f64)
     n = int(round(seconds * 44100))
@@ -338,12 +420,23 @@ def check_worker(args):
     with torch.no_grad():
         yr = ref(mix)
         res["eval_output"] = rel_err(mdl(mix), yr)
-        if args.amp:
-            mdl.float()
-            res["fp32_eval_output_vs_ref"] = rel_err(mdl(mix.float()), yr)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                res["amp_eval_output_vs_ref"] = rel_err(mdl(mix.float()), yr)
     keys = ["train_output", "gradients", "bn_statistics", "eval_output"]
+    if fast.HAVE_SDPA:
+        # the default path is SDPA, so the comparison above was SDPA's; here the explicit
+        # path of the same model against it (float64, asserted like the rest): the output,
+        # and each attention on its own input (at random weights the attention branches
+        # move the output little)
+        calls, y_sdpa = attention_calls(torch, fast, mdl, mix)
+        fast.use_sdpa = False
+        with torch.no_grad():
+            ye = mdl(mix)
+            res["sdpa_vs_explicit"] = max([rel_err(ye, y_sdpa)] + [rel_err(mod(*i), o) for mod, i, o in calls])
+        fast.use_sdpa = True
+        keys.append("sdpa_vs_explicit")
+    else:
+        res["sdpa_vs_explicit"] = f"skipped: torch {torch.__version__} has no scaled_dot_product_attention"
+    if args.amp:
+        res["amp"] = amp_check(torch, fast, m_init, mdl, ref, mix, target, ys[0], yr)
     if args.checkpoint:
         # separation: the checkpoint's weights, the song's first chunk, inference_mode
         ref = build_ref(tfswa_ref, p, S, n_fft, hop)
@@ -363,9 +456,101 @@ def check_worker(args):
             yf = mdl(mix)
         res["checkpoint_eval_output"] = rel_err(yf, yr)
         keys.append("checkpoint_eval_output")
+        if args.amp:  # what the separation worker runs: inference_mode (+ autocast)
+            mdl.float()
+            with torch.inference_mode():
+                y32 = mdl(mix.float())
+                with autocast(torch, True):
+                    ya = mdl(mix.float())
+            res["amp"]["checkpoint_inference_output"] = amp_agreement(ya, y32, "eval", rel_err(y32, yr))
     res["max_rel_err"] = max(res[k] for k in keys)
     res["ok"] = res["max_rel_err"] <= CHECK_TOL
+    if args.amp:
+        a = res["amp"]
+        a["ok"] = (a["autocast"] == "whole model" and
+                   all(v["ok"] for v in a.values() if isinstance(v, dict) and "ok" in v))
+        res["ok"] = res["ok"] and a["ok"]
     print(json.dumps(res))
+
+
+def attention_calls(torch, fast, model, x):
+    """One no-grad forward of model: [(attention module, its inputs, its output)], output."""
+    calls = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: calls.append((mod, i, o)))
+             for m in model.modules() if isinstance(m, fast.Attention)]
+    with torch.no_grad():
+        y = model(x)
+    for h in hooks:
+        h.remove()
+    return calls, y
+
+
+def amp_check(torch, fast, m_init, mdl, ref, mix, target, y_train64, y_eval64):
+    """--amp: the fast model (and the reference) under torch.autocast("cpu", bf16) against
+    the same model in float32, same weights and input: train-mode forward from the weights
+    before the check's training step (the ops it ran and their input dtypes are recorded)
+    and its L1-loss gradients, then eval-mode forward with the statistics after it; with
+    SDPA also the two attention paths against each other under autocast. Asserted: each
+    within AMP_BOUNDS; fp32_vs_f64 (float32 against the float64 reference) is the
+    yardstick of how much the model amplifies rounding (bf16 rounds 2^15 x coarser)."""
+    import copy
+
+    x32, t32 = mix.float(), target.float()
+    out = {"bound": {k: f"normwise rel err <= {e:g}, cosine >= {c:g} against float32"
+                     for k, (e, c) in AMP_BOUNDS.items()}}
+
+    def train_step(m, amp):
+        m.zero_grad(set_to_none=True)
+        with autocast(torch, amp):
+            y = m(x32)
+        (y.float() - t32).abs().mean().backward()
+        g = torch.cat([q.grad.flatten() if q.grad is not None else torch.zeros(q.numel())
+                       for q in m.parameters()])
+        return y.detach().float(), g
+
+    m32, ma = copy.deepcopy(m_init).train(), copy.deepcopy(m_init).train()
+    y32, g32 = train_step(m32, False)
+    ops, (ya, ga) = op_dtypes(torch, lambda: train_step(ma, True))
+    out["train_output"] = amp_agreement(ya, y32, "train", rel_err(y32, y_train64))
+    g64 = torch.cat([q.grad.flatten() for q in ref.parameters()])
+    out["gradients"] = amp_agreement(ga, g32, "gradients", rel_err(g32, g64))
+    m32 = copy.deepcopy(mdl).float().eval()
+    mid = []  # the bottleneck (last TFSWA block's output): attention errors show there first
+    hook = m32.tfswa[-1].register_forward_hook(lambda mod, i, o: mid.append(o.float()))
+    with torch.no_grad():
+        y32 = m32(x32)
+        with autocast(torch, True):
+            ya = m32(x32)
+    hook.remove()
+    out["eval_output"] = amp_agreement(ya, y32, "eval", rel_err(y32, y_eval64))
+    out["eval_bottleneck"] = amp_agreement(mid[1], mid[0], "eval")
+    # each attention on its own float32 input (with its bias/mask), under autocast against
+    # float32: at random weights the attention branches move the model's output little, so
+    # an attention-only error (bias or mask lost in bf16) shows here, not in the output
+    calls, _ = attention_calls(torch, fast, m32, x32)
+    worst = None
+    with torch.no_grad():
+        for mod, i, o in calls:
+            with autocast(torch, True):
+                a = amp_agreement(mod(*i).float(), o, "attention")
+            if worst is None or a["cosine"] < worst["cosine"]:
+                worst = a
+    out["eval_attention_worst"] = dict(worst, calls=len(calls))
+    if fast.HAVE_SDPA:
+        fast.use_sdpa = False
+        with torch.no_grad(), autocast(torch, True):
+            ye = m32(x32)
+        fast.use_sdpa = True
+        out["sdpa_vs_explicit_amp"] = amp_agreement(ya, ye, "eval")
+    # the reference too runs whole under autocast (reported, not asserted)
+    r32 = copy.deepcopy(ref).float().eval()
+    with torch.no_grad():
+        y32 = r32(x32)
+        with autocast(torch, True):
+            out["ref_eval_output"] = amp_agreement(r32(x32), y32, None)
+    out["autocast"] = autocast_scope(ops)
+    out["ops"] = ops
+    return out
 
 
 def run_check(args, env, extra):
@@ -374,8 +559,15 @@ def run_check(args, env, extra):
     c = last_json(out, cmd)
     print(f"vs_pytorch: fast PyTorch model vs tests/reference/tfswa_ref.py: max rel error "
           f"{c['max_rel_err']:.3g} (tolerance {CHECK_TOL:g})", file=sys.stderr)
+    if "amp" in c:
+        a = c["amp"]
+        print(f"vs_pytorch: autocast bf16 ({a['autocast']}) vs float32: eval output rel error "
+              f"{a['eval_output']['rel_err']:.3g}, cosine {a['eval_output']['cosine']:.6f}; train "
+              f"output {a['train_output']['rel_err']:.3g}, cosine {a['train_output']['cosine']:.6f}",
+              file=sys.stderr)
     if not c["ok"]:
-        sys.exit(f"vs_pytorch: the fast PyTorch model disagrees with tfswa_ref.py: {json.dumps(c)}")
+        sys.exit(f"vs_pytorch: the fast PyTorch model disagrees with tfswa_ref.py or its autocast bf16 "
+                 f"run with its float32 one: {json.dumps(c)}")
     return c
 
 
@@ -442,6 +634,7 @@ def train_cmd(args):
         **process_results(T, O),
         "torch_" + what + "_rounds": T["ms"],
         "ours_" + what + "_rounds": O["ms"],
+        "amp_agreement": check.get("amp"),
         "check": check,
     }
     if model:
@@ -457,7 +650,8 @@ def train_cmd(args):
            "ours": {"cmd": " ".join(ours_cmd), "activation_dtype": dtype,
                     "arithmetic": "fp32" + (" (bf16 storage of saved activations)" if args.amp else "")},
            "torch_side": {"cmd": " ".join(torch_cmd), "model": "tools/tfswa_torch_fast.py",
-                          "autocast": "torch.autocast('cpu', dtype=torch.bfloat16)" if args.amp else None,
+                          "autocast": ("torch.autocast('cpu', dtype=torch.bfloat16) around forward and "
+                                       "loss: " + check["amp"]["autocast"]) if args.amp else None,
                           "zero_grad": "set_to_none=True"},
            "torch": tinfo.get("torch"), "torch_threads": tinfo.get("torch_threads"),
            "attention": tinfo.get("attention"), "machine": machine(args.threads),
@@ -605,8 +799,8 @@ def torch_sep_worker(args):
             if not final and k * hop + L > state["in_end"]:
                 break
             off = k * hop - state["base"]
-            with torch.inference_mode():
-                y = model(torch.from_numpy(inb[None, :, off:off + L].copy()))[0].numpy()  # (S, 2, L)
+            with torch.inference_mode(), autocast(torch, args.amp):
+                y = model(torch.from_numpy(inb[None, :, off:off + L].copy()))[0].float().numpy()  # (S, 2, L)
             acc[:, :, off:off + L] += y * w
             wsum[off:off + L] += w
             state["next"] = k + 1
@@ -665,14 +859,15 @@ def separate_cmd(args):
     work = tempfile.mkdtemp(prefix="vs_pytorch_sep_")
     try:
         ckpt, song = make_inputs(args, work, env)
-        check = run_check(args, env, ["--checkpoint", ckpt, "--song", song, "--segment", str(args.segment)])
+        amp = ["--amp"] if args.amp else []
+        check = run_check(args, env, ["--checkpoint", ckpt, "--song", song, "--segment", str(args.segment)] + amp)
         ours_out, torch_out = os.path.join(work, "ours"), os.path.join(work, "torch")
         ours_cmd = [args.tfswa, "separate", song, "-o", ours_out, "--checkpoint", ckpt,
                     "--segment", str(args.segment), "--overlap", str(args.overlap), "--batch_size",
                     "1", "--num_threads", str(args.threads), "--overwrite", "--subtype", "FLOAT"]
         torch_cmd = [sys.executable, os.path.abspath(__file__), "_torch_sep", "--checkpoint", ckpt,
                      "--song", song, "--out", torch_out, "--segment", str(args.segment),
-                     "--overlap", str(args.overlap), "--threads", str(args.threads)]
+                     "--overlap", str(args.overlap), "--threads", str(args.threads)] + amp
         _, rate = wav_info(song)
         T = {k: [] for k in ("sep", "wall", "rss", "startup", "import", "rss_import")}
         O = {k: [] for k in ("sep", "sep_printed", "wall", "rss")}
@@ -702,12 +897,15 @@ def separate_cmd(args):
         for root, _, files in os.walk(ours_out):
             if "vocals.wav" in files:
                 ov = os.path.join(root, "vocals.wav")
-        diff = None
+        diff = vrel = vcos = None
         if ov is not None:
             a, _ = read_wav(ov)
             b, _ = read_wav(os.path.join(torch_out, "vocals.wav"))
             if a.shape == b.shape:
                 diff = float(np.max(np.abs(a - b)))
+                a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+                vrel = float(np.max(np.abs(b - a)) / max(np.max(np.abs(a)), 1e-30))
+                vcos = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-300))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     cfg = {"what": "separate", "preset": args.preset, "song_seconds": args.song_seconds,
@@ -718,7 +916,9 @@ def separate_cmd(args):
            "output": "4 float32 WAV per side, written as the chunks finish",
            "ours": {"cmd": " ".join(ours_cmd)},
            "torch_side": {"cmd": " ".join(torch_cmd), "model": "tools/tfswa_torch_fast.py",
-                          "mode": "eval() + torch.inference_mode()",
+                          "mode": "eval() + torch.inference_mode()" +
+                                  (" + torch.autocast('cpu', dtype=torch.bfloat16)" if args.amp else ""),
+                          "autocast": check["amp"]["autocast"] if args.amp else None,
                           "streaming": "blocks of 16384 frames in, one chunk of input and "
                                        "accumulator held (as src/dsp/ola.c, batch 1), stems "
                                        "written as they finish"},
@@ -742,13 +942,21 @@ def separate_cmd(args):
         "torch_separate_s_rounds": T["sep"],
         "ours_separate_s_rounds": O["sep"],
         "max_abs_diff": diff,
-        "agree": diff is not None and diff <= 1e-3,
+        "vocals_rel_err": vrel,
+        "vocals_cosine": vcos,
+        # ours runs float32; with --amp PyTorch's bf16 is held to the check's eval bound
+        "agree": (vrel is not None and vrel <= AMP_BOUNDS["eval"][0] and vcos >= AMP_BOUNDS["eval"][1]
+                  if args.amp else diff is not None and diff <= 1e-3),
+        "agree_bound": ("vocals: normwise rel err <= %g, cosine >= %g (PyTorch bf16 vs ours fp32)"
+                        % AMP_BOUNDS["eval"] if args.amp else "vocals: max abs diff <= 1e-3"),
+        "amp_agreement": check.get("amp"),
         "check": check,
     }
     print(json.dumps({"bench": "vs_pytorch", "machine": f"{cfg['machine']['cpu']}, {args.threads} threads",
                       "config": cfg, "results": res}))
     if not res["agree"]:
-        sys.exit(f"vs_pytorch: our vocals and PyTorch's differ (max abs diff {diff}): not the same work")
+        sys.exit(f"vs_pytorch: our vocals and PyTorch's differ (max abs diff {diff}, rel err {vrel}, "
+                 f"cosine {vcos}): not the same work")
 
 
 def wav_info(path):
@@ -789,12 +997,16 @@ def main():
     p.add_argument("--threads", type=int, default=threads)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--tfswa", default=os.path.join(ROOT, "build", "tfswa"))
+    p.add_argument("--amp", action="store_true",
+                   help="PyTorch: torch.autocast('cpu', dtype=torch.bfloat16) inside inference_mode; "
+                        "ours: float32 (tfswa separate has no bf16)")
     p = sub.add_parser("_torch_sep")
     for a in ("--checkpoint", "--song", "--out"):
         p.add_argument(a, required=True)
     p.add_argument("--segment", type=float, default=6.0)
     p.add_argument("--overlap", type=float, default=0.25)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--amp", action="store_true")
     args = ap.parse_args()
     {"model": train_cmd, "step": train_cmd, "_torch_model": torch_model_worker,
      "_torch_step": torch_step_worker, "_check": check_worker, "separate": separate_cmd,

@@ -70,6 +70,18 @@ class ConvBlock(nn.Module):
 
 
 # ----------------------------------------------------------------------- attention part
+class LayerNorm(nn.LayerNorm):
+    """nn.LayerNorm that also runs under torch.autocast("cpu", dtype=torch.bfloat16): torch
+    1.13's CPU autocast leaves layer_norm alone and its kernel rejects bf16 input with
+    float32 weights, so such input is normalized in the weights' dtype (float32). Without
+    autocast the dtypes match and this is exactly nn.LayerNorm. Same state_dict."""
+
+    def forward(self, x):
+        if x.dtype != self.weight.dtype:
+            x = x.to(self.weight.dtype)
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over (N, L, C). qkv output channels are [q | k | v], head h
     uses channels [h*hd, (h+1)*hd) of each. Optional relative-position bias for a (wt, wf)
@@ -100,10 +112,10 @@ class Attention(nn.Module):
         att = (q @ k.transpose(-2, -1)) / math.sqrt(hd)  # (N, h, L, L)
         if self.window is not None:
             bias = self.rel_bias[self.rel_index.reshape(-1)].reshape(l, l, h).permute(2, 0, 1)
-            att = att + bias[None]
+            att = att + bias[None].to(att.dtype)  # under autocast: bf16 like the scores
         if mask is not None:
             nw = mask.shape[0]
-            att = att.reshape(n // nw, nw, h, l, l) + mask[None, :, None]
+            att = att.reshape(n // nw, nw, h, l, l) + mask[None, :, None].to(att.dtype)
             att = att.reshape(n, h, l, l)
         att = att.softmax(-1)
         y = (att @ v).transpose(1, 2).reshape(n, l, c)
@@ -125,9 +137,9 @@ class TBlock(nn.Module):
 
     def __init__(self, c, heads, mlp_hidden, window=None):
         super().__init__()
-        self.ln1 = nn.LayerNorm(c, eps=LN_EPS)
+        self.ln1 = LayerNorm(c, eps=LN_EPS)
         self.attn = Attention(c, heads, window)
-        self.ln2 = nn.LayerNorm(c, eps=LN_EPS)
+        self.ln2 = LayerNorm(c, eps=LN_EPS)
         self.mlp = MLP(c, mlp_hidden)
 
     def forward(self, x, mask=None):
@@ -166,9 +178,9 @@ class SwinBlock(nn.Module):
         super().__init__()
         self.window = window
         self.shifted = shifted
-        self.ln1 = nn.LayerNorm(c, eps=LN_EPS)
+        self.ln1 = LayerNorm(c, eps=LN_EPS)
         self.attn = Attention(c, heads, window)
-        self.ln2 = nn.LayerNorm(c, eps=LN_EPS)
+        self.ln2 = LayerNorm(c, eps=LN_EPS)
         self.mlp = MLP(c, mlp_hidden)
 
     def forward(self, x):
