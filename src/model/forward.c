@@ -85,12 +85,13 @@ static void zero(float *x, size_t n) {
 
 /* --------------------------------------------------------------------- conv block */
 
-static void bn_forward(tf_model *m, float *out, const float *in, const float *w, const float *b,
-                       float *rm, float *rv, int B, int C, int H, int W, int mode) {
+static void bn_gelu_forward(tf_model *m, float *out, const float *in, const float *w,
+                            const float *b, float *rm, float *rv, int B, int C, int H, int W,
+                            int mode) {
     layout_t *y = &m->lay;
-    tf_batchnorm2d_forward(out, WS(m, y->st_m1), WS(m, y->st_r1), mode == MODE_TRAIN ? rm : NULL,
-                           mode == MODE_TRAIN ? rv : NULL, in, w, b, B, C, H, W, TF_BN_MOMENTUM,
-                           TF_BN_EPS);
+    tf_batchnorm2d_gelu_forward(out, WS(m, y->st_m1), WS(m, y->st_r1),
+                                mode == MODE_TRAIN ? rm : NULL, mode == MODE_TRAIN ? rv : NULL, in,
+                                w, b, B, C, H, W, TF_BN_MOMENTUM, TF_BN_EPS);
 }
 
 /* One Conv block (nrcm RCMs): x (B, Cin, H, W) fp32 -> out (B, Cout, H, W) fp32. The
@@ -107,14 +108,12 @@ static void convblock_forward(tf_model *m, int blk, const float *x, float *out, 
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &m->rcm_p[blk * R + r];
         rcm_buffers *bu = &m->rcm_b[blk * R + r];
-        bn_forward(m, A, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W, mode);
-        tf_gelu_forward(A, A, px * ci);
+        bn_gelu_forward(m, A, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W, mode);
         float *c1 = sw(m, c1s[r], y->wc1);
         tf_kern_conv2d_forward(m->kern, c1, A, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw,
                                y->n_convws * sizeof(float));
         sstore(m, c1s[r], c1);
-        bn_forward(m, A, c1, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W, mode);
-        tf_gelu_forward(A, A, px * Cout);
+        bn_gelu_forward(m, A, c1, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W, mode);
         float *o = r == R - 1 ? out : sw(m, os[r], (r & 1) ? y->wo1 : y->wo0);
         tf_kern_conv2d_forward(m->kern, o, A, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw,
                                y->n_convws * sizeof(float));
@@ -173,9 +172,8 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         float *dnext = r ? (dcur == dout ? E : dout) : dx;
         if (r) zero(dnext, px * Cout);
         /* second half: out = conv2(gelu(bn2(c1))) + short(in) */
-        tf_batchnorm2d_forward(G, mu, rs, NULL, NULL, c1, p->bn2_w, p->bn2_b, B, Cout, H, W,
-                               TF_BN_MOMENTUM, TF_BN_EPS);
-        tf_gelu_forward(G, G, px * Cout);
+        tf_batchnorm2d_gelu_forward(G, mu, rs, NULL, NULL, c1, p->bn2_w, p->bn2_b, B, Cout, H, W,
+                                    TF_BN_MOMENTUM, TF_BN_EPS);
         zero(dG, px * Cout);
         tf_kern_conv2d_backward(m->kern, dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout,
                                 Cout, H, W, 3, cw, y->n_convws * sizeof(float));
@@ -185,9 +183,8 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         zero(dC1, px * Cout);
         tf_batchnorm2d_backward(dC1, g->bn2_w, g->bn2_b, dA, c1, p->bn2_w, mu, rs, B, Cout, H, W);
         /* first half: c1 = conv1(gelu(bn1(in))) */
-        tf_batchnorm2d_forward(G, mu, rs, NULL, NULL, in, p->bn1_w, p->bn1_b, B, ci, H, W,
-                               TF_BN_MOMENTUM, TF_BN_EPS);
-        tf_gelu_forward(G, G, px * ci);
+        tf_batchnorm2d_gelu_forward(G, mu, rs, NULL, NULL, in, p->bn1_w, p->bn1_b, B, ci, H, W,
+                                    TF_BN_MOMENTUM, TF_BN_EPS);
         zero(dG, px * ci);
         tf_kern_conv2d_backward(m->kern, dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci,
                                 Cout, H, W, 3, cw, y->n_convws * sizeof(float));

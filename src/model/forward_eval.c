@@ -34,14 +34,12 @@ static void convblock_eval(tf_model *m, int blk, float *X, float *out, float *Y,
         const rcm_buffers *bu = &m->rcm_b[blk * R + r];
         tf_kern_conv2d_forward(m->kern, Q, X, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw,
                                m->lay.ev.n_convws * sizeof(float));
-        tf_batchnorm2d_eval_forward(X, X, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W,
-                                    TF_BN_EPS);
-        tf_gelu_forward(X, X, px * ci);
+        tf_batchnorm2d_gelu_eval_forward(X, X, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W,
+                                         TF_BN_EPS);
         tf_kern_conv2d_forward(m->kern, Y, X, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw,
                                m->lay.ev.n_convws * sizeof(float));
-        tf_batchnorm2d_eval_forward(Y, Y, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W,
-                                    TF_BN_EPS);
-        tf_gelu_forward(Y, Y, px * Cout);
+        tf_batchnorm2d_gelu_eval_forward(Y, Y, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W,
+                                         TF_BN_EPS);
         float *o = r == R - 1 ? out : X;
         tf_kern_conv2d_forward(m->kern, o, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw,
                                m->lay.ev.n_convws * sizeof(float));

@@ -745,6 +745,10 @@ const tf_model_sizes *tf_model_get_plan(const tf_model *m) {
 const tf_arch *tf_model_arch(const tf_model *m) {
     return &m->a;
 }
+size_t tf_model_kernel_shapes(const tf_model *m) {
+    return tf_kernels_n_shapes(m->kern);
+}
+
 const char *tf_model_kernels_describe(const tf_model *m) {
     return tf_kernels_describe(m->kern);
 }

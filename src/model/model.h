@@ -208,6 +208,8 @@ const tf_arch *tf_model_arch(const tf_model *m);
 /* The model's kernels in one line (tf_kernels_describe: backend, library, ISA, arithmetic
  * dtype in effect), valid while the model lives. */
 const char *tf_model_kernels_describe(const tf_model *m);
+/* Convolution shapes the model's kernels hold primitives for (nn/kernels.h). */
+size_t tf_model_kernel_shapes(const tf_model *m);
 
 /* Parameter table (parameters first, then buffers). */
 size_t tf_model_n_tensors(const tf_model *m);

@@ -70,6 +70,16 @@ TF_CLONES void tf_gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
+TF_CLONES void tf_bn_gelu(float *out, const float *inp, size_t n, float mean, float rstd,
+                          float weight, float bias) {
+    const float scale = weight * rstd;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float x = (inp[i] - mean) * scale + bias;
+        out[i] = x * normal_cdf(x);
+    }
+}
+
 TF_CLONES void tf_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
     const size_t nc = (n + CHUNK - 1) / CHUNK;
 #pragma omp parallel for schedule(static) if (n > 65536)

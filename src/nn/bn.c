@@ -1,7 +1,17 @@
 /* batchnorm2d, training and eval mode, as PyTorch nn.BatchNorm2d. */
+#include "nn/act.h"
 #include "nn/conv.h"
 
 #include <math.h>
+
+/* Compiled for AVX2+FMA and for baseline x86-64; the loader picks one at run time (the
+ * statistics loops are reductions in double: vectorised by `omp simd reduction`). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
+#define TF_CLONES __attribute__((target_clones("avx2,fma", "default")))
+#else
+#define TF_CLONES
+#endif
 
 void tf_batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
                             float weight, float bias) {
@@ -9,10 +19,11 @@ void tf_batchnorm_normalize(float *out, const float *inp, size_t n, float mean, 
     for (size_t i = 0; i < n; i++) out[i] = (inp[i] - mean) * scale + bias;
 }
 
-void tf_batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_mean,
-                            float *running_var, const float *inp, const float *weight,
-                            const float *bias, int B, int C, int H, int W, float momentum,
-                            float eps) {
+/* the training-mode forward, followed by GELU when gelu != 0 */
+TF_CLONES static void bn_forward(float *out, float *mean, float *rstd, float *running_mean,
+                                 float *running_var, const float *inp, const float *weight,
+                                 const float *bias, int B, int C, int H, int W, float momentum,
+                                 float eps, int gelu) {
     // out, inp (B, C, H, W); mean, rstd, running_mean, running_var, weight, bias (C)
     size_t hw = (size_t)H * W, n = (size_t)B * hw;
 #pragma omp parallel for schedule(static)
@@ -20,11 +31,13 @@ void tf_batchnorm2d_forward(float *out, float *mean, float *rstd, float *running
         double s = 0.0;
         for (int b = 0; b < B; b++) {
             const float *x = inp + ((size_t)b * C + c) * hw;
+#pragma omp simd reduction(+ : s)
             for (size_t i = 0; i < hw; i++) s += x[i];
         }
         double m = s / (double)n, v = 0.0;
         for (int b = 0; b < B; b++) {
             const float *x = inp + ((size_t)b * C + c) * hw;
+#pragma omp simd reduction(+ : v)
             for (size_t i = 0; i < hw; i++) {
                 double d = x[i] - m;
                 v += d * d;
@@ -40,15 +53,37 @@ void tf_batchnorm2d_forward(float *out, float *mean, float *rstd, float *running
             running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * m);
             running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
         }
-        for (int b = 0; b < B; b++)
-            tf_batchnorm_normalize(out + ((size_t)b * C + c) * hw, inp + ((size_t)b * C + c) * hw,
-                                   hw, mf, r, weight ? weight[c] : 1.f, bias ? bias[c] : 0.f);
+        for (int b = 0; b < B; b++) {
+            float *o = out + ((size_t)b * C + c) * hw;
+            const float *x = inp + ((size_t)b * C + c) * hw;
+            const float w = weight ? weight[c] : 1.f, bb = bias ? bias[c] : 0.f;
+            if (gelu)
+                tf_bn_gelu(o, x, hw, mf, r, w, bb);
+            else
+                tf_batchnorm_normalize(o, x, hw, mf, r, w, bb);
+        }
     }
 }
 
-void tf_batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
-                             const float *inp, const float *weight, const float *mean,
-                             const float *rstd, int B, int C, int H, int W) {
+void tf_batchnorm2d_forward(float *out, float *mean, float *rstd, float *running_mean,
+                            float *running_var, const float *inp, const float *weight,
+                            const float *bias, int B, int C, int H, int W, float momentum,
+                            float eps) {
+    bn_forward(out, mean, rstd, running_mean, running_var, inp, weight, bias, B, C, H, W, momentum,
+               eps, 0);
+}
+
+void tf_batchnorm2d_gelu_forward(float *out, float *mean, float *rstd, float *running_mean,
+                                 float *running_var, const float *inp, const float *weight,
+                                 const float *bias, int B, int C, int H, int W, float momentum,
+                                 float eps) {
+    bn_forward(out, mean, rstd, running_mean, running_var, inp, weight, bias, B, C, H, W, momentum,
+               eps, 1);
+}
+
+TF_CLONES void tf_batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                       const float *inp, const float *weight, const float *mean,
+                                       const float *rstd, int B, int C, int H, int W) {
     // dinp, dout, inp (B, C, H, W); dweight, dbias, weight, mean, rstd (C)
     // With xhat = (x - mean) * rstd and g = dout * weight:
     //   dinp = rstd * (g - mean(g) - xhat * mean(g * xhat)), means over (B, H, W)
@@ -60,6 +95,7 @@ void tf_batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const fl
         for (int b = 0; b < B; b++) {
             const float *x = inp + ((size_t)b * C + c) * hw;
             const float *d = dout + ((size_t)b * C + c) * hw;
+#pragma omp simd reduction(+ : sd, sdx)
             for (size_t i = 0; i < hw; i++) {
                 sd += d[i];
                 sdx += (double)d[i] * ((x[i] - m) * r);
@@ -81,9 +117,9 @@ void tf_batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const fl
     }
 }
 
-void tf_batchnorm2d_eval_forward(float *out, const float *inp, const float *weight,
-                                 const float *bias, const float *running_mean,
-                                 const float *running_var, int B, int C, int H, int W, float eps) {
+static void bn_eval_forward(float *out, const float *inp, const float *weight, const float *bias,
+                            const float *running_mean, const float *running_var, int B, int C,
+                            int H, int W, float eps, int gelu) {
     // out, inp (B, C, H, W); weight, bias, running_mean, running_var (C)
     size_t hw = (size_t)H * W;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -94,9 +130,25 @@ void tf_batchnorm2d_eval_forward(float *out, const float *inp, const float *weig
             float m = running_mean[c];
             const float *x = inp + ((size_t)b * C + c) * hw;
             float *y = out + ((size_t)b * C + c) * hw;
-            for (size_t i = 0; i < hw; i++) y[i] = (x[i] - m) * scale + shift;
+            if (gelu)
+                tf_bn_gelu(y, x, hw, m, r, weight ? weight[c] : 1.f, shift);
+            else
+                for (size_t i = 0; i < hw; i++) y[i] = (x[i] - m) * scale + shift;
         }
     }
+}
+
+void tf_batchnorm2d_eval_forward(float *out, const float *inp, const float *weight,
+                                 const float *bias, const float *running_mean,
+                                 const float *running_var, int B, int C, int H, int W, float eps) {
+    bn_eval_forward(out, inp, weight, bias, running_mean, running_var, B, C, H, W, eps, 0);
+}
+
+void tf_batchnorm2d_gelu_eval_forward(float *out, const float *inp, const float *weight,
+                                      const float *bias, const float *running_mean,
+                                      const float *running_var, int B, int C, int H, int W,
+                                      float eps) {
+    bn_eval_forward(out, inp, weight, bias, running_mean, running_var, B, C, H, W, eps, 1);
 }
 
 void tf_batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, const float *dout,

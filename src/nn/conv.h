@@ -89,6 +89,12 @@ void tf_batchnorm2d_forward(float *out, float *mean, float *rstd, float *running
  * weight 1 and bias 0 when the layer has none. out may alias inp. */
 void tf_batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
                             float weight, float bias);
+/* gelu(tf_batchnorm2d_forward(...)) in one pass over the output (same statistics and
+ * running-stat updates; the values of tf_bn_gelu per channel) */
+void tf_batchnorm2d_gelu_forward(float *out, float *mean, float *rstd, float *running_mean,
+                                 float *running_var, const float *inp, const float *weight,
+                                 const float *bias, int B, int C, int H, int W, float momentum,
+                                 float eps);
 /* exact training-mode backward: dinp (B, C, H, W) +=, dweight, dbias (C) += (may be NULL);
  * mean, rstd (C) from tf_batchnorm2d_forward */
 void tf_batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -98,6 +104,11 @@ void tf_batchnorm2d_backward(float *dinp, float *dweight, float *dbias, const fl
 void tf_batchnorm2d_eval_forward(float *out, const float *inp, const float *weight,
                                  const float *bias, const float *running_mean,
                                  const float *running_var, int B, int C, int H, int W, float eps);
+/* gelu(tf_batchnorm2d_eval_forward(...)) in one pass; out may alias inp */
+void tf_batchnorm2d_gelu_eval_forward(float *out, const float *inp, const float *weight,
+                                      const float *bias, const float *running_mean,
+                                      const float *running_var, int B, int C, int H, int W,
+                                      float eps);
 /* backward of the eval-mode forward (running stats are constants) */
 void tf_batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                                   const float *inp, const float *weight, const float *running_mean,

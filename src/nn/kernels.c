@@ -44,7 +44,9 @@ typedef struct {
     int arg[MAX_OPND];
     opnd_t op[MAX_OPND];
     size_t scratch_off, scratch_bytes;
+    dnnl_memory_desc_t scratch_md;
     dnnl_memory_t scratch;
+    int ready;    /* descriptors set up (the primitive may not exist yet) */
     size_t bytes; /* workspace of this pass */
 } pass_t;
 
@@ -345,25 +347,37 @@ static tf_status pass_setup(tf_kernels *k, conv_t *c, int which) {
     }
     const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0);
     p->scratch_bytes = sp ? dnnl_memory_desc_get_size(sp) : 0;
+    if (sp) p->scratch_md = *sp;
+    p->ready = 1;
     p->scratch_off = at_off;
     p->bytes = at_off + align_up(p->scratch_bytes);
     return TF_OK;
 }
 
-static tf_status pass_commit(tf_kernels *k, pass_t *p) {
-    if (!p->pd || p->prim) return TF_OK;
+/* Create the primitives of p, then drop the descriptors (their memory is most of what a
+ * shape costs besides its JIT code); the forward's stays: the backward passes of a shape
+ * registered later take it as their hint. */
+static tf_status pass_commit(tf_kernels *k, pass_t *p, int keep_pd) {
+    if (!p->ready || p->prim) return TF_OK;
     DTRY("convolution primitive", dnnl_primitive_create(&p->prim, p->pd));
     for (int i = 0; i < p->nop; i++) {
         opnd_t *o = &p->op[i];
         DTRY("memory", dnnl_memory_create(&o->um, &o->umd, k->eng, DNNL_MEMORY_NONE));
         if (o->reorder) {
             DTRY("memory", dnnl_memory_create(&o->pm, &o->pmd, k->eng, DNNL_MEMORY_NONE));
-            if (o->ro_pd) DTRY("reorder primitive", dnnl_primitive_create(&o->ro, o->ro_pd));
+            if (o->ro_pd) {
+                DTRY("reorder primitive", dnnl_primitive_create(&o->ro, o->ro_pd));
+                dnnl_primitive_desc_destroy(o->ro_pd);
+                o->ro_pd = NULL;
+            }
         }
     }
-    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0);
     if (p->scratch_bytes)
-        DTRY("memory", dnnl_memory_create(&p->scratch, sp, k->eng, DNNL_MEMORY_NONE));
+        DTRY("memory", dnnl_memory_create(&p->scratch, &p->scratch_md, k->eng, DNNL_MEMORY_NONE));
+    if (!keep_pd) {
+        dnnl_primitive_desc_destroy(p->pd);
+        p->pd = NULL;
+    }
     return TF_OK;
 }
 
@@ -488,7 +502,7 @@ tf_status tf_kernels_commit(tf_kernels *k) {
     for (size_t i = 0; i < k->n_conv; i++) {
         conv_t *c = &k->conv[i];
         if (c->committed) continue;
-        for (int p = 0; p < N_PASS; p++) TF_TRY(pass_commit(k, &c->pass[p]));
+        for (int p = 0; p < N_PASS; p++) TF_TRY(pass_commit(k, &c->pass[p], p == PASS_FWD));
         c->committed = 1;
     }
     k->committed = 1;
@@ -522,7 +536,7 @@ static conv_t *get_conv(tf_kernels *k, int B, int Cin, int Cout, int H, int W, i
     }
     if (!c->committed) {
         for (int p = 0; p < N_PASS; p++)
-            if (pass_commit(k, &c->pass[p]) != TF_OK) {
+            if (pass_commit(k, &c->pass[p], p == PASS_FWD) != TF_OK) {
                 fail(k, "primitive creation", dnnl_runtime_error);
                 return NULL;
             }
@@ -594,6 +608,7 @@ static void bias_grad(float *dbias, const float *dout, int B, int Cout, size_t h
         double s = 0.0;
         for (int b = 0; b < B; b++) {
             const float *d = dout + ((size_t)b * Cout + co) * hw;
+#pragma omp simd reduction(+ : s)
             for (size_t i = 0; i < hw; i++) s += d[i];
         }
         dbias[co] += (float)s;
