@@ -3,15 +3,16 @@
  * libgomp's default makes an idle thread spin (GOMP_SPINCOUNT 300000 pauses, milliseconds)
  * before it sleeps: on a machine shared with another busy process those spinning threads
  * take the cores the working ones need (two separations at once on 2 cores: 64 s each
- * against 2.2 s alone). tfswa therefore runs with OMP_WAIT_POLICY=passive (see
- * tools/wait_policy.sh for the measurements) unless the user set OMP_WAIT_POLICY or
- * GOMP_SPINCOUNT, which win. oneDNN runs on libgomp too; OpenBLAS threads stay at 1
+ * against 2.2 s alone). tfswa therefore runs with OMP_WAIT_POLICY=passive unless the user
+ * set OMP_WAIT_POLICY or GOMP_SPINCOUNT, which win (`tfswa bench separate` measures it:
+ * concurrent_slowdown). oneDNN runs on libgomp too; OpenBLAS threads stay at 1
  * inside the model (src/model/forward.c).
  *
  * libgomp reads the variables once, in its constructor, before main. A function in the
  * executable's .preinit_array runs before every shared library's constructor, but glibc
  * then sets environ to the original environment (setenv there is lost), so this function
- * re-executes the program (/proc/self/exe) with the policy added to its environment.
+ * re-executes the program (the file /proc/self/exe names) with the policy added to its
+ * environment: about 10 ms more at start-up (the libraries are loaded twice).
  * TFSWA_WAIT_POLICY=<value> marks that tfswa set OMP_WAIT_POLICY (bench_machine reports
  * it); its presence also stops a second re-execution. Nothing here may use stdio or
  * malloc: the C library is not initialized yet. If the exec fails the program goes on
@@ -41,6 +42,13 @@ static void set_wait_policy(int argc, char **argv, char **envp) {
     ne[n] = "OMP_WAIT_POLICY=" WAIT_POLICY;
     ne[n + 1] = "TFSWA_WAIT_POLICY=" WAIT_POLICY;
     ne[n + 2] = NULL;
+    /* the program's own path, so that the process keeps its name (ps, top) */
+    char self[4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k > 0) {
+        self[k] = 0;
+        execve(self, argv, ne);
+    }
     execve("/proc/self/exe", argv, ne);
 }
 
