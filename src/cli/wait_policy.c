@@ -17,7 +17,8 @@
  * re-executes the program (the file /proc/self/exe names) with the policy added to its
  * environment: about 10 ms more at start-up (the libraries are loaded twice).
  * TFSWA_WAIT_POLICY=<value> marks that tfswa set OMP_WAIT_POLICY (bench_machine reports
- * it); its presence also stops a second re-execution. Nothing here may use stdio or
+ * it); its presence also stops a second re-execution (so TFSWA_WAIT_POLICY=off keeps
+ * libgomp's default, for comparisons). Nothing here may use stdio or
  * malloc: the C library is not initialized yet. If the exec fails the program goes on
  * with libgomp's default. */
 #include <string.h>
