@@ -30,7 +30,15 @@
  * outputs have the input's rate, channel count and frame count.
  *
  * Threads: a context may be used by one thread at a time; separate contexts are
- * independent. The library never prints. */
+ * independent. The library never prints.
+ *
+ * Sharing the machine: the library computes with OpenMP (libgomp), whose idle threads by
+ * default spin for milliseconds before they sleep; two busy processes on the same cores
+ * then slow each other down many times over (not 2x). libgomp reads its policy from the
+ * environment once, when it is loaded, so the library cannot change it: an application
+ * that may share the machine should run with OMP_WAIT_POLICY=passive in its environment
+ * from the start (set by its launcher, or by re-executing itself before libgomp loads, as
+ * the tfswa program does). */
 #ifndef TFSWA_H
 #define TFSWA_H
 

@@ -3,7 +3,10 @@
  * Peak resident memory and time per audio second separating a short and a long synthetic
  * song with a random-weights model (default: the tiny preset, 4 targets), each run in its
  * own child process (fork; peak RSS and CPU time from wait4), so the two peaks compare.
- * Goal: rss_ratio_long_over_short <= 1.1 (memory does not grow with the song). */
+ * Goal: rss_ratio_long_over_short <= 1.1 (memory does not grow with the song).
+ * Then the short song is separated by one process alone and by two at once (each with all
+ * cores): concurrent_slowdown = mean wall of the two / wall alone; goal <= 2.5 (a fair
+ * share of the cores gives 2; threads spinning in libgomp gave ~30). */
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -35,7 +38,10 @@ static const char *USAGE =
     "\n"
     "Separates a short and a long synthetic song (30 s of tfswa synth material looped) with\n"
     "a random-weights model, each in its own process, and reports peak RSS and time per\n"
-    "audio second. Files go to a temporary folder (removed unless --keep).\n";
+    "audio second; then separates the short song in one process alone and in two processes\n"
+    "at once (each with --num_threads) and reports concurrent_slowdown (wall of the two\n"
+    "over wall alone; a fair share of the cores is 2). Files go to a temporary folder\n"
+    "(removed unless --keep).\n";
 
 /* Child: the checkpoint (random weights) and the two input files. */
 static tf_status prepare(const tf_config *cfg, const char *dir, const char *ckpt,
@@ -90,14 +96,17 @@ typedef struct {
     int status;
 } child_result;
 
-/* Run fn in a child process; the child writes a child_result into a pipe. */
-static tf_status in_child(int (*fn)(void *, child_result *), void *arg, child_result *res,
-                          struct rusage *ru) {
+/* Start fn in a child process; the child writes a child_result into a pipe (*fd_out). */
+static tf_status start_child(int (*fn)(void *, child_result *), void *arg, pid_t *pid_out,
+                             int *fd_out) {
     int fd[2];
     if (pipe(fd) != 0) return tf_err(TF_EINTERNAL, "pipe: %s", strerror(errno));
     fflush(stdout), fflush(stderr);
     pid_t pid = fork();
-    if (pid < 0) return tf_err(TF_EINTERNAL, "fork: %s", strerror(errno));
+    if (pid < 0) {
+        close(fd[0]), close(fd[1]);
+        return tf_err(TF_EINTERNAL, "fork: %s", strerror(errno));
+    }
     if (pid == 0) {
         close(fd[0]);
         child_result r;
@@ -108,15 +117,64 @@ static tf_status in_child(int (*fn)(void *, child_result *), void *arg, child_re
         _exit(w == (ssize_t)sizeof r ? 0 : 3);
     }
     close(fd[1]);
+    *pid_out = pid, *fd_out = fd[0];
+    return TF_OK;
+}
+
+/* Read the result of a child that exited with wait status wst. */
+static tf_status finish_child(int fd, int wst, child_result *res) {
     memset(res, 0, sizeof *res);
-    ssize_t got = read(fd[0], res, sizeof *res);
-    close(fd[0]);
-    int wst = 0;
-    if (wait4(pid, &wst, 0, ru) < 0) return tf_err(TF_EINTERNAL, "wait4: %s", strerror(errno));
+    ssize_t got = read(fd, res, sizeof *res);
+    close(fd);
     if (got != (ssize_t)sizeof *res || !WIFEXITED(wst) || WEXITSTATUS(wst) != 0)
         return tf_err(TF_EINTERNAL, "bench separate: child process failed (status %d)", wst);
     if (res->status) return tf_err(res->status, "bench separate: a child run failed (see above)");
     return TF_OK;
+}
+
+/* Run fn in a child process and wait for it. */
+static tf_status in_child(int (*fn)(void *, child_result *), void *arg, child_result *res,
+                          struct rusage *ru) {
+    pid_t pid;
+    int fd, wst = 0;
+    TF_TRY(start_child(fn, arg, &pid, &fd));
+    if (wait4(pid, &wst, 0, ru) < 0) {
+        close(fd);
+        return tf_err(TF_EINTERNAL, "wait4: %s", strerror(errno));
+    }
+    return finish_child(fd, wst, res);
+}
+
+/* Run fn(args[i]) in n (<= 2) child processes started together; wall[i]: seconds from
+ * the start of child i to its exit. */
+static tf_status in_children(int (*fn)(void *, child_result *), void *const args[], int n,
+                             double wall[]) {
+    pid_t pid[2] = {-1, -1};
+    int fd[2] = {-1, -1}, wst[2] = {0, 0}, started = 0;
+    double t0[2];
+    tf_status st = TF_OK;
+    for (; started < n && !st; started++) {
+        t0[started] = tf_now_s();
+        st = start_child(fn, args[started], &pid[started], &fd[started]);
+    }
+    if (st) started--;
+    for (int left = started; left > 0; left--) {
+        int w = 0;
+        pid_t p = waitpid(-1, &w, 0);
+        double t = tf_now_s();
+        if (p < 0) {
+            st = st ? st : tf_err(TF_EINTERNAL, "waitpid: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < started; i++)
+            if (p == pid[i]) wst[i] = w, wall[i] = t - t0[i];
+    }
+    for (int i = 0; i < started; i++) {
+        child_result r;
+        tf_status s = finish_child(fd[i], wst[i], &r);
+        if (!st) st = s;
+    }
+    return st;
 }
 
 typedef struct {
@@ -225,6 +283,23 @@ int bench_separate(int argc, char **argv) {
         if (!json) fprintf(stderr, "separating %g s ...\n", secs[k]);
         st = in_child(run_fn, &ra, &res[k], &ru[k]);
     }
+    /* Sharing the machine: the short song separated by one process alone, then by two
+     * processes at once, each with all cores (the waiting policy of src/cli/wait_policy.c) */
+    char outc[3][256];
+    run_arg rc[3];
+    void *rcp[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(outc[i], sizeof outc[i], "%s/out%d", dir, i);
+        rc[i] = (run_arg){ckpt, fin[0], outc[i], p, (int)threads};
+        rc[i].params.overwrite = true;
+        rcp[i] = &rc[i];
+    }
+    double single_s = 0, conc_s[2] = {0, 0};
+    if (!st && !json) fprintf(stderr, "separating %g s alone, then twice at once ...\n", secs[0]);
+    if (!st) st = in_children(run_fn, rcp, 1, &single_s);
+    if (!st) st = in_children(run_fn, rcp + 1, 2, conc_s);
+    const double concurrent_s = 0.5 * (conc_s[0] + conc_s[1]);
+    const double slowdown = concurrent_s / single_s;
     if (!keep) rmrf(dir);
     if (st) return cli_fail(st);
 
@@ -244,6 +319,9 @@ int bench_separate(int argc, char **argv) {
             printf("%-5s %7.0f s audio: peak RSS %7.1f MiB, %.4f s and %.4f CPU s per audio "
                    "second (process CPU %.1f s)\n",
                    nm[k], res[k].duration, rss[k] / 1048576.0, spa[k], cpa[k], cpu[k]);
+        printf("concurrent_slowdown %.3f (goal <= 2.5): %g s audio in %.2f s alone, %.2f s and "
+               "%.2f s as two processes at once\n",
+               slowdown, secs[0], single_s, conc_s[0], conc_s[1]);
         printf("rss_ratio_long_over_short %.4f (goal <= 1.1); tiny random-weights model, %s\n",
                rss[1] / rss[0], machine);
         return 0;
@@ -283,6 +361,16 @@ int bench_separate(int argc, char **argv) {
     cJSON_AddNumberToObject(r, "peak_rss_long_bytes", rss[1]);
     cJSON_AddNumberToObject(r, "seconds_per_audio_second", spa[1]);
     cJSON_AddNumberToObject(r, "cpu_seconds_per_audio_second", cpa[1]);
+    cJSON_AddNumberToObject(r, "concurrent_slowdown", slowdown);
+    cJSON_AddNumberToObject(r, "single_s", single_s);
+    cJSON_AddNumberToObject(r, "concurrent_s", concurrent_s);
+    cJSON *cw = cJSON_AddArrayToObject(r, "concurrent_wall_s");
+    for (int i = 0; i < 2 && cw; i++) cJSON_AddItemToArray(cw, cJSON_CreateNumber(conc_s[i]));
+    cJSON_AddStringToObject(c, "concurrent",
+                            "short song separated by one child process alone (single_s, fork "
+                            "to exit), then by two started together (concurrent_s: mean of "
+                            "their walls), each with num_threads threads; concurrent_slowdown "
+                            "= concurrent_s / single_s (fair share of the cores: 2)");
     (void)cpu;
     return bench_json_emit(j);
 }

@@ -57,11 +57,22 @@ void bench_machine(char *out, size_t n, int threads) {
     char isa[128];
     tf_kernels_cpu(isa, sizeof isa);
     if (k >= 0 && (size_t)k < n) k += snprintf(out + k, n - (size_t)k, ", %s", isa);
-    static const char *const env[] = {"OPENBLAS_CORETYPE", "OMP_WAIT_POLICY"};
-    for (int i = 0; i < 2 && k >= 0 && (size_t)k < n; i++) {
-        const char *v = getenv(env[i]);
-        if (v && *v) k += snprintf(out + k, n - (size_t)k, ", %s=%s", env[i], v);
-    }
+    const char *core = getenv("OPENBLAS_CORETYPE");
+    if (core && *core && k >= 0 && (size_t)k < n)
+        k += snprintf(out + k, n - (size_t)k, ", OPENBLAS_CORETYPE=%s", core);
+    /* the OpenMP waiting policy libgomp read at start-up: the one tfswa sets
+     * (src/cli/wait_policy.c marks it with TFSWA_WAIT_POLICY), the user's, or the default */
+    const char *pol = getenv("OMP_WAIT_POLICY"), *spin = getenv("GOMP_SPINCOUNT");
+    const char *mark = getenv("TFSWA_WAIT_POLICY");
+    if (k < 0 || (size_t)k >= n) return;
+    if (pol && mark && !strcmp(pol, mark) && !spin)
+        k += snprintf(out + k, n - (size_t)k, ", wait policy %s (set by tfswa)", pol);
+    else if (pol || spin)
+        k += snprintf(out + k, n - (size_t)k, ", wait policy%s%s%s%s (user's)",
+                      pol ? " OMP_WAIT_POLICY=" : "", pol ? pol : "",
+                      spin ? " GOMP_SPINCOUNT=" : "", spin ? spin : "");
+    else
+        k += snprintf(out + k, n - (size_t)k, ", wait policy libgomp default");
 }
 
 cJSON *bench_json_open(const char *name, int threads, cJSON **config, cJSON **results) {

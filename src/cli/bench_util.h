@@ -9,8 +9,9 @@
 /* Median and minimum of v (n > 0,) ; the median does not reorder v. */
 double bench_median(const double *v, int n);
 double bench_min(const double *v, int n);
-/* "Linux 6.1 x86_64, <cpu model>, <N> cpus, <threads> threads[, OPENBLAS_CORETYPE=..]
- * [, OMP_WAIT_POLICY=..]"; threads <= 0 leaves that part out. */
+/* "Linux 6.1 x86_64, <cpu model>, <N> cpus, <threads> threads[, OPENBLAS_CORETYPE=..],
+ * wait policy <passive (set by tfswa) | OMP_WAIT_POLICY=.. GOMP_SPINCOUNT=.. (user's) |
+ * libgomp default>"; threads <= 0 leaves that part out. */
 void bench_machine(char *out, size_t n, int threads);
 
 /* The envelope every bench JSON shares (shared/DESIGN.md "Bench JSON"):
