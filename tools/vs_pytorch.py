@@ -596,6 +596,7 @@ def train_cmd(args):
                     "--grad_clip", "5"] + stft
     T = {k: [] for k in ("ms", "ms_min", "fwd", "rss", "wall", "startup", "import", "rss_import")}
     O = {k: [] for k in ("ms", "ms_min", "fwd", "rss", "wall")}
+    ours_arith = None
     tinfo = {}
     for r in range(args.rounds):
         for side in (("torch", "ours") if r % 2 == 0 else ("ours", "torch")):
@@ -612,7 +613,11 @@ def train_cmd(args):
                 T["rss_import"].append(t["rss_after_import_bytes"])
             else:
                 wall, rss, out, _ = timed_child(ours_cmd, env)
-                o = last_json(out, ours_cmd)["results"]
+                oj = last_json(out, ours_cmd)
+                o = oj["results"]
+                ours_arith = oj.get("config", {}).get("arithmetic") or next(
+                    (v.get("arithmetic") for v in o.values() if isinstance(v, dict) and v.get("arithmetic")),
+                    None)
                 if model:
                     O["ms"].append(o["forward_backward_ms"])
                     O["ms_min"].append(o["forward_backward_ms_min"])
@@ -648,7 +653,7 @@ def train_cmd(args):
            "n_fft": args.n_fft, "hop_length": args.hop, "targets": 1, "checkpointing": "off",
            "amp": args.amp,
            "ours": {"cmd": " ".join(ours_cmd), "activation_dtype": dtype,
-                    "arithmetic": "fp32" + (" (bf16 storage of saved activations)" if args.amp else "")},
+                    "arithmetic": ours_arith},
            "torch_side": {"cmd": " ".join(torch_cmd), "model": "tools/tfswa_torch_fast.py",
                           "autocast": ("torch.autocast('cpu', dtype=torch.bfloat16) around forward and "
                                        "loss: " + check["amp"]["autocast"]) if args.amp else None,
@@ -865,6 +870,10 @@ def separate_cmd(args):
         ours_cmd = [args.tfswa, "separate", song, "-o", ours_out, "--checkpoint", ckpt,
                     "--segment", str(args.segment), "--overlap", str(args.overlap), "--batch_size",
                     "1", "--num_threads", str(args.threads), "--overwrite", "--subtype", "FLOAT"]
+        # --amp: ours asks for bf16 arithmetic (fp32 where the CPU has no native bf16; the
+        # "compute:" line it prints says which ran, and goes into the JSON)
+        ours_cmd += ["--precision", "bf16" if args.amp else "fp32"]
+        ours_compute = None
         torch_cmd = [sys.executable, os.path.abspath(__file__), "_torch_sep", "--checkpoint", ckpt,
                      "--song", song, "--out", torch_out, "--segment", str(args.segment),
                      "--overlap", str(args.overlap), "--threads", str(args.threads)] + amp
@@ -881,6 +890,8 @@ def separate_cmd(args):
                         sys.exit(f"vs_pytorch: cannot read the time from tfswa separate's output:\n{out}")
                     O["sep"].append(float(mt.group(3)) * args.song_seconds)  # RTF: 3 digits
                     O["sep_printed"].append(float(mt.group(2)))
+                    mc = re.search(r"compute: (.*)", out)
+                    ours_compute = mc.group(1).strip() if mc else None
                     O["wall"].append(wall)
                     O["rss"].append(rss)
                 else:
@@ -914,7 +925,7 @@ def separate_cmd(args):
            "threads": args.threads, "rounds": args.rounds, "stems": 4, "read_block_frames": BLOCK,
            "weights": "random (tfswa train --max_steps 1)",
            "output": "4 float32 WAV per side, written as the chunks finish",
-           "ours": {"cmd": " ".join(ours_cmd)},
+           "ours": {"cmd": " ".join(ours_cmd), "compute": ours_compute},
            "torch_side": {"cmd": " ".join(torch_cmd), "model": "tools/tfswa_torch_fast.py",
                           "mode": "eval() + torch.inference_mode()" +
                                   (" + torch.autocast('cpu', dtype=torch.bfloat16)" if args.amp else ""),
@@ -999,7 +1010,7 @@ def main():
     p.add_argument("--tfswa", default=os.path.join(ROOT, "build", "tfswa"))
     p.add_argument("--amp", action="store_true",
                    help="PyTorch: torch.autocast('cpu', dtype=torch.bfloat16) inside inference_mode; "
-                        "ours: float32 (tfswa separate has no bf16)")
+                        "ours: --precision bf16 (fp32 arithmetic where the CPU has no native bf16)")
     p = sub.add_parser("_torch_sep")
     for a in ("--checkpoint", "--song", "--out"):
         p.add_argument(a, required=True)

@@ -34,7 +34,8 @@ static const char *USAGE =
     "usage: tfswa bench separate [--json] [--short_seconds 60] [--long_seconds 1200]\n"
     "                            [--preset tiny] [--targets vocals,drums,bass,other]\n"
     "                            [--segment S] [--overlap 0.25] [--batch_size 1]\n"
-    "                            [--num_threads 0] [--keep] [model keys...]\n"
+    "                            [--num_threads 0] [--precision fp32|bf16|auto]\n"
+    "                            [--backend dnnl|ref] [--keep] [model keys...]\n"
     "\n"
     "Separates a short and a long synthetic song (30 s of tfswa synth material looped) with\n"
     "a random-weights model, each in its own process, and reports peak RSS and time per\n"
@@ -94,6 +95,7 @@ typedef struct {
     double duration, seconds, cpu_seconds; /* from the child's summary */
     int64_t hwm;                           /* child's VmHWM (bytes) */
     int status;
+    char compute[192]; /* tfswa_describe: backend, ISA, arithmetic, precision */
 } child_result;
 
 /* Start fn in a child process; the child writes a child_result into a pipe (*fd_out). */
@@ -193,14 +195,15 @@ static int prep_fn(void *a, child_result *r) {
 typedef struct {
     const char *ckpt, *in, *out;
     tfswa_separate_params params;
-    int threads;
+    tfswa_options opt;
 } run_arg;
 
 static int run_fn(void *a, child_result *r) {
     run_arg *p = a;
     int status;
-    tfswa_context *ctx = tfswa_open(&p->ckpt, 1, p->threads, &status);
+    tfswa_context *ctx = tfswa_open_with(&p->ckpt, 1, &p->opt, &status);
     if (!ctx) return tf_err(status, "%s", tfswa_last_error(NULL));
+    snprintf(r->compute, sizeof r->compute, "%s", tfswa_describe(ctx));
     int rc = tfswa_separate_file(ctx, p->in, p->out, &p->params);
     if (rc) {
         tf_err(TF_EUSER, "%s", tfswa_last_error(ctx));
@@ -231,6 +234,7 @@ int bench_separate(int argc, char **argv) {
     long long batch = st ? 0 : cli_flag_int(&a, "batch_size", 1, &st);
     long long threads = st ? 0 : cli_flag_int(&a, "num_threads", 0, &st);
     int keep = st ? 0 : cli_flag_bool(&a, "keep", 0, &st);
+    const char *prec = st ? NULL : cli_flag_str(&a, "precision", &st);
     if (st) return cli_fail(st);
     /* the model: tiny preset and the four MUSDB targets unless flags say otherwise */
     tf_config cfg;
@@ -253,6 +257,12 @@ int bench_separate(int argc, char **argv) {
         return cli_fail(tf_err(TF_EUSER, "--num_threads >= 0 and --batch_size >= 1 needed"));
     cfg.num_threads = (int)threads;
     if (seg > 0) cfg.segment_seconds = seg;
+    /* the separations: --precision, and the backend key (which also trains the model) */
+    tfswa_options opt = tfswa_default_options();
+    opt.n_threads = (int)threads;
+    if ((st = cli_precision_flags(prec, cfg.backend == TF_BACKEND_REF ? "ref" : "dnnl",
+                                  &opt.precision, &opt.backend)))
+        return cli_fail(st);
     if ((st = tf_config_validate(&cfg))) return cli_fail(st);
     size_t n_params = 0;
     const tf_model_config mc = tf_train_model_config(&cfg);
@@ -277,7 +287,7 @@ int bench_separate(int argc, char **argv) {
     p.subtype = TFSWA_SUBTYPE_PCM_16;
     p.n_threads = (int)threads;
     for (int k = 0; k < 2 && !st; k++) {
-        run_arg ra = {ckpt, fin[k], out, p, (int)threads};
+        run_arg ra = {ckpt, fin[k], out, p, opt};
         p.overwrite = true;
         ra.params.overwrite = true;
         if (!json) fprintf(stderr, "separating %g s ...\n", secs[k]);
@@ -290,7 +300,7 @@ int bench_separate(int argc, char **argv) {
     void *rcp[3];
     for (int i = 0; i < 3; i++) {
         snprintf(outc[i], sizeof outc[i], "%s/out%d", dir, i);
-        rc[i] = (run_arg){ckpt, fin[0], outc[i], p, (int)threads};
+        rc[i] = (run_arg){ckpt, fin[0], outc[i], p, opt};
         rc[i].params.overwrite = true;
         rcp[i] = &rc[i];
     }
@@ -331,6 +341,7 @@ int bench_separate(int argc, char **argv) {
     cJSON_AddStringToObject(c, "model", cfg.preset[0] ? cfg.preset : "custom");
     cJSON_AddStringToObject(c, "weights", "random (untrained, seeded), written with tf_ckpt_save");
     cJSON_AddNumberToObject(c, "params", (double)n_params);
+    cJSON_AddStringToObject(c, "compute", res[0].compute);
     cJSON *t = cJSON_AddArrayToObject(c, "targets");
     for (int i = 0; i < cfg.n_targets; i++)
         cJSON_AddItemToArray(t, cJSON_CreateString(cfg.targets[i]));

@@ -237,6 +237,7 @@ static cJSON *report_json(const bench_t *b) {
         cJSON_AddNumberToObject(o, "loss_step2", v->loss2);
         cJSON_AddNumberToObject(o, "nonfinite_steps", v->nonfinite);
         cJSON_AddItemToObject(o, "bytes", bytes_json(&v->plan));
+        cJSON_AddStringToObject(o, "arithmetic", v->plan.arithmetic);
         if (b->rss_reset)
             cJSON_AddNumberToObject(o, "peak_rss_bytes", v->peak_rss);
         else
