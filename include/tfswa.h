@@ -122,19 +122,20 @@ typedef struct tfswa_summary {
 
 typedef struct tfswa_context tfswa_context;
 
-/* Arithmetic of the model (inference stores no activations: only the arithmetic changes).
- * AUTO: bf16 where this CPU has native bf16 arithmetic AND bf16 is measured to move the
- * demo model's cSDR by at most 0.05 dB per stem against fp32, else fp32 (fp32 until that
- * measurement is recorded). BF16: bf16 operands with fp32 accumulation where the CPU has
- * native bf16 (AVX512-BF16 or AMX, dnnl backend); elsewhere it still runs, in fp32
- * (tfswa_describe says so). */
+/* Arithmetic of the model's convolutions (inference stores no activations: only the
+ * arithmetic changes). AUTO: bf16 where this CPU has native bf16 arithmetic (dnnl backend)
+ * AND bf16 moves the demo model's cSDR by at most 0.05 dB per stem against fp32 (measured:
+ * at most 0.0084 dB, README "Precision"), else fp32. BF16: bf16 operands with fp32
+ * accumulation where the CPU has native bf16 (AVX512-BF16 or AMX); elsewhere the dnnl
+ * backend runs fp32 (tfswa_describe says so) and the ref backend emulates bf16 (operands
+ * rounded to bf16, fp32 sums: bf16's numerics at fp32 speed). */
 enum tfswa_precision {
     TFSWA_PRECISION_AUTO = 0,
     TFSWA_PRECISION_FP32 = 1,
     TFSWA_PRECISION_BF16 = 2,
 };
 /* Who runs the model's convolutions: oneDNN (default), or the reference OpenMP + OpenBLAS
- * kernels (always fp32; slower; the oracle the tests compare against). */
+ * kernels (slower; the oracle the tests compare against). */
 enum tfswa_backend {
     TFSWA_BACKEND_DNNL = 0,
     TFSWA_BACKEND_REF = 1,
@@ -161,7 +162,7 @@ TFSWA_API tfswa_context *tfswa_open(const char *const *checkpoints, int n, int n
 TFSWA_API tfswa_context *tfswa_open_with(const char *const *checkpoints, int n,
                                          const tfswa_options *options, int *status);
 /* One line on what computes: backend, library and instruction set, arithmetic in effect
- * and the precision asked for, e.g. "dnnl (oneDNN 3.0.0, isa avx2), fp32 arithmetic
+ * and the precision asked for, e.g. "dnnl (oneDNN 2.6.3, isa avx2), fp32 arithmetic
  * (precision auto)". Valid while ctx lives. */
 TFSWA_API const char *tfswa_describe(const tfswa_context *ctx);
 TFSWA_API void tfswa_close(tfswa_context *ctx);

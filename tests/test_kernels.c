@@ -68,9 +68,9 @@ static void check_shape(tf_kernels *ref, tf_kernels *dn, shape s, double tol) {
     float *dx_start = malloc(ni * sizeof(float));
     memcpy(dx_start, dx0, ni * sizeof(float));
     tf_kern_conv2d_backward(ref, dx0, dw0, s.bias ? db0 : NULL, dy, x, w, B, Ci, Co, H, W, k, wsr,
-                            wr);
+                            wr, 0);
     tf_kern_conv2d_backward(dn, dx1, dw1, s.bias ? db1 : NULL, dy, x, w, B, Ci, Co, H, W, k, wsd,
-                            wd);
+                            wd, 0);
     CHECK(tf_kernels_status(dn) == TF_OK);
     double ex = relerr(dx1, dx0, ni), ew = relerr(dw1, dw0, nw);
     double eb = s.bias ? relerr(db1, db0, (size_t)Co) : 0;
@@ -80,12 +80,20 @@ static void check_shape(tf_kernels *ref, tf_kernels *dn, shape s, double tol) {
     /* dinp NULL: only the weight gradients move (again +=) */
     memcpy(dx1, dx_start, ni * sizeof(float));
     tf_kern_conv2d_backward(ref, NULL, dw0, s.bias ? db0 : NULL, dy, x, w, B, Ci, Co, H, W, k, wsr,
-                            wr);
+                            wr, 0);
     tf_kern_conv2d_backward(dn, NULL, dw1, s.bias ? db1 : NULL, dy, x, w, B, Ci, Co, H, W, k, wsd,
-                            wd);
+                            wd, 0);
     ew = relerr(dw1, dw0, nw);
     CHECKF(ew < tol, "dinp NULL: dweight rel err %.3g", ew);
     CHECK(memcmp(dx1, dx_start, ni * sizeof(float)) == 0);
+    /* set_dinp: dinp overwritten; what was there (dx_start, non-zero) must not count */
+    memset(dx0, 0, ni * sizeof(float));
+    tf_kern_conv2d_backward(ref, dx0, dw0, NULL, dy, x, w, B, Ci, Co, H, W, k, wsr, wr, 0);
+    memcpy(dx1, dx_start, ni * sizeof(float));
+    tf_kern_conv2d_backward(dn, dx1, dw1, NULL, dy, x, w, B, Ci, Co, H, W, k, wsd, wd, 1);
+    CHECK(tf_kernels_status(dn) == TF_OK);
+    ex = relerr(dx1, dx0, ni);
+    CHECKF(ex < tol, "set_dinp: dinp rel err %.3g against the ref's sum onto zeros", ex);
     free(x), free(w), free(b), free(dy), free(y0), free(y1), free(dx0), free(dx1), free(dw0);
     free(dw1), free(db0), free(db1), free(dx_start), free(wsr), free(wsd);
 }

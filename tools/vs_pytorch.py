@@ -156,8 +156,9 @@ def child_env(threads):
                 MKL_NUM_THREADS=str(threads))
 
 
-def timed_child(cmd, env):
-    """Run one child: (wall s, peak RSS bytes from os.wait4, stdout, spawn epoch)."""
+def timed_child(cmd, env, with_stderr=False):
+    """Run one child: (wall s, peak RSS bytes from os.wait4, stdout (then stderr when
+    with_stderr), spawn epoch)."""
     with tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
         spawn = time.time()
         t0 = time.perf_counter()
@@ -170,7 +171,7 @@ def timed_child(cmd, env):
         out, err = fo.read().decode(), fe.read().decode()
     if p.returncode != 0:
         sys.exit(f"vs_pytorch: {' '.join(cmd)} failed ({p.returncode}):\n{err.strip()}\n{out[-2000:]}")
-    return wall, ru.ru_maxrss * 1024, out, spawn
+    return wall, ru.ru_maxrss * 1024, out + ("\n" + err if with_stderr else ""), spawn
 
 
 def last_json(out, cmd):
@@ -884,7 +885,7 @@ def separate_cmd(args):
         for r in range(args.rounds):
             for side in (("torch", "ours") if r % 2 == 0 else ("ours", "torch")):
                 if side == "ours":
-                    wall, rss, out, _ = timed_child(ours_cmd, env)
+                    wall, rss, out, _ = timed_child(ours_cmd, env, with_stderr=True)
                     mt = re.search(r"\| ([0-9.]+) s audio .* in ([0-9.]+) s \(RTF ([0-9.]+)\)", out)
                     if not mt:
                         sys.exit(f"vs_pytorch: cannot read the time from tfswa separate's output:\n{out}")

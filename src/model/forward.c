@@ -170,24 +170,22 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         const float *in = sload(m, r ? os[r - 1] : xs, y->wx);
         const float *c1 = sload(m, c1s[r], y->wc1);
         float *dnext = r ? (dcur == dout ? E : dout) : dx;
-        if (r) zero(dnext, px * Cout);
         /* second half: out = conv2(gelu(bn2(c1))) + short(in) */
         tf_batchnorm2d_gelu_forward(G, mu, rs, NULL, NULL, c1, p->bn2_w, p->bn2_b, B, Cout, H, W,
                                     TF_BN_MOMENTUM, TF_BN_EPS);
-        zero(dG, px * Cout);
+        /* dG = (set), dnext = for r > 0 (a fresh buffer), += into the block's dx for r = 0 */
         tf_kern_conv2d_backward(m->kern, dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout,
-                                Cout, H, W, 3, cw, y->n_convws * sizeof(float));
+                                Cout, H, W, 3, cw, y->n_convws * sizeof(float), 1);
         tf_kern_conv2d_backward(m->kern, dnext, g->short_w, g->short_b, dcur, in, p->short_w, B, ci,
-                                Cout, H, W, 1, cw, y->n_convws * sizeof(float));
+                                Cout, H, W, 1, cw, y->n_convws * sizeof(float), r > 0);
         bn_gelu_backward(m, dA, dG, c1, mu, rs, p->bn2_w, p->bn2_b, B, Cout, (size_t)H * W);
         zero(dC1, px * Cout);
         tf_batchnorm2d_backward(dC1, g->bn2_w, g->bn2_b, dA, c1, p->bn2_w, mu, rs, B, Cout, H, W);
         /* first half: c1 = conv1(gelu(bn1(in))) */
         tf_batchnorm2d_gelu_forward(G, mu, rs, NULL, NULL, in, p->bn1_w, p->bn1_b, B, ci, H, W,
                                     TF_BN_MOMENTUM, TF_BN_EPS);
-        zero(dG, px * ci);
         tf_kern_conv2d_backward(m->kern, dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci,
-                                Cout, H, W, 3, cw, y->n_convws * sizeof(float));
+                                Cout, H, W, 3, cw, y->n_convws * sizeof(float), 1);
         bn_gelu_backward(m, dA, dG, in, mu, rs, p->bn1_w, p->bn1_b, B, ci, (size_t)H * W);
         tf_batchnorm2d_backward(dnext, g->bn1_w, g->bn1_b, dA, in, p->bn1_w, mu, rs, B, ci, H, W);
         dcur = dnext;
@@ -479,10 +477,9 @@ static tf_status backward(tf_model *m, const float *dout) {
     float *Dc = WS(m, y->D0), *Dn = WS(m, y->D1);
     {
         const float *hin = sload(m, y->head_in, y->wx);
-        zero(Dc, (size_t)B * a->ch[0] * hw);
         tf_kern_conv2d_backward(m->kern, Dc, m->ghead_w, m->ghead_b, dz, hin, m->head_w, B,
                                 a->ch[0], co, Fp, Tp, 1, WS(m, y->convws),
-                                y->n_convws * sizeof(float));
+                                y->n_convws * sizeof(float), 1);
     }
     /* decoder, last block first */
     for (int j = L - 1; j >= 0; j--) {

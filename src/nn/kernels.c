@@ -26,11 +26,12 @@
  * outputs, with sum for accumulated outputs) through a buffer at `off` in the workspace. */
 typedef struct {
     dnnl_memory_desc_t umd, pmd;
-    int reorder;                 /* umd != pmd, or an accumulated output */
-    int sum;                     /* output added into the user's tensor */
-    size_t off;                  /* workspace offset of the prim-layout buffer */
-    dnnl_primitive_desc_t ro_pd; /* reorder */
-    dnnl_primitive_t ro;
+    int reorder;                            /* umd != pmd, or an accumulated output */
+    int differs;                            /* umd != pmd */
+    int sum;                                /* output added into the user's tensor */
+    size_t off;                             /* workspace offset of the prim-layout buffer */
+    dnnl_primitive_desc_t ro_pd, ro_set_pd; /* reorder (with sum for `sum`), and without */
+    dnnl_primitive_t ro, ro_set;
     dnnl_memory_t um, pm; /* handles set per call */
 } opnd_t;
 
@@ -177,6 +178,8 @@ static void pass_free(pass_t *p) {
         opnd_t *o = &p->op[i];
         if (o->ro) dnnl_primitive_destroy(o->ro);
         if (o->ro_pd) dnnl_primitive_desc_destroy(o->ro_pd);
+        if (o->ro_set) dnnl_primitive_destroy(o->ro_set);
+        if (o->ro_set_pd) dnnl_primitive_desc_destroy(o->ro_set_pd);
         if (o->um) dnnl_memory_destroy(o->um);
         if (o->pm) dnnl_memory_destroy(o->pm);
     }
@@ -253,7 +256,8 @@ static tf_status opnd_setup(tf_kernels *k, pass_t *p, int i, int arg, dnnl_query
     o->umd = *umd;
     o->pmd = *dnnl_primitive_desc_query_md(p->pd, q, 0);
     o->sum = sum;
-    o->reorder = sum || !dnnl_memory_desc_equal(&o->umd, &o->pmd);
+    o->differs = !dnnl_memory_desc_equal(&o->umd, &o->pmd);
+    o->reorder = sum || o->differs;
     if (!o->reorder) return TF_OK;
     o->off = *at;
     *at += align_up(dnnl_memory_desc_get_size(&o->pmd));
@@ -264,6 +268,13 @@ static tf_status opnd_setup(tf_kernels *k, pass_t *p, int i, int arg, dnnl_query
             : dnnl_reorder_primitive_desc_create(&o->ro_pd, &o->umd, k->eng, &o->pmd, k->eng, attr);
     dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success) return derr("reorder descriptor", s);
+    if (sum && o->differs) { /* the overwriting variant (tf_kern_conv2d_backward's set) */
+        TF_TRY(user_attr(&attr, 0));
+        s = dnnl_reorder_primitive_desc_create(&o->ro_set_pd, &o->pmd, k->eng, &o->umd, k->eng,
+                                               attr);
+        dnnl_primitive_attr_destroy(attr);
+        if (s != dnnl_success) return derr("reorder descriptor", s);
+    }
     /* a reorder needing a scratchpad would need its own workspace share: none of ours does */
     const dnnl_memory_desc_t *sp =
         dnnl_primitive_desc_query_md(o->ro_pd, dnnl_query_scratchpad_md, 0);
@@ -369,6 +380,11 @@ static tf_status pass_commit(tf_kernels *k, pass_t *p, int keep_pd) {
                 DTRY("reorder primitive", dnnl_primitive_create(&o->ro, o->ro_pd));
                 dnnl_primitive_desc_destroy(o->ro_pd);
                 o->ro_pd = NULL;
+            }
+            if (o->ro_set_pd) {
+                DTRY("reorder primitive", dnnl_primitive_create(&o->ro_set, o->ro_set_pd));
+                dnnl_primitive_desc_destroy(o->ro_set_pd);
+                o->ro_set_pd = NULL;
             }
         }
     }
@@ -558,19 +574,20 @@ static int run(tf_kernels *k, dnnl_primitive_t prim, int n, const dnnl_exec_arg_
     return 0;
 }
 
-/* Run pass p with user pointers uptr[i] (NULL: operand skipped, only for the optional
- * outputs handled by the caller). */
-static void pass_run(tf_kernels *k, pass_t *p, void *const *uptr, unsigned char *ws) {
+/* Run pass p with user pointers uptr[i]. set: accumulated outputs are overwritten instead
+ * (written straight into the user's tensor when the layouts agree). */
+static void pass_run(tf_kernels *k, pass_t *p, void *const *uptr, unsigned char *ws, int set) {
     dnnl_exec_arg_t args[MAX_OPND + 1];
     int n = 0;
     for (int i = 0; i < p->nop; i++) {
         opnd_t *o = &p->op[i];
+        const int via = o->reorder && !(set && o->sum && !o->differs); /* a buffer in ws */
         if (dnnl_memory_set_data_handle(o->um, uptr[i]) != dnnl_success ||
-            (o->reorder && dnnl_memory_set_data_handle(o->pm, ws + o->off) != dnnl_success)) {
+            (via && dnnl_memory_set_data_handle(o->pm, ws + o->off) != dnnl_success)) {
             fail(k, "set handle", dnnl_runtime_error);
             return;
         }
-        args[n++] = (dnnl_exec_arg_t){p->arg[i], o->reorder ? o->pm : o->um};
+        args[n++] = (dnnl_exec_arg_t){p->arg[i], via ? o->pm : o->um};
     }
     if (p->scratch) {
         if (dnnl_memory_set_data_handle(p->scratch, ws + p->scratch_off) != dnnl_success) {
@@ -589,15 +606,20 @@ static void pass_run(tf_kernels *k, pass_t *p, void *const *uptr, unsigned char 
         if (run(k, o->ro, 2, ra, "reorder")) return;
     }
     if (run(k, p->prim, n, args, "convolution")) return;
-    /* outputs back (added where the interface accumulates) */
+    /* outputs back (added where the interface accumulates, unless set) */
     for (int i = 0; i < p->nop; i++) {
         opnd_t *o = &p->op[i];
         if (!o->reorder || !o->ro ||
             !(p->arg[i] == DNNL_ARG_DST || p->arg[i] == DNNL_ARG_DIFF_SRC ||
               p->arg[i] == DNNL_ARG_DIFF_WEIGHTS))
             continue;
+        dnnl_primitive_t ro = o->ro;
+        if (set && o->sum) {
+            if (!o->differs) continue; /* written in place */
+            ro = o->ro_set;
+        }
         dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, o->pm}, {DNNL_ARG_TO, o->um}};
-        if (run(k, o->ro, 2, ra, "reorder")) return;
+        if (run(k, ro, 2, ra, "reorder")) return;
     }
 }
 
@@ -658,16 +680,17 @@ void tf_kern_conv2d_forward(tf_kernels *k, float *out, const float *inp, const f
     if (!c) return;
     void *u[4] = {(void *)inp, (void *)weight, out, (void *)bias};
     int saved = threads_begin(k);
-    pass_run(k, &c->pass[PASS_FWD], u, ws);
+    pass_run(k, &c->pass[PASS_FWD], u, ws, 0);
     threads_end(k, saved);
 }
 
 void tf_kern_conv2d_backward(tf_kernels *k, float *dinp, float *dweight, float *dbias,
                              const float *dout, const float *inp, const float *weight, int B,
-                             int Cin, int Cout, int H, int W, int ksize, void *ws,
-                             size_t ws_bytes) {
+                             int Cin, int Cout, int H, int W, int ksize, void *ws, size_t ws_bytes,
+                             int set_dinp) {
     if (k->backend == TF_BACKEND_REF) {
         if (!ref_fits(k, B, Cin, Cout, H, W, ksize, 1, ws_bytes)) return;
+        if (dinp && set_dinp) memset(dinp, 0, sizeof(float) * B * Cin * H * W);
         unsigned char *w8 = ws;
         const float *dout_c = dout; /* bf16: dbias too sums the rounded dout, as oneDNN's */
         if (k->compute == TF_DT_BF16) {
@@ -692,11 +715,11 @@ void tf_kern_conv2d_backward(tf_kernels *k, float *dinp, float *dweight, float *
     int saved = threads_begin(k);
     pass_t *pw = &c->pass[PASS_BWD_W];
     void *uw[4] = {(void *)inp, (void *)dout, dweight, NULL};
-    pass_run(k, pw, uw, ws);
+    pass_run(k, pw, uw, ws, 0);
     if (dbias && k->status == TF_OK) bias_grad(dbias, dout, B, Cout, (size_t)H * W);
     if (dinp && k->status == TF_OK) {
         void *ud[3] = {(void *)dout, (void *)weight, dinp};
-        pass_run(k, &c->pass[PASS_BWD_DATA], ud, ws);
+        pass_run(k, &c->pass[PASS_BWD_DATA], ud, ws, set_dinp);
     }
     threads_end(k, saved);
 }

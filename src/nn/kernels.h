@@ -75,9 +75,11 @@ void tf_kern_conv2d_forward(tf_kernels *k, float *out, const float *inp, const f
                             const float *bias, int B, int Cin, int Cout, int H, int W, int ksize,
                             void *ws, size_t ws_bytes);
 /* dinp (B, Cin, H, W) +=, dweight (Cout, Cin, k, k) +=, dbias (Cout) += (dinp, dbias may
- * be NULL), as tf_conv2d_backward. */
+ * be NULL), as tf_conv2d_backward; set_dinp = 1: dinp = instead (overwritten, not added
+ * to: the caller need not zero it, and the backend skips reading it). */
 void tf_kern_conv2d_backward(tf_kernels *k, float *dinp, float *dweight, float *dbias,
                              const float *dout, const float *inp, const float *weight, int B,
-                             int Cin, int Cout, int H, int W, int ksize, void *ws, size_t ws_bytes);
+                             int Cin, int Cout, int H, int W, int ksize, void *ws, size_t ws_bytes,
+                             int set_dinp);
 
 #endif
