@@ -1,5 +1,7 @@
 #include "nn/act.h"
 
+#include "nn/clones.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -48,14 +50,6 @@ static inline float normal_cdf(float x) {
 }
 
 enum { CHUNK = 4096 };
-
-/* Compiled for AVX2+FMA and for baseline x86-64; the loader picks one at run time. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
-    !defined(__SANITIZE_ADDRESS__)
-#define TF_CLONES __attribute__((target_clones("avx2,fma", "default")))
-#else
-#define TF_CLONES
-#endif
 
 TF_CLONES void tf_gelu_forward(float *out, const float *inp, size_t n) {
     const size_t nc = (n + CHUNK - 1) / CHUNK;

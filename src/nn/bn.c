@@ -1,17 +1,9 @@
 /* batchnorm2d, training and eval mode, as PyTorch nn.BatchNorm2d. */
 #include "nn/act.h"
+#include "nn/clones.h"
 #include "nn/conv.h"
 
 #include <math.h>
-
-/* Compiled for AVX2+FMA and for baseline x86-64; the loader picks one at run time (the
- * statistics loops are reductions in double: vectorised by `omp simd reduction`). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
-    !defined(__SANITIZE_ADDRESS__)
-#define TF_CLONES __attribute__((target_clones("avx2,fma", "default")))
-#else
-#define TF_CLONES
-#endif
 
 void tf_batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
                             float weight, float bias) {
@@ -19,7 +11,8 @@ void tf_batchnorm_normalize(float *out, const float *inp, size_t n, float mean, 
     for (size_t i = 0; i < n; i++) out[i] = (inp[i] - mean) * scale + bias;
 }
 
-/* the training-mode forward, followed by GELU when gelu != 0 */
+/* the training-mode forward, followed by GELU when gelu != 0 (AVX2 clone: the statistics
+ * loops are reductions in double, vectorised by `omp simd reduction`) */
 TF_CLONES static void bn_forward(float *out, float *mean, float *rstd, float *running_mean,
                                  float *running_var, const float *inp, const float *weight,
                                  const float *bias, int B, int C, int H, int W, float momentum,
