@@ -5,6 +5,9 @@
  * model from model.json alone. (2 MPI ranks = 1 rank with 2 accumulation steps:
  * tests/test_mpi.c.) */
 #include <cJSON.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include "train/ckpt.h"
 #include "train/train.h"
 #include "train/validate.h"
+#include "util/fsutil.h"
 #include "util/safetensors.h"
 
 /* the model input of a config (a pointer to a temporary) */
@@ -161,6 +165,46 @@ static void test_bf16_arithmetic_trains(void) {
         printf("  bf16 (oneDNN, native) %.3f dB\n", nat);
         CHECKF(fabs(nat - fp32) <= 0.3, "bf16 native %.3f dB vs fp32 %.3f dB", nat, fp32);
     }
+}
+
+/* A dataset error found at start (here: no training tracks) leaves no run folder behind:
+ * the data is checked before anything is written. */
+static void test_failed_start_writes_nothing(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "never") == 0);
+    char empty[400];
+    snprintf(empty, sizeof empty, "%s/empty-root", root);
+    CHECK(mkdir(empty, 0755) == 0);
+    snprintf(c.root, sizeof c.root, "%s", empty);
+    CHECK(tf_train_run(&c, &single, NULL, NULL) == TF_EUSER);
+    struct stat sb;
+    CHECKF(stat(c.output_dir, &sb) != 0, "%s exists after a failed start", c.output_dir);
+}
+
+/* While a run writes its folder, another tfswa train on it is refused naming the holder's
+ * PID; a lock file left by a dead process (no flock held) is taken over. */
+static void test_run_folder_lock(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "locked") == 0);
+    c.max_steps = 1;
+    CHECK(tf_mkdirs(c.output_dir) == TF_OK);
+    char lock[TF_PATH_MAX + 16];
+    snprintf(lock, sizeof lock, "%s/.lock", c.output_dir);
+    int f = open(lock, O_RDWR | O_CREAT, 0644);
+    CHECK(f >= 0 && flock(f, LOCK_EX | LOCK_NB) == 0);
+    CHECK(f >= 0 && write(f, "4242\n", 5) == 5);
+    CHECK(tf_train_run(&c, &single, NULL, NULL) == TF_EUSER);
+    CHECKF(strstr(tf_errmsg(), "PID 4242") != NULL, "%s", tf_errmsg());
+    char path[TF_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/config.yaml", c.output_dir);
+    CHECKF(access(path, F_OK) != 0, "the refused run wrote %s", path);
+    if (f >= 0) close(f); /* the holder dies: its flock goes, the file stays */
+    CHECKF(tf_train_run(&c, &single, NULL, NULL) == TF_OK, "%s", tf_errmsg());
+    char buf[32] = "";
+    FILE *lf = fopen(lock, "r");
+    CHECK(lf && fgets(buf, sizeof buf, lf));
+    if (lf) fclose(lf);
+    CHECKF(atol(buf) == (long)getpid(), "lock holds '%s'", buf);
 }
 
 static void test_plan_matches_loader(void) {
@@ -423,6 +467,8 @@ int main(void) {
     }
     RUN(test_short_run_learns);
     RUN(test_bf16_arithmetic_trains);
+    RUN(test_failed_start_writes_nothing);
+    RUN(test_run_folder_lock);
     RUN(test_plan_matches_loader);
     RUN(test_resume_is_exact);
     RUN(test_nonfinite_step_is_skipped);

@@ -1,10 +1,15 @@
 #include "train/train.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "data/index.h"
 #include "data/loader.h"
@@ -100,17 +105,53 @@ typedef struct {
     int tmap[TF_MAX_TARGETS];
     tf_train_progress p;
     FILE *metrics;
+    int lock_fd; /* output_dir/.lock, flock'ed while the run writes the folder (-1: none) */
     tf_train_event_fn on_event;
     void *user;
 } run;
 
 static void free_run(run *r) {
+    if (r->lock_fd >= 0) close(r->lock_fd); /* releases the flock */
     tf_loader_close(r->loader);
     tf_trainer_close(r->tr);
     tf_model_free(r->model);
     tf_index_close(r->ix);
     free(r->target);
     if (r->metrics) fclose(r->metrics);
+}
+
+/* Lock the run folder dir for this process: an exclusive flock on dir/.lock, which holds
+ * the PID of the holder. Another live tfswa train on the folder makes it TF_EUSER naming
+ * that PID; a lock left by a killed process is released by the kernel, so it is simply
+ * taken over. The lock lives until *fd is closed. */
+static tf_status lock_run_dir(const char *dir, int *fd) {
+    char path[TF_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f < 0) return tf_err(TF_EUSER, "%s: cannot open: %s", path, strerror(errno));
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char pid[32] = "";
+        ssize_t n = pread(f, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(f);
+        if (e == EWOULDBLOCK)
+            return tf_err(TF_EUSER,
+                          "%s is being written by another tfswa train (PID %s): wait for it to "
+                          "finish or stop it, or choose another --output_dir",
+                          dir, pid[0] ? pid : "unknown");
+        return tf_err(TF_EUSER, "%s: cannot lock: %s", path, strerror(e));
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, pid, (size_t)len, 0) != len) {
+        int e = errno;
+        close(f);
+        return tf_err(TF_EUSER, "%s: cannot write: %s", path, strerror(e));
+    }
+    *fd = f;
+    return TF_OK;
 }
 
 /* An event of kind k with the run's context filled in; the caller adds the rest. */
@@ -287,6 +328,7 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
                        void *user) {
     run r;
     memset(&r, 0, sizeof r);
+    r.lock_fd = -1;
     r.cfg = *cfg_in;
     r.d = d;
     r.p.best_metric = -INFINITY;
@@ -311,33 +353,37 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
                       "(see `tfswa plan`)",
                       (double)r.plan.total / 1048576.0, (double)avail / 1048576.0);
 
-    /* 2. output directory, resolved config, metrics */
-    tf_status st = TF_OK;
-    if (d->rank == 0) {
-        char path[TF_PATH_MAX + 64];
-        TF_TRY(tf_mkdirs(c->output_dir));
-        snprintf(path, sizeof path, "%s/config.yaml", c->output_dir);
-        tf_atomic_file af;
-        TF_TRY(tf_atomic_open(&af, path));
-        st = tf_config_write_yaml(c, af.f);
-        if (st) {
-            tf_atomic_abort(&af);
-            return st;
-        }
-        TF_TRY(tf_atomic_commit(&af));
-        snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
-        r.metrics = fopen(path, c->resume[0] ? "a" : "w");
-        if (!r.metrics) return tf_err(TF_EUSER, "%s: cannot write", path);
-    }
-
-    /* 3. data, model, optimizer state */
-    const size_t T = (size_t)c->n_targets,
-                 per = 2 * (size_t)r.plan.segment_frames * (size_t)c->batch_size;
-    st = tf_index_open(&r.ix, c, NULL);
+    /* 2. the data, checked before anything is written: a dataset error leaves no run
+     * folder behind */
+    tf_status st = tf_index_open(&r.ix, c, NULL);
     if (!st && tf_index_count(r.ix, TF_SPLIT_TRAIN) == 0)
         st = tf_err(TF_EUSER, "%s: no training tracks", c->root);
     if (!st) st = tf_loader_open(&r.loader, c, r.ix, (uint64_t)c->seed);
     if (!st) tf_loader_set_shard(r.loader, d->size, d->rank);
+
+    /* 3. output directory (locked while this run writes it), resolved config, metrics */
+    if (!st && d->rank == 0) {
+        char path[TF_PATH_MAX + 64];
+        st = tf_mkdirs(c->output_dir);
+        if (!st) st = lock_run_dir(c->output_dir, &r.lock_fd);
+        tf_atomic_file af;
+        snprintf(path, sizeof path, "%s/config.yaml", c->output_dir);
+        if (!st) st = tf_atomic_open(&af, path);
+        if (!st) {
+            st = tf_config_write_yaml(c, af.f);
+            if (st)
+                tf_atomic_abort(&af);
+            else
+                st = tf_atomic_commit(&af);
+        }
+        snprintf(path, sizeof path, "%s/metrics.jsonl", c->output_dir);
+        if (!st && !(r.metrics = fopen(path, c->resume[0] ? "a" : "w")))
+            st = tf_err(TF_EUSER, "%s: cannot write", path);
+    }
+
+    /* 4. model, optimizer state */
+    const size_t T = (size_t)c->n_targets,
+                 per = 2 * (size_t)r.plan.segment_frames * (size_t)c->batch_size;
     const tf_model_config mc = tf_train_model_config(c);
     if (!st)
         st = tf_model_create(&r.model, &mc, c->batch_size, r.plan.segment_frames, c->num_threads);
