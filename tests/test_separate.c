@@ -1120,6 +1120,53 @@ static void test_example_program(void) {
     rmrf(dir);
 }
 
+/* An input whose outputs cannot be written (the disk fills up: simulated with a file-size
+ * limit, RLIMIT_FSIZE) fails cleanly: no file of it under its final name nor a temporary
+ * one left, a line naming it, the next input still separated, exit status 2. */
+static void test_failed_input_goes_on(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    char ck[512], big[512], small[512], out[512], log[512], exe[1024];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    CHECK(make_checkpoint(ck, "vocals,drums", 9, NULL));
+    snprintf(big, sizeof big, "%s/big.wav", dir);
+    snprintf(small, sizeof small, "%s/small.wav", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    /* float outputs at 8 kHz stereo: 64 KB per stem-second; the limit is 256 KB */
+    CHECK(write_noise_file(big, 8000, 10, 3) == 0 && write_noise_file(small, 8000, 1, 4) == 0);
+    CHECK(test_build_path(exe, sizeof exe, "tfswa") == 0);
+    char *argv[] = {exe, "separate",  big,     small,           "-o", out, "--checkpoint",
+                    ck,  "--subtype", "FLOAT", "--num_threads", "1",  NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct rlimit rl = {256 * 1024, 256 * 1024};
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(126);
+        execv(exe, argv);
+        _exit(127);
+    }
+    int ws = 0;
+    CHECK(pid > 0 && waitpid(pid, &ws, 0) == pid);
+    CHECKF(WIFEXITED(ws) && WEXITSTATUS(ws) == 2, "exit status %d (signal %d)",
+           WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, WIFSIGNALED(ws) ? WTERMSIG(ws) : 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/big", out);
+    CHECKF(access(path, F_OK) != 0 || count_files(path) == 0, "%s holds %d files after the failure",
+           path, count_files(path));
+    snprintf(path, sizeof path, "%s/small", out);
+    CHECKF(count_files(path) == 2, "%s holds %d files (expected the 2 stems)", path,
+           count_files(path));
+    int found = 0;
+    file_lines(log, "big.wav failed (no output written)", &found);
+    CHECKF(found, "%s: no line naming the failed input", log);
+    file_lines(log, "1 of 2 inputs failed", &found);
+    CHECKF(found, "%s: no summary line", log);
+    rmrf(dir);
+}
+
 int main(void) {
     RUN(test_constant_memory_rss); /* first: this process is still small (see test_self_anon_kib) */
     RUN(test_identity_lengths);
@@ -1137,6 +1184,7 @@ int main(void) {
     RUN(test_constant_memory);
     RUN(test_real_model);
     RUN(test_precision_backend);
+    RUN(test_failed_input_goes_on);
     RUN(test_example_program);
     return TEST_END();
 }

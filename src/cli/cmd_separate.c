@@ -325,7 +325,11 @@ int cmd_separate(int argc, char **argv) {
         fflush(stdout);
     }
     void (*old)(int) = signal(SIGINT, on_sigint);
+    /* a file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG instead of killing the
+     * process: the input that hit it fails cleanly (no partial output) and the rest go on */
+    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
     const int tty = isatty(STDERR_FILENO);
+    int failed = 0;
     for (int i = 0; i < files.n && !rc; i++) {
         progress_state ps = {files.v[i], tty, -1};
         p.progress_callback = on_progress, p.progress_callback_user_data = &ps;
@@ -337,10 +341,16 @@ int cmd_separate(int argc, char **argv) {
             rc = 130;
             break;
         }
-        if (r) {
+        if (r == TFSWA_ERR_INTERNAL) { /* out of memory or a bug: stop */
             fprintf(stderr, "tfswa: %s\n", tfswa_last_error(ctx));
-            rc = r == TFSWA_ERR_INTERNAL ? 1 : 2;
+            rc = 1;
             break;
+        }
+        if (r) { /* this input (reading it, or writing its stems) failed: report, go on */
+            fprintf(stderr, "tfswa: %s failed (no output written): %s\n", files.v[i],
+                    tfswa_last_error(ctx));
+            failed++;
+            continue;
         }
         const tfswa_summary *s = tfswa_last_summary(ctx);
         tfswa_output_path(ctx, &p, files.v[i], out, 0, path, sizeof path);
@@ -355,6 +365,12 @@ int cmd_separate(int argc, char **argv) {
         fflush(stdout);
     }
     signal(SIGINT, old);
+    signal(SIGXFSZ, old_xfsz);
+    if (!rc && failed) {
+        fprintf(stderr, "tfswa: %d of %d input%s failed (see above)\n", failed, files.n,
+                files.n == 1 ? "" : "s");
+        rc = 2;
+    }
     tfswa_close(ctx);
     list_free(&files);
     return rc;
