@@ -482,6 +482,16 @@ static void test_problems_all_reported(void) {
     put(root, "empty/drums.wav", 0, 2, RATE, 11);
     put_track(root, "mixlen", 2, 3000, 0, 12);
     put(root, "mixlen/mixture.wav", 2999, 2, RATE, 13);
+    /* a float stem with one NaN sample (channel 1, frame 1234): it must never reach a batch */
+    put(root, "nan/vocals.wav", 3000, 2, RATE, 14);
+    {
+        float *x = calloc(2 * 3000, sizeof(float)); /* (2, 3000) planar */
+        if (x) x[3000 + 1234] = NAN;
+        snprintf(path, sizeof path, "%s/nan/drums.wav", root);
+        CHECK(x &&
+              tf_audio_write_file(path, x, 2, 3000, RATE, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+        free(x);
+    }
     tf_config cfg;
     make_cfg(&cfg, root, 2);
     tf_index *ix = NULL;
@@ -496,19 +506,20 @@ static void test_problems_all_reported(void) {
         "text/drums.wav",
         "empty/drums.wav",
         "mixlen/mixture.wav: 2999 frames",
+        "nan/drums.wav: non-finite sample (NaN) at frame 1234",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         char full[1024];
         snprintf(full, sizeof full, "%s/%s", root, want[i]);
         CHECKF(strstr(m, full) != NULL, "'%s' not in:\n%s", full, m);
     }
-    CHECK(strstr(m, "7 problems") != NULL);
-    CHECKF(count_lines(m) == 8, "%d lines:\n%s", count_lines(m), m);
+    CHECK(strstr(m, "8 problems") != NULL);
+    CHECKF(count_lines(m) == 9, "%d lines:\n%s", count_lines(m), m);
     CHECK(strstr(m, "/good/") == NULL);
     /* the good files were still cached: fixing the broken tracks rescans only those */
     char rm[1024];
-    const char *bad[] = {"missing", "both", "length", "rate", "text", "empty", "mixlen"};
-    for (size_t i = 0; i < 7; i++) {
+    const char *bad[] = {"missing", "both", "length", "rate", "text", "empty", "mixlen", "nan"};
+    for (size_t i = 0; i < 8; i++) {
         snprintf(rm, sizeof rm, "%s/%s", root, bad[i]);
         rm_rf(rm);
     }

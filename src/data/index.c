@@ -37,7 +37,7 @@ static const char *const musdb_valid[] = {
 };
 
 #define CACHE_MAGIC     "TFSWAIDX"
-#define CACHE_VERSION   1u
+#define CACHE_VERSION   2u /* 2: scans reject non-finite samples */
 #define CACHE_HDR       64
 #define CACHE_ENT       64
 #define RACY_NS         2000000000LL /* mtime this close to the scan: rescan next time */
@@ -286,6 +286,16 @@ static void scan_file(frec *r, int env_block) {
         if (st) break;
         double s = 0;
         for (int64_t i = 0; i < 2 * n; i++) s += fabsf(buf[i]);
+        if (!isfinite(s)) { /* a NaN or Inf sample (float files): never let it reach a batch */
+            int64_t i = 0;
+            while (i < 2 * n && isfinite(buf[i])) i++;
+            st = tf_err(TF_EUSER,
+                        "%s: non-finite sample (%s) at frame %lld: the file is damaged (rewrite "
+                        "it, or remove the track)",
+                        r->path, i < 2 * n && isnan(buf[i]) ? "NaN" : "Inf",
+                        (long long)(off + (i % n)));
+            break;
+        }
         r->env[b] = (float)(s / (double)(2 * n));
     }
     tf_audio_reader_close(rd);
