@@ -2,6 +2,7 @@
  * (hits, invalidation, added/removed files, corruption), problem reports, and whole-track
  * streaming. Fixtures are tiny WAV/FLAC files at 8 kHz (env_block 2000) in a temp dir. */
 #include <fcntl.h>
+#include <sndfile.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -482,6 +483,16 @@ static void test_problems_all_reported(void) {
     put(root, "empty/drums.wav", 0, 2, RATE, 11);
     put_track(root, "mixlen", 2, 3000, 0, 12);
     put(root, "mixlen/mixture.wav", 2999, 2, RATE, 13);
+    put(root, "chan3/vocals.wav", 3000, 2, RATE, 15);
+    { /* a 3-channel stem (libsndfile directly: our writer takes mono and stereo only) */
+        snprintf(path, sizeof path, "%s/chan3/drums.wav", root);
+        SF_INFO si = {
+            .samplerate = RATE, .channels = 3, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
+        SNDFILE *sf = sf_open(path, SFM_WRITE, &si);
+        short z[3 * 3000] = {0};
+        CHECK(sf && sf_writef_short(sf, z, 3000) == 3000);
+        if (sf) sf_close(sf);
+    }
     /* a float stem with one NaN sample (channel 1, frame 1234): it must never reach a batch */
     put(root, "nan/vocals.wav", 3000, 2, RATE, 14);
     {
@@ -507,19 +518,21 @@ static void test_problems_all_reported(void) {
         "empty/drums.wav",
         "mixlen/mixture.wav: 2999 frames",
         "nan/drums.wav: non-finite sample (NaN) at frame 1234",
+        "chan3/drums.wav: 3 channels",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         char full[1024];
         snprintf(full, sizeof full, "%s/%s", root, want[i]);
         CHECKF(strstr(m, full) != NULL, "'%s' not in:\n%s", full, m);
     }
-    CHECK(strstr(m, "8 problems") != NULL);
-    CHECKF(count_lines(m) == 9, "%d lines:\n%s", count_lines(m), m);
+    CHECK(strstr(m, "9 problems") != NULL);
+    CHECKF(count_lines(m) == 10, "%d lines:\n%s", count_lines(m), m);
     CHECK(strstr(m, "/good/") == NULL);
     /* the good files were still cached: fixing the broken tracks rescans only those */
     char rm[1024];
-    const char *bad[] = {"missing", "both", "length", "rate", "text", "empty", "mixlen", "nan"};
-    for (size_t i = 0; i < 8; i++) {
+    const char *bad[] = {"missing", "both",   "length", "rate", "text",
+                         "empty",   "mixlen", "nan",    "chan3"};
+    for (size_t i = 0; i < 9; i++) {
         snprintf(rm, sizeof rm, "%s/%s", root, bad[i]);
         rm_rf(rm);
     }
