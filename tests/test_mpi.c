@@ -22,6 +22,7 @@
 #include "test.h"
 #include "train/ckpt.h"
 #include "train/train.h"
+#include "util/clock.h"
 #include "util/config.h"
 
 static char root[] = "/tmp/tfswa-mpi-XXXXXX";
@@ -226,6 +227,47 @@ done:
     free_snap(&i0), free_snap(&M1), free_snap(&A1), free_snap(&O1), free_snap(&M2), free_snap(&A2);
 }
 
+/* One rank fails while the other waits for it in a collective: rank 0 cannot write its
+ * first checkpoint (a file named `checkpoints` stands where its folder goes; only rank 0
+ * writes) while rank 1 goes on into the next step's allreduce. Every rank must end, well
+ * within 30 s, with rank 0's message; without tf_dist_abort rank 1 waits forever. (A
+ * file-size limit would be the natural fault, but Open MPI's own shared-memory files
+ * trip it first.) */
+static void test_failing_rank_ends_the_job(void) {
+    if (run_cmd("command -v mpirun > /dev/null") != 0) {
+        CHECKF(0, "mpirun not found (openmpi-bin is a declared dependency)");
+        return;
+    }
+    char cmd[8192], log[600], out[600];
+    snprintf(log, sizeof log, "%s/fail.log", root);
+    snprintf(out, sizeof out, "%s/fail", root);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && touch '%s/checkpoints'", out, out);
+    CHECK(run_cmd(cmd) == 0);
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+             "ASAN_OPTIONS=detect_leaks=0 timeout -s KILL 60 mpirun -np 2 -x ASAN_OPTIONS "
+             "--oversubscribe --bind-to none %s train --data_root %s --preset tiny "
+             "--segment_seconds 0.5 --batch_size 2 --num_workers 0 --val_every 0 --ckpt_every 1 "
+             "--num_threads 1 --seed 7 --max_steps 4 --output_dir %s > %s 2>&1",
+             tfswa, data, out, log);
+    const double t0 = tf_now_s();
+    int rc = run_cmd(cmd);
+    const double dt = tf_now_s() - t0;
+    printf("  a failing rank 0: exit status %d after %.1f s\n", rc, dt);
+    CHECKF(rc != 0 && rc != 124 && rc != 137, "exit status %d (124/137: killed at the timeout)",
+           rc);
+    CHECKF(dt < 30, "the job took %.1f s to end", dt);
+    FILE *f = fopen(log, "r");
+    char line[1024];
+    int why = 0, stop = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        why |= strstr(line, "checkpoints: exists and is not a directory") != NULL;
+        stop |= strstr(line, "rank 0 of 2 failed") != NULL;
+    }
+    if (f) fclose(f);
+    CHECKF(why && stop, "%s: no rank-0 error message (%d) or stop line (%d)", log, why, stop);
+}
+
 int main(void) {
     if (!mkdtemp(root) || test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     snprintf(data, sizeof data, "%s/data", root);
@@ -237,6 +279,7 @@ int main(void) {
         return 1;
     }
     RUN(test_two_ranks_equal_accumulation);
+    RUN(test_failing_rank_ends_the_job);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

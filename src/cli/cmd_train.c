@@ -1,5 +1,6 @@
 /* tfswa train [--config FILE]... [--preset NAME] [--key value]... : see train/train.h. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -103,7 +104,21 @@ int cmd_train(int argc, char **argv) {
     if (!st) st = cli_check_unused(&a);
     if (!st) st = tf_config_validate(&cfg);
     int tty = isatty(2);
-    if (!st) st = tf_train_run(&cfg, &d, cli_print_train_event, &tty);
+    /* a file-size limit makes a write fail (EFBIG, a clean error) instead of killing us */
+    signal(SIGXFSZ, SIG_IGN);
+    if (!st) {
+        st = tf_train_run(&cfg, &d, cli_print_train_event, &tty);
+        if (st && d.size > 1) {
+            /* this rank failed; the others may wait for it in a collective forever: print
+             * its message, then end the whole job */
+            int rc = cli_fail(st);
+            fprintf(stderr, "tfswa: rank %d of %d failed: stopping every rank\n", d.rank, d.size);
+            fflush(stderr);
+            tf_dist_abort(&d, rc);
+            tf_dist_finalize(&d);
+            return rc;
+        }
+    }
     tf_dist_finalize(&d);
     return cli_fail(st);
 }

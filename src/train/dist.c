@@ -20,6 +20,10 @@ tf_status tf_dist_init(tf_dist *d, int *argc, char ***argv) {
     return TF_OK;
 }
 
+void tf_dist_abort(const tf_dist *d, int code) {
+    if (d->mpi && d->size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
 void tf_dist_finalize(tf_dist *d) {
     if (d->mpi) MPI_Finalize();
     d->mpi = 0;

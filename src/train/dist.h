@@ -14,6 +14,9 @@ typedef struct {
 
 tf_status tf_dist_init(tf_dist *d, int *argc, char ***argv);
 void tf_dist_finalize(tf_dist *d);
+/* End every rank of the job now (MPI_Abort with `code`) when more than one runs: for an
+ * error on one rank while the others may be waiting in a collective. No-op otherwise. */
+void tf_dist_abort(const tf_dist *d, int code);
 /* In-place sums over all ranks. */
 tf_status tf_dist_sum_f32(const tf_dist *d, float *x, size_t n);
 tf_status tf_dist_sum_f64(const tf_dist *d, double *x, size_t n);
