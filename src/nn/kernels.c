@@ -53,9 +53,8 @@ typedef struct {
 
 typedef struct {
     int B, Cin, Cout, H, W, k, bias, train;
-    size_t ws; /* bytes */
     pass_t pass[N_PASS];
-    int committed;
+    int committed; /* every pass set up has its primitives */
 } conv_t;
 
 struct tf_kernels {
@@ -65,7 +64,6 @@ struct tf_kernels {
     char desc[160];
     conv_t *conv;
     size_t n_conv, cap_conv;
-    int committed;
     tf_status status;
     char msg[256];
     dnnl_engine_t eng;
@@ -411,6 +409,16 @@ static conv_t *find_conv(tf_kernels *k, int B, int Cin, int Cout, int H, int W, 
     return NULL;
 }
 
+/* Set up the passes of c from `first` on (the forward only, or all three when c->train);
+ * on failure those passes are freed again. */
+static tf_status setup_passes(tf_kernels *k, conv_t *c, int first) {
+    tf_status s = TF_OK;
+    for (int p = first; p < (c->train ? N_PASS : 1) && s == TF_OK; p++) s = pass_setup(k, c, p);
+    if (s != TF_OK)
+        for (int p = first; p < N_PASS; p++) pass_free(&c->pass[p]);
+    return s;
+}
+
 /* Workspace bytes of the passes a call of c needs: the forward, or the backward's two. */
 static size_t conv_bytes(const conv_t *c, int train) {
     if (!train) return c->pass[PASS_FWD].bytes;
@@ -472,18 +480,13 @@ tf_status tf_kern_conv2d_add(tf_kernels *k, int B, int Cin, int Cout, int H, int
     train = !!train;
     conv_t *c = find_conv(k, B, Cin, Cout, H, W, ksize, bias);
     if (c && train && !c->train) { /* a forward-only shape now also runs backward */
-        tf_status s = TF_OK;
-        for (int p = PASS_BWD_DATA; p < N_PASS && s == TF_OK; p++) {
-            s = pass_setup(k, c, p);
-            if (s == TF_OK && c->pass[p].bytes > c->ws) c->ws = c->pass[p].bytes;
-        }
+        c->train = 1;
+        tf_status s = setup_passes(k, c, PASS_BWD_DATA);
         if (s != TF_OK) {
-            for (int p = PASS_BWD_DATA; p < N_PASS; p++) pass_free(&c->pass[p]);
+            c->train = 0;
             return s;
         }
-        c->train = 1;
         c->committed = 0;
-        k->committed = 0;
     }
     if (c) {
         *ws_bytes = conv_bytes(c, train);
@@ -500,28 +503,22 @@ tf_status tf_kern_conv2d_add(tf_kernels *k, int B, int Cin, int Cout, int H, int
     memset(c, 0, sizeof *c);
     c->B = B, c->Cin = Cin, c->Cout = Cout, c->H = H, c->W = W, c->k = ksize, c->bias = bias;
     c->train = train;
-    tf_status s = TF_OK;
-    for (int p = 0; p < (train ? N_PASS : 1) && s == TF_OK; p++) {
-        s = pass_setup(k, c, p);
-        if (s == TF_OK && c->pass[p].bytes > c->ws) c->ws = c->pass[p].bytes;
-    }
-    if (s != TF_OK) {
-        for (int p = 0; p < N_PASS; p++) pass_free(&c->pass[p]);
-        return s;
-    }
+    TF_TRY(setup_passes(k, c, PASS_FWD));
     k->n_conv++;
     *ws_bytes = conv_bytes(c, train);
     return TF_OK;
 }
 
+/* The primitives of every pass of c that is set up, once. */
+static tf_status conv_commit(tf_kernels *k, conv_t *c) {
+    if (c->committed) return TF_OK;
+    for (int p = 0; p < N_PASS; p++) TF_TRY(pass_commit(k, &c->pass[p], p == PASS_FWD));
+    c->committed = 1;
+    return TF_OK;
+}
+
 tf_status tf_kernels_commit(tf_kernels *k) {
-    for (size_t i = 0; i < k->n_conv; i++) {
-        conv_t *c = &k->conv[i];
-        if (c->committed) continue;
-        for (int p = 0; p < N_PASS; p++) TF_TRY(pass_commit(k, &c->pass[p], p == PASS_FWD));
-        c->committed = 1;
-    }
-    k->committed = 1;
+    for (size_t i = 0; i < k->n_conv; i++) TF_TRY(conv_commit(k, &k->conv[i]));
     return TF_OK;
 }
 
@@ -550,13 +547,9 @@ static conv_t *get_conv(tf_kernels *k, int B, int Cin, int Cout, int H, int W, i
         }
         return NULL;
     }
-    if (!c->committed) {
-        for (int p = 0; p < N_PASS; p++)
-            if (pass_commit(k, &c->pass[p], p == PASS_FWD) != TF_OK) {
-                fail(k, "primitive creation", dnnl_runtime_error);
-                return NULL;
-            }
-        c->committed = 1;
+    if (conv_commit(k, c) != TF_OK) {
+        fail(k, "primitive creation", dnnl_runtime_error);
+        return NULL;
     }
     return c;
 }
