@@ -25,6 +25,7 @@
 
 #include "cli/bench_util.h"
 #include "cli/cli.h"
+#include "infer/precision.h"
 #include "model/model.h"
 #include "train/train.h"
 #include "util/config.h"
@@ -283,7 +284,7 @@ int bench_model(int argc, char **argv) {
                             c.checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
     cJSON_AddStringToObject(cfg, "activation_dtype",
                             c.activation_dtype == TF_DT_BF16 ? "bf16" : "fp32");
-    cJSON_AddStringToObject(cfg, "backend", c.backend == TF_BACKEND_REF ? "ref" : "dnnl");
+    cJSON_AddStringToObject(cfg, "backend", tf_backend_name(c.backend));
     cJSON_AddStringToObject(cfg, "arithmetic", arith);
     cJSON_AddNumberToObject(res, "params", (double)nparams);
     cJSON_AddNumberToObject(res, "forward_gflop_per_item", gflop_fwd);

@@ -22,6 +22,7 @@
 #include "audio/audio.h"
 #include "cli/bench_util.h"
 #include "cli/cli.h"
+#include "infer/precision.h"
 #include "data/synth.h"
 #include "model/model.h"
 #include "tfswa.h"
@@ -260,8 +261,8 @@ int bench_separate(int argc, char **argv) {
     /* the separations: --precision, and the backend key (which also trains the model) */
     tfswa_options opt = tfswa_default_options();
     opt.n_threads = (int)threads;
-    if ((st = cli_precision_flags(prec, cfg.backend == TF_BACKEND_REF ? "ref" : "dnnl",
-                                  &opt.precision, &opt.backend)))
+    if ((st =
+             cli_precision_flags(prec, tf_backend_name(cfg.backend), &opt.precision, &opt.backend)))
         return cli_fail(st);
     if ((st = tf_config_validate(&cfg))) return cli_fail(st);
     size_t n_params = 0;

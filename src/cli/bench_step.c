@@ -33,6 +33,7 @@
 
 #include "cli/bench_util.h"
 #include "cli/cli.h"
+#include "infer/precision.h"
 #include "util/sysmem.h"
 #include "model/model.h"
 #include "optim/optim.h"
@@ -208,7 +209,7 @@ static cJSON *report_json(const bench_t *b) {
     cJSON_AddNumberToObject(cfg, "learning_rate", c0->learning_rate);
     cJSON_AddNumberToObject(cfg, "grad_clip", c0->grad_clip);
     cJSON_AddStringToObject(cfg, "loss", c0->loss == TF_LOSS_MRSTFT ? "mrstft" : "l1");
-    cJSON_AddStringToObject(cfg, "backend", c0->backend == TF_BACKEND_REF ? "ref" : "dnnl");
+    cJSON_AddStringToObject(cfg, "backend", tf_backend_name(c0->backend));
     cJSON_AddStringToObject(cfg, "compute_dtype",
                             c0->compute_dtype == TF_DT_BF16 ? "bf16" : "fp32");
     cJSON *pp = cJSON_AddObjectToObject(cfg, "params");

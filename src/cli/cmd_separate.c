@@ -325,9 +325,6 @@ int cmd_separate(int argc, char **argv) {
         fflush(stdout);
     }
     void (*old)(int) = signal(SIGINT, on_sigint);
-    /* a file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG instead of killing the
-     * process: the input that hit it fails cleanly (no partial output) and the rest go on */
-    void (*old_xfsz)(int) = signal(SIGXFSZ, SIG_IGN);
     const int tty = isatty(STDERR_FILENO);
     int failed = 0;
     for (int i = 0; i < files.n && !rc; i++) {
@@ -365,7 +362,6 @@ int cmd_separate(int argc, char **argv) {
         fflush(stdout);
     }
     signal(SIGINT, old);
-    signal(SIGXFSZ, old_xfsz);
     if (!rc && failed) {
         fprintf(stderr, "tfswa: %d of %d input%s failed (see above)\n", failed, files.n,
                 files.n == 1 ? "" : "s");

@@ -1,6 +1,5 @@
 /* tfswa train [--config FILE]... [--preset NAME] [--key value]... : see train/train.h. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -104,8 +103,6 @@ int cmd_train(int argc, char **argv) {
     if (!st) st = cli_check_unused(&a);
     if (!st) st = tf_config_validate(&cfg);
     int tty = isatty(2);
-    /* a file-size limit makes a write fail (EFBIG, a clean error) instead of killing us */
-    signal(SIGXFSZ, SIG_IGN);
     if (!st) {
         st = tf_train_run(&cfg, &d, cli_print_train_event, &tty);
         if (st && d.size > 1) {

@@ -1,4 +1,5 @@
 /* tfswa: command-line entry point; dispatches to the subcommands of cli.h. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,6 +34,10 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout, cmds);
         return argc < 2 ? 2 : 0;
     }
+    /* A file-size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, which every writer
+     * reports as a clean error naming the file, instead of killing the process: a
+     * separation then skips that input, a training run ends (every rank) with the message. */
+    signal(SIGXFSZ, SIG_IGN);
     for (const command *c = cmds; c->name; c++) {
         if (strcmp(c->name, argv[1]) != 0) continue;
         if (!c->fn) {
