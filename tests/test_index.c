@@ -503,6 +503,13 @@ static void test_problems_all_reported(void) {
               tf_audio_write_file(path, x, 2, 3000, RATE, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
         free(x);
     }
+    /* a WAV stem cut short (its header says 3000 frames): libsndfile alone shortens it */
+    put(root, "cut/vocals.wav", 3000, 2, RATE, 16);
+    put(root, "cut/drums.wav", 3000, 2, RATE, 17);
+    {
+        snprintf(path, sizeof path, "%s/cut/drums.wav", root);
+        CHECK(truncate(path, 44 + 2 * 2 * 1000) == 0);
+    }
     tf_config cfg;
     make_cfg(&cfg, root, 2);
     tf_index *ix = NULL;
@@ -519,20 +526,21 @@ static void test_problems_all_reported(void) {
         "mixlen/mixture.wav: 2999 frames",
         "nan/drums.wav: non-finite sample (NaN) at frame 1234",
         "chan3/drums.wav: 3 channels",
+        "cut/drums.wav: truncated",
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         char full[1024];
         snprintf(full, sizeof full, "%s/%s", root, want[i]);
         CHECKF(strstr(m, full) != NULL, "'%s' not in:\n%s", full, m);
     }
-    CHECK(strstr(m, "9 problems") != NULL);
-    CHECKF(count_lines(m) == 10, "%d lines:\n%s", count_lines(m), m);
+    CHECK(strstr(m, "10 problems") != NULL);
+    CHECKF(count_lines(m) == 11, "%d lines:\n%s", count_lines(m), m);
     CHECK(strstr(m, "/good/") == NULL);
     /* the good files were still cached: fixing the broken tracks rescans only those */
     char rm[1024];
-    const char *bad[] = {"missing", "both",   "length", "rate", "text",
-                         "empty",   "mixlen", "nan",    "chan3"};
-    for (size_t i = 0; i < 9; i++) {
+    const char *bad[] = {"missing", "both",   "length", "rate",  "text",
+                         "empty",   "mixlen", "nan",    "chan3", "cut"};
+    for (size_t i = 0; i < 10; i++) {
         snprintf(rm, sizeof rm, "%s/%s", root, bad[i]);
         rm_rf(rm);
     }

@@ -1167,6 +1167,98 @@ static void test_failed_input_goes_on(void) {
     rmrf(dir);
 }
 
+/* argv run as a child, stdout and stderr into `log`: its exit status, or -1. */
+static int run_logged(char *const argv[], const char *log) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int ws = 0;
+    if (pid < 0 || waitpid(pid, &ws, 0) != pid || !WIFEXITED(ws)) return -1;
+    return WEXITSTATUS(ws);
+}
+
+/* Copy the first `keep` of src's bytes to dst: a file cut short as by a failed download or a
+ * full disk (its header still says the whole length). */
+static int truncate_copy(const char *src, const char *dst, double keep) {
+    FILE *f = fopen(src, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = malloc((size_t)n);
+    size_t got = b ? fread(b, 1, (size_t)n, f) : 0;
+    fclose(f);
+    FILE *g = got == (size_t)n ? fopen(dst, "wb") : NULL;
+    int ok = g && fwrite(b, 1, (size_t)(n * keep), g) == (size_t)(n * keep);
+    if (g) ok = (fclose(g) == 0) && ok;
+    free(b);
+    return ok ? 0 : -1;
+}
+
+/* Truncated WAV and FLAC inputs fail with a line naming the file (libsndfile alone would
+ * shorten the WAV silently and zero-fill the FLAC). */
+static void test_truncated_inputs(void) {
+    const char *dir = mktmp();
+    CHECK(dir != NULL);
+    if (!dir) return;
+    char ck[512], full[512], fullf[512], tw[512], tfl[512], good[512], out[512], log[512],
+        exe[1024];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    CHECK(make_checkpoint(ck, "vocals,drums", 9, NULL));
+    snprintf(full, sizeof full, "%s/full.wav", dir);
+    snprintf(fullf, sizeof fullf, "%s/full.flac", dir);
+    snprintf(tw, sizeof tw, "%s/cutw.wav", dir);
+    snprintf(tfl, sizeof tfl, "%s/cutf.flac", dir);
+    snprintf(good, sizeof good, "%s/good.wav", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    CHECK(write_noise_file(full, 8000, 2, 5) == 0 && write_noise_file(good, 8000, 1, 6) == 0);
+    {
+        float *x = noise(2, 16000, 7, 0.3f); /* (2, 16000) */
+        CHECK(x && tf_audio_write_file(fullf, x, 2, 16000, 8000, TF_FMT_FLAC, TF_SUBTYPE_PCM16) ==
+                       TF_OK);
+        free(x);
+    }
+    CHECK(truncate_copy(full, tw, 0.5) == 0 && truncate_copy(fullf, tfl, 0.5) == 0);
+    /* the library reader refuses both, naming the file */
+    tf_audio_reader *r = NULL;
+    CHECK(tf_audio_reader_open(&r, tw) == TF_EUSER && r == NULL);
+    CHECKF(strstr(tf_errmsg(), tw) && strstr(tf_errmsg(), "truncated"), "%s", tf_errmsg());
+    CHECK(test_build_path(exe, sizeof exe, "tfswa") == 0);
+    /* the WAV is refused when the inputs are probed, before any work: nothing is written */
+    char *argv_w[] = {exe, "separate",      good, tw,  "-o", out, "--checkpoint",
+                      ck,  "--num_threads", "1",  NULL};
+    CHECK(run_logged(argv_w, log) == 2);
+    int found = 0;
+    file_lines(log, "cutw.wav: truncated", &found);
+    CHECKF(found, "%s: no line naming the truncated WAV", log);
+    CHECKF(access(out, F_OK) != 0 || count_files(out) == 0, "%s holds %d files", out,
+           count_files(out));
+    /* the FLAC's header is whole: decoding stops half-way, that input fails, the next goes on */
+    char *argv_f[] = {exe, "separate",      tfl, good, "-o", out, "--checkpoint",
+                      ck,  "--num_threads", "1", NULL};
+    CHECK(run_logged(argv_f, log) == 2);
+    const char *want[] = {"cutf.flac failed (no output written)", "cutf.flac: truncated",
+                          "1 of 2 inputs failed"};
+    for (int i = 0; i < 3; i++) {
+        file_lines(log, want[i], &found);
+        CHECKF(found, "%s: no line '%s'", log, want[i]);
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/cutf", out);
+    CHECKF(access(path, F_OK) != 0 || count_files(path) == 0, "%s holds %d files", path,
+           count_files(path));
+    snprintf(path, sizeof path, "%s/good", out);
+    CHECKF(count_files(path) == 2, "%s holds %d files (expected the 2 stems)", path,
+           count_files(path));
+    if (getenv("KEEP")) return;
+    rmrf(dir);
+}
+
 int main(void) {
     RUN(test_constant_memory_rss); /* first: this process is still small (see test_self_anon_kib) */
     RUN(test_identity_lengths);
@@ -1185,6 +1277,7 @@ int main(void) {
     RUN(test_real_model);
     RUN(test_precision_backend);
     RUN(test_failed_input_goes_on);
+    RUN(test_truncated_inputs);
     RUN(test_example_program);
     return TEST_END();
 }

@@ -14,6 +14,7 @@ struct tf_audio_reader {
     float *ibuf; /* interleaved scratch, IBUF_FRAMES x channels */
     int64_t pos; /* libsndfile's read position, -1 if unknown (skip redundant seeks) */
     short *sbuf; /* PCM16 files: 16-bit interleaved scratch (NULL otherwise) */
+    int lenient; /* MPEG: the frame count may be an estimate, a short read is the end */
 };
 
 enum { IBUF_FRAMES = TF_AUDIO_RAW_MAX };
@@ -31,6 +32,27 @@ static SNDFILE *open_locked(const char *path, int mode, SF_INFO *si, char *why, 
     return sf;
 }
 
+/* A WAV (or W64/RF64) file cut short keeps the length its header says; libsndfile then
+ * shortens the file silently and notes "data : N (should be M)" in its log. N > M is a
+ * truncated file, except the lengths that streaming writers (ffmpeg to a pipe) put in a
+ * header they cannot seek back to: 0 and all ones. */
+static int wav_truncated(SNDFILE *sf, long long *said, long long *holds) {
+    char log[4096];
+    log[0] = 0;
+    sf_command(sf, SFC_GET_LOG_INFO, log, sizeof log);
+    log[sizeof log - 1] = 0;
+    for (const char *l = log; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+        if (strncmp(l, "data : ", 7) != 0) continue;
+        long long n = 0, m = 0;
+        if (sscanf(l + 7, "%lld (should be %lld)", &n, &m) != 2) continue;
+        if (n > m && n != 0 && n != 0xFFFFFFFFLL && n != 0x7FFFFFFFLL && n != 0xFFFFFFFELL) {
+            *said = n, *holds = m;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static tf_status open_sf(const char *path, SNDFILE **sf, tf_audio_info *info, int *format) {
     SF_INFO si;
     memset(&si, 0, sizeof si);
@@ -45,6 +67,13 @@ static tf_status open_sf(const char *path, SNDFILE **sf, tf_audio_info *info, in
     if (si.frames <= 0) {
         sf_close(*sf);
         return tf_err(TF_EUSER, "%s: empty audio file (0 frames)", path);
+    }
+    long long said = 0, holds = 0;
+    if (wav_truncated(*sf, &said, &holds)) {
+        sf_close(*sf);
+        return tf_err(TF_EUSER,
+                      "%s: truncated: the header says %lld bytes of audio, the file holds %lld",
+                      path, said, holds);
     }
     info->frames = si.frames;
     info->rate = si.samplerate;
@@ -70,6 +99,7 @@ tf_status tf_audio_reader_open(tf_audio_reader **out, const char *path) {
         free(r);
         return st;
     }
+    r->lenient = (format & SF_FORMAT_TYPEMASK) == SF_FORMAT_MPEG;
     r->path = tf_strdup(path);
     r->ibuf =
         tf_malloc(sizeof(float) * IBUF_FRAMES * (size_t)r->info.channels, "audio read buffer");
@@ -121,8 +151,12 @@ tf_status tf_audio_reader_chunk(tf_audio_reader *r, int64_t offset, int64_t fram
             sf_count_t got =
                 r->sbuf ? sf_readf_short(r->sf, r->sbuf, n) : sf_readf_float(r->sf, r->ibuf, n);
             if (got <= 0) {
-                r->pos = -1; /* truncated file: rest is zero */
-                break;
+                r->pos = -1;
+                if (r->lenient) break; /* MPEG: the count was an estimate, the rest is zero */
+                return tf_err(TF_EUSER,
+                              "%s: truncated or damaged: the header says %lld frames, reading "
+                              "stops at frame %lld",
+                              r->path, (long long)r->info.frames, (long long)(begin + got_total));
             }
             r->pos += got;
             if (r->sbuf) {
