@@ -10,6 +10,8 @@
 
 #include "audio/audio.h"
 #include "data/index.h"
+#include "data/loader.h"
+#include "util/config.h"
 #include "data/valtrack.h"
 #include "test.h"
 #include "util/fsutil.h"
@@ -556,6 +558,141 @@ static void test_problems_all_reported(void) {
     CHECK(strstr(tf_errmsg(), "does_not_exist") != NULL);
 }
 
+/* Odd but valid data, each handled as stated (issue 11, item 5):
+ *  - stems of one track in 16-bit, 24-bit and float WAV: read as the same normalised float
+ *    (values on the 16-bit grid come back exactly from all three);
+ *  - a clipped stem (full-scale square wave) and a DC-only stem: read as they are, no
+ *    rescaling, no filtering (the silence filter looks at mean |x|, which DC has);
+ *  - a 1-frame track: indexed, and a chunk of it is its one sample followed by zeros, like
+ *    every track shorter than the segment.
+ * The loader's batches hold exactly the file samples, and every value is finite. */
+static void test_odd_but_valid_stems(void) {
+    char root[512], path[1024];
+    new_root(root, sizeof root, "odd");
+    static const char *const st[3] = {"vocals", "drums", "bass"};
+    const tf_subtype sub[3] = {TF_SUBTYPE_PCM16, TF_SUBTYPE_PCM24, TF_SUBTYPE_FLOAT};
+    const int64_t n = 12000;
+    float *want[3][3] = {{0}}; /* [track][stem], planar (2, frames) */
+    const int64_t frames[3] = {n, n, 1};
+    for (int s = 0; s < 3; s++) { /* track 0 "mixed": one subtype per stem */
+        want[0][s] = signal(40 + (uint32_t)s, 2, n);
+        snprintf(path, sizeof path, "%s/mixed/%s.wav", root, st[s]);
+        CHECK(tf_mkdirs(root) == TF_OK);
+        char dir[1024];
+        tf_dirname(path, dir, sizeof dir);
+        CHECK(tf_mkdirs(dir) == TF_OK);
+        CHECK(tf_audio_write_file(path, want[0][s], 2, n, RATE, TF_FMT_WAV, sub[s]) == TF_OK);
+        set_mtime(path, time(NULL) - 100, 0);
+    }
+    /* track 1 "clip": a full-scale square wave, DC at 0.5, ordinary bass */
+    for (int s = 0; s < 3; s++) {
+        float *x = s == 2 ? signal(50, 2, n) : malloc(sizeof(float) * 2 * (size_t)n);
+        CHECK(x != NULL);
+        if (!x) return;
+        if (s < 2)
+            for (int64_t i = 0; i < 2 * n; i++) x[i] = s == 0 ? ((i / 40) % 2 ? 1.f : -1.f) : 0.5f;
+        want[1][s] = x;
+        snprintf(path, sizeof path, "%s/clip/%s.wav", root, st[s]);
+        char dir[1024];
+        tf_dirname(path, dir, sizeof dir);
+        CHECK(tf_mkdirs(dir) == TF_OK);
+        CHECK(tf_audio_write_file(path, x, 2, n, RATE, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+        set_mtime(path, time(NULL) - 100, 0);
+    }
+    for (int s = 0; s < 3; s++) { /* track 2 "one": a single frame */
+        want[2][s] = signal(60 + (uint32_t)s, 2, 1);
+        snprintf(path, sizeof path, "%s/one/%s.wav", root, st[s]);
+        char dir[1024];
+        tf_dirname(path, dir, sizeof dir);
+        CHECK(tf_mkdirs(dir) == TF_OK);
+        CHECK(tf_audio_write_file(path, want[2][s], 2, 1, RATE, TF_FMT_WAV, TF_SUBTYPE_FLOAT) ==
+              TF_OK);
+        set_mtime(path, time(NULL) - 100, 0);
+    }
+    tf_config cfg;
+    make_cfg(&cfg, root, 3);
+    tf_index *ix = NULL;
+    tf_status rc = tf_index_open(&ix, &cfg, NULL);
+    CHECKF(rc == TF_OK, "%s", tf_errmsg());
+    if (rc) return;
+    CHECK(ix->n_tracks == 3);
+    int map[3] = {-1, -1, -1}; /* index track -> fixture track */
+    static const char *const names[3] = {"mixed", "clip", "one"};
+    for (int t = 0; t < ix->n_tracks; t++)
+        for (int k = 0; k < 3; k++)
+            if (!strcmp(ix->tracks[t].name, names[k])) map[t] = k;
+    for (int t = 0; t < ix->n_tracks; t++) {
+        CHECK(map[t] >= 0);
+        if (map[t] < 0) return;
+        CHECK(ix->tracks[t].frames == frames[map[t]]);
+        if (map[t] == 1) { /* DC 0.5: mean |x| 0.5 in every block; the square wave 1 */
+            CHECK(ix->tracks[t].stems[1].env[0] == 0.5f);
+            CHECK(ix->tracks[t].stems[0].env[0] == 1.f);
+        }
+    }
+    /* the loader (silence filter on) hands out exactly the file samples */
+    tf_config_defaults(&cfg);
+    make_cfg(&cfg, root, 3);
+    tf_config_defaults(&cfg);
+    snprintf(cfg.root, sizeof cfg.root, "%s", root);
+    cfg.sample_rate = RATE;
+    cfg.n_sources = cfg.n_targets = 3;
+    for (int s = 0; s < 3; s++) {
+        snprintf(cfg.sources[s], TF_NAME_MAX, "%s", st[s]);
+        snprintf(cfg.targets[s], TF_NAME_MAX, "%s", st[s]);
+    }
+    cfg.num_workers = 0;
+    cfg.aug_gain = cfg.aug_channel_swap = cfg.aug_polarity = 0;
+    cfg.aug_mix_same_source = 0;
+    cfg.batch_size = 4;
+    /* silence filter off: all three tracks are drawn; on: the 1-frame track never is (no
+     * chunk of it can reach the threshold), the other two are */
+    for (int filter = 0; filter < 2; filter++) {
+        cfg.min_mean_abs = filter ? 1e-4 : 0;
+        /* off: segment = the track length, so each track has one offset and is drawn
+         * as often as the others (draws are weighted by offsets) */
+        cfg.segment_seconds = filter ? 0.25 : 1.5;
+        tf_loader *l = NULL;
+        rc = tf_loader_open(&l, &cfg, ix, 7);
+        CHECKF(rc == TF_OK, "%s", tf_errmsg());
+        int bad = 0, nonfinite = 0, seen[3] = {0};
+        if (!rc && tf_loader_start_epoch(l, 0, 0, 30) == TF_OK) {
+            for (int i = 0; i < 30; i++) {
+                const tf_batch *b;
+                if (tf_loader_next(l, &b) != TF_OK) {
+                    bad++;
+                    break;
+                }
+                const int64_t N = b->N;
+                for (int it = 0; it < b->B; it++)
+                    for (int s = 0; s < 3; s++) {
+                        const tf_chunk_info *in = b->info + it * 3 + s;
+                        const int k = map[in->track];
+                        const float *x = b->stems + ((size_t)it * 3 + (size_t)s) * 2 * (size_t)N;
+                        seen[k]++;
+                        for (int c = 0; c < 2; c++)
+                            for (int64_t j = 0; j < N; j++) {
+                                const int64_t p = in->offset + j;
+                                const float w = p < frames[k] ? want[k][s][c * frames[k] + p] : 0.f;
+                                bad += x[c * N + j] != w;
+                                nonfinite += !isfinite(x[c * N + j]);
+                            }
+                    }
+                for (int64_t j = 0; j < (int64_t)b->B * 2 * N; j++)
+                    nonfinite += !isfinite(b->mixture[j]);
+            }
+        }
+        CHECKF(bad == 0, "filter %d: %d samples differ from the files", filter, bad);
+        CHECK(nonfinite == 0);
+        CHECKF(seen[0] > 0 && seen[1] > 0 && (seen[2] > 0) == !filter,
+               "filter %d: chunks per track %d %d %d", filter, seen[0], seen[1], seen[2]);
+        tf_loader_close(l);
+    }
+    tf_index_close(ix);
+    for (int t = 0; t < 3; t++)
+        for (int s = 0; s < 3; s++) free(want[t][s]);
+}
+
 static void test_explicit_cache_unwritable(void) {
     char root[512], cache[1024];
     new_root(root, sizeof root, "unwritable");
@@ -683,6 +820,7 @@ int main(void) {
     RUN(test_racy_files_rescanned);
     RUN(test_corrupt_cache_rescans);
     RUN(test_problems_all_reported);
+    RUN(test_odd_but_valid_stems);
     RUN(test_explicit_cache_unwritable);
     RUN(test_valtrack_blocks_equal_files);
     RUN(test_err_long_message_and_ctx);
