@@ -795,6 +795,45 @@ static void test_read_error_reported(void) {
     fixture_free(&f);
 }
 
+/* A stem rewritten with a NaN after indexing: the batch never reaches the caller, the error
+ * names the file; both paths (the reference path and the fused one). */
+static void test_nonfinite_after_index(void) {
+    for (int fused = 0; fused < 2; fused++) {
+        fixture f;
+        CHECK(fixture_make(&f, -1));
+        tf_config cfg = f.cfg;
+        const tf_track *tr = &f.ix.tracks[2];
+        const int64_t n = tr->frames;
+        float *x = malloc(sizeof(float) * 2 * (size_t)n); /* (2, n): 0.1 everywhere, one NaN */
+        CHECK(x != NULL);
+        if (!x) return;
+        for (int64_t i = 0; i < 2 * n; i++) x[i] = 0.1f;
+        x[n + n / 2] = NAN;
+        CHECK(tf_audio_write_file(tr->stems[1].path, x, 2, n, RATE, TF_FMT_WAV, TF_SUBTYPE_FLOAT) ==
+              TF_OK);
+        free(x);
+        tf_loader *l;
+        CHECK(tf_loader_open(&l, &cfg, &f.ix, 7) == TF_OK);
+        tf_loader_set_fused(l, fused);
+        CHECK(tf_loader_start_epoch(l, 0, 0, 60) == TF_OK);
+        tf_status st = TF_OK;
+        int delivered_nan = 0;
+        for (int i = 0; i < 60 && st == TF_OK; i++) {
+            const tf_batch *b;
+            st = tf_loader_next(l, &b);
+            if (st) break;
+            for (int64_t k = 0; k < (int64_t)b->B * 2 * b->N; k++)
+                delivered_nan += !isfinite(b->mixture[k]);
+        }
+        CHECK(delivered_nan == 0);
+        CHECKF(st == TF_EUSER, "fused %d: status %d", fused, st);
+        CHECKF(strstr(tf_errmsg(), tr->stems[1].path) && strstr(tf_errmsg(), "non-finite"), "%s",
+               tf_errmsg());
+        tf_loader_close(l);
+        fixture_free(&f);
+    }
+}
+
 static void test_bad_config(void) {
     fixture f;
     CHECK(fixture_make(&f, -1));
@@ -989,6 +1028,7 @@ int main(void) {
     RUN(test_close_mid_epoch_and_restart);
     RUN(test_full_track_mode_same);
     RUN(test_read_error_reported);
+    RUN(test_nonfinite_after_index);
     RUN(test_bad_config);
     RUN(test_pin_memory);
     RUN(test_real_index);

@@ -586,6 +586,30 @@ static tf_status fill_item(tf_loader *l, wctx *w, int64_t step, int b, float *st
     return TF_OK;
 }
 
+/* A non-finite sample never reaches the model: the index refuses files holding one, so
+ * here it means a file changed after it was indexed. mix (2, N) is the sum of the item's
+ * stems (NaN and Inf propagate into it); the error names the stem's file and frame. */
+static tf_status check_finite(const tf_loader *l, const float *stems, const float *mix,
+                              const tf_chunk_info *info) {
+    const int64_t N = l->N, cn = 2 * N;
+    float acc = 0.f;
+    for (int64_t i = 0; i < cn; i++) acc += mix[i] * 0.f; /* 0 unless some mix[i] is NaN/Inf */
+    if (acc == 0.f) return TF_OK;
+    for (int s = 0; s < l->S; s++)
+        for (int64_t i = 0; i < cn; i++) {
+            if (isfinite(stems[(size_t)s * (size_t)cn + (size_t)i])) continue;
+            const tf_chunk_info *in = &info[s];
+            const int mixed = in->mix_track >= 0;
+            return tf_err(TF_EUSER,
+                          "%s: non-finite sample near frame %lld (chunk from %lld%s%s): the file "
+                          "changed since it was indexed; run 'tfswa index' again",
+                          l->ix->tracks[in->track].stems[s].path, (long long)(in->offset + i % N),
+                          (long long)in->offset, mixed ? ", mixed with " : "",
+                          mixed ? l->ix->tracks[in->mix_track].stems[s].path : "");
+        }
+    return tf_err(TF_EUSER, "non-finite sample in a batch mixture (stems finite)");
+}
+
 static tf_status fill_batch(tf_loader *l, wctx *w, slot *sl, int64_t step) {
     tf_batch *bt = &sl->b;
     const size_t cn = 2 * (size_t)l->N;
@@ -593,8 +617,11 @@ static tf_status fill_batch(tf_loader *l, wctx *w, slot *sl, int64_t step) {
     bt->step = step;
     for (int b = 0; b < l->B; b++) {
         if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
-        TF_TRY(fill_item(l, w, draw, b, bt->stems + (size_t)b * (size_t)l->S * cn,
-                         bt->mixture + (size_t)b * cn, bt->info + (size_t)b * (size_t)l->S));
+        float *stems = bt->stems + (size_t)b * (size_t)l->S * cn,
+              *mix = bt->mixture + (size_t)b * cn;
+        tf_chunk_info *info = bt->info + (size_t)b * (size_t)l->S;
+        TF_TRY(fill_item(l, w, draw, b, stems, mix, info));
+        TF_TRY(check_finite(l, stems, mix, info));
     }
 #ifdef __SSE2__
     _mm_sfence(); /* the non-temporal stores of stream_block, before the batch is handed on */
