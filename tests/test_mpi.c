@@ -11,12 +11,17 @@
  *   - the parameters.
  * The runs use the tfswa binary of this build (mpirun for the ranks), on a synthetic
  * dataset. */
+#include <fcntl.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "data/index.h"
 #include "data/synth.h"
 #include "model/model.h"
 #include "test.h"
@@ -268,6 +273,78 @@ static void test_failing_rank_ends_the_job(void) {
     CHECKF(why && stop, "%s: no rank-0 error message (%d) or stop line (%d)", log, why, stop);
 }
 
+static int set_old_mtime(const char *p, const struct stat *s, int f, struct FTW *w) {
+    (void)s, (void)w;
+    if (f != FTW_F) return 0;
+    struct timespec ts[2] = {{time(NULL) - 100, 0}, {time(NULL) - 100, 0}};
+    return utimensat(AT_FDCWD, p, ts, 0);
+}
+
+/* A file that only rank 1 (or 0) reads goes bad after indexing: a validation track's stem
+ * whose first bytes are overwritten (same size and mtime, so every rank's index takes it
+ * from the cache). Validation is sharded, so only the rank that owns the track opens it;
+ * the job must still end within 30 s, with that rank's message naming the file. */
+static void test_bad_file_one_rank_reads(void) {
+    char vdata[400], cmd[8192], log[600], out[600], bad[1200];
+    snprintf(vdata, sizeof vdata, "%s/vdata", root);
+    tf_synth_opts o;
+    tf_synth_defaults(&o);
+    o.train_tracks = 6, o.test_tracks = 1, o.seconds = 2, o.seed = 12;
+    CHECKF(tf_synth_dataset(vdata, &o) == TF_OK, "synth: %s", tf_errmsg());
+    CHECK(nftw(vdata, set_old_mtime, 16, FTW_PHYS) == 0); /* not "racy": cached next time */
+    tf_config c;
+    tf_config_defaults(&c);
+    snprintf(c.root, sizeof c.root, "%s", vdata);
+    c.valid_fraction = 0.5;
+    tf_index *ix = NULL;
+    tf_status st = tf_index_open(&ix, &c, NULL); /* writes the cache the ranks will read */
+    CHECKF(st == TF_OK, "%s", tf_errmsg());
+    if (st) return;
+    bad[0] = 0;
+    int n_valid = 0;
+    for (int t = 0; t < ix->n_tracks; t++)
+        if (ix->tracks[t].split == TF_SPLIT_VALID && n_valid++ == 0)
+            snprintf(bad, sizeof bad, "%s", ix->tracks[t].stems[0].path);
+    tf_index_close(ix);
+    CHECKF(n_valid >= 2 && bad[0], "%d validation tracks", n_valid);
+    if (!bad[0]) return;
+    struct stat sb;
+    FILE *f = NULL;
+    CHECK(stat(bad, &sb) == 0 && (f = fopen(bad, "r+b")) != NULL);
+    if (!f) return;
+    CHECK(fwrite("JUNK", 1, 4, f) == 4); /* "RIFF" -> "JUNK": not audio any more */
+    CHECK(fclose(f) == 0);
+    struct timespec ts[2] = {sb.st_atim, sb.st_mtim};
+    CHECK(utimensat(AT_FDCWD, bad, ts, 0) == 0);
+
+    snprintf(log, sizeof log, "%s/badfile.log", root);
+    snprintf(out, sizeof out, "%s/badfile", root);
+    snprintf(cmd, sizeof cmd,
+             "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+             "ASAN_OPTIONS=detect_leaks=0 timeout -s KILL 60 mpirun -np 2 -x ASAN_OPTIONS "
+             "--oversubscribe --bind-to none %s train --data_root %s --preset tiny "
+             "--valid_fraction 0.5 --segment_seconds 0.5 --batch_size 2 --num_workers 0 "
+             "--val_every 2 --ckpt_every 0 --num_threads 1 --seed 7 --max_steps 4 "
+             "--output_dir %s > %s 2>&1",
+             tfswa, vdata, out, log);
+    const double t0 = tf_now_s();
+    int rc = run_cmd(cmd);
+    const double dt = tf_now_s() - t0;
+    printf("  a file only one rank reads: exit status %d after %.1f s\n", rc, dt);
+    CHECKF(rc != 0 && rc != 124 && rc != 137, "exit status %d (124/137: killed at the timeout)",
+           rc);
+    CHECKF(dt < 30, "the job took %.1f s to end", dt);
+    f = fopen(log, "r");
+    char line[2048];
+    int why = 0, stop = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        why |= strstr(line, bad) != NULL && strstr(line, "cannot read audio") != NULL;
+        stop |= strstr(line, " of 2 failed") != NULL;
+    }
+    if (f) fclose(f);
+    CHECKF(why && stop, "%s: no line naming %s (%d) or no stop line (%d)", log, bad, why, stop);
+}
+
 int main(void) {
     if (!mkdtemp(root) || test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     snprintf(data, sizeof data, "%s/data", root);
@@ -280,6 +357,7 @@ int main(void) {
     }
     RUN(test_two_ranks_equal_accumulation);
     RUN(test_failing_rank_ends_the_job);
+    RUN(test_bad_file_one_rank_reads);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");
