@@ -1,3 +1,5 @@
+#include <strings.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -168,4 +170,36 @@ int cli_wants_help(int argc, char **argv, const char *usage) {
             return 1;
         }
     return 0;
+}
+
+tf_status cli_parse_bytes(const char *flag, const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v > 0)) return tf_err(TF_EUSER, "%s: '%s' is not a size", flag, s);
+    while (isspace((unsigned char)*end)) end++;
+    static const struct {
+        const char *u;
+        double m;
+    } U[] = {{"", 1},
+             {"B", 1},
+             {"K", 1024},
+             {"KiB", 1024},
+             {"KB", 1e3},
+             {"M", 1048576},
+             {"MiB", 1048576},
+             {"MB", 1e6},
+             {"G", 1073741824.0},
+             {"GiB", 1073741824.0},
+             {"GB", 1e9},
+             {"T", 1099511627776.0},
+             {"TiB", 1099511627776.0},
+             {"TB", 1e12}};
+    for (size_t i = 0; i < sizeof U / sizeof U[0]; i++)
+        if (!strcasecmp(end, U[i].u)) {
+            *out = (size_t)(v * U[i].m);
+            return TF_OK;
+        }
+    return tf_err(TF_EUSER, "%s: unknown unit in '%s' (use B, KiB, MiB, GiB, TiB, or KB/MB/GB)",
+                  flag, s);
 }

@@ -64,5 +64,8 @@ long long cli_flag_int(cli_args *a, const char *name, long long def, tf_status *
 double cli_flag_double(cli_args *a, const char *name, double def, tf_status *st);
 int cli_positional(cli_args *a, const char **out, int max);
 tf_status cli_check_unused(cli_args *a);
+/* "8GiB", "512 MiB", "2.5G", "8e9" (bytes), KB/MB/GB decimal: *out bytes; TF_EUSER naming
+ * flag and value otherwise. */
+tf_status cli_parse_bytes(const char *flag, const char *s, size_t *out);
 
 #endif

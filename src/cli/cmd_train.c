@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "train/ckpt.h"
 #include "train/dist.h"
+#include "train/fit.h"
 #include "train/train.h"
 #include "util/config.h"
 #include "util/fsutil.h"
@@ -23,6 +24,9 @@ static const char *USAGE =
     "  --gradient_accumulation_steps N --output_dir DIR --resume RUN_OR_CHECKPOINT --seed N\n"
     "  --num_threads N --optimizer adam|adamw --grad_clip X --ema_decay X --val_every N\n"
     "  --ckpt_every N --log_every N --steps_per_epoch N\n"
+    "Memory: --fit_memory SIZE (e.g. 8GiB) chooses batch_size x gradient_accumulation_steps\n"
+    "  (same product), checkpointing and precision to fit SIZE, fastest first (as `tfswa plan\n"
+    "  --memory SIZE` ranks them), and says what it chose; nothing fits: exit 2.\n"
     "Data parallel: mpirun -np N tfswa train ...\n";
 
 /* Prints a training run's events on stderr (user: an int, 1 when stderr is a terminal:
@@ -85,6 +89,30 @@ static tf_status resume_base(tf_config *cfg, const char *path) {
     return tf_ckpt_read_config(dir, cfg);
 }
 
+/* --fit_memory SIZE: the fastest configuration of the same effective batch within SIZE
+ * (train/fit.h, cost model), applied to cfg; every rank computes the same choice. */
+static tf_status fit_memory(tf_config *cfg, const char *size, int say) {
+    size_t budget = 0;
+    TF_TRY(cli_parse_bytes("--fit_memory", size, &budget));
+    tf_fit_candidate c[TF_FIT_MAX];
+    int n = 0;
+    TF_TRY(tf_fit_memory(cfg, budget, c, &n));
+    if (n == 0)
+        return tf_err(TF_EUSER,
+                      "--fit_memory %s: no configuration with effective batch %d (batch_size x "
+                      "gradient_accumulation_steps) fits, even with checkpointing and amp: lower "
+                      "--batch_size or --segment_seconds (see `tfswa plan --memory %s`)",
+                      size, cfg->batch_size * cfg->gradient_accumulation_steps, size);
+    tf_fit_apply(cfg, &c[0]);
+    if (say) {
+        char d[128];
+        tf_fit_describe(&c[0], d, sizeof d);
+        fprintf(stderr, "fit_memory %.1f MiB: %s (plan %.1f MiB; %d configuration%s fit)\n",
+                budget / 1048576.0, d, c[0].plan_bytes / 1048576.0, n, n == 1 ? "" : "s");
+    }
+    return TF_OK;
+}
+
 int cmd_train(int argc, char **argv) {
     if (cli_wants_help(argc, argv, USAGE)) return 0;
     tf_dist d;
@@ -97,11 +125,13 @@ int cmd_train(int argc, char **argv) {
     /* --resume RUN: start from the run's resolved config.yaml (then --config files and
      * flags override it); --resume CHECKPOINT_DIR: from its model.json */
     const char *resume = cli_flag_str(&a, "resume", &st);
+    const char *fit = st ? NULL : cli_flag_str(&a, "fit_memory", &st);
     if (!st && resume) st = resume_base(&cfg, resume);
     cli_args_init(&a, argc, argv); /* parse_args consumes --resume itself */
     if (!st) st = tf_config_parse_args(&cfg, argc, argv, a.used);
     if (!st) st = cli_check_unused(&a);
     if (!st) st = tf_config_validate(&cfg);
+    if (!st && fit) st = fit_memory(&cfg, fit, d.rank == 0);
     int tty = isatty(2);
     if (!st) {
         st = tf_train_run(&cfg, &d, cli_print_train_event, &tty);
