@@ -320,9 +320,8 @@ static void test_max_latency(void) {
         double dmin = e ? atof(e + 12) : 1;
         sp.max_latency = dmin + 0.5 / rate;
         s = tfswa_stream_open(ctx, 2, rate, &sp);
-        CHECKF(s && tfswa_stream_segment(s) * 8000 < 64.5 &&
-                   tfswa_stream_latency(s) == (int64_t)llround(dmin * rate),
-               "dmin %.9g: %s", dmin, s ? "" : tfswa_last_error(ctx));
+        CHECKF(s && tfswa_stream_latency(s) <= dmin * rate + 0.5, "dmin %.9g: %s", dmin,
+               s ? "" : tfswa_last_error(ctx));
         tfswa_stream_close(s);
     }
     /* the bitwise result holds at the chosen segment */
