@@ -4,10 +4,12 @@
  * exactly max(0, pushed - latency) frames come out as pushing goes; max_latency picks
  * the longest segment that fits or fails naming the smallest latency; misuse is an error. */
 #include <dirent.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "audio/audio.h"
 #include "infer/api_internal.h"
 #include "infer/separate.h"
 #include "model/model.h"
@@ -464,6 +466,185 @@ static void test_real_model(void) {
     rmrf(tmpdir_);
 }
 
+/* ---------------------------------------------------------------- the CLI */
+
+static float *read_floats(const char *path, int64_t *count) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    float *x = malloc((size_t)n + 4);
+    *count = (int64_t)(fread(x, 1, (size_t)n, f) / 4);
+    fclose(f);
+    return x;
+}
+
+static int write_bytes(const char *path, const void *data, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return 0;
+    int ok = fwrite(data, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+/* song.wav -> raw f32 (tfswa's own audio reader, as sox would) | tfswa stream | raw ->
+ * vocals.wav: the stem equals tfswa_separate_buffer bitwise; several stems interleave in
+ * stem order; -o writes one raw file per stem; s16 in and out. */
+static void test_cli_pipe(void) {
+    snprintf(tmpdir_, sizeof tmpdir_, "/tmp/tfswa_stream_XXXXXX");
+    if (!mkdtemp(tmpdir_)) {
+        CHECK(0);
+        return;
+    }
+    const char *dir = tmpdir_;
+    char ck[512], exe[1024], song[512], raw[600], cmd[8192], outp[600], log[600];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    CHECK(make_checkpoint(ck, "vocals,drums", 4));
+    CHECK(test_build_path(exe, sizeof exe, "tfswa") == 0 && access(exe, X_OK) == 0);
+    const int rate = 44100;
+    const int64_t n = rate + 1234;
+    float *xi = noise(2 * n, 9, 0.5f), *xp = planar(xi, 2, n);
+    snprintf(song, sizeof song, "%s/song.wav", dir);
+    CHECK(tf_audio_write_file(song, xp, 2, n, rate, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+    /* decode to raw interleaved f32 */
+    float *dec = NULL;
+    tf_audio_info info;
+    CHECK(tf_audio_read_all(song, &dec, &info) == TF_OK && info.frames == n);
+    float *rawi = malloc(sizeof(float) * 2 * (size_t)n);
+    for (int64_t i = 0; i < n; i++)
+        for (int c = 0; c < 2; c++) rawi[i * 2 + c] = dec ? dec[(size_t)c * n + i] : 0;
+    snprintf(raw, sizeof raw, "%s/song.raw", dir);
+    CHECK(write_bytes(raw, rawi, sizeof(float) * 2 * (size_t)n));
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+
+    const char *cks[] = {ck};
+    int st;
+    tfswa_context *ctx = tfswa_open(cks, 1, 1, &st);
+    CHECK(ctx);
+    tfswa_separate_params bp = tfswa_default_params();
+    bp.instrumental = true;
+    float *ref = malloc(sizeof(float) * 3 * 2 * (size_t)n); /* vocals, drums, instrumental */
+    float *rawp = planar(rawi, 2, n);
+    CHECK(ctx && tfswa_separate_buffer(ctx, rawp, 2, n, rate, ref, &bp) == TFSWA_OK);
+    if (ctx) tfswa_close(ctx);
+
+    /* one stem: plain PCM, then to a wav with tfswa's writer */
+    const char *modes[] = {"", "--threaded --block 7"};
+    for (int m = 0; m < 2; m++) {
+        snprintf(outp, sizeof outp, "%s/vocals%d.raw", dir, m);
+        snprintf(cmd, sizeof cmd,
+                 "cat '%s' | '%s' stream --checkpoint '%s' --stems vocals --rate 44100 "
+                 "--channels 2 --num_threads 1 %s > '%s' 2> '%s'",
+                 raw, exe, ck, modes[m], outp, log);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+        int64_t cnt = 0;
+        float *y = read_floats(outp, &cnt);
+        CHECKF(y && cnt == 2 * n, "%lld samples", (long long)cnt);
+        int64_t d = 0;
+        for (int64_t i = 0; y && cnt == 2 * n && i < n; i++)
+            for (int c = 0; c < 2; c++) d += memcmp(&y[i * 2 + c], &ref[(size_t)c * n + i], 4) != 0;
+        CHECKF(d == 0, "mode '%s': %lld samples differ", modes[m], (long long)d);
+        if (y && m == 0) {
+            float *yp = planar(y, 2, n);
+            char wav[600];
+            snprintf(wav, sizeof wav, "%s/vocals.wav", dir);
+            CHECK(tf_audio_write_file(wav, yp, 2, n, rate, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+            tf_audio_info wi;
+            CHECK(tf_audio_probe(wav, &wi) == TF_OK && wi.frames == n && wi.rate == rate);
+            free(yp);
+        }
+        free(y);
+    }
+    FILE *lf = fopen(log, "r");
+    char line[1024] = "";
+    CHECK(lf && fgets(line, sizeof line, lf) && strstr(line, "latency"));
+    if (lf) fclose(lf);
+
+    /* several stems interleaved in stem order; the same as files with -o */
+    snprintf(outp, sizeof outp, "%s/all.raw", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' stream --checkpoint '%s' --instrumental --rate 44100 --num_threads 1 "
+             "--block 333 < '%s' > '%s' 2> '%s' && mkdir '%s/o' && '%s' stream --checkpoint '%s' "
+             "--instrumental --num_threads 1 -o '%s/o' < '%s' 2> '%s'",
+             exe, ck, raw, outp, log, dir, exe, ck, dir, raw, log);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    int64_t cnt = 0;
+    float *y = read_floats(outp, &cnt);
+    CHECKF(y && cnt == 3 * 2 * n, "%lld samples", (long long)cnt);
+    int64_t d = 0;
+    for (int64_t i = 0; y && cnt == 6 * n && i < n; i++)
+        for (int j = 0; j < 3; j++)
+            for (int c = 0; c < 2; c++)
+                d += memcmp(&y[(i * 3 + j) * 2 + c], &ref[((size_t)j * 2 + c) * n + i], 4) != 0;
+    CHECKF(d == 0, "interleaved: %lld samples differ", (long long)d);
+    free(y);
+    const char *names[] = {"vocals", "drums", "instrumental"};
+    for (int j = 0; j < 3; j++) {
+        snprintf(outp, sizeof outp, "%s/o/%s.raw", dir, names[j]);
+        y = read_floats(outp, &cnt);
+        CHECKF(y && cnt == 2 * n, "%s: %lld samples", names[j], (long long)cnt);
+        d = 0;
+        for (int64_t i = 0; y && cnt == 2 * n && i < n; i++)
+            for (int c = 0; c < 2; c++)
+                d += memcmp(&y[i * 2 + c], &ref[((size_t)j * 2 + c) * n + i], 4) != 0;
+        CHECKF(d == 0, "-o %s: %lld samples differ", names[j], (long long)d);
+        free(y);
+    }
+
+    /* s16 in and out: within one quantization step of the separation of the s16 input */
+    int16_t *q = malloc(2 * 2 * (size_t)n);
+    for (int64_t i = 0; i < 2 * n; i++) q[i] = (int16_t)lrintf(rawi[i] * 32767.0f);
+    snprintf(raw, sizeof raw, "%s/song16.raw", dir);
+    CHECK(write_bytes(raw, q, 2 * 2 * (size_t)n));
+    for (int64_t i = 0; i < 2 * n; i++) rawi[i] = (float)q[i] / 32768.0f;
+    free(rawp);
+    rawp = planar(rawi, 2, n);
+    ctx = tfswa_open(cks, 1, 1, &st);
+    bp.instrumental = false, bp.stems = 2;
+    CHECK(ctx && tfswa_separate_buffer(ctx, rawp, 2, n, rate, ref, &bp) == TFSWA_OK);
+    if (ctx) tfswa_close(ctx);
+    snprintf(outp, sizeof outp, "%s/drums16.raw", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' stream --checkpoint '%s' --stems drums --format s16 --num_threads 1 < '%s' > "
+             "'%s' 2> '%s'",
+             exe, ck, raw, outp, log);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    FILE *f = fopen(outp, "rb");
+    int16_t *o16 = malloc(2 * 2 * (size_t)n + 2);
+    size_t got = f ? fread(o16, 2, 2 * (size_t)n + 1, f) : 0;
+    if (f) fclose(f);
+    CHECKF(got == 2 * (size_t)n, "%zu samples", got);
+    double worst = 0;
+    for (int64_t i = 0; got == 2 * (size_t)n && i < n; i++)
+        for (int c = 0; c < 2; c++) {
+            double v = fmax(-32768, fmin(32767, ref[(size_t)c * n + i] * 32768.0));
+            worst = fmax(worst, fabs(o16[i * 2 + c] - v));
+        }
+    CHECKF(worst <= 0.5 + 1e-6, "s16: %g steps off", worst);
+    free(q), free(o16);
+
+    /* user errors: exit 2, one line naming the flag */
+    snprintf(cmd, sizeof cmd,
+             "'%s' stream --checkpoint '%s' --stems guitar < '%s' > /dev/null 2> '%s'", exe, ck,
+             raw, log);
+    int r = system(cmd);
+    CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 2);
+    lf = fopen(log, "r");
+    CHECK(lf && fgets(line, sizeof line, lf) && strstr(line, "'guitar'"));
+    if (lf) fclose(lf);
+    snprintf(cmd, sizeof cmd,
+             "'%s' stream --checkpoint '%s' --max_latency 0.001 < '%s' > /dev/null 2> '%s'", exe,
+             ck, raw, log);
+    r = system(cmd);
+    CHECK(WIFEXITED(r) && WEXITSTATUS(r) == 2);
+    lf = fopen(log, "r");
+    CHECK(lf && fgets(line, sizeof line, lf) && strstr(line, "smallest latency possible"));
+    if (lf) fclose(lf);
+
+    free(xi), free(xp), free(dec), free(rawi), free(rawp), free(ref);
+    rmrf(tmpdir_);
+}
+
 int main(void) {
     RUN(test_same_rate_bitwise);
     RUN(test_resampled_bitwise);
@@ -472,5 +653,6 @@ int main(void) {
     RUN(test_max_latency);
     RUN(test_misuse);
     RUN(test_real_model);
+    RUN(test_cli_pipe);
     return TEST_END();
 }
