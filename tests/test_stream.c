@@ -645,6 +645,50 @@ static void test_cli_pipe(void) {
     rmrf(tmpdir_);
 }
 
+/* examples/stream.c feeds a file in small blocks: its stems equal tfswa_separate_buffer */
+static void test_example_program(void) {
+    snprintf(tmpdir_, sizeof tmpdir_, "/tmp/tfswa_stream_XXXXXX");
+    if (!mkdtemp(tmpdir_)) {
+        CHECK(0);
+        return;
+    }
+    const char *dir = tmpdir_;
+    char ck[512], exe[1024], song[512], cmd[4096], path[600];
+    snprintf(ck, sizeof ck, "%s/ck", dir);
+    CHECK(make_checkpoint(ck, "vocals,drums", 6));
+    CHECK(test_build_path(exe, sizeof exe, "examples/stream") == 0 && access(exe, X_OK) == 0);
+    const int rate = 16000;
+    const int64_t n = 20000;
+    float *x = noise(n, 12, 0.4f);
+    snprintf(song, sizeof song, "%s/song.wav", dir);
+    CHECK(tf_audio_write_file(song, x, 1, n, rate, TF_FMT_WAV, TF_SUBTYPE_FLOAT) == TF_OK);
+    snprintf(cmd, sizeof cmd, "'%s' '%s' '%s' '%s' 100 > /dev/null", exe, song, dir, ck);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    const char *cks[] = {ck};
+    int st;
+    tfswa_context *ctx = tfswa_open(cks, 1, 0, &st);
+    float *ref = malloc(sizeof(float) * 2 * (size_t)n);
+    tfswa_separate_params bp = tfswa_default_params();
+    CHECK(ctx && tfswa_separate_buffer(ctx, x, 1, n, rate, ref, &bp) == TFSWA_OK);
+    if (ctx) tfswa_close(ctx);
+    const char *names[] = {"vocals", "drums"};
+    for (int j = 0; j < 2; j++) {
+        snprintf(path, sizeof path, "%s/%s.wav", dir, names[j]);
+        float *y = NULL;
+        tf_audio_info info;
+        CHECKF(tf_audio_read_all(path, &y, &info) == TF_OK && info.frames == n &&
+                   info.channels == 1 && info.rate == rate,
+               "%s", path);
+        int64_t d = 0;
+        for (int64_t i = 0; y && info.frames == n && i < n; i++)
+            d += memcmp(&y[i], &ref[(size_t)j * n + i], 4) != 0;
+        CHECKF(d == 0, "%s: %lld samples differ", names[j], (long long)d);
+        free(y);
+    }
+    free(x), free(ref);
+    rmrf(tmpdir_);
+}
+
 int main(void) {
     RUN(test_same_rate_bitwise);
     RUN(test_resampled_bitwise);
@@ -654,5 +698,6 @@ int main(void) {
     RUN(test_misuse);
     RUN(test_real_model);
     RUN(test_cli_pipe);
+    RUN(test_example_program);
     return TEST_END();
 }
