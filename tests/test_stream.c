@@ -555,6 +555,20 @@ static void test_cli_pipe(void) {
         }
         free(y);
     }
+    /* the README's pipe with sox, where sox is installed */
+    if (system("command -v sox > /dev/null 2>&1") == 0) {
+        char wav[600];
+        snprintf(wav, sizeof wav, "%s/vocals_sox.wav", dir);
+        snprintf(cmd, sizeof cmd,
+                 "sox '%s' -t raw -r 44100 -e float -b 32 -c 2 - | '%s' stream --checkpoint '%s' "
+                 "--stems vocals 2> '%s' | sox -t raw -r 44100 -e float -b 32 -c 2 - '%s'",
+                 song, exe, ck, log, wav);
+        CHECKF(system(cmd) == 0, "%s", cmd);
+        tf_audio_info wi;
+        CHECK(tf_audio_probe(wav, &wi) == TF_OK && wi.frames == n && wi.rate == rate);
+    } else {
+        printf("  (sox absent: the pipe ran with tfswa's own audio reader and writer only)\n");
+    }
     FILE *lf = fopen(log, "r");
     char line[1024] = "";
     CHECK(lf && fgets(line, sizeof line, lf) && strstr(line, "latency"));
