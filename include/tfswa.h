@@ -221,10 +221,11 @@ TFSWA_API const tfswa_summary *tfswa_last_summary(const tfswa_context *ctx);
  *     if (!s) { fprintf(stderr, "%s\n", tfswa_last_error(ctx)); return 1; }
  *     int k = tfswa_stream_n_outputs(s);         // stems per frame in the output
  *     float in[2 * 256], out[2 * 256 * 8];       // frames interleaved
- *     while ((n = read_block(in, 256)) > 0) {    // any n
- *         tfswa_stream_push(s, in, n);
- *         int64_t got = tfswa_stream_pull(s, out, 256);  // n - latency frames overall
- *         use(out, got);                         // out[(f * k + j) * 2 + c]
+ *     int64_t n, got;
+ *     while ((n = read_block(in, 256)) > 0) {    // any n from 1 up
+ *         if (tfswa_stream_push(s, in, n) != TFSWA_OK) break;
+ *         while ((got = tfswa_stream_pull(s, out, 256)) > 0)  // in all: pushed - latency
+ *             use(out, got);                     // out[(f * k + j) * 2 + c]
  *     }
  *     tfswa_stream_flush(s);                     // end of input: the tail
  *     while ((got = tfswa_stream_pull(s, out, 256)) > 0) use(out, got);
@@ -236,9 +237,15 @@ TFSWA_API const tfswa_summary *tfswa_last_summary(const tfswa_context *ctx);
  *
  * Latency: after N frames pushed, exactly max(0, N - latency) frames have been pullable
  * in all (synchronous mode); after flush, all N. The latency is in frames at the input
- * rate and includes the chunk (segment - 1 frame at the model's rate) and the delay and
- * block buffering of both resamplers (measured at open). The work of a whole chunk is
- * done inside the push that completes it.
+ * rate: the chunk (segment at the model's rate, less one frame: a frame comes out when
+ * the chunk that completes it has run) plus, when the input rate is not the model's, the
+ * filter delay and block buffering of both libsoxr stages (measured at open by running
+ * them on zeros, e.g. 48 kHz into a 44.1 kHz model adds 36 ms; this takes up to 0.5 s at
+ * open for a 6 s segment, and a few times that when max_latency searches the segment).
+ * Overlap does not change the latency, only the work. In synchronous mode the model's
+ * work for a whole chunk happens inside the push that completes it (tfswa bench stream
+ * reports that worst call). Not offered in streams: batch_size > 1 and shifts (they only
+ * add latency).
  *
  * Worker-thread mode (threaded = true): the model runs in a thread of its own; push and
  * pull only copy and signal, never wait for the model. The stated latency grows by one
@@ -249,7 +256,8 @@ TFSWA_API const tfswa_summary *tfswa_last_summary(const tfswa_context *ctx);
  * Buffers: unpulled output and (worker mode) unprocessed input are held in rings sized at
  * open for max_block frames beyond the latency: a push that would exceed them consumes
  * nothing and returns TFSWA_ERR_AGAIN. While a stream is open its context serves only it
- * (one stream per context; tfswa_separate_* fail). Streams on separate contexts are
+ * (one stream per context; tfswa_separate_* fail). A stream is used by one thread at a
+ * time (e.g. the audio callback pushes and pulls); streams on separate contexts are
  * independent. */
 typedef struct tfswa_stream tfswa_stream;
 
