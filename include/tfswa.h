@@ -266,8 +266,11 @@ typedef struct tfswa_stream_params {
                            the longest that fits max_latency */
     double overlap;     /* fraction of a chunk shared with the next, [0, 1): 0.25 */
     double max_latency; /* seconds; 0: no bound. With segment 0, the segment is the longest
-                           (up to the training segment) whose latency fits; an open that
-                           cannot fit fails naming the smallest latency possible */
+                           (up to the training segment) whose latency fits (found by
+                           bisection; with resampling the latency is not strictly monotone
+                           in the segment, so it may be a few frames short of the longest);
+                           an open that cannot fit fails naming the smallest latency
+                           possible */
     uint32_t stems;     /* bit i: target i; 0: every target */
     bool instrumental;  /* also output mixture - vocals */
     int n_threads;      /* 0: the context's */

@@ -578,9 +578,9 @@ static void test_cli_pipe(void) {
     snprintf(outp, sizeof outp, "%s/all.raw", dir);
     snprintf(cmd, sizeof cmd,
              "'%s' stream --checkpoint '%s' --instrumental --rate 44100 --num_threads 1 "
-             "--block 333 < '%s' > '%s' 2> '%s' && mkdir '%s/o' && '%s' stream --checkpoint '%s' "
+             "--block 333 < '%s' > '%s' 2> '%s' && '%s' stream --checkpoint '%s' "
              "--instrumental --num_threads 1 -o '%s/o' < '%s' 2> '%s'",
-             exe, ck, raw, outp, log, dir, exe, ck, dir, raw, log);
+             exe, ck, raw, outp, log, exe, ck, dir, raw, log);
     CHECKF(system(cmd) == 0, "%s", cmd);
     int64_t cnt = 0;
     float *y = read_floats(outp, &cnt);

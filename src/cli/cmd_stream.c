@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "tfswa.h"
 #include "util/config.h"
+#include "util/fsutil.h"
 
 static const char *USAGE =
     "usage: tfswa stream --checkpoint DIR [--checkpoint DIR2 ...] [--stems a,b]\n"
@@ -36,7 +37,8 @@ static const char *USAGE =
     "  --channels C        1 or 2 (default 2)\n"
     "  --format F          f32 (32-bit float) | s16 (16-bit signed; output clipped and\n"
     "                      counted) (default f32)\n"
-    "  -o, --out DIR       write DIR/<stem>.raw (one file per stem) instead of stdout\n"
+    "  -o, --out DIR       write DIR/<stem>.raw (one file per stem, DIR created) instead of\n"
+    "                      stdout\n"
     "  --segment S         chunk length in seconds (default: the checkpoint's, or the\n"
     "                      longest that fits --max_latency)\n"
     "  --overlap F         overlap between chunks, in [0, 1) (default 0.25)\n"
@@ -258,7 +260,8 @@ int cmd_stream(int argc, char **argv) {
     o.s16 = s16, o.ch = (int)ch, o.K = tfswa_stream_n_outputs(s);
     int rc = 0;
     char path[TF_PATH_MAX * 2];
-    if (out) {
+    if (out && (st = tf_mkdirs(out))) rc = cli_fail(st);
+    if (out && !rc) {
         o.files = 1;
         for (int j = 0; j < o.K && !rc; j++) {
             snprintf(path, sizeof path, "%s/%s.raw", out, tfswa_stream_output_name(s, j));
@@ -267,7 +270,7 @@ int cmd_stream(int argc, char **argv) {
                 rc = 2;
             }
         }
-    } else {
+    } else if (!out) {
         o.out[0] = stdout;
     }
     if (!rc) {
