@@ -3,6 +3,7 @@
  * resampled input; mono; stems and instrumental; worker-thread mode; the real network);
  * exactly max(0, pushed - latency) frames come out as pushing goes; max_latency picks
  * the longest segment that fits or fails naming the smallest latency; misuse is an error. */
+#include <cJSON.h>
 #include <dirent.h>
 #include <sys/wait.h>
 #include <stdint.h>
@@ -703,6 +704,50 @@ static void test_example_program(void) {
     rmrf(tmpdir_);
 }
 
+/* tfswa bench stream --json: the stated latency, a real-time factor and the worker-mode
+ * call times for the preset and block asked for */
+static void test_bench_json(void) {
+    char exe[1024], cmd[2048], out[256];
+    CHECK(test_build_path(exe, sizeof exe, "tfswa") == 0 && access(exe, X_OK) == 0);
+    snprintf(out, sizeof out, "/tmp/tfswa_bench_stream_%d.json", (int)getpid());
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench stream --json --seconds 1 --rt_seconds 1 --presets tiny --blocks 256 "
+             "--segment 0.25 --num_threads 1 > '%s' 2> /dev/null",
+             exe, out);
+    CHECKF(system(cmd) == 0, "%s", cmd);
+    FILE *f = fopen(out, "r");
+    char buf[16384] = "";
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    remove(out);
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    CHECKF(j, "%s", buf);
+    if (!j) return;
+    const cJSON *r = cJSON_GetObjectItem(j, "results");
+    const cJSON *m = cJSON_GetObjectItem(j, "machine");
+    CHECK(cJSON_IsString(m) && strstr(m->valuestring, "cpus"));
+    const cJSON *lat = cJSON_GetObjectItem(r, "latency_seconds");
+    CHECK(cJSON_IsNumber(lat) && fabs(lat->valuedouble - (0.25 - 1.0 / 44100)) < 1e-9);
+    const cJSON *tl = cJSON_GetObjectItem(r, "threaded_latency_seconds");
+    CHECK(cJSON_IsNumber(tl) && fabs(tl->valuedouble - (0.25 - 1.0 / 44100 + 0.1875)) < 1e-4);
+    const cJSON *rtf = cJSON_GetObjectItem(r, "rtf");
+    CHECK(cJSON_IsNumber(rtf) && rtf->valuedouble > 0 && rtf->valuedouble < 100);
+    const cJSON *b = cJSON_GetArrayItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "presets"), "tiny"),
+                            "blocks"),
+        0);
+    const cJSON *w = cJSON_GetObjectItem(b, "worst_call_ms");
+    const cJSON *tw = cJSON_GetObjectItem(b, "threaded_worst_call_ms");
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(b, "block")) &&
+          cJSON_GetObjectItem(b, "block")->valueint == 256);
+    /* a synchronous call that completes a chunk runs the model: slower than any worker-mode
+     * call, which only copies */
+    CHECK(cJSON_IsNumber(w) && cJSON_IsNumber(tw) && w->valuedouble > 0 &&
+          tw->valuedouble < w->valuedouble);
+    cJSON_Delete(j);
+}
+
 int main(void) {
     RUN(test_same_rate_bitwise);
     RUN(test_resampled_bitwise);
@@ -713,5 +758,6 @@ int main(void) {
     RUN(test_real_model);
     RUN(test_cli_pipe);
     RUN(test_example_program);
+    RUN(test_bench_json);
     return TEST_END();
 }

@@ -184,6 +184,9 @@ int bench_stream(int argc, char **argv) {
         char ck[300];
         snprintf(ck, sizeof ck, "%s/%s", dir, pn[p]);
         if (!st) st = write_ckpt(&cfg, ck);
+        size_t n_params = 0;
+        const tf_model_config mc = tf_train_model_config(&cfg);
+        if (!st) st = tf_model_param_count(&n_params, &mc);
         if (st) break;
         const char *cks[] = {ck};
         int status;
@@ -237,10 +240,13 @@ int bench_stream(int argc, char **argv) {
         }
         const char *desc = tfswa_describe(ctx);
         if (!st && !json) {
-            printf("%s (%d Hz, segment %g s, overlap %g, %s): latency %lld frames = %.3f s; "
-                   "worker-thread mode %.3f s\n",
-                   pn[p], rate, seg, overlap, desc, (long long)D, (double)D / rate,
-                   (double)Dt / rate);
+            printf("%s (%zu params, %d Hz, segment %g s, overlap %g, %s): latency %lld frames = "
+                   "%.3f s; ",
+                   pn[p], n_params, rate, seg, overlap, desc, (long long)D, (double)D / rate);
+            if (rt_secs > 0)
+                printf("worker-thread mode %.3f s\n", (double)Dt / rate);
+            else
+                printf("worker-thread mode not run (--rt_seconds 0)\n");
             printf("  block   RTF    worst call ms  median ms | worker: worst ms  median ms  "
                    "underrun frames\n");
             for (int b = 0; b < nb; b++)
@@ -250,6 +256,7 @@ int bench_stream(int argc, char **argv) {
         }
         if (!st && json) {
             cJSON *o = cJSON_AddObjectToObject(pj, pn[p]);
+            cJSON_AddNumberToObject(o, "params", (double)n_params);
             cJSON_AddNumberToObject(o, "sample_rate", rate);
             cJSON_AddNumberToObject(o, "segment_seconds", seg);
             cJSON_AddStringToObject(o, "compute", desc);
