@@ -264,7 +264,7 @@ int bench_stream(int argc, char **argv) {
             cJSON_AddNumberToObject(o, "latency_seconds", (double)D / rate);
             cJSON_AddNumberToObject(o, "threaded_latency_seconds", (double)Dt / rate);
             cJSON *arr = cJSON_AddArrayToObject(o, "blocks");
-            double best = INFINITY;
+            double best = INFINITY, worst_rtf = 0;
             for (int b = 0; b < nb; b++) {
                 cJSON *e = cJSON_CreateObject();
                 cJSON_AddNumberToObject(e, "block", rows[b].block);
@@ -276,8 +276,10 @@ int bench_stream(int argc, char **argv) {
                 cJSON_AddNumberToObject(e, "threaded_underrun_frames", (double)rows[b].t_underrun);
                 cJSON_AddItemToArray(arr, e);
                 best = fmin(best, rows[b].rtf);
+                worst_rtf = fmax(worst_rtf, rows[b].rtf);
             }
             cJSON_AddNumberToObject(o, "rtf_best", best);
+            cJSON_AddNumberToObject(o, "rtf_worst", worst_rtf);
             double tw = 0;
             for (int b = 0; b < nb; b++) tw = fmax(tw, rows[b].t_worst_ms);
             cJSON_AddNumberToObject(o, "threaded_worst_call_ms", tw);
@@ -290,7 +292,7 @@ int bench_stream(int argc, char **argv) {
                 cJSON_AddStringToObject(r, "preset", pn[p]);
                 cJSON_AddNumberToObject(r, "latency_seconds", (double)D / rate);
                 cJSON_AddNumberToObject(r, "threaded_latency_seconds", (double)Dt / rate);
-                cJSON_AddNumberToObject(r, "rtf", best);
+                cJSON_AddNumberToObject(r, "rtf", worst_rtf); /* the slowest block size */
                 cJSON_AddNumberToObject(r, "threaded_worst_call_ms", tw);
             }
         }
