@@ -70,6 +70,7 @@ enum tfswa_status {
     TFSWA_ERR_USER = 2,      /* bad argument, unreadable/unwritable file, bad checkpoint */
     TFSWA_ERR_EXISTS = 3,    /* an output file exists and overwrite is false */
     TFSWA_ERR_CANCELLED = 4, /* the progress callback asked to stop */
+    TFSWA_ERR_AGAIN = 5,     /* a stream's buffer is full: pull (or wait), then push again */
 };
 
 /* A short description of a status code ("ok", "output exists", ...). */
@@ -204,6 +205,99 @@ TFSWA_API int tfswa_separate_buffer(tfswa_context *ctx, const float *in, int cha
 
 /* Summary of the last separation on ctx. */
 TFSWA_API const tfswa_summary *tfswa_last_summary(const tfswa_context *ctx);
+
+/* ---------------------------------------------------------------- streams
+ *
+ * Separation of audio as it comes: push input blocks of any size (1 frame up), pull the
+ * stems after a fixed, stated latency. The same engine as tfswa_separate_buffer runs
+ * incrementally, so the pulled output, with the latency removed, is bitwise equal to
+ * tfswa_separate_buffer on the whole input with the same segment, overlap, stems and
+ * instrumental (batch_size 1, no shifts), at any input rate (the same libsoxr
+ * resampling both ways). Memory is fixed at open.
+ *
+ *     tfswa_stream_params sp = tfswa_stream_default_params();
+ *     sp.max_latency = 0.5;                      // seconds; picks the segment
+ *     tfswa_stream *s = tfswa_stream_open(ctx, 2, 44100, &sp);
+ *     if (!s) { fprintf(stderr, "%s\n", tfswa_last_error(ctx)); return 1; }
+ *     int k = tfswa_stream_n_outputs(s);         // stems per frame in the output
+ *     float in[2 * 256], out[2 * 256 * 8];       // frames interleaved
+ *     int64_t n, got;
+ *     while ((n = read_block(in, 256)) > 0) {    // any n from 1 up
+ *         if (tfswa_stream_push(s, in, n) != TFSWA_OK) break;
+ *         while ((got = tfswa_stream_pull(s, out, 256)) > 0)  // in all: pushed - latency
+ *             use(out, got);                     // out[(f * k + j) * 2 + c]
+ *     }
+ *     tfswa_stream_flush(s);                     // end of input: the tail
+ *     while ((got = tfswa_stream_pull(s, out, 256)) > 0) use(out, got);
+ *     tfswa_stream_close(s);
+ *
+ * Layout: push takes (n, channels) interleaved frames; pull gives (n, n_outputs,
+ * channels) interleaved: for each frame, every output in tfswa_stream_output_name order
+ * (the selected targets in target order, then "instrumental"), each with its channels.
+ *
+ * Latency: after N frames pushed, exactly max(0, N - latency) frames have been pullable
+ * in all (synchronous mode); after flush, all N. The latency is in frames at the input
+ * rate: the chunk (segment at the model's rate, less one frame: a frame comes out when
+ * the chunk that completes it has run) plus, when the input rate is not the model's, the
+ * filter delay and block buffering of both libsoxr stages (measured at open by running
+ * them on zeros, e.g. 48 kHz into a 44.1 kHz model adds 36 ms; this takes up to 0.5 s at
+ * open for a 6 s segment, and a few times that when max_latency searches the segment).
+ * Overlap does not change the latency, only the work. In synchronous mode the model's
+ * work for a whole chunk happens inside the push that completes it (tfswa bench stream
+ * reports that worst call). Not offered in streams: batch_size > 1 and shifts (they only
+ * add latency).
+ *
+ * Worker-thread mode (threaded = true): the model runs in a thread of its own; push and
+ * pull only copy and signal, never wait for the model. The stated latency grows by one
+ * hop (segment * (1 - overlap)); pull then gives up to max(0, N - latency) frames, fewer
+ * when the model has not kept up (it must run faster than real time). flush waits for
+ * the worker. The output is the same bits as in synchronous mode.
+ *
+ * Buffers: unpulled output and (worker mode) unprocessed input are held in rings sized at
+ * open for max_block frames beyond the latency: a push that would exceed them consumes
+ * nothing and returns TFSWA_ERR_AGAIN. While a stream is open its context serves only it
+ * (one stream per context; tfswa_separate_* fail). A stream is used by one thread at a
+ * time (e.g. the audio callback pushes and pulls); streams on separate contexts are
+ * independent. */
+typedef struct tfswa_stream tfswa_stream;
+
+typedef struct tfswa_stream_params {
+    double segment;     /* chunk length in seconds; 0: the checkpoint's training segment, or
+                           the longest that fits max_latency */
+    double overlap;     /* fraction of a chunk shared with the next, [0, 1): 0.25 */
+    double max_latency; /* seconds; 0: no bound. With segment 0, the segment is the longest
+                           (up to the training segment) whose latency fits (found by
+                           bisection; with resampling the latency is not strictly monotone
+                           in the segment, so it may be a few frames short of the longest);
+                           an open that cannot fit fails naming the smallest latency
+                           possible */
+    uint32_t stems;     /* bit i: target i; 0: every target */
+    bool instrumental;  /* also output mixture - vocals */
+    int n_threads;      /* 0: the context's */
+    bool threaded;      /* worker-thread mode (see above) */
+    int64_t max_block;  /* frames: 0 = 65536 (see Buffers above) */
+} tfswa_stream_params;
+
+TFSWA_API tfswa_stream_params tfswa_stream_default_params(void);
+/* channels 1 or 2, rate in Hz (any: resampled to the model's rate and back). NULL on
+ * failure: tfswa_last_error(ctx) says why. */
+TFSWA_API tfswa_stream *tfswa_stream_open(tfswa_context *ctx, int channels, int rate,
+                                          const tfswa_stream_params *p);
+/* n >= 0 frames of (n, channels) interleaved input. TFSWA_ERR_AGAIN: the buffers are full
+ * (nothing was taken). */
+TFSWA_API int tfswa_stream_push(tfswa_stream *s, const float *in, int64_t n);
+/* Up to max_n frames of (n, n_outputs, channels) interleaved output; returns the frames
+ * written (0: none ready), or -1 on failure (tfswa_last_error of the context). */
+TFSWA_API int64_t tfswa_stream_pull(tfswa_stream *s, float *out, int64_t max_n);
+/* End of input: the rest (the last latency frames) becomes pullable; no push after. */
+TFSWA_API int tfswa_stream_flush(tfswa_stream *s);
+/* Frames at the input rate between a sample going in and its stems coming out. */
+TFSWA_API int64_t tfswa_stream_latency(const tfswa_stream *s);
+TFSWA_API int tfswa_stream_n_outputs(const tfswa_stream *s);
+TFSWA_API const char *tfswa_stream_output_name(const tfswa_stream *s, int i);
+/* The chunk length in effect (seconds at the model's rate; max_latency may choose it). */
+TFSWA_API double tfswa_stream_segment(const tfswa_stream *s);
+TFSWA_API void tfswa_stream_close(tfswa_stream *s);
 
 #ifdef __cplusplus
 }

@@ -78,6 +78,15 @@ LD_LIBRARY_PATH="$P/lib" ldd sep_shared 2> /dev/null | grep -q "libtfswa.so.$maj
 [ -s out_shared/mixture/vocals.wav ] && ok "it wrote vocals.wav" ||
   bad "out_shared/mixture/vocals.wav missing"
 
+# the stream API: examples/stream.c (libsndfile reads the file) on the installed library
+check "examples/stream.c builds with pkg-config (shared)" \
+  $CC -std=c11 -Wall -Wextra -Werror $san -o stream_shared "$ROOT/examples/stream.c" $flags \
+  $(pkg-config --cflags --libs sndfile)
+mkdir -p out_stream
+check "the stream example runs on the installed libtfswa.so" \
+  env LD_LIBRARY_PATH="$P/lib" ./stream_shared "$song" out_stream run 64
+[ -s out_stream/vocals.wav ] && ok "it wrote vocals.wav" || bad "out_stream/vocals.wav missing"
+
 # pkg-config --static: libtfswa.a and its Libs.private (-l:libtfswa.a picks the archive)
 sflags=$(pkg-config --static --libs tfswa | sed 's/-ltfswa\( \|$\)/-l:libtfswa.a /')
 check "examples/separate.c links statically with pkg-config --static" \

@@ -15,6 +15,7 @@ int cmd_bench(int argc, char **argv) TF_WEAK;
 int cmd_plan(int argc, char **argv) TF_WEAK;
 int cmd_demo(int argc, char **argv) TF_WEAK;
 int cmd_index(int argc, char **argv) TF_WEAK;
+int cmd_stream(int argc, char **argv) TF_WEAK;
 
 /* bench targets, dispatched by cmd_bench */
 int bench_data(int argc, char **argv) TF_WEAK;
@@ -24,6 +25,7 @@ int bench_separate(int argc, char **argv) TF_WEAK;
 int bench_metrics(int argc, char **argv) TF_WEAK;
 int bench_stft(int argc, char **argv) TF_WEAK;
 int bench_memory(int argc, char **argv) TF_WEAK;
+int bench_stream(int argc, char **argv) TF_WEAK;
 
 /* Prints the events of tf_train_run on stderr (cmd_train.c); user: const int *, nonzero
  * when stderr is a terminal (the progress line rewrites itself), or NULL. */

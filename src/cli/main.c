@@ -25,8 +25,10 @@ int main(int argc, char **argv) {
         {"plan", cmd_plan, "print the exact memory plan of a training configuration"},
         {"train", cmd_train, "train TFSWA-ResUNet"},
         {"separate", cmd_separate, "separate songs into stems (streaming, constant memory)"},
+        {"stream", cmd_stream, "separate raw PCM from stdin to stdout as it comes (pipe filter)"},
         {"evaluate", cmd_evaluate, "evaluate checkpoints (museval-compatible SDR)"},
-        {"bench", cmd_bench, "benchmarks: data | model | step | separate | metrics | stft"},
+        {"bench", cmd_bench,
+         "benchmarks: data | model | step | separate | stream | metrics | stft"},
         {"demo", cmd_demo, "synthesize, train, evaluate and separate at small scale"},
         {NULL, NULL, NULL},
     };

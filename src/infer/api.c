@@ -13,6 +13,7 @@ struct tfswa_context {
     char err[4096];
     char desc[512]; /* tfswa_describe */
     tfswa_summary summary;
+    int streams; /* open tfswa_stream on this context (0 or 1) */
 };
 
 _Static_assert((int)TFSWA_PRECISION_AUTO == (int)TF_PRECISION_AUTO &&
@@ -37,6 +38,8 @@ const char *tfswa_error_string(int status) {
         return "output exists";
     case TFSWA_ERR_CANCELLED:
         return "cancelled";
+    case TFSWA_ERR_AGAIN:
+        return "buffer full, pull and push again";
     default:
         return "unknown status";
     }
@@ -196,6 +199,21 @@ int tf_api_params_to_internal(const tfswa_separate_params *in, tf_sep_params *ou
 }
 
 /* Record the outcome of a call on ctx. */
+static int finish(tfswa_context *ctx, tf_status st);
+
+tf_separator *tf_api_separator(tfswa_context *ctx) {
+    return ctx->sep;
+}
+int tf_api_finish(tfswa_context *ctx, int st) {
+    return finish(ctx, (tf_status)st);
+}
+void tf_api_set_error(tfswa_context *ctx, const char *msg) {
+    snprintf(ctx->err, sizeof ctx->err, "%s", msg);
+}
+int *tf_api_streams(tfswa_context *ctx) {
+    return &ctx->streams;
+}
+
 static int finish(tfswa_context *ctx, tf_status st) {
     if (st == TF_OK) {
         ctx->err[0] = 0;
@@ -256,6 +274,8 @@ int tfswa_check_outputs(tfswa_context *ctx, const char *in, const char *out_dir,
 int tfswa_separate_file(tfswa_context *ctx, const char *in, const char *out_dir,
                         const tfswa_separate_params *params) {
     memset(&ctx->summary, 0, sizeof ctx->summary);
+    if (ctx->streams)
+        return finish(ctx, tf_err(TF_EUSER, "separate: a stream is open on this context"));
     int r = tfswa_check_outputs(ctx, in, out_dir, params);
     if (r != TFSWA_OK) return r;
     tf_sep_params p;
@@ -270,6 +290,8 @@ int tfswa_separate_file(tfswa_context *ctx, const char *in, const char *out_dir,
 int tfswa_separate_buffer(tfswa_context *ctx, const float *in, int channels, int64_t n, int rate,
                           float *out, const tfswa_separate_params *params) {
     memset(&ctx->summary, 0, sizeof ctx->summary);
+    if (ctx->streams)
+        return finish(ctx, tf_err(TF_EUSER, "separate: a stream is open on this context"));
     tf_sep_params p;
     tf_status st = tf_api_params_to_internal(params, &p);
     if (st) return finish(ctx, st);

@@ -118,6 +118,12 @@ int tf_separator_rate(const tf_separator *s) {
 double tf_separator_segment(const tf_separator *s) {
     return s->models[0].segment_seconds;
 }
+int64_t tf_separator_min_frames(const tf_separator *s) {
+    int64_t m = 16;
+    for (int i = 0; i < s->n_models; i++)
+        if (s->models[i].min_frames > m) m = s->models[i].min_frames;
+    return m;
+}
 int tf_sep_was_cancelled(const tf_separator *s) {
     return s->cancelled;
 }
@@ -583,8 +589,8 @@ static tf_status run_setup(run *r) {
     return TF_OK;
 }
 
-static tf_status run_stream(run *r) {
-    /* the shift delays first: zeros into each engine */
+/* The shift delays: zeros into each engine, before any input. */
+static tf_status run_begin(run *r) {
     for (int k = 0; k < r->K; k++) {
         engine *e = &r->eng[k];
         for (int64_t left = e->delay; left > 0;) {
@@ -593,19 +599,19 @@ static tf_status run_stream(run *r) {
             left -= m;
         }
     }
-    TF_TRY(report(r));
-    for (;;) {
-        int64_t got = 0;
-        TF_TRY(r->io.read(r->io.ctx, r->inbuf, r->blk, r->blk, &got));
-        if (got > 0) {
-            r->n_in += got;
-            if (r->rin)
-                TF_TRY(tf_resampler_push(r->rin, r->inbuf, got, r->blk, to_engines, r));
-            else
-                TF_TRY(to_engines(r, r->inbuf, got, r->blk));
-        }
-        if (got < r->blk) break;
-    }
+    return report(r);
+}
+
+/* got <= blk input frames (2, got) with row stride `stride`, at the input rate. */
+static tf_status run_feed(run *r, const float *in, int64_t got, int64_t stride) {
+    if (got <= 0) return TF_OK;
+    r->n_in += got;
+    if (r->rin) return tf_resampler_push(r->rin, in, got, stride, to_engines, r);
+    return to_engines(r, in, got, stride);
+}
+
+/* End of input: everything still held comes out, exactly n_in frames in all. */
+static tf_status run_end(run *r) {
     r->total = r->n_in;
     if (r->rin) TF_TRY(tf_resampler_flush(r->rin, to_engines, r));
     for (int k = 0; k < r->K; k++) TF_TRY(tf_ola_finish(r->eng[k].ola));
@@ -618,6 +624,17 @@ static tf_status run_stream(run *r) {
         TF_TRY(out_stage(r, r->zeros, m, r->blk));
     }
     return TF_OK;
+}
+
+static tf_status run_stream(run *r) {
+    TF_TRY(run_begin(r));
+    for (;;) {
+        int64_t got = 0;
+        TF_TRY(r->io.read(r->io.ctx, r->inbuf, r->blk, r->blk, &got));
+        TF_TRY(run_feed(r, r->inbuf, got, r->blk));
+        if (got < r->blk) break;
+    }
+    return run_end(r);
 }
 
 static tf_status run_all(tf_separator *s, const tf_sep_params *p, endpoints io, int in_rate,
@@ -771,4 +788,68 @@ tf_status tf_separate_buffer(tf_separator *s, const float *in, int channels, int
     b.in = in, b.ch = channels, b.n = n, b.out = out, b.p = p;
     endpoints io = {buf_read, buf_mix, buf_write, &b};
     return run_all(s, p, io, rate, channels, n, sum);
+}
+
+/* ---------------------------------------------------------------- incremental */
+
+struct tf_sep_stream {
+    run r;
+    tf_sep_params p;
+};
+
+tf_status tf_sep_stream_open(tf_sep_stream **out, tf_separator *s, const tf_sep_params *p,
+                             int in_rate, int channels, tf_sep_sink sink) {
+    *out = NULL;
+    TF_TRY(tf_sep_check_params(s, p));
+    if (channels != 1 && channels != 2)
+        return tf_err(TF_EUSER, "stream: %d channels (only mono and stereo)", channels);
+    if (in_rate < 1 || in_rate > 1000000)
+        return tf_err(TF_EUSER, "stream: sample rate %d Hz is not in [1, 1000000]", in_rate);
+    tf_sep_stream *t = tf_calloc(1, sizeof *t, "separate: stream");
+    if (!t) return TF_EINTERNAL;
+    t->p = *p;
+    t->p.progress = NULL;
+    run *r = &t->r;
+    r->s = s, r->p = &t->p, r->in_rate = in_rate, r->channels = channels, r->expect = 0;
+    r->io = (endpoints){NULL, sink.mix, sink.write, sink.ctx};
+    s->cancelled = 0;
+    tf_status st = run_setup(r);
+    if (!st) st = run_begin(r);
+    if (st) {
+        tf_sep_stream_close(t);
+        return st;
+    }
+    *out = t;
+    return TF_OK;
+}
+
+int64_t tf_sep_stream_block(const tf_sep_stream *t) {
+    return t->r.blk;
+}
+
+size_t tf_sep_stream_bytes(const tf_sep_stream *t) {
+    return t->r.bytes;
+}
+
+tf_status tf_sep_stream_push(tf_sep_stream *t, const float *in, int64_t n, int64_t stride) {
+    if (t->r.total >= 0) return tf_err(TF_EUSER, "stream: push after the end of input");
+    if (n > t->r.blk)
+        return tf_err(TF_EINTERNAL, "stream: %lld frames pushed, max %lld", (long long)n,
+                      (long long)t->r.blk);
+    return run_feed(&t->r, in, n, stride);
+}
+
+tf_status tf_sep_stream_finish(tf_sep_stream *t) {
+    if (t->r.total >= 0) return TF_OK;
+    return run_end(&t->r);
+}
+
+int64_t tf_sep_stream_frames_out(const tf_sep_stream *t) {
+    return t->r.n_out_frames;
+}
+
+void tf_sep_stream_close(tf_sep_stream *t) {
+    if (!t) return;
+    run_free(&t->r);
+    free(t);
 }

@@ -70,6 +70,8 @@ const char *tf_separator_target(const tf_separator *s, int i);     /* NULL if ou
 int tf_separator_index(const tf_separator *s, const char *target); /* -1 if none */
 int tf_separator_rate(const tf_separator *s);
 double tf_separator_segment(const tf_separator *s); /* default segment (first model's) */
+/* The shortest chunk tf_sep_check_params accepts (frames at the models' rate). */
+int64_t tf_separator_min_frames(const tf_separator *s);
 
 /* Progress: fraction of the song written, in [0, 1]; return nonzero to cancel. */
 typedef int (*tf_sep_progress_fn)(double fraction, void *user_data);
@@ -135,5 +137,27 @@ tf_status tf_separate_buffer(tf_separator *s, const float *in, int channels, int
 /* Cancelled by the progress callback: TF_EUSER with this message prefix. */
 #define TF_SEP_CANCELLED_MSG "cancelled"
 int tf_sep_was_cancelled(const tf_separator *s);
+
+/* Incremental separation: the pipeline of tf_separate_buffer (same engines, same order of
+ * work, bit-identical output) driven by pushes of input instead of reads. Output j
+ * (tf_sep_output_name order) goes to sink.write as (channels, n) planar pieces, all
+ * outputs of one piece before the next; sink.mix gives the mixture at an output position
+ * (instrumental only). p->block sets the largest push; p->progress is ignored. */
+typedef struct {
+    tf_status (*mix)(void *ctx, int64_t off, float *out, int64_t n, int64_t stride);
+    tf_status (*write)(void *ctx, int j, const float *data, int64_t n, int64_t stride);
+    void *ctx;
+} tf_sep_sink;
+typedef struct tf_sep_stream tf_sep_stream;
+tf_status tf_sep_stream_open(tf_sep_stream **t, tf_separator *s, const tf_sep_params *p,
+                             int in_rate, int channels, tf_sep_sink sink);
+int64_t tf_sep_stream_block(const tf_sep_stream *t); /* the largest push */
+size_t tf_sep_stream_bytes(const tf_sep_stream *t);  /* the pipeline's own buffers */
+/* n <= block frames of (2, n) planar input (mono: both rows the same) with row stride. */
+tf_status tf_sep_stream_push(tf_sep_stream *t, const float *in, int64_t n, int64_t stride);
+/* End of input: the rest comes out; the outputs then have exactly the frames pushed. */
+tf_status tf_sep_stream_finish(tf_sep_stream *t);
+int64_t tf_sep_stream_frames_out(const tf_sep_stream *t); /* frames written so far */
+void tf_sep_stream_close(tf_sep_stream *t);
 
 #endif
