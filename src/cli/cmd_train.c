@@ -125,9 +125,9 @@ int cmd_train(int argc, char **argv) {
     /* --resume RUN: start from the run's resolved config.yaml (then --config files and
      * flags override it); --resume CHECKPOINT_DIR: from its model.json */
     const char *resume = cli_flag_str(&a, "resume", &st);
-    const char *fit = st ? NULL : cli_flag_str(&a, "fit_memory", &st);
     if (!st && resume) st = resume_base(&cfg, resume);
     cli_args_init(&a, argc, argv); /* parse_args consumes --resume itself */
+    const char *fit = st ? NULL : cli_flag_str(&a, "fit_memory", &st);
     if (!st) st = tf_config_parse_args(&cfg, argc, argv, a.used);
     if (!st) st = cli_check_unused(&a);
     if (!st) st = tf_config_validate(&cfg);

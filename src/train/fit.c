@@ -47,7 +47,7 @@ static tf_status cost_of(const tf_config *cfg, tf_fit_candidate *c, int64_t fram
     TF_TRY(tf_model_param_count(&nparams, &mc));
     const double f = tf_model_train_flops(&a, c->micro_batch, frames, NULL);
     const int backend = cfg->backend;
-    const double prec = c->amp ? (tf_kernels_native_bf16(backend) ? 0.6 : 1.05) : 1.0;
+    const double prec = c->amp ? (tf_kernels_native_bf16(backend) ? 0.6 : 1.2) : 1.0;
     c->cost = (double)c->accumulation * (f * prec + 20.0 * (double)nparams + 8e6);
     return TF_OK;
 }
