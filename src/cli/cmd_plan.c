@@ -14,6 +14,7 @@
 #include "train/fit.h"
 #include "train/train.h"
 #include "util/fsutil.h"
+#include "util/image.h"
 #include "util/config.h"
 
 /* Largest batch in [1, 4096] whose plan fits `budget`, 0 if none. */
@@ -34,15 +35,96 @@ static tf_status max_batch(const tf_config *cfg, size_t budget, int *out) {
     return TF_OK;
 }
 
+static void line(tf_image *im, int x0, int y0, int x1, int y1, uint32_t c) {
+    const int n = abs(x1 - x0) > abs(y1 - y0) ? abs(x1 - x0) : abs(y1 - y0);
+    for (int i = 0; i <= n; i++) {
+        const int x = n ? x0 + (x1 - x0) * i / n : x0, y = n ? y0 + (y1 - y0) * i / n : y0;
+        tf_image_fill(im, x - 1, y - 1, x + 1, y + 1, c); /* 2 px wide */
+    }
+}
+
+/* PNG of the plan total (MiB) against batch_size for fp32/bf16 x checkpointing off/blocks,
+ * with the budget as a horizontal line: (640, 400). */
+static tf_status plot(const char *path, const tf_config *cfg, size_t budget) {
+    enum { W = 640, H = 400, L = 70, R = 170, T = 30, B = 40 };
+    int bmax = 8;
+    double ymax = budget / 1048576.0;
+    double y[4][65];
+    for (int v = 0; v < 4; v++) {
+        tf_config k = *cfg;
+        k.activation_dtype = v & 1 ? TF_DT_BF16 : TF_DT_FP32;
+        k.checkpointing = v & 2 ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
+        int b = 0;
+        TF_TRY(max_batch(&k, budget, &b));
+        if (b + b / 4 + 1 > bmax) bmax = b + b / 4 + 1;
+    }
+    if (bmax > 64) bmax = 64;
+    for (int v = 0; v < 4; v++)
+        for (int b = 1; b <= bmax; b++) {
+            tf_config k = *cfg;
+            k.activation_dtype = v & 1 ? TF_DT_BF16 : TF_DT_FP32;
+            k.checkpointing = v & 2 ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
+            k.batch_size = b;
+            tf_train_plan p;
+            TF_TRY(tf_train_plan_bytes(&p, &k, k.num_threads));
+            y[v][b] = p.total / 1048576.0;
+            if (y[v][b] > ymax) ymax = y[v][b];
+        }
+    ymax *= 1.05;
+    tf_image im;
+    TF_TRY(tf_image_create(&im, W, H, TF_RGB(255, 255, 255)));
+    const uint32_t ink = TF_RGB(0, 0, 0), grid = TF_RGB(225, 225, 225);
+    const int pw = W - L - R, ph = H - T - B;
+#define PX(b) (L + (int)((double)((b)-1) / (bmax - 1) * pw))
+#define PY(m) (T + ph - (int)((m) / ymax * ph))
+    char t[96];
+    for (int i = 0; i <= 4; i++) { /* y grid and labels */
+        const double m = ymax * i / 4;
+        tf_image_fill(&im, L, PY(m), L + pw, PY(m) + 1, grid);
+        snprintf(t, sizeof t, "%.0f", m);
+        tf_image_text(&im, L - 6 - tf_text_width(t, 1), PY(m) - 3, t, 1, ink);
+    }
+    for (int b = 1; b <= bmax; b += (bmax + 7) / 8) {
+        tf_image_fill(&im, PX(b), T, PX(b) + 1, T + ph, grid);
+        snprintf(t, sizeof t, "%d", b);
+        tf_image_text(&im, PX(b) - tf_text_width(t, 1) / 2, T + ph + 6, t, 1, ink);
+    }
+    tf_image_fill(&im, L, T, L + 1, T + ph + 1, ink);
+    tf_image_fill(&im, L, T + ph, L + pw + 1, T + ph + 1, ink);
+    tf_image_text(&im, L + pw / 2 - 30, H - 14, "BATCH SIZE", 1, ink);
+    snprintf(t, sizeof t, "PLANNED PEAK MEMORY (MIB), SEGMENT %.1f S", cfg->segment_seconds);
+    tf_image_text(&im, L, 10, t, 1, ink);
+    const uint32_t col[4] = {TF_RGB(68, 1, 84), TF_RGB(59, 82, 139), TF_RGB(33, 145, 140),
+                             TF_RGB(94, 201, 98)};
+    static const char *const name[4] = {"FP32", "AMP", "FP32 + CKPT", "AMP + CKPT"};
+    for (int v = 0; v < 4; v++) {
+        for (int b = 1; b < bmax; b++)
+            line(&im, PX(b), PY(y[v][b]), PX(b + 1), PY(y[v][b + 1]), col[v]);
+        tf_image_fill(&im, L + pw + 14, T + 10 + 16 * v, L + pw + 30, T + 13 + 16 * v, col[v]);
+        tf_image_text(&im, L + pw + 36, T + 8 + 16 * v, name[v], 1, ink);
+    }
+    const uint32_t red = TF_RGB(200, 30, 30);
+    for (int x = L; x < L + pw; x += 8)
+        tf_image_fill(&im, x, PY(budget / 1048576.0), x + 4, PY(budget / 1048576.0) + 2, red);
+    tf_image_fill(&im, L + pw + 14, T + 74, L + pw + 30, T + 76, red);
+    tf_image_text(&im, L + pw + 36, T + 72, "BUDGET", 1, ink);
+#undef PX
+#undef PY
+    tf_status st = tf_image_write_png(&im, path);
+    tf_image_free(&im);
+    return st;
+}
+
 static const char USAGE[] =
     "usage: tfswa plan --memory SIZE [--config FILE]... [--preset P] [--key value]...\n"
-    "                  [--json] [--measure] [--iters K] [--write-config FILE]\n"
+    "                  [--json] [--measure] [--iters K] [--write-config FILE] [--plot PNG]\n"
     "Prints the exact memory plan of `tfswa train` with the same flags, the largest batch\n"
     "that fits SIZE (e.g. 8GiB) for each precision/checkpointing, and the configurations\n"
     "that fit with the same effective batch (batch_size x gradient_accumulation_steps):\n"
     "micro-batch, accumulation, checkpointing, precision, ranked by a cost model (counted\n"
     "FLOPs), or by a timed training step of each with --measure. --write-config FILE writes\n"
-    "the best as a complete YAML config for `tfswa train --config FILE`.\n";
+    "the best as a complete YAML config for `tfswa train --config FILE`. --plot PNG draws the\n"
+    "plan against batch_size for fp32/amp x checkpointing off/blocks, with the budget.\n";
 
 static cJSON *cand_json(const tf_fit_candidate *c) {
     cJSON *o = cJSON_CreateObject();
@@ -84,6 +166,7 @@ int cmd_plan(int argc, char **argv) {
     const int measure = cli_flag_bool(&a, "measure", 0, &st);
     const long long iters = cli_flag_int(&a, "iters", 2, &st);
     const char *out = cli_flag_str(&a, "write_config", &st);
+    const char *png = cli_flag_str(&a, "plot", &st);
     if (!st) st = tf_config_parse_args(&cfg, argc, argv, a.used);
     size_t budget = 0;
     if (!st && !mem) st = tf_err(TF_EUSER, "plan: --memory SIZE is required (e.g. --memory 8GiB)");
@@ -107,6 +190,7 @@ int cmd_plan(int argc, char **argv) {
         tf_fit_apply(&best, &c[0]);
         st = write_config(out, &best);
     }
+    if (!st && png) st = plot(png, &cfg, budget);
     if (st) return cli_fail(st);
     const int E = cfg.batch_size * cfg.gradient_accumulation_steps;
     if (json) {
@@ -157,5 +241,6 @@ int cmd_plan(int argc, char **argv) {
             printf("  %.1f GFLOP per effective batch\n", c[i].cost / 1e9);
     }
     if (out) printf("wrote %s (the first configuration)\n", out);
+    if (png) printf("wrote %s\n", png);
     return 0;
 }
