@@ -131,6 +131,13 @@ static void test_cli(void) {
           back.checkpointing == want.checkpointing &&
           back.activation_dtype == want.activation_dtype &&
           back.compute_dtype == want.compute_dtype);
+    /* --plot: a PNG */
+    snprintf(cmd, sizeof cmd, "%s plan --memory %zu %s --plot %s/mem.png > %s 2>&1", tfswa, budget,
+             flags, tmp, log);
+    CHECK(sh(cmd) == 0);
+    snprintf(cmd, sizeof cmd,
+             "head -c 8 %s/mem.png | od -An -tx1 | grep -q '89 50 4e 47 0d 0a 1a 0a'", tmp);
+    CHECKF(sh(cmd) == 0, "%s/mem.png is not a PNG", tmp);
     CHECK(back.segment_seconds == 0.5 && back.num_workers == 0 &&
           back.channels[0] == want.channels[0] && !strcmp(back.preset, want.preset));
     /* nothing fits: exit 2, the flag named */
