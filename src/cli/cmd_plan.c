@@ -229,7 +229,8 @@ int cmd_plan(int argc, char **argv) {
                    b ? "" : " (does not fit even at 1)");
         }
     printf("configurations with effective batch %d that fit, fastest first (%s):\n", E,
-           measure ? "measured: one timed training step each" : "cost model: counted FLOPs");
+           measure ? "measured: one timed training step each"
+                   : "cost model: GFLOP x precision factor");
     if (n == 0) printf("  none: lower batch_size or segment_seconds\n");
     for (int i = 0; i < n; i++) {
         char d[128];
@@ -238,7 +239,7 @@ int cmd_plan(int argc, char **argv) {
         if (measure)
             printf("  %.3f s per effective batch\n", c[i].measured_s);
         else
-            printf("  %.1f GFLOP per effective batch\n", c[i].cost / 1e9);
+            printf("  cost %.0f\n", c[i].cost / 1e9);
     }
     if (out) printf("wrote %s (the first configuration)\n", out);
     if (png) printf("wrote %s\n", png);
