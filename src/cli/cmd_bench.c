@@ -1,4 +1,4 @@
-/* tfswa bench data|model|step|separate|metrics|stft [--json] */
+/* tfswa bench data|model|step|separate|metrics|stft|faults [--json] */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,10 +11,12 @@ int cmd_bench(int argc, char **argv) {
     } t[] = {
         {"data", bench_data},         {"model", bench_model},     {"step", bench_step},
         {"separate", bench_separate}, {"metrics", bench_metrics}, {"stft", bench_stft},
+        {"faults", bench_faults},
     };
     if (argc < 2) {
-        fprintf(stderr,
-                "tfswa: usage: tfswa bench data|model|step|separate|metrics|stft [--json]\n");
+        fprintf(
+            stderr,
+            "tfswa: usage: tfswa bench data|model|step|separate|metrics|stft|faults [--json]\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -25,7 +27,8 @@ int cmd_bench(int argc, char **argv) {
         }
         return t[i].fn(argc - 1, argv + 1);
     }
-    fprintf(stderr, "tfswa: unknown bench '%s' (data, model, step, separate, metrics, stft)\n",
+    fprintf(stderr,
+            "tfswa: unknown bench '%s' (data, model, step, separate, metrics, stft, faults)\n",
             argv[1]);
     return 2;
 }

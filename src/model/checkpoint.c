@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/fault.h"
 #include "util/fsutil.h"
 
 int tf_ckpt_fail_before_swap = 0;
@@ -65,6 +66,8 @@ tf_status tf_ckpt_write(const char *dir, const tf_model *m, const tf_ckpt_info *
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", dir, (long)getpid());
     snprintf(old, sizeof old, "%s.old-%ld", dir, (long)getpid());
     tf_dirname(dir, parent, sizeof parent);
+    const char *name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    tf_fault_point("ckpt_write", "begin", step, name); /* test hook: util/fault.h */
     TF_TRY(tf_mkdirs(parent));
     if (tf_path_exists(tmp)) TF_TRY(tf_remove_tree(tmp));
     TF_TRY(tf_mkdirs(tmp));
@@ -73,17 +76,22 @@ tf_status tf_ckpt_write(const char *dir, const tf_model *m, const tf_ckpt_info *
     const char *meta[] = {"format", "tfswa", "step", steps};
     snprintf(f, sizeof f, "%s/model.safetensors", tmp);
     tf_status s = tf_model_save(m, f, meta, 2);
+    if (!s) tf_fault_point("ckpt_write", "tmp_model", step, name);
     if (!s) snprintf(f, sizeof f, "%s/model.json", tmp), s = write_model_json(f, info);
     if (!s && extra) s = extra(extra_ctx, tmp);
     if (!s && tf_ckpt_fail_before_swap) s = tf_err(TF_EUSER, "%s: simulated crash", tmp);
     if (s) return s; /* the previous checkpoint (if any) is untouched */
+    tf_fault_point("ckpt_write", "tmp_done", step, name);
     int had = tf_is_dir(dir);
     if (had && rename(dir, old) != 0)
         return tf_err(TF_EUSER, "%s: cannot rename to %s: %s", dir, old, strerror(errno));
+    tf_fault_point("ckpt_write", "swap", step, name);
     if (rename(tmp, dir) != 0)
         return tf_err(TF_EUSER, "%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
     TF_TRY(tf_fsync_dir(parent));
+    tf_fault_point("ckpt_write", "swapped", step, name);
     if (had) TF_TRY(tf_remove_tree(old));
+    tf_fault_point("ckpt_write", "end", step, name);
     return TF_OK;
 }
 
