@@ -5,15 +5,14 @@
  * and in the middle of a checkpoint write. Step and validation kills land at a random
  * delay after the phase's start (uniform over the phase's length measured in an
  * uninterrupted reference run); a checkpoint write lasts milliseconds, so there the child
- * stops itself at one of the write's stages, chosen at random (TFSWA_FAULT_PAUSE, see
- * util/fault.h), and is killed there. Each phase gets the next kill while it has fewer
- * hits than the others; a kill counts for the phase its child actually was in (the last
- * fault mark it wrote: TFSWA_FAULT_MARKS).
- * After every kill each checkpoint left on disk is loaded with the real code (model.json,
- * model.safetensors, train_state.bin with its checksum; the weights' step equals the
- * state's); temporary folders left behind are counted. steps lost = the steps the killed
- * child had completed minus the step the next resume starts from. At the end the run's
- * final checkpoint is compared byte for byte with the reference run's (same seed, same
+ * stops itself at one of the write's stages (TFSWA_FAULT_PAUSE, see util/fault.h; the
+ * stages in turn, from a random first one) and is killed there. Each phase gets the next kill while
+ * it has fewer hits than the others; a kill counts for the phase its child actually was in (the
+ * last fault mark it wrote: TFSWA_FAULT_MARKS). After every kill each checkpoint left on disk is
+ * loaded with the real code (model.json, model.safetensors, train_state.bin with its checksum; the
+ * weights' step equals the state's); temporary folders left behind are counted. steps lost = the
+ * steps the killed child had completed minus the step the next resume starts from. At the end the
+ * run's final checkpoint is compared byte for byte with the reference run's (same seed, same
  * checkpoint steps).
  * Goals: resumed == kills, corrupt_checkpoints == 0, max_steps_lost <= ckpt_every,
  * final_equals_uninterrupted. */
@@ -469,6 +468,7 @@ int bench_faults(int argc, char **argv) {
     if (!ref || !c) st = st ? st : tf_err(TF_EINTERNAL, "bench faults: out of memory");
     char store[6][64], *targv[48], log[PATH_MAX + 64];
     uint64_t rs = bn.seed * 0x2545f4914f6cdd1dull + 17;
+    const uint64_t point0 = rng_next(&rs) % N_POINTS;
     if (!json && !st)
         fprintf(stderr, "bench faults: reference run of %lld steps in %s ...\n",
                 (long long)bn.max_steps, bn.dir);
@@ -514,7 +514,7 @@ int bench_faults(int argc, char **argv) {
                 c->delay_max = val_s;
             } else {
                 c->at_step = lo + 1 + (int64_t)(rng_next(&rs) % (uint64_t)bn.ckpt_every);
-                c->point = (int)(rng_next(&rs) % N_POINTS);
+                c->point = (int)((point0 + hits[PH_CKPT]) % N_POINTS); /* each in turn */
             }
             if (c->at_step >= bn.max_steps - 1)
                 st = tf_err(TF_EINTERNAL,
@@ -664,7 +664,8 @@ int bench_faults(int argc, char **argv) {
     cJSON_AddStringToObject(cj, "kill",
                             "SIGKILL from the bench; step/validate: U[0, median phase length "
                             "of the reference run) after the phase's start mark; ckpt_write: at "
-                            "a random stage of the write (the child pauses there)");
+                            "a stage of the write where the child pauses (ckpt_write_points in "
+                            "turn, from a random first one)");
     cJSON_AddNumberToObject(r, "kills", done_kills);
     cJSON_AddNumberToObject(r, "resumed", resumed);
     cJSON_AddNumberToObject(r, "corrupt_checkpoints", corrupt);

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,36 @@ static tf_status write_model_json(const char *path, const tf_ckpt_info *info) {
     return st;
 }
 
+/* Remove the "<base>.tmp-<pid>" and "<base>.old-<pid>" siblings of a checkpoint in parent
+ * that a process which no longer runs left behind (killed while writing): without this
+ * they pile up (each as big as a checkpoint), two ".old-" copies make tf_ckpt_find pick
+ * either, and an ".old-" of a PID used again (a container's restarted process) makes the
+ * next write's rename fail. Kept: another live process's, and this process's own
+ * temporary folder (being written). Called only where "<base>" itself is complete, so an
+ * ".old-" is stale. Best effort: a folder that cannot be removed stays. */
+static void remove_stale(const char *parent, const char *base) {
+    DIR *d = opendir(parent);
+    if (!d) return;
+    const size_t bl = strlen(base);
+    const long self = (long)getpid();
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *s = e->d_name + bl;
+        if (strncmp(e->d_name, base, bl) != 0 ||
+            (strncmp(s, ".tmp-", 5) != 0 && strncmp(s, ".old-", 5) != 0))
+            continue;
+        char *end;
+        long pid = strtol(s + 5, &end, 10);
+        if (*end || pid <= 0) continue;
+        const int tmp = s[1] == 't';
+        const int alive = pid != self && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+        if (alive || (pid == self && tmp)) continue;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+        if (tf_remove_tree(path) != TF_OK) tf_err_clear();
+    }
+    closedir(d);
+}
+
 tf_status tf_ckpt_write(const char *dir, const tf_model *m, const tf_ckpt_info *info, int64_t step,
                         tf_ckpt_extra_fn extra, void *extra_ctx) {
     char tmp[4096], old[4096], f[4200], parent[4096];
@@ -83,6 +114,9 @@ tf_status tf_ckpt_write(const char *dir, const tf_model *m, const tf_ckpt_info *
     if (s) return s; /* the previous checkpoint (if any) is untouched */
     tf_fault_point("ckpt_write", "tmp_done", step, name);
     int had = tf_is_dir(dir);
+    /* dir is complete: older copies a killed writer left are not needed any more, and
+     * renaming dir next to one of them would leave two ".old-" copies */
+    if (had) remove_stale(parent, name);
     if (had && rename(dir, old) != 0)
         return tf_err(TF_EUSER, "%s: cannot rename to %s: %s", dir, old, strerror(errno));
     tf_fault_point("ckpt_write", "swap", step, name);
@@ -91,6 +125,7 @@ tf_status tf_ckpt_write(const char *dir, const tf_model *m, const tf_ckpt_info *
     TF_TRY(tf_fsync_dir(parent));
     tf_fault_point("ckpt_write", "swapped", step, name);
     if (had) TF_TRY(tf_remove_tree(old));
+    remove_stale(parent, name); /* a killed writer's leftovers: the new dir is in place */
     tf_fault_point("ckpt_write", "end", step, name);
     return TF_OK;
 }
