@@ -3,16 +3,17 @@
  * --kills times at random moments, each time resumed with `tfswa train --resume RUN`.
  * The kills are spread over three phases: inside a training step, inside a validation,
  * and in the middle of a checkpoint write. Step and validation kills land at a random
- * delay after the phase's start (uniform over the phase's length measured in an
- * uninterrupted reference run); a checkpoint write lasts milliseconds, so there the child
- * stops itself at one of the write's stages (TFSWA_FAULT_PAUSE, see util/fault.h; the
- * stages in turn, from a random first one) and is killed there. Each phase gets the next kill while
- * it has fewer hits than the others; a kill counts for the phase its child actually was in (the
- * last fault mark it wrote: TFSWA_FAULT_MARKS). After every kill each checkpoint left on disk is
- * loaded with the real code (model.json, model.safetensors, train_state.bin with its checksum; the
- * weights' step equals the state's); temporary folders left behind are counted. steps lost = the
- * steps the killed child had completed minus the step the next resume starts from. At the end the
- * run's final checkpoint is compared byte for byte with the reference run's (same seed, same
+ * delay after the phase's start (uniform over 0.9 x the phase's shortest length in an
+ * uninterrupted reference run); a checkpoint write lasts milliseconds, so there the
+ * child stops itself at one of the write's stages (TFSWA_FAULT_PAUSE, see util/fault.h;
+ * the stages in turn, from a random first one) and is killed there. Each phase gets the
+ * next kill while it has fewer hits than the others; a kill counts for the phase its
+ * child actually was in (the last fault mark it wrote: TFSWA_FAULT_MARKS).
+ * After every kill each checkpoint left on disk is loaded with the real code (model.json,
+ * model.safetensors, train_state.bin with its checksum; the weights' step equals the
+ * state's); temporary folders left behind are counted. steps lost = the steps the killed
+ * child had completed minus the step the next resume starts from. At the end the run's
+ * final checkpoint is compared byte for byte with the reference run's (same seed, same
  * checkpoint steps).
  * Goals: resumed == kills, corrupt_checkpoints == 0, max_steps_lost <= ckpt_every,
  * final_equals_uninterrupted. */
@@ -74,18 +75,19 @@ typedef struct {
 /* One child process of `tfswa train`: what to do to it and what came of it. */
 typedef struct {
     /* the plan */
-    int kill;         /* 0: let it finish */
-    int phase;        /* the phase aimed at (PH_*) */
-    int64_t at_step;  /* step: kill inside this step; validate: inside the first validation
-                         at a step >= this; ckpt_write: the pause's step */
-    int point;        /* ckpt_write: index in POINTS */
-    double delay_max; /* step, validate: the kill comes U[0, delay_max) s after the start */
+    int kill;              /* 0: let it finish */
+    int phase;             /* the phase aimed at (PH_*) */
+    int64_t at_step;       /* step: kill inside this step; validate: inside the first validation
+                              at a step >= this; ckpt_write: the pause's step */
+    int point;             /* ckpt_write: index in POINTS */
+    const char *ckpt_name; /* ckpt_write: "last", or NULL: the first checkpoint written */
+    double delay_max;      /* step, validate: the kill comes U[0, delay_max) s after the start */
     /* the outcome */
     int killed, wstatus;
     int64_t resumed_step; /* "resumed from ... at step N" (-1: none) */
     int64_t reached;      /* steps completed, the most the child showed */
     int hit_phase;        /* the phase of the last mark before the kill */
-    char hit_point[24];
+    char hit_point[24], hit_what[24];
     int64_t hit_step;
     double delay, seconds;
     /* phase lengths (reference run) */
@@ -107,7 +109,7 @@ static double rng_unit(uint64_t *s) {
 /* A parsed fault mark ("tfswa-fault: PHASE POINT STEP [WHAT] [(paused)]"). */
 typedef struct {
     int phase;
-    char point[24];
+    char point[24], what[24];
     int64_t step;
     double t;
 } mark;
@@ -115,7 +117,10 @@ typedef struct {
 static int parse_mark(const char *line, mark *m) {
     char ph[24];
     long long s;
-    if (sscanf(line, "tfswa-fault: %23s %23s %lld", ph, m->point, &s) != 3) return 0;
+    m->what[0] = 0;
+    int n = sscanf(line, "tfswa-fault: %23s %23s %lld %23s", ph, m->point, &s, m->what);
+    if (n < 3) return 0;
+    if (n < 4 || m->what[0] == '(') m->what[0] = 0;
     m->phase = -1;
     for (int i = 0; i < PH_N; i++)
         if (!strcmp(ph, PH_NAME[i])) m->phase = i;
@@ -156,7 +161,7 @@ static void on_line(child *c, const char *line, double t, mark *last, int *trigg
 static tf_status run_child(const bench *bn, char *const argv[], child *c, const char *log,
                            uint64_t *rs, double limit_s) {
     c->killed = 0, c->wstatus = 0, c->resumed_step = -1, c->reached = 0, c->hit_phase = -1;
-    c->hit_point[0] = 0, c->hit_step = -1, c->delay = 0;
+    c->hit_point[0] = c->hit_what[0] = 0, c->hit_step = -1, c->delay = 0;
     FILE *lf = fopen(log, "w");
     if (!lf) return tf_err(TF_EUSER, "%s: cannot write: %s", log, strerror(errno));
     int fd[2];
@@ -166,7 +171,8 @@ static tf_status run_child(const bench *bn, char *const argv[], child *c, const 
     }
     char pause_env[64] = "";
     if (c->kill && c->phase == PH_CKPT)
-        snprintf(pause_env, sizeof pause_env, "%s@%lld", POINTS[c->point], (long long)c->at_step);
+        snprintf(pause_env, sizeof pause_env, "%s@%lld%s%s", POINTS[c->point],
+                 (long long)c->at_step, c->ckpt_name ? ":" : "", c->ckpt_name ? c->ckpt_name : "");
     fflush(stdout), fflush(stderr);
     const double t0 = tf_now_s();
     pid_t pid = fork();
@@ -200,6 +206,7 @@ static tf_status run_child(const bench *bn, char *const argv[], child *c, const 
             c->killed = 1;
             c->hit_phase = have_last ? last.phase : -1;
             snprintf(c->hit_point, sizeof c->hit_point, "%s", have_last ? last.point : "");
+            snprintf(c->hit_what, sizeof c->hit_what, "%s", have_last ? last.what : "");
             c->hit_step = have_last ? last.step : -1;
         }
         if (!c->killed && now > limit_s) {
@@ -236,6 +243,7 @@ static tf_status run_child(const bench *bn, char *const argv[], child *c, const 
                 if (parse_mark(line, &m)) {
                     c->hit_phase = m.phase, c->hit_step = m.step;
                     snprintf(c->hit_point, sizeof c->hit_point, "%s", m.point);
+                    snprintf(c->hit_what, sizeof c->hit_what, "%s", m.what);
                     if (m.step > c->reached) c->reached = m.step;
                 }
                 long long a, b;
@@ -482,6 +490,10 @@ int bench_faults(int argc, char **argv) {
     const double ref_s = ref ? ref->seconds : 0;
     const double step_s = ref ? median_or0(ref->step_s, ref->n_step) : 0;
     const double val_s = ref ? median_or0(ref->val_s, ref->n_val) : 0;
+    /* a kill U[0, 0.9 x the shortest instance) after the start lands inside the phase even
+     * when this one runs faster than the reference's typical */
+    const double step_win = ref && ref->n_step ? 0.9 * bench_min(ref->step_s, ref->n_step) : 0;
+    const double val_win = ref && ref->n_val ? 0.9 * bench_min(ref->val_s, ref->n_val) : 0;
 
     /* 2. the killed run */
     int hits[PH_N] = {0, 0, 0}, point_hits[N_POINTS] = {0};
@@ -508,13 +520,16 @@ int bench_faults(int argc, char **argv) {
             const int64_t lo = start_step + (kill_i == 0 ? bn.ckpt_every + 1 : 0);
             if (best == PH_STEP) {
                 c->at_step = lo + (int64_t)(rng_next(&rs) % (uint64_t)(2 * bn.ckpt_every));
-                c->delay_max = step_s;
+                c->delay_max = step_win;
             } else if (best == PH_VALIDATE) {
                 c->at_step = lo + (int64_t)(rng_next(&rs) % (uint64_t)bn.val_every);
-                c->delay_max = val_s;
+                c->delay_max = val_win;
             } else {
                 c->at_step = lo + 1 + (int64_t)(rng_next(&rs) % (uint64_t)bn.ckpt_every);
                 c->point = (int)((point0 + hits[PH_CKPT]) % N_POINTS); /* each in turn */
+                /* every other one in "last" (the one --resume takes), else in whichever
+                 * comes first ("best" after a better validation, or "last") */
+                c->ckpt_name = hits[PH_CKPT] % 2 == 0 ? "last" : NULL;
             }
             if (c->at_step >= bn.max_steps - 1)
                 st = tf_err(TF_EINTERNAL,
@@ -580,6 +595,7 @@ int bench_faults(int argc, char **argv) {
             cJSON_AddStringToObject(ev, "aimed", PH_NAME[c->phase]);
             cJSON_AddStringToObject(ev, "phase", PH_NAME[ph]);
             cJSON_AddStringToObject(ev, "point", c->hit_point);
+            if (ph == PH_CKPT) cJSON_AddStringToObject(ev, "checkpoint", c->hit_what);
             cJSON_AddNumberToObject(ev, "mark_step", (double)c->hit_step);
             cJSON_AddNumberToObject(ev, "steps_done", (double)c->reached);
             cJSON_AddNumberToObject(ev, "delay_s", c->delay);
@@ -594,12 +610,12 @@ int bench_faults(int argc, char **argv) {
         prev_ev = ev;
         if (!json)
             fprintf(stderr,
-                    "kill %2d: aimed at %-10s -> killed in %-10s %-11s at step %3lld (%lld steps "
-                    "done); %d checkpoints verified, %d corrupt, %d temporary left; resume "
-                    "from step %lld\n",
+                    "kill %2d: aimed at %-10s -> killed in %-10s %-11s %-4s at step %3lld (%lld "
+                    "steps done); %d checkpoints verified, %d corrupt, %d temporary left; "
+                    "resume from step %lld\n",
                     kill_i + 1, PH_NAME[c->phase], PH_NAME[ph], c->hit_point,
-                    (long long)c->hit_step, (long long)c->reached, ds.verified, ds.corrupt, ds.tmp,
-                    (long long)next);
+                    ph == PH_CKPT ? c->hit_what : "", (long long)c->hit_step, (long long)c->reached,
+                    ds.verified, ds.corrupt, ds.tmp, (long long)next);
         if (next < 0) {
             fprintf(stderr, "tfswa: bench faults: nothing to resume from after kill %d\n",
                     kill_i + 1);
@@ -661,11 +677,12 @@ int bench_faults(int argc, char **argv) {
     cJSON *pts = cJSON_AddArrayToObject(cj, "ckpt_write_points");
     for (int i = 0; i < N_POINTS && pts; i++)
         cJSON_AddItemToArray(pts, cJSON_CreateString(POINTS[i]));
-    cJSON_AddStringToObject(cj, "kill",
-                            "SIGKILL from the bench; step/validate: U[0, median phase length "
-                            "of the reference run) after the phase's start mark; ckpt_write: at "
-                            "a stage of the write where the child pauses (ckpt_write_points in "
-                            "turn, from a random first one)");
+    cJSON_AddStringToObject(
+        cj, "kill",
+        "SIGKILL from the bench; step/validate: U[0, 0.9 x the shortest "
+        "such phase of the reference run) after the phase's start mark; ckpt_write: at "
+        "a stage of the write where the child pauses (ckpt_write_points in "
+        "turn, from a random first one)");
     cJSON_AddNumberToObject(r, "kills", done_kills);
     cJSON_AddNumberToObject(r, "resumed", resumed);
     cJSON_AddNumberToObject(r, "corrupt_checkpoints", corrupt);
@@ -688,6 +705,8 @@ int bench_faults(int argc, char **argv) {
     cJSON_AddNumberToObject(r, "old_left_after_finish", fin.old);
     cJSON_AddNumberToObject(r, "step_seconds", step_s);
     cJSON_AddNumberToObject(r, "validate_seconds", val_s);
+    cJSON_AddNumberToObject(r, "step_kill_window_seconds", step_win);
+    cJSON_AddNumberToObject(r, "validate_kill_window_seconds", val_win);
     cJSON_AddNumberToObject(r, "reference_seconds", ref_s);
     cJSON_AddNumberToObject(r, "seconds", total_s);
     cJSON_AddItemToObject(r, "errors", errors);

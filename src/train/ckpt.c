@@ -59,7 +59,13 @@ static tf_status write_state(const char *path, const tf_train_progress *p, const
         fwrite(head, 1, sizeof head, a.f) == sizeof head && fwrite(st->m, 1, bytes, a.f) == bytes;
     if (ok && tf_fault_on()) { /* test hook (util/fault.h): a kill here leaves half a file */
         ok = fflush(a.f) == 0;
-        tf_fault_point("ckpt_write", "tmp_partial", p->step, NULL);
+        /* the checkpoint's name: path is ".../<name>.tmp-<pid>/train_state.bin" */
+        char name[64] = "";
+        const char *e = strrchr(path, '/'), *b = e;
+        while (b && b > path && b[-1] != '/') b--;
+        const char *t = b ? strstr(b, ".tmp-") : NULL;
+        if (t && t < e && (size_t)(t - b) < sizeof name) memcpy(name, b, (size_t)(t - b));
+        tf_fault_point("ckpt_write", "tmp_partial", p->step, name);
     }
     ok = ok && fwrite(st->v, 1, bytes, a.f) == bytes &&
          (!st->raw || fwrite(st->raw, 1, bytes, a.f) == bytes);

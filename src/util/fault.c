@@ -8,7 +8,7 @@
 
 static int state = -1; /* -1: not read yet; 0: off; 1: on */
 static int marks;
-static char pause_point[64];
+static char pause_point[64], pause_what[64];
 static int64_t pause_step = -1; /* -1: no pause */
 
 static void read_env(void) {
@@ -20,7 +20,8 @@ static void read_env(void) {
         pause_point[at - p] = 0;
         char *end;
         long long s = strtoll(at + 1, &end, 10);
-        if (*end == 0 && s >= 0) pause_step = s;
+        if (*end == ':' && strlen(end + 1) < sizeof pause_what) strcpy(pause_what, end + 1);
+        if ((*end == 0 || (*end == ':' && pause_what[0])) && s >= 0) pause_step = s;
     }
     state = marks || pause_step >= 0;
 }
@@ -33,7 +34,8 @@ int tf_fault_on(void) {
 void tf_fault_point(const char *phase, const char *point, int64_t step, const char *what) {
     if (state < 0) read_env();
     if (!state) return;
-    const int stop = pause_step >= 0 && step >= pause_step && !strcmp(point, pause_point);
+    const int stop = pause_step >= 0 && step >= pause_step && !strcmp(point, pause_point) &&
+                     (!pause_what[0] || (what && !strcmp(what, pause_what)));
     if (marks || stop) {
         char line[256];
         int n =

@@ -8,8 +8,9 @@
  * swap with the previous checkpoint not yet removed, end). Read once, at the first call:
  *   TFSWA_FAULT_MARKS=1   each point writes one line to stderr (one write(2), unbuffered):
  *                         "tfswa-fault: PHASE POINT STEP [WHAT]\n"
- *   TFSWA_FAULT_PAUSE=POINT@STEP
- *                         the first time POINT is reached at a training step >= STEP the
+ *   TFSWA_FAULT_PAUSE=POINT@STEP[:WHAT]
+ *                         the first time POINT is reached at a training step >= STEP (with
+ *                         WHAT: at a point of that detail, e.g. the checkpoint "last") the
  *                         process writes its line (as with MARKS) and then sleeps forever,
  *                         so the bench kills it with SIGKILL exactly there.
  * Without either variable a point costs one load and a branch. */
