@@ -102,6 +102,15 @@ static long dead_pid(void) {
     return (long)p;
 }
 
+/* The folder dir holding one file (a leftover is never empty: rename(2) would replace an
+ * empty folder). 0 or -1. */
+static int put_file(const char *dir) {
+    char f[PATH_MAX + 32];
+    snprintf(f, sizeof f, "%s/model.safetensors", dir);
+    FILE *o = tf_mkdirs(dir) == TF_OK ? fopen(f, "w") : NULL;
+    return o && fputs("x", o) >= 0 && fclose(o) == 0 ? 0 : -1;
+}
+
 static void test_writer_removes_stale_leftovers(void) {
     char root[] = "/tmp/tfswa-faults-XXXXXX";
     CHECK(mkdtemp(root) != NULL);
@@ -125,7 +134,7 @@ static void test_writer_removes_stale_leftovers(void) {
     const long pids[4] = {dead, dead, live, live};
     for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s.%s-%ld", dir, kinds[i], pids[i]);
-        CHECK(tf_mkdirs(p) == TF_OK);
+        CHECK(put_file(p) == 0);
     }
     CHECK(tf_ckpt_write(dir, m, &info, 2, NULL, NULL) == TF_OK);
     for (int i = 0; i < 4; i++) {
@@ -135,7 +144,7 @@ static void test_writer_removes_stale_leftovers(void) {
     /* a ".old-" of this very PID (a process killed earlier had it: PIDs are used again,
      * a container's first process is always the same) does not stop the next write */
     snprintf(p, sizeof p, "%s.old-%ld", dir, (long)getpid());
-    CHECK(tf_mkdirs(p) == TF_OK);
+    CHECK(put_file(p) == 0);
     CHECKF(tf_ckpt_write(dir, m, &info, 2, NULL, NULL) == TF_OK, "%s", tf_errmsg());
     CHECK(!tf_path_exists(p));
     /* a crash between the renames left only "<dir>.old-<dead>": it is found, then the

@@ -6,7 +6,7 @@
  * delay after the phase's start (uniform over 0.9 x the phase's shortest length in an
  * uninterrupted reference run); a checkpoint write lasts milliseconds, so there the
  * child stops itself at one of the write's stages (TFSWA_FAULT_PAUSE, see util/fault.h;
- * the stages in turn, from a random first one) and is killed there. Each phase gets the
+ * the stages in turn) and is killed there. Each phase gets the
  * next kill while it has fewer hits than the others; a kill counts for the phase its
  * child actually was in (the last fault mark it wrote: TFSWA_FAULT_MARKS).
  * After every kill each checkpoint left on disk is loaded with the real code (model.json,
@@ -57,10 +57,13 @@ static const char *USAGE =
 
 enum { PH_STEP, PH_VALIDATE, PH_CKPT, PH_N };
 static const char *const PH_NAME[PH_N] = {"step", "validate", "ckpt_write"};
-/* the stages of a checkpoint write a kill is aimed at (util/fault.h) */
+/* the stages of a checkpoint write a kill is aimed at (util/fault.h), in the order the
+ * kills take them: the riskiest first (between the two renames of the swap), then a half
+ * written file in the temporary folder, the new folder in place with the old one not yet
+ * removed, the weights alone written, the temporary folder complete */
 enum { N_POINTS = 5 };
-static const char *const POINTS[N_POINTS] = {"tmp_model", "tmp_partial", "tmp_done", "swap",
-                                             "swapped"};
+static const char *const POINTS[N_POINTS] = {"swap", "tmp_partial", "swapped", "tmp_model",
+                                             "tmp_done"};
 enum { MAX_SAMPLES = 1024 };
 
 /* The bench's configuration. */
@@ -476,7 +479,6 @@ int bench_faults(int argc, char **argv) {
     if (!ref || !c) st = st ? st : tf_err(TF_EINTERNAL, "bench faults: out of memory");
     char store[6][64], *targv[48], log[PATH_MAX + 64];
     uint64_t rs = bn.seed * 0x2545f4914f6cdd1dull + 17;
-    const uint64_t point0 = rng_next(&rs) % N_POINTS;
     if (!json && !st)
         fprintf(stderr, "bench faults: reference run of %lld steps in %s ...\n",
                 (long long)bn.max_steps, bn.dir);
@@ -526,7 +528,7 @@ int bench_faults(int argc, char **argv) {
                 c->delay_max = val_win;
             } else {
                 c->at_step = lo + 1 + (int64_t)(rng_next(&rs) % (uint64_t)bn.ckpt_every);
-                c->point = (int)((point0 + hits[PH_CKPT]) % N_POINTS); /* each in turn */
+                c->point = (int)(hits[PH_CKPT] % N_POINTS); /* each in turn */
                 /* every other one in "last" (the one --resume takes), else in whichever
                  * comes first ("best" after a better validation, or "last") */
                 c->ckpt_name = hits[PH_CKPT] % 2 == 0 ? "last" : NULL;
@@ -682,7 +684,8 @@ int bench_faults(int argc, char **argv) {
         "SIGKILL from the bench; step/validate: U[0, 0.9 x the shortest "
         "such phase of the reference run) after the phase's start mark; ckpt_write: at "
         "a stage of the write where the child pauses (ckpt_write_points in "
-        "turn, from a random first one)");
+        "turn; every other one in checkpoints/last, the others in the first checkpoint "
+        "written, last or best)");
     cJSON_AddNumberToObject(r, "kills", done_kills);
     cJSON_AddNumberToObject(r, "resumed", resumed);
     cJSON_AddNumberToObject(r, "corrupt_checkpoints", corrupt);
