@@ -140,6 +140,7 @@ static void test_writer_removes_stale_leftovers(void) {
     for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof p, "%s.%s-%ld", dir, kinds[i], pids[i]);
         CHECKF(tf_path_exists(p) == (pids[i] == live), "%s", p);
+        if (pids[i] == live) CHECK(tf_remove_tree(p) == TF_OK);
     }
     /* a ".old-" of this very PID (a process killed earlier had it: PIDs are used again,
      * a container's first process is always the same) does not stop the next write */
