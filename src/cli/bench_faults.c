@@ -6,9 +6,11 @@
  * delay after the phase's start (uniform over 0.9 x the phase's shortest length in an
  * uninterrupted reference run); a checkpoint write lasts milliseconds, so there the
  * child stops itself at one of the write's stages (TFSWA_FAULT_PAUSE, see util/fault.h;
- * the stages in turn) and is killed there. Each phase gets the
- * next kill while it has fewer hits than the others; a kill counts for the phase its
- * child actually was in (the last fault mark it wrote: TFSWA_FAULT_MARKS).
+ * the stages in turn) and is killed there. At the kill's moment the child is first frozen
+ * (SIGSTOP) and every fault mark it wrote is read (TFSWA_FAULT_MARKS): if it has already
+ * left the phase the kill is called off (SIGCONT) and aimed at the next such phase, so
+ * each kill lands where it was aimed, and is counted for the phase of the last mark. Each
+ * phase gets the next kill while it has fewer hits than the others.
  * After every kill each checkpoint left on disk is loaded with the real code (model.json,
  * model.safetensors, train_state.bin with its checksum; the weights' step equals the
  * state's); temporary folders left behind are counted. steps lost = the steps the killed
@@ -93,6 +95,7 @@ typedef struct {
     char hit_point[24], hit_what[24];
     int64_t hit_step;
     double delay, seconds;
+    int retries; /* kills called off: the child had left the phase when frozen */
     /* phase lengths (reference run) */
     double step_s[MAX_SAMPLES], val_s[MAX_SAMPLES];
     int n_step, n_val;
@@ -150,7 +153,7 @@ static void on_line(child *c, const char *line, double t, mark *last, int *trigg
         c->val_s[c->n_val++] = t - last->t;
     *last = m, *have_last = 1;
     if (!c->kill || *trigger) return;
-    if (c->phase == PH_STEP && m.phase == PH_STEP && m.step == c->at_step) *trigger = 1;
+    if (c->phase == PH_STEP && m.phase == PH_STEP && m.step >= c->at_step) *trigger = 1;
     if (c->phase == PH_VALIDATE && m.phase == PH_VALIDATE && !strcmp(m.point, "begin") &&
         m.step >= c->at_step)
         *trigger = 1;
@@ -159,12 +162,59 @@ static void on_line(child *c, const char *line, double t, mark *last, int *trigg
         *trigger = 1;
 }
 
+/* The child's stderr, read line by line. */
+typedef struct {
+    child *c;
+    int fd, eof;
+    FILE *lf; /* copy of everything read */
+    double t0;
+    char line[4096];
+    size_t ll;
+    mark last; /* the last fault mark */
+    int have_last, trigger, frozen;
+    double trigger_t; /* when the trigger's mark was read (s since t0) */
+} reader;
+
+/* Read once (blocking when nothing is there) and handle the complete lines. */
+static void reader_read(reader *r) {
+    char buf[8192];
+    ssize_t n = read(r->fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) return;
+    if (n <= 0) {
+        r->eof = 1;
+        return;
+    }
+    fwrite(buf, 1, (size_t)n, r->lf);
+    const double t = tf_now_s() - r->t0;
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] != '\n' && buf[i] != '\r') {
+            if (r->ll < sizeof r->line - 1) r->line[r->ll++] = buf[i];
+            continue;
+        }
+        r->line[r->ll] = 0, r->ll = 0;
+        const int was = r->trigger;
+        /* while the child is frozen for the check no new kill is planned */
+        if (r->frozen) r->trigger = 1;
+        on_line(r->c, r->line, t, &r->last, &r->trigger, &r->have_last);
+        if (r->frozen) r->trigger = was;
+        if (r->trigger && !was) r->trigger_t = t;
+    }
+}
+
+/* Read what is in the pipe now without waiting (the child is frozen or dead). */
+static void reader_drain(reader *r, int frozen) {
+    r->frozen = frozen;
+    struct pollfd p = {r->fd, POLLIN, 0};
+    while (!r->eof && poll(&p, 1, 0) > 0) reader_read(r);
+    r->frozen = 0;
+}
+
 /* Run `tfswa ARGV...` with stderr into a pipe (copied to log), kill it as c plans, wait for
  * it. TF_EINTERNAL when it could not be run or did not reach its kill within limit_s. */
 static tf_status run_child(const bench *bn, char *const argv[], child *c, const char *log,
                            uint64_t *rs, double limit_s) {
     c->killed = 0, c->wstatus = 0, c->resumed_step = -1, c->reached = 0, c->hit_phase = -1;
-    c->hit_point[0] = c->hit_what[0] = 0, c->hit_step = -1, c->delay = 0;
+    c->hit_point[0] = c->hit_what[0] = 0, c->hit_step = -1, c->delay = 0, c->retries = 0;
     FILE *lf = fopen(log, "w");
     if (!lf) return tf_err(TF_EUSER, "%s: cannot write: %s", log, strerror(errno));
     int fd[2];
@@ -195,22 +245,44 @@ static tf_status run_child(const bench *bn, char *const argv[], child *c, const 
         _exit(127);
     }
     close(fd[1]);
-    char buf[8192], line[4096];
-    size_t ll = 0;
-    mark last;
-    memset(&last, 0, sizeof last);
-    int have_last = 0, trigger = 0, eof = 0;
+    reader rd;
+    memset(&rd, 0, sizeof rd);
+    rd.c = c, rd.fd = fd[0], rd.lf = lf, rd.t0 = t0;
     double t_kill = -1;
+    int ws = 0, reaped = 0;
     tf_status st = TF_OK;
-    while (!eof) {
+    while (!rd.eof) {
         double now = tf_now_s() - t0;
         if (!c->killed && t_kill >= 0 && now >= t_kill) {
-            kill(pid, SIGKILL);
-            c->killed = 1;
-            c->hit_phase = have_last ? last.phase : -1;
-            snprintf(c->hit_point, sizeof c->hit_point, "%s", have_last ? last.point : "");
-            snprintf(c->hit_what, sizeof c->hit_what, "%s", have_last ? last.what : "");
-            c->hit_step = have_last ? last.step : -1;
+            /* Freeze the child, read every mark it wrote, and kill it only if it is still
+             * in the phase aimed at (a frozen process killed is one killed at the moment it
+             * froze); if it has moved on, let it go and aim at the next such phase. */
+            int w = 0;
+            kill(pid, SIGSTOP);
+            while (waitpid(pid, &w, WUNTRACED) < 0 && errno == EINTR) {
+            }
+            if (!WIFSTOPPED(w)) { /* it ended on its own meanwhile */
+                ws = w, reaped = 1;
+                reader_drain(&rd, 0);
+                break;
+            }
+            reader_drain(&rd, 1);
+            const mark *l = &rd.last;
+            const int inside = rd.have_last && l->phase == c->phase && strcmp(l->point, "end") != 0;
+            if (inside || c->retries >= 50) {
+                kill(pid, SIGKILL);
+                c->killed = 1;
+                c->hit_phase = rd.have_last ? l->phase : -1;
+                snprintf(c->hit_point, sizeof c->hit_point, "%s", rd.have_last ? l->point : "");
+                snprintf(c->hit_what, sizeof c->hit_what, "%s", rd.have_last ? l->what : "");
+                c->hit_step = rd.have_last ? l->step : -1;
+            } else {
+                c->retries++;
+                c->at_step = l->step + 1;
+                rd.trigger = 0, t_kill = -1;
+            }
+            kill(pid, SIGCONT);
+            continue;
         }
         if (!c->killed && now > limit_s) {
             kill(pid, SIGKILL);
@@ -224,47 +296,19 @@ static tf_status run_child(const bench *bn, char *const argv[], child *c, const 
         if (!c->killed && t_kill >= 0) wait_ms = (int)ceil((t_kill - now) * 1000.0);
         struct pollfd p = {fd[0], POLLIN, 0};
         int r = poll(&p, 1, wait_ms < 0 ? 0 : wait_ms);
-        if (r < 0 && errno == EINTR) continue;
         if (r <= 0) continue;
-        ssize_t n = read(fd[0], buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            eof = 1;
-            break;
-        }
-        fwrite(buf, 1, (size_t)n, lf);
-        const double t = tf_now_s() - t0;
-        for (ssize_t i = 0; i < n; i++) {
-            if (buf[i] != '\n' && buf[i] != '\r') {
-                if (ll < sizeof line - 1) line[ll++] = buf[i];
-                continue;
-            }
-            line[ll] = 0, ll = 0;
-            if (c->killed) {
-                /* written before the kill, read after it: it still tells where it died */
-                mark m;
-                if (parse_mark(line, &m)) {
-                    c->hit_phase = m.phase, c->hit_step = m.step;
-                    snprintf(c->hit_point, sizeof c->hit_point, "%s", m.point);
-                    snprintf(c->hit_what, sizeof c->hit_what, "%s", m.what);
-                    if (m.step > c->reached) c->reached = m.step;
-                }
-                long long a, b;
-                if (sscanf(line, "step %lld/%lld |", &a, &b) == 2 && a > c->reached) c->reached = a;
-                continue;
-            }
-            int was = trigger;
-            on_line(c, line, t, &last, &trigger, &have_last);
-            if (trigger && !was) {
-                c->delay = c->phase == PH_CKPT ? 0.02 * rng_unit(rs) : c->delay_max * rng_unit(rs);
-                t_kill = t + c->delay;
-            }
+        const int was = rd.trigger;
+        reader_read(&rd);
+        if (rd.trigger && !was) {
+            c->delay = c->phase == PH_CKPT ? 0.02 * rng_unit(rs) : c->delay_max * rng_unit(rs);
+            t_kill = rd.trigger_t + c->delay;
         }
     }
+    /* killed: the rest of what it wrote (nothing after the kill) */
+    while (!rd.eof) reader_read(&rd);
     close(fd[0]);
     fclose(lf);
-    int ws = 0;
-    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+    while (!reaped && waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
     }
     c->wstatus = ws;
     c->seconds = tf_now_s() - t0;
@@ -500,7 +544,7 @@ int bench_faults(int argc, char **argv) {
     /* 2. the killed run */
     int hits[PH_N] = {0, 0, 0}, point_hits[N_POINTS] = {0};
     int resumed = 0, corrupt = 0, verified = 0, max_tmp = 0, max_old = 0, mismatches = 0;
-    int from_old = 0, done_kills = 0;
+    int from_old = 0, done_kills = 0, called_off = 0;
     int64_t max_lost = 0, sum_lost = 0, prev_reached = 0, start_step = 0;
     cJSON *events = cJSON_CreateArray(), *errors = cJSON_CreateArray();
     cJSON *prev_ev = NULL;
@@ -573,6 +617,7 @@ int bench_faults(int argc, char **argv) {
             break;
         }
         done_kills++;
+        called_off += c->retries;
         int ph = c->hit_phase >= 0 ? c->hit_phase : PH_STEP;
         hits[ph]++;
         if (ph == PH_CKPT)
@@ -601,6 +646,7 @@ int bench_faults(int argc, char **argv) {
             cJSON_AddNumberToObject(ev, "mark_step", (double)c->hit_step);
             cJSON_AddNumberToObject(ev, "steps_done", (double)c->reached);
             cJSON_AddNumberToObject(ev, "delay_s", c->delay);
+            cJSON_AddNumberToObject(ev, "called_off", c->retries);
             cJSON_AddNumberToObject(ev, "child_seconds", c->seconds);
             cJSON_AddNumberToObject(ev, "checkpoints_verified", ds.verified);
             cJSON_AddNumberToObject(ev, "corrupt", ds.corrupt);
@@ -685,7 +731,9 @@ int bench_faults(int argc, char **argv) {
         "such phase of the reference run) after the phase's start mark; ckpt_write: at "
         "a stage of the write where the child pauses (ckpt_write_points in "
         "turn; every other one in checkpoints/last, the others in the first checkpoint "
-        "written, last or best)");
+        "written, last or best); the child is frozen (SIGSTOP) and its marks read "
+        "first: a kill whose child has left the phase is called off and aimed at the next "
+        "one (kills_called_off)");
     cJSON_AddNumberToObject(r, "kills", done_kills);
     cJSON_AddNumberToObject(r, "resumed", resumed);
     cJSON_AddNumberToObject(r, "corrupt_checkpoints", corrupt);
@@ -701,6 +749,7 @@ int bench_faults(int argc, char **argv) {
     for (int i = 0; i < N_POINTS && kpt; i++)
         cJSON_AddNumberToObject(kpt, POINTS[i], point_hits[i]);
     cJSON_AddNumberToObject(r, "resume_step_mismatches", mismatches);
+    cJSON_AddNumberToObject(r, "kills_called_off", called_off);
     cJSON_AddNumberToObject(r, "resumed_from_old", from_old);
     cJSON_AddNumberToObject(r, "max_tmp_left_after_kill", max_tmp);
     cJSON_AddNumberToObject(r, "max_old_left_after_kill", max_old);
