@@ -26,6 +26,7 @@ int bench_metrics(int argc, char **argv) TF_WEAK;
 int bench_stft(int argc, char **argv) TF_WEAK;
 int bench_memory(int argc, char **argv) TF_WEAK;
 int bench_stream(int argc, char **argv) TF_WEAK;
+int bench_faults(int argc, char **argv) TF_WEAK;
 
 /* Prints the events of tf_train_run on stderr (cmd_train.c); user: const int *, nonzero
  * when stderr is a terminal (the progress line rewrites itself), or NULL. */

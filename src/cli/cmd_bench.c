@@ -1,4 +1,4 @@
-/* tfswa bench data|model|step|separate|stream|metrics|stft|memory [--json] */
+/* tfswa bench data|model|step|separate|stream|metrics|stft|memory|faults [--json] */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,11 +11,11 @@ int cmd_bench(int argc, char **argv) {
     } t[] = {
         {"data", bench_data},         {"model", bench_model},     {"step", bench_step},
         {"separate", bench_separate}, {"metrics", bench_metrics}, {"stft", bench_stft},
-        {"memory", bench_memory},     {"stream", bench_stream},
+        {"memory", bench_memory},     {"stream", bench_stream},   {"faults", bench_faults},
     };
     if (argc < 2) {
         fprintf(stderr, "tfswa: usage: tfswa bench "
-                        "data|model|step|separate|stream|metrics|stft|memory [--json]\n");
+                        "data|model|step|separate|stream|metrics|stft|memory|faults [--json]\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -26,9 +26,9 @@ int cmd_bench(int argc, char **argv) {
         }
         return t[i].fn(argc - 1, argv + 1);
     }
-    fprintf(
-        stderr,
-        "tfswa: unknown bench '%s' (data, model, step, separate, stream, metrics, stft, memory)\n",
-        argv[1]);
+    fprintf(stderr,
+            "tfswa: unknown bench '%s' (data, model, step, separate, stream, metrics, stft, "
+            "memory, faults)\n",
+            argv[1]);
     return 2;
 }

@@ -5,11 +5,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "util/fault.h"
 #include "util/fsutil.h"
 
 int tf_ckpt_fail_before_swap = 0;
@@ -59,12 +61,44 @@ static tf_status write_model_json(const char *path, const tf_ckpt_info *info) {
     return st;
 }
 
+/* Remove the "<base>.tmp-<pid>" and "<base>.old-<pid>" siblings of a checkpoint in parent
+ * that a process which no longer runs left behind (killed while writing): without this
+ * they pile up (each as big as a checkpoint), two ".old-" copies make tf_ckpt_find pick
+ * either, and an ".old-" of a PID used again (a container's restarted process) makes the
+ * next write's rename fail. Kept: another live process's, and this process's own
+ * temporary folder (being written). Called only where "<base>" itself is complete, so an
+ * ".old-" is stale. Best effort: a folder that cannot be removed stays. */
+static void remove_stale(const char *parent, const char *base) {
+    DIR *d = opendir(parent);
+    if (!d) return;
+    const size_t bl = strlen(base);
+    const long self = (long)getpid();
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *s = e->d_name + bl;
+        if (strncmp(e->d_name, base, bl) != 0 ||
+            (strncmp(s, ".tmp-", 5) != 0 && strncmp(s, ".old-", 5) != 0))
+            continue;
+        char *end;
+        long pid = strtol(s + 5, &end, 10);
+        if (*end || pid <= 0) continue;
+        const int tmp = s[1] == 't';
+        const int alive = pid != self && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+        if (alive || (pid == self && tmp)) continue;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+        if (tf_remove_tree(path) != TF_OK) tf_err_clear();
+    }
+    closedir(d);
+}
+
 tf_status tf_ckpt_write(const char *dir, const tf_model *m, const tf_ckpt_info *info, int64_t step,
                         tf_ckpt_extra_fn extra, void *extra_ctx) {
     char tmp[4096], old[4096], f[4200], parent[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp-%ld", dir, (long)getpid());
     snprintf(old, sizeof old, "%s.old-%ld", dir, (long)getpid());
     tf_dirname(dir, parent, sizeof parent);
+    const char *name = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    tf_fault_point("ckpt_write", "begin", step, name); /* test hook: util/fault.h */
     TF_TRY(tf_mkdirs(parent));
     if (tf_path_exists(tmp)) TF_TRY(tf_remove_tree(tmp));
     TF_TRY(tf_mkdirs(tmp));
@@ -73,17 +107,26 @@ tf_status tf_ckpt_write(const char *dir, const tf_model *m, const tf_ckpt_info *
     const char *meta[] = {"format", "tfswa", "step", steps};
     snprintf(f, sizeof f, "%s/model.safetensors", tmp);
     tf_status s = tf_model_save(m, f, meta, 2);
+    if (!s) tf_fault_point("ckpt_write", "tmp_model", step, name);
     if (!s) snprintf(f, sizeof f, "%s/model.json", tmp), s = write_model_json(f, info);
     if (!s && extra) s = extra(extra_ctx, tmp);
     if (!s && tf_ckpt_fail_before_swap) s = tf_err(TF_EUSER, "%s: simulated crash", tmp);
     if (s) return s; /* the previous checkpoint (if any) is untouched */
+    tf_fault_point("ckpt_write", "tmp_done", step, name);
     int had = tf_is_dir(dir);
+    /* dir is complete: older copies a killed writer left are not needed any more, and
+     * renaming dir next to one of them would leave two ".old-" copies */
+    if (had) remove_stale(parent, name);
     if (had && rename(dir, old) != 0)
         return tf_err(TF_EUSER, "%s: cannot rename to %s: %s", dir, old, strerror(errno));
+    tf_fault_point("ckpt_write", "swap", step, name);
     if (rename(tmp, dir) != 0)
         return tf_err(TF_EUSER, "%s: cannot rename to %s: %s", tmp, dir, strerror(errno));
     TF_TRY(tf_fsync_dir(parent));
+    tf_fault_point("ckpt_write", "swapped", step, name);
     if (had) TF_TRY(tf_remove_tree(old));
+    remove_stale(parent, name); /* a killed writer's leftovers: the new dir is in place */
+    tf_fault_point("ckpt_write", "end", step, name);
     return TF_OK;
 }
 

@@ -7,7 +7,9 @@
  * and whatever the writer adds (train/ adds train_state.bin). A checkpoint is written
  * into "<dir>.tmp-<pid>/" (every file fsync'd), then swapped in with renames; a crash at
  * any point leaves the previous checkpoint loadable (a crash between the two renames
- * leaves it as "<dir>.old-<pid>", which tf_ckpt_find also finds). */
+ * leaves it as "<dir>.old-<pid>", which tf_ckpt_find also finds); the next write removes
+ * what a killed writer left ("<dir>.tmp-<pid>", "<dir>.old-<pid>" of a PID that no longer
+ * runs). `tfswa bench faults` kills training at each of these stages (util/fault.h). */
 #ifndef TFSWA_CHECKPOINT_H
 #define TFSWA_CHECKPOINT_H
 #include <stddef.h>

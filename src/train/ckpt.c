@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "train/train.h"
+#include "util/fault.h"
 #include "util/fsutil.h"
 
 #define STATE_MAGIC   "TFSWAST1"
@@ -54,9 +55,20 @@ static tf_status write_state(const char *path, const tf_train_progress *p, const
     memcpy(head, &h, sizeof h);
     tf_atomic_file a;
     TF_TRY(tf_atomic_open(&a, path));
-    int ok = fwrite(head, 1, sizeof head, a.f) == sizeof head &&
-             fwrite(st->m, 1, bytes, a.f) == bytes && fwrite(st->v, 1, bytes, a.f) == bytes &&
-             (!st->raw || fwrite(st->raw, 1, bytes, a.f) == bytes);
+    int ok =
+        fwrite(head, 1, sizeof head, a.f) == sizeof head && fwrite(st->m, 1, bytes, a.f) == bytes;
+    if (ok && tf_fault_on()) { /* test hook (util/fault.h): a kill here leaves half a file */
+        ok = fflush(a.f) == 0;
+        /* the checkpoint's name: path is ".../<name>.tmp-<pid>/train_state.bin" */
+        char name[64] = "";
+        const char *e = strrchr(path, '/'), *b = e;
+        while (b && b > path && b[-1] != '/') b--;
+        const char *t = b ? strstr(b, ".tmp-") : NULL;
+        if (t && t < e && (size_t)(t - b) < sizeof name) memcpy(name, b, (size_t)(t - b));
+        tf_fault_point("ckpt_write", "tmp_partial", p->step, name);
+    }
+    ok = ok && fwrite(st->v, 1, bytes, a.f) == bytes &&
+         (!st->raw || fwrite(st->raw, 1, bytes, a.f) == bytes);
     if (!ok) {
         tf_atomic_abort(&a);
         return tf_err(TF_EUSER, "%s: write failed", path);

@@ -19,6 +19,7 @@
 #include "train/step.h"
 #include "train/validate.h"
 #include "util/clock.h"
+#include "util/fault.h"
 #include "util/fsutil.h"
 #include "util/sysmem.h"
 
@@ -211,10 +212,12 @@ static tf_status resume(run *r) {
 /* Validation with the weights to deploy (EMA when on); best checkpoint by mean uSDR. */
 static tf_status validate(run *r) {
     if (tf_index_count(r->ix, TF_SPLIT_VALID) == 0) return TF_OK;
+    tf_fault_point("validate", "begin", r->p.step, NULL); /* test hook: util/fault.h */
     use_ema_weights(r, 1);
     tf_val_result v;
     tf_status st = tf_validate(r->model, &r->cfg, r->ix, TF_SPLIT_VALID, r->d, &v);
     use_ema_weights(r, 0);
+    tf_fault_point("validate", "end", r->p.step, NULL);
     TF_TRY(st);
     int best = v.mean > r->p.best_metric;
     if (best) r->p.best_metric = v.mean, r->p.best_step = r->p.step;
@@ -290,6 +293,7 @@ static tf_status train_loop(run *r) {
                 tf_loader_start_epoch(r->loader, (int)epoch, r->p.step * A, (end - r->p.step) * A));
             epoch_started = epoch;
         }
+        tf_fault_point("step", "begin", r->p.step, NULL); /* test hook: util/fault.h */
         tf_step_result sr;
         TF_TRY(tf_train_step(r->tr, r->p.step, &r->p.updates, next_batch, r, &sr));
         samples += sr.samples;
