@@ -247,6 +247,43 @@ static void test_resume_is_exact(void) {
     free_snap(&sa), free_snap(&sb);
 }
 
+static void on_resume(void *user, const tf_train_event *e) {
+    if (e->kind == TF_TRAIN_EV_RESUMED) *(int *)user = e->path ? 1 : 2;
+}
+
+/* Killed before its first checkpoint: --resume starts the run over from step 0 (and says
+ * so) and ends as an uninterrupted run does; a checkpoint that exists but cannot be read
+ * is still an error, never a fresh start. */
+static void test_resume_before_first_checkpoint(void) {
+    tf_config a, b;
+    CHECK(base_cfg(&a, "straight0") == 0 && base_cfg(&b, "early") == 0);
+    a.max_steps = b.max_steps = 3;
+    CHECK(tf_train_run(&a, &single, NULL, NULL) == TF_OK);
+    tf_train_stop_after = 1; /* "killed" after step 1, before any checkpoint */
+    b.ckpt_every = 0;
+    CHECK(tf_train_run(&b, &single, NULL, NULL) == TF_OK);
+    tf_train_stop_after = 0;
+    char p[TF_PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/checkpoints/last/model.safetensors", b.output_dir);
+    CHECK(!tf_path_exists(p));
+    snprintf(b.resume, sizeof b.resume, "%s", b.output_dir);
+    int kind = 0;
+    tf_status st = tf_train_run(&b, &single, on_resume, &kind);
+    CHECKF(st == TF_OK, "%s", tf_errmsg());
+    CHECK(kind == 2);
+    snap sa, sb;
+    CHECK(load_snap(&a, "last", &sa) == 0 && load_snap(&b, "last", &sb) == 0);
+    CHECK(sb.pr.step == 3 && memcmp(sa.p, sb.p, sizeof(float) * sa.n) == 0);
+    free_snap(&sa), free_snap(&sb);
+    /* a damaged last checkpoint is an error naming it */
+    snprintf(p, sizeof p, "%s/checkpoints/last/model.safetensors", b.output_dir);
+    FILE *f = fopen(p, "r+b");
+    CHECK(f && fwrite("garbage!", 1, 8, f) == 8);
+    if (f) fclose(f);
+    kind = 0;
+    CHECK(tf_train_run(&b, &single, on_resume, &kind) == TF_EUSER && kind == 0);
+}
+
 static void test_nonfinite_step_is_skipped(void) {
     tf_config a, b;
     CHECK(base_cfg(&a, "one") == 0 && base_cfg(&b, "nan") == 0);
@@ -471,6 +508,7 @@ int main(void) {
     RUN(test_run_folder_lock);
     RUN(test_plan_matches_loader);
     RUN(test_resume_is_exact);
+    RUN(test_resume_before_first_checkpoint);
     RUN(test_nonfinite_step_is_skipped);
     RUN(test_mrstft_loss_runs);
     RUN(test_interrupted_checkpoint_keeps_previous);

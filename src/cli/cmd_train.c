@@ -39,7 +39,13 @@ void cli_print_train_event(void *user, const struct tf_train_event *e) {
         tf_train_plan_print(stderr, e->plan, c);
         break;
     case TF_TRAIN_EV_RESUMED:
-        fprintf(stderr, "resumed from %s at step %lld\n", e->path, (long long)e->step);
+        if (e->path)
+            fprintf(stderr, "resumed from %s at step %lld\n", e->path, (long long)e->step);
+        else
+            fprintf(stderr,
+                    "%s was stopped before its first checkpoint: nothing to resume, starting it "
+                    "over from step 0\n",
+                    c->resume);
         break;
     case TF_TRAIN_EV_LOG: {
         char line[512];

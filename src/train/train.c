@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <omp.h>
@@ -193,6 +194,24 @@ static tf_status save_ckpt(run *r, const char *which) {
     return st;
 }
 
+/* 1 when `path` is a run folder that never finished a checkpoint (killed before its first
+ * one): it has config.yaml, and checkpoints/ holds no "last" nor a "last.old-<pid>" (what
+ * a writer killed between its two renames leaves). A checkpoint that exists but does not
+ * load is an error later, never a fresh start. */
+static int never_checkpointed(const char *path) {
+    char f[TF_PATH_MAX + 64];
+    snprintf(f, sizeof f, "%s/config.yaml", path);
+    if (!tf_path_exists(f)) return 0;
+    snprintf(f, sizeof f, "%s/checkpoints", path);
+    DIR *dir = opendir(f);
+    if (!dir) return errno == ENOENT;
+    int any = 0;
+    for (struct dirent *e; (e = readdir(dir)) != NULL;)
+        any |= !strcmp(e->d_name, "last") || !strncmp(e->d_name, "last.old", 8);
+    closedir(dir);
+    return !any;
+}
+
 static tf_status resume(run *r) {
     char dir[TF_PATH_MAX + 64];
     TF_TRY(tf_ckpt_resolve(r->cfg.resume, dir, sizeof dir));
@@ -364,6 +383,14 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
         st = tf_err(TF_EUSER, "%s: no training tracks", c->root);
     if (!st) st = tf_loader_open(&r.loader, c, r.ix, (uint64_t)c->seed);
     if (!st) tf_loader_set_shard(r.loader, d->size, d->rank);
+    if (!st && r.cfg.resume[0] && never_checkpointed(r.cfg.resume)) {
+        /* killed before its first checkpoint: nothing to resume, the run starts over (its
+         * metrics.jsonl is rewritten) */
+        tf_train_event e = event(&r, TF_TRAIN_EV_RESUMED);
+        e.path = NULL, e.step = 0;
+        report(&r, &e);
+        r.cfg.resume[0] = 0;
+    }
 
     /* 3. output directory (locked while this run writes it), resolved config, metrics */
     if (!st && d->rank == 0) {

@@ -46,7 +46,9 @@ void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg);
  * Events come from rank 0 only. */
 typedef enum {
     TF_TRAIN_EV_PLAN,    /* the memory plan, before anything is allocated: plan, cfg */
-    TF_TRAIN_EV_RESUMED, /* resumed: path (the checkpoint directory), step */
+    TF_TRAIN_EV_RESUMED, /* resumed: path (the checkpoint directory), step; path NULL: the
+                            run named by cfg->resume never finished a checkpoint and starts
+                            over from step 0 */
     TF_TRAIN_EV_LOG,     /* every log_every steps and the last: step .. rss_bytes, last */
     TF_TRAIN_EV_VALID,   /* after a validation: step, valid, best */
     TF_TRAIN_EV_SKIPPED, /* a non-finite step was skipped: step, loss_finite, bad_in_row */
