@@ -17,10 +17,10 @@
  * measured_bytes = peak - base is what the run added; ratio = measured / plan total, and
  * unplanned_bytes = measured - plan. What the plan does not count shows there: oneDNN's
  * primitive objects and JIT code, OpenBLAS's and FFTW's own buffers and plans, thread
- * stacks, libsndfile's decoder state, the dataset index: about 10 MiB in all on the
- * 2-core AVX2 machine of the README (about 6 of them oneDNN's: `--backend ref` shows
- * about 4). On the tiny preset that is a visible part of a 60 MiB plan; on the paper
- * preset about 1.5 % of a 1 GiB one.
+ * stacks, libsndfile's decoder state, the dataset index. On the 2-core AVX2 machine of
+ * the README: 11-12.5 MiB on the tiny preset (about 6 of them oneDNN's: `--backend ref`
+ * shows about 4), a visible part of a 40-70 MiB plan; 18-20 MiB on the paper preset,
+ * 1.0-1.5 % of a 1.3-1.8 GiB plan (docs/MEMORY.md).
  *
  * results.activation_ratio_naive_vs_optimized: saved-activation bytes per audio second of
  * (fp32, checkpointing off, 4096/1024) over (amp, checkpointing blocks, 2048/441) at the
