@@ -6,6 +6,7 @@
 #define TFSWA_TEST_H
 #include <math.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,6 +75,28 @@ static inline int test_build_path(char *out, size_t n, const char *rel) {
     }
     int w = snprintf(out, n, "%s/%s", self, rel);
     return w < 0 || (size_t)w >= n ? -1 : 0;
+}
+
+/* Run cmd through the shell: its stdout (malloc'd, NUL-terminated; NULL when out of
+ * memory or popen fails) and *status (its exit status, -1 when it did not exit). */
+static inline char *test_run_capture(const char *cmd, int *status) {
+    *status = -1;
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    for (size_t k; buf && (k = fread(buf + len, 1, cap - 1 - len, p)) > 0;) {
+        len += k;
+        if (len + 1 >= cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb) free(buf);
+            buf = nb;
+        }
+    }
+    int st = pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    if (buf) buf[len] = 0;
+    return buf;
 }
 
 #define TEST_END() (printf("%d passed, %d failed\n", t_pass_, t_fail_), t_fail_ ? 1 : 0)

@@ -34,26 +34,6 @@
 
 static char tfswa[PATH_MAX + 16];
 
-/* Run cmd, return its stdout (malloc'd) and exit status. */
-static char *run(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (size_t k; buf && (k = fread(buf + len, 1, cap - 1 - len, p)) > 0;) {
-        len += k;
-        if (len + 1 >= cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (buf) buf[len] = 0;
-    return buf;
-}
-
 static double num(const cJSON *o, const char *key) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
@@ -82,7 +62,7 @@ static void test_json(void) {
              "--threads 2",
              tfswa);
     int status = -1;
-    char *out = run(cmd, &status);
+    char *out = test_run_capture(cmd, &status);
     CHECKF(status == 0, "exit status %d", status);
     cJSON *j = out ? cJSON_Parse(out) : NULL;
     CHECKF(j != NULL, "not JSON: %.300s", out ? out : "(null)");
@@ -149,7 +129,7 @@ static void test_bad_flags(void) {
         char cmd[PATH_MAX + 128];
         snprintf(cmd, sizeof cmd, "%s bench memory %s 2>/dev/null", tfswa, bad[i]);
         int status = -1;
-        free(run(cmd, &status));
+        free(test_run_capture(cmd, &status));
         CHECKF(status == 2, "'%s': exit status %d", bad[i], status);
     }
 }

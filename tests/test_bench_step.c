@@ -17,26 +17,6 @@
 
 static char tfswa[PATH_MAX + 16];
 
-/* Run cmd, return its stdout (malloc'd) and exit status. */
-static char *run(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (size_t k; buf && (k = fread(buf + len, 1, cap - 1 - len, p)) > 0;) {
-        len += k;
-        if (len + 1 >= cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (buf) buf[len] = 0;
-    return buf;
-}
-
 static double num(const cJSON *o, const char *key) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
@@ -62,7 +42,7 @@ static void test_json(void) {
              "--threads 2",
              tfswa);
     int status;
-    char *out = run(cmd, &status);
+    char *out = test_run_capture(cmd, &status);
     CHECKF(out && status == 0, "%s exited %d", cmd, status);
     if (!out) return;
     cJSON *j = cJSON_Parse(out);
@@ -121,7 +101,7 @@ static void test_one_variant_and_errors(void) {
              "--rounds 1 --iters 1 --threads 2 --targets vocals",
              tfswa);
     int status;
-    char *out = run(cmd, &status);
+    char *out = test_run_capture(cmd, &status);
     CHECKF(out && status == 0, "%s exited %d", cmd, status);
     cJSON *j = out ? cJSON_Parse(out) : NULL;
     free(out);
@@ -136,7 +116,7 @@ static void test_one_variant_and_errors(void) {
                                       "--checkpointing blocks", "--no_such_key 1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(cmd, sizeof cmd, "%s bench step --presets tiny %s 2>/dev/null", tfswa, bad[i]);
-        out = run(cmd, &status);
+        out = test_run_capture(cmd, &status);
         CHECKF(status == 2, "%s: exit %d, expected 2", bad[i], status);
         CHECKF(out && !*out, "%s: printed %s", bad[i], out ? out : "");
         free(out);
@@ -156,7 +136,7 @@ static void test_matches_trainer_step(void) {
              "--seconds 0.3 --batch 1 --rounds 1 --iters 1 --threads 2 %s",
              tfswa, flags);
     int status;
-    char *out = run(cmd, &status);
+    char *out = test_run_capture(cmd, &status);
     CHECKF(out && status == 0, "%s exited %d", cmd, status);
     cJSON *j = out ? cJSON_Parse(out) : NULL;
     free(out);
