@@ -56,7 +56,7 @@ static float sample(uint32_t seed, int64_t i, int c) {
 }
 
 /* planar (ch, frames) buffer of sample(seed, ...) */
-static float *signal(uint32_t seed, int ch, int64_t frames) {
+static float *test_signal(uint32_t seed, int ch, int64_t frames) {
     float *x = malloc(sizeof(float) * (size_t)(ch * frames + 1));
     for (int c = 0; c < ch; c++)
         for (int64_t i = 0; i < frames; i++) x[c * frames + i] = sample(seed, i, c);
@@ -76,7 +76,7 @@ static void put(const char *root, const char *rel, int64_t frames, int ch, int r
     snprintf(path, sizeof path, "%s/%s", root, rel);
     tf_dirname(path, dir, sizeof dir);
     CHECK(tf_mkdirs(dir) == TF_OK);
-    float *x = signal(seed, ch, frames);
+    float *x = test_signal(seed, ch, frames);
     int flac = strstr(rel, ".flac") != NULL;
     CHECK(tf_audio_write_file(path, x, ch, frames, rate, flac ? TF_FMT_FLAC : TF_FMT_WAV,
                               flac ? TF_SUBTYPE_PCM16 : TF_SUBTYPE_FLOAT) == TF_OK);
@@ -575,7 +575,7 @@ static void test_odd_but_valid_stems(void) {
     float *want[3][3] = {{0}}; /* [track][stem], planar (2, frames) */
     const int64_t frames[3] = {n, n, 1};
     for (int s = 0; s < 3; s++) { /* track 0 "mixed": one subtype per stem */
-        want[0][s] = signal(40 + (uint32_t)s, 2, n);
+        want[0][s] = test_signal(40 + (uint32_t)s, 2, n);
         snprintf(path, sizeof path, "%s/mixed/%s.wav", root, st[s]);
         CHECK(tf_mkdirs(root) == TF_OK);
         char dir[1024];
@@ -586,7 +586,7 @@ static void test_odd_but_valid_stems(void) {
     }
     /* track 1 "clip": a full-scale square wave, DC at 0.5, ordinary bass */
     for (int s = 0; s < 3; s++) {
-        float *x = s == 2 ? signal(50, 2, n) : malloc(sizeof(float) * 2 * (size_t)n);
+        float *x = s == 2 ? test_signal(50, 2, n) : malloc(sizeof(float) * 2 * (size_t)n);
         CHECK(x != NULL);
         if (!x) return;
         if (s < 2)
@@ -600,7 +600,7 @@ static void test_odd_but_valid_stems(void) {
         set_mtime(path, time(NULL) - 100, 0);
     }
     for (int s = 0; s < 3; s++) { /* track 2 "one": a single frame */
-        want[2][s] = signal(60 + (uint32_t)s, 2, 1);
+        want[2][s] = test_signal(60 + (uint32_t)s, 2, 1);
         snprintf(path, sizeof path, "%s/one/%s.wav", root, st[s]);
         char dir[1024];
         tf_dirname(path, dir, sizeof dir);
