@@ -3,7 +3,9 @@
 # repository root after `make all tests-bin`): a tiny synthetic dataset, two training steps
 # of the tiny architecture of fuzz/fuzz.h (fz_tiny_config) giving config.yaml, model.json,
 # model.safetensors (14 KB) and train_state.bin (10 KB), the shipped configs/, a few short
-# audio files written by tfswa's own writer (WAV 16/24-bit/float, FLAC; mono and stereo),
+# audio files written by tfswa's own writer (WAV 16/24-bit/float, FLAC; mono and stereo) and
+# by libsndfile in the other containers and codecs it reads (AIFF, AU, W64, CAF, RF64, Ogg
+# Vorbis, ADPCM, GSM 6.10, 8-bit),
 # and the index cache the index harness's dataset gets from a real tf_index_open.
 set -e
 BUILD=${1:-build}
@@ -42,7 +44,9 @@ for f in "$ROOT"/configs/*/*.yaml; do
 done
 cat > "$T/gen.c" << 'C'
 #include "audio/audio.h"
+#include <sndfile.h>
 #include <stdio.h>
+#include <string.h>
 int main(int argc, char **argv) {
     static float x[2 * 100];
     for (int i = 0; i < 200; i++) x[i] = (float)((i * 37 % 101) - 50) / 60.f;
@@ -55,6 +59,24 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 6; i++) {
         snprintf(p, sizeof p, "%s/%s", d, v[i].n);
         if (tf_audio_write_file(p, x, v[i].ch, 100, 8000, v[i].f, v[i].s)) return 1;
+    }
+    /* other containers and codecs libsndfile reads (tfswa separate accepts them) */
+    struct { const char *n; int fmt; } o[] = {
+        {"pcm16.aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_16}, {"ulaw.au", SF_FORMAT_AU | SF_FORMAT_ULAW},
+        {"pcm16.w64", SF_FORMAT_W64 | SF_FORMAT_PCM_16}, {"float.caf", SF_FORMAT_CAF | SF_FORMAT_FLOAT},
+        {"pcm16.rf64", SF_FORMAT_RF64 | SF_FORMAT_PCM_16}, {"vorbis.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS},
+        {"ima_adpcm.wav", SF_FORMAT_WAV | SF_FORMAT_IMA_ADPCM}, {"ms_adpcm.wav", SF_FORMAT_WAV | SF_FORMAT_MS_ADPCM},
+        {"gsm610.wav", SF_FORMAT_WAV | SF_FORMAT_GSM610}, {"pcm8.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_U8}};
+    float y[2 * 100];
+    for (int i = 0; i < 100; i++) y[2 * i] = x[i], y[2 * i + 1] = x[100 + i];
+    for (int i = 0; i < 10; i++) {
+        SF_INFO si = {0};
+        si.samplerate = 8000, si.channels = strstr(o[i].n, "gsm") ? 1 : 2, si.format = o[i].fmt;
+        snprintf(p, sizeof p, "%s/%s", d, o[i].n);
+        SNDFILE *f = sf_open(p, SFM_WRITE, &si);
+        if (!f) { fprintf(stderr, "%s: %s (skipped)\n", p, sf_strerror(NULL)); continue; }
+        sf_writef_float(f, y, si.channels == 1 ? 200 / 2 : 100);
+        sf_close(f);
     }
     (void)argc;
     return 0;
