@@ -9,6 +9,8 @@
 #                   lib/libtfswa.so*, include/tfswa.h, lib/pkgconfig/tfswa.pc, bin/tfswa,
 #                   share/tfswa/configs; `make uninstall PREFIX=...` removes them
 #   make tools      the stand-alone benches of tools/*.c into build/tools/
+#   make fuzz       build the libFuzzer harnesses of fuzz/ with clang (ASan+UBSan) into
+#                   build-fuzz/ and run each for FUZZ_SECONDS (30); see fuzz/run.sh
 
 CC      ?= gcc
 BUILD   ?= build
@@ -55,10 +57,15 @@ THELP_LIB := $(BUILD)/tests/libtesthelp.a
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 EX_BIN   := $(EX_SRC:examples/%.c=$(BUILD)/examples/%)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+# fuzz/fuzz_<reader>.c: one libFuzzer harness per reader of a file a user hands us. Linked
+# with fuzz/driver.c instead of libFuzzer they replay a corpus: `make test` runs them over
+# fuzz/seeds/<reader>/ and tests/corpus/<reader>/ (tests/test_corpus.sh).
+FUZZ_NAMES  := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
 DEPS     := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(THELP_OBJ:.o=.d) $(TEST_BIN:=.d) $(TOOL_BIN:=.d)
 SHLIB    := $(BUILD)/$(SO_REAL) $(BUILD)/$(SO_NAME) $(BUILD)/libtfswa.so
 
-.PHONY: all test deps demo format clean check-deps tools install uninstall FORCE
+.PHONY: all test deps demo format clean check-deps tools install uninstall fuzz fuzz-bin FORCE
 all: $(BUILD)/libtfswa.a $(SHLIB) $(BUILD)/tfswa $(EX_BIN)
 
 $(BUILD)/%.o: %.c
@@ -115,6 +122,41 @@ $(BUILD)/tools/%: tools/%.c $(THELP_LIB) $(BUILD)/src/cli/bench_util.o $(BUILD)/
 
 tools: $(TOOL_BIN)
 
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/driver.c fuzz/fuzz.h $(BUILD)/libtfswa.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -I. -o $@ fuzz/fuzz_$*.c fuzz/driver.c $(BUILD)/libtfswa.a \
+	  $(PKG_LIBS) $(LDLIBS)
+
+# `make fuzz`: the library again, with clang and -fsanitize=fuzzer-no-link,address,undefined,
+# in its own folder; each harness linked with libFuzzer; then fuzz/run.sh runs each for
+# FUZZ_SECONDS from the seed corpus (fuzz/seeds/) and the regression inputs (tests/corpus/).
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -O1 -g -fopenmp -fno-math-errno -fno-trapping-math -Wno-pass-failed \
+  -Iinclude -Isrc -I. $(FUZZ_SAN)
+FUZZ_OBJ     := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BIN     := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libtfswa.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(FUZZ_BUILD)/libtfswa.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $< $(FUZZ_BUILD)/libtfswa.a \
+	  $(PKG_LIBS) $(LDLIBS)
+
+fuzz-bin: $(FUZZ_BIN)
+
+fuzz:
+	@tools/deps.sh clang libclang-rt-dev libomp-dev
+	@$(MAKE) --no-print-directory fuzz-bin
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_NAMES)
+
 deps:
 	@tools/deps.sh
 
@@ -127,7 +169,7 @@ test: deps
 	@MAKE="$(MAKE)" CC="$(CC)" SAN="$(SAN)" tools/run_tests.sh $(BUILD)
 
 .PHONY: tests-bin
-tests-bin: $(TEST_BIN)
+tests-bin: $(TEST_BIN) $(FUZZ_REPLAY)
 
 demo: deps
 	@$(MAKE) --no-print-directory all SAN=$(SAN)
@@ -161,6 +203,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
--include $(DEPS)
+-include $(DEPS) $(FUZZ_OBJ:.o=.d)

@@ -75,6 +75,13 @@ static tf_status open_sf(const char *path, SNDFILE **sf, tf_audio_info *info, in
                       "%s: truncated: the header says %lld bytes of audio, the file holds %lld",
                       path, said, holds);
     }
+    /* libsndfile says SF_COUNT_MAX when the header gives no length; a corrupt header can
+     * claim anything. Callers size buffers and compute offset + frames from this count. */
+    if (si.frames > TF_AUDIO_MAX_FRAMES) {
+        sf_close(*sf);
+        return tf_err(TF_EUSER, "%s: the header claims %lld frames (unknown length or corrupt)",
+                      path, (long long)si.frames);
+    }
     info->frames = si.frames;
     info->rate = si.samplerate;
     info->channels = si.channels;

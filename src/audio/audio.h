@@ -14,6 +14,10 @@ typedef struct {
     int channels;
 } tf_audio_info;
 
+/* The most frames a file may have (2^36: 18 days at 44.1 kHz); more is refused as a
+ * corrupt or unknown length, so frame counts and offsets never overflow. */
+#define TF_AUDIO_MAX_FRAMES ((int64_t)1 << 36)
+
 tf_status tf_audio_probe(const char *path, tf_audio_info *info);
 
 /* A file opened for random-access chunk reads (sf_seek + sf_readf_float). */

@@ -392,6 +392,10 @@ static void cache_load(cache *c, const char *path, int sample_rate, int env_bloc
         c->used = calloc((size_t)(n ? n : 1), 1);
         ok = c->e && c->used;
     }
+    if (!ok) { /* (h may be NULL: no pointer arithmetic on it) */
+        cache_free(c);
+        return;
+    }
     const unsigned char *p = h + CACHE_HDR, *end = p + pay;
     for (int64_t i = 0; ok && i < n; i++) {
         if (end - p < CACHE_ENT) {
@@ -403,13 +407,19 @@ static void cache_load(cache *c, const char *path, int sample_rate, int env_bloc
         e->mt_ns = rd64(p + 24), e->frames = rd64(p + 32), e->n_env = rd64(p + 40);
         e->rate = rd32(p + 48), e->channels = rd32(p + 52), e->racy = rd32(p + 56);
         p += CACHE_ENT;
-        ok = e->rel_len > 0 && e->rel_len <= end - p && e->frames > 0 && e->n_env >= 0 &&
-             e->n_env == (e->frames + env_block - 1) / env_block && e->rate > 0 &&
+        /* (frames + env_block - 1 would overflow for a corrupt frames near INT64_MAX) */
+        ok = e->rel_len > 0 && e->rel_len < TF_PATH_MAX && e->rel_len <= end - p && e->frames > 0 &&
+             e->n_env == e->frames / env_block + (e->frames % env_block != 0) && e->rate > 0 &&
              (e->channels == 1 || e->channels == 2);
         if (!ok) break;
         e->rel = (const char *)p;
         p += e->rel_len;
         ok = e->n_env <= (end - p) / 4;
+        for (int64_t k = 0; ok && k < e->n_env; k++) { /* a scan never stores these */
+            float v;
+            memcpy(&v, p + 4 * k, 4);
+            ok = isfinite(v) && v >= 0;
+        }
         if (!ok) break;
         e->env = p;
         p += 4 * e->n_env;

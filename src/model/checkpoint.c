@@ -13,6 +13,7 @@
 
 #include "util/fault.h"
 #include "util/fsutil.h"
+#include "util/safetensors.h"
 
 int tf_ckpt_fail_before_swap = 0;
 
@@ -315,7 +316,23 @@ tf_status tf_ckpt_load_weights(const char *dir, tf_model *m) {
     char d[4096], path[4200];
     TF_TRY(tf_ckpt_find(dir, d, sizeof d));
     snprintf(path, sizeof path, "%s/model.safetensors", d);
-    return tf_model_load(m, path);
+    /* tf_model_load: every tensor of the model, by name, with its shape (the file's offsets,
+     * sizes and dtypes are checked by tf_st_open); a checkpoint also holds nothing else */
+    tf_safetensors st;
+    TF_TRY(tf_st_open(&st, path));
+    tf_status s = TF_OK;
+    for (size_t i = 0; i < tf_model_n_tensors(m) && s == TF_OK; i++) {
+        const tf_param_info *p = tf_model_tensor(m, i);
+        s = tf_st_read_f32(&st, p->name, tf_model_data(m, p), p->ndim, p->shape);
+    }
+    for (size_t i = 0; i < st.n && s == TF_OK; i++)
+        if (!tf_model_find(m, st.t[i].name))
+            s = tf_err(TF_EUSER,
+                       "%s: tensor '%s' is not a tensor of the model model.json describes (a "
+                       "checkpoint of another architecture?)",
+                       path, st.t[i].name);
+    tf_st_close(&st);
+    return s;
 }
 
 tf_status tf_model_from_checkpoint(tf_model **out, tf_ckpt_info *info_out, const char *dir,

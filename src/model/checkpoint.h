@@ -41,7 +41,9 @@ tf_status tf_ckpt_find(const char *dir, char *out, size_t n);
 /* Read and check model.json (TF_EUSER naming the file and the key). info->model's run
  * options are kept. */
 tf_status tf_ckpt_read_info(const char *dir, tf_ckpt_info *info);
-/* Load weights (model.safetensors) into m. */
+/* Load weights (model.safetensors) into m: every tensor of m by name, with m's shape, and
+ * nothing else (F32 or BF16; offsets, sizes and dtypes checked by tf_st_open). Any
+ * disagreement is TF_EUSER naming the file and the tensor. */
 tf_status tf_ckpt_load_weights(const char *dir, tf_model *m);
 /* Build a model from a checkpoint: model.json's architecture with the run options of
  * `run` (NULL: defaults: fp32, no checkpointing, threads 0, seed 0), for batches up to

@@ -176,6 +176,17 @@ tf_status tf_ckpt_load_state(const char *dir, tf_train_progress *p, tf_opt_state
         else if (((h.flags & 1u) != 0) != (st->raw != NULL))
             s = tf_err(TF_EUSER, "%s: EMA state %s, but ema_decay is %s", path,
                        (h.flags & 1u) ? "present" : "absent", st->raw ? "on" : "off");
+        /* the counters are outside the checksum: training trusts them (epoch = step /
+         * steps_per_epoch, bias correction from updates), so they must make sense */
+        else if (h.step < 0 || h.step > ((int64_t)1 << 53) || h.updates < 0 || h.updates > h.step ||
+                 h.skipped < 0 || h.skipped > h.step || h.bad_in_row < 0 ||
+                 h.bad_in_row > h.skipped || h.best_step < -1 || h.best_step > h.step ||
+                 isnan(h.best_metric) || h.best_metric == INFINITY)
+            s = tf_err(TF_EUSER,
+                       "%s: corrupt header: step %lld, updates %lld, skipped %lld, bad in a row "
+                       "%lld, best %g at step %lld do not fit together",
+                       path, (long long)h.step, (long long)h.updates, (long long)h.skipped,
+                       (long long)h.bad_in_row, h.best_metric, (long long)h.best_step);
     }
     if (!s && (fread(st->m, 1, bytes, f) != bytes || fread(st->v, 1, bytes, f) != bytes ||
                (st->raw && fread(st->raw, 1, bytes, f) != bytes)))

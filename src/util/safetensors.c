@@ -35,6 +35,10 @@ void tf_st_close(tf_safetensors *st) {
     memset(st, 0, sizeof *st);
 }
 
+static int cmp_name(const void *a, const void *b) {
+    return strcmp((*(tf_st_tensor *const *)a)->name, (*(tf_st_tensor *const *)b)->name);
+}
+
 static int cmp_begin(const void *a, const void *b) {
     const tf_st_tensor *x = *(tf_st_tensor *const *)a, *y = *(tf_st_tensor *const *)b;
     return x->begin < y->begin   ? -1
@@ -78,9 +82,15 @@ static tf_status parse_entry(const char *path, const cJSON *it, tf_st_tensor *t,
         numel *= (size_t)t->shape[d];
     }
     t->numel = numel;
-    double ob = cJSON_GetArrayItem(of, 0)->valuedouble, oe = cJSON_GetArrayItem(of, 1)->valuedouble;
-    if (!cJSON_IsNumber(cJSON_GetArrayItem(of, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(of, 1)) ||
-        ob < 0 || oe < ob || oe > (double)data_size || ob != floor(ob) || oe != floor(oe))
+    const cJSON *jb = cJSON_GetArrayItem(of, 0), *je = cJSON_GetArrayItem(of, 1);
+    if (!cJSON_IsNumber(jb) || !cJSON_IsNumber(je) || jb->valuedouble < 0 ||
+        jb->valuedouble != floor(jb->valuedouble) || je->valuedouble != floor(je->valuedouble))
+        return tf_err(TF_EUSER, "%s: tensor '%s': data_offsets are not two byte offsets", path, nm);
+    const double ob = jb->valuedouble, oe = je->valuedouble;
+    if (oe < ob)
+        return tf_err(TF_EUSER, "%s: tensor '%s': data_offsets [%.0f, %.0f] end before they begin",
+                      path, nm, ob, oe);
+    if (oe > (double)data_size)
         return tf_err(TF_EUSER,
                       "%s: tensor '%s': data_offsets [%.0f, %.0f] outside the %zu data bytes", path,
                       nm, ob, oe, data_size);
@@ -111,8 +121,9 @@ static tf_status parse_header(tf_safetensors *st, const char *path, const char *
     cJSON_ArrayForEach(it, root) {
         if (!it->string) continue;
         if (!strcmp(it->string, "__metadata__")) {
-            if (!cJSON_IsObject(it)) {
-                s = tf_err(TF_EUSER, "%s: __metadata__ is not an object", path);
+            if (!cJSON_IsObject(it) || st->meta_key) {
+                s = tf_err(TF_EUSER, "%s: __metadata__ is %s", path,
+                           st->meta_key ? "given twice" : "not an object");
                 goto done;
             }
             size_t nm = (size_t)cJSON_GetArraySize(it);
@@ -149,6 +160,11 @@ static tf_status parse_header(tf_safetensors *st, const char *path, const char *
         goto done;
     }
     for (size_t i = 0; i < st->n; i++) ord[i] = &st->t[i];
+    /* a name given twice (JSON allows it; cJSON keeps both) */
+    qsort(ord, st->n, sizeof *ord, cmp_name);
+    for (size_t i = 1; i < st->n && s == TF_OK; i++)
+        if (!strcmp(ord[i]->name, ord[i - 1]->name))
+            s = tf_err(TF_EUSER, "%s: tensor '%s' appears twice", path, ord[i]->name);
     qsort(ord, st->n, sizeof *ord, cmp_begin);
     size_t pos = 0;
     for (size_t i = 0; i < st->n && s == TF_OK; i++) {
@@ -158,8 +174,6 @@ static tf_status parse_header(tf_safetensors *st, const char *path, const char *
                        "(hole or overlap)",
                        path, ord[i]->name, ord[i]->begin, pos);
         pos = ord[i]->end;
-        if (i > 0 && !strcmp(ord[i]->name, ord[i - 1]->name))
-            s = tf_err(TF_EUSER, "%s: tensor '%s' appears twice", path, ord[i]->name);
     }
     if (s == TF_OK && pos != st->data_size)
         s = tf_err(TF_EUSER, "%s: tensors cover %zu of %zu data bytes", path, pos, st->data_size);

@@ -7,8 +7,9 @@
  *   rest         the data section, little-endian, every byte covered by exactly one tensor
  *
  * The reader checks everything against the file size (header length, offsets, sizes
- * implied by dtype and shape, no holes or overlaps) and returns TF_EUSER naming the file
- * and tensor on any mismatch. The writer writes atomically (temporary, fsync, rename).
+ * implied by dtype and shape, no holes or overlaps, every name and __metadata__ once)
+ * and returns TF_EUSER naming the file and tensor on any mismatch. The writer writes
+ * atomically (temporary, fsync, rename).
  *
  *   tf_safetensors st;
  *   TF_TRY(tf_st_open(&st, "model.safetensors"));
