@@ -19,26 +19,6 @@
 
 static char tfswa[PATH_MAX + 16];
 
-/* Run cmd, return its stdout (malloc'd) and exit status. */
-static char *run(const char *cmd, int *status) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return NULL;
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    for (size_t k; buf && (k = fread(buf + len, 1, cap - 1 - len, p)) > 0;) {
-        len += k;
-        if (len + 1 >= cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    int st = pclose(p);
-    *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (buf) buf[len] = 0;
-    return buf;
-}
-
 static double num(const cJSON *o, const char *key) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsNumber(x) ? x->valuedouble : NAN;
@@ -49,7 +29,7 @@ static void test_three_kills(void) {
     snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive %s bench faults --kills 3 --seed 2 --json",
              tfswa);
     int status;
-    char *out = run(cmd, &status);
+    char *out = test_run_capture(cmd, &status);
     CHECKF(out && status == 0, "%s exited %d", cmd, status);
     if (!out) return;
     cJSON *j = cJSON_Parse(out);
@@ -86,10 +66,10 @@ static void test_bad_flags(void) {
     char cmd[PATH_MAX + 256];
     int status;
     snprintf(cmd, sizeof cmd, "%s bench faults --kills 0 2>/dev/null", tfswa);
-    free(run(cmd, &status));
+    free(test_run_capture(cmd, &status));
     CHECK(status == 2);
     snprintf(cmd, sizeof cmd, "%s bench faults --nope 2>/dev/null", tfswa);
-    free(run(cmd, &status));
+    free(test_run_capture(cmd, &status));
     CHECK(status == 2);
 }
 

@@ -203,3 +203,18 @@ tf_status cli_parse_bytes(const char *flag, const char *s, size_t *out) {
     return tf_err(TF_EUSER, "%s: unknown unit in '%s' (use B, KiB, MiB, GiB, TiB, or KB/MB/GB)",
                   flag, s);
 }
+
+const char *cli_flag_out(cli_args *a, tf_status *st) {
+    const char *out = NULL;
+    for (int i = 1; i < a->argc && *st == TF_OK; i++)
+        if (!strcmp(a->argv[i], "-o")) {
+            if (i + 1 >= a->argc) {
+                *st = tf_err(TF_EUSER, "-o needs a folder");
+                return NULL;
+            }
+            a->used[i] = a->used[i + 1] = 1;
+            out = a->argv[++i];
+        }
+    const char *o2 = *st ? NULL : cli_flag_str(a, "out", st);
+    return o2 ? o2 : out;
+}

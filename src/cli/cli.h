@@ -69,6 +69,8 @@ int cli_positional(cli_args *a, const char **out, int max);
 tf_status cli_check_unused(cli_args *a);
 /* "8GiB", "512 MiB", "2.5G", "8e9" (bytes), KB/MB/GB decimal: *out bytes; TF_EUSER naming
  * flag and value otherwise. */
+/* The output folder: "-o DIR" or "--out DIR" (the last one given), NULL if neither. */
+const char *cli_flag_out(cli_args *a, tf_status *st);
 tf_status cli_parse_bytes(const char *flag, const char *s, size_t *out);
 
 #endif

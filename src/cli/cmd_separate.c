@@ -195,16 +195,8 @@ int cmd_separate(int argc, char **argv) {
     cli_args a;
     cli_args_init(&a, argc, argv);
     tf_status st = TF_OK;
-    const char *out = NULL;
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-o")) {
-            if (i + 1 >= argc) return cli_fail(tf_err(TF_EUSER, "-o needs a folder"));
-            a.used[i] = a.used[i + 1] = 1;
-            out = argv[++i];
-        }
-    const char *o2 = cli_flag_str(&a, "out", &st);
+    const char *out = cli_flag_out(&a, &st);
     if (st) return cli_fail(st);
-    if (o2) out = o2;
     const char *ckpts[MAX_CKPT];
     int nck = cli_flag_all(&a, "checkpoint", ckpts, MAX_CKPT, &st);
     if (st) return cli_fail(st);
