@@ -18,6 +18,7 @@
 #include "infer/separate.h"
 #include "model/model.h"
 #include "nn/kernels.h"
+#include "fixtures.h"
 #include "test.h"
 #include "test_child.h"
 #include "train/train.h"
@@ -675,47 +676,6 @@ static void test_constant_memory(void) {
 
 /* ---------------------------------------------------------------- the real model */
 
-/* A small TFSWA-ResUNet at 8 kHz with random weights, saved as a checkpoint directory. */
-static int make_checkpoint(const char *dir, const char *targets, uint64_t seed, tf_config *out) {
-    tf_config c;
-    tf_config_defaults(&c);
-    const char *kv[][2] = {{"sample_rate", "8000"},
-                           {"stft.window_size", "256"},
-                           {"stft.hop_length", "64"},
-                           {"channels", "4,8"},
-                           {"rcms_per_block", "1"},
-                           {"tfswa_blocks", "1"},
-                           {"heads", "2"},
-                           {"window", "5,4"},
-                           {"subbands", "4"},
-                           {"segment_seconds", "0.5"},
-                           {"sources", "vocals,drums,bass,other"},
-                           {"targets", targets}};
-    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
-        if (tf_config_set(&c, kv[i][0], kv[i][1])) {
-            fprintf(stderr, "config: %s\n", tf_errmsg());
-            return 0;
-        }
-    c.seed = (int64_t)seed;
-    tf_model *m;
-    if (tf_model_create(&m, MC(&c), 1, 4000, 1)) {
-        fprintf(stderr, "model: %s\n", tf_errmsg());
-        return 0;
-    }
-    tf_model_init(m, seed);
-    const tf_model_sizes *sz = tf_model_get_plan(m);
-    tf_opt_state os = {sz->n_params, calloc(sz->n_params, 4), calloc(sz->n_params, 4), NULL};
-    tf_train_progress pr;
-    memset(&pr, 0, sizeof pr);
-    pr.best_metric = -INFINITY;
-    int ok = tf_ckpt_save(dir, m, &c, &pr, &os) == TF_OK;
-    if (!ok) fprintf(stderr, "ckpt: %s\n", tf_errmsg());
-    free(os.m), free(os.v);
-    tf_model_free(m);
-    if (out) *out = c;
-    return ok;
-}
-
 /* Direct forward of the checkpoint's model on one zero-padded chunk (1, 2, L). */
 static void direct_forward(const tf_config *c, const char *ck, const float *x, int64_t n, int64_t L,
                            float *y /* (S, 2, L) */) {
@@ -740,11 +700,11 @@ static void test_real_model(void) {
     snprintf(ck[0], sizeof ck[0], "%s/voc", dir);
     snprintf(ck[1], sizeof ck[1], "%s/run/checkpoints/last", dir);
     tf_config c0, c1;
-    CHECK(make_checkpoint(ck[0], "vocals", 3, &c0));
+    CHECK(test_make_small_checkpoint(ck[0], "vocals", 3, &c0));
     char runs[512];
     snprintf(runs, sizeof runs, "%s/run/checkpoints", dir);
     CHECK(tf_mkdirs(runs) == TF_OK);
-    CHECK(make_checkpoint(ck[1], "drums,bass", 4, &c1));
+    CHECK(test_make_small_checkpoint(ck[1], "drums,bass", 4, &c1));
     snprintf(ck[1], sizeof ck[1], "%s/run", dir); /* the run folder */
     const char *cks[2] = {ck[0], ck[1]};
     int st;
@@ -854,7 +814,7 @@ static void test_precision_backend(void) {
     if (!dir) return;
     char ck[512];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    CHECK(make_checkpoint(ck, "vocals,drums", 8, NULL));
+    CHECK(test_make_small_checkpoint(ck, "vocals,drums", 8, NULL));
     const int64_t n = 2 * 8000 + 123; /* several 0.5 s chunks */
     float *x = noise(2, n, 29, 0.3f);
     float *y[4];
@@ -1034,7 +994,7 @@ static void test_constant_memory_rss(void) {
     char exe[1024], ck[512], in[2][512], out[512], log[512];
     CHECK(test_build_path(exe, sizeof exe, "tfswa") == 0 && access(exe, X_OK) == 0);
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    CHECK(make_checkpoint(ck, "vocals,drums", 6, NULL));
+    CHECK(test_make_small_checkpoint(ck, "vocals,drums", 6, NULL));
     const double seconds[2] = {3, 30};
     long kib[2] = {-1, -1}, parent = -1;
 #ifdef __SANITIZE_ADDRESS__
@@ -1100,7 +1060,7 @@ static void test_example_program(void) {
     snprintf(exe, sizeof exe, "%s/../examples/separate", self);
     CHECKF(access(exe, X_OK) == 0, "%s missing (run make)", exe);
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    CHECK(make_checkpoint(ck, "vocals,drums", 5, NULL));
+    CHECK(test_make_small_checkpoint(ck, "vocals,drums", 5, NULL));
     snprintf(in, sizeof in, "%s/my song.wav", dir);
     const int64_t n = 5000;
     float *x = noise(1, n, 23, 0.3f);
@@ -1129,7 +1089,7 @@ static void test_failed_input_goes_on(void) {
     if (!dir) return;
     char ck[512], big[512], small[512], out[512], log[512], exe[1024];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    CHECK(make_checkpoint(ck, "vocals,drums", 9, NULL));
+    CHECK(test_make_small_checkpoint(ck, "vocals,drums", 9, NULL));
     snprintf(big, sizeof big, "%s/big.wav", dir);
     snprintf(small, sizeof small, "%s/small.wav", dir);
     snprintf(out, sizeof out, "%s/out", dir);
@@ -1208,7 +1168,7 @@ static void test_truncated_inputs(void) {
     char ck[512], full[512], fullf[512], tw[512], tfl[512], good[512], out[512], log[512],
         exe[1024];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    CHECK(make_checkpoint(ck, "vocals,drums", 9, NULL));
+    CHECK(test_make_small_checkpoint(ck, "vocals,drums", 9, NULL));
     snprintf(full, sizeof full, "%s/full.wav", dir);
     snprintf(fullf, sizeof fullf, "%s/full.flac", dir);
     snprintf(tw, sizeof tw, "%s/cutw.wav", dir);

@@ -14,6 +14,7 @@
 #include "infer/api_internal.h"
 #include "infer/separate.h"
 #include "model/model.h"
+#include "fixtures.h"
 #include "test.h"
 #include "tfswa.h"
 #include "train/ckpt.h"
@@ -399,46 +400,6 @@ static void rmrf(const char *path) {
     rmdir(path);
 }
 
-/* A small TFSWA-ResUNet at 8 kHz with random weights (as in test_separate). */
-static int make_checkpoint(const char *dir, const char *targets, uint64_t seed) {
-    tf_config c;
-    tf_config_defaults(&c);
-    const char *kv[][2] = {{"sample_rate", "8000"},
-                           {"stft.window_size", "256"},
-                           {"stft.hop_length", "64"},
-                           {"channels", "4,8"},
-                           {"rcms_per_block", "1"},
-                           {"tfswa_blocks", "1"},
-                           {"heads", "2"},
-                           {"window", "5,4"},
-                           {"subbands", "4"},
-                           {"segment_seconds", "0.5"},
-                           {"sources", "vocals,drums,bass,other"},
-                           {"targets", targets}};
-    for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
-        if (tf_config_set(&c, kv[i][0], kv[i][1])) {
-            fprintf(stderr, "config: %s\n", tf_errmsg());
-            return 0;
-        }
-    c.seed = (int64_t)seed;
-    tf_model *m;
-    if (tf_model_create(&m, MC(&c), 1, 4000, 1)) {
-        fprintf(stderr, "model: %s\n", tf_errmsg());
-        return 0;
-    }
-    tf_model_init(m, seed);
-    const tf_model_sizes *sz = tf_model_get_plan(m);
-    tf_opt_state os = {sz->n_params, calloc(sz->n_params, 4), calloc(sz->n_params, 4), NULL};
-    tf_train_progress pr;
-    memset(&pr, 0, sizeof pr);
-    pr.best_metric = -INFINITY;
-    int ok = tf_ckpt_save(dir, m, &c, &pr, &os) == TF_OK;
-    if (!ok) fprintf(stderr, "ckpt: %s\n", tf_errmsg());
-    free(os.m), free(os.v);
-    tf_model_free(m);
-    return ok;
-}
-
 static void test_real_model(void) {
     snprintf(tmpdir_, sizeof tmpdir_, "/tmp/tfswa_stream_XXXXXX");
     if (!mkdtemp(tmpdir_)) {
@@ -447,7 +408,7 @@ static void test_real_model(void) {
     }
     char ck[512];
     snprintf(ck, sizeof ck, "%s/ck", tmpdir_);
-    CHECK(make_checkpoint(ck, "vocals,drums", 3));
+    CHECK(test_make_small_checkpoint(ck, "vocals,drums", 3, NULL));
     const char *cks[] = {ck};
     int st;
     tfswa_context *ctx = tfswa_open(cks, 1, 1, &st);
@@ -500,7 +461,7 @@ static void test_cli_pipe(void) {
     const char *dir = tmpdir_;
     char ck[512], exe[1024], song[512], raw[600], cmd[8192], outp[600], log[600];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    CHECK(make_checkpoint(ck, "vocals,drums", 4));
+    CHECK(test_make_small_checkpoint(ck, "vocals,drums", 4, NULL));
     CHECK(test_build_path(exe, sizeof exe, "tfswa") == 0 && access(exe, X_OK) == 0);
     const int rate = 44100;
     const int64_t n = rate + 1234;
@@ -670,7 +631,7 @@ static void test_example_program(void) {
     const char *dir = tmpdir_;
     char ck[512], exe[1024], song[512], cmd[4096], path[600];
     snprintf(ck, sizeof ck, "%s/ck", dir);
-    CHECK(make_checkpoint(ck, "vocals,drums", 6));
+    CHECK(test_make_small_checkpoint(ck, "vocals,drums", 6, NULL));
     CHECK(test_build_path(exe, sizeof exe, "examples/stream") == 0 && access(exe, X_OK) == 0);
     const int rate = 16000;
     const int64_t n = 20000;
