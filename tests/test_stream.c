@@ -16,6 +16,7 @@
 #include "model/model.h"
 #include "fixtures.h"
 #include "test.h"
+#include "util/fsutil.h"
 #include "tfswa.h"
 #include "train/ckpt.h"
 #include "train/train.h"
@@ -383,23 +384,6 @@ static void test_misuse(void) {
 /* ---------------------------------------------------------------- the real model */
 
 static char tmpdir_[256];
-static void rmrf(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) {
-        remove(path);
-        return;
-    }
-    struct dirent *e;
-    char sub[1024];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-        rmrf(sub);
-    }
-    closedir(d);
-    rmdir(path);
-}
-
 static void test_real_model(void) {
     snprintf(tmpdir_, sizeof tmpdir_, "/tmp/tfswa_stream_XXXXXX");
     if (!mkdtemp(tmpdir_)) {
@@ -425,7 +409,7 @@ static void test_real_model(void) {
         check_equal(ctx, 1, 8000, 8000 * 2, &sp, sizes, 2);
         tfswa_close(ctx);
     }
-    rmrf(tmpdir_);
+    if (tf_remove_tree(tmpdir_) != TF_OK) tf_err_clear();
 }
 
 /* ---------------------------------------------------------------- the CLI */
@@ -618,7 +602,7 @@ static void test_cli_pipe(void) {
     if (lf) fclose(lf);
 
     free(xi), free(xp), free(dec), free(rawi), free(rawp), free(ref);
-    rmrf(tmpdir_);
+    if (tf_remove_tree(tmpdir_) != TF_OK) tf_err_clear();
 }
 
 /* examples/stream.c feeds a file in small blocks: its stems equal tfswa_separate_buffer */
@@ -662,7 +646,7 @@ static void test_example_program(void) {
         free(y);
     }
     free(x), free(ref);
-    rmrf(tmpdir_);
+    if (tf_remove_tree(tmpdir_) != TF_OK) tf_err_clear();
 }
 
 /* tfswa bench stream --json: the stated latency, a real-time factor and the worker-mode
