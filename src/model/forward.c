@@ -9,6 +9,7 @@
 #include "model/model_internal.h"
 #include "nn/act.h"
 #include "nn/attn.h"
+#include "nn/clones.h"
 #include "nn/conv.h"
 #include "util/bf16.h"
 
@@ -85,109 +86,282 @@ static void zero(float *x, size_t n) {
 
 /* --------------------------------------------------------------------- conv block */
 
-static void bn_gelu_forward(tf_model *m, float *out, const float *in, const float *w,
-                            const float *b, float *rm, float *rv, int B, int C, int H, int W,
-                            int mode) {
-    layout_t *y = &m->lay;
-    tf_batchnorm2d_gelu_forward(out, WS(m, y->st_m1), WS(m, y->st_r1),
-                                mode == MODE_TRAIN ? rm : NULL, mode == MODE_TRAIN ? rv : NULL, in,
-                                w, b, B, C, H, W, TF_BN_MOMENTUM, TF_BN_EPS);
+/* Item i of a slot holding B items of equal size. */
+static slot_t item_of(slot_t s, int B, int i) {
+    const size_t per = s.n / (size_t)B;
+    s.off += (size_t)i * per * (s.bf16 ? sizeof(tf_bf16) : sizeof(float));
+    s.n = per;
+    return s;
 }
 
-/* One Conv block (nrcm RCMs): x (B, Cin, H, W) fp32 -> out (B, Cout, H, W) fp32. The
- * insides go to the slots c1s[r] (conv1 output) and os[r] (RCM output, r < nrcm-1). */
-static void convblock_forward(tf_model *m, int blk, const float *x, float *out, int mode, int B,
-                              int Cin, int Cout, int H, int W, const slot_t *c1s,
-                              const slot_t *os) {
-    layout_t *y = &m->lay;
-    const int R = m->a.nrcm;
-    const size_t px = (size_t)B * H * W;
-    float *A = WS(m, y->A), *T = WS(m, y->ts), *cw = WS(m, y->convws);
-    const float *in = x;
-    for (int r = 0; r < R; r++) {
-        const int ci = r ? Cout : Cin;
-        const rcm_params *p = &m->rcm_p[blk * R + r];
-        rcm_buffers *bu = &m->rcm_b[blk * R + r];
-        bn_gelu_forward(m, A, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, W, mode);
-        float *c1 = sw(m, c1s[r], y->wc1);
-        tf_kern_conv2d_forward(m->kern, c1, A, p->conv1_w, p->conv1_b, B, ci, Cout, H, W, 3, cw,
-                               y->n_convws * sizeof(float));
-        sstore(m, c1s[r], c1);
-        bn_gelu_forward(m, A, c1, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, W, mode);
-        float *o = r == R - 1 ? out : sw(m, os[r], (r & 1) ? y->wo1 : y->wo0);
-        tf_kern_conv2d_forward(m->kern, o, A, p->conv2_w, p->conv2_b, B, Cout, Cout, H, W, 3, cw,
-                               y->n_convws * sizeof(float));
-        tf_kern_conv2d_forward(m->kern, T, in, p->short_w, p->short_b, B, ci, Cout, H, W, 1, cw,
-                               y->n_convws * sizeof(float));
-        tf_add_inplace(o, T, px * Cout);
-        if (r < R - 1) sstore(m, os[r], o);
-        in = o;
-    }
-}
-
-/* dA (B, C, HW) = gelu'(bn(x)) * dG, the BN output bn(x) recomputed from x (B, C, HW) and
- * the batch statistics mu, rs (C) in per-thread tiles, never whole: exactly the values of
- * zeroing dA and calling tf_gelu_backward(dA, dG, bn(x)). */
-static void bn_gelu_backward(tf_model *m, float *dA, const float *dG, const float *x,
-                             const float *mu, const float *rs, const float *w, const float *bb,
-                             int B, int C, size_t hw) {
-    const size_t nch = (hw + TF_BN_TILE - 1) / TF_BN_TILE, ntask = (size_t)B * C * nch;
-    float *tiles = WS(m, m->lay.tile);
-#pragma omp parallel num_threads(m->threads)
-    {
-        float *ta = tiles + (size_t)omp_get_thread_num() * 2 * TF_BN_TILE, *td = ta + TF_BN_TILE;
-#pragma omp for schedule(static)
-        for (size_t t = 0; t < ntask; t++) {
-            const size_t plane = t / nch, k = t % nch, c = plane % (size_t)C;
-            const size_t off = plane * hw + k * TF_BN_TILE;
-            const size_t n = hw - k * TF_BN_TILE < TF_BN_TILE ? hw - k * TF_BN_TILE : TF_BN_TILE;
-            tf_batchnorm_normalize(ta, x + off, n, mu[c], rs[c], w[c], bb[c]);
-            memset(td, 0, n * sizeof(float));
-            tf_gelu_backward(td, dG + off, ta, n);
-            memcpy(dA + off, td, n * sizeof(float));
+/* mean, rstd (C) = the batch statistics of slot s (B, C, hw), fp32 or bf16, computed as
+ * tf_batchnorm2d_forward does (double sums, two passes, biased variance); rm, rv (C): the
+ * running statistics, updated when not NULL (unbiased variance, momentum). */
+TF_CLONES static void slot_stats(tf_model *m, slot_t s, int B, int C, size_t hw, float *mean,
+                                 float *rstd, float *rm, float *rv) {
+    const size_t n = (size_t)B * hw;
+    const float *xf = s.bf16 ? NULL : slot_ptr(m, s);
+    const tf_bf16 *xh = s.bf16 ? slot_ptr(m, s) : NULL;
+#pragma omp parallel for schedule(static) num_threads(m->threads)
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0;
+        for (int b = 0; b < B; b++) {
+            const size_t o = ((size_t)b * C + c) * hw;
+            if (xh) {
+#pragma omp simd reduction(+ : sum)
+                for (size_t i = 0; i < hw; i++) sum += tf_bf16_to_f32(xh[o + i]);
+            } else {
+#pragma omp simd reduction(+ : sum)
+                for (size_t i = 0; i < hw; i++) sum += xf[o + i];
+            }
+        }
+        const double mu = sum / (double)n;
+        double v = 0.0;
+        for (int b = 0; b < B; b++) {
+            const size_t o = ((size_t)b * C + c) * hw;
+            if (xh) {
+#pragma omp simd reduction(+ : v)
+                for (size_t i = 0; i < hw; i++) {
+                    double d = tf_bf16_to_f32(xh[o + i]) - mu;
+                    v += d * d;
+                }
+            } else {
+#pragma omp simd reduction(+ : v)
+                for (size_t i = 0; i < hw; i++) {
+                    double d = xf[o + i] - mu;
+                    v += d * d;
+                }
+            }
+        }
+        const double var = v / (double)n;
+        mean[c] = (float)mu;
+        rstd[c] = (float)(1.0 / sqrt(var + (double)TF_BN_EPS));
+        if (rm && rv) {
+            const double unbiased = n > 1 ? v / (double)(n - 1) : var;
+            rm[c] = (float)((1.0 - TF_BN_MOMENTUM) * rm[c] + TF_BN_MOMENTUM * mu);
+            rv[c] = (float)((1.0 - TF_BN_MOMENTUM) * rv[c] + TF_BN_MOMENTUM * unbiased);
         }
     }
 }
 
-/* Backward of a Conv block whose insides are in the slots (saved or recomputed); xs is
- * the block input slot.
- * dout (B, Cout, H, W) is CLOBBERED (used as scratch); dx (B, Cin, H, W) +=. */
+/* One item: out (C, hw) = gelu(bn(x)) (gelu = 1) or bn(x) (gelu = 0) with the batch
+ * statistics mean, rstd (C); the values of tf_batchnorm2d(_gelu)_forward. */
+static void item_bn(tf_model *m, float *out, const float *x, const float *mean, const float *rstd,
+                    const float *w, const float *b, int C, size_t hw, int gelu) {
+#pragma omp parallel for schedule(static) num_threads(m->threads)
+    for (int c = 0; c < C; c++) {
+        const size_t o = (size_t)c * hw;
+        if (gelu)
+            tf_bn_gelu(out + o, x + o, hw, mean[c], rstd[c], w[c], b[c]);
+        else
+            tf_batchnorm_normalize(out + o, x + o, hw, mean[c], rstd[c], w[c], b[c]);
+    }
+}
+
+/* One item of BN backward's reductions: sd[c] += sum d, sdx[c] += sum d * xhat over
+ * d, x (C, hw). */
+static void item_bn_sums(tf_model *m, double *sd, double *sdx, const float *d, const float *x,
+                         const float *mean, const float *rstd, int C, size_t hw) {
+#pragma omp parallel for schedule(static) num_threads(m->threads)
+    for (int c = 0; c < C; c++) {
+        const float mu = mean[c], r = rstd[c];
+        const float *dc = d + (size_t)c * hw, *xc = x + (size_t)c * hw;
+        double a = 0.0, ax = 0.0;
+#pragma omp simd reduction(+ : a, ax)
+        for (size_t i = 0; i < hw; i++) {
+            a += dc[i];
+            ax += (double)dc[i] * ((xc[i] - mu) * r);
+        }
+        sd[c] += a;
+        sdx[c] += ax;
+    }
+}
+
+/* One item of BN backward, in place: d (C, hw) = rstd * (d * w - mean(d w) - xhat *
+ * mean(d w xhat)), the means over the batch (n values per channel) from the sums. */
+static void item_bn_apply(tf_model *m, float *d, const float *x, const float *mean,
+                          const float *rstd, const float *w, const double *sd, const double *sdx,
+                          size_t n, int C, size_t hw) {
+#pragma omp parallel for schedule(static) num_threads(m->threads)
+    for (int c = 0; c < C; c++) {
+        const float mu = mean[c], r = rstd[c], wc = w[c];
+        const float mg = (float)(wc * sd[c] / (double)n), mgx = (float)(wc * sdx[c] / (double)n);
+        float *dc = d + (size_t)c * hw;
+        const float *xc = x + (size_t)c * hw;
+#pragma omp simd
+        for (size_t i = 0; i < hw; i++) {
+            const float xhat = (xc[i] - mu) * r;
+            dc[i] = r * (dc[i] * wc - mg - xhat * mgx);
+        }
+    }
+}
+
+/* Where a Conv block's output goes, one item at a time (the output never exists whole):
+ * an encoder level's into its skip (the decoder's cat slot) and, pooled, the next level's
+ * input or the bottleneck; a decoder's, upsampled, into the next decoder's cat slot, or
+ * the head input. */
+typedef struct {
+    int dec; /* 0: encoder level `lev`, 1: decoder `lev` */
+    int lev;
+} sink_t;
+
+static tf_status sink_put(tf_model *m, const sink_t *k, int i, float *o, int B, int Cout, int H,
+                          int W) {
+    const tf_arch *a = &m->a;
+    layout_t *y = &m->lay;
+    const int L = a->L;
+    const size_t hw = (size_t)H * W;
+    char nm[32];
+    snprintf(nm, sizeof nm, "%s.%d", k->dec ? "dec" : "enc", k->lev);
+    TF_TRY(tf_model_tap_put_at(m, nm, (size_t)B * Cout * hw, (size_t)i * Cout * hw, o,
+                               (size_t)Cout * hw));
+    float *P = WS(m, y->fp);
+    if (!k->dec) {
+        const int l = k->lev, j = L - 1 - l;
+        store_channels(m, item_of(y->dec_cat[j], B, i), a->dec_in[j], a->dec_in[j] - Cout, o, 1,
+                       Cout, hw);
+        if (l == L - 1) {
+            tf_avgpool2x2_forward(WS(m, y->bott) + (size_t)i * Cout * (hw / 4), o, 1, Cout, H, W);
+        } else {
+            slot_t xs = item_of(y->enc_in[l + 1], B, i);
+            float *x = sw(m, xs, y->fp);
+            tf_avgpool2x2_forward(x, o, 1, Cout, H, W);
+            sstore(m, xs, x);
+        }
+    } else if (k->lev < L - 1) {
+        const int j = k->lev + 1;
+        tf_upsample2x_forward(P, o, 1, Cout, H, W);
+        store_channels(m, item_of(y->dec_cat[j], B, i), a->dec_in[j], 0, P, 1, Cout, hw * 4);
+    } else {
+        sstore(m, item_of(y->head_in, B, i), o);
+    }
+    return TF_OK;
+}
+
+/* One Conv block (nrcm RCMs), one batch item at a time: its input is slot xs (B, Cin, H,
+ * W); the insides go to the slots c1s[r] (conv1 output) and os[r] (RCM output, r <
+ * nrcm-1); the output (B, Cout, H, W), item by item, to `sink` (NULL in a recompute, which
+ * only refills the slots). BatchNorm's batch statistics come from the whole slots. */
+static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, int B, int Cin,
+                                   int Cout, int H, int W, const slot_t *c1s, const slot_t *os,
+                                   const sink_t *sink) {
+    layout_t *y = &m->lay;
+    const int R = m->a.nrcm;
+    const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float);
+    float *A = WS(m, y->fa), *T = WS(m, y->ft), *cw = WS(m, y->convws);
+    float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
+    for (int r = 0; r < R; r++) {
+        const int ci = r ? Cout : Cin;
+        const rcm_params *p = &m->rcm_p[blk * R + r];
+        rcm_buffers *bu = &m->rcm_b[blk * R + r];
+        const slot_t in = r ? os[r - 1] : xs;
+        const int tr = mode == MODE_TRAIN;
+        /* first half: c1 = conv1(gelu(bn1(in))) */
+        slot_stats(m, in, B, ci, hw, mu, rs, tr ? bu->rm1 : NULL, tr ? bu->rv1 : NULL);
+        for (int i = 0; i < B; i++) {
+            const float *x = sload(m, item_of(in, B, i), y->fx);
+            item_bn(m, A, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw, 1);
+            const slot_t cs = item_of(c1s[r], B, i);
+            float *c1 = sw(m, cs, y->fc);
+            tf_kern_conv2d_forward(m->kern, c1, A, p->conv1_w, p->conv1_b, 1, ci, Cout, H, W, 3, cw,
+                                   cwb);
+            sstore(m, cs, c1);
+        }
+        /* second half: out = conv2(gelu(bn2(c1))) + short(in) */
+        slot_stats(m, c1s[r], B, Cout, hw, mu, rs, tr ? bu->rm2 : NULL, tr ? bu->rv2 : NULL);
+        for (int i = 0; i < B; i++) {
+            const float *c1 = sload(m, item_of(c1s[r], B, i), y->fc);
+            item_bn(m, A, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw, 1);
+            const slot_t osi = r < R - 1 ? item_of(os[r], B, i) : (slot_t){0};
+            float *o = r < R - 1 ? sw(m, osi, y->fo) : WS(m, y->fo);
+            tf_kern_conv2d_forward(m->kern, o, A, p->conv2_w, p->conv2_b, 1, Cout, Cout, H, W, 3,
+                                   cw, cwb);
+            const float *x = sload(m, item_of(in, B, i), y->fx);
+            tf_kern_conv2d_forward(m->kern, T, x, p->short_w, p->short_b, 1, ci, Cout, H, W, 1, cw,
+                                   cwb);
+            tf_add_inplace(o, T, hw * Cout);
+            if (r < R - 1)
+                sstore(m, osi, o);
+            else if (sink) /* a recompute (no sink) discards the block output */
+                TF_TRY(sink_put(m, sink, i, o, B, Cout, H, W));
+        }
+    }
+    return TF_OK;
+}
+
+/* Backward of a Conv block whose insides are in the slots (saved or recomputed), one
+ * batch item at a time; xs is the block input slot.
+ * dout (B, Cout, H, W) is CLOBBERED (scratch); dx (B, Cin, H, W) = the input gradient
+ * (overwritten), and before that scratch: it must hold B x max(Cin, Cout) x H x W. */
 static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, float *dx, int B,
                                int Cin, int Cout, int H, int W, const slot_t *c1s,
                                const slot_t *os) {
     layout_t *y = &m->lay;
     const int R = m->a.nrcm;
-    const size_t px = (size_t)B * H * W;
-    float *G = WS(m, y->G), *dA = WS(m, y->dA), *dG = WS(m, y->dG);
-    float *dC1 = WS(m, y->dC1), *E = WS(m, y->E), *cw = WS(m, y->convws);
+    const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float), n = (size_t)B * hw;
+    float *G = WS(m, y->bg), *dG = WS(m, y->bdg), *E = WS(m, y->E), *cw = WS(m, y->convws);
     float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
+    double *sd = (double *)(void *)WS(m, y->st_sd);
     float *dcur = dout;
     for (int r = R - 1; r >= 0; r--) {
         const int ci = r ? Cout : Cin;
+        const size_t no = (size_t)Cout * hw, ni = (size_t)ci * hw;
         const rcm_params *p = &m->rcm_p[blk * R + r];
         const rcm_params *g = &m->rcm_g[blk * R + r];
-        /* the RCM input: the block input (slot xs) or the previous RCM's output */
-        const float *in = sload(m, r ? os[r - 1] : xs, y->wx);
-        const float *c1 = sload(m, c1s[r], y->wc1);
-        float *dnext = r ? (dcur == dout ? E : dout) : dx;
-        /* second half: out = conv2(gelu(bn2(c1))) + short(in) */
-        tf_batchnorm2d_gelu_forward(G, mu, rs, NULL, NULL, c1, p->bn2_w, p->bn2_b, B, Cout, H, W,
-                                    TF_BN_MOMENTUM, TF_BN_EPS);
-        /* dG = (set), dnext = for r > 0 (a fresh buffer), += into the block's dx for r = 0 */
-        tf_kern_conv2d_backward(m->kern, dG, g->conv2_w, g->conv2_b, dcur, G, p->conv2_w, B, Cout,
-                                Cout, H, W, 3, cw, y->n_convws * sizeof(float), 1);
-        tf_kern_conv2d_backward(m->kern, dnext, g->short_w, g->short_b, dcur, in, p->short_w, B, ci,
-                                Cout, H, W, 1, cw, y->n_convws * sizeof(float), r > 0);
-        bn_gelu_backward(m, dA, dG, c1, mu, rs, p->bn2_w, p->bn2_b, B, Cout, (size_t)H * W);
-        zero(dC1, px * Cout);
-        tf_batchnorm2d_backward(dC1, g->bn2_w, g->bn2_b, dA, c1, p->bn2_w, mu, rs, B, Cout, H, W);
-        /* first half: c1 = conv1(gelu(bn1(in))) */
-        tf_batchnorm2d_gelu_forward(G, mu, rs, NULL, NULL, in, p->bn1_w, p->bn1_b, B, ci, H, W,
-                                    TF_BN_MOMENTUM, TF_BN_EPS);
-        tf_kern_conv2d_backward(m->kern, dG, g->conv1_w, g->conv1_b, dC1, G, p->conv1_w, B, ci,
-                                Cout, H, W, 3, cw, y->n_convws * sizeof(float), 1);
-        bn_gelu_backward(m, dA, dG, in, mu, rs, p->bn1_w, p->bn1_b, B, ci, (size_t)H * W);
-        tf_batchnorm2d_backward(dnext, g->bn1_w, g->bn1_b, dA, in, p->bn1_w, mu, rs, B, ci, H, W);
+        const slot_t in = r ? os[r - 1] : xs;
+        /* dnext: this RCM's input gradient; F: its conv1-output gradient (B, Cout, H, W) */
+        float *other = dcur == dout ? E : dout;
+        float *dnext = r ? other : dx;
+        float *F = r ? dx : other;
+        double *sdx = sd + Cout;
+        /* second half: out = conv2(gelu(bn2(c1))) + short(in); F = d bn2 output */
+        slot_stats(m, c1s[r], B, Cout, hw, mu, rs, NULL, NULL);
+        memset(sd, 0, 2 * (size_t)Cout * sizeof(double));
+        for (int i = 0; i < B; i++) {
+            const float *c1 = sload(m, item_of(c1s[r], B, i), y->bc);
+            item_bn(m, G, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw, 1);
+            tf_kern_conv2d_backward(m->kern, dG, g->conv2_w, g->conv2_b, dcur + i * no, G,
+                                    p->conv2_w, 1, Cout, Cout, H, W, 3, cw, cwb, 1);
+            item_bn(m, G, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw, 0);
+            float *f = F + i * no;
+            zero(f, no);
+            tf_gelu_backward(f, dG, G, no);
+            item_bn_sums(m, sd, sdx, f, c1, mu, rs, Cout, hw);
+        }
+        for (int c = 0; c < Cout; c++) {
+            g->bn2_w[c] += (float)sdx[c];
+            g->bn2_b[c] += (float)sd[c];
+        }
+        for (int i = 0; i < B; i++) {
+            const float *c1 = sload(m, item_of(c1s[r], B, i), y->bc);
+            item_bn_apply(m, F + i * no, c1, mu, rs, p->bn2_w, sd, sdx, n, Cout, hw);
+        }
+        /* first half: c1 = conv1(gelu(bn1(in))); dnext = d in */
+        sdx = sd + ci;
+        slot_stats(m, in, B, ci, hw, mu, rs, NULL, NULL);
+        memset(sd, 0, 2 * (size_t)ci * sizeof(double));
+        for (int i = 0; i < B; i++) {
+            const float *x = sload(m, item_of(in, B, i), y->bx);
+            item_bn(m, G, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw, 1);
+            tf_kern_conv2d_backward(m->kern, dG, g->conv1_w, g->conv1_b, F + i * no, G, p->conv1_w,
+                                    1, ci, Cout, H, W, 3, cw, cwb, 1);
+            item_bn(m, G, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw, 0);
+            float *d = dnext + i * ni;
+            zero(d, ni);
+            tf_gelu_backward(d, dG, G, ni);
+            item_bn_sums(m, sd, sdx, d, x, mu, rs, ci, hw);
+        }
+        for (int c = 0; c < ci; c++) {
+            g->bn1_w[c] += (float)sdx[c];
+            g->bn1_b[c] += (float)sd[c];
+        }
+        for (int i = 0; i < B; i++) {
+            const float *x = sload(m, item_of(in, B, i), y->bx);
+            item_bn_apply(m, dnext + i * ni, x, mu, rs, p->bn1_w, sd, sdx, n, ci, hw);
+            /* + the shortcut's gradient */
+            tf_kern_conv2d_backward(m->kern, dnext + i * ni, g->short_w, g->short_b, dcur + i * no,
+                                    x, p->short_w, 1, ci, Cout, H, W, 1, cw, cwb, 0);
+        }
         dcur = dnext;
     }
 }
@@ -320,26 +494,13 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     tf_copy_corner(x, Fp, Tp, re, y->Fs, T, (size_t)B * a->cin);
     sstore(m, y->enc_in[0], x);
     TF_TRY(tf_model_tap_put(m, "input_spec", x, y->enc_in[0].n));
-    /* encoder */
-    float *bout = WS(m, y->bout);
+    /* encoder: each block's output goes, item by item, to its skip and (pooled) to the
+     * next level's input or the bottleneck */
     for (int l = 0; l < L; l++) {
         const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l], H = y->H[l], W = y->W[l];
-        convblock_forward(m, l, x, bout, mode, B, ci, co, H, W, y->enc_c1[l], y->enc_o[l]);
-        {
-            char nm[32];
-            snprintf(nm, sizeof nm, "enc.%d", l);
-            TF_TRY(tf_model_tap_put(m, nm, bout, (size_t)B * co * H * W));
-        }
-        const int j = L - 1 - l;
-        store_channels(m, y->dec_cat[j], a->dec_in[j], a->dec_in[j] - co, bout, B, co,
-                       (size_t)H * W);
-        if (l < L - 1) {
-            x = sw(m, y->enc_in[l + 1], y->wx);
-            tf_avgpool2x2_forward(x, bout, B, co, H, W);
-            sstore(m, y->enc_in[l + 1], x);
-        } else {
-            tf_avgpool2x2_forward(WS(m, y->bott), bout, B, co, H, W);
-        }
+        const sink_t sk = {0, l};
+        TF_TRY(convblock_forward(m, l, y->enc_in[l], mode, B, ci, co, H, W, y->enc_c1[l],
+                                 y->enc_o[l], &sk));
     }
     /* bottleneck */
     const int C = a->ch[L - 1], Hb = y->H[L], Wb = y->W[L];
@@ -360,47 +521,46 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
             TF_TRY(tf_model_tap_put(m, nm, bott, (size_t)B * C * Hb * Wb));
         }
     }
-    /* decoder */
-    const float *prev = bott;
-    float *A = WS(m, y->A);
-    for (int j = 0; j < L; j++) {
-        const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i], H = y->H[i], W = y->W[i];
-        tf_upsample2x_forward(A, prev, B, cu, y->H[i + 1], y->W[i + 1]);
-        store_channels(m, y->dec_cat[j], a->dec_in[j], 0, A, B, cu, (size_t)H * W);
-        const float *xin = sload(m, y->dec_cat[j], y->wx);
-        float *dst = j == L - 1 ? sw(m, y->head_in, y->bout) : bout;
-        convblock_forward(m, L + j, xin, dst, mode, B, a->dec_in[j], a->dec_out[j], H, W,
-                          y->dec_c1[j], y->dec_o[j]);
-        if (j == L - 1) sstore(m, y->head_in, dst);
-        char nm[32];
-        snprintf(nm, sizeof nm, "dec.%d", j);
-        TF_TRY(tf_model_tap_put(m, nm, dst, (size_t)B * a->dec_out[j] * H * W));
-        prev = dst;
+    /* decoder: the bottleneck map upsampled into the first decoder's input; each block's
+     * output, item by item, upsampled into the next one's, or the head input */
+    {
+        const int cu = a->dec_in[0] - a->ch[L - 1];
+        float *P = WS(m, y->fp);
+        for (int i = 0; i < B; i++) {
+            tf_upsample2x_forward(P, bott + (size_t)i * cu * Hb * Wb, 1, cu, Hb, Wb);
+            store_channels(m, item_of(y->dec_cat[0], B, i), a->dec_in[0], 0, P, 1, cu,
+                           (size_t)4 * Hb * Wb);
+        }
     }
-    /* head: z (B, 2KS, Fp, Tp) -> magnitudes. bf16: the head input (in bout, which the
-     * head's buffers reuse) is read back from its slot (the same, rounded, values) */
-    if (y->head_in.bf16) prev = sload(m, y->head_in, y->wx);
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j, H = y->H[i], W = y->W[i];
+        const sink_t sk = {1, j};
+        TF_TRY(convblock_forward(m, L + j, y->dec_cat[j], mode, B, a->dec_in[j], a->dec_out[j], H,
+                                 W, y->dec_c1[j], y->dec_o[j], &sk));
+    }
+    /* head, one item at a time: z (2KS, Fp, Tp) = conv1x1(head input), then per target
+     * its 2K channels cropped to (2K, Fs, T), the activation (ReLU, or sigmoid times the
+     * input magnitude), subbands merged -> (2, Fb, T), times the phase, ISTFT */
     const int co = 2 * K * S;
     const size_t hw = (size_t)Fp * Tp;
-    float *zb = sw(m, y->z, y->zbuf);
-    tf_kern_conv2d_forward(m->kern, zb, prev, m->head_w, m->head_b, B, a->ch[0], co, Fp, Tp, 1,
-                           WS(m, y->convws), y->n_convws * sizeof(float));
-    sstore(m, y->z, zb);
-    const float *x0 = a->output == TF_OUT_MASK ? sload(m, y->enc_in[0], y->wx) : NULL;
-    /* per (item, target): its 2K channels cropped to (2K, Fs, T), the activation (ReLU, or
-     * sigmoid times the input magnitude), subbands merged -> (2, Fb, T), times the phase,
-     * ISTFT */
     float *hc = WS(m, y->oyr), *om = WS(m, y->om), *yi = WS(m, y->oyi);
     const size_t nc = (size_t)2 * Fb * T, ncrop = (size_t)2 * K * y->Fs * T;
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < B; b++) {
+        const float *hin = sload(m, item_of(y->head_in, B, b), y->hin);
+        const slot_t zs = item_of(y->z, B, b);
+        float *zb = sw(m, zs, y->zi);
+        tf_kern_conv2d_forward(m->kern, zb, hin, m->head_w, m->head_b, 1, a->ch[0], co, Fp, Tp, 1,
+                               WS(m, y->convws), y->n_convws * sizeof(float));
+        sstore(m, zs, zb);
+        const float *x0 =
+            a->output == TF_OUT_MASK ? sload(m, item_of(y->enc_in[0], B, b), y->x0i) : NULL;
         for (int s = 0; s < S; s++) {
-            const size_t r0 = (size_t)b * co + (size_t)s * 2 * K; /* first channel of z */
-            tf_copy_corner(hc, y->Fs, T, zb + r0 * hw, Fp, Tp, (size_t)2 * K);
+            tf_copy_corner(hc, y->Fs, T, zb + (size_t)s * 2 * K * hw, Fp, Tp, (size_t)2 * K);
             if (x0) {
                 const int Fs = y->Fs;
 #pragma omp parallel for schedule(static)
                 for (int c = 0; c < 2 * K; c++) {
-                    const float *xi = x0 + ((size_t)b * 2 * K + c) * hw;
+                    const float *xi = x0 + (size_t)c * hw;
                     float *h = hc + (size_t)c * Fs * T;
                     for (int f = 0; f < Fs; f++)
                         for (int t = 0; t < T; t++)
@@ -417,6 +577,7 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
             tf_combine_forward(hc, yi, om, pr + b * nc, pi + b * nc, nc);
             TF_TRY(tf_istft_forward(st, out + row * 2 * N, hc, yi, 2, N));
         }
+    }
     TF_TRY(tf_model_tap_put(m, "wave", out, (size_t)B * S * 2 * N));
     m->have_fwd = 1;
     return TF_OK;
@@ -440,13 +601,15 @@ static tf_status backward(tf_model *m, const float *dout) {
     float *om = WS(m, y->om), *yr = WS(m, y->oyr), *yi = WS(m, y->oyi);
     float *pr = slot_ptr(m, y->pr), *pi = slot_ptr(m, y->pi);
     for (int l = 0; l < L; l++) zero(WS(m, y->dskip[l]), (size_t)B * a->ch[l] * y->H[l] * y->W[l]);
-    /* per (item, target): ISTFT, phase, subband merge, crop -> its 2K channels of dz */
-    const int co = 2 * K * S;
-    const size_t hw = (size_t)Fp * Tp, nz = (size_t)B * co * hw;
-    float *dz = WS(m, y->zbuf);
-    for (int b = 0; b < B; b++)
+    /* the head, one item at a time: per target ISTFT, phase, subband merge, crop -> its 2K
+     * channels of dz (2KS, Fp, Tp); the activation; the 1x1 conv -> the item's head-input
+     * gradient in D0 */
+    const int co = 2 * K * S, c0 = a->ch[0];
+    const size_t hw = (size_t)Fp * Tp, nzi = (size_t)co * hw;
+    float *dz = WS(m, y->dzi), *Dc = WS(m, y->D0), *Dn = WS(m, y->D1);
+    for (int b = 0; b < B; b++) {
         for (int s = 0; s < S; s++) {
-            const size_t row = (size_t)b * S + s, r0 = (size_t)b * co + (size_t)s * 2 * K;
+            const size_t row = (size_t)b * S + s;
             zero(yr, nc);
             zero(yi, nc);
             TF_TRY(tf_istft_backward(st, yr, yi, dout + row * 2 * N, 2, N));
@@ -454,31 +617,27 @@ static tf_status backward(tf_model *m, const float *dout) {
             tf_combine_backward(om, yr, yi, pr + b * nc, pi + b * nc, nc);
             zero(yr, (size_t)2 * K * y->Fs * T);
             TF_TRY(tf_subband_merge_backward(yr, om, 1, 2, Fb, T, K));
-            tf_copy_corner(dz + r0 * hw, Fp, Tp, yr, y->Fs, T, (size_t)2 * K);
+            tf_copy_corner(dz + (size_t)s * 2 * K * hw, Fp, Tp, yr, y->Fs, T, (size_t)2 * K);
         }
-    /* head activation */
-    const float *z = sload(m, y->z, y->zload);
-    if (a->output == TF_OUT_MASK) {
-        const float *x0 = sload(m, y->enc_in[0], y->wx); /* wx: free until hin below */
+        const float *z = sload(m, item_of(y->z, B, b), y->zli);
+        if (a->output == TF_OUT_MASK) {
+            const float *x0 = sload(m, item_of(y->enc_in[0], B, b), y->x0i);
 #pragma omp parallel for schedule(static)
-        for (size_t r = 0; r < (size_t)B * co; r++) {
-            size_t b = r / co, c = r % (2 * K);
-            const float *xi = x0 + (b * 2 * K + c) * hw;
-            for (size_t i = 0; i < hw; i++) {
-                float s = 1.f / (1.f + expf(-z[r * hw + i]));
-                dz[r * hw + i] *= xi[i] * s * (1.f - s);
+            for (int r = 0; r < co; r++) {
+                const float *xi = x0 + (size_t)(r % (2 * K)) * hw;
+                for (size_t i = 0; i < hw; i++) {
+                    float sg = 1.f / (1.f + expf(-z[r * hw + i]));
+                    dz[r * hw + i] *= xi[i] * sg * (1.f - sg);
+                }
             }
+        } else {
+#pragma omp parallel for schedule(static) if (nzi > 65536)
+            for (size_t i = 0; i < nzi; i++)
+                if (!(z[i] > 0)) dz[i] = 0.f;
         }
-    } else {
-#pragma omp parallel for schedule(static) if (nz > 65536)
-        for (size_t i = 0; i < nz; i++)
-            if (!(z[i] > 0)) dz[i] = 0.f;
-    }
-    float *Dc = WS(m, y->D0), *Dn = WS(m, y->D1);
-    {
-        const float *hin = sload(m, y->head_in, y->wx);
-        tf_kern_conv2d_backward(m->kern, Dc, m->ghead_w, m->ghead_b, dz, hin, m->head_w, B,
-                                a->ch[0], co, Fp, Tp, 1, WS(m, y->convws),
+        const float *hin = sload(m, item_of(y->head_in, B, b), y->hin);
+        tf_kern_conv2d_backward(m->kern, Dc + (size_t)b * c0 * hw, m->ghead_w, m->ghead_b, dz, hin,
+                                m->head_w, 1, c0, co, Fp, Tp, 1, WS(m, y->convws),
                                 y->n_convws * sizeof(float), 1);
     }
     /* decoder, last block first */
@@ -486,10 +645,8 @@ static tf_status backward(tf_model *m, const float *dout) {
         const int i = L - 1 - j, cs = a->ch[i], cu = a->dec_in[j] - cs, H = y->H[i], W = y->W[i];
         const size_t px = (size_t)B * H * W;
         if (ck)
-            convblock_forward(m, L + j, sload(m, y->dec_cat[j], y->wx), WS(m, y->bout),
-                              MODE_RECOMPUTE, B, a->dec_in[j], a->dec_out[j], H, W, y->dec_c1[j],
-                              y->dec_o[j]);
-        zero(Dn, px * a->dec_in[j]);
+            TF_TRY(convblock_forward(m, L + j, y->dec_cat[j], MODE_RECOMPUTE, B, a->dec_in[j],
+                                     a->dec_out[j], H, W, y->dec_c1[j], y->dec_o[j], NULL));
         convblock_backward(m, L + j, y->dec_cat[j], Dc, Dn, B, a->dec_in[j], a->dec_out[j], H, W,
                            y->dec_c1[j], y->dec_o[j]);
         zero(Dc, px * cu);
@@ -524,9 +681,8 @@ static tf_status backward(tf_model *m, const float *dout) {
     for (int l = L - 1; l >= 0; l--) {
         const int ci = l ? a->ch[l - 1] : a->cin, cl = a->ch[l], H = y->H[l], W = y->W[l];
         if (ck)
-            convblock_forward(m, l, sload(m, y->enc_in[l], y->wx), WS(m, y->bout), MODE_RECOMPUTE,
-                              B, ci, cl, H, W, y->enc_c1[l], y->enc_o[l]);
-        zero(Dn, (size_t)B * ci * H * W);
+            TF_TRY(convblock_forward(m, l, y->enc_in[l], MODE_RECOMPUTE, B, ci, cl, H, W,
+                                     y->enc_c1[l], y->enc_o[l], NULL));
         convblock_backward(m, l, y->enc_in[l], WS(m, y->dskip[l]), Dn, B, ci, cl, H, W,
                            y->enc_c1[l], y->enc_o[l]);
         if (l > 0)

@@ -372,13 +372,12 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     /* ---- saved activations ---- */
     y->pr = put(&c, IN_ACT, 0, nspec);
     y->pi = put(&c, IN_ACT, 0, nspec);
-    size_t smax = 0, sout = 0; /* largest conv-side tensor (any channels), output-sized */
+    size_t sout = 0; /* largest conv-block output (B, Cout, H, W) */
     for (int l = 0; l < L; l++) {
         size_t px = b * y->H[l] * y->W[l];
         int ci = l ? a->ch[l - 1] : a->cin;
         y->enc_in[l] = put(&c, IN_ACT, bf, px * ci);
         if (!ck) put_block(&c, IN_ACT, bf, y->enc_c1[l], y->enc_o[l], R, px * a->ch[l]);
-        smax = zmax(smax, px * zmax(ci, a->ch[l]));
         sout = zmax(sout, px * a->ch[l]);
     }
     for (int j = 0; j < L; j++) {
@@ -386,7 +385,6 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
         size_t px = b * y->H[i] * y->W[i];
         y->dec_cat[j] = put(&c, IN_ACT, bf, px * a->dec_in[j]);
         if (!ck) put_block(&c, IN_ACT, bf, y->dec_c1[j], y->dec_o[j], R, px * a->dec_out[j]);
-        smax = zmax(smax, px * zmax(a->dec_in[j], a->dec_out[j]));
         sout = zmax(sout, px * a->dec_out[j]);
     }
     y->head_in = put(&c, IN_ACT, bf, b * a->ch[0] * y->Fp * y->Tp);
@@ -407,14 +405,32 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
      * Region R: buffers of phases that never overlap in time share its bytes (views, each
      * from R's start):
      *   io     the input STFT, the head and its backward: spectra, output spectra, the
-     *          head map (and bf16: the z load);
-     *   fwd    the conv-block forward (also its recompute in backward): the BN/GELU
-     *          output A, the shortcut output, the block output (bf16: fp32 RCM outputs);
-     *   bwd    a conv block's backward: the GELU output G (then its gradient dA; the BN
-     *          output is recomputed in tiles), dG, dC1 and the RCM-chain gradient E;
+     *          head's one-item buffers (and bf16: x0 before its store);
+     *   fwd    the conv-block forward (also its recompute in backward), one batch item at a
+     *          time: the loaded input, the BN/GELU output, c1, the RCM output, the
+     *          shortcut output and the block output's pooled or upsampled copy;
+     *   bwd    a conv block's backward: one item's loaded input / c1, GELU output and its
+     *          gradient; E, the RCM-chain gradient (B, Cout, H, W);
      *   tfswa  the TFSWA stack and its backward: token buffers and tblock workspace.
-     * A recompute in backward runs before the block's backward uses the bwd view; the
-     * head input (bf16) and the mask input are reloaded into wx, outside R. */
+     * A recompute in backward runs before the block's backward uses the bwd view: its
+     * results go to the scratch slots, outside R. */
+    size_t i_max = 0, i_out = 0, i_pool = 0; /* one item: largest conv-side tensor, output */
+    for (int l = 0; l < L; l++) {
+        const size_t hw = (size_t)y->H[l] * y->W[l];
+        const int ci = l ? a->ch[l - 1] : a->cin;
+        i_max = zmax(i_max, hw * zmax(ci, a->ch[l]));
+        i_out = zmax(i_out, hw * a->ch[l]);
+        if (l < L - 1) i_pool = zmax(i_pool, hw / 4 * a->ch[l]);
+    }
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j;
+        const size_t hw = (size_t)y->H[i] * y->W[i];
+        i_max = zmax(i_max, hw * zmax(a->dec_in[j], a->dec_out[j]));
+        i_out = zmax(i_out, hw * a->dec_out[j]);
+        /* the decoder's input: the upsampled map of the level below */
+        i_pool = zmax(i_pool, hw * (a->dec_in[j] - a->ch[i]));
+    }
+    const size_t hwp = (size_t)y->Fp * y->Tp, nzi = (size_t)2 * K * S * hwp;
     const size_t r0 = c.work;
     size_t v = r0;
     y->spec_re = bump(&v, nspec);
@@ -423,22 +439,30 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     y->om = bump(&v, nspec / b); /* the head runs per (item, target): (2, Fb, T) */
     y->oyr = bump(&v, nspec / b);
     y->oyi = bump(&v, nspec / b);
-    y->zbuf = bump(&v, nz);
-    if (bf) y->zload = bump(&v, nz);
+    if (bf) {
+        y->wx = bump(&v, b * a->cin * hwp);
+        y->hin = bump(&v, (size_t)a->ch[0] * hwp);
+        y->x0i = bump(&v, (size_t)a->cin * hwp);
+        y->zi = bump(&v, nzi);
+        y->zli = bump(&v, nzi);
+    }
+    y->dzi = bump(&v, nzi);
     size_t rend = v;
     v = r0;
-    y->A = bump(&v, smax);
-    if (bf) {
-        y->wo0 = bump(&v, sout);
-        y->wo1 = bump(&v, sout);
-    }
-    y->ts = bump(&v, sout);
-    y->bout = bump(&v, sout);
+    if (bf) y->fx = bump(&v, i_max);
+    y->fa = bump(&v, i_max);
+    if (bf) y->fc = bump(&v, i_out);
+    y->fo = bump(&v, i_out);
+    y->ft = bump(&v, i_out);
+    y->fp = bump(&v, i_pool);
     rend = zmax(rend, v);
     v = r0;
-    y->G = y->dA = bump(&v, smax);
-    y->dG = bump(&v, smax);
-    y->dC1 = bump(&v, sout);
+    if (bf) {
+        y->bx = bump(&v, i_max);
+        y->bc = bump(&v, i_out);
+    }
+    y->bg = bump(&v, i_max);
+    y->bdg = bump(&v, i_max);
     y->E = bump(&v, sout);
     rend = zmax(rend, v);
     if (a->nblk > 0) {
@@ -452,13 +476,9 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
         rend = zmax(rend, v);
     }
     c.work = rend;
-    /* outside R */
-    if (bf) {
-        y->wx = wput(&c, smax);
-        y->wc1 = wput(&c, sout);
-    }
-    /* block gradients in backward: D0 and D1 swap roles (dout, dx) at every decoder
-     * level, D1 holds the encoder's dx: each is sized for the uses it gets */
+    /* outside R: block gradients in backward. D0 and D1 swap roles (dout, dx) at every
+     * decoder level, D1 holds the encoder's dx; a block's dx doubles as its scratch for
+     * B x max(Cin, Cout) maps (convblock_backward) */
     {
         size_t d[2] = {b * a->ch[0] * y->Fp * y->Tp, 0}; /* the head's input gradient: D0 */
         int dc = 0;
@@ -466,32 +486,31 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
             const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i];
             const size_t px = b * y->H[i] * y->W[i], px1 = b * y->H[i + 1] * y->W[i + 1];
             d[dc] = zmax(d[dc], px * a->dec_out[j]);
-            d[!dc] = zmax(d[!dc], zmax(px * a->dec_in[j], px1 * cu));
+            d[!dc] = zmax(d[!dc], zmax(px * zmax(a->dec_in[j], a->dec_out[j]), px1 * cu));
             dc = !dc;
         }
         for (int l = 0; l < L; l++)
-            d[1] = zmax(d[1], b * (l ? a->ch[l - 1] : a->cin) * y->H[l] * y->W[l]);
+            d[1] = zmax(d[1], b * zmax(l ? a->ch[l - 1] : a->cin, a->ch[l]) * y->H[l] * y->W[l]);
         y->D0 = wput(&c, d[0]);
         y->D1 = wput(&c, d[1]);
     }
-    /* per-thread tiles for the BN output recomputed in backward (and its GELU gradient) */
-    y->n_tile = (size_t)threads * 2 * TF_BN_TILE;
-    y->tile = wput(&c, y->n_tile);
+    /* the convolutions run one batch item at a time */
     int cmax = a->cin;
     size_t cw = 0;
-    TF_TRY(conv_ws(&cw, kern, B, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 1, threads));
+    TF_TRY(conv_ws(&cw, kern, 1, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 1, threads));
     for (int l = 0; l < L; l++) {
         int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
         cmax = (int)zmax((size_t)cmax, (size_t)co);
-        TF_TRY(block_ws(&cw, kern, a, B, ci, co, y->H[l], y->W[l], 1, threads));
+        TF_TRY(block_ws(&cw, kern, a, 1, ci, co, y->H[l], y->W[l], 1, threads));
     }
     for (int j = 0; j < L; j++) {
         int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j];
         cmax = (int)zmax((size_t)cmax, (size_t)ci);
-        TF_TRY(block_ws(&cw, kern, a, B, ci, co, y->H[i], y->W[i], 1, threads));
+        TF_TRY(block_ws(&cw, kern, a, 1, ci, co, y->H[i], y->W[i], 1, threads));
     }
     y->st_m1 = wput(&c, (size_t)cmax);
     y->st_r1 = wput(&c, (size_t)cmax);
+    y->st_sd = wput(&c, (size_t)cmax * 4); /* 2 x cmax doubles */
     y->n_convws = cw;
     y->convws = wput(&c, cw);
     for (int l = 0; l < L; l++) y->dskip[l] = wput(&c, b * a->ch[l] * y->H[l] * y->W[l]);

@@ -11,7 +11,6 @@
 #define TF_MAX_TFSWA   32
 #define TF_BN_EPS      1e-5f
 #define TF_BN_MOMENTUM 0.1f
-#define TF_BN_TILE     4096 /* floats of a BN-output tile recomputed in backward */
 
 /* Where a saved tensor lives: the activation block or the workspace (recompute scratch). */
 enum { IN_ACT = 0, IN_WORK = 1 };
@@ -67,22 +66,24 @@ typedef struct {
     slot_t tok[TF_MAX_TFSWA][4]; /* fp32 sublayer inputs: tsa, fsa, swin0, swin1 */
     slot_t tsv[TF_MAX_TFSWA][4]; /* fp32 tf_tblock_saved of each sublayer */
     /* ---- workspace (fp32, bytes into the workspace block); views of region R (model.c
-     * tf_layout): io, fwd, bwd, tfswa ---- */
+     * tf_layout): io, fwd, bwd, tfswa. The conv blocks and the head run one batch item
+     * at a time: their buffers marked "item" hold one item, (C, H, W) ---- */
     size_t spec_re, spec_im, mag_in; /* io: (B*2, Fb, T) */
     size_t om, oyr, oyi;             /* io: (2, Fb, T) of one (item, target) */
-    size_t zbuf, zload;              /* io: (B, 2KS, Fp, Tp) */
-    size_t A, wo0, wo1, ts, bout;    /* fwd: conv-block forward working tensors */
-    size_t G, dA, dG, dC1, E;        /* bwd: conv-block backward (dA aliases G) */
-    size_t wx, wc1;                  /* bf16: fp32 loads of block inputs / conv1 outputs */
+    size_t wx;                       /* io, bf16: x0 (B, 2K, Fp, Tp) before its store */
+    size_t hin, x0i, zi, zli, dzi;   /* io, item: head input, x0, z (+ bf16 load), dz */
+    size_t fx, fa, fc, fo, ft, fp;   /* fwd, item: in load, BN/GELU out, c1, out, shortcut,
+                                        the block output's pooled/upsampled copy */
+    size_t bx, bc, bg, bdg, E;       /* bwd: item in/c1 loads, GELU out, its gradient;
+                                        E (B, Cout, H, W): the RCM-chain gradient */
     size_t D0, D1;                   /* block gradients (dout, dx) */
-    size_t st_m1, st_r1;             /* BN statistics (max C) */
+    size_t st_m1, st_r1, st_sd;      /* BN statistics (max C); st_sd: 2 x max C doubles */
     size_t convws;                   /* conv2d workspace */
     size_t dskip[TF_MAX_LEVELS];     /* (B, c_l, H_l, W_l) */
     size_t bott;                     /* (B, C, Hb, Wb) */
     size_t tb[8];                    /* tfswa: token buffers (NL*C) */
     size_t tbws;                     /* tfswa: tblock workspace */
     size_t relidx, mask;             /* int (L*L), float (nW, L, L) */
-    size_t tile, n_tile;             /* per-thread BN tiles (2 * TF_BN_TILE floats each) */
     size_t scratch;                  /* recompute scratch start (checkpointing) */
     size_t n_convws, n_tbws;         /* floats */
     /* ---- the eval forward (offsets into the arena) ---- */
@@ -110,7 +111,7 @@ struct tf_model {
     float *head_w, *head_b, *ghead_w, *ghead_b;
     size_t *tb_off; /* [b*4 + sub]: float offset of that tblock's params */
     /* STFT */
-    void *stft; /* tf_stft* */
+    void *stft;       /* tf_stft* */
     tf_kernels *kern; /* the arithmetic (nn/kernels.h) */
     /* state of the last forward */
     layout_t lay;
