@@ -596,7 +596,9 @@ static tf_status plan_with(tf_model_sizes *out, const tf_model_config *cfg, int 
     snprintf(out->arithmetic, sizeof out->arithmetic, "%s", tf_kernels_describe(kern ? kern : tmp));
     tf_kernels_free(tmp);
     TF_TRY(s);
-    out->conv_workspace = zmax(y.n_convws, y.ev.n_convws) * sizeof(float);
+    /* the convolutions' share of the forward this plan is for: a training model's own
+     * (one batch item at a time), an inference model's eval forward (the whole batch) */
+    out->conv_workspace = (mode == TF_MODEL_TRAIN ? y.n_convws : y.ev.n_convws) * sizeof(float);
     out->mode = mode;
     out->n_params = tb.np;
     out->n_buffers = tb.nb;
