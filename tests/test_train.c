@@ -117,6 +117,47 @@ static void test_short_run_learns(void) {
     tf_index_close(ix);
 }
 
+/* Validation through a training model keeps its buffers in the model's idle arena (the
+ * plan counts no validation bytes) and scores exactly what an inference model with the
+ * same weights scores with allocated buffers: buffers that overlapped the eval forward's
+ * part of the arena would be overwritten by it and change the scores. */
+static void test_validation_in_arena(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "valarena") == 0);
+    const int64_t N = (int64_t)(c.segment_seconds * c.sample_rate);
+    tf_index *ix = NULL;
+    tf_model *mt = NULL, *mi = NULL;
+    CHECK(tf_index_open(&ix, &c, NULL) == TF_OK);
+    CHECK(tf_model_create(&mt, MC(&c), c.batch_size, N, 2) == TF_OK);
+    CHECK(tf_model_create_mode(&mi, MC(&c), c.batch_size, N, 2, TF_MODEL_INFER) == TF_OK);
+    if (!ix || !mt || !mi) goto out;
+    /* trained-looking weights: the same random ones in both */
+    memcpy(tf_model_params(mi), tf_model_params(mt),
+           tf_model_get_plan(mt)->n_params * sizeof(float));
+    size_t spare = 0, ispare = 0;
+    unsigned char *mem = tf_model_spare(mt, &spare);
+    CHECK(tf_model_spare(mi, &ispare) == NULL && ispare == 0);
+    const size_t need = tf_val_arena_bytes(&c, c.n_sources);
+    printf("  spare arena %zu bytes >= validation %zu bytes (plan-side bound %zu)\n", spare, need,
+           tf_model_spare_bytes(tf_model_get_plan(mt)));
+    CHECK(mem && spare >= need && spare >= tf_model_spare_bytes(tf_model_get_plan(mt)));
+    tf_train_plan p;
+    CHECK(tf_train_plan_bytes(&p, &c, 2) == TF_OK && p.validation == 0);
+    /* poison the spare bytes: validation must initialise whatever it reads there */
+    memset(mem, 0xff, spare);
+    tf_val_result vt, vi;
+    CHECK(tf_validate(mt, &c, ix, TF_SPLIT_VALID, &single, &vt) == TF_OK);
+    CHECK(tf_validate(mi, &c, ix, TF_SPLIT_VALID, &single, &vi) == TF_OK);
+    CHECK(vt.tracks == vi.tracks && vt.tracks > 0);
+    for (int t = 0; t < c.n_targets; t++)
+        CHECKF(vt.usdr[t] == vi.usdr[t] && vt.usdr_mixture[t] == vi.usdr_mixture[t],
+               "%s: %.9g vs %.9g dB", c.targets[t], vt.usdr[t], vi.usdr[t]);
+out:
+    tf_model_free(mt);
+    tf_model_free(mi);
+    tf_index_close(ix);
+}
+
 /* Mean validation uSDR of the last checkpoint of a 24-step run of c (into out). */
 static double train_24_usdr(tf_config c, const char *out) {
     snprintf(c.output_dir, sizeof c.output_dir, "%s/%s", root, out);
@@ -503,6 +544,7 @@ int main(void) {
         return 1;
     }
     RUN(test_short_run_learns);
+    RUN(test_validation_in_arena);
     RUN(test_bf16_arithmetic_trains);
     RUN(test_failed_start_writes_nothing);
     RUN(test_run_folder_lock);

@@ -21,6 +21,7 @@ struct tf_ola {
     float *wsum;     /* (cap,) */
     float *w;        /* (L,) trapezoid weight */
     float *bmix;     /* (batch, 2, L) */
+    int external;    /* the buffers are carved from the caller's memory (tf_ola_open_in) */
     float *bout;     /* (batch, S, 2, L) */
     size_t bytes;
 };
@@ -40,33 +41,72 @@ size_t tf_ola_plan_bytes(const tf_ola_cfg *cfg) {
     return sizeof(float) * (2 * cap + S * 2 * cap + cap + L + B * 2 * L + B * S * 2 * L);
 }
 
-tf_status tf_ola_open(tf_ola **out, const tf_ola_cfg *cfg, tf_ola_model_fn model, void *mctx,
-                      tf_ola_sink_fn sink, void *sctx) {
+/* the engine's buffers, in floats: in, acc, wsum, w, bmix, bout */
+static void buffer_floats(const tf_ola_cfg *cfg, size_t n[6]) {
+    const size_t L = (size_t)cfg->chunk, S = (size_t)cfg->n_stems, B = (size_t)cfg->batch;
+    const size_t cap = (size_t)tf_ola_window_frames(cfg);
+    n[0] = 2 * cap, n[1] = S * 2 * cap, n[2] = cap, n[3] = L, n[4] = B * 2 * L;
+    n[5] = B * S * 2 * L;
+}
+
+#define OLA_ALIGN 64
+static size_t align_up(size_t b) {
+    return (b + OLA_ALIGN - 1) / OLA_ALIGN * OLA_ALIGN;
+}
+
+size_t tf_ola_mem_bytes(const tf_ola_cfg *cfg) {
+    size_t n[6], t = 0;
+    buffer_floats(cfg, n);
+    for (int i = 0; i < 6; i++) t += align_up(n[i] * sizeof(float));
+    return t;
+}
+
+tf_status tf_ola_open_in(tf_ola **out, const tf_ola_cfg *cfg, tf_ola_model_fn model, void *mctx,
+                         tf_ola_sink_fn sink, void *sctx, void *mem, size_t mem_bytes) {
     *out = NULL;
     if (cfg->chunk < 1 || cfg->n_stems < 1 || cfg->batch < 1)
         return tf_err(TF_EUSER, "overlap-add: chunk, stems and batch must be >= 1");
     if (!(cfg->overlap >= 0 && cfg->overlap < 1))
         return tf_err(TF_EUSER, "overlap-add: overlap %g is not in [0, 1)", cfg->overlap);
+    if (mem && ((uintptr_t)mem % OLA_ALIGN || mem_bytes < tf_ola_mem_bytes(cfg)))
+        return tf_err(TF_EINTERNAL, "overlap-add: %zu bytes at %p for a %zu-byte engine", mem_bytes,
+                      mem, tf_ola_mem_bytes(cfg));
     tf_ola *o = tf_calloc(1, sizeof *o, "overlap-add");
     if (!o) return TF_EINTERNAL;
     o->c = *cfg;
     o->model = model, o->mctx = mctx, o->sink = sink, o->sctx = sctx;
-    const int64_t L = cfg->chunk, S = cfg->n_stems, B = cfg->batch;
+    const int64_t L = cfg->chunk;
     o->hop = tf_ola_hop(cfg);
     o->cap = tf_ola_window_frames(cfg); /* a group of B chunks spans (B-1)*hop + L frames */
-    size_t n_in = 2 * (size_t)o->cap, n_acc = (size_t)(S * 2) * (size_t)o->cap;
-    o->in = tf_calloc(n_in, sizeof(float), "overlap-add input");
-    o->acc = tf_calloc(n_acc, sizeof(float), "overlap-add accumulator");
-    o->wsum = tf_calloc((size_t)o->cap, sizeof(float), "overlap-add weights");
-    o->w = tf_malloc(sizeof(float) * (size_t)L, "overlap-add window");
-    o->bmix = tf_malloc(sizeof(float) * (size_t)(B * 2 * L), "overlap-add batch");
-    o->bout = tf_malloc(sizeof(float) * (size_t)(B * S * 2 * L), "overlap-add batch output");
-    if (!o->in || !o->acc || !o->wsum || !o->w || !o->bmix || !o->bout) {
-        tf_ola_close(o);
-        return TF_EINTERNAL;
+    size_t n[6];
+    buffer_floats(cfg, n);
+    float **dst[6] = {&o->in, &o->acc, &o->wsum, &o->w, &o->bmix, &o->bout};
+    if (mem) {
+        o->external = 1;
+        unsigned char *p = mem;
+        for (int i = 0; i < 6; i++) {
+            *dst[i] = (float *)(void *)p;
+            p += align_up(n[i] * sizeof(float));
+        }
+        /* the windows start empty (zero), as tf_calloc gives them below */
+        memset(o->in, 0, sizeof(float) * n[0]);
+        memset(o->acc, 0, sizeof(float) * n[1]);
+        memset(o->wsum, 0, sizeof(float) * n[2]);
+    } else {
+        static const char *const what[6] = {"overlap-add input",   "overlap-add accumulator",
+                                            "overlap-add weights", "overlap-add window",
+                                            "overlap-add batch",   "overlap-add batch output"};
+        for (int i = 0; i < 6; i++) {
+            *dst[i] = i < 3 ? tf_calloc(n[i], sizeof(float), what[i])
+                            : tf_malloc(sizeof(float) * n[i], what[i]);
+            if (!*dst[i]) {
+                tf_ola_close(o);
+                return TF_EINTERNAL;
+            }
+        }
     }
-    o->bytes = sizeof(float) * (n_in + n_acc + (size_t)o->cap + (size_t)L + (size_t)(B * 2 * L) +
-                                (size_t)(B * S * 2 * L));
+    o->bytes = 0;
+    for (int i = 0; i < 6; i++) o->bytes += sizeof(float) * n[i];
     const int64_t R = L - o->hop; /* ramp length = overlapping frames */
     for (int64_t i = 0; i < L; i++) {
         double a = (double)(i + 1) / (double)(R + 1), b = (double)(L - i) / (double)(R + 1);
@@ -74,6 +114,11 @@ tf_status tf_ola_open(tf_ola **out, const tf_ola_cfg *cfg, tf_ola_model_fn model
     }
     *out = o;
     return TF_OK;
+}
+
+tf_status tf_ola_open(tf_ola **out, const tf_ola_cfg *cfg, tf_ola_model_fn model, void *mctx,
+                      tf_ola_sink_fn sink, void *sctx) {
+    return tf_ola_open_in(out, cfg, model, mctx, sink, sctx, NULL, 0);
 }
 
 size_t tf_ola_bytes(const tf_ola *o) {
@@ -174,6 +219,7 @@ tf_status tf_ola_finish(tf_ola *o) {
 
 void tf_ola_close(tf_ola *o) {
     if (!o) return;
-    free(o->in), free(o->acc), free(o->wsum), free(o->w), free(o->bmix), free(o->bout);
+    if (!o->external)
+        free(o->in), free(o->acc), free(o->wsum), free(o->w), free(o->bmix), free(o->bout);
     free(o);
 }

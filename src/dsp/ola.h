@@ -32,6 +32,12 @@ typedef struct tf_ola tf_ola;
 
 tf_status tf_ola_open(tf_ola **o, const tf_ola_cfg *cfg, tf_ola_model_fn model, void *model_ctx,
                       tf_ola_sink_fn sink, void *sink_ctx);
+/* The same, with the engine's buffers carved from the caller's memory `mem` (64-byte
+ * aligned, at least tf_ola_mem_bytes(cfg) bytes, untouched by anything else until
+ * tf_ola_close): what training validation does with the idle part of the model's arena. */
+tf_status tf_ola_open_in(tf_ola **o, const tf_ola_cfg *cfg, tf_ola_model_fn model, void *model_ctx,
+                         tf_ola_sink_fn sink, void *sink_ctx, void *mem, size_t mem_bytes);
+size_t tf_ola_mem_bytes(const tf_ola_cfg *cfg);
 /* Feed n frames of planar stereo input (2, n) with row stride `stride`. */
 tf_status tf_ola_push(tf_ola *o, const float *in, int64_t n, int64_t stride);
 /* End of input: process the remaining chunks and flush all output. */

@@ -608,6 +608,7 @@ static tf_status plan_with(tf_model_sizes *out, const tf_model_config *cfg, int 
     out->activations = y.act_bytes;
     out->workspace = y.work_bytes;
     out->total = out->params + out->grads + out->buffers + out->activations + out->workspace;
+    out->eval_arena = mode == TF_MODEL_TRAIN ? y.ev.bytes : y.work_bytes;
     out->batch = batch;
     out->frames = frames;
     out->stft_frames = y.T;
@@ -758,6 +759,24 @@ void tf_model_free(tf_model *m) {
     free(m->tap_name);
     free(m->tap_n);
     free(m);
+}
+
+size_t tf_model_spare_bytes(const tf_model_sizes *p) {
+    const size_t arena = p->activations + p->workspace;
+    return arena > p->eval_arena + 64 ? arena - p->eval_arena - 64 : 0;
+}
+
+unsigned char *tf_model_spare(tf_model *m, size_t *bytes) {
+    const size_t arena = m->plan.activations + m->plan.workspace;
+    /* 64-byte aligned start (the arena itself comes from malloc) */
+    size_t off = m->plan.eval_arena;
+    off += (64 - (size_t)((uintptr_t)(m->arena + off) % 64)) % 64;
+    if (!m->arena || off >= arena) {
+        *bytes = 0;
+        return NULL;
+    }
+    *bytes = arena - off;
+    return m->arena + off;
 }
 
 const tf_model_sizes *tf_model_get_plan(const tf_model *m) {

@@ -161,7 +161,10 @@ typedef struct {
     size_t activations; /* saved for backward (0 for an inference model) */
     size_t workspace;   /* scratch (incl. recompute scratch when checkpointing) */
     size_t total;
-    size_t n_params; /* trainable parameter count (floats) */
+    size_t eval_arena; /* of activations + workspace (one allocation, the arena): the bytes
+                          an eval forward of (batch, frames) uses, from the arena's start;
+                          the rest is idle outside training steps (tf_model_spare) */
+    size_t n_params;   /* trainable parameter count (floats) */
     size_t n_buffers;
     int batch;
     int64_t frames;  /* samples per channel of the segment */
@@ -204,6 +207,14 @@ void tf_model_free(tf_model *m);
 /* The plan the model was created with: tf_model_create allocates exactly these blocks
  * (tests/test_model.c measures the heap growth of tf_model_create against it). */
 const tf_model_sizes *tf_model_get_plan(const tf_model *m);
+/* The arena bytes that neither an eval forward of the planned (batch, frames) nor anything
+ * else outside a training step uses: plan.activations + plan.workspace - plan.eval_arena
+ * bytes at *bytes, 64-byte aligned (NULL, 0 when none). Training validation keeps its
+ * overlap-add buffers there, so it costs no memory beyond the training plan. The contents
+ * are lost at the next training forward. */
+unsigned char *tf_model_spare(tf_model *m, size_t *bytes);
+/* What tf_model_spare gives at least, from the plan alone (alignment taken off). */
+size_t tf_model_spare_bytes(const tf_model_sizes *plan);
 const tf_arch *tf_model_arch(const tf_model *m);
 /* The model's kernels in one line (tf_kernels_describe: backend, library, ISA, arithmetic
  * dtype in effect), valid while the model lives. */

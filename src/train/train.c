@@ -58,7 +58,10 @@ tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int thread
     /* m and v; with EMA also the EMA weights and a copy of the raw ones */
     p->optimizer = sizeof(float) * n * (cfg->ema_decay > 0 ? 4 : 2);
     p->loader = tf_loader_plan_bytes(cfg, cfg->n_sources, p->segment_frames);
-    p->validation = tf_val_plan_bytes(cfg, cfg->n_sources);
+    /* validation's buffers live in the model's idle arena when they fit there */
+    p->validation = tf_val_arena_bytes(cfg, cfg->n_sources) <= tf_model_spare_bytes(&p->model)
+                        ? 0
+                        : tf_val_plan_bytes(cfg, cfg->n_sources);
     /* trainer buffers: targets, output, output gradient (B, T, 2, N) + loss scratch */
     p->trainer = sizeof(float) * 3 * (size_t)cfg->batch_size * (size_t)cfg->n_targets * 2 *
                      (size_t)p->segment_frames +

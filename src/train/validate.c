@@ -64,6 +64,26 @@ size_t tf_val_plan_bytes(const tf_config *cfg, int n_sources) {
            sizeof(float) * (size_t)READ_BLOCK * (2 + S * 2);
 }
 
+static size_t al64(size_t b) {
+    return (b + 63) / 64 * 64;
+}
+
+/* the track's buffers in floats: reference FIFO, mixture FIFO, the two read blocks */
+static void val_floats(const tf_config *cfg, int n_sources, size_t n[4]) {
+    tf_ola_cfg oc = tf_val_ola_cfg(cfg);
+    const size_t cap = (size_t)tf_ola_window_frames(&oc) + READ_BLOCK, S = (size_t)n_sources;
+    n[0] = S * 2 * cap, n[1] = 2 * cap, n[2] = 2 * (size_t)READ_BLOCK;
+    n[3] = S * 2 * (size_t)READ_BLOCK;
+}
+
+size_t tf_val_arena_bytes(const tf_config *cfg, int n_sources) {
+    tf_ola_cfg oc = tf_val_ola_cfg(cfg);
+    size_t n[4], t = tf_ola_mem_bytes(&oc);
+    val_floats(cfg, n_sources, n);
+    for (int i = 0; i < 4; i++) t += al64(n[i] * sizeof(float));
+    return t;
+}
+
 static tf_status one_track(tf_model *m, const tf_config *cfg, const tf_index *ix, int track,
                            double *usdr, double *usdr_mix) {
     tf_ola_cfg oc = tf_val_ola_cfg(cfg);
@@ -79,15 +99,30 @@ static tf_status one_track(tf_model *m, const tf_config *cfg, const tf_index *ix
                           cfg->targets[t]);
     }
     q.cap = tf_ola_window_frames(&oc) + READ_BLOCK;
-    q.ref = tf_malloc(sizeof(float) * (size_t)q.S * 2 * (size_t)q.cap, "validation references");
-    q.mix = tf_malloc(sizeof(float) * 2 * (size_t)q.cap, "validation mixture");
-    float *bmix = tf_malloc(sizeof(float) * 2 * READ_BLOCK, "validation block");
-    float *bst = tf_malloc(sizeof(float) * (size_t)q.S * 2 * READ_BLOCK, "validation block");
+    /* in the idle part of the model's arena when it is large enough (a training model),
+     * else allocated */
+    size_t n[4], spare = 0;
+    val_floats(cfg, q.S, n);
+    unsigned char *mem = tf_model_spare(m, &spare);
+    const int in_arena = mem && spare >= tf_val_arena_bytes(cfg, q.S);
+    float *buf[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4; i++) {
+        if (in_arena) {
+            buf[i] = (float *)(void *)mem;
+            mem += al64(n[i] * sizeof(float));
+        } else {
+            buf[i] = tf_malloc(sizeof(float) * n[i], "validation buffers");
+        }
+    }
+    q.ref = buf[0], q.mix = buf[1];
+    float *bmix = buf[2], *bst = buf[3];
     model_ctx mc = {m};
     tf_ola *o = NULL;
     tf_valtrack *v = NULL;
     tf_status st = (q.ref && q.mix && bmix && bst) ? TF_OK : TF_EINTERNAL;
-    if (!st) st = tf_ola_open(&o, &oc, run_model, &mc, sink, &q);
+    if (!st)
+        st = tf_ola_open_in(&o, &oc, run_model, &mc, sink, &q, in_arena ? mem : NULL,
+                            in_arena ? tf_ola_mem_bytes(&oc) : 0);
     if (!st) st = tf_valtrack_open(&v, ix, track);
     while (!st) {
         int64_t got = 0;
@@ -115,7 +150,7 @@ static tf_status one_track(tf_model *m, const tf_config *cfg, const tf_index *ix
             usdr[t] = tf_sdr_usdr(&q.acc[t]), usdr_mix[t] = tf_sdr_usdr(&q.accmix[t]);
     tf_valtrack_close(v);
     tf_ola_close(o);
-    free(q.ref), free(q.mix), free(bmix), free(bst);
+    if (!in_arena) free(q.ref), free(q.mix), free(bmix), free(bst);
     return st;
 }
 

@@ -22,13 +22,18 @@ typedef struct {
 tf_ola_cfg tf_val_ola_cfg(const tf_config *cfg);
 /* Bytes one validation track holds (engine + FIFOs + read blocks), n_sources stems. */
 size_t tf_val_plan_bytes(const tf_config *cfg, int n_sources);
+/* The same buffers carved from one block (64-byte aligned pieces): what the idle part of
+ * a training model's arena (tf_model_spare) must hold for validation to run there. */
+size_t tf_val_arena_bytes(const tf_config *cfg, int n_sources);
 
 /* cfg: the model config (targets); ix indexed with the data config (sources). The model
  * must have been created for at least cfg->batch_size x segment frames. It may be the
  * training model itself (what the trainer passes): its eval forward streams through the
- * training model's own activation + workspace allocation, so validation costs no model
- * memory beyond the training plan, and scores exactly what an inference model (tfswa
- * separate) would output for these weights. */
+ * training model's own activation + workspace allocation, and the track's buffers
+ * (overlap-add engine, reference FIFOs, read blocks) go to the part of it the eval forward
+ * leaves idle (tf_model_spare) when they fit: validation then costs no memory beyond the
+ * training plan. It scores exactly what an inference model (tfswa separate) would output
+ * for these weights. */
 tf_status tf_validate(tf_model *m, const tf_config *cfg, const tf_index *ix, tf_split split,
                       const tf_dist *d, tf_val_result *r);
 
