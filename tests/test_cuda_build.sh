@@ -18,9 +18,10 @@ ok() { echo "ok $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1"; fail=$((fail + 1)); }
 log=$(mktemp) || exit 1
 trap 'rm -f "$log"' EXIT
-# SAN= and BUILD= on the command line: the sub-make must not inherit the suite's SAN=1
+# SAN= on the command line: the sub-make must not inherit the suite's SAN=1 (and no BUILD=:
+# a command-line BUILD would override the -cuda suffix)
 start=$(date +%s)
-if ${MAKE:-make} -C "$ROOT" --no-print-directory -j2 CUDA=1 SAN= BUILD=build NVCC="$NVCC" \
+if ${MAKE:-make} -C "$ROOT" --no-print-directory -j2 CUDA=1 SAN= NVCC="$NVCC" \
      CUDA_HOME="$CUDA_HOME" all > "$log" 2>&1; then
   ok "make CUDA=1 all builds ($(($(date +%s) - start)) s, $NVCC)"
 else
