@@ -13,6 +13,8 @@
 # Every step has a time limit; the whole stays under 8 minutes (about 1 when all goes well).
 # Exit status 0 when every step passed.
 # usage: tools/gpu_check.sh OUTDIR
+# With the session's device tool: run(command="tools/gpu_check.sh $OUT", carry=["gpu_carry"],
+# timeout_s=480) after tools/gpu_pack.sh here; OUTDIR's files (at most 8) come back.
 set -u
 [ $# -eq 1 ] || { echo "usage: tools/gpu_check.sh OUTDIR" >&2; exit 2; }
 OUT=$1
@@ -52,17 +54,18 @@ elif timeout 120 tar -C "$LIB" -xJf "$CARRY/lib.tar.xz" 2> "$OUT/unpack.err" ||
 else
   step unpack fail "$(tail -n 1 "$OUT/unpack.err")"
 fi
-cudnn=${CUDNN_LIB:-}
-if [ -z "$cudnn" ]; then
-  cudnn=$(timeout 60 python3 -c 'import os, nvidia.cudnn as m; print(os.path.join(list(m.__path__)[0], "lib"))' 2> /dev/null)
-fi
-for d in "$cudnn" /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu; do
-  if [ -n "$d" ] && [ -e "$d/libcudnn.so.9" ]; then cudnn=$d; break; fi
-  cudnn=""
+# PyTorch's NVIDIA wheels: every site-packages/nvidia/*/lib (cuDNN, and NVRTC, which cuDNN
+# may load for runtime-compiled engines)
+nvlibs=$(timeout 60 python3 -c 'import glob, os, nvidia
+print(":".join(sorted(d for p in nvidia.__path__ for d in glob.glob(os.path.join(p, "*", "lib")))))' 2> /dev/null)
+cudnn=""
+for d in ${CUDNN_LIB:-} $(echo "$nvlibs" | tr ':' ' ') /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu; do
+  if [ -e "$d/libcudnn.so.9" ]; then cudnn=$d; break; fi
 done
 if [ -n "$cudnn" ]; then step cudnn ok "$cudnn"; else step cudnn fail "libcudnn.so.9 not found (set CUDNN_LIB)"; fi
-export LD_LIBRARY_PATH="$LIB${cudnn:+:$cudnn}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-for f in "$CARRY"/bin/*; do echo "== $f"; ldd "$f" 2>&1; done > "$OUT/ldd.txt"
+export LD_LIBRARY_PATH="$LIB${cudnn:+:$cudnn}${nvlibs:+:$nvlibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" > "$OUT/ldd.txt"
+for f in "$CARRY"/bin/*; do echo "== $f"; ldd "$f" 2>&1; done >> "$OUT/ldd.txt"
 nf=$(grep -c 'not found' "$OUT/ldd.txt")
 [ "$nf" -eq 0 ] && step ldd ok "every library found" ||
   step ldd fail "$(grep 'not found' "$OUT/ldd.txt" | awk '{ print $1 }' | sort -u | tr '\n' ' ')"
