@@ -71,10 +71,20 @@ typedef struct {
 } shape;
 
 static const shape SHAPES[] = {
-    {1, 3, 5, 7, 9, 3, 1},     {1, 3, 5, 7, 9, 1, 0},     {3, 16, 8, 12, 10, 3, 0},
-    {3, 16, 8, 12, 10, 1, 1},  {2, 33, 17, 19, 23, 3, 1}, {1, 64, 64, 32, 38, 3, 1},
-    {2, 64, 32, 32, 38, 1, 1}, {1, 96, 96, 16, 19, 3, 0}, {4, 32, 64, 64, 24, 3, 1},
+    {1, 3, 5, 7, 9, 3, 1},
+    {1, 3, 5, 7, 9, 1, 0},
+    {3, 16, 8, 12, 10, 3, 0},
+    {3, 16, 8, 12, 10, 1, 1},
+    {2, 33, 17, 19, 23, 3, 1},
+    {1, 64, 64, 32, 38, 3, 1},
+    {2, 64, 32, 32, 38, 1, 1},
+    {1, 96, 96, 16, 19, 3, 0},
+    {4, 32, 64, 64, 24, 3, 1},
     {1, 1, 4, 40, 1, 3, 1},
+    /* the paper model's sizes: first level (32 channels, 6 s at hop 512 x 256 bins) and the
+     * bottleneck (384 channels) */
+    {2, 32, 32, 128, 256, 3, 1},
+    {4, 384, 384, 16, 32, 3, 1},
 };
 #define NSHAPES (sizeof SHAPES / sizeof SHAPES[0])
 
@@ -100,7 +110,7 @@ static void check_shape(const shape *s, int set_dinp) {
           dx_gpu && dw_gpu && db_gpu);
     if (t_cur_failed_) goto out;
     /* ref on the host */
-    CHECK(tf_kernels_create(&kr, TF_BACKEND_REF, TF_DT_FP32, 4) == TF_OK);
+    CHECK(tf_kernels_create(&kr, TF_BACKEND_REF, TF_DT_FP32, 8) == TF_OK);
     CHECKF(tf_kernels_create(&kc, TF_BACKEND_CUDA, TF_DT_FP32, 1) == TF_OK, "%s", tf_errmsg());
     if (t_cur_failed_) goto out;
     size_t wr_f, wr_b, wc_f, wc_b;
@@ -192,7 +202,7 @@ static void test_set_dinp_ignores_nan(void) {
     float *dx_ref = calloc(ni, sizeof(float)), *dw = calloc(nw, sizeof(float));
     tf_kernels *kr = NULL, *kc = NULL;
     CHECK(x && w && dy && dx && dx_ref && dw);
-    CHECK(tf_kernels_create(&kr, TF_BACKEND_REF, TF_DT_FP32, 4) == TF_OK);
+    CHECK(tf_kernels_create(&kr, TF_BACKEND_REF, TF_DT_FP32, 8) == TF_OK);
     CHECKF(tf_kernels_create(&kc, TF_BACKEND_CUDA, TF_DT_FP32, 1) == TF_OK, "%s", tf_errmsg());
     size_t wr = 0, wc = 0;
     if (!t_cur_failed_) {
