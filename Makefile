@@ -11,6 +11,10 @@
 #   make tools      the stand-alone benches of tools/*.c into build/tools/
 #   make fuzz       build the libFuzzer harnesses of fuzz/ with clang (ASan+UBSan) into
 #                   build-fuzz/ and run each for FUZZ_SECONDS (30); see fuzz/run.sh
+#   make CUDA=1     the same tfswa and libtfswa with the cuda backend (src/cuda/*.cu, nvcc of
+#                   CUDA_HOME=/usr/local/cuda, cuDNN), into build-cuda/; also builds the GPU
+#                   test programs (tests/gpu/*.c, `make CUDA=1 gpu-tests`), which need a GPU
+#                   to run (tools/gpu_pack.sh, tools/gpu_check.sh)
 
 CC      ?= gcc
 BUILD   ?= build
@@ -29,6 +33,26 @@ ifeq ($(SAN),1)
   BUILD   := $(BUILD)-san
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   LDLIBS  += -fsanitize=address,undefined
+endif
+
+# CUDA=1: the C files see TFSWA_CUDA=1 (they call src/cuda/cuda_backend.h); every
+# src/cuda/*.cu is compiled by nvcc for sm_80 (A100) and sm_90 (H100/H200) plus PTX of
+# compute_90 for newer cards; the CUDA runtime is linked statically, cuDNN dynamically
+# (libcudnn.so.9: the GPU machine's own, e.g. PyTorch's wheel). The CPU build needs none of it.
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+CU_SRC    :=
+ifeq ($(CUDA),1)
+  BUILD   := $(BUILD)-cuda
+  CFLAGS  += -DTFSWA_CUDA=1
+  CU_SRC  := $(sort $(wildcard src/cuda/*.cu))
+  NVCC_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+    -gencode arch=compute_90,code=compute_90
+  NVCCFLAGS ?= -O2 -g
+  NVCCFLAGS += -std=c++17 $(NVCC_ARCH) -Iinclude -Isrc -DTFSWA_CUDA=1 \
+    -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn \
+    $(CUDA_HOME)/lib64/libcudart_static.a -ldl -lrt -lpthread -lstdc++
 endif
 
 # The version is the one in include/tfswa.h; the shared library's soname has the major.
@@ -50,7 +74,7 @@ EX_SRC   := $(sort $(wildcard examples/*.c))
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 CONFIGS  := $(sort $(wildcard configs/*/*.yaml))
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(CU_SRC:%.cu=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 THELP_OBJ := $(THELP_SRC:%.c=$(BUILD)/%.o)
 THELP_LIB := $(BUILD)/tests/libtesthelp.a
@@ -62,15 +86,31 @@ TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 # fuzz/seeds/<reader>/ and tests/corpus/<reader>/ (tests/test_corpus.sh).
 FUZZ_NAMES  := $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
 FUZZ_REPLAY := $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
-DEPS     := $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(THELP_OBJ:.o=.d) $(TEST_BIN:=.d) $(TOOL_BIN:=.d)
+# tests/gpu/*.c: programs that need a GPU (CUDA=1 only; run by tools/gpu_check.sh)
+GPU_TEST_SRC := $(if $(filter 1,$(CUDA)),$(sort $(wildcard tests/gpu/*.c)))
+GPU_TEST_BIN := $(GPU_TEST_SRC:tests/gpu/%.c=$(BUILD)/tests/gpu/%)
+DEPS     := $(LIB_OBJ:.o=.d) $(GPU_TEST_BIN:=.d) $(CLI_OBJ:.o=.d) $(THELP_OBJ:.o=.d) $(TEST_BIN:=.d) $(TOOL_BIN:=.d)
 SHLIB    := $(BUILD)/$(SO_REAL) $(BUILD)/$(SO_NAME) $(BUILD)/libtfswa.so
 
-.PHONY: all test deps demo format clean check-deps tools install uninstall fuzz fuzz-bin FORCE
-all: $(BUILD)/libtfswa.a $(SHLIB) $(BUILD)/tfswa $(EX_BIN)
+.PHONY: all test deps demo format clean check-deps tools install uninstall fuzz fuzz-bin FORCE gpu-tests
+all: $(BUILD)/libtfswa.a $(SHLIB) $(BUILD)/tfswa $(EX_BIN) $(GPU_TEST_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
+
+gpu-tests: $(GPU_TEST_BIN)
+ifneq ($(CUDA),1)
+	@echo "make gpu-tests: the GPU test programs are built by make CUDA=1 gpu-tests" >&2; exit 2
+endif
+
+$(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test.h $(BUILD)/libtfswa.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -MMD -MP -o $@ $< $(BUILD)/libtfswa.a $(PKG_LIBS) $(LDLIBS)
 
 # One object set for both libraries: position independent, and every symbol hidden
 # except the TFSWA_API functions of include/tfswa.h; tfswa.map also hides what GCC leaves
@@ -203,6 +243,6 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-cuda gpu_carry
 
 -include $(DEPS) $(FUZZ_OBJ:.o=.d)

@@ -142,10 +142,22 @@ enum tfswa_backend {
     TFSWA_BACKEND_REF = 1,
 };
 
+/* Where the models run. CUDA needs a library built with CUDA (make CUDA=1) and a usable
+ * GPU; otherwise tfswa_open_with fails with TFSWA_ERR_USER and one line saying which is
+ * missing. Separating on CUDA is not implemented yet: TFSWA_DEVICE_CUDA is refused
+ * (TFSWA_ERR_USER, naming the device and what is missing) even where a GPU is there. */
+enum tfswa_device {
+    TFSWA_DEVICE_CPU = 0,
+    TFSWA_DEVICE_CUDA = 1,
+};
+
 typedef struct tfswa_options {
     int n_threads; /* 0: all cores */
     int precision; /* enum tfswa_precision: TFSWA_PRECISION_AUTO */
     int backend;   /* enum tfswa_backend: TFSWA_BACKEND_DNNL */
+    /* appended after the first release: the fields above keep their offsets */
+    int device;       /* enum tfswa_device: TFSWA_DEVICE_CPU */
+    int device_index; /* the CUDA device number with TFSWA_DEVICE_CUDA (0 = the first) */
 } tfswa_options;
 
 TFSWA_API tfswa_options tfswa_default_options(void);

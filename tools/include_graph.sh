@@ -3,8 +3,9 @@
 # "part -> part (count)" between two parts of src/ (part of the including file -> part of
 # the included header; include/tfswa.h counts as infer, whose api.c implements it) and
 # exits 1 when one is forbidden:
-#   - upward or sideways against the order  util < audio,dsp,nn,metrics,optim < data,model
-#     < train,infer < cli  (an arrow must go to a strictly lower level);
+#   - upward or sideways against the order  cuda < util < audio,dsp,nn,metrics,optim
+#     < data,model < train,infer < cli  (an arrow must go to a strictly lower level; cuda is
+#     the C face of the CUDA code, cuda/cuda_backend.h, which includes nothing of ours);
 #   - train <-> infer (what both need lives below them);
 #   - model -> util/config.h (the model's only input is tf_model_config).
 # Usage: tools/include_graph.sh [SRC_DIR]   (default: src next to this script)
@@ -15,11 +16,12 @@ grep -H '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' */*.c */*.h |
     sed 's|^\([a-z_]*\)/[^:]*:[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*|\1 \2|' |
     awk '
     function level(p) {
-        if (p == "util") return 0
-        if (p == "audio" || p == "dsp" || p == "nn" || p == "metrics" || p == "optim") return 1
-        if (p == "data" || p == "model") return 2
-        if (p == "train" || p == "infer") return 3
-        if (p == "cli") return 4
+        if (p == "cuda") return 0
+        if (p == "util") return 1
+        if (p == "audio" || p == "dsp" || p == "nn" || p == "metrics" || p == "optim") return 2
+        if (p == "data" || p == "model") return 3
+        if (p == "train" || p == "infer") return 4
+        if (p == "cli") return 5
         return -1
     }
     {

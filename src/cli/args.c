@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "infer/precision.h"
+#include "util/device.h"
 
 int cli_fail(tf_status st) {
     if (st == TF_OK) return 0;
@@ -23,6 +24,15 @@ tf_status cli_precision_flags(const char *precision, const char *backend, int *p
         return tf_err(TF_EUSER, "--backend: '%s' is not dnnl or ref", backend);
     *p = (int)pr, *b = (int)bk;
     return TF_OK;
+}
+
+tf_status cli_device_open(const char *given, const char *task) {
+    if (!given) return TF_OK;
+    tf_device d;
+    TF_TRY(tf_device_from_string("--device", given, &d));
+    tf_device_info info;
+    TF_TRY(tf_device_open(&d, "--device", given, &info));
+    return task ? tf_device_not_yet(&info, "--device", given, task) : TF_OK;
 }
 
 void cli_precision_report(int precision, int backend, const char *desc) {

@@ -43,6 +43,13 @@ int cli_fail(tf_status st);
 /* --precision fp32|bf16|auto and --backend dnnl|ref (NULL: auto, dnnl) -> the
  * TFSWA_PRECISION_* / TFSWA_BACKEND_* values; TF_EUSER naming the flag and the value. */
 tf_status cli_precision_flags(const char *precision, const char *backend, int *p, int *b);
+/* --device cpu|cuda|cuda:N (given: the flag's value as written, NULL: absent = cpu): parse
+ * it and open the device (util/device.h); then, when `task` is not NULL, refuse a CUDA
+ * device for that task (not implemented on CUDA yet). TF_EUSER, one line starting
+ * "--device <given>: " for a bad value, a build without CUDA, no usable CUDA device, and
+ * a task that does not run on CUDA yet. */
+tf_status cli_device_open(const char *given, const char *task);
+
 /* At the start of separate / evaluate, on stderr: "compute: <desc>" (desc: tfswa_describe),
  * and when bf16 was asked for where it is not native, one line saying fp32 is used. */
 void cli_precision_report(int precision, int backend, const char *desc);

@@ -1,8 +1,34 @@
-/* tfswa bench data|model|step|separate|stream|metrics|stft|memory|faults [--json] */
+/* tfswa bench data|model|step|separate|stream|metrics|stft|memory|faults [--json]
+ *            [--device cpu|cuda|cuda:N] */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+
+/* Take --device VALUE / --device=VALUE (the last one wins) out of argv[1..argc-1] (argv
+ * shrinks; *argc updated): the value, NULL when absent; *missing = 1 when the flag has no
+ * value. */
+static const char *take_device(int *argc, char **argv, int *missing) {
+    const char *v = NULL;
+    int n = 1;
+    *missing = 0;
+    for (int i = 1; i < *argc; i++) {
+        const char *t = argv[i];
+        if (!strncmp(t, "--device=", 9)) {
+            v = t + 9;
+        } else if (!strcmp(t, "--device")) {
+            if (i + 1 < *argc && strncmp(argv[i + 1], "--", 2) != 0)
+                v = argv[++i];
+            else
+                *missing = 1;
+        } else {
+            argv[n++] = argv[i];
+        }
+    }
+    argv[n] = NULL;
+    *argc = n;
+    return v;
+}
 
 int cmd_bench(int argc, char **argv) {
     const struct {
@@ -15,7 +41,8 @@ int cmd_bench(int argc, char **argv) {
     };
     if (argc < 2) {
         fprintf(stderr, "tfswa: usage: tfswa bench "
-                        "data|model|step|separate|stream|metrics|stft|memory|faults [--json]\n");
+                        "data|model|step|separate|stream|metrics|stft|memory|faults [--json] "
+                        "[--device cpu|cuda|cuda:N]\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
@@ -24,6 +51,14 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "tfswa: bench '%s' is not part of this build yet\n", argv[1]);
             return 2;
         }
+        /* --device: the benches measure the CPU; none runs on CUDA yet */
+        int missing = 0;
+        const char *dev = take_device(&argc, argv, &missing);
+        if (missing) return cli_fail(tf_err(TF_EUSER, "flag --device needs a value"));
+        char task[64];
+        snprintf(task, sizeof task, "bench %s", t[i].name);
+        tf_status st = cli_device_open(dev, task);
+        if (st) return cli_fail(st);
         return t[i].fn(argc - 1, argv + 1);
     }
     fprintf(stderr,

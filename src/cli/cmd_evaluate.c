@@ -12,6 +12,7 @@ static const char *USAGE =
     "                      [--split test|valid] [--oracle irm] [--segment S] [--overlap F]\n"
     "                      [--batch_size N] [--num_threads N] [--tracks N] [--sources a,b,..]\n"
     "                      [--precision fp32|bf16|auto] [--backend dnnl|ref]\n"
+    "                      [--device cpu|cuda|cuda:N]\n"
     "\n"
     "Separate every track of a split with the checkpoints (each contributes its targets) and\n"
     "score them with BSS Eval v4 (museval: cSDR/cSIR/cSAR/cISR over 1 s frames, 512-tap\n"
@@ -32,6 +33,8 @@ static const char *USAGE =
     "                    CPU has native bf16 and it is measured to cost at most 0.05 dB cSDR\n"
     "                    per stem, else fp32); bf16 without native bf16 runs in fp32\n"
     "  --backend B       convolution kernels: dnnl (oneDNN, default) | ref (reference)\n"
+    "  --device D        cpu (default) | cuda | cuda:N (a CUDA build and a GPU; evaluating on\n"
+    "                    CUDA is not implemented yet)\n"
     "  --tracks N        evaluate only the first N tracks of the split\n"
     "  --sources LIST    the dataset's stems (default vocals,drums,bass,other)\n"
     "\n"
@@ -90,8 +93,11 @@ int cmd_evaluate(int argc, char **argv) {
     long long tracks = st ? 0 : cli_flag_int(&a, "tracks", 0, &st);
     const char *prec = st ? NULL : cli_flag_str(&a, "precision", &st);
     const char *bk = st ? NULL : cli_flag_str(&a, "backend", &st);
+    const char *dev = st ? NULL : cli_flag_str(&a, "device", &st);
     if (!st) st = cli_check_unused(&a);
     if (st) return cli_fail(st);
+    /* evaluating on CUDA is not implemented yet (the model runs on the CPU) */
+    if ((st = cli_device_open(dev, "evaluation"))) return cli_fail(st);
     int precision, backend;
     if ((st = cli_precision_flags(prec, bk, &precision, &backend))) return cli_fail(st);
     o.precision = (tf_precision)precision, o.backend = (tf_backend)backend;

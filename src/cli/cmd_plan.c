@@ -124,7 +124,9 @@ static const char USAGE[] =
     "micro-batch, accumulation, checkpointing, precision, ranked by a cost model (counted\n"
     "FLOPs), or by a timed training step of each with --measure. --write-config FILE writes\n"
     "the best as a complete YAML config for `tfswa train --config FILE`. --plot PNG draws the\n"
-    "plan against batch_size for fp32/amp x checkpointing off/blocks, with the budget.\n";
+    "plan against batch_size for fp32/amp x checkpointing off/blocks, with the budget.\n"
+    "--device cpu|cuda|cuda:N: where training would run (default cpu); the plan of a CUDA\n"
+    "device is not implemented yet (a clear error, exit 2).\n";
 
 static cJSON *cand_json(const tf_fit_candidate *c) {
     cJSON *o = cJSON_CreateObject();
@@ -167,7 +169,9 @@ int cmd_plan(int argc, char **argv) {
     const long long iters = cli_flag_int(&a, "iters", 2, &st);
     const char *out = cli_flag_str(&a, "write_config", &st);
     const char *png = cli_flag_str(&a, "plot", &st);
+    const char *dev = st ? NULL : cli_flag_str(&a, "device", &st);
     if (!st) st = tf_config_parse_args(&cfg, argc, argv, a.used);
+    if (!st && dev && !(st = cli_device_open(dev, NULL))) st = tf_config_set(&cfg, "device", dev);
     size_t budget = 0;
     if (!st && !mem) st = tf_err(TF_EUSER, "plan: --memory SIZE is required (e.g. --memory 8GiB)");
     if (!st) st = cli_parse_bytes("--memory", mem, &budget);
@@ -175,6 +179,8 @@ int cmd_plan(int argc, char **argv) {
         st = tf_err(TF_EUSER, "--iters %lld: must be 1..100", iters);
     if (!st) st = cli_check_unused(&a);
     if (!st) st = tf_config_validate(&cfg);
+    /* the plan is the CPU's (host memory); a device plan is not implemented yet */
+    if (!st && strcmp(cfg.device, "cpu") != 0) st = cli_device_open(cfg.device, "the memory plan");
     tf_train_plan p;
     if (!st) st = tf_train_plan_bytes(&p, &cfg, cfg.num_threads);
     tf_fit_candidate c[TF_FIT_MAX];

@@ -27,6 +27,8 @@ static const char *USAGE =
     "Memory: --fit_memory SIZE (e.g. 8GiB) chooses batch_size x gradient_accumulation_steps\n"
     "  (same product), checkpointing and precision to fit SIZE, fastest first (as `tfswa plan\n"
     "  --memory SIZE` ranks them), and says what it chose; nothing fits: exit 2.\n"
+    "Device: --device cpu|cuda|cuda:N (config key device; default cpu). CUDA needs a CUDA\n"
+    "  build (make CUDA=1) and a GPU; training on CUDA is not implemented yet.\n"
     "Data parallel: mpirun -np N tfswa train ...\n";
 
 /* Prints a training run's events on stderr (user: an int, 1 when stderr is a terminal:
@@ -134,9 +136,14 @@ int cmd_train(int argc, char **argv) {
     if (!st && resume) st = resume_base(&cfg, resume);
     cli_args_init(&a, argc, argv); /* parse_args consumes --resume itself */
     const char *fit = st ? NULL : cli_flag_str(&a, "fit_memory", &st);
+    /* --device: read here for its own error line, then set as the config key `device` */
+    const char *dev = st ? NULL : cli_flag_str(&a, "device", &st);
     if (!st) st = tf_config_parse_args(&cfg, argc, argv, a.used);
     if (!st) st = cli_check_unused(&a);
+    if (!st && dev && !(st = cli_device_open(dev, NULL))) st = tf_config_set(&cfg, "device", dev);
     if (!st) st = tf_config_validate(&cfg);
+    /* the model's forward/backward run on the CPU only for now: refuse CUDA, clearly */
+    if (!st && strcmp(cfg.device, "cpu") != 0) st = cli_device_open(cfg.device, "training");
     if (!st && fit) st = fit_memory(&cfg, fit, d.rank == 0);
     int tty = isatty(2);
     if (!st) {

@@ -7,6 +7,7 @@
 #include "infer/precision.h"
 #include "infer/separate.h"
 #include "tfswa.h"
+#include "util/device.h"
 
 struct tfswa_context {
     tf_separator *sep;
@@ -20,6 +21,9 @@ _Static_assert((int)TFSWA_PRECISION_AUTO == (int)TF_PRECISION_AUTO &&
                    (int)TFSWA_PRECISION_FP32 == (int)TF_PRECISION_FP32 &&
                    (int)TFSWA_PRECISION_BF16 == (int)TF_PRECISION_BF16,
                "tfswa_precision = tf_precision");
+_Static_assert((int)TFSWA_DEVICE_CPU == (int)TF_DEVICE_CPU &&
+                   (int)TFSWA_DEVICE_CUDA == (int)TF_DEVICE_CUDA,
+               "tfswa_device = tf_device_kind");
 _Static_assert((int)TFSWA_BACKEND_DNNL == (int)TF_BACKEND_DNNL &&
                    (int)TFSWA_BACKEND_REF == (int)TF_BACKEND_REF,
                "tfswa_backend = tf_backend");
@@ -78,6 +82,8 @@ tfswa_options tfswa_default_options(void) {
     o.n_threads = 0;
     o.precision = TFSWA_PRECISION_AUTO;
     o.backend = TFSWA_BACKEND_DNNL;
+    o.device = TFSWA_DEVICE_CPU;
+    o.device_index = 0;
     return o;
 }
 
@@ -100,6 +106,31 @@ tfswa_context *tfswa_open_with(const char *const *checkpoints, int n, const tfsw
         tf_err_ctx(TF_EUSER, "tfswa_open_with");
         fail_open(TFSWA_ERR_USER, status);
         return NULL;
+    }
+    if (o.device != TFSWA_DEVICE_CPU && o.device != TFSWA_DEVICE_CUDA) {
+        tf_err(TF_EUSER,
+               "tfswa_open_with: device %d is not TFSWA_DEVICE_CPU (0) or "
+               "TFSWA_DEVICE_CUDA (1)",
+               o.device);
+        fail_open(TFSWA_ERR_USER, status);
+        return NULL;
+    }
+    if (o.device == TFSWA_DEVICE_CUDA) {
+        if (o.device_index < 0 || o.device_index > TF_DEVICE_MAX_INDEX) {
+            tf_err(TF_EUSER, "tfswa_open_with: device_index %d is not in [0, %d]", o.device_index,
+                   TF_DEVICE_MAX_INDEX);
+            fail_open(TFSWA_ERR_USER, status);
+            return NULL;
+        }
+        /* no CUDA build, no GPU, or (with both) separation not on CUDA yet: one line */
+        const tf_device d = {TF_DEVICE_CUDA, o.device_index};
+        tf_device_info info;
+        tf_status st = tf_device_open(&d, "tfswa_open_with: device", NULL, &info);
+        if (!st) st = tf_device_not_yet(&info, "tfswa_open_with: device", NULL, "separation");
+        if (st) {
+            fail_open(TFSWA_ERR_USER, status);
+            return NULL;
+        }
     }
     const tf_backend backend = (tf_backend)o.backend;
     const tf_dtype compute = tf_precision_resolve((tf_precision)o.precision, backend);

@@ -42,6 +42,8 @@ const char *tf_backend_name(tf_backend b) {
         return "dnnl";
     case TF_BACKEND_REF:
         return "ref";
+    case TF_BACKEND_CUDA:
+        return "cuda";
     }
     return "?";
 }
@@ -55,6 +57,7 @@ int tf_precision_parse(const char *s, tf_precision *out) {
     return 0;
 }
 
+/* dnnl | ref only: the cuda backend is chosen by the device (--device cuda), not by name */
 int tf_backend_parse(const char *s, tf_backend *out) {
     for (int b = TF_BACKEND_DNNL; b <= TF_BACKEND_REF; b++)
         if (s && !strcmp(s, tf_backend_name((tf_backend)b))) {

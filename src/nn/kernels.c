@@ -1,4 +1,6 @@
-/* The kernel interface (nn/kernels.h): the ref backend (nn/conv.h) and the oneDNN backend.
+/* The kernel interface (nn/kernels.h): the ref backend (nn/conv.h), the oneDNN backend and,
+ * in CUDA builds (TFSWA_CUDA), the cuda backend: calls handed to src/cuda/conv.cu through
+ * the plain C header cuda/cuda_backend.h (no CUDA header here).
  *
  * oneDNN backend, per registered conv shape: one primitive per pass (forward,
  * backward-data, backward-weights), created with format_tag_any where the primitive
@@ -18,6 +20,9 @@
 
 #include "nn/conv.h"
 #include "util/bf16.h"
+#if TFSWA_CUDA
+#include "cuda/cuda_backend.h"
+#endif
 
 #define ALIGN 64
 
@@ -61,13 +66,14 @@ struct tf_kernels {
     tf_backend backend;
     tf_dtype compute;
     int threads;
-    char desc[160];
+    char desc[600];
     conv_t *conv;
     size_t n_conv, cap_conv;
     tf_status status;
-    char msg[256];
+    char msg[640];
     dnnl_engine_t eng;
     dnnl_stream_t stream;
+    struct tf_cuda_conv *cuda; /* cuda backend (CUDA builds) */
 };
 
 /* ------------------------------------------------------------------ small helpers */
@@ -127,7 +133,7 @@ void tf_kernels_cpu(char *out, size_t n) {
 }
 
 int tf_kernels_native_bf16(tf_backend backend) {
-    if (backend != TF_BACKEND_DNNL) return 0;
+    if (backend != TF_BACKEND_DNNL) return 0; /* ref: emulated; cuda: bf16 not implemented */
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
     return isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx;
 }
@@ -136,14 +142,31 @@ int tf_kernels_native_bf16(tf_backend backend) {
 
 tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compute, int threads) {
     *out = NULL;
-    if (backend != TF_BACKEND_REF && backend != TF_BACKEND_DNNL)
-        return tf_err(TF_EUSER, "backend %d: expected ref or dnnl", (int)backend);
+    if (backend != TF_BACKEND_REF && backend != TF_BACKEND_DNNL && backend != TF_BACKEND_CUDA)
+        return tf_err(TF_EUSER, "backend %d: expected ref, dnnl or cuda", (int)backend);
+#if !TFSWA_CUDA
+    if (backend == TF_BACKEND_CUDA)
+        return tf_err(TF_EUSER,
+                      "backend cuda: this tfswa was built without CUDA (build with make CUDA=1)");
+#endif
     tf_kernels *k = calloc(1, sizeof *k);
     if (!k) return tf_err(TF_EINTERNAL, "out of memory (kernels)");
     k->backend = backend;
     k->threads = threads < 1 ? 1 : threads;
     k->compute = compute;
-    if (backend == TF_BACKEND_REF) {
+    if (backend == TF_BACKEND_CUDA) {
+#if TFSWA_CUDA
+        char err[512];
+        if (tf_cuda_conv_create(&k->cuda, TF_KERN_CUDA_WS_LIMIT, err, sizeof err)) {
+            free(k);
+            return tf_err(strncmp(err, "no CUDA device", 14) ? TF_EINTERNAL : TF_EUSER,
+                          "backend cuda: %s", err);
+        }
+        k->compute = TF_DT_FP32;
+        snprintf(k->desc, sizeof k->desc, "%s%s", tf_cuda_conv_describe(k->cuda),
+                 compute == TF_DT_BF16 ? " (bf16 requested: not implemented on cuda yet)" : "");
+#endif
+    } else if (backend == TF_BACKEND_REF) {
         /* bf16: emulated (operands rounded to bf16, fp32 sums): the numerics of native bf16
          * arithmetic on any CPU, for tests and measurements, at fp32 speed */
         snprintf(k->desc, sizeof k->desc, "ref (OpenMP + OpenBLAS sgemm), %s",
@@ -192,6 +215,9 @@ void tf_kernels_free(tf_kernels *k) {
     for (size_t i = 0; i < k->n_conv; i++)
         for (int p = 0; p < N_PASS; p++) pass_free(&k->conv[i].pass[p]);
     free(k->conv);
+#if TFSWA_CUDA
+    tf_cuda_conv_free(k->cuda);
+#endif
     if (k->stream) dnnl_stream_destroy(k->stream);
     if (k->eng) dnnl_engine_destroy(k->eng);
     free(k);
@@ -207,8 +233,29 @@ const char *tf_kernels_describe(const tf_kernels *k) {
     return k->desc;
 }
 size_t tf_kernels_n_shapes(const tf_kernels *k) {
+#if TFSWA_CUDA
+    if (k->backend == TF_BACKEND_CUDA) return tf_cuda_conv_n_shapes(k->cuda);
+#endif
     return k->n_conv;
 }
+
+void tf_kernels_shape_algos(const tf_kernels *k, size_t i, char *out, size_t n) {
+    if (n) out[0] = 0;
+#if TFSWA_CUDA
+    if (k->backend == TF_BACKEND_CUDA) tf_cuda_conv_algos(k->cuda, i, out, n);
+#else
+    (void)k, (void)i;
+#endif
+}
+
+#if TFSWA_CUDA
+/* Record a failure of a cuda call (its message in err), the first one wins. */
+static void cuda_fail(tf_kernels *k, const char *err) {
+    if (k->status != TF_OK) return;
+    k->status = TF_EINTERNAL;
+    snprintf(k->msg, sizeof k->msg, "cuda: %s", err);
+}
+#endif
 
 tf_status tf_kernels_status(tf_kernels *k) {
     if (k->status == TF_OK) return TF_OK;
@@ -476,6 +523,15 @@ tf_status tf_kern_conv2d_add(tf_kernels *k, int B, int Cin, int Cout, int H, int
         *ws_bytes = ref_bytes(k, B, Cin, Cout, H, W, ksize, train);
         return TF_OK;
     }
+    if (k->backend == TF_BACKEND_CUDA) {
+#if TFSWA_CUDA
+        char err[512];
+        if (tf_cuda_conv_add(k->cuda, B, Cin, Cout, H, W, ksize, bias, train, ws_bytes, err,
+                             sizeof err))
+            return tf_err(TF_EINTERNAL, "cuda: %s", err);
+#endif
+        return TF_OK;
+    }
     bias = !!bias;
     train = !!train;
     conv_t *c = find_conv(k, B, Cin, Cout, H, W, ksize, bias);
@@ -518,6 +574,7 @@ static tf_status conv_commit(tf_kernels *k, conv_t *c) {
 }
 
 tf_status tf_kernels_commit(tf_kernels *k) {
+    /* cuda: descriptors and algorithms were made at registration; nothing to create */
     for (size_t i = 0; i < k->n_conv; i++) TF_TRY(conv_commit(k, &k->conv[i]));
     return TF_OK;
 }
@@ -669,6 +726,15 @@ void tf_kern_conv2d_forward(tf_kernels *k, float *out, const float *inp, const f
         tf_conv2d_forward(out, inp, weight, bias, B, Cin, Cout, H, W, ksize, ws, 0, k->threads);
         return;
     }
+    if (k->backend == TF_BACKEND_CUDA) {
+#if TFSWA_CUDA
+        char err[512];
+        if (tf_cuda_conv_forward(k->cuda, out, inp, weight, bias, B, Cin, Cout, H, W, ksize, ws,
+                                 ws_bytes, err, sizeof err))
+            cuda_fail(k, err);
+#endif
+        return;
+    }
     conv_t *c = get_conv(k, B, Cin, Cout, H, W, ksize, bias != NULL, 0, ws_bytes);
     if (!c) return;
     void *u[4] = {(void *)inp, (void *)weight, out, (void *)bias};
@@ -696,6 +762,15 @@ void tf_kern_conv2d_backward(tf_kernels *k, float *dinp, float *dweight, float *
         }
         tf_conv2d_backward(dinp, dweight, dbias, dout_c, inp, weight, B, Cin, Cout, H, W, ksize, ws,
                            0, k->threads);
+        return;
+    }
+    if (k->backend == TF_BACKEND_CUDA) {
+#if TFSWA_CUDA
+        char err[512];
+        if (tf_cuda_conv_backward(k->cuda, dinp, dweight, dbias, dout, inp, weight, B, Cin, Cout, H,
+                                  W, ksize, ws, ws_bytes, set_dinp, err, sizeof err))
+            cuda_fail(k, err);
+#endif
         return;
     }
     /* the shape as registered (with or without bias), else registered now */

@@ -4,10 +4,14 @@
  * object, which one BACKEND implements:
  *   ref   the OpenMP + OpenBLAS kernels of nn/conv.h: the oracle every other backend is
  *         tested against (tests/test_kernels.c);
- *   dnnl  oneDNN (libdnnl, C API) primitives, the default on CPU.
- * A future CUDA backend implements the same calls on device memory: every pointer a call
- * takes lives in the backend's memory space (host memory for ref and dnnl), and nothing
- * here keeps a pointer between calls.
+ *   dnnl  oneDNN (libdnnl, C API) primitives, the default on CPU;
+ *   cuda  cuDNN on the current CUDA device (CUDA builds only: `make CUDA=1`; src/cuda/
+ *         conv.cu): every pointer a call takes is DEVICE memory, the workspace too. The
+ *         algorithms of each shape (forward, backward-data, backward-filter) are chosen
+ *         once, at tf_kern_conv2d_add, under TF_KERN_CUDA_WS_LIMIT bytes of workspace; fp32
+ *         arithmetic (FMA, no TF32); bf16 compute falls back to fp32 (not implemented).
+ * Every pointer a call takes lives in the backend's memory space (host memory for ref and
+ * dnnl, device memory for cuda), and nothing here keeps a pointer between calls.
  *
  * Life cycle, so that the memory plan stays exact:
  *   1. tf_kernels_create(backend, compute dtype, threads);
@@ -35,8 +39,13 @@
 
 typedef struct tf_kernels tf_kernels;
 
-/* backend: TF_BACKEND_REF | TF_BACKEND_DNNL; compute: requested arithmetic dtype;
- * threads >= 1. TF_EUSER when the backend is not compiled in. */
+/* The largest workspace a cuDNN algorithm may ask for, per convolution shape and pass. */
+#define TF_KERN_CUDA_WS_LIMIT ((size_t)256 << 20)
+
+/* backend: TF_BACKEND_REF | TF_BACKEND_DNNL | TF_BACKEND_CUDA (on the current CUDA device:
+ * util/device.h's tf_device_open selects it); compute: requested arithmetic dtype;
+ * threads >= 1. TF_EUSER when the backend is not compiled in (cuda in a CPU build) or
+ * there is no CUDA device. */
 tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compute, int threads);
 void tf_kernels_free(tf_kernels *k);
 
@@ -50,7 +59,7 @@ const char *tf_kernels_describe(const tf_kernels *k);
  * oneDNN dispatches to on this CPU (for bench JSON and logs). Does not need an object. */
 void tf_kernels_cpu(char *out, size_t n);
 /* Whether this CPU has native bf16 arithmetic for the backend (oneDNN: AVX512-BF16 or
- * AMX; ref: never). Does not need an object. */
+ * AMX; ref: never; cuda: not implemented yet, never). Does not need an object. */
 int tf_kernels_native_bf16(tf_backend backend);
 
 /* Register conv2d of this shape (see nn/conv.h: k in {1, 3}, stride 1, same padding,
@@ -66,6 +75,9 @@ tf_status tf_kernels_commit(tf_kernels *k);
 tf_status tf_kernels_status(tf_kernels *k);
 /* Registered conv shapes (for tests and tfswa plan). */
 size_t tf_kernels_n_shapes(const tf_kernels *k);
+/* The algorithms chosen for registered shape i, one line (cuda: "fwd algo 1 (fma) 0 B,
+ * bwd-data ..."; the CPU backends: ""). */
+void tf_kernels_shape_algos(const tf_kernels *k, size_t i, char *out, size_t n);
 
 /* out (B, Cout, H, W) = conv(inp (B, Cin, H, W), weight (Cout, Cin, k, k)) + bias (Cout)
  * (bias NULL iff registered without). ws: the workspace, ws_bytes long (64-byte aligned).

@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "util/device.h"
+
 /* ------------------------------------------------------------------------------------ */
 /* The key table                                                                         */
 /* ------------------------------------------------------------------------------------ */
@@ -26,6 +28,7 @@ enum {
     R_POW2 = 4,     /* a power of two */
     R_NONEMPTY = 8, /* string must not be empty */
     R_NAME = 16,    /* string, if not empty, is a name: [A-Za-z0-9_-] */
+    R_DEVICE = 32,  /* string is a device: cpu | cuda | cuda:N (util/device.h) */
 };
 
 typedef struct {
@@ -42,7 +45,7 @@ static const char *const E_SAMPLING[] = {"remix", "aligned", NULL};
 static const char *const E_OUTPUT[] = {"magnitude", "mask", NULL};
 static const char *const E_DTYPE[] = {"fp32", "bf16", NULL};
 static const char *const E_CKPT[] = {"off", "blocks", NULL};
-static const char *const E_BACKEND[] = {"dnnl", "ref", NULL}; /* tf_backend order */
+static const char *const E_BACKEND[] = {"dnnl", "ref", "cuda", NULL}; /* tf_backend order */
 static const char *const E_OPT[] = {"adam", "adamw", NULL};
 static const char *const E_LOSS[] = {"l1", "mrstft", NULL};
 
@@ -107,6 +110,7 @@ static const key_def KEYS[] = {
     KENUM("checkpointing", checkpointing, E_CKPT),
     KENUM("compute_dtype", compute_dtype, E_DTYPE),
     KENUM("backend", backend, E_BACKEND),
+    KSTR("device", device, R_DEVICE),
     /* training */
     KINT("batch_size", batch_size, 1, 1 << 20, 0),
     KINT("gradient_accumulation_steps", gradient_accumulation_steps, 1, 1 << 20, 0),
@@ -374,6 +378,9 @@ static tf_status check_key(const tf_config *c, const key_def *k, const char *wha
         if ((k->flags & R_NONEMPTY) && !*s) return tf_err(TF_EUSER, "%s: must not be empty", what);
         if ((k->flags & R_NAME) && *s && !is_name(s, k->aux))
             return tf_err(TF_EUSER, "%s: '%s' is not a name (letters, digits, '_', '-')", what, s);
+        tf_device dev;
+        if ((k->flags & R_DEVICE) && !tf_device_parse(s, &dev))
+            return tf_err(TF_EUSER, "%s: '%s': expected cpu, cuda or cuda:N", what, s);
         return TF_OK;
     }
     case KT_BOOL: {
@@ -674,6 +681,7 @@ void tf_config_defaults(tf_config *c) {
     c->checkpointing = TF_CKPT_OFF;
     c->compute_dtype = TF_DT_FP32;
     c->backend = TF_BACKEND_DNNL;
+    strcpy(c->device, "cpu");
     c->batch_size = 4;
     c->gradient_accumulation_steps = 1;
     c->max_epochs = 30;
@@ -751,6 +759,12 @@ tf_status tf_config_validate(const tf_config *c) {
     }
     if (c->max_epochs == 0 && c->max_steps == 0)
         return tf_err(TF_EUSER, "keys 'max_epochs' and 'max_steps' are both 0: nothing to train");
+    tf_device dev = {TF_DEVICE_CPU, 0};
+    tf_device_parse(c->device, &dev); /* checked above */
+    if (c->backend == TF_BACKEND_CUDA && dev.kind != TF_DEVICE_CUDA)
+        return tf_err(TF_EUSER,
+                      "key 'backend' cuda runs on a CUDA device: set key 'device' to cuda or "
+                      "cuda:N (--device cuda), or backend to dnnl or ref");
     return TF_OK;
 }
 

@@ -7,7 +7,8 @@
  * Every field below lists its key. Flags: `--key value`, `--key=value`, dashes or
  * underscores (`--data-root` == `--data_root`); booleans also as `--key` (true) and
  * `--no_key` (false). Aliases of REQUEST.md: --data_root = root, --n_fft =
- * stft.window_size, --hop_length = stft.hop_length, --use_amp = activation_dtype bf16 and compute_dtype bf16,
+ * stft.window_size, --hop_length = stft.hop_length, --use_amp = activation_dtype bf16 and
+ * compute_dtype bf16,
  * --use_checkpointing = checkpointing blocks, --target_stems / --targets = targets. */
 #ifndef TFSWA_CONFIG_H
 #define TFSWA_CONFIG_H
@@ -62,7 +63,8 @@ typedef struct {
     tf_dtype activation_dtype;  /* activation_dtype: fp32 | bf16 */
     tf_ckpt_mode checkpointing; /* checkpointing: off | blocks */
     tf_dtype compute_dtype;     /* compute_dtype: fp32 | bf16 (bf16 where the CPU has it) */
-    tf_backend backend;         /* backend: dnnl | ref (nn/kernels.h) */
+    tf_backend backend;         /* backend: dnnl | ref (nn/kernels.h; cuda: chosen by device) */
+    char device[16];            /* device: cpu | cuda | cuda:N (util/device.h) */
     /* ---- training ---- */
     int batch_size;                  /* batch_size: 4 */
     int gradient_accumulation_steps; /* gradient_accumulation_steps: 1 */

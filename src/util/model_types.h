@@ -13,7 +13,7 @@ typedef enum { TF_OUT_MAGNITUDE = 0, TF_OUT_MASK = 1 } tf_output_mode;
 typedef enum { TF_DT_FP32 = 0, TF_DT_BF16 = 1 } tf_dtype;
 typedef enum { TF_CKPT_OFF = 0, TF_CKPT_BLOCKS = 1 } tf_ckpt_mode;
 /* Which implementation runs the heavy kernels (nn/kernels.h): oneDNN (the default) or the
- * reference OpenMP + OpenBLAS kernels. */
-typedef enum { TF_BACKEND_DNNL = 0, TF_BACKEND_REF = 1 } tf_backend;
+ * reference OpenMP + OpenBLAS kernels on the CPU, or cuDNN on a CUDA device (CUDA builds). */
+typedef enum { TF_BACKEND_DNNL = 0, TF_BACKEND_REF = 1, TF_BACKEND_CUDA = 2 } tf_backend;
 
 #endif

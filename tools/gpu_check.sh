@@ -1,0 +1,115 @@
+#!/bin/sh
+# One round of GPU checks, on the GPU machine, in one call (docs: ../shared/GPU.md), from the
+# repository root with gpu_carry/ made by tools/gpu_pack.sh on the build machine:
+#   1. nvidia-smi (card, driver) into OUTDIR/nvidia-smi.txt;
+#   2. the carried libraries unpacked into a private folder; cuDNN: the machine's own
+#      (CUDNN_LIB, else PyTorch's wheel nvidia/cudnn/lib, else the CUDA toolkit's);
+#      `ldd` of the binaries into OUTDIR/ldd.txt;
+#   3. every GPU test program (gpu_carry/bin/test_*) into OUTDIR/<name>.txt;
+#   4. the CLI on CUDA (tfswa plan --device ...) into OUTDIR/cli.txt: a CUDA device is
+#      opened and named, a device out of range and not-yet-implemented work are refused
+#      with one line, exit 2;
+#   5. OUTDIR/summary.json: date, host, card, driver, each step's status and counts.
+# Every step has a time limit; the whole stays under 8 minutes (about 1 when all goes well).
+# Exit status 0 when every step passed.
+# usage: tools/gpu_check.sh OUTDIR
+# With the session's device tool: run(command="tools/gpu_check.sh $OUT", carry=["gpu_carry"],
+# timeout_s=480) after tools/gpu_pack.sh here; OUTDIR's files (at most 8) come back.
+set -u
+[ $# -eq 1 ] || { echo "usage: tools/gpu_check.sh OUTDIR" >&2; exit 2; }
+OUT=$1
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CARRY="$ROOT/gpu_carry"
+mkdir -p "$OUT" || exit 2
+OUT=$(cd "$OUT" && pwd)
+T0=$(date +%s)
+steps=""   # "name status detail" lines for the JSON
+step() { steps="$steps$1	$2	$3
+"; echo "[$(($(date +%s) - T0)) s] $1: $2 $3"; }
+
+# 1. the card
+if command -v nvidia-smi > /dev/null 2>&1; then
+  { date -u +%Y-%m-%dT%H:%M:%SZ; timeout 60 nvidia-smi
+    timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
+  } > "$OUT/nvidia-smi.txt" 2>&1
+  card=$(timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap \
+           --format=csv,noheader 2> /dev/null | head -n 1)
+  step nvidia-smi ok "$card"
+else
+  echo "nvidia-smi not found" > "$OUT/nvidia-smi.txt"
+  card=""
+  step nvidia-smi fail "nvidia-smi not found"
+fi
+
+# 2. libraries
+LIB=$(mktemp -d "${TMPDIR:-/tmp}/tfswa_gpu_lib.XXXXXX") || exit 2
+trap 'rm -rf "$LIB"' EXIT
+if [ ! -s "$CARRY/lib.tar.xz" ] || [ ! -x "$CARRY/bin/tfswa" ]; then
+  step unpack fail "gpu_carry/ is missing or incomplete: run tools/gpu_pack.sh on the build machine"
+elif timeout 120 tar -C "$LIB" -xJf "$CARRY/lib.tar.xz" 2> "$OUT/unpack.err" ||
+     timeout 120 python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' \
+       "$CARRY/lib.tar.xz" "$LIB" 2>> "$OUT/unpack.err"; then
+  step unpack ok "$(ls "$LIB" | wc -l) libraries"
+  rm -f "$OUT/unpack.err"
+else
+  step unpack fail "$(tail -n 1 "$OUT/unpack.err")"
+fi
+# PyTorch's NVIDIA wheels: every site-packages/nvidia/*/lib (cuDNN, and NVRTC, which cuDNN
+# may load for runtime-compiled engines)
+nvlibs=$(timeout 60 python3 -c 'import glob, os, nvidia
+print(":".join(sorted(d for p in nvidia.__path__ for d in glob.glob(os.path.join(p, "*", "lib")))))' 2> /dev/null)
+cudnn=""
+for d in ${CUDNN_LIB:-} $(echo "$nvlibs" | tr ':' ' ') /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu; do
+  if [ -e "$d/libcudnn.so.9" ]; then cudnn=$d; break; fi
+done
+if [ -n "$cudnn" ]; then step cudnn ok "$cudnn"; else step cudnn fail "libcudnn.so.9 not found (set CUDNN_LIB)"; fi
+export LD_LIBRARY_PATH="$LIB${cudnn:+:$cudnn}${nvlibs:+:$nvlibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" > "$OUT/ldd.txt"
+for f in "$CARRY"/bin/*; do echo "== $f"; ldd "$f" 2>&1; done >> "$OUT/ldd.txt"
+nf=$(grep -c 'not found' "$OUT/ldd.txt")
+[ "$nf" -eq 0 ] && step ldd ok "every library found" ||
+  step ldd fail "$(grep 'not found' "$OUT/ldd.txt" | awk '{ print $1 }' | sort -u | tr '\n' ' ')"
+
+# 3. the GPU test programs
+tests_pass=0; tests_fail=0
+for t in "$CARRY"/bin/test_*; do
+  [ -x "$t" ] || continue
+  n=$(basename "$t")
+  timeout 300 "$t" > "$OUT/$n.txt" 2>&1; rc=$?
+  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$OUT/$n.txt" | tail -n 1)
+  p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.* \([0-9]*\) failed$/\1/p')
+  if [ -n "$last" ] && [ "$rc" -eq 0 ] && [ "${f:-1}" -eq 0 ]; then
+    step "$n" ok "$last"
+  else
+    step "$n" fail "exit $rc, ${last:-no result line}: $(grep -E '^FAIL' "$OUT/$n.txt" | head -n 3 | tr '\n' ' ')"
+  fi
+  tests_pass=$((tests_pass + ${p:-0})); tests_fail=$((tests_fail + ${f:-1}))
+done
+
+# 4. the CLI on CUDA: each case "args | expected exit | expected text"
+: > "$OUT/cli.txt"
+cli_case() {
+  out=$(timeout 60 "$CARRY/bin/tfswa" $1 2>&1); rc=$?
+  printf '$ tfswa %s\n%s\n(exit %d)\n\n' "$1" "$out" "$rc" >> "$OUT/cli.txt"
+  if [ "$rc" -eq "$2" ] && printf '%s' "$out" | grep -q -- "$3"; then step "cli: $1" ok "exit $rc"
+  else step "cli: $1" fail "exit $rc: $(printf '%s' "$out" | tail -n 1)"; fi
+}
+cli_case "plan --preset tiny --memory 1GiB --device cuda:0" 2 "the memory plan on CUDA is not implemented yet (found cuda:0"
+cli_case "plan --preset tiny --memory 1GiB --device cuda:99" 2 "device 99 out of range"
+cli_case "plan --preset tiny --memory 1GiB --device cpu --json" 0 '"fits"'
+cli_case "train --preset tiny --device cuda" 2 "training on CUDA is not implemented yet"
+
+# 5. summary
+total=$(($(date +%s) - T0))
+printf '%s' "$steps" | python3 -c '
+import json, sys, datetime, socket
+steps = [dict(zip(("step", "status", "detail"), l.split("\t", 2))) for l in sys.stdin.read().splitlines() if l]
+card, tp, tf, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print(json.dumps({
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "host": socket.gethostname(), "card": card, "command": "tools/gpu_check.sh",
+    "seconds": secs, "tests_passed": tp, "tests_failed": tf,
+    "ok": all(s["status"] == "ok" for s in steps), "steps": steps}, indent=1))
+' "$card" "$tests_pass" "$tests_fail" "$total" > "$OUT/summary.json"
+echo "summary: $OUT/summary.json ($total s)"
+! printf '%s' "$steps" | grep -q '	fail	'
