@@ -179,17 +179,30 @@ static inline TF_HD void tf_up_index(int o, int n, int *i0, int *i1, float *w1) 
 }
 
 /* ------------------------------------------------------------------ Swin windows */
-/* For position (tr, fr) of image b on the map rolled by (-st, -sf) (x (B, T, F, C)):
- * *iw the offset of its token in win (B*nWt*nWf, wt*wf, C), *ix the offset of the original
- * position ((tr + st) % T, (fr + sf) % F) in x, both in floats (units of C). */
-static inline TF_HD void tf_window_offsets(int b, int tr, int fr, int T, int F, int C, int wt,
-                                           int wf, int st, int sf, size_t *iw, size_t *ix) {
-    const int nWt = T / wt, nWf = F / wf;
-    const int t = (tr + st) % T, f = (fr + sf) % F;
-    const int wi = tr / wt, ti = tr % wt, wj = fr / wf, fj = fr % wf;
-    const size_t w = ((size_t)b * nWt + wi) * nWf + wj;
+/* One axis of the rolled map: position r on the map rolled by -s (axis length n, window w)
+ * is original position *o = (r + s) % n, window *wi = r / w, place in the window *k = r % w. */
+static inline TF_HD void tf_window_axis(int r, int n, int w, int s, int *o, int *wi, int *k) {
+    *o = (r + s) % n, *wi = r / w, *k = r % w;
+}
+
+/* The two offsets (in floats) of one token of image b from its axis parts (tf_window_axis
+ * for time: t, wi, ti; for frequency: f, wj, fj): *iw in win (B*nWt*nWf, wt*wf, C), *ix of
+ * the original position (t, f) in x (B, T, F, C). */
+static inline TF_HD void tf_window_compose(int b, int t, int wi, int ti, int f, int wj, int fj,
+                                           int T, int F, int C, int wt, int wf, size_t *iw,
+                                           size_t *ix) {
+    const size_t w = ((size_t)b * (T / wt) + wi) * (F / wf) + wj;
     *iw = (w * wt * wf + (size_t)ti * wf + fj) * (size_t)C;
     *ix = (((size_t)b * T + t) * F + f) * (size_t)C;
+}
+
+/* Both offsets of position (tr, fr) of image b on the map rolled by (-st, -sf). */
+static inline TF_HD void tf_window_offsets(int b, int tr, int fr, int T, int F, int C, int wt,
+                                           int wf, int st, int sf, size_t *iw, size_t *ix) {
+    int t, wi, ti, f, wj, fj;
+    tf_window_axis(tr, T, wt, st, &t, &wi, &ti);
+    tf_window_axis(fr, F, wf, sf, &f, &wj, &fj);
+    tf_window_compose(b, t, wi, ti, f, wj, fj, T, F, C, wt, wf, iw, ix);
 }
 
 #endif

@@ -32,10 +32,14 @@ static void window_permute(float *dst, const float *src, int B, int T, int F, in
                            int st, int sf, int to_win, int acc) {
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * F * C > 65536)
     for (int b = 0; b < B; b++)
-        for (int tr = 0; tr < T; tr++) {     /* tr: time on the rolled map */
+        for (int tr = 0; tr < T; tr++) { /* tr: time on the rolled map */
+            int t, wi, ti;
+            tf_window_axis(tr, T, wt, st, &t, &wi, &ti);
             for (int fr = 0; fr < F; fr++) { /* fr: frequency on the rolled map */
+                int f, wj, fj;
                 size_t iw, ix;
-                tf_window_offsets(b, tr, fr, T, F, C, wt, wf, st, sf, &iw, &ix);
+                tf_window_axis(fr, F, wf, sf, &f, &wj, &fj);
+                tf_window_compose(b, t, wi, ti, f, wj, fj, T, F, C, wt, wf, &iw, &ix);
                 float *d = dst + (to_win ? iw : ix);
                 const float *s = src + (to_win ? ix : iw);
                 if (acc)

@@ -14,7 +14,9 @@ void tf_adam_step(const tf_adam_cfg *c, float *params, const float *grads, float
     /* the per-element update and its constants: optim/optim_elem.h (shared with the CUDA kernel) */
     const tf_adam_coefs k =
         tf_adam_coefs_at(c->adamw, c->beta1, c->beta2, c->eps, c->weight_decay, t, lr);
-#pragma omp parallel for schedule(static) if (n > 65536)
+    /* firstprivate: a private copy the compiler keeps in registers (a shared k would be
+     * reloaded after every store through params/m/v, which might alias it) */
+#pragma omp parallel for schedule(static) firstprivate(k) if (n > 65536)
     for (size_t i = 0; i < n; i++) tf_adam_update(&params[i], &m[i], &v[i], grads[i], &k);
 }
 
