@@ -52,16 +52,16 @@ __device__ inline float warp_max_f(float v) {
     return v;
 }
 
-/* sum of v over the block (NT threads), returned to every thread; sh: NT/32 doubles of
- * shared memory (reusable right after the call returns) */
-__device__ double block_sum(double v, double *sh) {
+/* sum of v over the block (BS threads, a multiple of 32, at most 1024), returned to every
+ * thread; sh: BS/32 doubles of shared memory (reusable right after the call returns) */
+template <int BS> __device__ double block_sum(double v, double *sh) {
     const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5;
     v = warp_sum(v);
     __syncthreads(); /* earlier readers of sh are done */
     if (lane == 0) sh[wid] = v;
     __syncthreads();
     if (wid == 0) {
-        v = lane < NT / 32 ? sh[lane] : 0.0;
+        v = lane < BS / 32 ? sh[lane] : 0.0;
         v = warp_sum(v);
         if (lane == 0) sh[0] = v;
     }
@@ -81,29 +81,33 @@ __global__ void gelu_bwd_k(float *dinp, const float *dout, const float *inp, siz
 }
 
 /* ------------------------------------------------------------------- BatchNorm */
+/* One block per channel (the statistics of a channel span the whole batch), so the block
+ * is large to keep many loads in flight. */
+constexpr int BN_NT = 1024;
+
 // grid C; out, inp (B, C, hw); mean, rstd, running_mean, running_var, weight, bias (C)
-__global__ void bn_fwd_k(float *out, float *mean, float *rstd, float *running_mean,
-                         float *running_var, const float *inp, const float *weight,
-                         const float *bias, int B, int C, size_t hw, float momentum, float eps,
-                         int gelu) {
-    __shared__ double sh[NT / 32];
+__global__ void __launch_bounds__(BN_NT)
+    bn_fwd_k(float *out, float *mean, float *rstd, float *running_mean, float *running_var,
+             const float *inp, const float *weight, const float *bias, int B, int C, size_t hw,
+             float momentum, float eps, int gelu) {
+    __shared__ double sh[BN_NT / 32];
     const int c = blockIdx.x;
     const size_t n = (size_t)B * hw;
     double s = 0.0;
     for (int b = 0; b < B; b++) {
         const float *x = inp + ((size_t)b * C + c) * hw;
-        for (size_t i = threadIdx.x; i < hw; i += NT) s += x[i];
+        for (size_t i = threadIdx.x; i < hw; i += BN_NT) s += x[i];
     }
-    const double m = block_sum(s, sh) / (double)n;
+    const double m = block_sum<BN_NT>(s, sh) / (double)n;
     double v = 0.0;
     for (int b = 0; b < B; b++) {
         const float *x = inp + ((size_t)b * C + c) * hw;
-        for (size_t i = threadIdx.x; i < hw; i += NT) {
+        for (size_t i = threadIdx.x; i < hw; i += BN_NT) {
             double d = x[i] - m;
             v += d * d;
         }
     }
-    v = block_sum(v, sh);
+    v = block_sum<BN_NT>(v, sh);
     const double var = v / (double)n; // biased: used for normalisation
     const float r = tf_bn_rstd(var, eps), mf = (float)m;
     if (threadIdx.x == 0) {
@@ -119,7 +123,7 @@ __global__ void bn_fwd_k(float *out, float *mean, float *rstd, float *running_me
     for (int b = 0; b < B; b++) {
         const float *x = inp + ((size_t)b * C + c) * hw;
         float *o = out + ((size_t)b * C + c) * hw;
-        for (size_t i = threadIdx.x; i < hw; i += NT) {
+        for (size_t i = threadIdx.x; i < hw; i += BN_NT) {
             float y = tf_bn_affine(x[i], mf, scale, bb);
             o[i] = gelu ? tf_gelu(y) : y;
         }
@@ -127,10 +131,10 @@ __global__ void bn_fwd_k(float *out, float *mean, float *rstd, float *running_me
 }
 
 // grid C; dinp, dout, inp (B, C, hw); dweight, dbias, weight, mean, rstd (C)
-__global__ void bn_bwd_k(float *dinp, float *dweight, float *dbias, const float *dout,
-                         const float *inp, const float *weight, const float *mean,
-                         const float *rstd, int B, int C, size_t hw) {
-    __shared__ double sh[NT / 32];
+__global__ void __launch_bounds__(BN_NT)
+    bn_bwd_k(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+             const float *weight, const float *mean, const float *rstd, int B, int C, size_t hw) {
+    __shared__ double sh[BN_NT / 32];
     const int c = blockIdx.x;
     const size_t n = (size_t)B * hw;
     const float m = mean[c], r = rstd[c], w = weight ? weight[c] : 1.f;
@@ -138,13 +142,13 @@ __global__ void bn_bwd_k(float *dinp, float *dweight, float *dbias, const float 
     for (int b = 0; b < B; b++) {
         const float *x = inp + ((size_t)b * C + c) * hw;
         const float *d = dout + ((size_t)b * C + c) * hw;
-        for (size_t i = threadIdx.x; i < hw; i += NT) {
+        for (size_t i = threadIdx.x; i < hw; i += BN_NT) {
             sd += d[i];
             sdx += tf_bn_dxhat(d[i], x[i], m, r);
         }
     }
-    sd = block_sum(sd, sh);
-    sdx = block_sum(sdx, sh);
+    sd = block_sum<BN_NT>(sd, sh);
+    sdx = block_sum<BN_NT>(sdx, sh);
     if (threadIdx.x == 0) {
         if (dweight && weight) dweight[c] += (float)sdx;
         if (dbias) dbias[c] += (float)sd;
@@ -155,7 +159,7 @@ __global__ void bn_bwd_k(float *dinp, float *dweight, float *dbias, const float 
         const float *x = inp + ((size_t)b * C + c) * hw;
         const float *d = dout + ((size_t)b * C + c) * hw;
         float *dx = dinp + ((size_t)b * C + c) * hw;
-        for (size_t i = threadIdx.x; i < hw; i += NT)
+        for (size_t i = threadIdx.x; i < hw; i += BN_NT)
             dx[i] += tf_bn_backward_dx(d[i], x[i], m, r, w, mg, mgx);
     }
 }
@@ -217,19 +221,24 @@ __global__ void ln_bwd_dx_k(float *dinp, const float *dout, const float *inp, co
         dx[c] += tf_ln_backward_dx(dy[c], x[c], m, s, weight[c], sum_g, sum_gx);
 }
 
-constexpr int LN_CHUNK = 256; /* rows per partial sum of dweight/dbias */
-
-inline int ln_chunks(int N) {
-    return (N + LN_CHUNK - 1) / LN_CHUNK;
+/* rows per partial sum of dweight/dbias: at least 256, and at most 4096 chunks (the grid's
+ * y dimension is limited to 65535) */
+inline int ln_chunk_rows(int N) {
+    int r = (N + 4095) / 4096;
+    return r > 256 ? r : 256;
 }
 
-/* grid (ceil(C/32), chunks), block (32, 8): part (chunks, 2, C) = per chunk of LN_CHUNK rows,
+inline int ln_chunks(int N) {
+    return (N + ln_chunk_rows(N) - 1) / ln_chunk_rows(N);
+}
+
+/* grid (ceil(C/32), chunks), block (32, 8): part (chunks, 2, C) = per chunk of `rows` rows,
  * sum of xhat * dy and of dy per channel */
 __global__ void ln_bwd_dw_part_k(float *part, const float *dout, const float *inp,
-                                 const float *mean, const float *rstd, int N, int C) {
+                                 const float *mean, const float *rstd, int N, int C, int rows) {
     __shared__ float shw[8][33], shb[8][33];
     const int c = blockIdx.x * 32 + threadIdx.x, k = blockIdx.y;
-    const int n0 = k * LN_CHUNK, n1 = n0 + LN_CHUNK < N ? n0 + LN_CHUNK : N;
+    const int n0 = k * rows, n1 = n0 + rows < N ? n0 + rows : N;
     float aw = 0.f, ab = 0.f;
     if (c < C)
         for (int n = n0 + threadIdx.y; n < n1; n += 8) {
@@ -388,7 +397,7 @@ __global__ void l1_k(const float *y, const float *t, size_t n, float g, float *d
         s += fabsf(d);
         dy[i] = tf_l1_grad(d, g);
     }
-    s = block_sum(s, sh);
+    s = block_sum<NT>(s, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
 
@@ -399,7 +408,7 @@ __global__ void mag_l1_k(const float *yr, const float *yi, const float *tr, cons
     double s = 0.0;
     for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < m; i += (size_t)gridDim.x * NT)
         s += tf_mag_l1(yr[i], yi[i], tr[i], ti[i], gm, &dr[i], &di[i]);
-    s = block_sum(s, sh);
+    s = block_sum<NT>(s, sh);
     if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
 
@@ -408,7 +417,7 @@ __global__ void sum_parts_k(double *out, const double *part, int k, double div) 
     __shared__ double sh[NT / 32];
     double s = 0.0;
     for (int i = threadIdx.x; i < k; i += NT) s += part[i];
-    s = block_sum(s, sh);
+    s = block_sum<NT>(s, sh);
     if (threadIdx.x == 0) *out = s / div;
 }
 
@@ -442,9 +451,9 @@ int tf_cuda_batchnorm2d_forward(float *out, float *mean, float *rstd, float *run
                                 const float *bias, int B, int C, int H, int W, float momentum,
                                 float eps, int gelu, void *stream) {
     if (C <= 0) return 0;
-    bn_fwd_k<<<C, NT, 0, as_stream(stream)>>>(out, mean, rstd, running_mean, running_var, inp,
-                                              weight, bias, B, C, (size_t)H * W, momentum, eps,
-                                              gelu);
+    bn_fwd_k<<<C, BN_NT, 0, as_stream(stream)>>>(out, mean, rstd, running_mean, running_var, inp,
+                                                 weight, bias, B, C, (size_t)H * W, momentum, eps,
+                                                 gelu);
     return launched();
 }
 
@@ -452,8 +461,8 @@ int tf_cuda_batchnorm2d_backward(float *dinp, float *dweight, float *dbias, cons
                                  const float *inp, const float *weight, const float *mean,
                                  const float *rstd, int B, int C, int H, int W, void *stream) {
     if (C <= 0) return 0;
-    bn_bwd_k<<<C, NT, 0, as_stream(stream)>>>(dinp, dweight, dbias, dout, inp, weight, mean, rstd,
-                                              B, C, (size_t)H * W);
+    bn_bwd_k<<<C, BN_NT, 0, as_stream(stream)>>>(dinp, dweight, dbias, dout, inp, weight, mean,
+                                                 rstd, B, C, (size_t)H * W);
     return launched();
 }
 
@@ -487,8 +496,8 @@ int tf_cuda_layernorm_backward(float *dinp, float *dweight, float *dbias, const 
     cudaStream_t s = as_stream(stream);
     ln_bwd_dx_k<<<(N + ROWS - 1) / ROWS, NT, 0, s>>>(dinp, dout, inp, weight, mean, rstd, N, C);
     const int chunks = ln_chunks(N);
-    ln_bwd_dw_part_k<<<dim3((C + 31) / 32, chunks), dim3(32, 8), 0, s>>>(workspace, dout, inp, mean,
-                                                                         rstd, N, C);
+    ln_bwd_dw_part_k<<<dim3((C + 31) / 32, chunks), dim3(32, 8), 0, s>>>(
+        workspace, dout, inp, mean, rstd, N, C, ln_chunk_rows(N));
     ln_bwd_dw_sum_k<<<(C + NT - 1) / NT, NT, 0, s>>>(dweight, dbias, workspace, chunks, C);
     return launched();
 }
