@@ -177,6 +177,34 @@ __global__ void bn_eval_k(float *out, const float *inp, const float *weight, con
     }
 }
 
+// grid C; dinp, dout, inp (B, C, hw); dweight, dbias, weight, running_mean, running_var (C)
+__global__ void __launch_bounds__(BN_NT)
+    bn_eval_bwd_k(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                  const float *weight, const float *running_mean, const float *running_var, int B,
+                  int C, size_t hw, float eps) {
+    __shared__ double sh[BN_NT / 32];
+    const int c = blockIdx.x;
+    const float r = tf_bn_rstd(running_var[c], eps);
+    const float m = running_mean[c], g = (weight ? weight[c] : 1.f) * r;
+    double sd = 0.0, sdx = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *x = inp + ((size_t)b * C + c) * hw;
+        const float *d = dout + ((size_t)b * C + c) * hw;
+        float *dx = dinp ? dinp + ((size_t)b * C + c) * hw : NULL;
+        for (size_t i = threadIdx.x; i < hw; i += BN_NT) {
+            sd += d[i];
+            sdx += tf_bn_dxhat(d[i], x[i], m, r);
+            if (dx) dx[i] += d[i] * g;
+        }
+    }
+    sd = block_sum<BN_NT>(sd, sh);
+    sdx = block_sum<BN_NT>(sdx, sh);
+    if (threadIdx.x == 0) {
+        if (dweight && weight) dweight[c] += (float)sdx;
+        if (dbias) dbias[c] += (float)sd;
+    }
+}
+
 /* ------------------------------------------------------------------- LayerNorm */
 constexpr int ROWS = NT / 32; /* rows per block: one warp each */
 
@@ -366,6 +394,34 @@ __global__ void up_bwd_k(float *dinp, const float *dout, int H, int W, size_t to
     }
 }
 
+// out (B, C1+C2, hw) = [a (B, C1, hw), b (B, C2, hw)]; total = B * (C1+C2) * hw
+__global__ void concat_fwd_k(float *out, const float *a, const float *b, int C1, int C2, size_t hw,
+                             size_t total) {
+    const int C = C1 + C2;
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const size_t i = e % hw, p = e / hw;
+        const int c = (int)(p % C);
+        const size_t k = p / C;
+        out[e] = c < C1 ? a[(k * C1 + c) * hw + i] : b[(k * C2 + c - C1) * hw + i];
+    }
+}
+
+// da (B, C1, hw) +=, db (B, C2, hw) += the parts of dout (B, C1+C2, hw); either may be NULL
+__global__ void concat_bwd_k(float *da, float *db, const float *dout, int C1, int C2, size_t hw,
+                             size_t total) {
+    const int C = C1 + C2;
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const size_t i = e % hw, p = e / hw;
+        const int c = (int)(p % C);
+        const size_t k = p / C;
+        if (c < C1) {
+            if (da) da[(k * C1 + c) * hw + i] += dout[e];
+        } else if (db) {
+            db[(k * C2 + c - C1) * hw + i] += dout[e];
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- Swin windows */
 /* to_win: win (+)= x rolled and partitioned; else x (+)= the inverse permutation of win.
  * One thread per element of the (rolled) map (B, T, F, C). */
@@ -382,6 +438,40 @@ __global__ void window_k(float *dst, const float *src, int T, int F, int C, int 
             dst[id] += src[is];
         else
             dst[id] = src[is];
+    }
+}
+
+/* ------------------------------------------------- feature map <-> token sequences */
+/* to_tok: tok (+)= x (B, C, F, T) rearranged; else x (+)= tok. One thread per element of
+ * the map. */
+__global__ void map_seq_k(float *tok, float *x, const float *src, int C, int F, int T, int time_seq,
+                          int to_tok, int acc, size_t total) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const int t = (int)(e % T), f = (int)((e / T) % F), c = (int)((e / ((size_t)T * F)) % C);
+        const int b = (int)(e / ((size_t)T * F * C));
+        const size_t o = tf_seq_token(b, f, t, F, T, time_seq) * C + c;
+        float *d = to_tok ? tok + o : x + e;
+        const float v = to_tok ? src[e] : src[o];
+        if (acc)
+            *d += v;
+        else
+            *d = v;
+    }
+}
+
+/* dst (B, A2, A1, C) (+)= src (B, A1, A2, C) with the middle axes swapped; one thread per
+ * element of dst */
+__global__ void swap_mid_k(float *dst, const float *src, int A1, int A2, int C, int acc,
+                           size_t total) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const int c = (int)(e % C), a1 = (int)((e / C) % A1),
+                  a2 = (int)((e / ((size_t)C * A1)) % A2);
+        const size_t b = e / ((size_t)C * A1 * A2);
+        const float v = src[((b * A1 + a1) * A2 + a2) * C + c];
+        if (acc)
+            dst[e] += v;
+        else
+            dst[e] = v;
     }
 }
 
@@ -419,6 +509,35 @@ __global__ void sum_parts_k(double *out, const double *part, int k, double div) 
     for (int i = threadIdx.x; i < k; i += NT) s += part[i];
     s = block_sum<NT>(s, sh);
     if (threadIdx.x == 0) *out = s / div;
+}
+
+// part (gridDim.x) = per block sum g^2 in double
+__global__ void sumsq_k(const float *g, size_t n, double *part) {
+    __shared__ double sh[NT / 32];
+    double s = 0.0;
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT)
+        s += (double)g[i] * g[i];
+    s = block_sum<NT>(s, sh);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+
+/* *out = sqrt(sum of part (k)), one block */
+__global__ void sqrt_sum_k(double *out, const double *part, int k) {
+    __shared__ double sh[NT / 32];
+    double s = 0.0;
+    for (int i = threadIdx.x; i < k; i += NT) s += part[i];
+    s = block_sum<NT>(s, sh);
+    if (threadIdx.x == 0) *out = sqrt(s);
+}
+
+__global__ void scale_k(float *g, size_t n, float scale) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT)
+        g[i] *= scale;
+}
+
+__global__ void ema_k(float *ema, const float *params, size_t n, float decay) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT)
+        ema[i] = tf_ema(ema[i], params[i], decay);
 }
 
 /* ------------------------------------------------------------------------- Adam */
@@ -474,6 +593,17 @@ int tf_cuda_batchnorm2d_eval_forward(float *out, const float *inp, const float *
     if (!total) return 0;
     bn_eval_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(out, inp, weight, bias, running_mean,
                                                              running_var, C, hw, total, eps, gelu);
+    return launched();
+}
+
+int tf_cuda_batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                      const float *inp, const float *weight,
+                                      const float *running_mean, const float *running_var, int B,
+                                      int C, int H, int W, float eps, void *stream) {
+    if (C <= 0) return 0;
+    bn_eval_bwd_k<<<C, BN_NT, 0, as_stream(stream)>>>(dinp, dweight, dbias, dout, inp, weight,
+                                                      running_mean, running_var, B, C,
+                                                      (size_t)H * W, eps);
     return launched();
 }
 
@@ -547,6 +677,72 @@ int tf_cuda_upsample2x_backward(float *dinp, const float *dout, int B, int C, in
     return launched();
 }
 
+int tf_cuda_concat_forward(float *out, const float *a, const float *b, int B, int C1, int C2, int H,
+                           int W, void *stream) {
+    const size_t hw = (size_t)H * W, total = (size_t)B * (C1 + C2) * hw;
+    if (!total) return 0;
+    concat_fwd_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(out, a, b, C1, C2, hw, total);
+    return launched();
+}
+
+int tf_cuda_concat_backward(float *da, float *db, const float *dout, int B, int C1, int C2, int H,
+                            int W, void *stream) {
+    const size_t hw = (size_t)H * W, total = (size_t)B * (C1 + C2) * hw;
+    if (!total) return 0;
+    concat_bwd_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(da, db, dout, C1, C2, hw, total);
+    return launched();
+}
+
+static int map_seq_launch(float *tok, float *x, const float *src, int B, int C, int F, int T,
+                          int time_seq, int to_tok, int acc, void *stream) {
+    const size_t total = (size_t)B * C * F * T;
+    if (!total) return 0;
+    map_seq_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(tok, x, src, C, F, T, time_seq, to_tok,
+                                                             acc, total);
+    return launched();
+}
+
+int tf_cuda_map_to_seq_forward(float *tok, const float *x, int B, int C, int F, int T, int time_seq,
+                               void *stream) {
+    return map_seq_launch(tok, NULL, x, B, C, F, T, time_seq, 1, 0, stream);
+}
+
+int tf_cuda_map_to_seq_backward(float *dx, const float *dtok, int B, int C, int F, int T,
+                                int time_seq, void *stream) {
+    return map_seq_launch(NULL, dx, dtok, B, C, F, T, time_seq, 0, 1, stream);
+}
+
+int tf_cuda_seq_to_map_forward(float *x, const float *tok, int B, int C, int F, int T, int time_seq,
+                               void *stream) {
+    return map_seq_launch(NULL, x, tok, B, C, F, T, time_seq, 0, 0, stream);
+}
+
+int tf_cuda_seq_to_map_backward(float *dtok, const float *dx, int B, int C, int F, int T,
+                                int time_seq, void *stream) {
+    return map_seq_launch(dtok, NULL, dx, B, C, F, T, time_seq, 1, 1, stream);
+}
+
+static int swap_launch(float *dst, const float *src, int B, int A1, int A2, int C, int acc,
+                       void *stream) {
+    const size_t total = (size_t)B * A1 * A2 * C;
+    if (!total) return 0;
+    swap_mid_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(dst, src, A1, A2, C, acc, total);
+    return launched();
+}
+
+int tf_cuda_seq_swap_forward(float *out, const float *in, int B, int C, int F, int T,
+                             int from_time_seq, void *stream) {
+    /* (B, F, T, C) -> (B, T, F, C), or back */
+    return from_time_seq ? swap_launch(out, in, B, F, T, C, 0, stream)
+                         : swap_launch(out, in, B, T, F, C, 0, stream);
+}
+
+int tf_cuda_seq_swap_backward(float *din, const float *dout, int B, int C, int F, int T,
+                              int from_time_seq, void *stream) {
+    return from_time_seq ? swap_launch(din, dout, B, T, F, C, 1, stream)
+                         : swap_launch(din, dout, B, F, T, C, 1, stream);
+}
+
 static int window_launch(float *dst, const float *src, int B, int T, int F, int C, int wt, int wf,
                          int st, int sf, int to_win, int acc, void *stream) {
     const size_t total = (size_t)B * T * F * C;
@@ -603,6 +799,26 @@ int tf_cuda_loss_mag_l1(const float *yr, const float *yi, const float *tr, const
     const unsigned g = red_grid(m);
     mag_l1_k<<<g, NT, 0, s>>>(yr, yi, tr, ti, m, gm, dr, di, workspace);
     sum_parts_k<<<1, NT, 0, s>>>(sum, workspace, (int)g, 1.0);
+    return launched();
+}
+
+int tf_cuda_global_norm(const float *g, size_t n, double *norm, double *workspace, void *stream) {
+    cudaStream_t s = as_stream(stream);
+    const unsigned k = n ? red_grid(n) : 0;
+    if (n) sumsq_k<<<k, NT, 0, s>>>(g, n, workspace);
+    sqrt_sum_k<<<1, NT, 0, s>>>(norm, workspace, (int)k);
+    return launched();
+}
+
+int tf_cuda_scale(float *g, size_t n, float scale, void *stream) {
+    if (!n) return 0;
+    scale_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(g, n, scale);
+    return launched();
+}
+
+int tf_cuda_ema_update(float *ema, const float *params, size_t n, float decay, void *stream) {
+    if (!n) return 0;
+    ema_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(ema, params, n, decay);
     return launched();
 }
 

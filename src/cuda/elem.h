@@ -49,6 +49,13 @@ int tf_cuda_batchnorm2d_eval_forward(float *out, const float *inp, const float *
                                      const float *running_var, int B, int C, int H, int W,
                                      float eps, int gelu, void *stream);
 
+/* tf_batchnorm2d_eval_backward: dinp (B, C, H, W) +=, dweight, dbias (C) += (each may be
+ * NULL); the running statistics are constants. */
+int tf_cuda_batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                                      const float *inp, const float *weight,
+                                      const float *running_mean, const float *running_var, int B,
+                                      int C, int H, int W, float eps, void *stream);
+
 /* ---------------------------------------------------- LayerNorm (nn/attn.h) */
 /* tf_layernorm_forward: out (N, C), mean, rstd (N) saved, inp (N, C), weight, bias (C) */
 int tf_cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
@@ -85,6 +92,13 @@ int tf_cuda_upsample2x_forward(float *out, const float *inp, int B, int C, int H
 int tf_cuda_upsample2x_backward(float *dinp, const float *dout, int B, int C, int H, int W,
                                 void *stream);
 
+/* out (B, C1+C2, H, W) = [a (B, C1, H, W), b (B, C2, H, W)] along channels */
+int tf_cuda_concat_forward(float *out, const float *a, const float *b, int B, int C1, int C2, int H,
+                           int W, void *stream);
+/* da (B, C1, H, W) += dout[:, :C1], db (B, C2, H, W) += dout[:, C1:]; either may be NULL */
+int tf_cuda_concat_backward(float *da, float *db, const float *dout, int B, int C1, int C2, int H,
+                            int W, void *stream);
+
 /* ---------------------------------------------- Swin windows (nn/attn.h) */
 /* x (B, T, F, C), win (B*(T/wt)*(F/wf), wt*wf, C), shift (st, sf); T % wt == 0, F % wf == 0
  * and 0 <= st < wt, 0 <= sf < wf (tf_swin_check_dims; not checked here). */
@@ -100,6 +114,28 @@ int tf_cuda_window_reverse_forward(float *x, const float *win, int B, int T, int
 /* dwin += adjoint of the reverse applied to dx */
 int tf_cuda_window_reverse_backward(float *dwin, const float *dx, int B, int T, int F, int C,
                                     int wt, int wf, int st, int sf, void *stream);
+
+/* ------------------------------ feature map <-> token sequences (nn/attn.h) */
+/* time_seq: 1 = TF_SEQ_TIME (tokens (B*F, T, C)), 0 = TF_SEQ_FREQ (tokens (B*T, F, C)); x is
+ * the map (B, C, F, T). */
+/* tok = x rearranged */
+int tf_cuda_map_to_seq_forward(float *tok, const float *x, int B, int C, int F, int T, int time_seq,
+                               void *stream);
+/* dx += adjoint applied to dtok */
+int tf_cuda_map_to_seq_backward(float *dx, const float *dtok, int B, int C, int F, int T,
+                                int time_seq, void *stream);
+/* x = tokens back to the map */
+int tf_cuda_seq_to_map_forward(float *x, const float *tok, int B, int C, int F, int T, int time_seq,
+                               void *stream);
+/* dtok += adjoint applied to dx */
+int tf_cuda_seq_to_map_backward(float *dtok, const float *dx, int B, int C, int F, int T,
+                                int time_seq, void *stream);
+/* from_time_seq 1: out (B, T, F, C) = in (B, F, T, C); 0: out (B, F, T, C) = in (B, T, F, C) */
+int tf_cuda_seq_swap_forward(float *out, const float *in, int B, int C, int F, int T,
+                             int from_time_seq, void *stream);
+/* din += adjoint of the swap applied to dout */
+int tf_cuda_seq_swap_backward(float *din, const float *dout, int B, int C, int F, int T,
+                              int from_time_seq, void *stream);
 
 /* ---------------------------------------------------------- loss (train/loss.h) */
 /* doubles of workspace the two loss launchers need */
@@ -122,6 +158,14 @@ int tf_cuda_loss_mag_l1(const float *yr, const float *yi, const float *tr, const
 int tf_cuda_adam_step(int adamw, float beta1, float beta2, float eps, float weight_decay,
                       float *params, const float *grads, float *m, float *v, size_t n, int64_t t,
                       float lr, void *stream);
+
+/* tf_global_norm: *norm (one device double) = sqrt(sum g^2) over g (n), accumulated in
+ * double; workspace of tf_cuda_loss_workspace_doubles() doubles */
+int tf_cuda_global_norm(const float *g, size_t n, double *norm, double *workspace, void *stream);
+/* g (n) *= scale (tf_clip_by_norm's scaling, the scale computed on the host from the norm) */
+int tf_cuda_scale(float *g, size_t n, float scale, void *stream);
+/* tf_ema_update: ema (n) = decay * ema + (1 - decay) * params (n) */
+int tf_cuda_ema_update(float *ema, const float *params, size_t n, float decay, void *stream);
 
 #ifdef __cplusplus
 }

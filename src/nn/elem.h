@@ -205,4 +205,11 @@ static inline TF_HD void tf_window_offsets(int b, int tr, int fr, int T, int F, 
     tf_window_compose(b, t, wi, ti, f, wj, fj, T, F, C, wt, wf, iw, ix);
 }
 
+/* ---------------------------------------------------- feature map <-> token sequences */
+/* Token of map element (b, f, t) of x (B, C, F, T): time_seq (TF_SEQ_TIME) -> tokens
+ * (B*F, T, C), else (TF_SEQ_FREQ) (B*T, F, C); in units of C. */
+static inline TF_HD size_t tf_seq_token(int b, int f, int t, int F, int T, int time_seq) {
+    return time_seq ? ((size_t)b * F + f) * T + t : ((size_t)b * T + t) * F + f;
+}
+
 #endif

@@ -113,9 +113,9 @@ void tf_swin_attn_mask(float *mask, int T, int F, int wt, int wf, int st, int sf
         }
 }
 
-/* token index of map element (b, f, t) for the axis, in units of C */
+/* token index of map element (b, f, t) for the axis, in units of C (nn/elem.h) */
 static inline size_t tok_index(int b, int f, int t, int F, int T, tf_seq_axis ax) {
-    return ax == TF_SEQ_TIME ? ((size_t)b * F + f) * T + t : ((size_t)b * T + t) * F + f;
+    return tf_seq_token(b, f, t, F, T, ax == TF_SEQ_TIME);
 }
 
 // tok (B*F, T, C) or (B*T, F, C) (+)= x (B, C, F, T)

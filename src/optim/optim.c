@@ -44,5 +44,5 @@ float tf_clip_by_norm(float *g, size_t n, double norm, double max_norm) {
 
 void tf_ema_update(float *ema, const float *params, size_t n, float decay) {
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) ema[i] = decay * ema[i] + (1.f - decay) * params[i];
+    for (size_t i = 0; i < n; i++) ema[i] = tf_ema(ema[i], params[i], decay);
 }

@@ -1,4 +1,4 @@
-/* The per-element Adam/AdamW update, shared by tf_adam_step (optim.c) and the CUDA kernel
+/* The per-element Adam/AdamW update and EMA, shared by optim.c and the CUDA kernels
  * of src/cuda/elem.cu: `static inline` TF_HD (util/hd.h), C11 and CUDA C++, only math.h. */
 #ifndef TFSWA_OPTIM_ELEM_H
 #define TFSWA_OPTIM_ELEM_H
@@ -39,6 +39,11 @@ static inline TF_HD void tf_adam_update(float *p, float *m, float *v, float g,
     *v = k->b2 * *v + (1.f - k->b2) * g * g;
     float denom = sqrtf(*v) / k->bc2_sqrt + k->eps;
     *p = pd - k->step_size * *m / denom;
+}
+
+/* exponential moving average of one parameter: decay * e + (1 - decay) * p */
+static inline TF_HD float tf_ema(float e, float p, float decay) {
+    return decay * e + (1.f - decay) * p;
 }
 
 #endif

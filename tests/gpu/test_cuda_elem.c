@@ -165,6 +165,18 @@ static void bn_case(int B, int C, int H, int W, int affine, int running) {
         CU(tf_cuda_batchnorm2d_eval_forward(gy, gx, gw, gb, grm, grv, B, C, H, W, 1e-5f, gelu,
                                             NULL));
         CHECK(dclose(gelu ? "bn+gelu eval forward" : "bn eval forward", gy, y, n, EW));
+        if (!gelu) { /* eval-mode backward */
+            float *dx = hcopy(acc, n), *dw = host(C, -1, 1), *db = host(C, -1, 1);
+            float *gdx = dev(dx, n), *gdw = dev(dw, C), *gdb = dev(db, C);
+            tf_batchnorm2d_eval_backward(dx, dw, db, d, x, w, rm0, rv0, B, C, H, W, 1e-5f);
+            CU(tf_cuda_batchnorm2d_eval_backward(gdx, gdw, gdb, gd, gx, gw, grm, grv, B, C, H, W,
+                                                 1e-5f, NULL));
+            CHECK(dclose("bn eval backward dx", gdx, dx, n, EW));
+            CHECK(dclose("bn eval backward dweight", gdw, dw, C, RED));
+            CHECK(dclose("bn eval backward dbias", gdb, db, C, RED));
+            cudaFree(gdx), cudaFree(gdw), cudaFree(gdb);
+            free(dx), free(dw), free(db);
+        }
         cudaFree(gy), cudaFree(gm), cudaFree(gr), cudaFree(grm), cudaFree(grv);
         free(y), free(mean), free(rstd), free(rm), free(rv);
     }
@@ -299,6 +311,58 @@ static void test_windows(void) {
     }
 }
 
+static void test_concat_and_tokens(void) {
+    const int B = 2, C1 = 3, C2 = 5, H = 6, W = 7, C = C1 + C2;
+    const size_t hw = (size_t)H * W, na = (size_t)B * C1 * hw, nb = (size_t)B * C2 * hw,
+                 n = na + nb;
+    float *a = host(na, -1, 1), *b = host(nb, -1, 1), *out = host(n, 0, 0), *d = host(n, -1, 1);
+    float *da = host(na, -1, 1), *db = host(nb, -1, 1);
+    float *ga = dev(a, na), *gb = dev(b, nb), *gout = dev(out, n), *gd = dev(d, n);
+    float *gda = dev(da, na), *gdb = dev(db, nb);
+    tf_concat_forward(out, a, b, B, C1, C2, H, W);
+    CU(tf_cuda_concat_forward(gout, ga, gb, B, C1, C2, H, W, NULL));
+    CHECK(dclose("concat forward", gout, out, n, 0));
+    tf_concat_backward(da, db, d, B, C1, C2, H, W);
+    CU(tf_cuda_concat_backward(gda, gdb, gd, B, C1, C2, H, W, NULL));
+    CHECK(dclose("concat backward a", gda, da, na, 0));
+    CHECK(dclose("concat backward b", gdb, db, nb, 0));
+    tf_concat_backward(NULL, db, d, B, C1, C2, H, W);
+    CU(tf_cuda_concat_backward(NULL, gdb, gd, B, C1, C2, H, W, NULL));
+    CHECK(dclose("concat backward b only", gdb, db, nb, 0));
+    /* the map (B, C, F, T) = (B, C, H, W) to tokens and back, both axes, and the swap */
+    const int F = H, T = W;
+    for (int ts = 0; ts < 2; ts++) {
+        const tf_seq_axis ax = ts ? TF_SEQ_TIME : TF_SEQ_FREQ;
+        float *tok = host(n, 0, 0), *map = host(n, 0, 0), *acc = host(n, -1, 1);
+        float *dx = hcopy(acc, n), *dt = hcopy(acc, n), *sw = host(n, 0, 0), *dsw = hcopy(acc, n);
+        float *gtok = dev(tok, n), *gmap = dev(map, n), *gdx = dev(acc, n), *gdt = dev(acc, n);
+        float *gsw = dev(sw, n), *gdsw = dev(acc, n);
+        tf_map_to_seq_forward(tok, out, B, C, F, T, ax);
+        CU(tf_cuda_map_to_seq_forward(gtok, gout, B, C, F, T, ts, NULL));
+        CHECK(dclose("map to tokens", gtok, tok, n, 0));
+        tf_seq_to_map_forward(map, tok, B, C, F, T, ax);
+        CU(tf_cuda_seq_to_map_forward(gmap, gtok, B, C, F, T, ts, NULL));
+        CHECK(dclose("tokens to map", gmap, map, n, 0));
+        CHECK(dclose("tokens to map of map to tokens = map", gmap, out, n, 0));
+        tf_map_to_seq_backward(dx, d, B, C, F, T, ax); /* d as tokens */
+        CU(tf_cuda_map_to_seq_backward(gdx, gd, B, C, F, T, ts, NULL));
+        CHECK(dclose("map to tokens backward", gdx, dx, n, 0));
+        tf_seq_to_map_backward(dt, d, B, C, F, T, ax); /* d as a map */
+        CU(tf_cuda_seq_to_map_backward(gdt, gd, B, C, F, T, ts, NULL));
+        CHECK(dclose("tokens to map backward", gdt, dt, n, 0));
+        tf_seq_swap_forward(sw, tok, B, C, F, T, ax);
+        CU(tf_cuda_seq_swap_forward(gsw, gtok, B, C, F, T, ts, NULL));
+        CHECK(dclose("token layout swap", gsw, sw, n, 0));
+        tf_seq_swap_backward(dsw, d, B, C, F, T, ax);
+        CU(tf_cuda_seq_swap_backward(gdsw, gd, B, C, F, T, ts, NULL));
+        CHECK(dclose("token layout swap backward", gdsw, dsw, n, 0));
+        cudaFree(gtok), cudaFree(gmap), cudaFree(gdx), cudaFree(gdt), cudaFree(gsw), cudaFree(gdsw);
+        free(tok), free(map), free(acc), free(dx), free(dt), free(sw), free(dsw);
+    }
+    cudaFree(ga), cudaFree(gb), cudaFree(gout), cudaFree(gd), cudaFree(gda), cudaFree(gdb);
+    free(a), free(b), free(out), free(d), free(da), free(db);
+}
+
 /* one device double */
 static double dev_double(const double *d) {
     double v = 0;
@@ -375,6 +439,29 @@ static void test_adam(void) {
     }
 }
 
+static void test_norm_scale_ema(void) {
+    const size_t n = 200003;
+    float *g = host(n, -1, 1), *e = host(n, -1, 1), *p = host(n, -1, 1);
+    float *gg = dev(g, n), *ge = dev(e, n), *gp = dev(p, n);
+    double *gws = NULL, *gnorm = NULL;
+    CU(cudaMalloc((void **)&gws, tf_cuda_loss_workspace_doubles() * sizeof(double)));
+    CU(cudaMalloc((void **)&gnorm, sizeof(double)));
+    const double norm = tf_global_norm(g, n);
+    CU(tf_cuda_global_norm(gg, n, gnorm, gws, NULL));
+    const double gn = dev_double(gnorm);
+    CHECKF(fabs(gn - norm) <= RED * norm, "global norm gpu %.12g cpu %.12g", gn, norm);
+    const float scale = tf_clip_by_norm(g, n, norm, 0.5 * norm);
+    CU(tf_cuda_scale(gg, n, scale, NULL));
+    CHECK(dclose("clip scaling", gg, g, n, 0));
+    tf_ema_update(e, p, n, 0.999f);
+    CU(tf_cuda_ema_update(ge, gp, n, 0.999f, NULL));
+    CHECK(dclose("ema update", ge, e, n, EW));
+    CU(tf_cuda_global_norm(gg, 0, gnorm, gws, NULL)); /* empty: 0 */
+    CHECK(dev_double(gnorm) == 0.0);
+    cudaFree(gg), cudaFree(ge), cudaFree(gp), cudaFree(gws), cudaFree(gnorm);
+    free(g), free(e), free(p);
+}
+
 int main(void) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -389,7 +476,9 @@ int main(void) {
     RUN(test_softmax);
     RUN(test_resample);
     RUN(test_windows);
+    RUN(test_concat_and_tokens);
     RUN(test_loss);
     RUN(test_adam);
+    RUN(test_norm_scale_ema);
     return TEST_END();
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Print a .cu file with every kernel launch `name<<<grid, block[, shmem[, stream]]>>>(args);`
-rewritten as `emu_run(dim3(grid), dim3(block), [=] { name(args); });` for the CPU emulation
+rewritten as `{ emu_run(dim3(grid), dim3(block), [=] { name(args); }); }` for the CPU emulation
 of tests/gpu/emu/cuda_runtime.h. Usage: launch2emu.py FILE.cu > FILE_emu.cpp"""
 import re
 import sys
@@ -27,7 +27,8 @@ def split_top(s):
 def rewrite(m):
     name, cfg, args = m.group(1), split_top(m.group(2)), m.group(3)
     used = "".join(f" (void)({p.strip()});" for p in cfg[2:])  # shmem, stream: unused
-    return f"emu_run(dim3({cfg[0]}), dim3({cfg[1]}), [=] {{ {name}({args}); }});{used}"
+    # a block: the launch may be the body of an unbraced if
+    return f"{{ emu_run(dim3({cfg[0]}), dim3({cfg[1]}), [=] {{ {name}({args}); }});{used} }}"
 
 
 def main():
