@@ -4,7 +4,6 @@
 #include "nn/conv.h"
 #include "nn/elem.h"
 
-
 void tf_batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
                             float weight, float bias) {
     const float scale = weight * rstd;
