@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "nn/attn.h"
+#include "nn/elem.h"
 
 /* sequences per backward chunk: bounds the workspace to ATTN_CHUNK*H*L*L floats */
 #define ATTN_CHUNK 64
@@ -35,7 +36,7 @@ void tf_softmax_backward(float *dinp, const float *dout, const float *p, int N, 
         float *dx = dinp + (size_t)n * L;
         float s = 0.f;
         for (int j = 0; j < L; j++) s += pr[j] * dy[j];
-        for (int j = 0; j < L; j++) dx[j] += pr[j] * (dy[j] - s);
+        for (int j = 0; j < L; j++) dx[j] += tf_softmax_backward_dx(pr[j], dy[j], s);
     }
 }
 

@@ -2,13 +2,12 @@
 #include "nn/act.h"
 #include "nn/clones.h"
 #include "nn/conv.h"
-
-#include <math.h>
+#include "nn/elem.h"
 
 void tf_batchnorm_normalize(float *out, const float *inp, size_t n, float mean, float rstd,
                             float weight, float bias) {
     const float scale = weight * rstd;
-    for (size_t i = 0; i < n; i++) out[i] = (inp[i] - mean) * scale + bias;
+    for (size_t i = 0; i < n; i++) out[i] = tf_bn_affine(inp[i], mean, scale, bias);
 }
 
 /* the training-mode forward, followed by GELU when gelu != 0 (AVX2 clone: the statistics
@@ -37,14 +36,14 @@ TF_CLONES static void bn_forward(float *out, float *mean, float *rstd, float *ru
             }
         }
         double var = v / (double)n; // biased: used for normalisation
-        float r = (float)(1.0 / sqrt(var + (double)eps));
+        float r = tf_bn_rstd(var, eps);
         float mf = (float)m;
         mean[c] = mf;
         rstd[c] = r;
         if (running_mean && running_var) {
             double unbiased = n > 1 ? v / (double)(n - 1) : var;
-            running_mean[c] = (float)((1.0 - momentum) * running_mean[c] + momentum * m);
-            running_var[c] = (float)((1.0 - momentum) * running_var[c] + momentum * unbiased);
+            running_mean[c] = tf_bn_running(running_mean[c], momentum, m);
+            running_var[c] = tf_bn_running(running_var[c], momentum, unbiased);
         }
         for (int b = 0; b < B; b++) {
             float *o = out + ((size_t)b * C + c) * hw;
@@ -91,21 +90,19 @@ TF_CLONES void tf_batchnorm2d_backward(float *dinp, float *dweight, float *dbias
 #pragma omp simd reduction(+ : sd, sdx)
             for (size_t i = 0; i < hw; i++) {
                 sd += d[i];
-                sdx += (double)d[i] * ((x[i] - m) * r);
+                sdx += tf_bn_dxhat(d[i], x[i], m, r);
             }
         }
         if (dweight && weight) dweight[c] += (float)sdx;
         if (dbias) dbias[c] += (float)sd;
         if (!dinp) continue;
-        float mg = (float)(w * sd / (double)n), mgx = (float)(w * sdx / (double)n);
+        float mg = tf_bn_mean_grad(w, sd, (double)n), mgx = tf_bn_mean_grad(w, sdx, (double)n);
         for (int b = 0; b < B; b++) {
             const float *x = inp + ((size_t)b * C + c) * hw;
             const float *d = dout + ((size_t)b * C + c) * hw;
             float *dx = dinp + ((size_t)b * C + c) * hw;
-            for (size_t i = 0; i < hw; i++) {
-                float xhat = (x[i] - m) * r;
-                dx[i] += r * (d[i] * w - mg - xhat * mgx);
-            }
+            for (size_t i = 0; i < hw; i++)
+                dx[i] += tf_bn_backward_dx(d[i], x[i], m, r, w, mg, mgx);
         }
     }
 }
@@ -118,7 +115,7 @@ static void bn_eval_forward(float *out, const float *inp, const float *weight, c
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < B; b++) {
         for (int c = 0; c < C; c++) {
-            float r = (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
+            float r = tf_bn_rstd(running_var[c], eps);
             float scale = (weight ? weight[c] : 1.f) * r, shift = bias ? bias[c] : 0.f;
             float m = running_mean[c];
             const float *x = inp + ((size_t)b * C + c) * hw;
@@ -126,7 +123,7 @@ static void bn_eval_forward(float *out, const float *inp, const float *weight, c
             if (gelu)
                 tf_bn_gelu(y, x, hw, m, r, weight ? weight[c] : 1.f, shift);
             else
-                for (size_t i = 0; i < hw; i++) y[i] = (x[i] - m) * scale + shift;
+                for (size_t i = 0; i < hw; i++) y[i] = tf_bn_affine(x[i], m, scale, shift);
         }
     }
 }
@@ -151,7 +148,7 @@ void tf_batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, con
     size_t hw = (size_t)H * W;
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < C; c++) {
-        float r = (float)(1.0 / sqrt((double)running_var[c] + (double)eps));
+        float r = tf_bn_rstd(running_var[c], eps);
         float m = running_mean[c], g = (weight ? weight[c] : 1.f) * r;
         double sd = 0.0, sdx = 0.0;
         for (int b = 0; b < B; b++) {
@@ -160,7 +157,7 @@ void tf_batchnorm2d_eval_backward(float *dinp, float *dweight, float *dbias, con
             float *dx = dinp ? dinp + ((size_t)b * C + c) * hw : NULL;
             for (size_t i = 0; i < hw; i++) {
                 sd += d[i];
-                sdx += (double)d[i] * ((x[i] - m) * r);
+                sdx += tf_bn_dxhat(d[i], x[i], m, r);
                 if (dx) dx[i] += d[i] * g;
             }
         }

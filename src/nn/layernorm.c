@@ -1,8 +1,8 @@
 /* LayerNorm over the last dimension (see nn/attn.h). */
-#include <math.h>
 #include <stddef.h>
 
 #include "nn/attn.h"
+#include "nn/elem.h"
 
 // out (N, C), mean (N), rstd (N), inp (N, C), weight (C), bias (C)
 void tf_layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
@@ -20,9 +20,9 @@ void tf_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
             v += d * d;
         }
         v /= C;
-        float s = (float)(1.0 / sqrt(v + (double)LAYERNORM_EPS));
+        float s = tf_bn_rstd(v, LAYERNORM_EPS);
         float mf = (float)m;
-        for (int c = 0; c < C; c++) y[c] = (x[c] - mf) * s * weight[c] + bias[c];
+        for (int c = 0; c < C; c++) y[c] = tf_ln_forward(x[c], mf, s, weight[c], bias[c]);
         mean[n] = mf;
         rstd[n] = s;
     }
@@ -50,10 +50,8 @@ void tf_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
         }
         sum_g /= (float)C;
         sum_gx /= (float)C;
-        for (int c = 0; c < C; c++) {
-            float xhat = (x[c] - m) * s;
-            dx[c] += (weight[c] * dy[c] - sum_g - xhat * sum_gx) * s;
-        }
+        for (int c = 0; c < C; c++)
+            dx[c] += tf_ln_backward_dx(dy[c], x[c], m, s, weight[c], sum_g, sum_gx);
     }
     /* dweight, dbias: blocks of channels, each summed over all rows by one thread
      * (no races, deterministic). */
@@ -66,7 +64,7 @@ void tf_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float m = mean[n], s = rstd[n];
             for (int c = c0; c < c1; c++) {
-                aw[c - c0] += (x[c] - m) * s * dy[c];
+                aw[c - c0] += tf_ln_dweight(dy[c], x[c], m, s);
                 ab[c - c0] += dy[c];
             }
         }

@@ -1,5 +1,6 @@
 /* 2x2 average pooling, bilinear x2 upsampling (align_corners=False), channel concat. */
 #include "nn/conv.h"
+#include "nn/elem.h"
 
 #include <string.h>
 
@@ -14,8 +15,7 @@ void tf_avgpool2x2_forward(float *out, const float *inp, int B, int C, int H, in
         for (int i = 0; i < Ho; i++) {
             const float *r0 = x + (size_t)(2 * i) * W, *r1 = r0 + W;
             for (int j = 0; j < Wo; j++)
-                y[(size_t)i * Wo + j] =
-                    0.25f * ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]));
+                y[(size_t)i * Wo + j] = tf_avg4(r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]);
         }
     }
 }
@@ -41,23 +41,6 @@ void tf_avgpool2x2_backward(float *dinp, const float *dout, int B, int C, int H,
     }
 }
 
-/* Output index o of a x2 upsampled axis of input length n (align_corners=False):
- * s = max(0, (o + 0.5) / 2 - 0.5); i0 = floor(s), i1 = min(i0 + 1, n - 1), weight of i1
- * is s - i0. For o = 2i: s = i - 0.25 (i >= 1) or 0 (i = 0); for o = 2i + 1: s = i + 0.25. */
-static void up_index(int o, int n, int *i0, int *i1, float *w1) {
-    int i = o / 2;
-    if (o % 2 == 0) {
-        if (i == 0) {
-            *i0 = 0, *w1 = 0.f;
-        } else {
-            *i0 = i - 1, *w1 = 0.75f;
-        }
-    } else {
-        *i0 = i, *w1 = 0.25f;
-    }
-    *i1 = *i0 + 1 < n ? *i0 + 1 : n - 1;
-}
-
 void tf_upsample2x_forward(float *out, const float *inp, int B, int C, int H, int W) {
     // out (B, C, 2H, 2W), inp (B, C, H, W)
     int Ho = 2 * H, Wo = 2 * W;
@@ -69,14 +52,14 @@ void tf_upsample2x_forward(float *out, const float *inp, int B, int C, int H, in
         for (int oy = 0; oy < Ho; oy++) {
             int y0, y1;
             float wy1;
-            up_index(oy, H, &y0, &y1, &wy1);
+            tf_up_index(oy, H, &y0, &y1, &wy1);
             float wy0 = 1.f - wy1;
             const float *r0 = x + (size_t)y0 * W, *r1 = x + (size_t)y1 * W;
             float *yr = y + (size_t)oy * Wo;
             for (int ox = 0; ox < Wo; ox++) {
                 int x0, x1;
                 float wx1;
-                up_index(ox, W, &x0, &x1, &wx1);
+                tf_up_index(ox, W, &x0, &x1, &wx1);
                 float wx0 = 1.f - wx1;
                 yr[ox] = wy0 * (wx0 * r0[x0] + wx1 * r0[x1]) + wy1 * (wx0 * r1[x0] + wx1 * r1[x1]);
             }
@@ -95,14 +78,14 @@ void tf_upsample2x_backward(float *dinp, const float *dout, int B, int C, int H,
         for (int oy = 0; oy < Ho; oy++) {
             int y0, y1;
             float wy1;
-            up_index(oy, H, &y0, &y1, &wy1);
+            tf_up_index(oy, H, &y0, &y1, &wy1);
             float wy0 = 1.f - wy1;
             float *r0 = dx + (size_t)y0 * W, *r1 = dx + (size_t)y1 * W;
             const float *dr = dy + (size_t)oy * Wo;
             for (int ox = 0; ox < Wo; ox++) {
                 int x0, x1;
                 float wx1;
-                up_index(ox, W, &x0, &x1, &wx1);
+                tf_up_index(ox, W, &x0, &x1, &wx1);
                 float wx0 = 1.f - wx1, g = dr[ox];
                 r0[x0] += wy0 * wx0 * g;
                 r0[x1] += wy0 * wx1 * g;

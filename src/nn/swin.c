@@ -4,6 +4,7 @@
 #include <stddef.h>
 
 #include "nn/attn.h"
+#include "nn/elem.h"
 
 tf_status tf_swin_check_dims(int T, int F, int wt, int wf, int st, int sf) {
     if (wt <= 0 || wf <= 0)
@@ -29,18 +30,16 @@ tf_status tf_swin_check_dims(int T, int F, int wt, int wf, int st, int sf) {
  * else:   x (B, T, F, C) (+)= the inverse permutation of win. */
 static void window_permute(float *dst, const float *src, int B, int T, int F, int C, int wt, int wf,
                            int st, int sf, int to_win, int acc) {
-    const int nWt = T / wt, nWf = F / wf;
-    const size_t cs = (size_t)C;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * F * C > 65536)
     for (int b = 0; b < B; b++)
         for (int tr = 0; tr < T; tr++) { /* tr: time on the rolled map */
-            const int t = (tr + st) % T; /* original time */
-            const int wi = tr / wt, ti = tr % wt;
-            for (int fr = 0; fr < F; fr++) {
-                const int f = (fr + sf) % F, wj = fr / wf, fj = fr % wf;
-                const size_t w = ((size_t)b * nWt + wi) * nWf + wj;
-                const size_t iw = (w * wt * wf + (size_t)ti * wf + fj) * cs;
-                const size_t ix = (((size_t)b * T + t) * F + f) * cs;
+            int t, wi, ti;
+            tf_window_axis(tr, T, wt, st, &t, &wi, &ti);
+            for (int fr = 0; fr < F; fr++) { /* fr: frequency on the rolled map */
+                int f, wj, fj;
+                size_t iw, ix;
+                tf_window_axis(fr, F, wf, sf, &f, &wj, &fj);
+                tf_window_compose(b, t, wi, ti, f, wj, fj, T, F, C, wt, wf, &iw, &ix);
                 float *d = dst + (to_win ? iw : ix);
                 const float *s = src + (to_win ? ix : iw);
                 if (acc)
@@ -114,9 +113,9 @@ void tf_swin_attn_mask(float *mask, int T, int F, int wt, int wf, int st, int sf
         }
 }
 
-/* token index of map element (b, f, t) for the axis, in units of C */
+/* token index of map element (b, f, t) for the axis, in units of C (nn/elem.h) */
 static inline size_t tok_index(int b, int f, int t, int F, int T, tf_seq_axis ax) {
-    return ax == TF_SEQ_TIME ? ((size_t)b * F + f) * T + t : ((size_t)b * T + t) * F + f;
+    return tf_seq_token(b, f, t, F, T, ax == TF_SEQ_TIME);
 }
 
 // tok (B*F, T, C) or (B*T, F, C) (+)= x (B, C, F, T)

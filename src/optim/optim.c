@@ -2,6 +2,8 @@
 
 #include <math.h>
 
+#include "optim/optim_elem.h"
+
 tf_adam_cfg tf_adam_default(int adamw) {
     tf_adam_cfg c = {adamw, 0.9f, 0.999f, 1e-8f, adamw ? 1e-2f : 0.f};
     return c;
@@ -9,22 +11,13 @@ tf_adam_cfg tf_adam_default(int adamw) {
 
 void tf_adam_step(const tf_adam_cfg *c, float *params, const float *grads, float *m, float *v,
                   size_t n, int64_t t, float lr) {
-    const float b1 = c->beta1, b2 = c->beta2, wd = c->weight_decay;
-    /* bias corrections in double, as PyTorch computes them in Python floats */
-    const double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
-    const float step_size = (float)(lr / bc1);
-    const float bc2_sqrt = (float)sqrt(bc2);
-    const float decay = c->adamw ? 1.f - lr * wd : 1.f;
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        if (!c->adamw && wd != 0.f) g += wd * params[i];
-        float p = params[i] * decay;
-        m[i] = b1 * m[i] + (1.f - b1) * g;
-        v[i] = b2 * v[i] + (1.f - b2) * g * g;
-        float denom = sqrtf(v[i]) / bc2_sqrt + c->eps;
-        params[i] = p - step_size * m[i] / denom;
-    }
+    /* the per-element update and its constants: optim/optim_elem.h (shared with the CUDA kernel) */
+    const tf_adam_coefs k =
+        tf_adam_coefs_at(c->adamw, c->beta1, c->beta2, c->eps, c->weight_decay, t, lr);
+    /* firstprivate: a private copy the compiler keeps in registers (a shared k would be
+     * reloaded after every store through params/m/v, which might alias it) */
+#pragma omp parallel for schedule(static) firstprivate(k) if (n > 65536)
+    for (size_t i = 0; i < n; i++) tf_adam_update(&params[i], &m[i], &v[i], grads[i], &k);
 }
 
 double tf_lr_at(double lr0, double decay, double decay_epochs, int64_t steps_per_epoch,
@@ -51,5 +44,5 @@ float tf_clip_by_norm(float *g, size_t n, double norm, double max_norm) {
 
 void tf_ema_update(float *ema, const float *params, size_t n, float decay) {
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) ema[i] = decay * ema[i] + (1.f - decay) * params[i];
+    for (size_t i = 0; i < n; i++) ema[i] = tf_ema(ema[i], params[i], decay);
 }

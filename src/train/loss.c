@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "dsp/stft.h"
+#include "nn/elem.h"
 
 #define N_RES 3
 static const int RES_WIN[N_RES] = {512, 1024, 2048};
@@ -70,7 +71,7 @@ tf_status tf_loss_eval(tf_loss_ctx *l, const float *y, const float *t, int n_sig
     for (size_t i = 0; i < n; i++) {
         float d = y[i] - t[i];
         s += fabsf(d);
-        dy[i] = d > 0 ? g : d < 0 ? -g : 0.f;
+        dy[i] = tf_l1_grad(d, g);
     }
     double total = s / (double)n;
     if (!mr) {
@@ -89,16 +90,8 @@ tf_status tf_loss_eval(tf_loss_ctx *l, const float *y, const float *t, int n_sig
             TF_TRY(tf_stft_forward(st, tr, ti, ts, 1, N));
             double a = 0;
 #pragma omp parallel for reduction(+ : a) schedule(static)
-            for (size_t i = 0; i < m; i++) {
-                float my = sqrtf(yr[i] * yr[i] + yi[i] * yi[i]);
-                float mt = sqrtf(tr[i] * tr[i] + ti[i] * ti[i]);
-                float d = my - mt;
-                a += fabsf(d);
-                /* d|Y|/dY = Y / |Y| (0 where |Y| = 0), times sign(d) */
-                float gg = d > 0 ? (float)gm : d < 0 ? -(float)gm : 0.f;
-                float inv = my > 0 ? gg / my : 0.f;
-                dr[i] = yr[i] * inv, di[i] = yi[i] * inv;
-            }
+            for (size_t i = 0; i < m; i++) /* d|Y|/dY = Y / |Y|, times sign(|Y| - |T|) */
+                a += tf_mag_l1(yr[i], yi[i], tr[i], ti[i], (float)gm, &dr[i], &di[i]);
             lr += a;
             TF_TRY(tf_stft_backward(st, dy + (size_t)k * N, dr, di, 1, N));
         }

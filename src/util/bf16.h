@@ -6,21 +6,17 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "util/hd.h"
+
 typedef uint16_t tf_bf16;
 
+/* (the rounding is util/hd.h's, shared with the CUDA kernels) */
 static inline tf_bf16 tf_f32_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (tf_bf16)((u >> 16) | 0x0040u); /* NaN */
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (tf_bf16)(u >> 16);
+    return tf_elem_f32_to_bf16(f);
 }
 
 static inline float tf_bf16_to_f32(tf_bf16 h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    return tf_elem_bits_to_f32((uint32_t)h << 16);
 }
 
 /* dst (n,) = bf16(src (n,)) */

@@ -1,0 +1,32 @@
+/* CPU emulation of the few CUDA runtime calls tests/gpu uses (emu.cpp): "device" memory is
+ * host memory, copies are memmove, there is one device and nothing fails. See
+ * cuda_runtime.h and tests/gpu/run_emulated.sh. */
+#ifndef TFSWA_EMU_CUDA_RUNTIME_API_H
+#define TFSWA_EMU_CUDA_RUNTIME_API_H
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 } cudaError_t;
+typedef enum {
+    cudaMemcpyHostToHost = 0,
+    cudaMemcpyHostToDevice = 1,
+    cudaMemcpyDeviceToHost = 2,
+    cudaMemcpyDeviceToDevice = 3
+} cudaMemcpyKind;
+typedef struct CUstream_st *cudaStream_t;
+
+cudaError_t cudaMalloc(void **p, size_t bytes);
+cudaError_t cudaFree(void *p);
+cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaDeviceSynchronize(void);
+cudaError_t cudaGetDeviceCount(int *count);
+cudaError_t cudaGetLastError(void);
+const char *cudaGetErrorString(cudaError_t e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

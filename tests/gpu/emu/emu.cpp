@@ -1,0 +1,66 @@
+/* CPU emulation of the CUDA runtime for tests/gpu (see cuda_runtime.h) */
+#include "cuda_runtime.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+thread_local dim3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+emu_block *emu_cur;
+thread_local int emu_tid;
+
+/* One launch: blockDim threads, created once, walk the blocks of the grid in order; the
+ * block barrier between blocks keeps them in step (the __shared__ statics are reused). */
+void emu_run(dim3 g, dim3 b, const std::function<void()> &body) {
+    gridDim = g, blockDim = b;
+    const int nt = (int)(b.x * b.y * b.z);
+    emu_block blk;
+    blk.all = std::make_unique<std::barrier<>>(nt);
+    for (int w = 0; w < (nt + 31) / 32; w++)
+        blk.warps.push_back(std::make_unique<std::barrier<>>(std::min(32, nt - 32 * w)));
+    blk.slots.assign((size_t)nt + 32, 0.0);
+    emu_cur = &blk;
+    std::vector<std::thread> th;
+    for (int t = 0; t < nt; t++)
+        th.emplace_back([&, t] {
+            emu_tid = t;
+            threadIdx = dim3(t % b.x, (t / b.x) % b.y, t / (b.x * b.y));
+            for (unsigned bz = 0; bz < g.z; bz++)
+                for (unsigned by = 0; by < g.y; by++)
+                    for (unsigned bx = 0; bx < g.x; bx++) {
+                        blockIdx = dim3(bx, by, bz);
+                        body();
+                        blk.all->arrive_and_wait(); /* the block is done */
+                    }
+        });
+    for (auto &x : th) x.join();
+}
+
+extern "C" {
+cudaError_t cudaMalloc(void **p, size_t n) {
+    *p = malloc(n ? n : 1);
+    return *p ? cudaSuccess : cudaErrorMemoryAllocation;
+}
+cudaError_t cudaFree(void *p) {
+    free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
+    memmove(d, s, n);
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize(void) {
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceCount(int *n) {
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaGetLastError(void) {
+    return cudaSuccess;
+}
+const char *cudaGetErrorString(cudaError_t e) {
+    return e ? "emulated error" : "no error";
+}
+}
