@@ -11,6 +11,7 @@
 #include "nn/attn.h"
 #include "nn/clones.h"
 #include "nn/conv.h"
+#include "nn/elem.h"
 #include "util/bf16.h"
 
 /* OpenBLAS: every heavy kernel here is parallel over OpenMP threads; BLAS threads on top
@@ -144,17 +145,30 @@ TF_CLONES static void slot_stats(tf_model *m, slot_t s, int B, int C, size_t hw,
     }
 }
 
-/* One item: out (C, hw) = gelu(bn(x)) (gelu = 1) or bn(x) (gelu = 0) with the batch
- * statistics mean, rstd (C); the values of tf_batchnorm2d(_gelu)_forward. */
+/* One item: out (C, hw) = gelu(bn(x)) with the batch statistics mean, rstd (C); the
+ * values of tf_batchnorm2d_gelu_forward. */
 static void item_bn(tf_model *m, float *out, const float *x, const float *mean, const float *rstd,
-                    const float *w, const float *b, int C, size_t hw, int gelu) {
+                    const float *w, const float *b, int C, size_t hw) {
 #pragma omp parallel for schedule(static) num_threads(m->threads)
     for (int c = 0; c < C; c++) {
         const size_t o = (size_t)c * hw;
-        if (gelu)
-            tf_bn_gelu(out + o, x + o, hw, mean[c], rstd[c], w[c], b[c]);
-        else
-            tf_batchnorm_normalize(out + o, x + o, hw, mean[c], rstd[c], w[c], b[c]);
+        tf_bn_gelu(out + o, x + o, hw, mean[c], rstd[c], w[c], b[c]);
+    }
+}
+
+/* One item: out (C, hw) = gelu'(bn(x)) * dG, bn(x) with the batch statistics mean, rstd
+ * (C) as item_bn computes it; exactly tf_gelu_backward into zeros of the item_bn output. */
+TF_CLONES static void item_bn_gelu_grad(tf_model *m, float *out, const float *dG, const float *x,
+                                        const float *mean, const float *rstd, const float *w,
+                                        const float *b, int C, size_t hw) {
+#pragma omp parallel for schedule(static) num_threads(m->threads)
+    for (int c = 0; c < C; c++) {
+        const size_t o = (size_t)c * hw;
+        const float mu = mean[c], scale = w[c] * rstd[c], bias = b[c];
+        const float *xc = x + o, *dc = dG + o;
+        float *oc = out + o;
+#pragma omp simd
+        for (size_t i = 0; i < hw; i++) oc[i] = dc[i] * tf_gelu_grad((xc[i] - mu) * scale + bias);
     }
 }
 
@@ -260,7 +274,7 @@ static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, in
         slot_stats(m, in, B, ci, hw, mu, rs, tr ? bu->rm1 : NULL, tr ? bu->rv1 : NULL);
         for (int i = 0; i < B; i++) {
             const float *x = sload(m, item_of(in, B, i), y->fx);
-            item_bn(m, A, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw, 1);
+            item_bn(m, A, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw);
             const slot_t cs = item_of(c1s[r], B, i);
             float *c1 = sw(m, cs, y->fc);
             tf_kern_conv2d_forward(m->kern, c1, A, p->conv1_w, p->conv1_b, 1, ci, Cout, H, W, 3, cw,
@@ -271,7 +285,7 @@ static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, in
         slot_stats(m, c1s[r], B, Cout, hw, mu, rs, tr ? bu->rm2 : NULL, tr ? bu->rv2 : NULL);
         for (int i = 0; i < B; i++) {
             const float *c1 = sload(m, item_of(c1s[r], B, i), y->fc);
-            item_bn(m, A, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw, 1);
+            item_bn(m, A, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw);
             const slot_t osi = r < R - 1 ? item_of(os[r], B, i) : (slot_t){0};
             float *o = r < R - 1 ? sw(m, osi, y->fo) : WS(m, y->fo);
             tf_kern_conv2d_forward(m->kern, o, A, p->conv2_w, p->conv2_b, 1, Cout, Cout, H, W, 3,
@@ -319,13 +333,11 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         memset(sd, 0, 2 * (size_t)Cout * sizeof(double));
         for (int i = 0; i < B; i++) {
             const float *c1 = sload(m, item_of(c1s[r], B, i), y->bc);
-            item_bn(m, G, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw, 1);
+            item_bn(m, G, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw);
             tf_kern_conv2d_backward(m->kern, dG, g->conv2_w, g->conv2_b, dcur + i * no, G,
                                     p->conv2_w, 1, Cout, Cout, H, W, 3, cw, cwb, 1);
-            item_bn(m, G, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw, 0);
             float *f = F + i * no;
-            zero(f, no);
-            tf_gelu_backward(f, dG, G, no);
+            item_bn_gelu_grad(m, f, dG, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw);
             item_bn_sums(m, sd, sdx, f, c1, mu, rs, Cout, hw);
         }
         for (int c = 0; c < Cout; c++) {
@@ -342,13 +354,11 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         memset(sd, 0, 2 * (size_t)ci * sizeof(double));
         for (int i = 0; i < B; i++) {
             const float *x = sload(m, item_of(in, B, i), y->bx);
-            item_bn(m, G, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw, 1);
+            item_bn(m, G, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw);
             tf_kern_conv2d_backward(m->kern, dG, g->conv1_w, g->conv1_b, F + i * no, G, p->conv1_w,
                                     1, ci, Cout, H, W, 3, cw, cwb, 1);
-            item_bn(m, G, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw, 0);
             float *d = dnext + i * ni;
-            zero(d, ni);
-            tf_gelu_backward(d, dG, G, ni);
+            item_bn_gelu_grad(m, d, dG, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw);
             item_bn_sums(m, sd, sdx, d, x, mu, rs, ci, hw);
         }
         for (int c = 0; c < ci; c++) {
