@@ -49,16 +49,17 @@ check "settings recorded (TF32, cudnn.benchmark, optimizer, autocast bf16, atten
 check "config, machine, date and command recorded" "$J" \
   'r["config"]["preset"] == "tiny" and r["config"]["batch"] == 1 and r["config"]["samples"] == 22050 and r["config"]["n_fft"] == 2048 and r["config"]["hop"] == 441 and pos(r["config"]["params"]) and r["device"]["type"] == "cpu" and r["device"]["name"] and r["torch"] and r["date"].endswith("Z") and "--preset tiny" in r["command"] and r["truncated"] is False and r["truncated_reason"] is None and r["max_batch"] is None and pos(r["elapsed_s"])'
 
-# 2. the max-batch search: measured batch 1 fits; 2 fits; 4 and 3 "run out of memory"
+# 2. the max-batch search: measured batch 1 fits; doubling: 2, 4 fit, 8 "runs out of memory";
+# bisection: 6 does not fit, 5 does
 J=$tmp/b.json
-if $B --out "$J" $SMALL --modes fp32 --budget-s 60 --max-batch-search --fake-oom-above 2 \
+if $B --out "$J" $SMALL --modes fp32 --budget-s 60 --max-batch-search --fake-oom-above 5 \
      > "$tmp/b.log" 2>&1; then
   ok "max-batch search runs"
 else
   tail -n 20 "$tmp/b.log"; bad "torch_gpu_bench.py --max-batch-search failed"
 fi
-check "max batch 2, first fail 3, trials 2 4 3, complete" "$J" \
-  'r["max_batch"]["fp32"]["max_fits"] == 2 and r["max_batch"]["fp32"]["first_fail"] == 3 and [t["batch"] for t in r["max_batch"]["fp32"]["trials"]] == [2, 4, 3] and [t["fits"] for t in r["max_batch"]["fp32"]["trials"]] == [True, False, False] and all(t.get("oom") for t in r["max_batch"]["fp32"]["trials"][1:]) and r["max_batch"]["fp32"]["complete"] and not r["truncated"]'
+check "max batch 5, first fail 6, trials 2 4 8 6 5, complete" "$J" \
+  'r["max_batch"]["fp32"]["max_fits"] == 5 and r["max_batch"]["fp32"]["first_fail"] == 6 and [t["batch"] for t in r["max_batch"]["fp32"]["trials"]] == [2, 4, 8, 6, 5] and [t["fits"] for t in r["max_batch"]["fp32"]["trials"]] == [True, True, False, False, True] and all(t.get("oom") for t in r["max_batch"]["fp32"]["trials"][2:4]) and r["max_batch"]["fp32"]["complete"] and not r["truncated"]'
 
 # 3. a budget too short for the asked steps: what was measured, marked truncated
 J=$tmp/c.json
