@@ -3,7 +3,8 @@
 # machine's PyTorch (1.13 here), tiny preset, batch 1 x 0.5 s: the JSON has both modes with
 # positive step times and memory, the settings and the machine recorded; the max-batch search
 # (doubling then bisection) finds the limit of the test hook --fake-oom-above; a tiny
-# --budget-s gives "truncated": true with a reason; SIGTERM leaves a JSON marked truncated.
+# --budget-s gives "truncated": true with a reason; SIGTERM leaves a JSON marked truncated;
+# tools/gpu_check.sh runs it (on the CPU here, through its TORCH_BENCH_* variables).
 # usage: tests/test_torch_gpu_bench.sh [BUILD]   (BUILD is ignored)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PY=/usr/bin/python3
@@ -94,5 +95,17 @@ for a in "--preset nosuch" "--modes fp32,fp16" "--batch 0"; do
     bad "$a: exit $rc: $out"
   fi
 done
+# 6. tools/gpu_check.sh's step 5 runs it and puts its one-line summary into summary.json (the
+# other steps fail here: no GPU, maybe no gpu_carry/; only the PyTorch step is checked)
+G=$tmp/gc
+TORCH_BENCH_PYTHON=$PY TORCH_BENCH_BUDGET_S=60 \
+  TORCH_BENCH_ARGS="$SMALL --modes fp32,amp --search-modes amp --fake-oom-above 2" \
+  sh "$ROOT/tools/gpu_check.sh" "$G" > "$tmp/g.log" 2>&1
+check "gpu_check.sh: torch_gpu.json written with its command" "$G/torch_gpu.json" \
+  '"--device cuda --budget-s 60 --max-batch-search" in r["command"] and r["modes"]["amp"]["status"] == "ok" and r["max_batch"]["amp"]["max_fits"] == 2'
+check "gpu_check.sh: summary.json has the torch-bench step, ok" "$G/summary.json" \
+  '[s for s in r["steps"] if s["step"] == "torch-bench"][0]["status"] == "ok" and "amp" in [s for s in r["steps"] if s["step"] == "torch-bench"][0]["detail"]'
+out=$($PY "$ROOT/tools/torch_gpu_bench.py" --summary "$tmp/none.json")
+case "$out" in "fail	no JSON"*) ok "--summary of a missing JSON: fail" ;; *) bad "--summary of a missing JSON: $out" ;; esac
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -7,6 +7,8 @@ largest batch that fits; one JSON file.
         [--seconds 3] [--n-fft 2048] [--hop 441] [--device cuda|cpu] [--budget-s 240]
         [--warmup 3] [--iters 10] [--modes fp32,amp] [--tf32] [--max-batch-search]
         [--max-batch-cap 1024]
+    python3 tools/torch_gpu_bench.py --summary OUTDIR/torch_gpu.json
+        (one line "ok|fail<TAB>what was measured", for tools/gpu_check.sh)
 
 The model is tools/tfswa_torch_fast.py (the model of tests/reference/tfswa_ref.py written the
 way a PyTorch user would for speed: SDPA, cached masks and STFT window; tools/vs_pytorch.py
@@ -513,7 +515,36 @@ class Bench:
                 self.write()
 
 
+def summary(path):
+    """One line "ok|fail<TAB>what" of a written JSON, for tools/gpu_check.sh's summary.json:
+    ok when fp32 and amp were both measured (a truncated max-batch search is still ok)."""
+    try:
+        with open(path) as f:
+            r = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"fail\tno JSON ({e})")
+        return
+    ms, d = r.get("modes", {}), []
+    for m in ("fp32", "amp"):
+        x = ms.get(m, {})
+        if x.get("status") == "ok" and x.get("iters"):
+            mem = (f"peak allocated {x['peak_allocated_bytes'] / 2**30:.2f} GiB, reserved "
+                   f"{x['peak_reserved_bytes'] / 2**30:.2f} GiB" if "peak_reserved_bytes" in x
+                   else f"peak RSS {x.get('peak_rss_bytes', 0) / 2**20:.0f} MiB")
+            d.append(f"{m} {x['step_ms_median']:.1f} ms/step, {mem}")
+        else:
+            d.append(f"{m} {x.get('status', 'missing')}" + (f": {x['error']}" if "error" in x else ""))
+    for m, x in (r.get("max_batch") or {}).items():
+        d.append(f"max batch {m} {x.get('max_fits')} (first fail {x.get('first_fail')})")
+    if r.get("truncated"):
+        d.append(f"truncated: {r.get('truncated_reason')}")
+    good = all(ms.get(m, {}).get("status") == "ok" and ms.get(m, {}).get("iters") for m in ("fp32", "amp"))
+    print(("ok" if good else "fail") + "\t" + "; ".join(d).replace("\t", " ").replace("\n", " "))
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--summary":
+        return summary(sys.argv[2])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True, help="the JSON file to write")
     ap.add_argument("--preset", default="paper")
