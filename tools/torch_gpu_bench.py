@@ -19,7 +19,8 @@ backward, clip_grad_norm_(5.0), Adam(lr=1e-3) with fused=True where this torch h
 
 Modes: fp32 (PyTorch's defaults for TF32, recorded in "settings": matmul TF32 off, cuDNN conv
 TF32 on); amp = torch.autocast(device, dtype=torch.bfloat16) around forward and loss (bf16: no
-GradScaler); fp32_tf32 only with --tf32 (torch.backends.cuda.matmul.allow_tf32 = True).
+GradScaler); fp32_tf32 only with --tf32 (torch.set_float32_matmul_precision("high"): matmuls in
+TF32; the default is restored for the other modes).
 torch.backends.cudnn.benchmark = True, as a PyTorch user would set it.
 
 Each mode builds a fresh model and optimizer on an emptied cache, runs --warmup untimed steps,
@@ -143,6 +144,10 @@ def nvidia_smi():
 
 
 def tf32_settings(torch):
+    """The TF32 switches as this torch has them (2.9+ also has the fp32_precision ones and warns
+    that the allow_tf32 ones will be deprecated: read quietly; None where absent)."""
+    import warnings
+
     s = {"cudnn_benchmark": torch.backends.cudnn.benchmark}
     for key, get in (("matmul_allow_tf32", lambda: torch.backends.cuda.matmul.allow_tf32),
                      ("cudnn_allow_tf32", lambda: torch.backends.cudnn.allow_tf32),
@@ -150,7 +155,9 @@ def tf32_settings(torch):
                      ("matmul_fp32_precision", lambda: torch.backends.cuda.matmul.fp32_precision),
                      ("cudnn_conv_fp32_precision", lambda: torch.backends.cudnn.conv.fp32_precision)):
         try:
-            s[key] = get()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                s[key] = get()
         except Exception:  # an attribute this torch does not have
             s[key] = None
     return s
@@ -177,6 +184,10 @@ class Bench:
         if self.cuda and not torch.cuda.is_available():
             sys.exit("torch_gpu_bench: --device cuda: torch.cuda.is_available() is False "
                      f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})")
+        if self.cuda and self.dev.index is None:  # set_device and the memory calls want an index
+            self.dev = torch.device("cuda", torch.cuda.current_device())
+        if self.cuda and self.dev.index >= torch.cuda.device_count():
+            sys.exit(f"torch_gpu_bench: --device {args.device}: out of range ({torch.cuda.device_count()} devices)")
         self.arch = load_preset(args.preset)
         self.n = int(round(args.seconds * SAMPLE_RATE))
         if self.n < args.n_fft:
@@ -213,8 +224,7 @@ class Bench:
         if self.cuda:
             p = torch.cuda.get_device_properties(self.dev)
             smi = nvidia_smi()
-            dev.update({"name": p.name, "index": self.dev.index if self.dev.index is not None
-                        else torch.cuda.current_device(),
+            dev.update({"name": p.name, "index": self.dev.index,
                         "capability": f"{p.major}.{p.minor}", "total_memory_bytes": p.total_memory,
                         "multiprocessors": p.multi_processor_count, "driver": smi["driver"],
                         "nvidia_smi": smi, "cuda_runtime": torch.version.cuda,
@@ -299,10 +309,13 @@ class Bench:
         return contextlib.nullcontext()
 
     def set_precision(self, mode):
+        """fp32 and amp: PyTorch's defaults, untouched; fp32_tf32: matmuls in TF32
+        (set_float32_matmul_precision("high"), the API every torch since 1.12 has)."""
         torch = self.torch
-        if self.cuda:
-            torch.backends.cuda.matmul.allow_tf32 = (mode == "fp32_tf32") or bool(
-                self.default_tf32["matmul_allow_tf32"])
+        if mode == "fp32_tf32":
+            torch.set_float32_matmul_precision("high")
+        elif torch.get_float32_matmul_precision() != self.default_tf32["float32_matmul_precision"]:
+            torch.set_float32_matmul_precision(self.default_tf32["float32_matmul_precision"])
 
     def sync(self):
         if self.cuda:
@@ -344,9 +357,7 @@ class Bench:
         self.set_precision(mode)
         self.fresh()
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        r = {"status": "ok", "batch": a.batch, "matmul_allow_tf32": None}
-        if self.cuda:
-            r["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
+        r = {"status": "ok", "batch": a.batch, "float32_matmul_precision": torch.get_float32_matmul_precision()}
         model = opt = step = None
         try:
             t0 = time.monotonic()
