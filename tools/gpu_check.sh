@@ -125,7 +125,8 @@ else
     rm -f "$OUT/torch_gpu.json"
     # timeout: SIGTERM (the bench writes what it has, marked truncated) 20 s past its budget,
     # SIGKILL 10 s later; the JSON is rewritten after every phase, so even then it stays
-    # shellcheck disable=SC2086  (TORCH_BENCH_ARGS: words)
+    # TORCH_BENCH_ARGS is split into words on purpose
+    # shellcheck disable=SC2086
     tlog=$(LD_LIBRARY_PATH="$LD0" timeout -k 10 $((budget + 20)) ${TORCH_BENCH_PYTHON:-python3} \
              "$ROOT/tools/torch_gpu_bench.py" --out "$OUT/torch_gpu.json" --preset paper --batch 8 \
              --seconds 3 --n-fft 2048 --hop 441 --device cuda --budget-s "$budget" \

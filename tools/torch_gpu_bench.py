@@ -115,19 +115,24 @@ def load_preset(name):
 
 def import_model():
     """torch and tools/tfswa_torch_fast.py. numpy is only needed there to read/write
-    safetensors, which this script does not: where it is absent, a stub stands in."""
-    numpy_version = None
+    safetensors, which this script does not: where it is absent, a stub stands in while the
+    model's modules are imported (and is taken away again, so torch never sees it)."""
+    import torch
+
+    numpy_version, stub = None, False
     try:
         import numpy
 
         numpy_version = numpy.__version__
     except ImportError:
         sys.modules["numpy"] = types.ModuleType("numpy")
-    import torch
-
+        stub = True
     sys.path.insert(0, os.path.join(ROOT, "tools"))
-    import tfswa_torch_fast
-
+    try:
+        import tfswa_torch_fast
+    finally:
+        if stub:
+            del sys.modules["numpy"]
     return torch, tfswa_torch_fast, numpy_version
 
 
@@ -247,6 +252,7 @@ class Bench:
             "command": " ".join(["python3", os.path.relpath(os.path.abspath(__file__), ROOT)] + sys.argv[1:]),
             "host": socket.gethostname(),
             "python": platform.python_version(),
+            "python_executable": sys.executable,
             "torch": torch.__version__,
             "numpy": self.numpy_version,
             "device": dev,
