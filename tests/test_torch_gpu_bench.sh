@@ -53,7 +53,7 @@ check "config, machine, date and command recorded" "$J" \
 # 2. the max-batch search: measured batch 1 fits; doubling: 2, 4 fit, 8 "runs out of memory";
 # bisection: 6 does not fit, 5 does
 J=$tmp/b.json
-if $B --out "$J" $SMALL --modes fp32 --budget-s 60 --max-batch-search --fake-oom-above 5 \
+if $B --out "$J" $SMALL --seconds 0.1 --modes fp32 --budget-s 60 --max-batch-search --fake-oom-above 5 \
      > "$tmp/b.log" 2>&1; then
   ok "max-batch search runs"
 else
@@ -99,10 +99,10 @@ done
 # other steps fail here: no GPU, maybe no gpu_carry/; only the PyTorch step is checked)
 G=$tmp/gc
 TORCH_BENCH_PYTHON=$PY TORCH_BENCH_BUDGET_S=60 \
-  TORCH_BENCH_ARGS="$SMALL --modes fp32,amp --search-modes amp --fake-oom-above 2" \
+  TORCH_BENCH_ARGS="$SMALL --warmup 0 --iters 1 --search-modes fp32 --fake-oom-above 2" \
   sh "$ROOT/tools/gpu_check.sh" "$G" > "$tmp/g.log" 2>&1
 check "gpu_check.sh: torch_gpu.json written with its command" "$G/torch_gpu.json" \
-  '"--device cuda --budget-s 60 --max-batch-search" in r["command"] and r["modes"]["amp"]["status"] == "ok" and r["max_batch"]["amp"]["max_fits"] == 2'
+  '"--device cuda --budget-s 60 --max-batch-search" in r["command"] and r["modes"]["amp"]["status"] == "ok" and r["max_batch"]["fp32"]["max_fits"] == 2'
 check "gpu_check.sh: summary.json has the torch-bench step, ok" "$G/summary.json" \
   '[s for s in r["steps"] if s["step"] == "torch-bench"][0]["status"] == "ok" and "amp" in [s for s in r["steps"] if s["step"] == "torch-bench"][0]["detail"]'
 out=$($PY "$ROOT/tools/torch_gpu_bench.py" --summary "$tmp/none.json")
