@@ -36,9 +36,10 @@ process's peak RSS (ru_maxrss, monotonic over the whole run).
 
 --max-batch-search (CUDA; on CPU only with --fake-oom-above, a test hook): per mode, doubling
 from --batch, then bisection between the largest batch that fit and the smallest that did not;
-each trial builds a fresh model and runs 2 full steps (the second has the Adam state), an OOM
-(torch.cuda.OutOfMemoryError, or a cuDNN/cuBLAS allocation failure) is caught, everything is
-freed and torch.cuda.empty_cache() called. Every trial is recorded.
+each mode gets an equal share of the time left. Each trial builds a fresh model and runs 2 full
+steps (the second has the Adam state); an OOM (torch.cuda.OutOfMemoryError, or a cuDNN/cuBLAS
+allocation failure) is caught, everything freed and torch.cuda.empty_cache() called. Every
+trial is recorded (batch, fits, seconds, peaks, the error).
 
 Budget: --budget-s bounds the whole run (measurements first, then the search with what is
 left). A step is not started when the time measured so far says it would not end in time;
@@ -466,8 +467,9 @@ class Bench:
         rec["s"] = round(time.monotonic() - t0, 3)
         return fits, rec
 
-    def search(self, mode, out):
-        """Doubling from --batch, then bisection; fills out (written as it goes)."""
+    def search(self, mode, out, deadline):
+        """Doubling from --batch, then bisection, until `deadline`; fills out (written as it
+        goes)."""
         a = self.args
         self.set_precision(mode)
         out.update({"max_fits": None, "first_fail": None, "trials": [], "complete": False})
@@ -489,7 +491,7 @@ class Bench:
             # a trial costs about the slowest one so far per batch item, times the batch
             t = out["trials"]
             need = max((x["s"] / x["batch"] for x in t), default=0.0) * b
-            if time.monotonic() + need > self.deadline:
+            if time.monotonic() + need > deadline:
                 self.truncated.append(f"max batch {mode}: stopped by the budget before batch {b} "
                                       f"(fits {lo or None}, fails {hi})")
                 out["stopped"] = "budget"
@@ -526,9 +528,10 @@ class Bench:
             self.write()
         if a.max_batch_search:
             self.result["max_batch"] = {}
-            for mode in self.modes(a.search_modes):
+            sm = self.modes(a.search_modes)
+            for i, mode in enumerate(sm):  # each mode gets an equal share of what is left
                 out = self.result["max_batch"][mode] = {}
-                self.search(mode, out)
+                self.search(mode, out, time.monotonic() + self.left() / (len(sm) - i))
                 self.write()
 
 
