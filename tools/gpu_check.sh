@@ -131,6 +131,7 @@ else
              "$ROOT/tools/torch_gpu_bench.py" --out "$OUT/torch_gpu.json" --preset paper --batch 8 \
              --seconds 3 --n-fft 2048 --hop 441 --device cuda --budget-s "$budget" \
              --max-batch-search ${TORCH_BENCH_ARGS:-} 2>&1); rc=$?
+    rm -f "$OUT/torch_gpu.json.tmp"  # a write cut by SIGKILL: not one more file to bring back
     res=$(python3 "$ROOT/tools/torch_gpu_bench.py" --summary "$OUT/torch_gpu.json" 2>&1)
     st=$(printf '%s' "$res" | cut -f 1); det=$(printf '%s' "$res" | cut -f 2-)
     [ "$rc" -ne 0 ] && det="exit $rc: $(printf '%s' "$tlog" | tail -n 1); $det"
