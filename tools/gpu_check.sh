@@ -9,8 +9,20 @@
 #   4. the CLI on CUDA (tfswa plan --device ...) into OUTDIR/cli.txt: a CUDA device is
 #      opened and named, a device out of range and not-yet-implemented work are refused
 #      with one line, exit 2;
-#   5. OUTDIR/summary.json: date, host, card, driver, each step's status and counts.
-# Every step has a time limit; the whole stays under 8 minutes (about 1 when all goes well).
+#   5. the PyTorch side of the comparison (tools/torch_gpu_bench.py, docs/gpu/README.md): the
+#      paper preset, batch 8 x 3 s, n_fft 2048 hop 441, fp32 and AMP (bf16 autocast) step time
+#      and peak memory, then the largest batch that fits, into OUTDIR/torch_gpu.json; it runs
+#      whether or not our CUDA side works. Its budget: TORCH_BENCH_BUDGET_S (default 240 s),
+#      cut to what is left of 7 min 20 s since the start; TORCH_BENCH=0 skips it;
+#      TORCH_BENCH_PYTHON (default python3) and TORCH_BENCH_ARGS (appended: they override)
+#      are for trying it elsewhere, e.g. TORCH_BENCH_PYTHON=/usr/bin/python3
+#      TORCH_BENCH_ARGS="--device cpu --preset tiny --seconds 0.5 --batch 1 --fake-oom-above 2";
+#   6. OUTDIR/summary.json: date, host, card, driver, each step's status and counts.
+# Every step has a time limit; the whole stays under 8 minutes (about 1 when all goes well,
+# plus the PyTorch bench's budget).
+# OUTDIR holds: nvidia-smi.txt, ldd.txt, one <test>.txt per GPU test program, cli.txt,
+# torch_gpu.json, summary.json (and unpack.err when unpacking failed): at most 8 files come
+# back, so with 2 test programs there is room for one more.
 # Exit status 0 when every step passed.
 # usage: tools/gpu_check.sh OUTDIR
 # With the session's device tool: run(command="tools/gpu_check.sh $OUT", carry=["gpu_carry"],
@@ -23,6 +35,7 @@ CARRY="$ROOT/gpu_carry"
 mkdir -p "$OUT" || exit 2
 OUT=$(cd "$OUT" && pwd)
 T0=$(date +%s)
+LD0=${LD_LIBRARY_PATH-}  # before step 2: PyTorch runs with the machine's own libraries
 steps=""   # "name status detail" lines for the JSON
 step() { steps="$steps$1	$2	$3
 "; echo "[$(($(date +%s) - T0)) s] $1: $2 $3"; }
@@ -99,7 +112,34 @@ cli_case "plan --preset tiny --memory 1GiB --device cuda:99" 2 "device 99 out of
 cli_case "plan --preset tiny --memory 1GiB --device cpu --json" 0 '"fits"'
 cli_case "train --preset tiny --device cuda" 2 "training on CUDA is not implemented yet"
 
-# 5. summary
+# 5. the PyTorch side (python3: the machine's PyTorch, not /usr/bin/python3)
+if [ "${TORCH_BENCH:-1}" = 0 ]; then
+  step torch-bench skip "TORCH_BENCH=0"
+else
+  left=$((440 - ($(date +%s) - T0)))  # of the 8 minutes: 7 min 20 s, minus the summary
+  budget=${TORCH_BENCH_BUDGET_S:-240}
+  [ "$budget" -gt $((left - 40)) ] && budget=$((left - 40))
+  if [ "$budget" -lt 30 ]; then
+    step torch-bench fail "no time left ($left s of the 8 minutes)"
+  else
+    rm -f "$OUT/torch_gpu.json"
+    # timeout: SIGTERM (the bench writes what it has, marked truncated) 20 s past its budget,
+    # SIGKILL 10 s later; the JSON is rewritten after every phase, so even then it stays
+    # TORCH_BENCH_ARGS is split into words on purpose
+    # shellcheck disable=SC2086
+    tlog=$(LD_LIBRARY_PATH="$LD0" timeout -k 10 $((budget + 20)) ${TORCH_BENCH_PYTHON:-python3} \
+             "$ROOT/tools/torch_gpu_bench.py" --out "$OUT/torch_gpu.json" --preset paper --batch 8 \
+             --seconds 3 --n-fft 2048 --hop 441 --device cuda --budget-s "$budget" \
+             --max-batch-search ${TORCH_BENCH_ARGS:-} 2>&1); rc=$?
+    rm -f "$OUT/torch_gpu.json.tmp"  # a write cut by SIGKILL: not one more file to bring back
+    res=$(python3 "$ROOT/tools/torch_gpu_bench.py" --summary "$OUT/torch_gpu.json" 2>&1)
+    st=$(printf '%s' "$res" | cut -f 1); det=$(printf '%s' "$res" | cut -f 2-)
+    [ "$rc" -ne 0 ] && det="exit $rc: $(printf '%s' "$tlog" | tail -n 1); $det"
+    step torch-bench "${st:-fail}" "${det:-no result}"
+  fi
+fi
+
+# 6. summary
 total=$(($(date +%s) - T0))
 printf '%s' "$steps" | python3 -c '
 import json, sys, datetime, socket
@@ -109,7 +149,7 @@ print(json.dumps({
     "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     "host": socket.gethostname(), "card": card, "command": "tools/gpu_check.sh",
     "seconds": secs, "tests_passed": tp, "tests_failed": tf,
-    "ok": all(s["status"] == "ok" for s in steps), "steps": steps}, indent=1))
+    "ok": all(s["status"] in ("ok", "skip") for s in steps), "steps": steps}, indent=1))
 ' "$card" "$tests_pass" "$tests_fail" "$total" > "$OUT/summary.json"
 echo "summary: $OUT/summary.json ($total s)"
 ! printf '%s' "$steps" | grep -q '	fail	'

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """TFSWA-ResUNet in PyTorch written the way a PyTorch user would write it for speed; used
-ONLY by tools/vs_pytorch.py as the "PyTorch" side of the comparison.
+ONLY as the "PyTorch" side of comparisons: tools/vs_pytorch.py (CPU) and
+tools/torch_gpu_bench.py (CUDA; the cached masks and window live on the input's device).
 
 Same architecture, same computation and the same state_dict names as the test oracle
 tests/reference/tfswa_ref.py (weights load both ways; tools/vs_pytorch.py checks on every
@@ -124,10 +125,10 @@ class TBlock(nn.Module):
 _MASKS = {}
 
 
-def shift_mask(t, f, wt, wf, st, sf, dtype):
+def shift_mask(t, f, wt, wf, st, sf, dtype, device=None):
     """Swin's attention mask for the rolled (t, f) map: (nW, L, L), 0 or MASK_NEG; built
-    once per (size, window, shift, dtype) and cached."""
-    key = (t, f, wt, wf, st, sf, dtype)
+    once per (size, window, shift, dtype, device) and cached on that device."""
+    key = (t, f, wt, wf, st, sf, dtype, str(device))
     m = _MASKS.get(key)
     if m is None:
         img = torch.zeros(1, t, f, 1)
@@ -138,7 +139,7 @@ def shift_mask(t, f, wt, wf, st, sf, dtype):
                 cnt += 1
         w = window_partition(img, wt, wf).squeeze(-1)  # (nW, L)
         d = w[:, None, :] - w[:, :, None]
-        m = torch.where(d != 0, torch.tensor(MASK_NEG), torch.tensor(0.0)).to(dtype)
+        m = torch.where(d != 0, torch.tensor(MASK_NEG), torch.tensor(0.0)).to(dtype=dtype, device=device)
         _MASKS[key] = m
     return m
 
@@ -162,7 +163,7 @@ class SwinBlock(nn.Module):
         if self.shifted:
             st, sf = wt // 2, wf // 2
             h = torch.roll(h, shifts=(-st, -sf), dims=(1, 2))
-            bm = bm + shift_mask(t, f, wt, wf, st, sf, bm.dtype)[:, None]  # (nW, heads, L, L)
+            bm = bm + shift_mask(t, f, wt, wf, st, sf, bm.dtype, bm.device)[:, None]  # (nW, heads, L, L)
         w = self.attn(window_partition(h, wt, wf), bm)
         h = window_reverse(w, b, t, f, wt, wf)
         if self.shifted:
@@ -196,11 +197,11 @@ class TFSWABlock(nn.Module):
 _WINDOWS = {}
 
 
-def hann(n, dtype):
-    key = (n, dtype)
+def hann(n, dtype, device=None):
+    key = (n, dtype, str(device))
     w = _WINDOWS.get(key)
     if w is None:
-        w = _WINDOWS[key] = torch.hann_window(n, periodic=True, dtype=dtype)
+        w = _WINDOWS[key] = torch.hann_window(n, periodic=True, dtype=dtype, device=device)
     return w
 
 
@@ -241,7 +242,7 @@ class TFSWAResUNet(nn.Module):
         # mix (B, 2, N) -> (B, S, 2, N); the STFT/ISTFT stay in float32 under autocast
         B, _, N = mix.shape
         K, S = self.K, self.S
-        win = hann(self.n_fft, mix.dtype)
+        win = hann(self.n_fft, mix.dtype, mix.device)
         X = torch.stft(mix.reshape(B * 2, N), self.n_fft, self.hop, window=win, center=True,
                        pad_mode="reflect", normalized=False, onesided=True, return_complex=True)
         Fb, T = X.shape[-2], X.shape[-1]
