@@ -43,7 +43,7 @@ static int fail(tf_cuda_blas *h, const char *fmt, ...) {
 #define LAUNCHED(what)                                                                             \
     do {                                                                                           \
         cudaError_t e_ = cudaGetLastError();                                                       \
-        if (e_ != cudaSuccess) return fail(h, "CUDA: %s: %s", what, cudaGetErrorString(e_));      \
+        if (e_ != cudaSuccess) return fail(h, "CUDA: %s: %s", what, cudaGetErrorString(e_));       \
     } while (0)
 
 extern "C" int tf_cuda_blas_create(tf_cuda_blas **out, void *stream, int allow_tf32, char *err,
@@ -139,8 +139,9 @@ extern "C" int tf_cuda_linear_backward(tf_cuda_blas *h, float *dinp, float *dwei
                cublasSgemm(h->h, CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, &one, weight, IC, dout, OC,
                            &one, dinp, IC));
         // dW^T (IC, OC) += x^T (IC, N) @ dout (N, OC)
-        BL("linear backward dweight sgemm", cublasSgemm(h->h, CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N,
-                                                        &one, inp, IC, dout, OC, &one, dweight, IC));
+        BL("linear backward dweight sgemm",
+           cublasSgemm(h->h, CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, &one, inp, IC, dout, OC, &one,
+                       dweight, IC));
     }
     if (dbias) {
         colsum_add<<<(OC + 127) / 128, 128, 0, h->stream>>>(dbias, dout, N, OC);
@@ -282,7 +283,7 @@ extern "C" int tf_cuda_attention_backward(tf_cuda_blas *h, float *dqkv, float *d
         }
         size_t rows = (size_t)nc * H * L;
         softmax_bwd_inplace<<<grid_for(rows * 32, 256), 256, 0, h->stream>>>(workspace, P0, rows,
-                                                                              L);
+                                                                             L);
         LAUNCHED("attention backward softmax");
         for (int hd = 0; hd < H; hd++) {
             const float *Q = qkv0 + (size_t)hd * D, *K = Q + C;
@@ -290,12 +291,12 @@ extern "C" int tf_cuda_attention_backward(tf_cuda_blas *h, float *dqkv, float *d
             float *dQ = dqkv0 + (size_t)hd * D, *dK = dQ + C;
             // dQ (L, D) += scale dS K: column-major dQ_cm = scale K_cm dS_cm
             BL("attention backward dS K",
-               cublasSgemmStridedBatched(h->h, CUBLAS_OP_N, CUBLAS_OP_N, D, L, L, &scale, K, C3,
-                                         sq, dS, L, sa, &one, dQ, C3, sq, nc));
+               cublasSgemmStridedBatched(h->h, CUBLAS_OP_N, CUBLAS_OP_N, D, L, L, &scale, K, C3, sq,
+                                         dS, L, sa, &one, dQ, C3, sq, nc));
             // dK (L, D) += scale dS^T Q: column-major dK_cm = scale Q_cm dS_cm^T
             BL("attention backward dS^T Q",
-               cublasSgemmStridedBatched(h->h, CUBLAS_OP_N, CUBLAS_OP_T, D, L, L, &scale, Q, C3,
-                                         sq, dS, L, sa, &one, dK, C3, sq, nc));
+               cublasSgemmStridedBatched(h->h, CUBLAS_OP_N, CUBLAS_OP_T, D, L, L, &scale, Q, C3, sq,
+                                         dS, L, sa, &one, dK, C3, sq, nc));
         }
         if (dbias_table && R > 0) {
             size_t n = (size_t)H * LL;

@@ -48,8 +48,8 @@ int tf_cuda_linear_forward(tf_cuda_blas *h, float *out, const float *inp, const 
  * dweight (OC, IC) += dout^T @ inp, dbias (OC) += column sums of dout (NULL: skipped);
  * dout (N, OC), inp (N, IC). */
 int tf_cuda_linear_backward(tf_cuda_blas *h, float *dinp, float *dweight, float *dbias,
-                            const float *dout, const float *inp, const float *weight, int N,
-                            int IC, int OC);
+                            const float *dout, const float *inp, const float *weight, int N, int IC,
+                            int OC);
 
 /* ---------------------------------------------------- attention (nn/attn.c) */
 /* tf_attention_forward: per sequence n and head h (D = C/H, scale = 1/sqrt(D)):
