@@ -37,8 +37,10 @@ endif
 
 # CUDA=1: the C files see TFSWA_CUDA=1 (they call src/cuda/cuda_backend.h); every
 # src/cuda/*.cu is compiled by nvcc for sm_80 (A100) and sm_90 (H100/H200) plus PTX of
-# compute_90 for newer cards; the CUDA runtime is linked statically, cuDNN dynamically
-# (libcudnn.so.9: the GPU machine's own, e.g. PyTorch's wheel). The CPU build needs none of it.
+# compute_90 for newer cards; the CUDA runtime is linked statically, cuDNN, cuBLAS(Lt) and
+# cuFFT dynamically (libcudnn.so.9, libcublas.so.13, libcublasLt.so.13, libcufft.so.12: the
+# GPU machine's own, e.g. PyTorch's wheels; the toolkit here has no static cuBLAS/cuFFT, and
+# their shared libraries, 880 MB, are too big to carry). The CPU build needs none of it.
 CUDA_HOME ?= /usr/local/cuda
 NVCC      ?= $(CUDA_HOME)/bin/nvcc
 CU_SRC    :=
@@ -51,7 +53,7 @@ ifeq ($(CUDA),1)
   NVCCFLAGS ?= -O2 -g
   NVCCFLAGS += -std=c++17 $(NVCC_ARCH) -Iinclude -Isrc -DTFSWA_CUDA=1 \
     -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra
-  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn \
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcublasLt -lcufft \
     $(CUDA_HOME)/lib64/libcudart_static.a -ldl -lrt -lpthread -lstdc++
 endif
 

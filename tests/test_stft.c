@@ -521,6 +521,35 @@ static void test_bad_arguments(void) {
     tf_stft_destroy(NULL);
 }
 
+/* tf_stft_inv_envelope (what src/cuda/fft.cu's ISTFT uses) against the envelope summed
+ * directly: every frame t of the padded signal that covers sample i, in double */
+static void test_inv_envelope(void) {
+    const int cases[][3] = {{16, 4, 50}, {16, 5, 3},        {64, 32, 200}, {20, 7, 33},
+                            {8, 1, 9},   {2048, 441, 5000}, {16, 8, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int n_fft = cases[c][0], hop = cases[c][1], N = cases[c][2], pad = n_fft / 2;
+        tf_stft *st = make(n_fft, hop);
+        if (!st) continue;
+        const float *w = tf_stft_window(st);
+        const int64_t T = tf_stft_frames(st, N);
+        float *ie = fbuf((size_t)N);
+        tf_stft_inv_envelope(st, ie, N);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            double e = 0;
+            for (int64_t t = 0; t < T; t++) {
+                int64_t k = i + pad - t * hop;
+                if (k >= 0 && k < n_fft) e += (double)w[k] * w[k];
+            }
+            double want = e > 1e-11 ? 1.0 / e : 0.0;
+            worst = fmax(worst, fabs(ie[i] - want) / fmax(1.0, fabs(want)));
+        }
+        CHECKF(worst <= 1e-6, "n_fft %d hop %d N %d: max rel err %g", n_fft, hop, N, worst);
+        free(ie);
+        tf_stft_destroy(st);
+    }
+}
+
 int main(void) {
     RUN(test_torch_stft);
     RUN(test_torch_istft);
@@ -530,6 +559,7 @@ int main(void) {
     RUN(test_round_trip);
     RUN(test_adjoint_istft);
     RUN(test_adjoint_stft);
+    RUN(test_inv_envelope);
     RUN(test_subbands);
     RUN(test_magphase_combine);
     RUN(test_thread_count_independent);

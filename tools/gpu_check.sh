@@ -3,7 +3,8 @@
 # repository root with gpu_carry/ made by tools/gpu_pack.sh on the build machine:
 #   1. nvidia-smi (card, driver) into OUTDIR/nvidia-smi.txt;
 #   2. the carried libraries unpacked into a private folder; cuDNN: the machine's own
-#      (CUDNN_LIB, else PyTorch's wheel nvidia/cudnn/lib, else the CUDA toolkit's);
+#      (CUDNN_LIB, else PyTorch's wheel nvidia/cudnn/lib, else the CUDA toolkit's); cuBLAS
+#      and cuFFT of CUDA 13 likewise (CUBLAS_LIB, CUFFT_LIB, PyTorch's wheels, the toolkit);
 #      `ldd` of the binaries into OUTDIR/ldd.txt;
 #   3. every GPU test program (gpu_carry/bin/test_*) into OUTDIR/<name>.txt;
 #   4. the CLI on CUDA (tfswa plan --device ...) into OUTDIR/cli.txt: a CUDA device is
@@ -76,7 +77,19 @@ for d in ${CUDNN_LIB:-} $(echo "$nvlibs" | tr ':' ' ') /usr/local/cuda/lib64 /us
   if [ -e "$d/libcudnn.so.9" ]; then cudnn=$d; break; fi
 done
 if [ -n "$cudnn" ]; then step cudnn ok "$cudnn"; else step cudnn fail "libcudnn.so.9 not found (set CUDNN_LIB)"; fi
-export LD_LIBRARY_PATH="$LIB${cudnn:+:$cudnn}${nvlibs:+:$nvlibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# cuBLAS(Lt) and cuFFT of CUDA 13 (not carried: too big), the same way: CUBLAS_LIB/CUFFT_LIB,
+# else PyTorch's wheels (nvidia/cublas/lib, nvidia/cufft/lib, or nvidia/cu13/lib), else the
+# toolkit's
+cublas=""; cufft=""
+for d in ${CUBLAS_LIB:-} $(echo "$nvlibs" | tr ':' ' ') /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu; do
+  if [ -z "$cublas" ] && [ -e "$d/libcublas.so.13" ] && [ -e "$d/libcublasLt.so.13" ]; then cublas=$d; fi
+done
+for d in ${CUFFT_LIB:-} $(echo "$nvlibs" | tr ':' ' ') /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu; do
+  if [ -z "$cufft" ] && [ -e "$d/libcufft.so.12" ]; then cufft=$d; fi
+done
+if [ -n "$cublas" ]; then step cublas ok "$cublas"; else step cublas fail "libcublas.so.13/libcublasLt.so.13 not found (set CUBLAS_LIB; a CUDA 12 PyTorch has only libcublas.so.12)"; fi
+if [ -n "$cufft" ]; then step cufft ok "$cufft"; else step cufft fail "libcufft.so.12 not found (set CUFFT_LIB; a CUDA 12 PyTorch has only libcufft.so.11)"; fi
+export LD_LIBRARY_PATH="$LIB${cudnn:+:$cudnn}${cublas:+:$cublas}${cufft:+:$cufft}${nvlibs:+:$nvlibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" > "$OUT/ldd.txt"
 for f in "$CARRY"/bin/*; do echo "== $f"; ldd "$f" 2>&1; done >> "$OUT/ldd.txt"
 nf=$(grep -c 'not found' "$OUT/ldd.txt")

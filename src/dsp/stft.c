@@ -242,6 +242,11 @@ static float inv_env_at(const tf_stft *st, int64_t p, int64_t T) {
     return e > 1e-11 ? (float)(1.0 / e) : 0.f;
 }
 
+void tf_stft_inv_envelope(const tf_stft *st, float *ie, int64_t N) {
+    const int64_t T = tf_stft_frames(st, N);
+    for (int64_t i = 0; i < N; i++) ie[i] = inv_env_at(st, i + st->pad, T);
+}
+
 /* r2c of window * (frame t of xs (N,), padded) into out (F,) */
 static void stft_frame(const tf_stft *st, slot *sl, const float *xs, int64_t N, int64_t t,
                        fftwf_complex *out) {

@@ -65,6 +65,12 @@ int64_t tf_stft_frames(const tf_stft *st, int64_t n);
 /* The window (n_fft,) */
 const float *tf_stft_window(const tf_stft *st);
 
+/* ie (N,): ie[i] = 1 / (sum over the frames t of the N-sample signal of w[i + pad - t*hop]^2),
+ * the factor tf_istft_forward multiplies output sample i by (and tf_istft_backward its
+ * gradient), 0 where no frame has weight (never for hop <= n_fft/2). For other
+ * implementations of the same ISTFT (src/cuda/fft.cu). */
+void tf_stft_inv_envelope(const tf_stft *st, float *ie, int64_t N);
+
 /* re, im (S, F, T) = STFT(x (S, N)) */
 tf_status tf_stft_forward(tf_stft *st, float *re, float *im, const float *x, int S, int64_t N);
 /* dx (S, N) += STFT^T(dre, dim (S, F, T)): gradient of sum(dre*re + dim*im) wrt x */

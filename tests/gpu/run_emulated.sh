@@ -1,24 +1,32 @@
 #!/bin/sh
-# Runs tests/gpu/test_cuda_elem.c without a GPU: src/cuda/elem.cu, its launches rewritten by
-# tests/gpu/emu/launch2emu.py, compiled by g++ against the CPU emulation of
-# tests/gpu/emu (each block's threads as std::threads, barriers for __syncthreads and the
-# warp shuffles). It checks the kernels' indexing, reductions and launch plumbing against
-# the CPU functions; not their speed, not the GPU's FMA rounding, not the real runtime.
-# Needs BUILD/libtfswa.a (`make`) and g++ with C++20. About a minute on 2 cores.
-# Usage: tests/gpu/run_emulated.sh [BUILD]   (default build; TEST_ONLY=name runs one test)
+# Runs a GPU test program of tests/gpu without a GPU: src/cuda/elem.cu, blas.cu and fft.cu,
+# their launches rewritten by tests/gpu/emu/launch2emu.py, compiled by g++ against the CPU
+# emulation of tests/gpu/emu (each block's threads as std::threads, barriers for
+# __syncthreads and the warp shuffles; cuBLAS's GEMMs by OpenBLAS in column-major, cuFFT's
+# batched transforms by FFTW: tests/gpu/emu/cublas_v2.h, cufft.h). It checks the kernels'
+# indexing, reductions and launch plumbing and the GEMM/FFT operand layouts against the
+# CPU functions; not their speed, not the GPU's FMA rounding, not the real runtime or
+# libraries. Needs BUILD/libtfswa.a (`make`) and g++ with C++20. About a minute on 2 cores.
+# Usage: tests/gpu/run_emulated.sh [BUILD [PROGRAM]]   (default build test_cuda_elem; PROGRAM
+# test_cuda_blasfft for blas.cu/fft.cu; TEST_ONLY=name runs one test)
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build}
+prog=${2:-test_cuda_elem}
 out=$build/tests/gpu-emu
 emu=$root/tests/gpu/emu
 mkdir -p "$out"
-/usr/bin/python3 "$emu/launch2emu.py" "$root/src/cuda/elem.cu" >"$out/elem_emu.cpp"
-g++ -std=c++20 -O1 -Wall -Wextra -I"$emu" -I"$root/src" -I"$root/include" \
-    -c "$out/elem_emu.cpp" -o "$out/elem_emu.o"
+inc="-I$emu -I$root/src -I$root/include $(pkg-config --cflags openblas fftw3f)"
+objs=""
+for cu in elem blas fft; do
+  /usr/bin/python3 "$emu/launch2emu.py" "$root/src/cuda/$cu.cu" >"$out/${cu}_emu.cpp"
+  g++ -std=c++20 -O1 -Wall -Wextra $inc -c "$out/${cu}_emu.cpp" -o "$out/${cu}_emu.o"
+  objs="$objs $out/${cu}_emu.o"
+done
 g++ -std=c++20 -O1 -Wall -Wextra -I"$emu" -c "$emu/emu.cpp" -o "$out/emu.o"
-gcc -std=c11 -D_GNU_SOURCE -O1 -Wall -Wextra -fopenmp -I"$emu" -I"$root/src" -I"$root/include" \
-    -I"$root/tests" -c "$root/tests/gpu/test_cuda_elem.c" -o "$out/test_cuda_elem.o"
-g++ -o "$out/test_cuda_elem" "$out/test_cuda_elem.o" "$out/elem_emu.o" "$out/emu.o" \
+gcc -std=c11 -D_GNU_SOURCE -O1 -Wall -Wextra -fopenmp $inc -I"$root/tests" \
+    -c "$root/tests/gpu/$prog.c" -o "$out/$prog.o"
+g++ -o "$out/$prog" "$out/$prog.o" $objs "$out/emu.o" \
     "$build/libtfswa.a" $(pkg-config --libs sndfile fftw3f fftw3 openblas soxr yaml-0.1 libcjson \
     libpng lapacke ompi-c) -ldnnl -lgomp -lm -lpthread
-exec "$out/test_cuda_elem"
+exec "$out/$prog"

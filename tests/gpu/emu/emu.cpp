@@ -46,6 +46,10 @@ cudaError_t cudaFree(void *p) {
     free(p);
     return cudaSuccess;
 }
+cudaError_t cudaMemset(void *p, int v, size_t n) {
+    memset(p, v, n);
+    return cudaSuccess;
+}
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, cudaMemcpyKind) {
     memmove(d, s, n);
     return cudaSuccess;
