@@ -6,7 +6,8 @@
 #      (CUDNN_LIB, else PyTorch's wheel nvidia/cudnn/lib, else the CUDA toolkit's); cuBLAS
 #      and cuFFT of CUDA 13 likewise (CUBLAS_LIB, CUFFT_LIB, PyTorch's wheels, the toolkit);
 #      `ldd` of the binaries into OUTDIR/ldd.txt;
-#   3. every GPU test program (gpu_carry/bin/test_*) into OUTDIR/<name>.txt;
+#   3. every GPU test program (gpu_carry/bin/test_*), one after another into
+#      OUTDIR/gpu_tests.txt;
 #   4. the CLI on CUDA (tfswa plan --device ...) into OUTDIR/cli.txt: a CUDA device is
 #      opened and named, a device out of range and not-yet-implemented work are refused
 #      with one line, exit 2;
@@ -21,9 +22,8 @@
 #   6. OUTDIR/summary.json: date, host, card, driver, each step's status and counts.
 # Every step has a time limit; the whole stays under 8 minutes (about 1 when all goes well,
 # plus the PyTorch bench's budget).
-# OUTDIR holds: nvidia-smi.txt, ldd.txt, one <test>.txt per GPU test program, cli.txt,
-# torch_gpu.json, summary.json (and unpack.err when unpacking failed): at most 8 files come
-# back, so with 2 test programs there is room for one more.
+# OUTDIR holds: nvidia-smi.txt, ldd.txt, gpu_tests.txt, cli.txt, torch_gpu.json,
+# summary.json (and unpack.err when unpacking failed): at most 8 files come back.
 # Exit status 0 when every step passed.
 # usage: tools/gpu_check.sh OUTDIR
 # With the session's device tool: run(command="tools/gpu_check.sh $OUT", carry=["gpu_carry"],
@@ -98,16 +98,18 @@ nf=$(grep -c 'not found' "$OUT/ldd.txt")
 
 # 3. the GPU test programs
 tests_pass=0; tests_fail=0
+: > "$OUT/gpu_tests.txt"
 for t in "$CARRY"/bin/test_*; do
   [ -x "$t" ] || continue
   n=$(basename "$t")
-  timeout 300 "$t" > "$OUT/$n.txt" 2>&1; rc=$?
-  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$OUT/$n.txt" | tail -n 1)
+  timeout 300 "$t" > "$LIB/$n.out" 2>&1; rc=$?
+  { echo "== $n (exit $rc)"; cat "$LIB/$n.out"; echo; } >> "$OUT/gpu_tests.txt"
+  last=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LIB/$n.out" | tail -n 1)
   p=$(echo "$last" | sed -n 's/^\([0-9]*\) passed.*/\1/p'); f=$(echo "$last" | sed -n 's/.* \([0-9]*\) failed$/\1/p')
   if [ -n "$last" ] && [ "$rc" -eq 0 ] && [ "${f:-1}" -eq 0 ]; then
     step "$n" ok "$last"
   else
-    step "$n" fail "exit $rc, ${last:-no result line}: $(grep -E '^FAIL' "$OUT/$n.txt" | head -n 3 | tr '\n' ' ')"
+    step "$n" fail "exit $rc, ${last:-no result line}: $(grep -E '^FAIL' "$LIB/$n.out" | head -n 3 | tr '\n' ' ')"
   fi
   tests_pass=$((tests_pass + ${p:-0})); tests_fail=$((tests_fail + ${f:-1}))
 done
