@@ -99,6 +99,26 @@ static void test_roles_vs_cpu(void) {
     }
 }
 
+/* the plan-only kernels object: every shape answers the bound; a call is an error */
+static void test_bound_kernels(void) {
+    tf_kernels *k = NULL;
+    CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, 12345, "plan only") == TF_OK && k);
+    if (!k) return;
+    size_t ws = 0;
+    CHECK(tf_kern_conv2d_add(k, 2, 3, 4, 5, 6, 3, 1, 1, &ws) == TF_OK && ws == 12345);
+    CHECK(tf_kern_conv2d_add(k, 1, 1, 1, 1, 1, 1, 1, 0, &ws) == TF_OK && ws == 12345);
+    CHECK(tf_kernels_backend(k) == TF_BACKEND_CUDA && !strcmp(tf_kernels_describe(k), "plan only"));
+    CHECK(tf_kernels_status(k) == TF_OK);
+    float x[4] = {0}, w[4] = {0}, y[4] = {0};
+    tf_kern_conv2d_forward(k, y, x, w, NULL, 1, 1, 1, 2, 2, 1, NULL, 0);
+    CHECK(tf_kernels_status(k) == TF_EINTERNAL && strstr(tf_errmsg(), "plan-only"));
+    tf_kern_conv2d_backward(k, y, w, NULL, x, x, w, 1, 1, 1, 2, 2, 1, NULL, 0, 1);
+    CHECK(tf_kernels_status(k) == TF_EINTERNAL);
+    CHECK(tf_kernels_status(k) == TF_OK); /* cleared */
+    tf_kernels_free(k);
+    tf_err_clear();
+}
+
 static void test_max_batch(void) {
     const tf_device d = {TF_DEVICE_CUDA, 1};
     tf_config c;
@@ -231,6 +251,7 @@ static void test_cli_text(void) {
 int main(void) {
     if (test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     RUN(test_roles_vs_cpu);
+    RUN(test_bound_kernels);
     RUN(test_max_batch);
     RUN(test_cli_json);
     RUN(test_cli_text);
