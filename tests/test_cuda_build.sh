@@ -62,14 +62,22 @@ for l in libcublas libcufft; do
 done
 objdump -p "$B/libtfswa.so" 2> /dev/null | grep -q 'NEEDED.*libcudnn' &&
   ok "libtfswa.so needs libcudnn" || bad "libtfswa.so does not link cuDNN"
-# where no GPU is, the CUDA build says so in one line, exit 2
+# where no GPU is, the CUDA build says so in one line, exit 2 (training); the device memory
+# plan still prints, with the cuDNN workspace's upper bound and the reason, exit 0
 if [ -x "$B/tfswa" ] && ! command -v nvidia-smi > /dev/null 2>&1; then
-  out=$("$B/tfswa" plan --preset tiny --memory 1GiB --device cuda:0 2>&1); rc=$?
+  out=$("$B/tfswa" train --preset tiny --device cuda:0 2>&1); rc=$?
   case "$out" in
     "tfswa: --device cuda:0: no CUDA device: "*) [ $rc -eq 2 ] && n=$(printf '%s\n' "$out" | wc -l) &&
       [ "$n" -eq 1 ] && ok "no GPU: one line, exit 2" || bad "no GPU: exit $rc, $out" ;;
     *) bad "no GPU: exit $rc, output: $out" ;;
   esac
+  out=$("$B/tfswa" plan --preset tiny --memory 1GiB --device cuda:0 2>&1); rc=$?
+  if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q '^cuda:0 not opened: --device cuda:0: no CUDA device: ' &&
+     printf '%s\n' "$out" | grep -q 'cuDNN workspace: upper bound (no GPU: 256 MiB per shape limit)'; then
+    ok "no GPU: plan --device cuda:0 prints the device plan with the upper bound"
+  else
+    bad "no GPU: plan --device cuda:0: exit $rc, $(printf '%s\n' "$out" | head -n 3)"
+  fi
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

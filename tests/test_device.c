@@ -220,7 +220,8 @@ static void test_cli_cuda_refused(void) {
     static const char *const cuda[] = {"cuda", "cuda:0", "cuda:3"};
     for (size_t c = 0; c < sizeof CMDS / sizeof CMDS[0]; c++)
         for (size_t i = 0; i < sizeof cuda / sizeof cuda[0]; i++)
-            expect_line(CMDS[c], cuda[i], NULL);
+            if (strncmp(CMDS[c], "plan ", 5)) /* plan prints the device plan: test_device_plan */
+                expect_line(CMDS[c], cuda[i], NULL);
 }
 
 /* --device cpu is accepted: each command goes on to its own next check */

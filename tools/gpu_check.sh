@@ -8,9 +8,9 @@
 #      `ldd` of the binaries into OUTDIR/ldd.txt;
 #   3. every GPU test program (gpu_carry/bin/test_*), one after another into
 #      OUTDIR/gpu_tests.txt;
-#   4. the CLI on CUDA (tfswa plan --device ...) into OUTDIR/cli.txt: a CUDA device is
-#      opened and named, a device out of range and not-yet-implemented work are refused
-#      with one line, exit 2;
+#   4. the CLI on CUDA (tfswa plan --device ...) into OUTDIR/cli.txt: the device memory plan
+#      of cuda:0 with the workspace cuDNN chooses there (text and --json, exit 0); a device
+#      out of range and not-yet-implemented work (training) refused with one line, exit 2;
 #   5. the PyTorch side of the comparison (tools/torch_gpu_bench.py, docs/gpu/README.md): the
 #      paper preset, batch 8 x 3 s, n_fft 2048 hop 441, fp32 and AMP (bf16 autocast) step time
 #      and peak memory, then the largest batch that fits, into OUTDIR/torch_gpu.json; it runs
@@ -122,7 +122,8 @@ cli_case() {
   if [ "$rc" -eq "$2" ] && printf '%s' "$out" | grep -q -- "$3"; then step "cli: $1" ok "exit $rc"
   else step "cli: $1" fail "exit $rc: $(printf '%s' "$out" | tail -n 1)"; fi
 }
-cli_case "plan --preset tiny --memory 1GiB --device cuda:0" 2 "the memory plan on CUDA is not implemented yet (found cuda:0"
+cli_case "plan --preset tiny --memory 1GiB --device cuda:0" 0 "cuDNN workspace: chosen on cuda:0"
+cli_case "plan --preset tiny --memory 1GiB --device cuda:0 --json" 0 '"ws_source":"chosen"'
 cli_case "plan --preset tiny --memory 1GiB --device cuda:99" 2 "device 99 out of range"
 cli_case "plan --preset tiny --memory 1GiB --device cpu --json" 0 '"fits"'
 cli_case "train --preset tiny --device cuda" 2 "training on CUDA is not implemented yet"

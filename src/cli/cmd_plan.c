@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "train/device_plan.h"
 #include "train/fit.h"
 #include "train/train.h"
 #include "util/fsutil.h"
@@ -125,8 +126,11 @@ static const char USAGE[] =
     "FLOPs), or by a timed training step of each with --measure. --write-config FILE writes\n"
     "the best as a complete YAML config for `tfswa train --config FILE`. --plot PNG draws the\n"
     "plan against batch_size for fp32/amp x checkpointing off/blocks, with the budget.\n"
-    "--device cpu|cuda|cuda:N: where training would run (default cpu); the plan of a CUDA\n"
-    "device is not implemented yet (a clear error, exit 2).\n";
+    "--device cpu|cuda|cuda:N: where training would run (default cpu). For cuda it prints\n"
+    "the DEVICE plan (one allocation per role, device and host bytes) and the largest batch\n"
+    "per precision/checkpointing; in any build: without a GPU the cuDNN workspace is its\n"
+    "upper bound (256 MiB per shape limit), on a GPU the one cuDNN chooses. Training on CUDA\n"
+    "is not implemented yet; --measure, --write-config and --plot are for --device cpu.\n";
 
 static cJSON *cand_json(const tf_fit_candidate *c) {
     cJSON *o = cJSON_CreateObject();
@@ -156,6 +160,120 @@ static tf_status write_config(const char *path, const tf_config *cfg) {
     return tf_atomic_commit(&af);
 }
 
+/* The device plan (train/device_plan.h) of cfg on the CUDA device d: text or JSON. */
+static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, int json,
+                       int cpu_only_flags) {
+    char given[32];
+    tf_device_name(d, given, sizeof given);
+    if (cpu_only_flags)
+        return cli_fail(tf_err(TF_EUSER,
+                               "--device %s: --measure, --write-config and --plot are "
+                               "for --device cpu (training on CUDA is not implemented "
+                               "yet)",
+                               given));
+    /* open the card where this build can: a GPU gives cuDNN's own workspace sizes, no GPU
+     * the upper bound; a device out of range stays an error */
+    tf_device_info info;
+    const tf_device_info *ip = NULL;
+    char note[600] = "";
+    if (tf_device_cuda_built()) {
+        tf_status st = tf_device_open(d, "--device", given, &info);
+        if (!st)
+            ip = &info;
+        else if (strstr(tf_errmsg(), "no CUDA device"))
+            snprintf(note, sizeof note, "%s", tf_errmsg());
+        else
+            return cli_fail(st);
+    } else {
+        snprintf(note, sizeof note, "this tfswa was built without CUDA");
+    }
+    tf_device_plan p;
+    tf_status st = tf_device_plan_bytes(&p, cfg, d, ip);
+    int mb[4] = {0, 0, 0, 0};
+    for (int v = 0; v < 4 && !st; v++) { /* fp32/bf16 x checkpointing off/blocks */
+        tf_config k = *cfg;
+        k.activation_dtype = v & 2 ? TF_DT_BF16 : TF_DT_FP32;
+        k.checkpointing = v & 1 ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
+        st = tf_device_plan_max_batch(&k, d, ip, budget, &mb[v]);
+    }
+    if (st) return cli_fail(st);
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *dv = o ? cJSON_AddObjectToObject(o, "device") : NULL;
+        cJSON *r = dv ? cJSON_AddObjectToObject(o, "device_bytes") : NULL;
+        cJSON *h = r ? cJSON_AddObjectToObject(o, "host_bytes") : NULL;
+        cJSON *mx = h ? cJSON_AddArrayToObject(o, "largest_batch") : NULL;
+        if (mx) {
+            cJSON_AddStringToObject(dv, "kind", "cuda");
+            cJSON_AddNumberToObject(dv, "index", d->index);
+            if (p.dev_name[0])
+                cJSON_AddStringToObject(dv, "name", p.dev_name);
+            else
+                cJSON_AddNullToObject(dv, "name");
+            cJSON_AddStringToObject(dv, "ws_source", p.ws_chosen ? "chosen" : "upper_bound");
+            cJSON_AddStringToObject(dv, "ws_detail", p.ws_source);
+            if (note[0]) cJSON_AddStringToObject(dv, "not_opened", note);
+            if (p.dev_free_bytes)
+                cJSON_AddNumberToObject(dv, "free_bytes", (double)p.dev_free_bytes);
+            cJSON_AddBoolToObject(o, "training_implemented", 0);
+            cJSON_AddNumberToObject(o, "budget_bytes", (double)budget);
+            cJSON_AddNumberToObject(o, "plan_bytes", (double)p.total);
+            cJSON_AddBoolToObject(o, "fits_as_given", p.total <= budget);
+            cJSON_AddNumberToObject(o, "segment_seconds", cfg->segment_seconds);
+            cJSON_AddNumberToObject(o, "batch_size", cfg->batch_size);
+            const struct {
+                const char *k;
+                size_t v;
+            } dr[] = {{"parameters", p.model.params},
+                      {"gradients", p.model.grads},
+                      {"bn_buffers", p.model.buffers},
+                      {"optimizer", p.optimizer},
+                      {"activations", p.model.activations},
+                      {"workspace", p.model.workspace},
+                      {"conv_workspace", p.model.conv_workspace},
+                      {"cufft", p.cufft},
+                      {"cufft_plans", p.cufft_plans},
+                      {"cublas", p.cublas},
+                      {"batches", p.batches},
+                      {"loss", p.loss},
+                      {"total", p.total}},
+              hr[] = {{"loader", p.host_loader},
+                      {"validation", p.host_validation},
+                      {"checkpoint_staging", p.host_staging},
+                      {"total", p.host_total}};
+            for (size_t i = 0; i < sizeof dr / sizeof dr[0]; i++)
+                cJSON_AddNumberToObject(r, dr[i].k, (double)dr[i].v);
+            for (size_t i = 0; i < sizeof hr / sizeof hr[0]; i++)
+                cJSON_AddNumberToObject(h, hr[i].k, (double)hr[i].v);
+            cJSON_AddBoolToObject(h, "loader_pinned", p.host_pinned);
+            for (int v = 0; v < 4; v++) {
+                cJSON *e = cJSON_CreateObject();
+                if (!e) break;
+                cJSON_AddStringToObject(e, "activations", v & 2 ? "bf16" : "fp32");
+                cJSON_AddStringToObject(e, "checkpointing", v & 1 ? "blocks" : "off");
+                cJSON_AddNumberToObject(e, "batch_size", mb[v]);
+                cJSON_AddItemToArray(mx, e);
+            }
+        }
+        char *s = mx ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        if (!s) return cli_fail(tf_err(TF_EINTERNAL, "out of memory"));
+        printf("%s\n", s);
+        free(s);
+        return 0;
+    }
+    if (note[0]) printf("%s not opened: %s\n", given, note);
+    tf_device_plan_print(stdout, &p, cfg);
+    printf("budget %.1f MiB: this configuration %s on the device (%.1f%% of the budget)\n",
+           budget / 1048576.0, p.total <= budget ? "FITS" : "does NOT fit",
+           100.0 * (double)p.total / (double)budget);
+    printf("largest batch_size within the budget on the device (segment %.2f s):\n",
+           cfg->segment_seconds);
+    for (int v = 0; v < 4; v++)
+        printf("  %-4s activations, checkpointing %-6s: batch_size %d%s\n", v & 2 ? "bf16" : "fp32",
+               v & 1 ? "blocks" : "off", mb[v], mb[v] ? "" : " (does not fit even at 1)");
+    return 0;
+}
+
 int cmd_plan(int argc, char **argv) {
     if (cli_wants_help(argc, argv, USAGE)) return 0;
     tf_config cfg;
@@ -171,7 +289,10 @@ int cmd_plan(int argc, char **argv) {
     const char *png = cli_flag_str(&a, "plot", &st);
     const char *dev = st ? NULL : cli_flag_str(&a, "device", &st);
     if (!st) st = tf_config_parse_args(&cfg, argc, argv, a.used);
-    if (!st && dev && !(st = cli_device_open(dev, NULL))) st = tf_config_set(&cfg, "device", dev);
+    tf_device d = {TF_DEVICE_CPU, 0};
+    if (!st && dev) st = tf_device_from_string("--device", dev, &d);
+    if (!st && dev && d.kind == TF_DEVICE_CPU) st = cli_device_open(dev, NULL);
+    if (!st && dev) st = tf_config_set(&cfg, "device", dev);
     size_t budget = 0;
     if (!st && !mem) st = tf_err(TF_EUSER, "plan: --memory SIZE is required (e.g. --memory 8GiB)");
     if (!st) st = cli_parse_bytes("--memory", mem, &budget);
@@ -179,8 +300,9 @@ int cmd_plan(int argc, char **argv) {
         st = tf_err(TF_EUSER, "--iters %lld: must be 1..100", iters);
     if (!st) st = cli_check_unused(&a);
     if (!st) st = tf_config_validate(&cfg);
-    /* the plan is the CPU's (host memory); a device plan is not implemented yet */
-    if (!st && strcmp(cfg.device, "cpu") != 0) st = cli_device_open(cfg.device, "the memory plan");
+    if (!st && !dev) st = tf_device_from_string("device", cfg.device, &d); /* from a config */
+    if (st) return cli_fail(st);
+    if (d.kind == TF_DEVICE_CUDA) return plan_device(&cfg, &d, budget, json, measure || out || png);
     tf_train_plan p;
     if (!st) st = tf_train_plan_bytes(&p, &cfg, cfg.num_threads);
     tf_fit_candidate c[TF_FIT_MAX];

@@ -623,6 +623,15 @@ tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_model_config *cfg, in
     return plan_with(out, cfg, batch, frames, threads, mode, NULL);
 }
 
+tf_status tf_model_plan_kern(tf_model_sizes *out, const tf_model_config *cfg, int batch,
+                             int64_t frames, int threads, tf_model_mode mode, tf_kernels *kern) {
+    if (!kern) return tf_err(TF_EINTERNAL, "tf_model_plan_kern: no kernels object");
+    if (tf_kernels_backend(kern) != cfg->backend)
+        return tf_err(TF_EINTERNAL, "tf_model_plan_kern: kernels of backend %d for a model of %d",
+                      (int)tf_kernels_backend(kern), (int)cfg->backend);
+    return plan_with(out, cfg, batch, frames, threads, mode, kern);
+}
+
 /* ---------------------------------------------------------------------- create */
 
 static void resolve_pointers(tf_model *m) {

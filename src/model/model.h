@@ -190,6 +190,14 @@ tf_status tf_model_plan(tf_model_sizes *out, const tf_model_config *mc, int batc
 tf_status tf_model_plan_mode(tf_model_sizes *out, const tf_model_config *mc, int batch,
                              int64_t frames, int threads, tf_model_mode mode);
 
+/* The same layout with the convolutions' workspace sized by kern (nn/kernels.h), whose
+ * backend must be mc->backend: a cuDNN object on the current GPU, or a plan-only object of
+ * tf_kernels_create_bound (an upper bound, no device needed). The device memory plan
+ * (train/device_plan.h) uses it; every other role is the same as tf_model_plan_mode's. */
+typedef struct tf_kernels tf_kernels;
+tf_status tf_model_plan_kern(tf_model_sizes *out, const tf_model_config *mc, int batch,
+                             int64_t frames, int threads, tf_model_mode mode, tf_kernels *kern);
+
 /* Trainable parameter count of mc (no allocation). */
 tf_status tf_model_param_count(size_t *out, const tf_model_config *mc);
 

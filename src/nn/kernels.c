@@ -74,6 +74,8 @@ struct tf_kernels {
     dnnl_engine_t eng;
     dnnl_stream_t stream;
     struct tf_cuda_conv *cuda; /* cuda backend (CUDA builds) */
+    int plan_only;             /* tf_kernels_create_bound: shapes answer `bound`, no calls */
+    size_t bound;
 };
 
 /* ------------------------------------------------------------------ small helpers */
@@ -194,6 +196,23 @@ tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compu
     return TF_OK;
 }
 
+tf_status tf_kernels_create_bound(tf_kernels **out, tf_backend backend, size_t ws_bytes,
+                                  const char *describe) {
+    *out = NULL;
+    if (backend != TF_BACKEND_REF && backend != TF_BACKEND_DNNL && backend != TF_BACKEND_CUDA)
+        return tf_err(TF_EUSER, "backend %d: expected ref, dnnl or cuda", (int)backend);
+    tf_kernels *k = calloc(1, sizeof *k);
+    if (!k) return tf_err(TF_EINTERNAL, "out of memory (kernels)");
+    k->backend = backend;
+    k->compute = TF_DT_FP32;
+    k->threads = 1;
+    k->plan_only = 1;
+    k->bound = ws_bytes;
+    snprintf(k->desc, sizeof k->desc, "%s", describe ? describe : "plan only");
+    *out = k;
+    return TF_OK;
+}
+
 static void pass_free(pass_t *p) {
     for (int i = 0; i < p->nop; i++) {
         opnd_t *o = &p->op[i];
@@ -234,7 +253,7 @@ const char *tf_kernels_describe(const tf_kernels *k) {
 }
 size_t tf_kernels_n_shapes(const tf_kernels *k) {
 #if TFSWA_CUDA
-    if (k->backend == TF_BACKEND_CUDA) return tf_cuda_conv_n_shapes(k->cuda);
+    if (k->backend == TF_BACKEND_CUDA && !k->plan_only) return tf_cuda_conv_n_shapes(k->cuda);
 #endif
     return k->n_conv;
 }
@@ -242,7 +261,7 @@ size_t tf_kernels_n_shapes(const tf_kernels *k) {
 void tf_kernels_shape_algos(const tf_kernels *k, size_t i, char *out, size_t n) {
     if (n) out[0] = 0;
 #if TFSWA_CUDA
-    if (k->backend == TF_BACKEND_CUDA) tf_cuda_conv_algos(k->cuda, i, out, n);
+    if (k->backend == TF_BACKEND_CUDA && !k->plan_only) tf_cuda_conv_algos(k->cuda, i, out, n);
 #else
     (void)k, (void)i;
 #endif
@@ -519,6 +538,10 @@ tf_status tf_kern_conv2d_add(tf_kernels *k, int B, int Cin, int Cout, int H, int
     if (B < 1 || Cin < 1 || Cout < 1 || H < 1 || W < 1 || (ksize != 1 && ksize != 3))
         return tf_err(TF_EINTERNAL, "conv2d shape B %d Cin %d Cout %d %dx%d k %d", B, Cin, Cout, H,
                       W, ksize);
+    if (k->plan_only) { /* every shape: the bound (shapes are not kept) */
+        *ws_bytes = k->bound;
+        return TF_OK;
+    }
     if (k->backend == TF_BACKEND_REF) {
         *ws_bytes = ref_bytes(k, B, Cin, Cout, H, W, ksize, train);
         return TF_OK;
@@ -697,6 +720,17 @@ static void threads_end(tf_kernels *k, int saved) {
     if (saved != k->threads) omp_set_num_threads(saved);
 }
 
+/* A call on a plan-only object: an internal error (recorded), 1. */
+static int plan_only_call(tf_kernels *k) {
+    if (!k->plan_only) return 0;
+    if (k->status == TF_OK) {
+        k->status = TF_EINTERNAL;
+        snprintf(k->msg, sizeof k->msg, "conv2d call on a plan-only kernels object (%.200s)",
+                 k->desc);
+    }
+    return 1;
+}
+
 /* ref: the workspace the call needs fits ws_bytes (else the error is recorded) */
 static int ref_fits(tf_kernels *k, int B, int Cin, int Cout, int H, int W, int ksize, int train,
                     size_t ws_bytes) {
@@ -714,6 +748,7 @@ static int ref_fits(tf_kernels *k, int B, int Cin, int Cout, int H, int W, int k
 void tf_kern_conv2d_forward(tf_kernels *k, float *out, const float *inp, const float *weight,
                             const float *bias, int B, int Cin, int Cout, int H, int W, int ksize,
                             void *ws, size_t ws_bytes) {
+    if (plan_only_call(k)) return;
     if (k->backend == TF_BACKEND_REF) {
         if (!ref_fits(k, B, Cin, Cout, H, W, ksize, 0, ws_bytes)) return;
         unsigned char *w8 = ws;
@@ -747,6 +782,7 @@ void tf_kern_conv2d_backward(tf_kernels *k, float *dinp, float *dweight, float *
                              const float *dout, const float *inp, const float *weight, int B,
                              int Cin, int Cout, int H, int W, int ksize, void *ws, size_t ws_bytes,
                              int set_dinp) {
+    if (plan_only_call(k)) return;
     if (k->backend == TF_BACKEND_REF) {
         if (!ref_fits(k, B, Cin, Cout, H, W, ksize, 1, ws_bytes)) return;
         if (dinp && set_dinp) memset(dinp, 0, sizeof(float) * B * Cin * H * W);

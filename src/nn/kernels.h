@@ -48,6 +48,12 @@ typedef struct tf_kernels tf_kernels;
  * there is no CUDA device. */
 tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compute, int threads);
 void tf_kernels_free(tf_kernels *k);
+/* A plan-only object for `backend` (any build, no device needed): every conv shape
+ * registered through tf_kern_conv2d_add needs ws_bytes of workspace (an upper bound where
+ * the backend's own choice cannot be made here: cuDNN without a GPU). describe: what
+ * tf_kernels_describe returns. The calls record an internal error; nothing to commit. */
+tf_status tf_kernels_create_bound(tf_kernels **out, tf_backend backend, size_t ws_bytes,
+                                  const char *describe);
 
 tf_backend tf_kernels_backend(const tf_kernels *k);
 /* The arithmetic dtype calls actually use (TF_DT_FP32 after a bf16 fallback). */

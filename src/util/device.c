@@ -106,7 +106,8 @@ tf_status tf_device_not_yet(const tf_device_info *info, const char *what, const 
     tf_device_name(&info->dev, nm, sizeof nm);
     return tf_err(TF_EUSER,
                   "%s %s: %s on CUDA is not implemented yet (found %s, %s): the cuda backend "
-                  "has conv2d only; the model's other layers, its forward/backward and the "
-                  "device memory plan run on the CPU only for now (use --device cpu)",
+                  "has conv2d only; the model's other layers and its forward/backward run on the "
+                  "CPU only for now (use --device cpu; `tfswa plan --device cuda` prints the "
+                  "device memory plan)",
                   what, given ? given : nm, task, nm, info->name);
 }

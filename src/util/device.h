@@ -57,8 +57,9 @@ tf_status tf_device_open(const tf_device *d, const char *what, const char *given
 void tf_device_describe(const tf_device_info *info, char *out, size_t n);
 
 /* The work that cannot run on a CUDA device yet (the model's forward and backward run on
- * the CPU only): TF_EUSER "<what> <given>: <task> on CUDA is not implemented yet (...)"
- * naming the device and what is missing; TF_OK for the CPU. Call after tf_device_open. */
+ * the CPU only; the device memory plan exists: train/device_plan.h): TF_EUSER "<what> <given>:
+ * <task> on CUDA is not implemented yet (...)" naming the device and what is missing; TF_OK for the
+ * CPU. Call after tf_device_open. */
 tf_status tf_device_not_yet(const tf_device_info *info, const char *what, const char *given,
                             const char *task);
 
