@@ -220,8 +220,11 @@ static int shape_setup(tf_cuda_conv *c, shape_t *s, char *err, size_t err_n) {
 }
 
 static size_t shape_bytes(const shape_t *s, int train) {
-    if (!train) return s->ws[FWD];
-    return s->ws[BWD_DATA] > s->ws[BWD_FILTER] ? s->ws[BWD_DATA] : s->ws[BWD_FILTER];
+    /* a training shape's calls: forward, backward-data and backward-filter */
+    size_t b = s->ws[FWD];
+    if (!train) return b;
+    if (s->ws[BWD_DATA] > b) b = s->ws[BWD_DATA];
+    return s->ws[BWD_FILTER] > b ? s->ws[BWD_FILTER] : b;
 }
 
 extern "C" int tf_cuda_conv_add(tf_cuda_conv *c, int B, int Cin, int Cout, int H, int W, int ksize,

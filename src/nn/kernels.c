@@ -487,8 +487,10 @@ static tf_status setup_passes(tf_kernels *k, conv_t *c, int first) {
 
 /* Workspace bytes of the passes a call of c needs: the forward, or the backward's two. */
 static size_t conv_bytes(const conv_t *c, int train) {
-    if (!train) return c->pass[PASS_FWD].bytes;
-    size_t b = c->pass[PASS_BWD_W].bytes;
+    /* a training shape's calls: forward, backward-data and backward-weights */
+    size_t b = c->pass[PASS_FWD].bytes;
+    if (!train) return b;
+    if (c->pass[PASS_BWD_W].bytes > b) b = c->pass[PASS_BWD_W].bytes;
     return b > c->pass[PASS_BWD_DATA].bytes ? b : c->pass[PASS_BWD_DATA].bytes;
 }
 
