@@ -16,14 +16,9 @@
 #include "nn/attn.h"
 #include "test.h"
 
-#define CU(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (cudaError_t)(call);                                                      \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#define GPU_TEST_SEED 0x2545f4914f6cdd1dull
+#include "gpu_test.h"
+
 
 static tf_cuda_blas *g_blas;
 
@@ -45,28 +40,6 @@ static tf_cuda_blas *g_blas;
         }                                                                                          \
     } while (0)
 
-static uint64_t rng = 0x2545f4914f6cdd1dull;
-/* uniform in [lo, hi) */
-static float urand(float lo, float hi) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return lo + (hi - lo) * (float)((rng >> 40) / 16777216.0);
-}
-
-static float *host(size_t n, float lo, float hi) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "out of memory (%zu floats)\n", n);
-        exit(1);
-    }
-    for (size_t i = 0; i < n; i++) p[i] = urand(lo, hi);
-    return p;
-}
-
-static float *hcopy(const float *h, size_t n) {
-    float *p = host(n, 0, 0);
-    memcpy(p, h, n * sizeof *p);
-    return p;
-}
 
 static void *devb(const void *h, size_t bytes) {
     void *d = NULL;

@@ -21,40 +21,12 @@
 #include "nn/conv.h"
 #include "optim/optim.h"
 #include "test.h"
+
+#define GPU_TEST_SEED 0x9e3779b97f4a7c15ull
+#include "gpu_test.h"
 #include "train/loss.h"
 
-/* a failing CUDA call ends the program: the device is unusable for the rest */
-#define CU(call)                                                                                   \
-    do {                                                                                           \
-        cudaError_t e_ = (cudaError_t)(call);                                                      \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-/* uniform in [lo, hi) */
-static float urand(float lo, float hi) {
-    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-    return lo + (hi - lo) * (float)((rng >> 40) / 16777216.0);
-}
-
-static float *host(size_t n, float lo, float hi) {
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    if (!p) {
-        fprintf(stderr, "out of memory (%zu floats)\n", n);
-        exit(1);
-    }
-    for (size_t i = 0; i < n; i++) p[i] = urand(lo, hi);
-    return p;
-}
-
-static float *hcopy(const float *h, size_t n) {
-    float *p = host(n, 0, 0);
-    memcpy(p, h, n * sizeof *p);
-    return p;
-}
 
 /* device copy of h (n) */
 static float *dev(const float *h, size_t n) {
