@@ -19,7 +19,6 @@
 #define GPU_TEST_SEED 0x2545f4914f6cdd1dull
 #include "gpu_test.h"
 
-
 static tf_cuda_blas *g_blas;
 
 /* a failing launcher fails the test with its message */
@@ -39,7 +38,6 @@ static tf_cuda_blas *g_blas;
             t_cur_failed_ = 1;                                                                     \
         }                                                                                          \
     } while (0)
-
 
 static void *devb(const void *h, size_t bytes) {
     void *d = NULL;

@@ -26,8 +26,6 @@
 #include "gpu_test.h"
 #include "train/loss.h"
 
-
-
 /* device copy of h (n) */
 static float *dev(const float *h, size_t n) {
     void *d = NULL;
