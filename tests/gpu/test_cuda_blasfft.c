@@ -49,35 +49,6 @@ static float *dev(const float *h, size_t n) {
     return devb(h, n * sizeof(float));
 }
 
-static void down(float *h, const float *d, size_t n) {
-    CU(cudaDeviceSynchronize());
-    CU(cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost));
-}
-
-/* max |g - c| <= tol * max(1, max |c|); prints the worst element when not */
-static int close_to(const char *what, const float *g, const float *c, size_t n, double tol) {
-    double worst = 0, scale = 1;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        scale = fmax(scale, fabs(c[i]));
-        double e = fabs((double)g[i] - c[i]);
-        if (!(e <= worst)) worst = e, at = i; /* NaN counts as worst */
-    }
-    int ok = worst <= tol * scale;
-    if (!ok)
-        fprintf(stderr, "  %s: max error %g at %zu (gpu %.9g, cpu %.9g), allowed %g\n", what, worst,
-                at, g[at], c[at], tol * scale);
-    return ok;
-}
-
-static int dclose(const char *what, const float *d, const float *c, size_t n, double tol) {
-    float *g = host(n, 0, 0);
-    down(g, d, n);
-    int ok = close_to(what, g, c, n, tol);
-    free(g);
-    return ok;
-}
-
 #define EW  1e-5 /* element-wise / forward */
 #define RED 1e-4 /* backward, reductions */
 /* FFT outputs (sums of n_fft products) use the same 1e-5 of max(1, max |cpu|): FFTW's

@@ -34,37 +34,6 @@ static float *dev(const float *h, size_t n) {
     return d;
 }
 
-/* h (n) = the device array d, after the stream's work */
-static void down(float *h, const float *d, size_t n) {
-    CU(cudaDeviceSynchronize());
-    CU(cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost));
-}
-
-/* max |g - c| <= tol * max(1, max |c|); prints the worst element when not */
-static int close_to(const char *what, const float *g, const float *c, size_t n, double tol) {
-    double worst = 0, scale = 1;
-    size_t at = 0;
-    for (size_t i = 0; i < n; i++) {
-        scale = fmax(scale, fabs(c[i]));
-        double e = fabs((double)g[i] - c[i]);
-        if (!(e <= worst)) worst = e, at = i; /* NaN counts as worst */
-    }
-    int ok = worst <= tol * scale;
-    if (!ok)
-        fprintf(stderr, "  %s: max error %g at %zu (gpu %.9g, cpu %.9g), allowed %g\n", what, worst,
-                at, g[at], c[at], tol * scale);
-    return ok;
-}
-
-/* the device array d (n) against the CPU result c (n) */
-static int dclose(const char *what, const float *d, const float *c, size_t n, double tol) {
-    float *g = host(n, 0, 0);
-    down(g, d, n);
-    int ok = close_to(what, g, c, n, tol);
-    free(g);
-    return ok;
-}
-
 #define EW  1e-5 /* element-wise */
 #define RED 1e-4 /* reductions */
 
