@@ -98,7 +98,7 @@ tf_status tf_device_plan_max_batch(const tf_config *cfg, const tf_device *dev,
 }
 
 static void mib(FILE *f, const char *what, size_t b) {
-    fprintf(f, "  %-30s %12zu bytes  %10.1f MiB\n", what, b, (double)b / 1048576.0);
+    tf_plan_line(f, 30, what, b);
 }
 
 void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg) {
@@ -116,12 +116,7 @@ void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg
     fprintf(f, "  parameters: %zu (trainable), %zu buffers\n", p->model.n_params,
             p->model.n_buffers);
     fprintf(f, "device (one cudaMalloc per role):\n");
-    mib(f, "parameters", p->model.params);
-    mib(f, "gradients", p->model.grads);
-    mib(f, "bn buffers", p->model.buffers);
-    mib(f, cfg->ema_decay > 0 ? "optimizer (m, v, ema, raw)" : "optimizer (m, v)", p->optimizer);
-    mib(f, "saved activations", p->model.activations);
-    mib(f, "workspace", p->model.workspace);
+    tf_plan_model_lines(f, 30, &p->model, p->optimizer, cfg->ema_decay > 0);
     mib(f, p->ws_chosen ? "  of which cuDNN (chosen)" : "  of which cuDNN (upper bound)",
         p->model.conv_workspace);
     mib(f, "cuFFT (STFT/ISTFT)", p->cufft);

@@ -71,8 +71,21 @@ tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int thread
     return TF_OK;
 }
 
+void tf_plan_line(FILE *f, int width, const char *what, size_t b) {
+    fprintf(f, "  %-*s %12zu bytes  %10.1f MiB\n", width, what, b, (double)b / 1048576.0);
+}
+
+void tf_plan_model_lines(FILE *f, int width, const tf_model_sizes *m, size_t optimizer, int ema) {
+    tf_plan_line(f, width, "parameters", m->params);
+    tf_plan_line(f, width, "gradients", m->grads);
+    tf_plan_line(f, width, "bn buffers", m->buffers);
+    tf_plan_line(f, width, ema ? "optimizer (m, v, ema, raw)" : "optimizer (m, v)", optimizer);
+    tf_plan_line(f, width, "saved activations", m->activations);
+    tf_plan_line(f, width, "workspace", m->workspace);
+}
+
 static void mib(FILE *f, const char *what, size_t b) {
-    fprintf(f, "  %-22s %12zu bytes  %10.1f MiB\n", what, b, (double)b / 1048576.0);
+    tf_plan_line(f, 22, what, b);
 }
 
 void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg) {
@@ -83,12 +96,7 @@ void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg) 
     fprintf(f, "  arithmetic: %s\n", p->model.arithmetic);
     fprintf(f, "  parameters: %zu (trainable), %zu buffers\n", p->model.n_params,
             p->model.n_buffers);
-    mib(f, "parameters", p->model.params);
-    mib(f, "gradients", p->model.grads);
-    mib(f, "bn buffers", p->model.buffers);
-    mib(f, cfg->ema_decay > 0 ? "optimizer (m, v, ema, raw)" : "optimizer (m, v)", p->optimizer);
-    mib(f, "saved activations", p->model.activations);
-    mib(f, "workspace", p->model.workspace);
+    tf_plan_model_lines(f, 22, &p->model, p->optimizer, cfg->ema_decay > 0);
     mib(f, "  of which conv kernels", p->model.conv_workspace);
     mib(f, "loader batches", p->loader);
     mib(f, "validation", p->validation);

@@ -40,6 +40,11 @@ typedef struct {
 tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int threads);
 /* The plan as text into f (the CLI's stderr for `tfswa train`, stdout for `tfswa plan`). */
 void tf_train_plan_print(FILE *f, const tf_train_plan *p, const tf_config *cfg);
+/* One plan line: "  <what padded to width> <bytes> bytes <MiB> MiB". */
+void tf_plan_line(FILE *f, int width, const char *what, size_t bytes);
+/* The model's and optimizer's roles, as every plan prints them: parameters, gradients, bn
+ * buffers, optimizer (with EMA when ema), saved activations, workspace. */
+void tf_plan_model_lines(FILE *f, int width, const tf_model_sizes *m, size_t optimizer, int ema);
 
 /* What a run reports. The library never prints: the caller's callback does (the CLI's
  * cmd_train.c prints each event as a line; metrics.jsonl is written by the run itself).
