@@ -110,9 +110,9 @@ ifneq ($(CUDA),1)
 	@echo "make gpu-tests: the GPU test programs are built by make CUDA=1 gpu-tests" >&2; exit 2
 endif
 
-$(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test.h $(BUILD)/libtfswa.a
+$(BUILD)/tests/gpu/%: tests/gpu/%.c tests/test.h $(THELP_LIB) $(BUILD)/libtfswa.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -MMD -MP -o $@ $< $(BUILD)/libtfswa.a $(PKG_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests -MMD -MP -o $@ $< $(THELP_LIB) $(BUILD)/libtfswa.a $(PKG_LIBS) $(LDLIBS)
 
 # One object set for both libraries: position independent, and every symbol hidden
 # except the TFSWA_API functions of include/tfswa.h; tfswa.map also hides what GCC leaves

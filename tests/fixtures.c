@@ -10,6 +10,7 @@
 #include "optim/optim.h"
 #include "train/ckpt.h"
 #include "train/train.h"
+#include "util/rng.h"
 
 int test_make_small_checkpoint(const char *dir, const char *targets, uint64_t seed,
                                tf_config *out) {
@@ -50,4 +51,23 @@ int test_make_small_checkpoint(const char *dir, const char *targets, uint64_t se
     tf_model_free(m);
     if (out) *out = c;
     return ok;
+}
+
+float *test_rand_floats(size_t n, uint64_t seed) {
+    float *x = malloc(n * sizeof(float) + 1);
+    if (!x) return NULL;
+    tf_rng r;
+    tf_rng_seed(&r, seed, 0, 0, 0);
+    for (size_t i = 0; i < n; i++) x[i] = (float)(2.0 * tf_rng_uniform(&r) - 1.0);
+    return x;
+}
+
+double test_max_rel_err(const float *a, const float *b, size_t n) {
+    double e = 0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= e)) e = d; /* NaN counts as the largest error */
+        if (fabs(b[i]) > m) m = fabs(b[i]);
+    }
+    return e / m;
 }

@@ -9,27 +9,8 @@
 #include <string.h>
 
 #include "nn/kernels.h"
+#include "fixtures.h"
 #include "test.h"
-#include "util/rng.h"
-
-static float *rnd(size_t n, uint64_t seed) {
-    float *x = malloc(n * sizeof(float) + 1);
-    tf_rng r;
-    tf_rng_seed(&r, seed, 0, 0, 0);
-    for (size_t i = 0; i < n; i++) x[i] = (float)(2.0 * tf_rng_uniform(&r) - 1.0);
-    return x;
-}
-
-/* max |a - b| / max |b| */
-static double relerr(const float *a, const float *b, size_t n) {
-    double e = 0, m = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > e) e = d;
-        if (fabs(b[i]) > m) m = fabs(b[i]);
-    }
-    return e / m;
-}
 
 static void *ws_alloc(size_t bytes) {
     return bytes ? aligned_alloc(64, bytes) : NULL;
@@ -49,19 +30,21 @@ static void check_shape(tf_kernels *ref, tf_kernels *dn, shape s, double tol) {
     CHECK(tf_kern_conv2d_add(dn, B, Ci, Co, H, W, k, s.bias, 1, &wd) == TF_OK);
     CHECK(tf_kernels_commit(dn) == TF_OK);
     void *wsr = ws_alloc(wr), *wsd = ws_alloc(wd);
-    float *x = rnd(ni, 1), *w = rnd(nw, 2), *b = s.bias ? rnd((size_t)Co, 3) : NULL;
-    float *dy = rnd(no, 4), *y0 = rnd(no, 5), *y1 = malloc(no * sizeof(float));
+    float *x = test_rand_floats(ni, 1), *w = test_rand_floats(nw, 2),
+          *b = s.bias ? test_rand_floats((size_t)Co, 3) : NULL;
+    float *dy = test_rand_floats(no, 4), *y0 = test_rand_floats(no, 5),
+          *y1 = malloc(no * sizeof(float));
     memcpy(y1, y0, no * sizeof(float));
     tf_kern_conv2d_forward(ref, y0, x, w, b, B, Ci, Co, H, W, k, wsr, wr);
     tf_kern_conv2d_forward(dn, y1, x, w, b, B, Ci, Co, H, W, k, wsd, wd);
     CHECK(tf_kernels_status(dn) == TF_OK);
-    double ef = relerr(y1, y0, no);
+    double ef = test_max_rel_err(y1, y0, no);
     CHECKF(ef < tol, "B%d %d->%d %dx%d k%d bias %d: forward rel err %.3g (tol %.1g)", B, Ci, Co, H,
            W, k, s.bias, ef, tol);
     /* backward: gradients start non-zero, both backends must ADD */
-    float *dx0 = rnd(ni, 6), *dx1 = malloc(ni * sizeof(float));
-    float *dw0 = rnd(nw, 7), *dw1 = malloc(nw * sizeof(float));
-    float *db0 = rnd((size_t)Co, 8), *db1 = malloc((size_t)Co * sizeof(float));
+    float *dx0 = test_rand_floats(ni, 6), *dx1 = malloc(ni * sizeof(float));
+    float *dw0 = test_rand_floats(nw, 7), *dw1 = malloc(nw * sizeof(float));
+    float *db0 = test_rand_floats((size_t)Co, 8), *db1 = malloc((size_t)Co * sizeof(float));
     memcpy(dx1, dx0, ni * sizeof(float));
     memcpy(dw1, dw0, nw * sizeof(float));
     memcpy(db1, db0, (size_t)Co * sizeof(float));
@@ -72,8 +55,8 @@ static void check_shape(tf_kernels *ref, tf_kernels *dn, shape s, double tol) {
     tf_kern_conv2d_backward(dn, dx1, dw1, s.bias ? db1 : NULL, dy, x, w, B, Ci, Co, H, W, k, wsd,
                             wd, 0);
     CHECK(tf_kernels_status(dn) == TF_OK);
-    double ex = relerr(dx1, dx0, ni), ew = relerr(dw1, dw0, nw);
-    double eb = s.bias ? relerr(db1, db0, (size_t)Co) : 0;
+    double ex = test_max_rel_err(dx1, dx0, ni), ew = test_max_rel_err(dw1, dw0, nw);
+    double eb = s.bias ? test_max_rel_err(db1, db0, (size_t)Co) : 0;
     CHECKF(ex < tol && ew < tol && eb < tol,
            "B%d %d->%d %dx%d k%d: backward rel err dinp %.3g dweight %.3g dbias %.3g", B, Ci, Co, H,
            W, k, ex, ew, eb);
@@ -83,7 +66,7 @@ static void check_shape(tf_kernels *ref, tf_kernels *dn, shape s, double tol) {
                             wr, 0);
     tf_kern_conv2d_backward(dn, NULL, dw1, s.bias ? db1 : NULL, dy, x, w, B, Ci, Co, H, W, k, wsd,
                             wd, 0);
-    ew = relerr(dw1, dw0, nw);
+    ew = test_max_rel_err(dw1, dw0, nw);
     CHECKF(ew < tol, "dinp NULL: dweight rel err %.3g", ew);
     CHECK(memcmp(dx1, dx_start, ni * sizeof(float)) == 0);
     /* set_dinp: dinp overwritten; what was there (dx_start, non-zero) must not count */
@@ -92,7 +75,7 @@ static void check_shape(tf_kernels *ref, tf_kernels *dn, shape s, double tol) {
     memcpy(dx1, dx_start, ni * sizeof(float));
     tf_kern_conv2d_backward(dn, dx1, dw1, NULL, dy, x, w, B, Ci, Co, H, W, k, wsd, wd, 1);
     CHECK(tf_kernels_status(dn) == TF_OK);
-    ex = relerr(dx1, dx0, ni);
+    ex = test_max_rel_err(dx1, dx0, ni);
     CHECKF(ex < tol, "set_dinp: dinp rel err %.3g against the ref's sum onto zeros", ex);
     free(x), free(w), free(b), free(dy), free(y0), free(y1), free(dx0), free(dx1), free(dw0);
     free(dw1), free(db0), free(db1), free(dx_start), free(wsr), free(wsd);
@@ -195,14 +178,15 @@ static void test_unlisted_shape(void) {
     CHECK(tf_kernels_commit(dn) == TF_OK);
     CHECK(tf_kernels_n_shapes(dn) == 1);
     void *w = ws_alloc(ws);
-    float *x = rnd(8 * 60 * 60, 1), *wt = rnd(8 * 8 * 9, 2), *b = rnd(8, 3);
+    float *x = test_rand_floats(8 * 60 * 60, 1), *wt = test_rand_floats(8 * 8 * 9, 2),
+          *b = test_rand_floats(8, 3);
     float *y = malloc(8 * 60 * 60 * sizeof(float));
     /* smaller map: fits */
     tf_kern_conv2d_forward(dn, y, x, wt, b, 1, 8, 8, 50, 60, 3, w, ws);
     CHECK(tf_kernels_status(dn) == TF_OK);
     CHECK(tf_kernels_n_shapes(dn) == 2);
     /* larger channel count than planned: refused, not run */
-    float *x2 = rnd(64 * 60 * 60, 4), *w2 = rnd(64 * 64 * 9, 5);
+    float *x2 = test_rand_floats(64 * 60 * 60, 4), *w2 = test_rand_floats(64 * 64 * 9, 5);
     float *y2 = malloc(64 * 60 * 60 * sizeof(float));
     tf_kern_conv2d_forward(dn, y2, x2, w2, NULL, 1, 64, 64, 60, 60, 3, w, ws);
     CHECK(tf_kernels_status(dn) == TF_EINTERNAL);

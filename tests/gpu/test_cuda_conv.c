@@ -15,34 +15,14 @@
 
 #include "cuda/cuda_backend.h"
 #include "nn/kernels.h"
+#include "fixtures.h"
 #include "test.h"
 #include "util/device.h"
-#include "util/rng.h"
 
 #define TOL_FWD 1e-4
 #define TOL_BWD 1e-3
 
 static int g_device = 0;
-
-static float *rnd(size_t n, uint64_t seed) {
-    float *x = malloc(n * sizeof(float) + 1);
-    if (!x) return NULL;
-    tf_rng r;
-    tf_rng_seed(&r, seed, 0, 0, 0);
-    for (size_t i = 0; i < n; i++) x[i] = (float)(2.0 * tf_rng_uniform(&r) - 1.0);
-    return x;
-}
-
-/* max |a - b| / max |b| */
-static double relerr(const float *a, const float *b, size_t n) {
-    double e = 0, m = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d <= e)) e = d; /* NaN counts as the largest error */
-        if (fabs(b[i]) > m) m = fabs(b[i]);
-    }
-    return e / m;
-}
 
 /* device copy of host x (n floats), NULL on failure (reported) */
 static float *dev_copy(const float *x, size_t n) {
@@ -94,9 +74,10 @@ static void check_shape(const shape *s, int set_dinp) {
                  no = (size_t)s->B * s->Cout * hw, nw = (size_t)s->Cout * s->Cin * s->k * s->k,
                  nb = (size_t)s->Cout;
     const uint64_t seed = (uint64_t)(s->B * 131 + s->Cin * 31 + s->Cout * 7 + s->k + s->H);
-    float *x = rnd(ni, seed), *w = rnd(nw, seed + 1), *b = rnd(nb, seed + 2),
-          *dy = rnd(no, seed + 3), *dx0 = rnd(ni, seed + 4), *dw0 = rnd(nw, seed + 5),
-          *db0 = rnd(nb, seed + 6);
+    float *x = test_rand_floats(ni, seed), *w = test_rand_floats(nw, seed + 1),
+          *b = test_rand_floats(nb, seed + 2), *dy = test_rand_floats(no, seed + 3),
+          *dx0 = test_rand_floats(ni, seed + 4), *dw0 = test_rand_floats(nw, seed + 5),
+          *db0 = test_rand_floats(nb, seed + 6);
     float *y_ref = malloc(no * sizeof(float)), *y_gpu = malloc(no * sizeof(float));
     float *dx_ref = malloc(ni * sizeof(float)), *dw_ref = malloc(nw * sizeof(float)),
           *db_ref = malloc(nb * sizeof(float));
@@ -147,7 +128,7 @@ static void check_shape(const shape *s, int set_dinp) {
                            s->W, s->k, ws_gpu, wc);
     CHECKF(tf_kernels_status(kc) == TF_OK, "%s", tf_errmsg());
     CHECK(host_copy(y_gpu, d_y, no) == 0);
-    double ef = relerr(y_gpu, y_ref, no);
+    double ef = test_max_rel_err(y_gpu, y_ref, no);
     CHECKF(ef <= TOL_FWD, "forward rel err %.3g > %g", ef, TOL_FWD);
 
     /* backward: dw += , db += , dx += (set_dinp: =) starting from the same random values */
@@ -161,8 +142,8 @@ static void check_shape(const shape *s, int set_dinp) {
     CHECKF(tf_kernels_status(kc) == TF_OK, "%s", tf_errmsg());
     CHECK(host_copy(dx_gpu, d_dx, ni) == 0 && host_copy(dw_gpu, d_dw, nw) == 0 &&
           host_copy(db_gpu, d_db, nb) == 0);
-    double ex = relerr(dx_gpu, dx_ref, ni), ew = relerr(dw_gpu, dw_ref, nw),
-           eb = s->bias ? relerr(db_gpu, db_ref, nb) : 0;
+    double ex = test_max_rel_err(dx_gpu, dx_ref, ni), ew = test_max_rel_err(dw_gpu, dw_ref, nw),
+           eb = s->bias ? test_max_rel_err(db_gpu, db_ref, nb) : 0;
     CHECKF(ex <= TOL_BWD && ew <= TOL_BWD && eb <= TOL_BWD,
            "backward rel err dinp %.3g dweight %.3g dbias %.3g > %g", ex, ew, eb, TOL_BWD);
     if (!s->bias) /* no dbias asked: untouched */
@@ -198,7 +179,8 @@ static void test_set_dinp_ignores_nan(void) {
     const shape s = {2, 8, 6, 10, 11, 3, 1};
     const size_t ni = (size_t)s.B * s.Cin * s.H * s.W, no = (size_t)s.B * s.Cout * s.H * s.W,
                  nw = (size_t)s.Cout * s.Cin * 9;
-    float *x = rnd(ni, 1), *w = rnd(nw, 2), *dy = rnd(no, 3), *dx = malloc(ni * sizeof(float));
+    float *x = test_rand_floats(ni, 1), *w = test_rand_floats(nw, 2), *dy = test_rand_floats(no, 3),
+          *dx = malloc(ni * sizeof(float));
     float *dx_ref = calloc(ni, sizeof(float)), *dw = calloc(nw, sizeof(float));
     tf_kernels *kr = NULL, *kc = NULL;
     CHECK(x && w && dy && dx && dx_ref && dw);
@@ -224,7 +206,7 @@ static void test_set_dinp_ignores_nan(void) {
                                 3, wsc, wc, 1);
         CHECKF(tf_kernels_status(kc) == TF_OK, "%s", tf_errmsg());
         CHECK(host_copy(dx, d_dx, ni) == 0);
-        double e = relerr(dx, dx_ref, ni);
+        double e = test_max_rel_err(dx, dx_ref, ni);
         CHECKF(e <= TOL_BWD, "set_dinp over NaN: rel err %.3g", e);
     }
     tf_cuda_free(d_x), tf_cuda_free(d_w), tf_cuda_free(d_dy), tf_cuda_free(d_dx);
@@ -242,7 +224,8 @@ static void test_unregistered_and_small_ws(void) {
     const int B = 2, Cin = 24, Cout = 12, H = 20, W = 21;
     const size_t ni = (size_t)B * Cin * H * W, no = (size_t)B * Cout * H * W,
                  nw = (size_t)Cout * Cin * 9;
-    float *x = rnd(ni, 11), *w = rnd(nw, 12), *y = malloc(no * sizeof(float));
+    float *x = test_rand_floats(ni, 11), *w = test_rand_floats(nw, 12),
+          *y = malloc(no * sizeof(float));
     float *d_x = dev_copy(x, ni), *d_w = dev_copy(w, nw), *d_y = dev_copy(NULL, no);
     void *ws = NULL;
     char err[512];
