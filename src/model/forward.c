@@ -303,6 +303,47 @@ static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, in
     return TF_OK;
 }
 
+/* Backward of one half of an RCM, y = conv3x3(gelu(bn(x))) + b (half 1: bn1, conv1;
+ * half 2: bn2, conv2), one batch item at a time: x is slot xs (B, C, H, W), loaded through
+ * the work buffer `load`; dx (B, C, H, W) = d x (overwritten) from dy (B, Co, H, W); the
+ * BN and conv gradients +=. Half 1 also adds the shortcut's part, y' = conv1x1(x), to dx
+ * from dys (B, Co, H, W). */
+static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params *g, int half,
+                              slot_t xs, size_t load, int B, int C, int Co, int H, int W,
+                              const float *dy, float *dx, const float *dys) {
+    layout_t *y = &m->lay;
+    const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float), n = (size_t)B * hw;
+    const size_t ni = (size_t)C * hw, no = (size_t)Co * hw;
+    float *G = WS(m, y->bg), *dG = WS(m, y->bdg), *cw = WS(m, y->convws);
+    float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
+    double *sd = (double *)(void *)WS(m, y->st_sd), *sdx = sd + C;
+    const float *bw = half == 1 ? p->bn1_w : p->bn2_w, *bb = half == 1 ? p->bn1_b : p->bn2_b;
+    const float *w = half == 1 ? p->conv1_w : p->conv2_w;
+    float *gbw = half == 1 ? g->bn1_w : g->bn2_w, *gbb = half == 1 ? g->bn1_b : g->bn2_b;
+    float *gw = half == 1 ? g->conv1_w : g->conv2_w, *gb = half == 1 ? g->conv1_b : g->conv2_b;
+    slot_stats(m, xs, B, C, hw, mu, rs, NULL, NULL);
+    memset(sd, 0, 2 * (size_t)C * sizeof(double));
+    for (int i = 0; i < B; i++) {
+        const float *x = sload(m, item_of(xs, B, i), load);
+        item_bn(m, G, x, mu, rs, bw, bb, C, hw);
+        tf_kern_conv2d_backward(m->kern, dG, gw, gb, dy + i * no, G, w, 1, C, Co, H, W, 3, cw, cwb,
+                                1);
+        item_bn_gelu_grad(m, dx + i * ni, dG, x, mu, rs, bw, bb, C, hw);
+        item_bn_sums(m, sd, sdx, dx + i * ni, x, mu, rs, C, hw);
+    }
+    for (int c = 0; c < C; c++) {
+        gbw[c] += (float)sdx[c];
+        gbb[c] += (float)sd[c];
+    }
+    for (int i = 0; i < B; i++) {
+        const float *x = sload(m, item_of(xs, B, i), load);
+        item_bn_apply(m, dx + i * ni, x, mu, rs, bw, sd, sdx, n, C, hw);
+        if (dys)
+            tf_kern_conv2d_backward(m->kern, dx + i * ni, g->short_w, g->short_b, dys + i * no, x,
+                                    p->short_w, 1, C, Co, H, W, 1, cw, cwb, 0);
+    }
+}
+
 /* Backward of a Conv block whose insides are in the slots (saved or recomputed), one
  * batch item at a time; xs is the block input slot.
  * dout (B, Cout, H, W) is CLOBBERED (scratch); dx (B, Cin, H, W) = the input gradient
@@ -312,14 +353,10 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
                                const slot_t *os) {
     layout_t *y = &m->lay;
     const int R = m->a.nrcm;
-    const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float), n = (size_t)B * hw;
-    float *G = WS(m, y->bg), *dG = WS(m, y->bdg), *E = WS(m, y->E), *cw = WS(m, y->convws);
-    float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
-    double *sd = (double *)(void *)WS(m, y->st_sd);
+    float *E = WS(m, y->E);
     float *dcur = dout;
     for (int r = R - 1; r >= 0; r--) {
         const int ci = r ? Cout : Cin;
-        const size_t no = (size_t)Cout * hw, ni = (size_t)ci * hw;
         const rcm_params *p = &m->rcm_p[blk * R + r];
         const rcm_params *g = &m->rcm_g[blk * R + r];
         const slot_t in = r ? os[r - 1] : xs;
@@ -327,51 +364,10 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         float *other = dcur == dout ? E : dout;
         float *dnext = r ? other : dx;
         float *F = r ? dx : other;
-        double *sdx = sd + Cout;
-        /* second half: out = conv2(gelu(bn2(c1))) + short(in); F = d bn2 output */
-        slot_stats(m, c1s[r], B, Cout, hw, mu, rs, NULL, NULL);
-        memset(sd, 0, 2 * (size_t)Cout * sizeof(double));
-        for (int i = 0; i < B; i++) {
-            const float *c1 = sload(m, item_of(c1s[r], B, i), y->bc);
-            item_bn(m, G, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw);
-            tf_kern_conv2d_backward(m->kern, dG, g->conv2_w, g->conv2_b, dcur + i * no, G,
-                                    p->conv2_w, 1, Cout, Cout, H, W, 3, cw, cwb, 1);
-            float *f = F + i * no;
-            item_bn_gelu_grad(m, f, dG, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw);
-            item_bn_sums(m, sd, sdx, f, c1, mu, rs, Cout, hw);
-        }
-        for (int c = 0; c < Cout; c++) {
-            g->bn2_w[c] += (float)sdx[c];
-            g->bn2_b[c] += (float)sd[c];
-        }
-        for (int i = 0; i < B; i++) {
-            const float *c1 = sload(m, item_of(c1s[r], B, i), y->bc);
-            item_bn_apply(m, F + i * no, c1, mu, rs, p->bn2_w, sd, sdx, n, Cout, hw);
-        }
-        /* first half: c1 = conv1(gelu(bn1(in))); dnext = d in */
-        sdx = sd + ci;
-        slot_stats(m, in, B, ci, hw, mu, rs, NULL, NULL);
-        memset(sd, 0, 2 * (size_t)ci * sizeof(double));
-        for (int i = 0; i < B; i++) {
-            const float *x = sload(m, item_of(in, B, i), y->bx);
-            item_bn(m, G, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw);
-            tf_kern_conv2d_backward(m->kern, dG, g->conv1_w, g->conv1_b, F + i * no, G, p->conv1_w,
-                                    1, ci, Cout, H, W, 3, cw, cwb, 1);
-            float *d = dnext + i * ni;
-            item_bn_gelu_grad(m, d, dG, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw);
-            item_bn_sums(m, sd, sdx, d, x, mu, rs, ci, hw);
-        }
-        for (int c = 0; c < ci; c++) {
-            g->bn1_w[c] += (float)sdx[c];
-            g->bn1_b[c] += (float)sd[c];
-        }
-        for (int i = 0; i < B; i++) {
-            const float *x = sload(m, item_of(in, B, i), y->bx);
-            item_bn_apply(m, dnext + i * ni, x, mu, rs, p->bn1_w, sd, sdx, n, ci, hw);
-            /* + the shortcut's gradient */
-            tf_kern_conv2d_backward(m->kern, dnext + i * ni, g->short_w, g->short_b, dcur + i * no,
-                                    x, p->short_w, 1, ci, Cout, H, W, 1, cw, cwb, 0);
-        }
+        /* second half: out = conv2(gelu(bn2(c1))) + short(in); F = d c1 */
+        rcm_half_backward(m, p, g, 2, c1s[r], y->bc, B, Cout, Cout, H, W, dcur, F, NULL);
+        /* first half: c1 = conv1(gelu(bn1(in))); dnext = d in, with the shortcut's part */
+        rcm_half_backward(m, p, g, 1, in, y->bx, B, ci, Cout, H, W, F, dnext, dcur);
         dcur = dnext;
     }
 }
