@@ -136,11 +136,11 @@ TF_CLONES static void slot_stats(tf_model *m, slot_t s, int B, int C, size_t hw,
         }
         const double var = v / (double)n;
         mean[c] = (float)mu;
-        rstd[c] = (float)(1.0 / sqrt(var + (double)TF_BN_EPS));
+        rstd[c] = tf_bn_rstd(var, TF_BN_EPS);
         if (rm && rv) {
             const double unbiased = n > 1 ? v / (double)(n - 1) : var;
-            rm[c] = (float)((1.0 - TF_BN_MOMENTUM) * rm[c] + TF_BN_MOMENTUM * mu);
-            rv[c] = (float)((1.0 - TF_BN_MOMENTUM) * rv[c] + TF_BN_MOMENTUM * unbiased);
+            rm[c] = tf_bn_running(rm[c], TF_BN_MOMENTUM, mu);
+            rv[c] = tf_bn_running(rv[c], TF_BN_MOMENTUM, unbiased);
         }
     }
 }
@@ -168,7 +168,8 @@ TF_CLONES static void item_bn_gelu_grad(tf_model *m, float *out, const float *dG
         const float *xc = x + o, *dc = dG + o;
         float *oc = out + o;
 #pragma omp simd
-        for (size_t i = 0; i < hw; i++) oc[i] = dc[i] * tf_gelu_grad((xc[i] - mu) * scale + bias);
+        for (size_t i = 0; i < hw; i++)
+            oc[i] = dc[i] * tf_gelu_grad(tf_bn_affine(xc[i], mu, scale, bias));
     }
 }
 
@@ -184,7 +185,7 @@ static void item_bn_sums(tf_model *m, double *sd, double *sdx, const float *d, c
 #pragma omp simd reduction(+ : a, ax)
         for (size_t i = 0; i < hw; i++) {
             a += dc[i];
-            ax += (double)dc[i] * ((xc[i] - mu) * r);
+            ax += tf_bn_dxhat(dc[i], xc[i], mu, r);
         }
         sd[c] += a;
         sdx[c] += ax;
@@ -199,14 +200,12 @@ static void item_bn_apply(tf_model *m, float *d, const float *x, const float *me
 #pragma omp parallel for schedule(static) num_threads(m->threads)
     for (int c = 0; c < C; c++) {
         const float mu = mean[c], r = rstd[c], wc = w[c];
-        const float mg = (float)(wc * sd[c] / (double)n), mgx = (float)(wc * sdx[c] / (double)n);
+        const float mg = tf_bn_mean_grad(wc, sd[c], (double)n);
+        const float mgx = tf_bn_mean_grad(wc, sdx[c], (double)n);
         float *dc = d + (size_t)c * hw;
         const float *xc = x + (size_t)c * hw;
 #pragma omp simd
-        for (size_t i = 0; i < hw; i++) {
-            const float xhat = (xc[i] - mu) * r;
-            dc[i] = r * (dc[i] * wc - mg - xhat * mgx);
-        }
+        for (size_t i = 0; i < hw; i++) dc[i] = tf_bn_backward_dx(dc[i], xc[i], mu, r, wc, mg, mgx);
     }
 }
 
