@@ -35,12 +35,6 @@ int64_t tf_ola_window_frames(const tf_ola_cfg *cfg) {
     return (int64_t)(cfg->batch - 1) * tf_ola_hop(cfg) + cfg->chunk;
 }
 
-size_t tf_ola_plan_bytes(const tf_ola_cfg *cfg) {
-    const size_t L = (size_t)cfg->chunk, S = (size_t)cfg->n_stems, B = (size_t)cfg->batch;
-    const size_t cap = (size_t)tf_ola_window_frames(cfg);
-    return sizeof(float) * (2 * cap + S * 2 * cap + cap + L + B * 2 * L + B * S * 2 * L);
-}
-
 /* the engine's buffers, in floats: in, acc, wsum, w, bmix, bout */
 static void buffer_floats(const tf_ola_cfg *cfg, size_t n[6]) {
     const size_t L = (size_t)cfg->chunk, S = (size_t)cfg->n_stems, B = (size_t)cfg->batch;
@@ -52,6 +46,13 @@ static void buffer_floats(const tf_ola_cfg *cfg, size_t n[6]) {
 #define OLA_ALIGN 64
 static size_t align_up(size_t b) {
     return (b + OLA_ALIGN - 1) / OLA_ALIGN * OLA_ALIGN;
+}
+
+size_t tf_ola_plan_bytes(const tf_ola_cfg *cfg) {
+    size_t n[6], t = 0;
+    buffer_floats(cfg, n);
+    for (int i = 0; i < 6; i++) t += n[i] * sizeof(float);
+    return t;
 }
 
 size_t tf_ola_mem_bytes(const tf_ola_cfg *cfg) {
@@ -105,8 +106,7 @@ tf_status tf_ola_open_in(tf_ola **out, const tf_ola_cfg *cfg, tf_ola_model_fn mo
             }
         }
     }
-    o->bytes = 0;
-    for (int i = 0; i < 6; i++) o->bytes += sizeof(float) * n[i];
+    o->bytes = tf_ola_plan_bytes(cfg);
     const int64_t R = L - o->hop; /* ramp length = overlapping frames */
     for (int64_t i = 0; i < L; i++) {
         double a = (double)(i + 1) / (double)(R + 1), b = (double)(L - i) / (double)(R + 1);

@@ -56,14 +56,6 @@ static tf_status sink(void *ctx, const float *est, int64_t n, int64_t stride) {
     return TF_OK;
 }
 
-size_t tf_val_plan_bytes(const tf_config *cfg, int n_sources) {
-    tf_ola_cfg oc = tf_val_ola_cfg(cfg);
-    const size_t cap = (size_t)tf_ola_window_frames(&oc) + READ_BLOCK, S = (size_t)n_sources;
-    /* the engine + reference FIFO (S, 2, cap) + mixture FIFO (2, cap) + read blocks */
-    return tf_ola_plan_bytes(&oc) + sizeof(float) * (S * 2 * cap + 2 * cap) +
-           sizeof(float) * (size_t)READ_BLOCK * (2 + S * 2);
-}
-
 static size_t al64(size_t b) {
     return (b + 63) / 64 * 64;
 }
@@ -74,6 +66,14 @@ static void val_floats(const tf_config *cfg, int n_sources, size_t n[4]) {
     const size_t cap = (size_t)tf_ola_window_frames(&oc) + READ_BLOCK, S = (size_t)n_sources;
     n[0] = S * 2 * cap, n[1] = 2 * cap, n[2] = 2 * (size_t)READ_BLOCK;
     n[3] = S * 2 * (size_t)READ_BLOCK;
+}
+
+size_t tf_val_plan_bytes(const tf_config *cfg, int n_sources) {
+    tf_ola_cfg oc = tf_val_ola_cfg(cfg);
+    size_t n[4], t = tf_ola_plan_bytes(&oc);
+    val_floats(cfg, n_sources, n);
+    for (int i = 0; i < 4; i++) t += n[i] * sizeof(float);
+    return t;
 }
 
 size_t tf_val_arena_bytes(const tf_config *cfg, int n_sources) {
