@@ -624,7 +624,7 @@ static tf_status backward(tf_model *m, const float *dout) {
             TF_TRY(tf_subband_merge_backward(yr, om, 1, 2, Fb, T, K));
             tf_copy_corner(dz + (size_t)s * 2 * K * hw, Fp, Tp, yr, y->Fs, T, (size_t)2 * K);
         }
-        const float *z = sload(m, item_of(y->z, B, b), y->zli);
+        const float *z = sload(m, item_of(y->z, B, b), y->zi);
         if (a->output == TF_OUT_MASK) {
             const float *x0 = sload(m, item_of(y->enc_in[0], B, b), y->x0i);
 #pragma omp parallel for schedule(static)

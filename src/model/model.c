@@ -442,9 +442,8 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     if (bf) {
         y->wx = bump(&v, b * a->cin * hwp);
         y->hin = bump(&v, (size_t)a->ch[0] * hwp);
-        y->x0i = bump(&v, (size_t)a->cin * hwp);
-        y->zi = bump(&v, nzi);
-        y->zli = bump(&v, nzi);
+        if (a->output == TF_OUT_MASK) y->x0i = bump(&v, (size_t)a->cin * hwp);
+        y->zi = bump(&v, nzi); /* z before its store (forward), its load (backward) */
     }
     y->dzi = bump(&v, nzi);
     size_t rend = v;

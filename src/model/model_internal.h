@@ -71,7 +71,7 @@ typedef struct {
     size_t spec_re, spec_im, mag_in; /* io: (B*2, Fb, T) */
     size_t om, oyr, oyi;             /* io: (2, Fb, T) of one (item, target) */
     size_t wx;                       /* io, bf16: x0 (B, 2K, Fp, Tp) before its store */
-    size_t hin, x0i, zi, zli, dzi;   /* io, item: head input, x0, z (+ bf16 load), dz */
+    size_t hin, x0i, zi, dzi;        /* io, item (bf16 loads): head input, x0 (mask), z; dz */
     size_t fx, fa, fc, fo, ft, fp;   /* fwd, item: in load, BN/GELU out, c1, out, shortcut,
                                         the block output's pooled/upsampled copy */
     size_t bx, bc, bg, bdg, E;       /* bwd: item in/c1 loads, GELU out, its gradient;
