@@ -167,6 +167,52 @@ int tf_cuda_scale(float *g, size_t n, float scale, void *stream);
 /* tf_ema_update: ema (n) = decay * ema + (1 - decay) * params (n) */
 int tf_cuda_ema_update(float *ema, const float *params, size_t n, float decay, void *stream);
 
+/* ------------------------------- model glue (model/forward.c, dsp/stft.h, dsp/subband.c) */
+/* y (n) += x (n) */
+int tf_cuda_add(float *y, const float *x, size_t n, void *stream);
+/* out (n) = a (n) + b (n); out may alias a or b */
+int tf_cuda_add2(float *out, const float *a, const float *b, size_t n, void *stream);
+/* dst (B, Cd, hw) channels [c0, c0 + Cs) = src (B, Cs, hw) (the other channels untouched) */
+int tf_cuda_copy_channels(float *dst, int Cd, int c0, const float *src, int B, int Cs, size_t hw,
+                          void *stream);
+/* tf_magphase: mag = |X|, (pr, pi) = X / |X| (1 + 0i where |X| == 0), all (n); any output
+ * may be NULL to skip it */
+int tf_cuda_magphase(float *mag, float *pr, float *pi, const float *re, const float *im, size_t n,
+                     void *stream);
+/* tf_combine_forward for S targets sharing one phase: yr, yi (B, S, n) = mag (B, S, n) *
+ * (pr, pi) (B, n) (written) */
+int tf_cuda_combine_forward(float *yr, float *yi, const float *mag, const float *pr,
+                            const float *pi, int B, int S, size_t n, void *stream);
+/* tf_combine_backward, the same broadcast: dmag (B, S, n) += pr * dyr + pi * dyi */
+int tf_cuda_combine_backward(float *dmag, const float *dyr, const float *dyi, const float *pr,
+                             const float *pi, int B, int S, size_t n, void *stream);
+/* tf_subband_split / _split_backward / _merge / _merge_backward (dsp/stft.h): the same
+ * shapes and the same write (=) or accumulate (+=) conventions; K >= 1 and (F - 1) % K == 0
+ * (the caller checks) */
+int tf_cuda_subband_split(float *out, const float *inp, int B, int C, int F, int T, int K,
+                          void *stream);
+int tf_cuda_subband_split_backward(float *dinp, const float *dout, int B, int C, int F, int T,
+                                   int K, void *stream);
+int tf_cuda_subband_merge(float *out, const float *inp, int B, int C, int F, int T, int K,
+                          void *stream);
+int tf_cuda_subband_merge_backward(float *dinp, const float *dout, int B, int C, int F, int T,
+                                   int K, void *stream);
+/* tf_copy_corner (model/model_internal.h): dst (R, Fd, Td) = the top-left corner of src
+ * (R, Fsrc, Tsrc), the rest of dst 0 */
+int tf_cuda_copy_corner(float *dst, int Fd, int Td, const float *src, int Fsrc, int Tsrc, size_t R,
+                        void *stream);
+/* The head's output activation of forward.c, whole batch: h (B, S, K2, Fs, T) (written) =
+ * act(z cropped), z (B, S*K2, Fp, Tp), channel s*K2 + c of item b cropped to (Fs, T);
+ * act = ReLU when x0 is NULL, else x0[b, c] / (1 + expf(-z)) with x0 (B, K2, Fp, Tp)
+ * cropped the same way (the mask output). Fs <= Fp, T <= Tp. */
+int tf_cuda_head_forward(float *h, const float *z, const float *x0, int B, int S, int K2, int Fs,
+                         int T, int Fp, int Tp, void *stream);
+/* Its backward: dz (B, S*K2, Fp, Tp) (written) = act'(z) * dh (B, S, K2, Fs, T) zero-padded
+ * to (Fp, Tp): ReLU: dh where z > 0, else 0; mask: dh * x0 * sg * (1 - sg), sg the sigmoid
+ * of z, as forward.c's backward computes it. */
+int tf_cuda_head_backward(float *dz, const float *dh, const float *z, const float *x0, int B, int S,
+                          int K2, int Fs, int T, int Fp, int Tp, void *stream);
+
 #ifdef __cplusplus
 }
 #endif
