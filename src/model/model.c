@@ -633,39 +633,85 @@ tf_status tf_model_plan_kern(tf_model_sizes *out, const tf_model_config *cfg, in
 
 /* ---------------------------------------------------------------------- create */
 
-static void resolve_pointers(tf_model *m) {
-    const tf_arch *a = &m->a;
+/* Pointers of every block into (params, grads, buffers) from the build-order table. */
+static void resolve_into(tf_param_map *pm, const tf_arch *a, float *params, float *grads,
+                         float *buffers) {
+    const tf_param_info *info = pm->build;
     size_t k = 0;
     int nconv = 2 * a->L * a->nrcm;
     for (int blk = 0; blk < nconv; blk++) {
-        rcm_params *p = &m->rcm_p[blk], *g = &m->rcm_g[blk];
-        rcm_buffers *bu = &m->rcm_b[blk];
+        rcm_params *p = &pm->rcm_p[blk], *g = &pm->rcm_g[blk];
+        rcm_buffers *bu = &pm->rcm_b[blk];
         float **pf[10] = {&p->bn1_w, &p->bn1_b,   &p->conv1_w, &p->conv1_b, &p->bn2_w,
                           &p->bn2_b, &p->conv2_w, &p->conv2_b, &p->short_w, &p->short_b};
         float **gf[10] = {&g->bn1_w, &g->bn1_b,   &g->conv1_w, &g->conv1_b, &g->bn2_w,
                           &g->bn2_b, &g->conv2_w, &g->conv2_b, &g->short_w, &g->short_b};
         for (int q = 0; q < 10; q++, k++) {
-            *pf[q] = m->params + m->info[k].offset;
-            *gf[q] = m->grads ? m->grads + m->info[k].offset : NULL;
+            *pf[q] = params + info[k].offset;
+            *gf[q] = grads ? grads + info[k].offset : NULL;
         }
-        bu->rm1 = m->buffers + m->info[k++].offset;
-        bu->rv1 = m->buffers + m->info[k++].offset;
-        bu->rm2 = m->buffers + m->info[k++].offset;
-        bu->rv2 = m->buffers + m->info[k++].offset;
+        bu->rm1 = buffers + info[k++].offset;
+        bu->rv1 = buffers + info[k++].offset;
+        bu->rm2 = buffers + info[k++].offset;
+        bu->rv2 = buffers + info[k++].offset;
         /* encoder blocks come first, then the TFSWA tblocks, then the decoder */
         if (blk == a->L * a->nrcm - 1) {
             for (int b = 0; b < a->nblk; b++)
                 for (int s = 0; s < 4; s++) {
-                    m->tb_off[b * 4 + s] = m->info[k].offset;
+                    pm->tb_off[b * 4 + s] = info[k].offset;
                     k += s < 2 ? 12 : 13;
                 }
         }
     }
-    m->head_w = m->params + m->info[k].offset;
-    m->ghead_w = m->grads ? m->grads + m->info[k].offset : NULL;
+    pm->head_w = params + info[k].offset;
+    pm->ghead_w = grads ? grads + info[k].offset : NULL;
     k++;
-    m->head_b = m->params + m->info[k].offset;
-    m->ghead_b = m->grads ? m->grads + m->info[k].offset : NULL;
+    pm->head_b = params + info[k].offset;
+    pm->ghead_b = grads ? grads + info[k].offset : NULL;
+}
+
+tf_status tf_param_map_create(tf_param_map *pm, const tf_arch *a) {
+    memset(pm, 0, sizeof *pm);
+    table_b tb = {0};
+    build_table(&tb, a);
+    pm->n_tensors = tb.n;
+    const int nconv = 2 * a->L * a->nrcm;
+    pm->info = tf_calloc(tb.n, sizeof *pm->info, "parameter table");
+    pm->build = tf_calloc(tb.n, sizeof *pm->build, "parameter table");
+    pm->rcm_p = tf_calloc((size_t)nconv, sizeof *pm->rcm_p, "parameter table");
+    pm->rcm_g = tf_calloc((size_t)nconv, sizeof *pm->rcm_g, "parameter table");
+    pm->rcm_b = tf_calloc((size_t)nconv, sizeof *pm->rcm_b, "parameter table");
+    pm->tb_off = tf_calloc((size_t)a->nblk * 4 + 1, sizeof *pm->tb_off, "parameter table");
+    if (!pm->info || !pm->build || !pm->rcm_p || !pm->rcm_g || !pm->rcm_b || !pm->tb_off) {
+        tf_param_map_free(pm);
+        return TF_EINTERNAL;
+    }
+    tb = (table_b){pm->build, 0, 0, 0};
+    build_table(&tb, a);
+    pm->n_params = tb.np;
+    pm->n_buffers = tb.nb;
+    /* parameters first in the table order of tf_model_tensor: buffers at the end */
+    size_t w = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < tb.n; i++)
+            if (pm->build[i].is_buffer == pass) pm->info[w++] = pm->build[i];
+    for (size_t i = 0; i < tb.n; i++) pm->n_param_tensors += !pm->build[i].is_buffer;
+    return TF_OK;
+}
+
+void tf_param_map_point(tf_param_map *pm, const tf_arch *a, float *params, float *grads,
+                        float *buffers) {
+    resolve_into(pm, a, params, grads, buffers);
+}
+
+void tf_param_map_free(tf_param_map *pm) {
+    free(pm->info);
+    free(pm->build);
+    free(pm->rcm_p);
+    free(pm->rcm_g);
+    free(pm->rcm_b);
+    free(pm->tb_off);
+    memset(pm, 0, sizeof *pm);
 }
 
 tf_status tf_model_create(tf_model **out, const tf_model_config *cfg, int batch, int64_t frames,
@@ -686,37 +732,19 @@ tf_status tf_model_create_mode(tf_model **out, const tf_model_config *cfg, int b
     if ((s = plan_with(&m->plan, cfg, batch, frames, threads, mode, m->kern)) != TF_OK) goto fail;
     m->mode = mode;
     m->threads = m->plan.threads;
-    table_b tb = {0};
-    build_table(&tb, &m->a);
-    m->n_tensors = tb.n;
-    m->info = tf_calloc(tb.n, sizeof *m->info, "parameter table");
-    int nconv = 2 * m->a.L * m->a.nrcm;
-    m->rcm_p = tf_calloc((size_t)nconv, sizeof *m->rcm_p, "parameter table");
-    m->rcm_g = tf_calloc((size_t)nconv, sizeof *m->rcm_g, "parameter table");
-    m->rcm_b = tf_calloc((size_t)nconv, sizeof *m->rcm_b, "parameter table");
-    m->tb_off = tf_calloc((size_t)m->a.nblk * 4 + 1, sizeof *m->tb_off, "parameter table");
-    if (!m->info || !m->rcm_p || !m->rcm_g || !m->rcm_b || !m->tb_off) {
-        s = TF_EINTERNAL;
-        goto fail;
-    }
-    tb = (table_b){m->info, 0, 0, 0};
-    build_table(&tb, &m->a);
-    m->n_params = tb.np;
-    m->n_buffers = tb.nb;
-    /* parameters first in the table order of tf_model_tensor: move buffers to the end */
+    tf_param_map pm;
+    if ((s = tf_param_map_create(&pm, &m->a)) != TF_OK) goto fail;
+    /* the model owns the table and the pointer arrays from here */
+    m->n_tensors = pm.n_tensors;
+    m->n_param_tensors = pm.n_param_tensors;
+    m->n_params = pm.n_params;
+    m->n_buffers = pm.n_buffers;
+    m->info = pm.info;
+    m->rcm_p = pm.rcm_p;
+    m->rcm_g = pm.rcm_g;
+    m->rcm_b = pm.rcm_b;
+    m->tb_off = pm.tb_off;
     {
-        size_t w = 0;
-        tf_param_info *tmp = tf_malloc(tb.n * sizeof *tmp, "parameter table");
-        if (!tmp) {
-            s = TF_EINTERNAL;
-            goto fail;
-        }
-        for (int pass = 0; pass < 2; pass++)
-            for (size_t i = 0; i < tb.n; i++)
-                if (m->info[i].is_buffer == pass) tmp[w++] = m->info[i];
-        m->n_param_tensors = 0;
-        for (size_t i = 0; i < tb.n; i++) m->n_param_tensors += !m->info[i].is_buffer;
-        /* pointers are resolved in build order, then m->info becomes the sorted table */
         const size_t arena = m->plan.activations + m->plan.workspace;
         m->params = tf_malloc(m->plan.params ? m->plan.params : 4, "parameters");
         if (mode == TF_MODEL_TRAIN)
@@ -727,13 +755,16 @@ tf_status tf_model_create_mode(tf_model **out, const tf_model_config *cfg, int b
         if (mode == TF_MODEL_TRAIN) m->acts = m->arena;
         m->work = m->arena ? m->arena + m->plan.activations : NULL;
         if (!m->params || (mode == TF_MODEL_TRAIN && !m->grads) || !m->buffers || !m->arena) {
-            free(tmp);
+            free(pm.build);
             s = TF_EINTERNAL;
             goto fail;
         }
-        resolve_pointers(m);
-        memcpy(m->info, tmp, tb.n * sizeof *tmp);
-        free(tmp);
+        tf_param_map_point(&pm, &m->a, m->params, m->grads, m->buffers);
+        m->head_w = pm.head_w;
+        m->head_b = pm.head_b;
+        m->ghead_w = pm.ghead_w;
+        m->ghead_b = pm.ghead_b;
+        free(pm.build);
     }
     tf_stft *st = NULL;
     if ((s = tf_stft_create(&st, m->a.n_fft, m->a.hop)) != TF_OK) goto fail;

@@ -48,6 +48,24 @@ typedef struct {
     size_t bytes;               /* total */
 } evlay_t;
 
+/* The parameter table of an architecture and the pointers of every layer into flat
+ * (params, grads, buffers) blocks: tf_model's own (host) blocks, or the device model's
+ * (src/cuda/dmodel.c), with the same offsets. */
+typedef struct {
+    tf_param_info *info;  /* sorted: parameters, then buffers (tf_model_tensor's order) */
+    tf_param_info *build; /* the same entries in build order */
+    size_t n_tensors, n_param_tensors, n_params, n_buffers; /* n_params, n_buffers: floats */
+    rcm_params *rcm_p, *rcm_g;                              /* [(enc l | dec j) * nrcm + r] */
+    rcm_buffers *rcm_b;
+    size_t *tb_off; /* [b*4 + sub]: float offset of that tblock's params */
+    float *head_w, *head_b, *ghead_w, *ghead_b;
+} tf_param_map;
+tf_status tf_param_map_create(tf_param_map *pm, const tf_arch *a);
+/* grads may be NULL (the g pointers are then NULL) */
+void tf_param_map_point(tf_param_map *pm, const tf_arch *a, float *params, float *grads,
+                        float *buffers);
+void tf_param_map_free(tf_param_map *pm);
+
 /* Byte offsets of every saved tensor and workspace buffer for one (B, N). */
 typedef struct {
     int B;
