@@ -48,6 +48,7 @@ ifeq ($(CUDA),1)
   BUILD   := $(BUILD)-cuda
   CFLAGS  += -DTFSWA_CUDA=1
   CU_SRC  := $(sort $(wildcard src/cuda/*.cu))
+  CFLAGS  += -isystem $(CUDA_HOME)/include
   NVCC_ARCH := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
     -gencode arch=compute_90,code=compute_90
   NVCCFLAGS ?= -O2 -g
@@ -68,6 +69,10 @@ DESTDIR ?=
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC))
+# src/cuda/*.c: host code that calls the CUDA runtime (the device model): CUDA builds only
+ifneq ($(CUDA),1)
+  LIB_SRC := $(filter-out src/cuda/%,$(LIB_SRC))
+endif
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 # tests/*.c that are not tests: harness code shared by tests and tools (not the library)

@@ -1,0 +1,584 @@
+/* TFSWA-ResUNet training forward and backward on a CUDA device (see dmodel.h). The graph
+ * is model/forward.c's, step by step, with the whole batch in each launch. */
+#include "cuda/dmodel.h"
+
+#include <cuda_runtime_api.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/blas.h"
+#include "cuda/elem.h"
+#include "cuda/fft.h"
+#include "cuda/tblock.h"
+#include "dsp/stft.h"
+#include "model/model_internal.h"
+#include "nn/attn.h"
+
+#define TF_DM_EPS      1e-5f /* TF_BN_EPS */
+#define TF_DM_MOMENTUM 0.1f  /* TF_BN_MOMENTUM */
+
+struct tf_dmodel {
+    tf_arch a;
+    tf_dlay y;
+    tf_param_map pm; /* pointers into the device blocks */
+    float *params, *grads, *buffers, *acts, *work;
+    size_t bytes_params, bytes_acts, bytes_work, bytes_fft;
+    tf_kernels *kern;
+    tf_cuda_blas *blas;
+    tf_cuda_stft *fft;
+    int have_fwd;
+    int B; /* of the last forward */
+};
+
+/* ------------------------------------------------------------------ error plumbing */
+
+static tf_status cuda_fail(const char *what, int code) {
+    return tf_err(TF_EINTERNAL, "cuda device model: %s failed (%s)", what,
+                  cudaGetErrorString((cudaError_t)code));
+}
+
+/* a launcher's return value (its cudaError_t) */
+#define LAUNCH(what, call)                                                                         \
+    do {                                                                                           \
+        int rc_ = (call);                                                                          \
+        if (rc_) return cuda_fail(what, rc_);                                                      \
+    } while (0)
+/* a cuBLAS-side launcher (1 = failure, message in the handle) */
+#define BLAS(what, call)                                                                           \
+    do {                                                                                           \
+        if (call)                                                                                  \
+            return tf_err(TF_EINTERNAL, "cuda device model: %s: %s", what,                         \
+                          tf_cuda_blas_error(d->blas));                                            \
+    } while (0)
+#define FFT(what, call)                                                                            \
+    do {                                                                                           \
+        if (call)                                                                                  \
+            return tf_err(TF_EINTERNAL, "cuda device model: %s: %s", what,                         \
+                          tf_cuda_stft_error(d->fft));                                             \
+    } while (0)
+
+static tf_status zero(float *p, size_t n) {
+    cudaError_t e = cudaMemsetAsync(p, 0, n * sizeof(float), 0);
+    return e == cudaSuccess ? TF_OK : cuda_fail("cudaMemsetAsync", e);
+}
+
+static float *W(tf_dmodel *d, size_t off) {
+    return d->work + off;
+}
+static float *A(tf_dmodel *d, size_t off) {
+    return d->acts + off;
+}
+
+/* ---------------------------------------------------------------------- life cycle */
+
+static tf_status dalloc(float **p, size_t bytes, const char *what) {
+    cudaError_t e = cudaMalloc((void **)p, bytes ? bytes : 256);
+    if (e != cudaSuccess) {
+        *p = NULL;
+        return tf_err(TF_EUSER, "cuda device model: cudaMalloc of %zu bytes (%s) failed: %s", bytes,
+                      what, cudaGetErrorString(e));
+    }
+    return TF_OK;
+}
+
+tf_status tf_dmodel_create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_kernels *kern,
+                           const void *stft) {
+    *out = NULL;
+    tf_dmodel *d = tf_calloc(1, sizeof *d, "device model");
+    if (!d) return TF_EINTERNAL;
+    d->a = *a;
+    d->kern = kern;
+    tf_status s = tf_dlayout(&d->y, a, B, N, kern);
+    if (s != TF_OK) goto fail;
+    if ((s = tf_param_map_create(&d->pm, a)) != TF_OK) goto fail;
+    d->bytes_params = d->pm.n_params * sizeof(float);
+    d->bytes_acts = d->y.act_floats * sizeof(float);
+    d->bytes_work = d->y.work_floats * sizeof(float);
+    if ((s = dalloc(&d->params, d->bytes_params, "parameters")) != TF_OK ||
+        (s = dalloc(&d->grads, d->bytes_params, "gradients")) != TF_OK ||
+        (s = dalloc(&d->buffers, d->pm.n_buffers * sizeof(float), "BatchNorm buffers")) != TF_OK ||
+        (s = dalloc(&d->acts, d->bytes_acts, "saved activations")) != TF_OK ||
+        (s = dalloc(&d->work, d->bytes_work, "workspace")) != TF_OK)
+        goto fail;
+    tf_param_map_point(&d->pm, a, d->params, d->grads, d->buffers);
+    if (cudaMemset(d->params, 0, d->bytes_params) != cudaSuccess ||
+        cudaMemset(d->grads, 0, d->bytes_params) != cudaSuccess ||
+        cudaMemset(d->buffers, 0, d->pm.n_buffers * sizeof(float)) != cudaSuccess) {
+        s = tf_err(TF_EINTERNAL, "cuda device model: cudaMemset failed");
+        goto fail;
+    }
+    char err[256] = "";
+    if (tf_cuda_blas_create(&d->blas, NULL, 0, err, sizeof err)) {
+        s = tf_err(TF_EINTERNAL, "cuda device model: %s", err);
+        goto fail;
+    }
+    /* one STFT object for the input (2B signals) and the output (2BS signals) */
+    if (tf_cuda_stft_create(&d->fft, (const tf_stft *)stft,
+                            2 * B * a->S > 2 * B ? 2 * B * a->S : 2 * B, N, NULL, err,
+                            sizeof err)) {
+        s = tf_err(TF_EINTERNAL, "cuda device model: %s", err);
+        goto fail;
+    }
+    size_t pb = 0, bb = 0;
+    tf_cuda_stft_sizes(d->fft, &pb, &bb);
+    d->bytes_fft = pb + bb;
+    if (a->nblk > 0) {
+        const tf_dlay *y = &d->y;
+        const int Ls = a->wt * a->wf, Hb = y->H[a->L], Wb = y->W[a->L], C = a->ch[a->L - 1];
+        const int Ns[4] = {B * Hb, B * Wb, B * y->nW, B * y->nW}, Lq[4] = {Wb, Hb, Ls, Ls};
+        for (int q = 0; q < 4; q++)
+            if (tf_cuda_tblock_workspace_floats(Ns[q], Lq[q], C, a->heads, a->hidden) > y->n_tbws) {
+                s = tf_err(TF_EINTERNAL, "cuda device model: the transformer block needs more "
+                                         "workspace than model/dlayout.c plans");
+                goto fail;
+            }
+        /* the Swin relative-position index and shift mask are constants of the shape */
+        int *idx = malloc((size_t)Ls * Ls * sizeof *idx);
+        float *mask = malloc((size_t)y->nW * Ls * Ls * sizeof *mask);
+        if (!idx || !mask) {
+            free(idx);
+            free(mask);
+            s = tf_err(TF_EINTERNAL, "out of memory (Swin mask)");
+            goto fail;
+        }
+        if ((s = tf_swin_check_dims(Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2)) == TF_OK) {
+            tf_swin_relpos_index(idx, a->wt, a->wf);
+            tf_swin_attn_mask(mask, Wb, Hb, a->wt, a->wf, a->wt / 2, a->wf / 2);
+            if (cudaMemcpy(W(d, y->relidx), idx, (size_t)Ls * Ls * sizeof *idx,
+                           cudaMemcpyHostToDevice) != cudaSuccess ||
+                cudaMemcpy(W(d, y->mask), mask, (size_t)y->nW * Ls * Ls * sizeof *mask,
+                           cudaMemcpyHostToDevice) != cudaSuccess)
+                s = tf_err(TF_EINTERNAL, "cuda device model: cudaMemcpy failed");
+        }
+        free(idx);
+        free(mask);
+        if (s != TF_OK) goto fail;
+    }
+    if ((s = tf_kernels_commit(kern)) != TF_OK) goto fail;
+    *out = d;
+    return TF_OK;
+fail:
+    tf_dmodel_free(d);
+    return s;
+}
+
+void tf_dmodel_free(tf_dmodel *d) {
+    if (!d) return;
+    tf_cuda_stft_destroy(d->fft);
+    tf_cuda_blas_destroy(d->blas);
+    cudaFree(d->params);
+    cudaFree(d->grads);
+    cudaFree(d->buffers);
+    cudaFree(d->acts);
+    cudaFree(d->work);
+    tf_param_map_free(&d->pm);
+    free(d);
+}
+
+const tf_dlay *tf_dmodel_layout(const tf_dmodel *d) {
+    return &d->y;
+}
+float *tf_dmodel_params(tf_dmodel *d) {
+    return d->params;
+}
+float *tf_dmodel_grads(tf_dmodel *d) {
+    return d->grads;
+}
+float *tf_dmodel_buffers(tf_dmodel *d) {
+    return d->buffers;
+}
+size_t tf_dmodel_n_params(const tf_dmodel *d) {
+    return d->pm.n_params;
+}
+size_t tf_dmodel_n_buffers(const tf_dmodel *d) {
+    return d->pm.n_buffers;
+}
+void tf_dmodel_bytes(const tf_dmodel *d, size_t *params, size_t *acts, size_t *work, size_t *fft) {
+    if (params) *params = 2 * d->bytes_params + d->pm.n_buffers * sizeof(float);
+    if (acts) *acts = d->bytes_acts;
+    if (work) *work = d->bytes_work;
+    if (fft) *fft = d->bytes_fft;
+}
+
+tf_status tf_dmodel_zero_grad(tf_dmodel *d) {
+    return zero(d->grads, d->pm.n_params);
+}
+
+/* ---------------------------------------------------------------------- conv block */
+
+static tf_status kern_status(tf_dmodel *d) {
+    return tf_kernels_status(d->kern);
+}
+
+static void conv_fwd(tf_dmodel *d, float *out, const float *in, const float *w, const float *b,
+                     int B, int ci, int co, int H, int Wd, int k) {
+    tf_kern_conv2d_forward(d->kern, out, in, w, b, B, ci, co, H, Wd, k, W(d, d->y.convws),
+                           d->y.n_convws * sizeof(float));
+}
+
+static void conv_bwd(tf_dmodel *d, float *dx, float *dw, float *db, const float *dy, const float *x,
+                     const float *w, int B, int ci, int co, int H, int Wd, int k, int set) {
+    tf_kern_conv2d_backward(d->kern, dx, dw, db, dy, x, w, B, ci, co, H, Wd, k, W(d, d->y.convws),
+                            d->y.n_convws * sizeof(float), set);
+}
+
+/* One Conv block: input x (B, Cin, H, W); the insides to c1[r], o[r] (r < R-1); the output
+ * (B, Cout, H, W) to out. Batch statistics; the running statistics updated. */
+static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B, int Cin, int Cout,
+                                   int H, int Wd, const size_t *c1, const size_t *o, float *out) {
+    const tf_dlay *y = &d->y;
+    const int R = d->a.nrcm;
+    const size_t n = (size_t)B * Cout * H * Wd;
+    float *Y = W(d, y->Y), *T = W(d, y->Tb), *mu = W(d, y->mean), *rs = W(d, y->rstd);
+    for (int r = 0; r < R; r++) {
+        const int ci = r ? Cout : Cin;
+        const rcm_params *p = &d->pm.rcm_p[blk * R + r];
+        rcm_buffers *bu = &d->pm.rcm_b[blk * R + r];
+        const float *in = r ? A(d, o[r - 1]) : x;
+        float *c1r = A(d, c1[r]);
+        float *outr = r < R - 1 ? A(d, o[r]) : out;
+        LAUNCH("bn1",
+               tf_cuda_batchnorm2d_forward(Y, mu, rs, bu->rm1, bu->rv1, in, p->bn1_w, p->bn1_b, B,
+                                           ci, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
+        conv_fwd(d, c1r, Y, p->conv1_w, p->conv1_b, B, ci, Cout, H, Wd, 3);
+        LAUNCH("bn2",
+               tf_cuda_batchnorm2d_forward(Y, mu, rs, bu->rm2, bu->rv2, c1r, p->bn2_w, p->bn2_b, B,
+                                           Cout, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
+        conv_fwd(d, outr, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, Wd, 3);
+        conv_fwd(d, T, in, p->short_w, p->short_b, B, ci, Cout, H, Wd, 1);
+        LAUNCH("shortcut add", tf_cuda_add(outr, T, n, NULL));
+    }
+    return kern_status(d);
+}
+
+/* Backward of y = conv3x3(gelu(bn(x))) + b (half 1: bn1, conv1; half 2: bn2, conv2), x (B,
+ * C, H, W): dx (B, C, H, W) += d x from dy (B, Co, H, W); half 1 also adds the shortcut's
+ * part y' = conv1x1(x) from dys. The BN output is recomputed with the batch statistics. */
+static tf_status rcm_half_backward(tf_dmodel *d, const rcm_params *p, const rcm_params *g, int half,
+                                   const float *x, int B, int C, int Co, int H, int Wd,
+                                   const float *dy, float *dx, const float *dys) {
+    const tf_dlay *y = &d->y;
+    const size_t n = (size_t)B * C * H * Wd;
+    float *Y = W(d, y->Y), *G = W(d, y->G), *dG = W(d, y->dG), *dY = W(d, y->dY);
+    float *mu = W(d, y->mean), *rs = W(d, y->rstd);
+    const float *bw = half == 1 ? p->bn1_w : p->bn2_w, *bb = half == 1 ? p->bn1_b : p->bn2_b;
+    const float *w = half == 1 ? p->conv1_w : p->conv2_w;
+    float *gbw = half == 1 ? g->bn1_w : g->bn2_w, *gbb = half == 1 ? g->bn1_b : g->bn2_b;
+    float *gw = half == 1 ? g->conv1_w : g->conv2_w, *gb = half == 1 ? g->conv1_b : g->conv2_b;
+    LAUNCH("bn recompute", tf_cuda_batchnorm2d_forward(Y, mu, rs, NULL, NULL, x, bw, bb, B, C, H,
+                                                       Wd, TF_DM_MOMENTUM, TF_DM_EPS, 0, NULL));
+    LAUNCH("gelu recompute", tf_cuda_gelu_forward(G, Y, n, NULL));
+    conv_bwd(d, dG, gw, gb, dy, G, w, B, C, Co, H, Wd, 3, 1);
+    TF_TRY(zero(dY, n));
+    LAUNCH("gelu backward", tf_cuda_gelu_backward(dY, dG, Y, n, NULL));
+    LAUNCH("bn backward",
+           tf_cuda_batchnorm2d_backward(dx, gbw, gbb, dY, x, bw, mu, rs, B, C, H, Wd, NULL));
+    if (dys) conv_bwd(d, dx, g->short_w, g->short_b, dys, x, p->short_w, B, C, Co, H, Wd, 1, 0);
+    return kern_status(d);
+}
+
+/* Backward of a Conv block (input x, insides c1[r], o[r]): dout (B, Cout, H, W) is
+ * CLOBBERED; dx (B, Cin, H, W) = the input gradient (overwritten), scratch before that: it
+ * holds B x max(Cin, Cout) x H x W. */
+static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float *dout, float *dx,
+                                    int B, int Cin, int Cout, int H, int Wd, const size_t *c1,
+                                    const size_t *o) {
+    const int R = d->a.nrcm;
+    float *E = W(d, d->y.E), *dcur = dout;
+    for (int r = R - 1; r >= 0; r--) {
+        const int ci = r ? Cout : Cin;
+        const rcm_params *p = &d->pm.rcm_p[blk * R + r], *g = &d->pm.rcm_g[blk * R + r];
+        const float *in = r ? A(d, o[r - 1]) : x;
+        float *other = dcur == dout ? E : dout;
+        float *dnext = r ? other : dx;
+        float *F = r ? dx : other;
+        TF_TRY(zero(F, (size_t)B * Cout * H * Wd));
+        TF_TRY(rcm_half_backward(d, p, g, 2, A(d, c1[r]), B, Cout, Cout, H, Wd, dcur, F, NULL));
+        TF_TRY(zero(dnext, (size_t)B * ci * H * Wd));
+        TF_TRY(rcm_half_backward(d, p, g, 1, in, B, ci, Cout, H, Wd, F, dnext, dcur));
+        dcur = dnext;
+    }
+    return TF_OK;
+}
+
+/* -------------------------------------------------------------------- TFSWA block */
+
+typedef struct {
+    tf_tblock_params P[4], G[4];
+    tf_tblock_saved S[4];
+    int N[4], Ls[4];
+    int C, heads, Hd, Hb, Wb, st, sf, R;
+} tfswa_ctx;
+
+static void tfswa_setup(tf_dmodel *d, int k, int B, tfswa_ctx *c) {
+    const tf_arch *a = &d->a;
+    const tf_dlay *y = &d->y;
+    c->C = a->ch[a->L - 1];
+    c->heads = a->heads;
+    c->Hd = a->hidden;
+    c->Hb = y->H[a->L];
+    c->Wb = y->W[a->L];
+    c->st = a->wt / 2;
+    c->sf = a->wf / 2;
+    c->R = tf_swin_relpos_rows(a->wt, a->wf);
+    c->N[0] = B * c->Hb, c->Ls[0] = c->Wb;
+    c->N[1] = B * c->Wb, c->Ls[1] = c->Hb;
+    c->N[2] = c->N[3] = B * y->nW;
+    c->Ls[2] = c->Ls[3] = a->wt * a->wf;
+    for (int s = 0; s < 4; s++) {
+        size_t off = d->pm.tb_off[k * 4 + s];
+        tf_tblock_params_point(&c->P[s], d->params + off, c->C, c->heads, c->Hd, s >= 2 ? c->R : 0);
+        tf_tblock_params_point(&c->G[s], d->grads + off, c->C, c->heads, c->Hd, s >= 2 ? c->R : 0);
+        tf_tblock_saved_point(&c->S[s], A(d, y->tsv[k][s]), c->N[s], c->Ls[s], c->C, c->heads,
+                              c->Hd);
+    }
+}
+
+#define TBLOCK(what, call)                                                                         \
+    do {                                                                                           \
+        if (call)                                                                                  \
+            return tf_err(TF_EINTERNAL, "cuda device model: %s failed: %s", what,                  \
+                          tf_cuda_blas_error(d->blas));                                            \
+    } while (0)
+
+/* tokens tok[k][0] (B, F, T, C) -> out (B, T, F, C) */
+static tf_status tfswa_forward(tf_dmodel *d, int k, int B, float *out) {
+    const tf_arch *a = &d->a;
+    const tf_dlay *y = &d->y;
+    tfswa_ctx c;
+    tfswa_setup(d, k, B, &c);
+    const int C = c.C, H = c.heads, Hd = c.Hd, F = c.Hb, T = c.Wb;
+    const int *idx = (const int *)(void *)W(d, y->relidx);
+    const float *mask = W(d, y->mask);
+    float *tsa_in = A(d, y->tok[k][0]), *fsa_in = A(d, y->tok[k][1]);
+    float *w0 = A(d, y->tok[k][2]), *w1 = A(d, y->tok[k][3]);
+    float *t0 = W(d, y->tb[0]), *yb = W(d, y->tb[1]), *wo = W(d, y->tb[2]), *z = W(d, y->tb[3]);
+    TBLOCK("tsa", tf_cuda_tblock_forward(d->blas, t0, &c.S[0], tsa_in, &c.P[0], NULL, NULL, 0,
+                                         c.N[0], c.Ls[0], C, H, Hd, NULL));
+    LAUNCH("seq swap", tf_cuda_seq_swap_forward(fsa_in, t0, B, C, F, T, 1, NULL));
+    TBLOCK("fsa", tf_cuda_tblock_forward(d->blas, yb, &c.S[1], fsa_in, &c.P[1], NULL, NULL, 0,
+                                         c.N[1], c.Ls[1], C, H, Hd, NULL));
+    LAUNCH("window partition",
+           tf_cuda_window_partition_forward(w0, yb, B, T, F, C, a->wt, a->wf, 0, 0, NULL));
+    TBLOCK("swin", tf_cuda_tblock_forward(d->blas, wo, &c.S[2], w0, &c.P[2], idx, NULL, 0, c.N[2],
+                                          c.Ls[2], C, H, Hd, NULL));
+    LAUNCH("window reverse",
+           tf_cuda_window_reverse_forward(z, wo, B, T, F, C, a->wt, a->wf, 0, 0, NULL));
+    LAUNCH("window partition",
+           tf_cuda_window_partition_forward(w1, z, B, T, F, C, a->wt, a->wf, c.st, c.sf, NULL));
+    TBLOCK("shifted swin", tf_cuda_tblock_forward(d->blas, wo, &c.S[3], w1, &c.P[3], idx, mask,
+                                                  y->nW, c.N[3], c.Ls[3], C, H, Hd, NULL));
+    LAUNCH("window reverse",
+           tf_cuda_window_reverse_forward(z, wo, B, T, F, C, a->wt, a->wf, c.st, c.sf, NULL));
+    LAUNCH("tfswa residual", tf_cuda_add2(out, yb, z, (size_t)B * T * F * C, NULL));
+    return TF_OK;
+}
+
+/* dout (B, T, F, C) (clobbered) -> *dtok = the gradient of tok[k][0] (B, F, T, C) (in tb[2]) */
+static tf_status tfswa_backward(tf_dmodel *d, int k, int B, float *dout, float **dtok) {
+    const tf_arch *a = &d->a;
+    const tf_dlay *y = &d->y;
+    tfswa_ctx c;
+    tfswa_setup(d, k, B, &c);
+    const int C = c.C, H = c.heads, Hd = c.Hd, F = c.Hb, T = c.Wb;
+    const size_t n = (size_t)B * T * F * C;
+    const int *idx = (const int *)(void *)W(d, y->relidx);
+    float *ws = W(d, y->tbws);
+    float *tsa_in = A(d, y->tok[k][0]), *fsa_in = A(d, y->tok[k][1]);
+    float *w0 = A(d, y->tok[k][2]), *w1 = A(d, y->tok[k][3]);
+    float *b0 = W(d, y->tb[0]), *b1 = W(d, y->tb[1]), *b2 = W(d, y->tb[2]), *b3 = W(d, y->tb[3]);
+    TF_TRY(zero(b2, n));
+    LAUNCH("window reverse backward",
+           tf_cuda_window_reverse_backward(b2, dout, B, T, F, C, a->wt, a->wf, c.st, c.sf, NULL));
+    TF_TRY(zero(b3, n));
+    TBLOCK("shifted swin backward",
+           tf_cuda_tblock_backward(d->blas, b3, &c.G[3], b2, &c.S[3], w1, &c.P[3], idx, c.R, c.N[3],
+                                   c.Ls[3], C, H, Hd, ws, NULL));
+    TF_TRY(zero(b0, n));
+    LAUNCH("window partition backward",
+           tf_cuda_window_partition_backward(b0, b3, B, T, F, C, a->wt, a->wf, c.st, c.sf, NULL));
+    TF_TRY(zero(b2, n));
+    LAUNCH("window reverse backward",
+           tf_cuda_window_reverse_backward(b2, b0, B, T, F, C, a->wt, a->wf, 0, 0, NULL));
+    TF_TRY(zero(b3, n));
+    TBLOCK("swin backward", tf_cuda_tblock_backward(d->blas, b3, &c.G[2], b2, &c.S[2], w0, &c.P[2],
+                                                    idx, c.R, c.N[2], c.Ls[2], C, H, Hd, ws, NULL));
+    LAUNCH("window partition backward",
+           tf_cuda_window_partition_backward(dout, b3, B, T, F, C, a->wt, a->wf, 0, 0, NULL));
+    TF_TRY(zero(b0, n));
+    TBLOCK("fsa backward",
+           tf_cuda_tblock_backward(d->blas, b0, &c.G[1], dout, &c.S[1], fsa_in, &c.P[1], NULL, 0,
+                                   c.N[1], c.Ls[1], C, H, Hd, ws, NULL));
+    TF_TRY(zero(b1, n));
+    LAUNCH("seq swap backward", tf_cuda_seq_swap_backward(b1, b0, B, C, F, T, 1, NULL));
+    TF_TRY(zero(b2, n));
+    TBLOCK("tsa backward",
+           tf_cuda_tblock_backward(d->blas, b2, &c.G[0], b1, &c.S[0], tsa_in, &c.P[0], NULL, 0,
+                                   c.N[0], c.Ls[0], C, H, Hd, ws, NULL));
+    *dtok = b2;
+    return TF_OK;
+}
+
+/* ------------------------------------------------------------------------ forward */
+
+tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B) {
+    const tf_arch *a = &d->a;
+    const tf_dlay *y = &d->y;
+    d->have_fwd = 0;
+    if (B < 1 || B > y->B)
+        return tf_err(TF_EINTERNAL, "cuda device model: batch %d (planned %d)", B, y->B);
+    d->B = B;
+    const int L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp, Tp = y->Tp;
+    const int64_t N = y->N;
+    const size_t nspec = (size_t)B * 2 * Fb * T;
+    /* STFT, magnitude and phase; subbands (B, 2K, Fs, T) padded into x0 (B, 2K, Fp, Tp) */
+    float *re = W(d, y->re), *im = W(d, y->im), *mag = W(d, y->mag);
+    float *pr = A(d, y->pr), *pi = A(d, y->pi);
+    FFT("stft", tf_cuda_stft_forward(d->fft, re, im, mix, 2 * B, N));
+    LAUNCH("magphase", tf_cuda_magphase(mag, pr, pi, re, im, nspec, NULL));
+    LAUNCH("subband split", tf_cuda_subband_split(re, mag, B, 2, Fb, T, K, NULL));
+    LAUNCH("pad",
+           tf_cuda_copy_corner(A(d, y->enc_in[0]), Fp, Tp, re, y->Fs, T, (size_t)B * a->cin, NULL));
+    /* encoder: the output to its skip (channels [cu, cu + c) of the decoder's concat) and,
+     * pooled, to the next level's input or the bottleneck */
+    float *O = W(d, y->O), *P = W(d, y->P), *bott = W(d, y->bott);
+    for (int l = 0; l < L; l++) {
+        const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l], H = y->H[l], Wd = y->W[l];
+        const int j = L - 1 - l;
+        TF_TRY(convblock_forward(d, l, A(d, y->enc_in[l]), B, ci, co, H, Wd, y->enc_c1[l],
+                                 y->enc_o[l], O));
+        LAUNCH("skip", tf_cuda_copy_channels(A(d, y->dec_cat[j]), a->dec_in[j], a->dec_in[j] - co,
+                                             O, B, co, (size_t)H * Wd, NULL));
+        LAUNCH("pool", tf_cuda_avgpool2x2_forward(l == L - 1 ? bott : A(d, y->enc_in[l + 1]), O, B,
+                                                  co, H, Wd, NULL));
+    }
+    /* bottleneck */
+    const int C = a->ch[L - 1], Hb = y->H[L], Wb = y->W[L];
+    if (a->nblk > 0) {
+        LAUNCH("map to tokens",
+               tf_cuda_map_to_seq_forward(A(d, y->tok[0][0]), bott, B, C, Hb, Wb, 1, NULL));
+        float *o = W(d, y->tb[4]);
+        for (int k = 0; k < a->nblk; k++) {
+            TF_TRY(tfswa_forward(d, k, B, o));
+            if (k < a->nblk - 1)
+                LAUNCH("seq swap",
+                       tf_cuda_seq_swap_forward(A(d, y->tok[k + 1][0]), o, B, C, Hb, Wb, 0, NULL));
+            LAUNCH("tokens to map", tf_cuda_seq_to_map_forward(bott, o, B, C, Hb, Wb, 0, NULL));
+        }
+    }
+    /* decoder: the bottleneck upsampled into the first concat; each block's output
+     * upsampled into the next concat, the last one is the head input */
+    LAUNCH("upsample", tf_cuda_upsample2x_forward(P, bott, B, C, Hb, Wb, NULL));
+    LAUNCH("concat", tf_cuda_copy_channels(A(d, y->dec_cat[0]), a->dec_in[0], 0, P, B, C,
+                                           (size_t)4 * Hb * Wb, NULL));
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j, H = y->H[i], Wd = y->W[i], co = a->dec_out[j];
+        float *dst = j == L - 1 ? A(d, y->head_in) : O;
+        TF_TRY(convblock_forward(d, L + j, A(d, y->dec_cat[j]), B, a->dec_in[j], co, H, Wd,
+                                 y->dec_c1[j], y->dec_o[j], dst));
+        if (j < L - 1) {
+            LAUNCH("upsample", tf_cuda_upsample2x_forward(P, O, B, co, H, Wd, NULL));
+            LAUNCH("concat", tf_cuda_copy_channels(A(d, y->dec_cat[j + 1]), a->dec_in[j + 1], 0, P,
+                                                   B, co, (size_t)4 * H * Wd, NULL));
+        }
+    }
+    /* head: z = conv1x1, the activation on the cropped map, subband merge, times the
+     * mixture phase, ISTFT of every (item, target, audio channel) */
+    const int co = 2 * K * S;
+    float *z = A(d, y->z), *hc = W(d, y->hc), *om = W(d, y->om), *yr = W(d, y->yr),
+          *yi = W(d, y->yi);
+    conv_fwd(d, z, A(d, y->head_in), d->pm.head_w, d->pm.head_b, B, a->ch[0], co, Fp, Tp, 1);
+    TF_TRY(kern_status(d));
+    LAUNCH("head activation",
+           tf_cuda_head_forward(hc, z, a->output == TF_OUT_MASK ? A(d, y->enc_in[0]) : NULL, B, S,
+                                2 * K, y->Fs, T, Fp, Tp, NULL));
+    LAUNCH("subband merge", tf_cuda_subband_merge(om, hc, B * S, 2, Fb, T, K, NULL));
+    LAUNCH("phase", tf_cuda_combine_forward(yr, yi, om, pr, pi, B, S, (size_t)2 * Fb * T, NULL));
+    FFT("istft", tf_cuda_istft_forward(d->fft, out, yr, yi, 2 * B * S, N));
+    d->have_fwd = 1;
+    return TF_OK;
+}
+
+/* ----------------------------------------------------------------------- backward */
+
+tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
+    if (!d->have_fwd)
+        return tf_err(TF_EINTERNAL, "cuda device model: backward needs a training forward first");
+    const tf_arch *a = &d->a;
+    const tf_dlay *y = &d->y;
+    const int B = d->B, L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp, Tp = y->Tp;
+    const int64_t N = y->N;
+    const size_t nout = (size_t)B * S * 2 * Fb * T;
+    for (int l = 0; l < L; l++)
+        TF_TRY(zero(W(d, y->dskip[l]), (size_t)B * a->ch[l] * y->H[l] * y->W[l]));
+    /* head */
+    const int co = 2 * K * S, c0 = a->ch[0];
+    float *yr = W(d, y->yr), *yi = W(d, y->yi), *om = W(d, y->om), *hc = W(d, y->hc);
+    float *dz = W(d, y->dz), *Dc = W(d, y->D0), *Dn = W(d, y->D1);
+    TF_TRY(zero(yr, nout));
+    TF_TRY(zero(yi, nout));
+    FFT("istft backward", tf_cuda_istft_backward(d->fft, yr, yi, dout, 2 * B * S, N));
+    TF_TRY(zero(om, nout));
+    LAUNCH("phase backward", tf_cuda_combine_backward(om, yr, yi, A(d, y->pr), A(d, y->pi), B, S,
+                                                      (size_t)2 * Fb * T, NULL));
+    TF_TRY(zero(hc, (size_t)B * S * 2 * K * y->Fs * T));
+    LAUNCH("subband merge backward",
+           tf_cuda_subband_merge_backward(hc, om, B * S, 2, Fb, T, K, NULL));
+    LAUNCH("head activation backward",
+           tf_cuda_head_backward(dz, hc, A(d, y->z),
+                                 a->output == TF_OUT_MASK ? A(d, y->enc_in[0]) : NULL, B, S, 2 * K,
+                                 y->Fs, T, Fp, Tp, NULL));
+    conv_bwd(d, Dc, d->pm.ghead_w, d->pm.ghead_b, dz, A(d, y->head_in), d->pm.head_w, B, c0, co, Fp,
+             Tp, 1, 1);
+    TF_TRY(kern_status(d));
+    /* decoder, last block first */
+    for (int j = L - 1; j >= 0; j--) {
+        const int i = L - 1 - j, cs = a->ch[i], cu = a->dec_in[j] - cs, H = y->H[i], Wd = y->W[i];
+        TF_TRY(convblock_backward(d, L + j, A(d, y->dec_cat[j]), Dc, Dn, B, a->dec_in[j],
+                                  a->dec_out[j], H, Wd, y->dec_c1[j], y->dec_o[j]));
+        TF_TRY(zero(Dc, (size_t)B * cu * H * Wd));
+        LAUNCH("concat backward",
+               tf_cuda_concat_backward(Dc, W(d, y->dskip[i]), Dn, B, cu, cs, H, Wd, NULL));
+        TF_TRY(zero(Dn, (size_t)B * cu * y->H[i + 1] * y->W[i + 1]));
+        LAUNCH("upsample backward",
+               tf_cuda_upsample2x_backward(Dn, Dc, B, cu, y->H[i + 1], y->W[i + 1], NULL));
+        float *t = Dc;
+        Dc = Dn;
+        Dn = t;
+    }
+    /* bottleneck: Dc = d map (B, C, Hb, Wb) */
+    const int C = a->ch[L - 1], Hb = y->H[L], Wb = y->W[L];
+    const size_t ntok = (size_t)B * C * Hb * Wb;
+    if (a->nblk > 0) {
+        float *dt = W(d, y->tb[5]);
+        TF_TRY(zero(dt, ntok));
+        LAUNCH("tokens to map backward",
+               tf_cuda_seq_to_map_backward(dt, Dc, B, C, Hb, Wb, 0, NULL));
+        for (int k = a->nblk - 1; k >= 0; k--) {
+            float *dtsa = NULL;
+            TF_TRY(tfswa_backward(d, k, B, dt, &dtsa));
+            TF_TRY(zero(dt, ntok));
+            if (k > 0)
+                LAUNCH("seq swap backward",
+                       tf_cuda_seq_swap_backward(dt, dtsa, B, C, Hb, Wb, 0, NULL));
+            else
+                LAUNCH("map to tokens backward",
+                       tf_cuda_map_to_seq_backward(dt, dtsa, B, C, Hb, Wb, 1, NULL));
+        }
+        Dc = dt;
+    }
+    LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(W(d, y->dskip[L - 1]), Dc, B, C,
+                                                        y->H[L - 1], y->W[L - 1], NULL));
+    /* encoder, deepest first */
+    Dn = W(d, y->D1);
+    for (int l = L - 1; l >= 0; l--) {
+        const int ci = l ? a->ch[l - 1] : a->cin, cl = a->ch[l], H = y->H[l], Wd = y->W[l];
+        TF_TRY(convblock_backward(d, l, A(d, y->enc_in[l]), W(d, y->dskip[l]), Dn, B, ci, cl, H, Wd,
+                                  y->enc_c1[l], y->enc_o[l]));
+        if (l > 0)
+            LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(W(d, y->dskip[l - 1]), Dn, B, ci,
+                                                                y->H[l - 1], y->W[l - 1], NULL));
+    }
+    return TF_OK;
+}

@@ -1,0 +1,175 @@
+/* The device model's memory layout (see dlayout.h). */
+#include "model/dlayout.h"
+
+#include <string.h>
+
+#include "nn/attn.h"
+
+static size_t zmax(size_t a, size_t b) {
+    return a > b ? a : b;
+}
+
+/* 256-byte aligned (64 floats) bump allocation in floats */
+static size_t bump(size_t *cur, size_t nfloats) {
+    size_t off = *cur;
+    *cur += (nfloats + 63) / 64 * 64;
+    return off;
+}
+
+static int ceil_mult(int x, int m) {
+    return (x + m - 1) / m * m;
+}
+
+size_t tf_dlay_tblock_ws_floats(int N, int L, int C, int H, int Hd) {
+    const size_t nl = (size_t)N * L, c = (size_t)C, hd = (size_t)Hd;
+    const size_t chunk = N < 64 ? (size_t)N : 64; /* blas.cu ATTN_CHUNK */
+    const size_t attn = (chunk + 1) * H * (size_t)L * L;
+    size_t ln = (nl + 255) / 256; /* elem.cu ln_chunks: at most 4096 partial sums */
+    if (ln > 4096) ln = 4096;
+    return nl * (2 * c + zmax(hd, 3 * c) + zmax(hd, c)) + attn + ln * 2 * c;
+}
+
+static tf_status conv_add(size_t *ws, tf_kernels *kern, int B, int ci, int co, int H, int W,
+                          int k) {
+    size_t b = 0;
+    TF_TRY(tf_kern_conv2d_add(kern, B, ci, co, H, W, k, 1, 1, &b));
+    *ws = zmax(*ws, b);
+    return TF_OK;
+}
+
+tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern) {
+    memset(y, 0, sizeof *y);
+    if (a->act_dtype != TF_DT_FP32)
+        return tf_err(TF_EUSER, "use_amp / activation_dtype bf16 is not implemented on the cuda "
+                                "device yet (fp32 only)");
+    if (a->ckpt != TF_CKPT_OFF)
+        return tf_err(TF_EUSER,
+                      "use_checkpointing is not implemented on the cuda device yet (off only)");
+    if (a->nrcm > TF_DLAY_MAX_RCMS || a->nblk > TF_DLAY_MAX_TFSWA)
+        return tf_err(TF_EUSER,
+                      "rcms_per_block %d / tfswa_blocks %d exceed the device model's %d / %d",
+                      a->nrcm, a->nblk, TF_DLAY_MAX_RCMS, TF_DLAY_MAX_TFSWA);
+    if (B < 1) return tf_err(TF_EUSER, "batch size %d (>= 1)", B);
+    if (N < 1) return tf_err(TF_EUSER, "segment of %lld samples (>= 1)", (long long)N);
+    int64_t T = 1 + N / a->hop;
+    if (T > (1 << 26)) return tf_err(TF_EUSER, "segment of %lld samples is too long", (long long)N);
+    y->B = B;
+    y->N = N;
+    y->T = (int)T;
+    y->Fb = a->n_fft / 2 + 1;
+    y->Fs = (y->Fb - 1) / a->K;
+    const int m = 1 << a->L;
+    y->Fp = ceil_mult(y->Fs, m * a->wf);
+    y->Tp = ceil_mult(y->T, m * a->wt);
+    for (int l = 0; l <= a->L; l++) {
+        y->H[l] = y->Fp >> l;
+        y->W[l] = y->Tp >> l;
+    }
+    const int L = a->L, R = a->nrcm, S = a->S, K = a->K, C = a->ch[L - 1];
+    const int Hb = y->H[L], Wb = y->W[L], Hd = a->hidden, Ls = a->wt * a->wf;
+    y->nW = (Wb / a->wt) * (Hb / a->wf);
+    const size_t b = (size_t)B;
+    const size_t nspec = b * 2 * y->Fb * y->T;
+    /* ---- saved ---- */
+    size_t c = 0;
+    y->pr = bump(&c, nspec);
+    y->pi = bump(&c, nspec);
+    size_t cmax = 0, omax = 0, pmax = 0; /* per item: max(Cin, Cout) HW, Cout HW, resampled */
+    for (int l = 0; l < L; l++) {
+        const size_t hw = (size_t)y->H[l] * y->W[l];
+        const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
+        y->enc_in[l] = bump(&c, b * ci * hw);
+        for (int r = 0; r < R; r++) {
+            y->enc_c1[l][r] = bump(&c, b * co * hw);
+            if (r < R - 1) y->enc_o[l][r] = bump(&c, b * co * hw);
+        }
+        cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
+        omax = zmax(omax, (size_t)co * hw);
+    }
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j;
+        const size_t hw = (size_t)y->H[i] * y->W[i];
+        const int ci = a->dec_in[j], co = a->dec_out[j], cu = ci - a->ch[i];
+        y->dec_cat[j] = bump(&c, b * ci * hw);
+        for (int r = 0; r < R; r++) {
+            y->dec_c1[j][r] = bump(&c, b * co * hw);
+            if (r < R - 1) y->dec_o[j][r] = bump(&c, b * co * hw);
+        }
+        cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
+        omax = zmax(omax, (size_t)co * hw);
+        pmax = zmax(pmax, (size_t)cu * hw); /* the upsampled map this decoder takes */
+    }
+    const size_t hwp = (size_t)y->Fp * y->Tp;
+    y->head_in = bump(&c, b * a->ch[0] * hwp);
+    y->z = bump(&c, b * 2 * K * S * hwp);
+    const size_t ntok = b * Hb * Wb * C;
+    const int Ns[4] = {B * Hb, B * Wb, B * y->nW, B * y->nW}, Lq[4] = {Wb, Hb, Ls, Ls};
+    for (int k = 0; k < a->nblk; k++)
+        for (int s = 0; s < 4; s++) {
+            y->tok[k][s] = bump(&c, ntok);
+            y->tsv[k][s] = bump(&c, tf_tblock_saved_floats(Ns[s], Lq[s], C, a->heads, Hd));
+        }
+    y->act_floats = c;
+    /* ---- workspace ---- */
+    size_t w = 0;
+    y->re = bump(&w, nspec);
+    y->im = bump(&w, nspec);
+    y->mag = bump(&w, nspec);
+    y->Y = bump(&w, b * cmax);
+    y->G = bump(&w, b * cmax);
+    y->dG = bump(&w, b * cmax);
+    y->dY = bump(&w, b * cmax);
+    y->Tb = bump(&w, b * omax);
+    y->O = bump(&w, b * omax);
+    y->P = bump(&w, b * pmax);
+    /* D0 holds the head's input gradient (B, c_0, Fp, Tp), within cmax */
+    y->D0 = bump(&w, b * cmax);
+    y->D1 = bump(&w, b * cmax);
+    y->E = bump(&w, b * omax);
+    int chmax = a->cin;
+    for (int l = 0; l < L; l++) chmax = a->ch[l] > chmax ? a->ch[l] : chmax;
+    for (int j = 0; j < L; j++) chmax = a->dec_in[j] > chmax ? a->dec_in[j] : chmax;
+    y->mean = bump(&w, (size_t)chmax);
+    y->rstd = bump(&w, (size_t)chmax);
+    for (int l = 0; l < L; l++) y->dskip[l] = bump(&w, b * a->ch[l] * y->H[l] * y->W[l]);
+    y->bott = bump(&w, b * C * Hb * Wb);
+    if (a->nblk > 0) {
+        for (int t = 0; t < 6; t++) y->tb[t] = bump(&w, ntok);
+        size_t tw = 0;
+        for (int s = 0; s < 4; s++)
+            tw = zmax(tw, tf_dlay_tblock_ws_floats(Ns[s], Lq[s], C, a->heads, Hd));
+        y->n_tbws = tw;
+        y->tbws = bump(&w, tw);
+        y->relidx = bump(&w, (size_t)Ls * Ls); /* ints: the same size as floats */
+        y->mask = bump(&w, (size_t)y->nW * Ls * Ls);
+    }
+    const size_t nout = b * S * 2 * y->Fb * y->T;
+    y->hc = bump(&w, b * S * 2 * K * y->Fs * y->T);
+    y->om = bump(&w, nout);
+    y->yr = bump(&w, nout);
+    y->yi = bump(&w, nout);
+    y->dz = bump(&w, b * 2 * K * S * hwp);
+    /* convolutions: every shape, whole batch */
+    size_t cws = 0;
+    for (int l = 0; l < L; l++) {
+        const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l], H = y->H[l], W = y->W[l];
+        for (int r = 0; r < R; r++) {
+            TF_TRY(conv_add(&cws, kern, B, r ? co : ci, co, H, W, 3));
+            TF_TRY(conv_add(&cws, kern, B, co, co, H, W, 3));
+            TF_TRY(conv_add(&cws, kern, B, r ? co : ci, co, H, W, 1));
+        }
+    }
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j], H = y->H[i], W = y->W[i];
+        for (int r = 0; r < R; r++) {
+            TF_TRY(conv_add(&cws, kern, B, r ? co : ci, co, H, W, 3));
+            TF_TRY(conv_add(&cws, kern, B, co, co, H, W, 3));
+            TF_TRY(conv_add(&cws, kern, B, r ? co : ci, co, H, W, 1));
+        }
+    }
+    TF_TRY(conv_add(&cws, kern, B, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1));
+    y->n_convws = (cws + sizeof(float) - 1) / sizeof(float);
+    y->convws = bump(&w, y->n_convws);
+    y->work_floats = w;
+    return TF_OK;
+}

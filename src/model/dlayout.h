@@ -1,0 +1,64 @@
+/* The device model's memory layout (src/cuda/dmodel.c): where every saved tensor and
+ * workspace buffer of a training step of (B, N) lives on the GPU, as float offsets into
+ * one allocation per role. Plain C, compiled in every build, so `tfswa plan --device cuda`
+ * prints the bytes the device model will allocate without a GPU.
+ *
+ * The device model runs the whole batch at once (no per-item loops: a GPU wants large
+ * launches) and saves, like the CPU model without checkpointing, the block inputs, each
+ * RCM's conv1 output and output, the decoder concat inputs, the head input and
+ * pre-activation, the mixture phase and every TFSWA sublayer's input and saved tensors,
+ * all fp32. BatchNorm + GELU outputs are recomputed in backward. */
+#ifndef TFSWA_MODEL_DLAYOUT_H
+#define TFSWA_MODEL_DLAYOUT_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+#include "nn/kernels.h"
+
+#define TF_DLAY_MAX_RCMS  16
+#define TF_DLAY_MAX_TFSWA 32
+
+typedef struct {
+    int B;
+    int64_t N;
+    int T, Fb, Fs, Fp, Tp;
+    int H[TF_MAX_LEVELS + 1], W[TF_MAX_LEVELS + 1]; /* level l map (F, T); [L] = bottleneck */
+    int nW;                                         /* Swin windows per image */
+    /* ---- saved: float offsets into the activation block ---- */
+    size_t pr, pi;                /* (B, 2, Fb, T) mixture phase */
+    size_t enc_in[TF_MAX_LEVELS]; /* block input; enc_in[0] = x0 (B, 2K, Fp, Tp) */
+    size_t enc_c1[TF_MAX_LEVELS][TF_DLAY_MAX_RCMS], enc_o[TF_MAX_LEVELS][TF_DLAY_MAX_RCMS];
+    size_t dec_cat[TF_MAX_LEVELS]; /* decoder j input [up, skip] (B, dec_in[j], H, W) */
+    size_t dec_c1[TF_MAX_LEVELS][TF_DLAY_MAX_RCMS], dec_o[TF_MAX_LEVELS][TF_DLAY_MAX_RCMS];
+    size_t head_in;                                              /* (B, c_0, Fp, Tp) */
+    size_t z;                                                    /* (B, 2KS, Fp, Tp) */
+    size_t tok[TF_DLAY_MAX_TFSWA][4], tsv[TF_DLAY_MAX_TFSWA][4]; /* sublayer inputs, saved */
+    /* ---- workspace: float offsets into the workspace block ---- */
+    size_t re, im, mag;          /* (2B, Fb, T) input spectra, magnitude */
+    size_t Y, G, dG, dY;         /* (B, max C x H x W): BN output, GELU output, gradients */
+    size_t Tb, O, P;             /* shortcut output, block output, resampled map */
+    size_t D0, D1, E;            /* block gradients (B, max C x H x W) */
+    size_t mean, rstd;           /* BN statistics (max C) */
+    size_t dskip[TF_MAX_LEVELS]; /* (B, c_l, H_l, W_l) */
+    size_t bott;                 /* (B, C, Hb, Wb) */
+    size_t tb[6], tbws;          /* token buffers (B*Hb*Wb*C); tblock backward workspace */
+    size_t relidx, mask;         /* int (Ls, Ls); float (nW, Ls, Ls) */
+    size_t hc, om, yr, yi;       /* head: (B, S, 2K, Fs, T), (B, S, 2, Fb, T) x 3 */
+    size_t dz;                   /* (B, 2KS, Fp, Tp) */
+    size_t convws;               /* convolution workspace */
+    size_t n_convws, n_tbws;     /* floats */
+    size_t act_floats, work_floats;
+} tf_dlay;
+
+/* The layout of a training step of batch B x N samples for a (fp32 activations, no
+ * checkpointing: anything else is TF_EUSER naming the setting). kern: the convolutions'
+ * kernels; every shape is registered there (train = 1) and the largest workspace sized
+ * from it (a plan-only object of tf_kernels_create_bound gives an upper bound). */
+tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern);
+
+/* Floats of device workspace the transformer block's backward needs (tf_cuda_tblock_
+ * workspace_floats in src/cuda/tblock.cu must never exceed it; the device model checks). */
+size_t tf_dlay_tblock_ws_floats(int N, int L, int C, int H, int Hd);
+
+#endif
