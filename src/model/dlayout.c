@@ -173,3 +173,30 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     y->work_floats = w;
     return TF_OK;
 }
+
+size_t tf_dlay_mrstft_bins_frames(int64_t N) {
+    static const int win[3] = {512, 1024, 2048};
+    size_t m = 0;
+    for (int r = 0; r < 3; r++)
+        m = zmax(m, (size_t)(win[r] / 2 + 1) * (size_t)(1 + N / (win[r] / 4)));
+    return m;
+}
+
+void tf_dlay_trainer(tf_dtrl *o, size_t n_params, size_t n_buffers, int ema, int B, int S,
+                     int64_t N, size_t spec_bins_frames) {
+    memset(o, 0, sizeof *o);
+    size_t c = 0;
+    const size_t nio = (size_t)B * S * 2 * (size_t)N;
+    o->m = bump(&c, n_params);
+    o->v = bump(&c, n_params);
+    if (ema) o->ema = bump(&c, n_params);
+    o->bufsave = bump(&c, n_buffers);
+    o->mix = bump(&c, (size_t)B * 2 * (size_t)N);
+    o->tgt = bump(&c, nio);
+    o->out = bump(&c, nio);
+    o->dout = bump(&c, nio);
+    o->n_spec = spec_bins_frames * (size_t)B * S * 2;
+    o->spec = bump(&c, 6 * o->n_spec);
+    o->dbl = bump(&c, 2 * (TF_DLAY_LOSS_WS_DOUBLES + 8)); /* doubles: 2 floats each */
+    o->floats = c;
+}

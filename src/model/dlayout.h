@@ -61,4 +61,21 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
  * workspace_floats in src/cuda/tblock.cu must never exceed it; the device model checks). */
 size_t tf_dlay_tblock_ws_floats(int N, int L, int C, int H, int Hd);
 
+/* The device trainer's buffers (src/cuda/dstep.c), float offsets into one allocation:
+ * Adam m and v (n_params each), the EMA weights (with EMA on), a copy of the BN buffers,
+ * the micro-batch (mix (B, 2, N), targets (B, S, 2, N)), the model output and its gradient
+ * (B, S, 2, N), with the mrstft loss six spectra (yr, yi, tr, ti, dr, di) of all B*S*2
+ * signals at the largest of its resolutions, and the loss reductions' doubles. */
+#define TF_DLAY_LOSS_WS_DOUBLES 1024 /* at least tf_cuda_loss_workspace_doubles() */
+typedef struct {
+    size_t m, v, ema, bufsave, mix, tgt, out, dout, spec, dbl; /* dbl: 8-byte aligned */
+    size_t n_spec;                                             /* floats of each spectrum buffer */
+    size_t floats;
+} tf_dtrl;
+/* spec_bins_frames: the largest bins x frames over the loss's STFT resolutions (0: l1) */
+void tf_dlay_trainer(tf_dtrl *o, size_t n_params, size_t n_buffers, int ema, int B, int S,
+                     int64_t N, size_t spec_bins_frames);
+/* the mrstft loss's largest bins x frames for N samples (windows 512, 1024, 2048, hop/4) */
+size_t tf_dlay_mrstft_bins_frames(int64_t N);
+
 #endif

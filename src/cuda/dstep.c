@@ -1,0 +1,260 @@
+/* The training step on a CUDA device (see dstep.h). */
+#include "cuda/dstep.h"
+
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cuda/elem.h"
+#include "cuda/fft.h"
+#include "dsp/stft.h"
+#include "model/dlayout.h"
+
+#define N_RES 3
+static const int RES_WIN[N_RES] = {512, 1024, 2048}; /* train/loss.c */
+
+struct tf_dtrainer {
+    const tf_config *cfg;
+    const tf_dist *dist;
+    tf_dmodel *model;
+    tf_dtrl o;
+    float *mem; /* the trainer block (tf_dlay_trainer) */
+    size_t n, nbuf;
+    int B, S;
+    int64_t N;
+    tf_stft *cpu_st[N_RES];
+    tf_cuda_stft *st[N_RES]; /* mrstft only */
+    float *host_grads;       /* (n) for the MPI sum, with several ranks only */
+};
+
+static tf_status cuda_fail(const char *what, int code) {
+    return tf_err(TF_EINTERNAL, "cuda trainer: %s failed (%s)", what,
+                  cudaGetErrorString((cudaError_t)code));
+}
+#define CK(what, call)                                                                             \
+    do {                                                                                           \
+        int rc_ = (int)(call);                                                                     \
+        if (rc_) return cuda_fail(what, rc_);                                                      \
+    } while (0)
+
+static float *F(tf_dtrainer *t, size_t off) {
+    return t->mem + off;
+}
+static double *DBL(tf_dtrainer *t) {
+    return (double *)(void *)(t->mem + t->o.dbl);
+}
+
+tf_status tf_dtrainer_open(tf_dtrainer **out, const tf_config *c, const tf_dist *dist,
+                           const tf_arch *a, int64_t frames, tf_kernels *kern, const void *stft,
+                           const float *params, const float *buffers) {
+    *out = NULL;
+    tf_dtrainer *t = tf_calloc(1, sizeof *t, "cuda trainer");
+    if (!t) return TF_EINTERNAL;
+    t->cfg = c, t->dist = dist;
+    t->B = c->batch_size, t->S = a->S, t->N = frames;
+    tf_status s = tf_dmodel_create(&t->model, a, t->B, frames, kern, stft);
+    if (s != TF_OK) goto fail;
+    t->n = tf_dmodel_n_params(t->model);
+    t->nbuf = tf_dmodel_n_buffers(t->model);
+    const int mr = c->loss == TF_LOSS_MRSTFT;
+    tf_dlay_trainer(&t->o, t->n, t->nbuf, c->ema_decay > 0, t->B, t->S, frames,
+                    mr ? tf_dlay_mrstft_bins_frames(frames) : 0);
+    if (tf_cuda_loss_workspace_doubles() > TF_DLAY_LOSS_WS_DOUBLES) {
+        s = tf_err(TF_EINTERNAL, "cuda trainer: the loss needs more workspace than planned");
+        goto fail;
+    }
+    cudaError_t e = cudaMalloc((void **)&t->mem, t->o.floats * sizeof(float));
+    if (e != cudaSuccess) {
+        t->mem = NULL;
+        s = tf_err(TF_EUSER,
+                   "cuda trainer: cudaMalloc of %zu bytes (optimizer state and batch "
+                   "buffers) failed: %s",
+                   t->o.floats * sizeof(float), cudaGetErrorString(e));
+        goto fail;
+    }
+    if (cudaMemset(t->mem, 0, t->o.floats * sizeof(float)) != cudaSuccess) {
+        s = tf_err(TF_EINTERNAL, "cuda trainer: cudaMemset failed");
+        goto fail;
+    }
+    if (mr) {
+        const int nsig = t->B * t->S * 2;
+        for (int r = 0; r < N_RES; r++) {
+            char err[256] = "";
+            if ((s = tf_stft_create(&t->cpu_st[r], RES_WIN[r], RES_WIN[r] / 4)) != TF_OK) goto fail;
+            if (tf_cuda_stft_create(&t->st[r], t->cpu_st[r], nsig, frames, NULL, err, sizeof err)) {
+                s = tf_err(TF_EINTERNAL, "cuda trainer: %s", err);
+                goto fail;
+            }
+        }
+    }
+    if (dist && dist->size > 1) {
+        t->host_grads = tf_malloc(t->n * sizeof(float), "gradient staging");
+        if (!t->host_grads) {
+            s = TF_EINTERNAL;
+            goto fail;
+        }
+    }
+    if ((s = tf_dtrainer_push(t, params, buffers, NULL, NULL, c->ema_decay > 0 ? params : NULL)) !=
+        TF_OK)
+        goto fail;
+    *out = t;
+    return TF_OK;
+fail:
+    tf_dtrainer_close(t);
+    return s;
+}
+
+void tf_dtrainer_close(tf_dtrainer *t) {
+    if (!t) return;
+    for (int r = 0; r < N_RES; r++) {
+        tf_cuda_stft_destroy(t->st[r]);
+        if (t->cpu_st[r]) tf_stft_destroy(t->cpu_st[r]);
+    }
+    cudaFree(t->mem);
+    tf_dmodel_free(t->model);
+    free(t->host_grads);
+    free(t);
+}
+
+tf_dmodel *tf_dtrainer_model(tf_dtrainer *t) {
+    return t->model;
+}
+
+static tf_status copy(void *dst, const void *src, size_t floats, int kind) {
+    if (!dst || !src || !floats) return TF_OK;
+    CK("cudaMemcpy", cudaMemcpy(dst, src, floats * sizeof(float), kind));
+    return TF_OK;
+}
+
+tf_status tf_dtrainer_pull(tf_dtrainer *t, float *params, float *buffers, float *m, float *v,
+                           float *ema) {
+    const int k = cudaMemcpyDeviceToHost;
+    TF_TRY(copy(params, tf_dmodel_params(t->model), t->n, k));
+    TF_TRY(copy(buffers, tf_dmodel_buffers(t->model), t->nbuf, k));
+    TF_TRY(copy(m, F(t, t->o.m), t->n, k));
+    TF_TRY(copy(v, F(t, t->o.v), t->n, k));
+    if (t->cfg->ema_decay > 0) TF_TRY(copy(ema, F(t, t->o.ema), t->n, k));
+    return TF_OK;
+}
+
+tf_status tf_dtrainer_push(tf_dtrainer *t, const float *params, const float *buffers,
+                           const float *m, const float *v, const float *ema) {
+    const int k = cudaMemcpyHostToDevice;
+    TF_TRY(copy(tf_dmodel_params(t->model), params, t->n, k));
+    TF_TRY(copy(tf_dmodel_buffers(t->model), buffers, t->nbuf, k));
+    TF_TRY(copy(F(t, t->o.m), m, t->n, k));
+    TF_TRY(copy(F(t, t->o.v), v, t->n, k));
+    if (t->cfg->ema_decay > 0) TF_TRY(copy(F(t, t->o.ema), ema, t->n, k));
+    return TF_OK;
+}
+
+/* loss of tf_loss_eval on the device: *loss (host) = the loss of y against tg (n_sig, N);
+ * dy (n_sig, N) = scale * d loss / d y */
+static tf_status loss_eval(tf_dtrainer *t, const float *y, const float *tg, int n_sig, double scale,
+                           float *dy, double *loss) {
+    const int64_t N = t->N;
+    const size_t n = (size_t)n_sig * (size_t)N;
+    double *res = DBL(t), *ws = res + 8;
+    CK("loss", tf_cuda_loss_l1(y, tg, n, scale, dy, &res[0], ws, NULL));
+    double h[2] = {0, 0};
+    CK("cudaMemcpy", cudaMemcpy(h, res, sizeof(double), cudaMemcpyDeviceToHost));
+    double total = h[0];
+    if (t->cfg->loss == TF_LOSS_MRSTFT) {
+        for (int r = 0; r < N_RES; r++) {
+            const size_t m =
+                (size_t)tf_stft_bins(t->cpu_st[r]) * (size_t)tf_stft_frames(t->cpu_st[r], N);
+            const size_t all = m * (size_t)n_sig;
+            float *yr = F(t, t->o.spec), *yi = yr + all, *tr = yi + all, *ti = tr + all,
+                  *dr = ti + all, *di = dr + all;
+            const double w = 1.0 / N_RES, gm = scale * w / ((double)m * n_sig);
+            if (tf_cuda_stft_forward(t->st[r], yr, yi, y, n_sig, N) ||
+                tf_cuda_stft_forward(t->st[r], tr, ti, tg, n_sig, N))
+                return tf_err(TF_EINTERNAL, "cuda trainer: %s", tf_cuda_stft_error(t->st[r]));
+            CK("stft loss",
+               tf_cuda_loss_mag_l1(yr, yi, tr, ti, all, (float)gm, dr, di, &res[1], ws, NULL));
+            if (tf_cuda_stft_backward(t->st[r], dy, dr, di, n_sig, N))
+                return tf_err(TF_EINTERNAL, "cuda trainer: %s", tf_cuda_stft_error(t->st[r]));
+            CK("cudaMemcpy", cudaMemcpy(&h[1], &res[1], sizeof(double), cudaMemcpyDeviceToHost));
+            total += w * h[1] / ((double)m * n_sig);
+        }
+    }
+    *loss = total;
+    return TF_OK;
+}
+
+tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_micro_batch_fn next,
+                           void *next_ctx, tf_step_result *r) {
+    const tf_config *c = t->cfg;
+    const int A = c->gradient_accumulation_steps, W = t->dist ? t->dist->size : 1, S = t->S;
+    const size_t n = t->n, nbuf = t->nbuf;
+    float *params = tf_dmodel_params(t->model), *grads = tf_dmodel_grads(t->model);
+    float *bufs = tf_dmodel_buffers(t->model);
+    tf_adam_cfg ac = tf_adam_default(c->optimizer == TF_OPT_ADAMW);
+    ac.weight_decay = (float)c->weight_decay;
+    memset(r, 0, sizeof *r);
+    if (nbuf)
+        CK("cudaMemcpy",
+           cudaMemcpy(F(t, t->o.bufsave), bufs, nbuf * sizeof(float), cudaMemcpyDeviceToDevice));
+    TF_TRY(tf_dmodel_zero_grad(t->model));
+    double loss = 0;
+    for (int a = 0; a < A; a++) {
+        tf_micro_batch mb;
+        double l = 0;
+        TF_TRY(next(next_ctx, &mb));
+        if (mb.B < 1 || mb.B > t->B || mb.N != t->N)
+            return tf_err(TF_EINTERNAL, "cuda trainer: micro-batch %d x %lld (planned %d x %lld)",
+                          mb.B, (long long)mb.N, t->B, (long long)t->N);
+        const size_t nio = (size_t)mb.B * S * 2 * (size_t)mb.N;
+        CK("batch copy",
+           cudaMemcpy(F(t, t->o.mix), mb.mix, (size_t)mb.B * 2 * (size_t)mb.N * sizeof(float),
+                      cudaMemcpyHostToDevice));
+        CK("batch copy",
+           cudaMemcpy(F(t, t->o.tgt), mb.target, nio * sizeof(float), cudaMemcpyHostToDevice));
+        TF_TRY(tf_dmodel_forward(t->model, F(t, t->o.out), F(t, t->o.mix), mb.B));
+        TF_TRY(loss_eval(t, F(t, t->o.out), F(t, t->o.tgt), mb.B * S * 2, 1.0 / A, F(t, t->o.dout),
+                         &l));
+        TF_TRY(tf_dmodel_backward(t->model, F(t, t->o.dout)));
+        loss += l / A;
+        r->samples += (int64_t)mb.B * W;
+    }
+    if (step == tf_train_inject_nan_step) loss = NAN;
+    double lsum = loss;
+    if (W > 1) { /* the gradient block summed over the ranks through host memory */
+        TF_TRY(copy(t->host_grads, grads, n, cudaMemcpyDeviceToHost));
+        TF_TRY(tf_dist_sum_f32(t->dist, t->host_grads, n));
+        TF_TRY(copy(grads, t->host_grads, n, cudaMemcpyHostToDevice));
+        CK("scale", tf_cuda_scale(grads, n, 1.f / (float)W, NULL));
+    }
+    if (t->dist) TF_TRY(tf_dist_sum_f64(t->dist, &lsum, 1));
+    loss = lsum / W;
+    double *res = DBL(t), gnorm = 0;
+    CK("gradient norm", tf_cuda_global_norm(grads, n, &res[2], res + 8, NULL));
+    CK("cudaMemcpy", cudaMemcpy(&gnorm, &res[2], sizeof(double), cudaMemcpyDeviceToHost));
+    const double lr =
+        tf_lr_at(c->learning_rate, c->lr_decay, c->lr_decay_epochs, c->steps_per_epoch, step);
+    r->loss = loss, r->grad_norm = gnorm, r->lr = lr;
+    if (!isfinite(loss) || !isfinite(gnorm)) {
+        if (nbuf)
+            CK("cudaMemcpy", cudaMemcpy(bufs, F(t, t->o.bufsave), nbuf * sizeof(float),
+                                        cudaMemcpyDeviceToDevice));
+        return TF_OK;
+    }
+    if (c->grad_clip > 0 && gnorm > c->grad_clip) /* tf_clip_by_norm's scale */
+        CK("clip", tf_cuda_scale(grads, n, (float)(c->grad_clip / (gnorm + 1e-6)), NULL));
+    ++*updates;
+    CK("adam", tf_cuda_adam_step(ac.adamw, ac.beta1, ac.beta2, ac.eps, ac.weight_decay, params,
+                                 grads, F(t, t->o.m), F(t, t->o.v), n, *updates, (float)lr, NULL));
+    if (c->ema_decay > 0)
+        CK("ema", tf_cuda_ema_update(F(t, t->o.ema), params, n, (float)c->ema_decay, NULL));
+    if (W > 1 && nbuf) { /* BN running statistics identical on every rank */
+        float *h = t->host_grads;
+        TF_TRY(copy(h, bufs, nbuf, cudaMemcpyDeviceToHost));
+        TF_TRY(tf_dist_sum_f32(t->dist, h, nbuf));
+        for (size_t i = 0; i < nbuf; i++) h[i] /= (float)W;
+        TF_TRY(copy(bufs, h, nbuf, cudaMemcpyHostToDevice));
+    }
+    CK("step", cudaDeviceSynchronize());
+    r->applied = 1;
+    return TF_OK;
+}

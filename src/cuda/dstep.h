@@ -1,0 +1,42 @@
+/* The training step of train/step.h on a CUDA device (src/cuda/dstep.c): the device model
+ * (dmodel.h), the loss (l1 or mrstft), the gradient norm, clipping, Adam/AdamW, EMA and
+ * the non-finite skip, every tensor on the device. Only the micro-batches cross from the
+ * host (mix and targets), and the loss and the norm come back (two doubles). With several
+ * ranks the gradient block is summed over MPI through host memory (tf_dist; NCCL is not
+ * implemented yet).
+ *
+ * The host keeps what checkpoints and validation need: tf_dtrainer_pull copies the
+ * device's parameters, BN buffers, Adam moments and EMA weights into host arrays of the
+ * CPU layout, tf_dtrainer_push the other way (resume). */
+#ifndef TFSWA_CUDA_DSTEP_H
+#define TFSWA_CUDA_DSTEP_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cuda/dmodel.h"
+#include "train/step.h"
+
+typedef struct tf_dtrainer tf_dtrainer;
+
+/* A device trainer for cfg's run (batch_size x frames per micro-batch): the device model
+ * of a (tf_arch_from_config of cfg's model), Adam moments (zero), the EMA weights (with
+ * ema_decay > 0), output, target and gradient buffers and the loss's. kern, stft: as
+ * tf_dmodel_create. params, buffers: the host model's (copied to the device). */
+tf_status tf_dtrainer_open(tf_dtrainer **out, const tf_config *cfg, const tf_dist *dist,
+                           const tf_arch *a, int64_t frames, tf_kernels *kern, const void *stft,
+                           const float *params, const float *buffers);
+void tf_dtrainer_close(tf_dtrainer *t);
+tf_dmodel *tf_dtrainer_model(tf_dtrainer *t);
+
+/* tf_train_step on the device (the same arguments and results). */
+tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_micro_batch_fn next,
+                           void *next_ctx, tf_step_result *r);
+
+/* Host copies (n_params floats, n_buffers floats; any may be NULL to skip it): params,
+ * buffers, Adam m and v, the EMA weights (only with EMA on). */
+tf_status tf_dtrainer_pull(tf_dtrainer *t, float *params, float *buffers, float *m, float *v,
+                           float *ema);
+tf_status tf_dtrainer_push(tf_dtrainer *t, const float *params, const float *buffers,
+                           const float *m, const float *v, const float *ema);
+
+#endif
