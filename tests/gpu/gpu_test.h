@@ -26,13 +26,13 @@
 
 static uint64_t rng = GPU_TEST_SEED;
 /* uniform in [lo, hi) */
-static float urand(float lo, float hi) {
+static inline float urand(float lo, float hi) {
     rng = rng * 6364136223846793005ull + 1442695040888963407ull;
     return lo + (hi - lo) * (float)((rng >> 40) / 16777216.0);
 }
 
 /* n floats uniform in [lo, hi) (exits on out of memory) */
-static float *host(size_t n, float lo, float hi) {
+static inline float *host(size_t n, float lo, float hi) {
     float *p = malloc((n ? n : 1) * sizeof *p);
     if (!p) {
         fprintf(stderr, "out of memory (%zu floats)\n", n);
@@ -42,20 +42,20 @@ static float *host(size_t n, float lo, float hi) {
     return p;
 }
 
-static float *hcopy(const float *h, size_t n) {
+static inline float *hcopy(const float *h, size_t n) {
     float *p = host(n, 0, 0);
     memcpy(p, h, n * sizeof *p);
     return p;
 }
 
 /* h (n) = the device array d, after the stream's work */
-static void down(float *h, const float *d, size_t n) {
+static inline void down(float *h, const float *d, size_t n) {
     CU(cudaDeviceSynchronize());
     CU(cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
 /* max |g - c| <= tol * max(1, max |c|); prints the worst element when not */
-static int close_to(const char *what, const float *g, const float *c, size_t n, double tol) {
+static inline int close_to(const char *what, const float *g, const float *c, size_t n, double tol) {
     double worst = 0, scale = 1;
     size_t at = 0;
     for (size_t i = 0; i < n; i++) {
@@ -71,7 +71,7 @@ static int close_to(const char *what, const float *g, const float *c, size_t n, 
 }
 
 /* the device array d (n) against the CPU result c (n) */
-static int dclose(const char *what, const float *d, const float *c, size_t n, double tol) {
+static inline int dclose(const char *what, const float *d, const float *c, size_t n, double tol) {
     float *g = host(n, 0, 0);
     down(g, d, n);
     int ok = close_to(what, g, c, n, tol);
