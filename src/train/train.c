@@ -19,6 +19,11 @@
 #include "train/loss.h"
 #include "train/step.h"
 #include "train/validate.h"
+#include "util/device.h"
+#if TFSWA_CUDA
+#include "cuda/dstep.h"
+#include "dsp/stft.h"
+#endif
 #include "util/clock.h"
 #include "util/fault.h"
 #include "util/fsutil.h"
@@ -114,6 +119,11 @@ typedef struct {
     tf_loader *loader;
     tf_model *model;
     tf_trainer *tr; /* optimizer state, EMA, output buffers, loss: the step's state */
+    /* --device cuda: the step runs on the device (src/cuda/dstep.c); model and tr hold the
+     * host copies that checkpoints and validation use (model is an inference model) */
+    void *dt; /* tf_dtrainer */
+    void *dkern, *dstft;
+    int host_stale; /* the device has weights the host copies lack */
     float *target;  /* (B, T, 2, N) the target stems of a micro-batch */
     int tmap[TF_MAX_TARGETS];
     tf_train_progress p;
@@ -125,6 +135,11 @@ typedef struct {
 
 static void free_run(run *r) {
     if (r->lock_fd >= 0) close(r->lock_fd); /* releases the flock */
+#if TFSWA_CUDA
+    tf_dtrainer_close(r->dt);
+    tf_kernels_free(r->dkern);
+    if (r->dstft) tf_stft_destroy(r->dstft);
+#endif
     tf_loader_close(r->loader);
     tf_trainer_close(r->tr);
     tf_model_free(r->model);
@@ -186,6 +201,20 @@ static int64_t total_steps(const tf_config *c) {
 
 /* With EMA on: on = 1 puts the EMA weights (the ones to deploy) into the model and keeps
  * the raw ones in opt.raw; on = 0 puts the raw ones back. Nothing without EMA. */
+/* --device cuda: the device's weights, BN buffers, Adam moments and EMA into the host
+ * copies (before a checkpoint or a validation) */
+static tf_status pull_device(run *r) {
+#if TFSWA_CUDA
+    if (!r->dt || !r->host_stale) return TF_OK;
+    TF_TRY(tf_dtrainer_pull(r->dt, tf_model_params(r->model), tf_model_buffers(r->model),
+                            r->tr->opt.m, r->tr->opt.v, r->tr->ema));
+    r->host_stale = 0;
+#else
+    (void)r;
+#endif
+    return TF_OK;
+}
+
 static void use_ema_weights(run *r, int on) {
     const float *ema = r->tr->ema;
     tf_opt_state *opt = &r->tr->opt;
@@ -199,6 +228,7 @@ static tf_status save_ckpt(run *r, const char *which) {
     if (r->d->rank != 0) return TF_OK;
     char dir[TF_PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/checkpoints/%s", r->cfg.output_dir, which);
+    TF_TRY(pull_device(r));
     use_ema_weights(r, 1); /* model.safetensors holds the EMA weights; train_state the raw */
     tf_status st = tf_ckpt_save(dir, r->model, &r->cfg, &r->p, &r->tr->opt);
     use_ema_weights(r, 0);
@@ -233,6 +263,11 @@ static tf_status resume(run *r) {
         memcpy(r->tr->ema, tf_model_params(r->model), sizeof(float) * opt->n);
         memcpy(tf_model_params(r->model), opt->raw, sizeof(float) * opt->n);
     }
+#if TFSWA_CUDA
+    if (r->dt)
+        TF_TRY(tf_dtrainer_push(r->dt, tf_model_params(r->model), tf_model_buffers(r->model),
+                                opt->m, opt->v, r->tr->ema));
+#endif
     tf_train_event e = event(r, TF_TRAIN_EV_RESUMED);
     e.path = dir;
     report(r, &e);
@@ -243,6 +278,7 @@ static tf_status resume(run *r) {
 static tf_status validate(run *r) {
     if (tf_index_count(r->ix, TF_SPLIT_VALID) == 0) return TF_OK;
     tf_fault_point("validate", "begin", r->p.step, NULL); /* test hook: util/fault.h */
+    TF_TRY(pull_device(r));
     use_ema_weights(r, 1);
     tf_val_result v;
     tf_status st = tf_validate(r->model, &r->cfg, r->ix, TF_SPLIT_VALID, r->d, &v);
@@ -325,7 +361,13 @@ static tf_status train_loop(run *r) {
         }
         tf_fault_point("step", "begin", r->p.step, NULL); /* test hook: util/fault.h */
         tf_step_result sr;
-        TF_TRY(tf_train_step(r->tr, r->p.step, &r->p.updates, next_batch, r, &sr));
+#if TFSWA_CUDA
+        if (r->dt) {
+            TF_TRY(tf_dtrainer_step(r->dt, r->p.step, &r->p.updates, next_batch, r, &sr));
+            r->host_stale = 1;
+        } else
+#endif
+            TF_TRY(tf_train_step(r->tr, r->p.step, &r->p.updates, next_batch, r, &sr));
         samples += sr.samples;
         if (!sr.applied) {
             r->p.skipped++, r->p.bad_in_row++;
@@ -356,6 +398,32 @@ static tf_status train_loop(run *r) {
         if (tf_train_stop_after > 0 && r->p.step >= tf_train_stop_after) break;
     }
     return TF_OK;
+}
+
+/* --device cuda: open the device and the device trainer with the host model's initial
+ * weights */
+static tf_status open_device(run *r, const tf_device *dev, const tf_model_config *mc) {
+#if TFSWA_CUDA
+    const tf_config *c = &r->cfg;
+    tf_device_info info;
+    TF_TRY(tf_device_open(dev, "device", c->device, &info));
+    tf_arch a;
+    TF_TRY(tf_arch_from_config(&a, mc));
+    tf_kernels *k = NULL;
+    TF_TRY(tf_kernels_create(&k, TF_BACKEND_CUDA, TF_DT_FP32, 1));
+    r->dkern = k;
+    tf_stft *st = NULL;
+    TF_TRY(tf_stft_create(&st, a.n_fft, a.hop));
+    r->dstft = st;
+    tf_dtrainer *t = NULL;
+    TF_TRY(tf_dtrainer_open(&t, c, r->d, &a, r->plan.segment_frames, k, st,
+                            tf_model_params(r->model), tf_model_buffers(r->model)));
+    r->dt = t;
+    return TF_OK;
+#else
+    (void)r, (void)mc;
+    return tf_device_open(dev, "device", r->cfg.device, NULL);
+#endif
 }
 
 tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event_fn on_event,
@@ -427,9 +495,15 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
     const size_t T = (size_t)c->n_targets,
                  per = 2 * (size_t)r.plan.segment_frames * (size_t)c->batch_size;
     const tf_model_config mc = tf_train_model_config(c);
-    if (!st)
+    tf_device dev = {TF_DEVICE_CPU, 0};
+    if (!st) st = tf_device_from_string("device", c->device, &dev);
+    if (!st && dev.kind == TF_DEVICE_CUDA) /* the host keeps an inference model */
+        st = tf_model_create_mode(&r.model, &mc, c->batch_size, r.plan.segment_frames,
+                                  c->num_threads, TF_MODEL_INFER);
+    else if (!st)
         st = tf_model_create(&r.model, &mc, c->batch_size, r.plan.segment_frames, c->num_threads);
     if (!st) st = tf_trainer_open(&r.tr, c, d, r.model, r.plan.segment_frames);
+    if (!st && dev.kind == TF_DEVICE_CUDA) st = open_device(&r, &dev, &mc);
     if (!st) {
         r.target = tf_malloc(sizeof(float) * T * per, "targets");
         if (!r.target) st = TF_EINTERNAL;
