@@ -10,7 +10,9 @@
 #      OUTDIR/gpu_tests.txt;
 #   4. the CLI on CUDA (tfswa plan --device ...) into OUTDIR/cli.txt: the device memory plan
 #      of cuda:0 with the workspace cuDNN chooses there (text and --json, exit 0); a device
-#      out of range and not-yet-implemented work (training) refused with one line, exit 2;
+#      out of range and not-yet-implemented work (AMP on the device) refused with one line,
+#      exit 2; then 50 training steps of the tiny preset on synthetic data on cuda:0 and on
+#      the CPU from the same seed: the logged losses within 2 % (the cli.txt tail);
 #   5. the PyTorch side of the comparison (tools/torch_gpu_bench.py, docs/gpu/README.md): the
 #      paper preset, batch 8 x 3 s, n_fft 2048 hop 441, fp32 and AMP (bf16 autocast) step time
 #      and peak memory, then the largest batch that fits, into OUTDIR/torch_gpu.json; it runs
@@ -126,7 +128,41 @@ cli_case "plan --preset tiny --memory 1GiB --device cuda:0" 0 "cuDNN workspace: 
 cli_case "plan --preset tiny --memory 1GiB --device cuda:0 --json" 0 '"ws_source":"chosen"'
 cli_case "plan --preset tiny --memory 1GiB --device cuda:99" 2 "device 99 out of range"
 cli_case "plan --preset tiny --memory 1GiB --device cpu --json" 0 '"fits"'
-cli_case "train --preset tiny --device cuda" 2 "training on CUDA is not implemented yet"
+cli_case "train --preset tiny --device cuda --use_amp" 2 "not implemented on the cuda device yet"
+# 4b. training on the device: the tiny preset on synthetic data, 50 steps on cuda:0 and
+# on the CPU from the same seed (the same batches): the logged losses must track
+TD="$LIB/train"; mkdir -p "$TD"
+targs="--preset tiny --data_root $TD/data --max_steps 50 --log_every 5 --val_every 0 --batch_size 2 --segment_seconds 1.0 --num_threads 8 --seed 7"
+if timeout 120 "$CARRY/bin/tfswa" synth "$TD/data" --tracks 3 --test_tracks 1 --seconds 8 --seed 3 > "$TD/synth.log" 2>&1; then
+  t1=$(date +%s)
+  # shellcheck disable=SC2086
+  timeout 240 "$CARRY/bin/tfswa" train $targs --device cuda --output_dir "$TD/gpu" > "$TD/gpu.log" 2>&1; rg=$?
+  t2=$(date +%s)
+  # shellcheck disable=SC2086
+  timeout 240 "$CARRY/bin/tfswa" train $targs --device cpu --output_dir "$TD/cpu" > "$TD/cpu.log" 2>&1; rc=$?
+  t3=$(date +%s)
+  { printf '$ tfswa train %s --device cuda (exit %d, %d s)\n' "$targs" "$rg" $((t2 - t1)); tail -n 5 "$TD/gpu.log"
+    printf '$ tfswa train %s --device cpu (exit %d, %d s)\n' "$targs" "$rc" $((t3 - t2)); tail -n 5 "$TD/cpu.log"
+  } >> "$OUT/cli.txt"
+  cmp=$(python3 - "$TD/gpu/metrics.jsonl" "$TD/cpu/metrics.jsonl" <<'PY' 2>&1
+import json, sys
+def losses(p):
+    return {j["step"]: j["loss"] for j in map(json.loads, open(p)) if "loss" in j}
+g, c = losses(sys.argv[1]), losses(sys.argv[2])
+steps = sorted(set(g) & set(c))
+worst = max(abs(g[s] - c[s]) / abs(c[s]) for s in steps)
+print(f"{len(steps)} logged steps, max relative loss difference {worst:.2e}, "
+      f"loss at {steps[-1]}: cuda {g[steps[-1]]:.6g} cpu {c[steps[-1]]:.6g}")
+sys.exit(0 if len(steps) >= 10 and worst <= 0.02 else 1)
+PY
+)
+  ok=$?
+  echo "loss comparison: $cmp" >> "$OUT/cli.txt"
+  if [ "$rg" -eq 0 ] && [ "$rc" -eq 0 ] && [ "$ok" -eq 0 ]; then step "train-cuda-vs-cpu" ok "$cmp"
+  else step "train-cuda-vs-cpu" fail "exit cuda $rg cpu $rc: $cmp $(tail -n 1 "$TD/gpu.log")"; fi
+else
+  step "train-cuda-vs-cpu" fail "synth: $(tail -n 1 "$TD/synth.log")"
+fi
 
 # 5. the PyTorch side (python3: the machine's PyTorch, not /usr/bin/python3)
 if [ "${TORCH_BENCH:-1}" = 0 ]; then
