@@ -26,6 +26,8 @@ tf_status cli_precision_flags(const char *precision, const char *backend, int *p
     return TF_OK;
 }
 
+const char *cli_bench_device = "cpu";
+
 tf_status cli_device_open(const char *given, const char *task) {
     if (!given) return TF_OK;
     tf_device d;

@@ -40,7 +40,14 @@
 #include "train/step.h"
 #include "train/train.h"
 #include "util/config.h"
+#include "util/device.h"
 #include "util/rng.h"
+#if TFSWA_CUDA
+#include <cuda_runtime_api.h>
+
+#include "cuda/dstep.h"
+#include "dsp/stft.h"
+#endif
 
 #define MAX_PRESETS  8
 #define MAX_VARIANTS (4 * MAX_PRESETS)
@@ -65,6 +72,9 @@ typedef struct {
     double loss2;    /* loss of the second step of round 0 (after one update) */
     double peak_rss; /* bytes, max over rounds of the VmHWM of its turn */
     int nonfinite;   /* steps whose loss or gradient norm was not finite */
+    double dev_peak; /* --device cuda: device bytes in use (cudaMemGetInfo) above the
+                        count before the turn, max over its steps */
+    double dev_plan; /* --device cuda: bytes the device trainer allocated */
 } variant_t;
 
 typedef struct {
@@ -84,6 +94,55 @@ static tf_status fixed_batch(void *ctx, tf_micro_batch *mb) {
 /* One variant's turn in a round: fresh model and optimizer state, a warm-up step, K timed
  * steps, each the trainer's own tf_train_step (one rank). ms (K,) receives the step times
  * in milliseconds; loss1 and loss2 the losses of the first two steps. */
+#if TFSWA_CUDA
+/* bytes of device memory in use now (cudaMemGetInfo: total - free) */
+static double dev_used(void) {
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) return NAN;
+    return (double)(tot - fr);
+}
+
+/* run_turn on the current CUDA device: the device trainer (src/cuda/dstep.c) with the
+ * initial weights of a host model of the same seed */
+static tf_status run_turn_cuda(const tf_config *c, io_t *io, int K, double *ms, double *loss1,
+                               double *loss2, int *nonfinite, variant_t *v) {
+    static const tf_dist one = {0, 1, 0};
+    const tf_model_config mc = tf_train_model_config(c);
+    tf_arch a;
+    TF_TRY(tf_arch_from_config(&a, &mc));
+    tf_model *host = NULL;
+    tf_kernels *k = NULL;
+    tf_stft *fs = NULL;
+    tf_dtrainer *t = NULL;
+    const double used0 = dev_used();
+    tf_status st = tf_model_create_mode(&host, &mc, 1, io->N, 1, TF_MODEL_INFER);
+    if (!st) st = tf_kernels_create(&k, TF_BACKEND_CUDA, TF_DT_FP32, 1);
+    if (!st) st = tf_stft_create(&fs, a.n_fft, a.hop);
+    if (!st)
+        st = tf_dtrainer_open(&t, c, &one, &a, io->N, k, fs, tf_model_params(host),
+                              tf_model_buffers(host));
+    if (!st) v->dev_plan = (double)tf_dtrainer_device_bytes(t);
+    int64_t updates = 0;
+    tf_step_result r;
+    if (!st) st = tf_dtrainer_step(t, 0, &updates, fixed_batch, io, &r);
+    if (!st) *loss1 = r.loss, *nonfinite += !r.applied;
+    for (int i = 0; i < K && st == TF_OK; i++) {
+        double t0 = tf_now_s();
+        st = tf_dtrainer_step(t, 1 + i, &updates, fixed_batch, io, &r); /* ends synchronised */
+        ms[i] = 1e3 * (tf_now_s() - t0);
+        const double used = dev_used() - used0;
+        if (used > v->dev_peak) v->dev_peak = used;
+        if (!st) *nonfinite += !r.applied;
+        if (!st && i == 0) *loss2 = r.loss;
+    }
+    tf_dtrainer_close(t);
+    if (fs) tf_stft_destroy(fs);
+    tf_kernels_free(k);
+    tf_model_free(host);
+    return st;
+}
+#endif
+
 static tf_status run_turn(const tf_config *c, io_t *io, int threads, int K, double *ms,
                           double *loss1, double *loss2, int *nonfinite) {
     static const tf_dist one = {0, 1, 0};
@@ -173,6 +232,8 @@ typedef struct {
     variant_t v[MAX_VARIANTS];
     double peak_rss; /* of the process, over the whole run */
     int rss_reset;   /* per-variant peaks are meaningful */
+    int cuda;        /* --device cuda[:N]: the steps run on the device trainer */
+    char device[32]; /* "cpu" | "cuda:N" */
 } bench_t;
 
 /* ratio a/b of two variants' numbers, NULL-safe */
@@ -199,6 +260,7 @@ static cJSON *report_json(const bench_t *b) {
     cJSON_AddNumberToObject(cfg, "frames", (double)b->N);
     cJSON_AddNumberToObject(cfg, "batch", b->B);
     cJSON_AddNumberToObject(cfg, "threads", b->threads);
+    cJSON_AddStringToObject(cfg, "device", b->device);
     cJSON_AddNumberToObject(cfg, "rounds", b->R);
     cJSON_AddNumberToObject(cfg, "iters", b->K);
     cJSON_AddNumberToObject(cfg, "targets", c0->n_targets);
@@ -243,6 +305,10 @@ static cJSON *report_json(const bench_t *b) {
             cJSON_AddNumberToObject(o, "peak_rss_bytes", v->peak_rss);
         else
             cJSON_AddNullToObject(o, "peak_rss_bytes");
+        if (b->cuda) {
+            cJSON_AddNumberToObject(o, "device_peak_bytes", v->dev_peak);
+            cJSON_AddNumberToObject(o, "device_plan_bytes", v->dev_plan);
+        }
     }
     cJSON_AddNumberToObject(res, "peak_rss_bytes", b->peak_rss);
     cJSON *ra = cJSON_AddObjectToObject(res, "ratios");
@@ -292,6 +358,11 @@ static void report_text(const bench_t *b) {
                v->plan.total / 1048576.0, b->rss_reset ? v->peak_rss / 1048576.0 : NAN);
     }
     printf("  peak RSS of the process %.1f MiB\n", b->peak_rss / 1048576.0);
+    for (int i = 0; b->cuda && i < b->nv; i++)
+        printf("  %s on %s: %.1f MiB of device memory in use at the peak, %.1f MiB allocated "
+               "by the trainer\n",
+               b->v[i].name, b->device, b->v[i].dev_peak / 1048576.0,
+               b->v[i].dev_plan / 1048576.0);
     for (int p = 0; p < b->np; p++) {
         const int off = find_variant(b, p, TF_DT_FP32, TF_CKPT_OFF);
         const int blk = find_variant(b, p, TF_DT_FP32, TF_CKPT_BLOCKS);
@@ -355,8 +426,14 @@ static tf_status run_bench(bench_t *b) {
              * ru_maxrss, which a reset would lower to the last turn's peak */
             if (b->nv > 1 && !reset_peak_rss()) b->rss_reset = 0;
             double loss1 = NAN, loss2 = NAN;
-            st = run_turn(&c, &io, b->threads, b->K, v->ms + (size_t)r * b->K, &loss1, &loss2,
-                          &v->nonfinite);
+#if TFSWA_CUDA
+            if (b->cuda)
+                st = run_turn_cuda(&c, &io, b->K, v->ms + (size_t)r * b->K, &loss1, &loss2,
+                                   &v->nonfinite, v);
+            else
+#endif
+                st = run_turn(&c, &io, b->threads, b->K, v->ms + (size_t)r * b->K, &loss1, &loss2,
+                              &v->nonfinite);
             if (st != TF_OK) {
                 st = tf_err_ctx(st, "bench step %s", v->name);
                 break;
@@ -384,7 +461,9 @@ static const char USAGE[] =
     "                        [--seconds 2] [--batch 2] [--threads 0] [--rounds 2] [--iters 2]\n"
     "                        [--key value]...\n"
     "Time one optimizer step (the trainer's step function) per variant: activations\n"
-    "fp32|bf16 x checkpointing off|blocks, measured alternately; peak RSS per variant.\n";
+    "fp32|bf16 x checkpointing off|blocks, measured alternately; peak RSS per variant.\n"
+    "--device cuda[:N] (CUDA builds): the device trainer's step (fp32/off only), with the\n"
+    "device bytes in use (cudaMemGetInfo, peak over the steps) and allocated.\n";
 
 int bench_step(int argc, char **argv) {
     if (cli_wants_help(argc, argv, USAGE)) return 0;
@@ -438,6 +517,14 @@ int bench_step(int argc, char **argv) {
             goto fail;
         }
     b->B = (int)B, b->R = (int)R, b->K = (int)K;
+    {
+        tf_device dev;
+        if ((st = tf_device_from_string("--device", cli_bench_device, &dev)) != TF_OK) goto fail;
+        tf_device_name(&dev, b->device, sizeof b->device);
+        b->cuda = dev.kind == TF_DEVICE_CUDA;
+        /* only fp32 activations without checkpointing run on the device so far */
+        if (b->cuda && !variant) variant = "fp32/off";
+    }
     if ((st = parse_presets(presets ? presets : "tiny,small", b->presets, &b->np)) != TF_OK)
         goto fail;
     tf_dtype vdt = TF_DT_FP32;
@@ -463,6 +550,7 @@ int bench_step(int argc, char **argv) {
         if ((st = tf_config_parse_args(c, ac, av, NULL)) != TF_OK) goto fail;
         c->num_threads = b->threads;
         c->gradient_accumulation_steps = 1; /* the bench times one micro-batch per step */
+        c->batch_size = b->B;               /* the device trainer's micro-batch */
         const tf_model_config mc = tf_train_model_config(c);
         if ((st = tf_model_param_count(&b->nparams[p], &mc)) != TF_OK) goto fail;
         for (int d = 0; d < 2; d++)

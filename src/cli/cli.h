@@ -48,6 +48,8 @@ tf_status cli_precision_flags(const char *precision, const char *backend, int *p
  * device for that task (not implemented on CUDA yet). TF_EUSER, one line starting
  * "--device <given>: " for a bad value, a build without CUDA, no usable CUDA device, and
  * a task that does not run on CUDA yet. */
+/* the --device of `tfswa bench` ("cpu" when not given), for the benches that run on it */
+extern const char *cli_bench_device;
 tf_status cli_device_open(const char *given, const char *task);
 
 /* At the start of separate / evaluate, on stderr: "compute: <desc>" (desc: tfswa_describe),

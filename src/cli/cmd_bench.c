@@ -51,14 +51,17 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "tfswa: bench '%s' is not part of this build yet\n", argv[1]);
             return 2;
         }
-        /* --device: the benches measure the CPU; none runs on CUDA yet */
+        /* --device: `bench step` runs on CUDA (the device trainer); the other benches
+         * measure the CPU only */
         int missing = 0;
         const char *dev = take_device(&argc, argv, &missing);
         if (missing) return cli_fail(tf_err(TF_EUSER, "flag --device needs a value"));
         char task[64];
         snprintf(task, sizeof task, "bench %s", t[i].name);
-        tf_status st = cli_device_open(dev, task);
+        const int on_cuda = !strcmp(t[i].name, "step");
+        tf_status st = cli_device_open(dev, on_cuda ? NULL : task);
         if (st) return cli_fail(st);
+        cli_bench_device = dev ? dev : "cpu";
         return t[i].fn(argc - 1, argv + 1);
     }
     fprintf(stderr,

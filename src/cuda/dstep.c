@@ -121,6 +121,19 @@ tf_dmodel *tf_dtrainer_model(tf_dtrainer *t) {
     return t->model;
 }
 
+size_t tf_dtrainer_device_bytes(const tf_dtrainer *t) {
+    size_t p = 0, a = 0, w = 0, f = 0;
+    tf_dmodel_bytes(t->model, &p, &a, &w, &f);
+    size_t total = p + a + w + f + t->o.floats * sizeof(float);
+    for (int r = 0; r < N_RES; r++)
+        if (t->st[r]) {
+            size_t pb = 0, bb = 0;
+            tf_cuda_stft_sizes(t->st[r], &pb, &bb);
+            total += pb + bb;
+        }
+    return total;
+}
+
 static tf_status copy(void *dst, const void *src, size_t floats, int kind) {
     if (!dst || !src || !floats) return TF_OK;
     CK("cudaMemcpy", cudaMemcpy(dst, src, floats * sizeof(float), kind));

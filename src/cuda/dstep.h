@@ -27,6 +27,9 @@ tf_status tf_dtrainer_open(tf_dtrainer **out, const tf_config *cfg, const tf_dis
                            const float *params, const float *buffers);
 void tf_dtrainer_close(tf_dtrainer *t);
 tf_dmodel *tf_dtrainer_model(tf_dtrainer *t);
+/* device bytes this trainer allocated: the model's roles, the trainer block and the cuFFT
+ * objects' buffers and plans */
+size_t tf_dtrainer_device_bytes(const tf_dtrainer *t);
 
 /* tf_train_step on the device (the same arguments and results). */
 tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_micro_batch_fn next,
