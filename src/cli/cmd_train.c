@@ -28,7 +28,8 @@ static const char *USAGE =
     "  (same product), checkpointing and precision to fit SIZE, fastest first (as `tfswa plan\n"
     "  --memory SIZE` ranks them), and says what it chose; nothing fits: exit 2.\n"
     "Device: --device cpu|cuda|cuda:N (config key device; default cpu). CUDA needs a CUDA\n"
-    "  build (make CUDA=1) and a GPU; training on CUDA is not implemented yet.\n"
+    "  build (make CUDA=1) and a GPU; on CUDA the whole step runs on the device, fp32\n"
+    "  activations without checkpointing (--use_amp and --use_checkpointing: not yet).\n"
     "Data parallel: mpirun -np N tfswa train ...\n";
 
 /* Prints a training run's events on stderr (user: an int, 1 when stderr is a terminal:
@@ -57,6 +58,12 @@ void cli_print_train_event(void *user, const struct tf_train_event *e) {
                  (long long)e->step, (long long)e->total_steps, (long long)e->epoch, e->loss, e->lr,
                  e->samples_per_s, e->grad_norm, (long long)e->skipped,
                  (double)e->rss_bytes / 1048576.0, (double)e->plan->total / 1048576.0);
+        if (e->on_device) {
+            const size_t n = strlen(line);
+            snprintf(line + n, sizeof line - n, " | device %.0f MiB (peak %.0f) / plan %.0f MiB",
+                     (double)e->dev_used_bytes / 1048576.0, (double)e->dev_peak_bytes / 1048576.0,
+                     (double)e->dev_plan_bytes / 1048576.0);
+        }
         if (tty)
             fprintf(stderr, "\r%s\033[K%s", line, e->last ? "\n" : "");
         else
@@ -142,8 +149,8 @@ int cmd_train(int argc, char **argv) {
     if (!st) st = cli_check_unused(&a);
     if (!st && dev && !(st = cli_device_open(dev, NULL))) st = tf_config_set(&cfg, "device", dev);
     if (!st) st = tf_config_validate(&cfg);
-    /* the model's forward/backward run on the CPU only for now: refuse CUDA, clearly */
-    if (!st && strcmp(cfg.device, "cpu") != 0) st = cli_device_open(cfg.device, "training");
+    /* a device from a config file: opened here too, for the same one-line errors */
+    if (!st && strcmp(cfg.device, "cpu") != 0) st = cli_device_open(cfg.device, NULL);
     if (!st && fit) st = fit_memory(&cfg, fit, d.rank == 0);
     int tty = isatty(2);
     if (!st) {

@@ -21,6 +21,8 @@
 #include "train/validate.h"
 #include "util/device.h"
 #if TFSWA_CUDA
+#include <cuda_runtime_api.h>
+
 #include "cuda/dstep.h"
 #include "dsp/stft.h"
 #endif
@@ -123,8 +125,9 @@ typedef struct {
      * host copies that checkpoints and validation use (model is an inference model) */
     void *dt; /* tf_dtrainer */
     void *dkern, *dstft;
-    int host_stale; /* the device has weights the host copies lack */
-    float *target;  /* (B, T, 2, N) the target stems of a micro-batch */
+    int host_stale;  /* the device has weights the host copies lack */
+    size_t dev_peak; /* the most device memory in use at a log (cudaMemGetInfo) */
+    float *target;   /* (B, T, 2, N) the target stems of a micro-batch */
     int tmap[TF_MAX_TARGETS];
     tf_train_progress p;
     FILE *metrics;
@@ -318,13 +321,31 @@ static void log_step(run *r, double loss, double lr, double gnorm, double sps, i
     tf_train_event e = event(r, TF_TRAIN_EV_LOG);
     e.total_steps = total_steps(&r->cfg), e.epoch = epoch, e.loss = loss, e.lr = lr;
     e.grad_norm = gnorm, e.samples_per_s = sps, e.rss_bytes = rss, e.last = final;
+#if TFSWA_CUDA
+    if (r->dt) {
+        size_t fr = 0, tot = 0;
+        if (cudaMemGetInfo(&fr, &tot) == cudaSuccess) {
+            e.dev_used_bytes = tot - fr;
+            if (e.dev_used_bytes > r->dev_peak) r->dev_peak = e.dev_used_bytes;
+        }
+        e.on_device = 1;
+        e.dev_peak_bytes = r->dev_peak;
+        e.dev_plan_bytes = tf_dtrainer_device_bytes(r->dt);
+    }
+#endif
     report(r, &e);
     fprintf(r->metrics,
             "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
             "\"skipped_steps\": %lld, \"samples_per_s\": %.4g, \"rss_bytes\": %zu, "
-            "\"plan_bytes\": %zu}\n",
+            "\"plan_bytes\": %zu",
             (long long)r->p.step, (long long)epoch, loss, lr, gnorm, (long long)r->p.skipped, sps,
             rss, r->plan.total);
+    if (e.on_device)
+        fprintf(r->metrics,
+                ", \"device_bytes_used\": %zu, \"device_bytes_peak\": %zu, "
+                "\"device_plan_bytes\": %zu",
+                e.dev_used_bytes, e.dev_peak_bytes, e.dev_plan_bytes);
+    fputs("}\n", r->metrics);
     fflush(r->metrics);
 }
 

@@ -69,6 +69,11 @@ typedef struct tf_train_event {
     double loss; /* LOG: mean over the applied steps since the last log (NaN: none) */
     double lr, grad_norm, samples_per_s;
     size_t rss_bytes;
+    /* LOG on a CUDA device (on_device 1): device memory in use now and at the most of any
+     * log so far (cudaMemGetInfo: total - free, the CUDA context and libraries included),
+     * and the bytes the device trainer allocated (its plan) */
+    int on_device;
+    size_t dev_used_bytes, dev_peak_bytes, dev_plan_bytes;
     int last;                   /* LOG: the run's last step */
     int loss_finite;            /* SKIPPED: 1 when the loss was finite (the gradient was not) */
     const tf_val_result *valid; /* VALID */
