@@ -33,7 +33,8 @@ B="$ROOT/build-cuda"
 w=$(grep -E '^(src|tests|include)/([^:]*:[0-9]+(:[0-9]+)?: |[^(]*\([0-9]+\): )warning' "$log" |
   head -n 5)
 [ -z "$w" ] && ok "no compiler warnings" || bad "warnings: $w"
-for f in tfswa libtfswa.a libtfswa.so tests/gpu/test_cuda_conv tests/gpu/test_cuda_blasfft; do
+for f in tfswa libtfswa.a libtfswa.so tests/gpu/test_cuda_conv tests/gpu/test_cuda_blasfft \
+  tests/gpu/test_cuda_tblock; do
   [ -s "$B/$f" ] && ok "built $f" || bad "build-cuda/$f is missing"
 done
 # the CUDA code is in: device code for sm_80 and sm_90 plus compute_90 PTX, cuDNN linked
@@ -52,7 +53,7 @@ readelf -S "$B/tfswa" 2> /dev/null | grep -q '\.nv_fatbin' && ok "tfswa holds de
 nm "$B/libtfswa.a" 2> /dev/null | grep -q ' T tf_cuda_conv_forward$' &&
   ok "libtfswa.a has the cuda backend" || bad "libtfswa.a lacks tf_cuda_conv_forward"
 for s in tf_cuda_linear_forward tf_cuda_attention_backward tf_cuda_stft_forward \
-  tf_cuda_istft_backward; do
+  tf_cuda_istft_backward tf_cuda_tblock_forward tf_cuda_tblock_backward; do
   nm "$B/libtfswa.a" 2> /dev/null | grep -q " T $s\$" && ok "libtfswa.a has $s" ||
     bad "libtfswa.a lacks $s"
 done

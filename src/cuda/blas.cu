@@ -85,6 +85,14 @@ extern "C" const char *tf_cuda_blas_error(const tf_cuda_blas *h) {
     return h->err;
 }
 
+extern "C" int tf_cuda_blas_set_error(tf_cuda_blas *h, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->err, sizeof h->err, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
 static unsigned grid_for(size_t n, unsigned bs) {
     size_t g = (n + bs - 1) / bs;
     return g > 65535u * 16u ? 65535u * 16u : (unsigned)g;

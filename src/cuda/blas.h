@@ -38,6 +38,13 @@ int tf_cuda_blas_create(tf_cuda_blas **out, void *stream, int allow_tf32, char *
 void tf_cuda_blas_destroy(tf_cuda_blas *h);
 /* the message of the last failing launcher ("" when none) */
 const char *tf_cuda_blas_error(const tf_cuda_blas *h);
+/* sets that message (printf format) for launchers built on this handle elsewhere (cuda/tblock.cu
+ * reports its own launches' errors here); returns 1, the failing return value */
+int tf_cuda_blas_set_error(tf_cuda_blas *h, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 
 /* ------------------------------------------------------- linear (nn/linear.c) */
 /* tf_linear_forward: out (N, OC) = inp (N, IC) @ weight (OC, IC)^T + bias (OC) (bias NULL:

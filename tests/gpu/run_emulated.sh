@@ -1,32 +1,37 @@
 #!/bin/sh
-# Runs a GPU test program of tests/gpu without a GPU: src/cuda/elem.cu, blas.cu and fft.cu,
-# their launches rewritten by tests/gpu/emu/launch2emu.py, compiled by g++ against the CPU
-# emulation of tests/gpu/emu (each block's threads as std::threads, barriers for
+# Runs a GPU test program of tests/gpu without a GPU: src/cuda/elem.cu, blas.cu, fft.cu and
+# tblock.cu, their launches rewritten by tests/gpu/emu/launch2emu.py, compiled by g++ against
+# the CPU emulation of tests/gpu/emu (each block's threads as std::threads, barriers for
 # __syncthreads and the warp shuffles; cuBLAS's GEMMs by OpenBLAS in column-major, cuFFT's
 # batched transforms by FFTW: tests/gpu/emu/cublas_v2.h, cufft.h). It checks the kernels'
 # indexing, reductions and launch plumbing and the GEMM/FFT operand layouts against the
 # CPU functions; not their speed, not the GPU's FMA rounding, not the real runtime or
 # libraries. Needs BUILD/libtfswa.a (`make`) and g++ with C++20. About a minute on 2 cores.
 # Usage: tests/gpu/run_emulated.sh [BUILD [PROGRAM]]   (default build test_cuda_elem; PROGRAM
-# test_cuda_blasfft for blas.cu/fft.cu; TEST_ONLY=name runs one test)
+# test_cuda_blasfft for blas.cu/fft.cu, test_cuda_tblock for tblock.cu; TEST_ONLY=name runs
+# one test). EMU_ASAN=1: everything but BUILD's library under AddressSanitizer, into
+# BUILD/tests/gpu-emu-asan ("device" buffers are malloc'd, so a kernel or memset writing past
+# a buffer or a too-small workspace shows).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build}
 prog=${2:-test_cuda_elem}
 out=$build/tests/gpu-emu
+san=""
+if [ "${EMU_ASAN:-0}" = 1 ]; then out=$build/tests/gpu-emu-asan san="-g -fsanitize=address"; fi
 emu=$root/tests/gpu/emu
 mkdir -p "$out"
 inc="-I$emu -I$root/src -I$root/include $(pkg-config --cflags openblas fftw3f)"
 objs=""
-for cu in elem blas fft; do
+for cu in elem blas fft tblock; do
   /usr/bin/python3 "$emu/launch2emu.py" "$root/src/cuda/$cu.cu" >"$out/${cu}_emu.cpp"
-  g++ -std=c++20 -O1 -Wall -Wextra $inc -c "$out/${cu}_emu.cpp" -o "$out/${cu}_emu.o"
+  g++ -std=c++20 -O1 $san -Wall -Wextra $inc -c "$out/${cu}_emu.cpp" -o "$out/${cu}_emu.o"
   objs="$objs $out/${cu}_emu.o"
 done
-g++ -std=c++20 -O1 -Wall -Wextra -I"$emu" -c "$emu/emu.cpp" -o "$out/emu.o"
-gcc -std=c11 -D_GNU_SOURCE -O1 -Wall -Wextra -fopenmp $inc -I"$root/tests" \
+g++ -std=c++20 -O1 $san -Wall -Wextra -I"$emu" -c "$emu/emu.cpp" -o "$out/emu.o"
+gcc -std=c11 -D_GNU_SOURCE -O1 $san -Wall -Wextra -fopenmp $inc -I"$root/tests" \
     -c "$root/tests/gpu/$prog.c" -o "$out/$prog.o"
-g++ -o "$out/$prog" "$out/$prog.o" $objs "$out/emu.o" \
+g++ $san -o "$out/$prog" "$out/$prog.o" $objs "$out/emu.o" \
     "$build/libtfswa.a" $(pkg-config --libs sndfile fftw3f fftw3 openblas soxr yaml-0.1 libcjson \
     libpng lapacke ompi-c) -ldnnl -lgomp -lm -lpthread
 exec "$out/$prog"
