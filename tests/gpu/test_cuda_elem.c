@@ -1,6 +1,8 @@
 /* The CUDA kernels of src/cuda/elem.cu against the CPU functions they stand for (random
  * inputs; the CPU functions are themselves checked against references by test_act,
- * test_elem, test_nn_attn, test_nn_conv, test_optim, test_loss). Tolerances: element-wise
+ * test_elem, test_nn_attn, test_nn_conv, test_optim, test_loss, test_stft, test_model_ref;
+ * the model glue against dsp/stft.h, dsp/subband.c, tf_copy_corner and the head activation
+ * written out as model/forward.c computes it). Tolerances: element-wise
  * outputs max |gpu - cpu| <= 1e-5 * max(1, max |cpu|); outputs of reductions (statistics,
  * dweight/dbias, losses) 1e-4 relative. Needs a CUDA device (exits 1 with one line saying
  * so when there is none). Only the CUDA build builds it:
@@ -458,8 +460,9 @@ static void test_magphase_combine(void) {
     CHECK(dclose("magphase mag", gm, mag, n, EW));
     CHECK(dclose("magphase pr", gpr, pr, n, EW));
     CHECK(dclose("magphase pi", gpi, pi, n, EW));
-    float *fill = host(n, 5, 6), *gfill = dev(fill, n);
-    CU(tf_cuda_magphase(NULL, gpr, gfill, gre, gim, n, NULL)); /* phase only, into fresh pi */
+    float *fill = host(n, 5, 6), *gfill = dev(fill, n); /* outputs from other values */
+    CU(cudaMemcpy(gpr, fill, n * sizeof(float), cudaMemcpyHostToDevice));
+    CU(tf_cuda_magphase(NULL, gpr, gfill, gre, gim, n, NULL)); /* phase only */
     CHECK(dclose("magphase phase only (pr)", gpr, pr, n, EW));
     CHECK(dclose("magphase phase only (pi)", gfill, pi, n, EW));
     CU(cudaMemcpy(gfill, fill, n * sizeof(float), cudaMemcpyHostToDevice));
