@@ -1,7 +1,8 @@
 /* CUDA kernels of the model's own layers (see src/cuda/elem.h): GELU, BatchNorm2d (+GELU),
  * LayerNorm, softmax, pooling/upsampling, Swin window partition/reverse, the L1 and STFT
- * magnitude losses, a fused Adam. The per-element math is nn/elem.h and optim/optim_elem.h,
- * the code the CPU kernels run.
+ * magnitude losses, a fused Adam, and the model's glue (sums, channel copies, magnitude and
+ * phase, subbands, crops, the head's activation). The per-element math is nn/elem.h and
+ * optim/optim_elem.h, the code the CPU kernels run.
  *
  * Compiles on its own (no GPU needed):
  *   nvcc -std=c++17 -O2 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
@@ -547,6 +548,116 @@ __global__ void adam_k(float *params, const float *grads, float *m, float *v, si
         tf_adam_update(&params[i], &m[i], &v[i], grads[i], &k);
 }
 
+/* ------------------------------------------------------------------ model glue */
+__global__ void add_k(float *y, const float *x, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT)
+        y[i] += x[i];
+}
+
+__global__ void add2_k(float *out, const float *a, const float *b, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT)
+        out[i] = a[i] + b[i];
+}
+
+// dst (B, Cd, hw) channels [c0, c0 + Cs) = src (B, Cs, hw); total = B * Cs * hw
+__global__ void copy_channels_k(float *dst, int Cd, int c0, const float *src, int Cs, size_t hw,
+                                size_t total) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const size_t i = e % hw, p = e / hw;
+        const size_t b = p / Cs, c = p % Cs;
+        dst[(b * Cd + c0 + c) * hw + i] = src[e];
+    }
+}
+
+// mag, pr, pi (n) (each may be NULL) from re, im (n)
+__global__ void magphase_k(float *mag, float *pr, float *pi, const float *re, const float *im,
+                           size_t n) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT) {
+        float p, q;
+        const float m = tf_magphase_elem(re[i], im[i], &p, &q);
+        if (mag) mag[i] = m;
+        if (pr) pr[i] = p;
+        if (pi) pi[i] = q;
+    }
+}
+
+// yr, yi, mag (B, S, n); pr, pi (B, n); total = B * S * n
+__global__ void combine_fwd_k(float *yr, float *yi, const float *mag, const float *pr,
+                              const float *pi, int S, size_t n, size_t total) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const size_t k = e % n, b = e / ((size_t)S * n), j = b * n + k;
+        yr[e] = mag[e] * pr[j];
+        yi[e] = mag[e] * pi[j];
+    }
+}
+
+// dmag, dyr, dyi (B, S, n); pr, pi (B, n); total = B * S * n
+__global__ void combine_bwd_k(float *dmag, const float *dyr, const float *dyi, const float *pr,
+                              const float *pi, int S, size_t n, size_t total) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const size_t k = e % n, b = e / ((size_t)S * n), j = b * n + k;
+        dmag[e] += pr[j] * dyr[e] + pi[j] * dyi[e];
+    }
+}
+
+/* dst (R, dw) from src (R, sw): the first w floats of each row; acc: dst += them (the rest
+ * of dst untouched), else dst = them and the rest of dst 0. total = R * dw (subbands: the
+ * full band's rows are F*T floats, the subbands' (F-1)*T, the same start). */
+__global__ void rows_k(float *dst, size_t dw, const float *src, size_t sw, size_t w, int acc,
+                       size_t total) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const size_t j = e % dw, r = e / dw;
+        if (acc) {
+            if (j < w) dst[e] += src[r * sw + j];
+        } else {
+            dst[e] = j < w ? src[r * sw + j] : 0.f;
+        }
+    }
+}
+
+// dst (R, Fd, Td) = top-left corner of src (R, Fsrc, Tsrc), the rest 0; total = R * Fd * Td
+__global__ void copy_corner_k(float *dst, int Fd, int Td, const float *src, int Fsrc, int Tsrc,
+                              size_t total) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const int t = (int)(e % Td), f = (int)((e / Td) % Fd);
+        const size_t r = e / ((size_t)Fd * Td);
+        dst[e] = f < Fsrc && t < Tsrc ? src[(r * Fsrc + f) * Tsrc + t] : 0.f;
+    }
+}
+
+/* h (B, S, K2, Fs, T) = act(z (B, S*K2, Fp, Tp) cropped); x0 (B, K2, Fp, Tp) or NULL (ReLU).
+ * Plane q = (b*S + s)*K2 + c of h is plane q of z. total = B * S * K2 * Fs * T */
+__global__ void head_fwd_k(float *h, const float *z, const float *x0, int S, int K2, int Fs, int T,
+                           int Fp, int Tp, size_t total) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const int t = (int)(e % T), f = (int)((e / T) % Fs);
+        const size_t q = e / ((size_t)Fs * T), at = (size_t)f * Tp + t;
+        const float v = z[q * Fp * Tp + at];
+        if (x0) {
+            const size_t b = q / ((size_t)S * K2), c = q % K2;
+            h[e] = tf_mask_act(x0[(b * K2 + c) * Fp * Tp + at], v);
+        } else {
+            h[e] = tf_relu(v);
+        }
+    }
+}
+
+/* dz (B, S*K2, Fp, Tp) = act'(z) * dh (B, S, K2, Fs, T) zero-padded; total = B*S*K2*Fp*Tp */
+__global__ void head_bwd_k(float *dz, const float *dh, const float *z, const float *x0, int S,
+                           int K2, int Fs, int T, int Fp, int Tp, size_t total) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const int t = (int)(e % Tp), f = (int)((e / Tp) % Fp);
+        const size_t q = e / ((size_t)Fp * Tp);
+        const float d = f < Fs && t < T ? dh[(q * Fs + f) * T + t] : 0.f;
+        if (x0) {
+            const size_t b = q / ((size_t)S * K2), c = q % K2;
+            dz[e] = d * tf_mask_act_grad(x0[(b * K2 + c) * Fp * Tp + (size_t)f * Tp + t], z[e]);
+        } else {
+            dz[e] = tf_relu_backward(d, z[e]);
+        }
+    }
+}
+
 } // namespace
 
 /* ==================================================================== launchers */
@@ -828,6 +939,112 @@ int tf_cuda_adam_step(int adamw, float beta1, float beta2, float eps, float weig
     if (!n) return 0;
     const tf_adam_coefs k = tf_adam_coefs_at(adamw, beta1, beta2, eps, weight_decay, t, lr);
     adam_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(params, grads, m, v, n, k);
+    return launched();
+}
+
+int tf_cuda_add(float *y, const float *x, size_t n, void *stream) {
+    if (!n) return 0;
+    add_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(y, x, n);
+    return launched();
+}
+
+int tf_cuda_add2(float *out, const float *a, const float *b, size_t n, void *stream) {
+    if (!n) return 0;
+    add2_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(out, a, b, n);
+    return launched();
+}
+
+int tf_cuda_copy_channels(float *dst, int Cd, int c0, const float *src, int B, int Cs, size_t hw,
+                          void *stream) {
+    if (B <= 0 || Cs <= 0 || !hw) return 0;
+    const size_t total = (size_t)B * Cs * hw;
+    copy_channels_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(dst, Cd, c0, src, Cs, hw, total);
+    return launched();
+}
+
+int tf_cuda_magphase(float *mag, float *pr, float *pi, const float *re, const float *im, size_t n,
+                     void *stream) {
+    if (!n || (!mag && !pr && !pi)) return 0;
+    magphase_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(mag, pr, pi, re, im, n);
+    return launched();
+}
+
+int tf_cuda_combine_forward(float *yr, float *yi, const float *mag, const float *pr,
+                            const float *pi, int B, int S, size_t n, void *stream) {
+    if (B <= 0 || S <= 0 || !n) return 0;
+    const size_t total = (size_t)B * S * n;
+    combine_fwd_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(yr, yi, mag, pr, pi, S, n, total);
+    return launched();
+}
+
+int tf_cuda_combine_backward(float *dmag, const float *dyr, const float *dyi, const float *pr,
+                             const float *pi, int B, int S, size_t n, void *stream) {
+    if (B <= 0 || S <= 0 || !n) return 0;
+    const size_t total = (size_t)B * S * n;
+    combine_bwd_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(dmag, dyr, dyi, pr, pi, S, n,
+                                                                 total);
+    return launched();
+}
+
+/* the (B*C) rows of the subband transforms: dst rows of dw floats from src rows of sw, the
+ * first (F-1)*T of each */
+static int rows_launch(float *dst, int dst_full, const float *src, int B, int C, int F, int T,
+                       int acc, void *stream) {
+    if (B <= 0 || C <= 0 || F < 2 || T <= 0) return 0;
+    const size_t full = (size_t)F * T, band = (size_t)(F - 1) * T, R = (size_t)B * C;
+    const size_t dw = dst_full ? full : band, sw = dst_full ? band : full, total = R * dw;
+    rows_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(dst, dw, src, sw, band, acc, total);
+    return launched();
+}
+
+int tf_cuda_subband_split(float *out, const float *inp, int B, int C, int F, int T, int K,
+                          void *stream) {
+    (void)K; /* the subband tensor is the full band without its Nyquist rows */
+    return rows_launch(out, 0, inp, B, C, F, T, 0, stream);
+}
+
+int tf_cuda_subband_split_backward(float *dinp, const float *dout, int B, int C, int F, int T,
+                                   int K, void *stream) {
+    (void)K;
+    return rows_launch(dinp, 1, dout, B, C, F, T, 1, stream);
+}
+
+int tf_cuda_subband_merge(float *out, const float *inp, int B, int C, int F, int T, int K,
+                          void *stream) {
+    (void)K;
+    return rows_launch(out, 1, inp, B, C, F, T, 0, stream);
+}
+
+int tf_cuda_subband_merge_backward(float *dinp, const float *dout, int B, int C, int F, int T,
+                                   int K, void *stream) {
+    (void)K;
+    return rows_launch(dinp, 0, dout, B, C, F, T, 1, stream);
+}
+
+int tf_cuda_copy_corner(float *dst, int Fd, int Td, const float *src, int Fsrc, int Tsrc, size_t R,
+                        void *stream) {
+    if (Fd <= 0 || Td <= 0 || !R) return 0;
+    const size_t total = R * Fd * Td;
+    copy_corner_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(dst, Fd, Td, src, Fsrc, Tsrc,
+                                                                 total);
+    return launched();
+}
+
+int tf_cuda_head_forward(float *h, const float *z, const float *x0, int B, int S, int K2, int Fs,
+                         int T, int Fp, int Tp, void *stream) {
+    if (B <= 0 || S <= 0 || K2 <= 0 || Fs <= 0 || T <= 0) return 0;
+    const size_t total = (size_t)B * S * K2 * Fs * T;
+    head_fwd_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(h, z, x0, S, K2, Fs, T, Fp, Tp,
+                                                              total);
+    return launched();
+}
+
+int tf_cuda_head_backward(float *dz, const float *dh, const float *z, const float *x0, int B, int S,
+                          int K2, int Fs, int T, int Fp, int Tp, void *stream) {
+    if (B <= 0 || S <= 0 || K2 <= 0 || Fp <= 0 || Tp <= 0) return 0;
+    const size_t total = (size_t)B * S * K2 * Fp * Tp;
+    head_bwd_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(dz, dh, z, x0, S, K2, Fs, T, Fp, Tp,
+                                                              total);
     return launched();
 }
 

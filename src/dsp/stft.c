@@ -15,6 +15,7 @@
  * the STFT backward the frames that reach into the reflect padding fold back onto samples
  * that interior frames also touch, so they run last, one signal per thread, in frame order. */
 #include "dsp/stft.h"
+#include "nn/elem.h" /* tf_magphase_elem */
 
 #include <fftw3.h>
 #include <math.h>
@@ -529,15 +530,11 @@ tf_status tf_stft_backward(tf_stft *st, float *dx, const float *dre, const float
 void tf_magphase(float *mag, float *pr, float *pi, const float *re, const float *im, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PAR_MIN)
     for (size_t k = 0; k < n; k++) {
-        double a = re[k], b = im[k], m = sqrt(a * a + b * b);
-        if (mag) mag[k] = (float)m;
-        if (m > 0) {
-            if (pr) pr[k] = (float)(a / m);
-            if (pi) pi[k] = (float)(b / m);
-        } else {
-            if (pr) pr[k] = 1.f;
-            if (pi) pi[k] = 0.f;
-        }
+        float p, q;
+        const float m = tf_magphase_elem(re[k], im[k], &p, &q);
+        if (mag) mag[k] = m;
+        if (pr) pr[k] = p;
+        if (pi) pi[k] = q;
     }
 }
 

@@ -570,11 +570,11 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
                     for (int f = 0; f < Fs; f++)
                         for (int t = 0; t < T; t++)
                             h[(size_t)f * T + t] =
-                                xi[(size_t)f * Tp + t] / (1.f + expf(-h[(size_t)f * T + t]));
+                                tf_mask_act(xi[(size_t)f * Tp + t], h[(size_t)f * T + t]);
                 }
             } else {
 #pragma omp parallel for schedule(static) if (ncrop > 65536)
-                for (size_t i = 0; i < ncrop; i++) hc[i] = hc[i] > 0 ? hc[i] : 0.f;
+                for (size_t i = 0; i < ncrop; i++) hc[i] = tf_relu(hc[i]);
             }
             TF_TRY(tf_subband_merge(om, hc, 1, 2, Fb, T, K));
             const size_t row = (size_t)b * S + s; /* (b, s) */
@@ -630,15 +630,12 @@ static tf_status backward(tf_model *m, const float *dout) {
 #pragma omp parallel for schedule(static)
             for (int r = 0; r < co; r++) {
                 const float *xi = x0 + (size_t)(r % (2 * K)) * hw;
-                for (size_t i = 0; i < hw; i++) {
-                    float sg = 1.f / (1.f + expf(-z[r * hw + i]));
-                    dz[r * hw + i] *= xi[i] * sg * (1.f - sg);
-                }
+                for (size_t i = 0; i < hw; i++)
+                    dz[r * hw + i] *= tf_mask_act_grad(xi[i], z[r * hw + i]);
             }
         } else {
 #pragma omp parallel for schedule(static) if (nzi > 65536)
-            for (size_t i = 0; i < nzi; i++)
-                if (!(z[i] > 0)) dz[i] = 0.f;
+            for (size_t i = 0; i < nzi; i++) dz[i] = tf_relu_backward(dz[i], z[i]);
         }
         const float *hin = sload(m, item_of(y->head_in, B, b), y->hin);
         tf_kern_conv2d_backward(m->kern, Dc + (size_t)b * c0 * hw, m->ghead_w, m->ghead_b, dz, hin,

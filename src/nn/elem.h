@@ -212,4 +212,40 @@ static inline TF_HD size_t tf_seq_token(int b, int f, int t, int F, int T, int t
     return time_seq ? ((size_t)b * F + f) * T + t : ((size_t)b * T + t) * F + f;
 }
 
+/* ------------------------------------------------------------ spectra and the head */
+/* One bin of tf_magphase (dsp/stft.h): returns |X| and writes the phase X / |X| into
+ * *pr, *pi (1 + 0i where |X| == 0); in double, as the CPU kernel computes it. */
+static inline TF_HD float tf_magphase_elem(float re, float im, float *pr, float *pi) {
+    double a = re, b = im, m = sqrt(a * a + b * b);
+    if (m > 0) {
+        *pr = (float)(a / m);
+        *pi = (float)(b / m);
+    } else {
+        *pr = 1.f;
+        *pi = 0.f;
+    }
+    return (float)m;
+}
+
+/* The model head's output activations (model/forward.c): ReLU, or the mask output
+ * x0 * sigmoid(z), x0 the input magnitude. */
+static inline TF_HD float tf_relu(float z) {
+    return z > 0 ? z : 0.f;
+}
+
+/* d * relu'(z): d where z > 0, else 0 (also for a NaN z) */
+static inline TF_HD float tf_relu_backward(float d, float z) {
+    return z > 0 ? d : 0.f;
+}
+
+static inline TF_HD float tf_mask_act(float x0, float z) {
+    return x0 / (1.f + expf(-z));
+}
+
+/* d/dz of tf_mask_act: x0 * sg * (1 - sg), sg = sigmoid(z) (the factor dz is scaled by) */
+static inline TF_HD float tf_mask_act_grad(float x0, float z) {
+    float sg = 1.f / (1.f + expf(-z));
+    return x0 * sg * (1.f - sg);
+}
+
 #endif

@@ -1,6 +1,8 @@
 /* The CUDA kernels of src/cuda/elem.cu against the CPU functions they stand for (random
  * inputs; the CPU functions are themselves checked against references by test_act,
- * test_elem, test_nn_attn, test_nn_conv, test_optim, test_loss). Tolerances: element-wise
+ * test_elem, test_nn_attn, test_nn_conv, test_optim, test_loss, test_stft, test_model_ref;
+ * the model glue against dsp/stft.h, dsp/subband.c, tf_copy_corner and the head activation
+ * written out as model/forward.c computes it). Tolerances: element-wise
  * outputs max |gpu - cpu| <= 1e-5 * max(1, max |cpu|); outputs of reductions (statistics,
  * dweight/dbias, losses) 1e-4 relative. Needs a CUDA device (exits 1 with one line saying
  * so when there is none). Only the CUDA build builds it:
@@ -16,6 +18,8 @@
 #include <stdint.h>
 
 #include "cuda/elem.h"
+#include "dsp/stft.h"
+#include "model/model_internal.h" /* tf_copy_corner */
 #include "nn/act.h"
 #include "nn/attn.h"
 #include "nn/conv.h"
@@ -401,6 +405,217 @@ static void test_norm_scale_ema(void) {
     free(g), free(e), free(p);
 }
 
+/* ------------------------------------------------------------------ model glue */
+static void test_glue_add_copy(void) {
+    const size_t n = 10007;
+    float *x = host(n, -1, 1), *y = host(n, -1, 1), *a = host(n, -1, 1), *ref = host(n, 0, 0);
+    float *gx = dev(x, n), *gy = dev(y, n), *ga = dev(a, n), *go = dev(NULL, n);
+    for (size_t i = 0; i < n; i++) ref[i] = y[i] + x[i];
+    CU(tf_cuda_add(gy, gx, n, NULL));
+    CHECK(dclose("add (+=)", gy, ref, n, 0));
+    for (size_t i = 0; i < n; i++) ref[i] = a[i] + x[i];
+    CU(tf_cuda_add2(go, ga, gx, n, NULL));
+    CHECK(dclose("add2", go, ref, n, 0));
+    CU(tf_cuda_add2(ga, ga, gx, n, NULL)); /* out aliases a */
+    CHECK(dclose("add2 in place (a)", ga, ref, n, 0));
+    for (size_t i = 0; i < n; i++) ref[i] = x[i] + ref[i];
+    CU(tf_cuda_add2(ga, gx, ga, n, NULL)); /* out aliases b */
+    CHECK(dclose("add2 in place (b)", ga, ref, n, 0));
+    cudaFree(gx), cudaFree(gy), cudaFree(ga), cudaFree(go);
+    free(x), free(y), free(a), free(ref);
+    /* channels [c0, c0 + Cs) of dst (B, Cd, hw), the others keep their (random) values */
+    const int B = 3, Cd = 7, cases[3][2] = {{2, 3}, {0, 7}, {6, 1}}; /* (c0, Cs) */
+    const size_t hw = 37, nd = (size_t)B * Cd * hw;
+    for (int k = 0; k < 3; k++) {
+        const int c0 = cases[k][0], Cs = cases[k][1];
+        const size_t ns = (size_t)B * Cs * hw;
+        float *src = host(ns, -1, 1), *dst = host(nd, -1, 1), *gsrc = dev(src, ns),
+              *gdst = dev(dst, nd);
+        for (int b = 0; b < B; b++)
+            for (int c = 0; c < Cs; c++)
+                memcpy(dst + ((size_t)b * Cd + c0 + c) * hw, src + ((size_t)b * Cs + c) * hw,
+                       hw * sizeof(float));
+        CU(tf_cuda_copy_channels(gdst, Cd, c0, gsrc, B, Cs, hw, NULL));
+        CHECK(dclose("copy channels", gdst, dst, nd, 0));
+        cudaFree(gsrc), cudaFree(gdst);
+        free(src), free(dst);
+    }
+}
+
+/* mag, phase: the CPU tf_magphase; combine for S targets over one phase: tf_combine_* per
+ * (b, s) */
+static void test_magphase_combine(void) {
+    const size_t n = 5003;
+    float *re = host(n, -2, 2), *im = host(n, -2, 2);
+    for (size_t i = 0; i < n; i += 13) re[i] = im[i] = 0.f; /* |X| == 0 */
+    for (size_t i = 5; i < n; i += 29) re[i] = 0.f;
+    for (size_t i = 7; i < n; i += 31) im[i] = 0.f;
+    re[1] = -0.f, im[1] = -0.f;
+    re[2] = 1e-30f, im[2] = -1e-30f; /* tiny but not 0: the double sum does not underflow */
+    float *mag = host(n, 0, 0), *pr = host(n, 0, 0), *pi = host(n, 0, 0);
+    tf_magphase(mag, pr, pi, re, im, n);
+    float *gre = dev(re, n), *gim = dev(im, n);
+    float *gm = dev(NULL, n), *gpr = dev(NULL, n), *gpi = dev(NULL, n);
+    CU(tf_cuda_magphase(gm, gpr, gpi, gre, gim, n, NULL));
+    CHECK(dclose("magphase mag", gm, mag, n, EW));
+    CHECK(dclose("magphase pr", gpr, pr, n, EW));
+    CHECK(dclose("magphase pi", gpi, pi, n, EW));
+    float *fill = host(n, 5, 6), *gfill = dev(fill, n); /* outputs from other values */
+    CU(cudaMemcpy(gpr, fill, n * sizeof(float), cudaMemcpyHostToDevice));
+    CU(tf_cuda_magphase(NULL, gpr, gfill, gre, gim, n, NULL)); /* phase only */
+    CHECK(dclose("magphase phase only (pr)", gpr, pr, n, EW));
+    CHECK(dclose("magphase phase only (pi)", gfill, pi, n, EW));
+    CU(cudaMemcpy(gfill, fill, n * sizeof(float), cudaMemcpyHostToDevice));
+    CU(tf_cuda_magphase(gfill, NULL, NULL, gre, gim, n, NULL)); /* magnitude only */
+    CHECK(dclose("magphase magnitude only", gfill, mag, n, EW));
+    cudaFree(gre), cudaFree(gim), cudaFree(gfill);
+    free(re), free(im), free(fill);
+    /* combine over (B, S, m), phase (B, m) */
+    const int Ss[2] = {1, 4};
+    for (int k = 0; k < 2; k++) {
+        const int B = 3, S = Ss[k];
+        const size_t m = 2 * 9 * 13, nt = (size_t)B * S * m; /* (2, Fb, T) per target */
+        float *ph_r = host((size_t)B * m, -1, 1), *ph_i = host((size_t)B * m, -1, 1);
+        float *mg = host(nt, 0, 3), *dyr = host(nt, -1, 1), *dyi = host(nt, -1, 1);
+        float *yr = host(nt, 0, 0), *yi = host(nt, 0, 0), *dm = host(nt, -1, 1);
+        float *gph_r = dev(ph_r, (size_t)B * m), *gph_i = dev(ph_i, (size_t)B * m);
+        float *gmg = dev(mg, nt), *gdyr = dev(dyr, nt), *gdyi = dev(dyi, nt), *gdm = dev(dm, nt);
+        float *gyr = host(nt, 7, 8), *gyi = host(nt, 7, 8); /* written over */
+        float *dgyr = dev(gyr, nt), *dgyi = dev(gyi, nt);
+        for (int b = 0; b < B; b++)
+            for (int s = 0; s < S; s++) {
+                const size_t o = ((size_t)b * S + s) * m;
+                tf_combine_forward(yr + o, yi + o, mg + o, ph_r + b * m, ph_i + b * m, m);
+                tf_combine_backward(dm + o, dyr + o, dyi + o, ph_r + b * m, ph_i + b * m, m);
+            }
+        CU(tf_cuda_combine_forward(dgyr, dgyi, gmg, gph_r, gph_i, B, S, m, NULL));
+        CHECK(dclose(S == 1 ? "combine forward re (S 1)" : "combine forward re (S 4)", dgyr, yr, nt,
+                     EW));
+        CHECK(dclose("combine forward im", dgyi, yi, nt, EW));
+        CU(tf_cuda_combine_backward(gdm, gdyr, gdyi, gph_r, gph_i, B, S, m, NULL));
+        CHECK(dclose(S == 1 ? "combine backward (+=, S 1)" : "combine backward (+=, S 4)", gdm, dm,
+                     nt, EW));
+        cudaFree(gph_r), cudaFree(gph_i), cudaFree(gmg), cudaFree(gdyr), cudaFree(gdyi);
+        cudaFree(gdm), cudaFree(dgyr), cudaFree(dgyi);
+        free(ph_r), free(ph_i), free(mg), free(dyr), free(dyi), free(yr), free(yi), free(dm);
+        free(gyr), free(gyi);
+    }
+    cudaFree(gm), cudaFree(gpr), cudaFree(gpi);
+    free(mag), free(pr), free(pi);
+}
+
+/* the four subband transforms against dsp/subband.c, outputs starting from random values
+ * (the = ones overwrite everything, the Nyquist rows included; the += ones leave them), and
+ * the corner copy against tf_copy_corner */
+static void test_subband(void) {
+    const int cases[4][5] = {{2, 2, 9, 13, 4}, {1, 3, 5, 7, 1}, {2, 1, 17, 1, 4}, {1, 2, 3, 11, 2}};
+    for (int k = 0; k < 4; k++) {
+        const int B = cases[k][0], C = cases[k][1], F = cases[k][2], T = cases[k][3],
+                  K = cases[k][4];
+        const size_t nf = (size_t)B * C * F * T, ns = (size_t)B * C * (F - 1) * T;
+        float *full = host(nf, -1, 1), *sub = host(ns, -1, 1);
+        float *o_s = host(ns, -3, 3), *o_f = host(nf, -3, 3), *d_f = host(nf, -3, 3),
+              *d_s = host(ns, -3, 3);
+        float *g_full = dev(full, nf), *g_sub = dev(sub, ns);
+        float *go_s = dev(o_s, ns), *go_f = dev(o_f, nf), *gd_f = dev(d_f, nf),
+              *gd_s = dev(d_s, ns);
+        CHECK(tf_subband_split(o_s, full, B, C, F, T, K) == TF_OK);
+        CU(tf_cuda_subband_split(go_s, g_full, B, C, F, T, K, NULL));
+        CHECK(dclose("subband split", go_s, o_s, ns, 0));
+        CHECK(tf_subband_merge(o_f, sub, B, C, F, T, K) == TF_OK);
+        CU(tf_cuda_subband_merge(go_f, g_sub, B, C, F, T, K, NULL));
+        CHECK(dclose("subband merge", go_f, o_f, nf, 0));
+        CHECK(tf_subband_split_backward(d_f, sub, B, C, F, T, K) == TF_OK);
+        CU(tf_cuda_subband_split_backward(gd_f, g_sub, B, C, F, T, K, NULL));
+        CHECK(dclose("subband split backward (+=)", gd_f, d_f, nf, 0));
+        CHECK(tf_subband_merge_backward(d_s, full, B, C, F, T, K) == TF_OK);
+        CU(tf_cuda_subband_merge_backward(gd_s, g_full, B, C, F, T, K, NULL));
+        CHECK(dclose("subband merge backward (+=)", gd_s, d_s, ns, 0));
+        cudaFree(g_full), cudaFree(g_sub), cudaFree(go_s), cudaFree(go_f), cudaFree(gd_f);
+        cudaFree(gd_s);
+        free(full), free(sub), free(o_s), free(o_f), free(d_f), free(d_s);
+    }
+    /* (Fd, Td) from (Fsrc, Tsrc): crop one axis and pad the other, both ways; equal; 1 x 1 */
+    const int cc[5][4] = {
+        {5, 19, 8, 13}, {9, 6, 4, 11}, {7, 10, 7, 10}, {1, 1, 3, 4}, {6, 5, 1, 1}};
+    const size_t R = 5;
+    for (int k = 0; k < 5; k++) {
+        const int Fd = cc[k][0], Td = cc[k][1], Fsrc = cc[k][2], Tsrc = cc[k][3];
+        const size_t nd = R * Fd * Td, nsrc = R * Fsrc * Tsrc;
+        float *src = host(nsrc, -1, 1), *dst = host(nd, 0, 0), *gdst0 = host(nd, 2, 3);
+        float *gsrc = dev(src, nsrc), *gdst = dev(gdst0, nd); /* every element written */
+        tf_copy_corner(dst, Fd, Td, src, Fsrc, Tsrc, R);
+        CU(tf_cuda_copy_corner(gdst, Fd, Td, gsrc, Fsrc, Tsrc, R, NULL));
+        CHECK(dclose("copy corner", gdst, dst, nd, 0));
+        cudaFree(gsrc), cudaFree(gdst);
+        free(src), free(dst), free(gdst0);
+    }
+}
+
+/* The head activation as forward.c computes it, per item b and target s: the target's K2
+ * channels of z (B, S*K2, Fp, Tp) cropped by tf_copy_corner to (K2, Fs, T), then ReLU or
+ * x0 / (1 + expf(-h)) (the formulas written out here, not nn/elem.h's); and its backward:
+ * dz = dh's channels padded by tf_copy_corner, then times act'(z) over the whole item. */
+static void head_case(int B, int S, int K2, int Fs, int T, int Fp, int Tp, int mask) {
+    const size_t hw = (size_t)Fp * Tp, nz = (size_t)B * S * K2 * hw,
+                 nh = (size_t)B * S * K2 * Fs * T, nx = (size_t)B * K2 * hw;
+    float *z = host(nz, -6, 6), *x0 = mask ? host(nx, 0, 2) : NULL, *dh = host(nh, -1, 1);
+    for (size_t i = 0; i < nz; i += 11) z[i] = 0.f; /* ReLU' at 0: 0 */
+    float *h = host(nh, 0, 0), *dz = host(nz, 0, 0);
+    for (int b = 0; b < B; b++) {
+        const float *zb = z + (size_t)b * S * K2 * hw, *xb = mask ? x0 + (size_t)b * K2 * hw : NULL;
+        for (int s = 0; s < S; s++) {
+            float *hc = h + ((size_t)b * S + s) * K2 * Fs * T;
+            tf_copy_corner(hc, Fs, T, zb + (size_t)s * K2 * hw, Fp, Tp, (size_t)K2);
+            if (xb) {
+                for (int c = 0; c < K2; c++) {
+                    const float *xi = xb + (size_t)c * hw;
+                    float *hh = hc + (size_t)c * Fs * T;
+                    for (int f = 0; f < Fs; f++)
+                        for (int t = 0; t < T; t++)
+                            hh[(size_t)f * T + t] =
+                                xi[(size_t)f * Tp + t] / (1.f + expf(-hh[(size_t)f * T + t]));
+                }
+            } else {
+                for (size_t i = 0; i < (size_t)K2 * Fs * T; i++) hc[i] = hc[i] > 0 ? hc[i] : 0.f;
+            }
+        }
+        float *dzb = dz + (size_t)b * S * K2 * hw;
+        for (int s = 0; s < S; s++)
+            tf_copy_corner(dzb + (size_t)s * K2 * hw, Fp, Tp,
+                           dh + ((size_t)b * S + s) * K2 * Fs * T, Fs, T, (size_t)K2);
+        for (int r = 0; r < S * K2; r++) {
+            for (size_t i = 0; i < hw; i++) {
+                const float zi = zb[r * hw + i];
+                if (xb) {
+                    float sg = 1.f / (1.f + expf(-zi));
+                    dzb[r * hw + i] *= xb[(size_t)(r % K2) * hw + i] * sg * (1.f - sg);
+                } else if (!(zi > 0)) {
+                    dzb[r * hw + i] = 0.f;
+                }
+            }
+        }
+    }
+    float *gz = dev(z, nz), *gx0 = mask ? dev(x0, nx) : NULL, *gdh = dev(dh, nh);
+    float *fill_h = host(nh, 5, 6), *fill_z = host(nz, 5, 6); /* written over */
+    float *gh = dev(fill_h, nh), *gdz = dev(fill_z, nz);
+    CU(tf_cuda_head_forward(gh, gz, gx0, B, S, K2, Fs, T, Fp, Tp, NULL));
+    CHECK(dclose(mask ? "head forward (mask)" : "head forward (relu)", gh, h, nh, EW));
+    CU(tf_cuda_head_backward(gdz, gdh, gz, gx0, B, S, K2, Fs, T, Fp, Tp, NULL));
+    CHECK(dclose(mask ? "head backward (mask)" : "head backward (relu)", gdz, dz, nz, EW));
+    cudaFree(gz), cudaFree(gx0), cudaFree(gdh), cudaFree(gh), cudaFree(gdz);
+    free(z), free(x0), free(dh), free(h), free(dz), free(fill_h), free(fill_z);
+}
+
+static void test_head(void) {
+    for (int mask = 0; mask < 2; mask++) {
+        head_case(2, 4, 8, 5, 13, 8, 16, mask); /* K 4, S 4, Fs < Fp, T < Tp */
+        head_case(3, 1, 2, 6, 7, 6, 7, mask);   /* K 1, S 1, no padding */
+        head_case(1, 2, 4, 3, 9, 4, 9, mask);   /* only Fs < Fp */
+        head_case(2, 1, 2, 4, 5, 4, 12, mask);  /* only T < Tp */
+    }
+}
+
 int main(void) {
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
@@ -419,5 +634,9 @@ int main(void) {
     RUN(test_loss);
     RUN(test_adam);
     RUN(test_norm_scale_ema);
+    RUN(test_glue_add_copy);
+    RUN(test_magphase_combine);
+    RUN(test_subband);
+    RUN(test_head);
     return TEST_END();
 }
