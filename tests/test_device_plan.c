@@ -253,6 +253,17 @@ static void test_max_batch(void) {
         CHECKF(p.total > budgets[i], "batch %d + 1: %zu <= %zu", b, p.total, budgets[i]);
     }
     CHECKF(prev > 1, "3 GiB: batch %d", prev);
+    /* the whole range [1, 4096]: a budget of exactly plan(b) gives b */
+    const int big[] = {100, 777, 4096};
+    for (int i = 0; i < 3; i++) {
+        tf_config k = c;
+        k.batch_size = big[i];
+        tf_device_plan p;
+        int e = -1;
+        CHECK(tf_device_plan_bytes(&p, &k, &d, NULL) == TF_OK);
+        CHECKF(tf_device_plan_max_batch(&c, &d, NULL, p.total, &e) == TF_OK && e == big[i],
+               "budget plan(%d): batch %d", big[i], e);
+    }
     int b = -1; /* 100 MiB: not even the 256 MiB conv workspace bound fits */
     CHECK(tf_device_plan_max_batch(&c, &d, NULL, 100 * MiB, &b) == TF_OK && b == 0);
 }
