@@ -81,8 +81,8 @@ typedef struct {
  * device current), or NULL when it is not opened (no GPU, or a build without CUDA): then
  * the convolutions' workspace is the upper bound. TF_EUSER (tf_dlayout's message) for a
  * variant the device model does not implement (bf16 activations / use_amp,
- * checkpointing). Allocates nothing on the device; on an opened GPU, cuDNN descriptors
- * and its algorithm choice. */
+ * checkpointing). Allocates small host tables only (the parameter table) and, on an
+ * opened GPU, cuDNN's handle, descriptors and algorithm choice. */
 tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf_device *dev,
                                const tf_device_info *info);
 /* The largest batch_size in [1, 4096] whose device plan (cfg with that batch_size, the
