@@ -129,8 +129,9 @@ static const char USAGE[] =
     "--device cpu|cuda|cuda:N: where training would run (default cpu). For cuda it prints\n"
     "the DEVICE plan (one allocation per role, device and host bytes) and the largest batch\n"
     "per precision/checkpointing; in any build: without a GPU the cuDNN workspace is its\n"
-    "upper bound (256 MiB per shape limit), on a GPU the one cuDNN chooses. Training on CUDA\n"
-    "is not implemented yet; --measure, --write-config and --plot are for --device cpu.\n";
+    "upper bound (256 MiB per shape limit), on a GPU the one cuDNN chooses. The device model\n"
+    "implements fp32 activations without checkpointing only (the other variants print \"not\n"
+    "implemented on cuda yet\"); --measure, --write-config and --plot are for --device cpu.\n";
 
 static cJSON *cand_json(const tf_fit_candidate *c) {
     cJSON *o = cJSON_CreateObject();
@@ -168,8 +169,7 @@ static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, 
     if (cpu_only_flags)
         return cli_fail(tf_err(TF_EUSER,
                                "--device %s: --measure, --write-config and --plot are "
-                               "for --device cpu (training on CUDA is not implemented "
-                               "yet)",
+                               "for --device cpu",
                                given));
     /* open the card where this build can: a GPU gives cuDNN's own workspace sizes, no GPU
      * the upper bound; a device out of range stays an error */
@@ -189,13 +189,10 @@ static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, 
     }
     tf_device_plan p;
     tf_status st = tf_device_plan_bytes(&p, cfg, d, ip);
-    int mb[4] = {0, 0, 0, 0};
-    for (int v = 0; v < 4 && !st; v++) { /* fp32/bf16 x checkpointing off/blocks */
-        tf_config k = *cfg;
-        k.activation_dtype = v & 2 ? TF_DT_BF16 : TF_DT_FP32;
-        k.checkpointing = v & 1 ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
-        st = tf_device_plan_max_batch(&k, d, ip, budget, &mb[v]);
-    }
+    if (st == TF_EUSER) st = tf_err_ctx(st, "--device %s", given);
+    int mb[TF_DEVPLAN_VARIANTS] = {0, 0, 0, 0}; /* fp32/bf16 x checkpointing off/blocks */
+    char why[TF_DEVPLAN_VARIANTS][256];
+    if (!st) st = tf_device_plan_variants(cfg, d, ip, budget, mb, why);
     if (st) return cli_fail(st);
     if (json) {
         cJSON *o = cJSON_CreateObject(), *dv = o ? cJSON_AddObjectToObject(o, "device") : NULL;
@@ -214,7 +211,8 @@ static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, 
             if (note[0]) cJSON_AddStringToObject(dv, "not_opened", note);
             if (p.dev_free_bytes)
                 cJSON_AddNumberToObject(dv, "free_bytes", (double)p.dev_free_bytes);
-            cJSON_AddBoolToObject(o, "training_implemented", 0);
+            /* the device trainer is linked into CUDA builds only */
+            cJSON_AddBoolToObject(o, "training_implemented", tf_device_cuda_built());
             cJSON_AddNumberToObject(o, "budget_bytes", (double)budget);
             cJSON_AddNumberToObject(o, "plan_bytes", (double)p.total);
             cJSON_AddBoolToObject(o, "fits_as_given", p.total <= budget);
@@ -223,34 +221,36 @@ static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, 
             const struct {
                 const char *k;
                 size_t v;
-            } dr[] = {{"parameters", p.model.params},
-                      {"gradients", p.model.grads},
-                      {"bn_buffers", p.model.buffers},
-                      {"optimizer", p.optimizer},
-                      {"activations", p.model.activations},
-                      {"workspace", p.model.workspace},
-                      {"conv_workspace", p.model.conv_workspace},
-                      {"cufft", p.cufft},
-                      {"cufft_plans", p.cufft_plans},
-                      {"cublas", p.cublas},
-                      {"batches", p.batches},
-                      {"loss", p.loss},
-                      {"total", p.total}},
+            } dr[] = {{"parameters", p.params},     {"gradients", p.grads},
+                      {"bn_buffers", p.buffers},    {"activations", p.activations},
+                      {"workspace", p.workspace},   {"conv_workspace", p.conv_workspace},
+                      {"trainer", p.trainer},       {"optimizer", p.optimizer},
+                      {"batches", p.batches},       {"loss", p.loss},
+                      {"cufft", p.cufft},           {"cufft_model", p.cufft_model},
+                      {"cufft_loss", p.cufft_loss}, {"cufft_plans", p.cufft_plans},
+                      {"cublas", p.cublas},         {"total", p.total}},
               hr[] = {{"loader", p.host_loader},
                       {"validation", p.host_validation},
                       {"checkpoint_staging", p.host_staging},
+                      {"model", p.host_model},
                       {"total", p.host_total}};
             for (size_t i = 0; i < sizeof dr / sizeof dr[0]; i++)
                 cJSON_AddNumberToObject(r, dr[i].k, (double)dr[i].v);
             for (size_t i = 0; i < sizeof hr / sizeof hr[0]; i++)
                 cJSON_AddNumberToObject(h, hr[i].k, (double)hr[i].v);
             cJSON_AddBoolToObject(h, "loader_pinned", p.host_pinned);
-            for (int v = 0; v < 4; v++) {
+            for (int v = 0; v < TF_DEVPLAN_VARIANTS; v++) {
                 cJSON *e = cJSON_CreateObject();
                 if (!e) break;
                 cJSON_AddStringToObject(e, "activations", v & 2 ? "bf16" : "fp32");
                 cJSON_AddStringToObject(e, "checkpointing", v & 1 ? "blocks" : "off");
-                cJSON_AddNumberToObject(e, "batch_size", mb[v]);
+                cJSON_AddBoolToObject(e, "implemented", mb[v] >= 0);
+                if (mb[v] >= 0) {
+                    cJSON_AddNumberToObject(e, "batch_size", mb[v]);
+                } else {
+                    cJSON_AddNullToObject(e, "batch_size");
+                    cJSON_AddStringToObject(e, "reason", why[v]);
+                }
                 cJSON_AddItemToArray(mx, e);
             }
         }
@@ -266,11 +266,7 @@ static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, 
     printf("budget %.1f MiB: this configuration %s on the device (%.1f%% of the budget)\n",
            budget / 1048576.0, p.total <= budget ? "FITS" : "does NOT fit",
            100.0 * (double)p.total / (double)budget);
-    printf("largest batch_size within the budget on the device (segment %.2f s):\n",
-           cfg->segment_seconds);
-    for (int v = 0; v < 4; v++)
-        printf("  %-4s activations, checkpointing %-6s: batch_size %d%s\n", v & 2 ? "bf16" : "fp32",
-               v & 1 ? "blocks" : "off", mb[v], mb[v] ? "" : " (does not fit even at 1)");
+    tf_device_plan_print_variants(stdout, cfg, mb);
     return 0;
 }
 
