@@ -69,5 +69,8 @@ using std::min;
 
 /* run body for every thread of every block of grid g, block b */
 void emu_run(dim3 g, dim3 b, const std::function<void()> &body);
+/* the same for a kernel whose threads never meet (launch2emu.py decides): every thread of
+ * every block in turn on the calling OS thread */
+void emu_run_seq(dim3 g, dim3 b, const std::function<void()> &body);
 
 #endif

@@ -37,6 +37,21 @@ void emu_run(dim3 g, dim3 b, const std::function<void()> &body) {
     for (auto &x : th) x.join();
 }
 
+void emu_run_seq(dim3 g, dim3 b, const std::function<void()> &body) {
+    gridDim = g, blockDim = b;
+    emu_cur = nullptr; /* a barrier or shuffle here would be a launch2emu.py bug: crash */
+    for (unsigned bz = 0; bz < g.z; bz++)
+        for (unsigned by = 0; by < g.y; by++)
+            for (unsigned bx = 0; bx < g.x; bx++) {
+                blockIdx = dim3(bx, by, bz);
+                for (unsigned t = 0; t < b.x * b.y * b.z; t++) {
+                    emu_tid = (int)t;
+                    threadIdx = dim3(t % b.x, (t / b.x) % b.y, t / (b.x * b.y));
+                    body();
+                }
+            }
+}
+
 extern "C" {
 cudaError_t cudaMalloc(void **p, size_t n) {
     *p = malloc(n ? n : 1);
