@@ -8,6 +8,7 @@
 #include "train/ckpt.h"
 #include "train/dist.h"
 #include "train/fit.h"
+#include "train/device_plan.h"
 #include "train/train.h"
 #include "util/config.h"
 #include "util/fsutil.h"
@@ -39,7 +40,10 @@ void cli_print_train_event(void *user, const struct tf_train_event *e) {
     const tf_config *c = e->cfg;
     switch (e->kind) {
     case TF_TRAIN_EV_PLAN:
-        tf_train_plan_print(stderr, e->plan, c);
+        if (e->dplan)
+            tf_device_plan_print(stderr, e->dplan, c);
+        else
+            tf_train_plan_print(stderr, e->plan, c);
         break;
     case TF_TRAIN_EV_RESUMED:
         if (e->path)

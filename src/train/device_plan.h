@@ -47,7 +47,7 @@
 /* The assumed cuBLAS handle workspace (bytes). */
 #define TF_DEVPLAN_CUBLAS_WS ((size_t)32 << 20)
 
-typedef struct {
+typedef struct tf_device_plan {
     int64_t frames;             /* N, samples per channel of the segment */
     size_t n_params, n_buffers; /* floats */
     /* ---- device (bytes) ---- */

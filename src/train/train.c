@@ -18,6 +18,7 @@
 #include "train/ckpt.h"
 #include "train/loss.h"
 #include "train/step.h"
+#include "train/device_plan.h"
 #include "train/validate.h"
 #include "util/device.h"
 #if TFSWA_CUDA
@@ -464,12 +465,35 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
             if (!strcmp(c->targets[t], c->sources[s])) r.tmap[t] = s;
     if (c->num_threads > 0) omp_set_num_threads(c->num_threads);
 
-    /* 1. the plan, before allocating anything */
+    /* 1. the plan, before allocating anything; on a CUDA device its own plan, against the
+     * card's free memory */
     TF_TRY(tf_train_plan_bytes(&r.plan, c, c->num_threads));
+    tf_device dev = {TF_DEVICE_CPU, 0};
+    TF_TRY(tf_device_from_string("device", c->device, &dev));
+    tf_device_plan dp;
     tf_train_event pe = event(&r, TF_TRAIN_EV_PLAN);
-    report(&r, &pe);
     size_t avail = tf_mem_available();
-    if (avail && r.plan.total > avail)
+    if (dev.kind == TF_DEVICE_CUDA) {
+        tf_device_info info;
+        TF_TRY(tf_device_open(&dev, "device", c->device, &info));
+        TF_TRY(tf_device_plan_bytes(&dp, c, &dev, &info));
+        pe.dplan = &dp;
+        report(&r, &pe);
+        if (dp.total > info.free_bytes)
+            return tf_err(TF_EUSER,
+                          "the device memory plan needs %.1f MiB but %s has only %.1f MiB free: "
+                          "lower --batch_size or --segment_seconds (see `tfswa plan --device %s`)",
+                          (double)dp.total / 1048576.0, c->device,
+                          (double)info.free_bytes / 1048576.0, c->device);
+        if (avail && dp.host_total > avail)
+            return tf_err(TF_EUSER,
+                          "the host side of the device plan needs %.1f MiB but only %.1f MiB are "
+                          "available",
+                          (double)dp.host_total / 1048576.0, (double)avail / 1048576.0);
+    } else {
+        report(&r, &pe);
+    }
+    if (dev.kind == TF_DEVICE_CPU && avail && r.plan.total > avail)
         return tf_err(TF_EUSER,
                       "the memory plan needs %.1f MiB but only %.1f MiB are available: lower "
                       "--batch_size or --segment_seconds, or add --use_checkpointing / --use_amp "
@@ -516,8 +540,6 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
     const size_t T = (size_t)c->n_targets,
                  per = 2 * (size_t)r.plan.segment_frames * (size_t)c->batch_size;
     const tf_model_config mc = tf_train_model_config(c);
-    tf_device dev = {TF_DEVICE_CPU, 0};
-    if (!st) st = tf_device_from_string("device", c->device, &dev);
     if (!st && dev.kind == TF_DEVICE_CUDA) /* the host keeps an inference model */
         st = tf_model_create_mode(&r.model, &mc, c->batch_size, r.plan.segment_frames,
                                   c->num_threads, TF_MODEL_INFER);

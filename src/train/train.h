@@ -60,11 +60,15 @@ typedef enum {
     TF_TRAIN_EV_DONE     /* the end of a successful run: step, skipped, best_*, peak_rss */
 } tf_train_event_kind;
 
+struct tf_device_plan; /* train/device_plan.h */
+
 typedef struct tf_train_event {
     tf_train_event_kind kind;
-    const tf_config *cfg;      /* always: the run's config */
-    const tf_train_plan *plan; /* always: the run's plan */
-    int64_t step;              /* optimizer steps done (the step that was skipped: SKIPPED) */
+    const tf_config *cfg;               /* always: the run's config */
+    const tf_train_plan *plan;          /* always: the run's plan (the CPU's) */
+    const struct tf_device_plan *dplan; /* PLAN with --device cuda: the device plan, which the
+                                           run follows (plan is then not allocated) */
+    int64_t step; /* optimizer steps done (the step that was skipped: SKIPPED) */
     int64_t total_steps, epoch, skipped, bad_in_row;
     double loss; /* LOG: mean over the applied steps since the last log (NaN: none) */
     double lr, grad_norm, samples_per_s;
