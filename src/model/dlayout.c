@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "model/model_internal.h"
 #include "nn/attn.h"
 
 static size_t zmax(size_t a, size_t b) {
@@ -14,10 +15,6 @@ static size_t bump(size_t *cur, size_t nfloats) {
     size_t off = *cur;
     *cur += (nfloats + 63) / 64 * 64;
     return off;
-}
-
-static int ceil_mult(int x, int m) {
-    return (x + m - 1) / m * m;
 }
 
 size_t tf_dlay_tblock_ws_floats(int N, int L, int C, int H, int Hd) {
@@ -51,23 +48,15 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
                       a->nrcm, a->nblk, TF_DLAY_MAX_RCMS, TF_DLAY_MAX_TFSWA);
     if (B < 1) return tf_err(TF_EUSER, "batch size %d (>= 1)", B);
     if (N < 1) return tf_err(TF_EUSER, "segment of %lld samples (>= 1)", (long long)N);
-    int64_t T = 1 + N / a->hop;
-    if (T > (1 << 26)) return tf_err(TF_EUSER, "segment of %lld samples is too long", (long long)N);
+    tf_map_dims md;
+    TF_TRY(tf_map_dims_of(&md, a, N));
     y->B = B;
     y->N = N;
-    y->T = (int)T;
-    y->Fb = a->n_fft / 2 + 1;
-    y->Fs = (y->Fb - 1) / a->K;
-    const int m = 1 << a->L;
-    y->Fp = ceil_mult(y->Fs, m * a->wf);
-    y->Tp = ceil_mult(y->T, m * a->wt);
-    for (int l = 0; l <= a->L; l++) {
-        y->H[l] = y->Fp >> l;
-        y->W[l] = y->Tp >> l;
-    }
+    y->T = md.T, y->Fb = md.Fb, y->Fs = md.Fs, y->Fp = md.Fp, y->Tp = md.Tp, y->nW = md.nW;
+    memcpy(y->H, md.H, sizeof y->H);
+    memcpy(y->W, md.W, sizeof y->W);
     const int L = a->L, R = a->nrcm, S = a->S, K = a->K, C = a->ch[L - 1];
     const int Hb = y->H[L], Wb = y->W[L], Hd = a->hidden, Ls = a->wt * a->wf;
-    y->nW = (Wb / a->wt) * (Hb / a->wf);
     const size_t b = (size_t)B;
     const size_t nspec = b * 2 * y->Fb * y->T;
     /* ---- saved ---- */

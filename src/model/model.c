@@ -335,6 +335,24 @@ static tf_status eval_layout(evlay_t *e, const tf_arch *a, const layout_t *y, in
     return TF_OK;
 }
 
+tf_status tf_map_dims_of(tf_map_dims *d, const tf_arch *a, int64_t N) {
+    memset(d, 0, sizeof *d);
+    int64_t T = 1 + N / a->hop;
+    if (T > (1 << 26)) return tf_err(TF_EUSER, "segment of %lld samples is too long", (long long)N);
+    d->T = (int)T;
+    d->Fb = a->n_fft / 2 + 1;
+    d->Fs = (d->Fb - 1) / a->K;
+    const int m = 1 << a->L;
+    d->Fp = ceil_mult(d->Fs, m * a->wf);
+    d->Tp = ceil_mult(d->T, m * a->wt);
+    for (int l = 0; l <= a->L; l++) {
+        d->H[l] = d->Fp >> l;
+        d->W[l] = d->Tp >> l;
+    }
+    d->nW = (d->W[a->L] / a->wt) * (d->H[a->L] / a->wf);
+    return TF_OK;
+}
+
 tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads,
                     tf_model_mode mode, tf_kernels *kern) {
     memset(y, 0, sizeof *y);
@@ -342,21 +360,13 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     if (N < 1) return tf_err(TF_EUSER, "segment of %lld samples (>= 1)", (long long)N);
     y->B = B;
     y->N = N;
-    int64_t T = 1 + N / a->hop;
-    if (T > (1 << 26)) return tf_err(TF_EUSER, "segment of %lld samples is too long", (long long)N);
-    y->T = (int)T;
-    y->Fb = a->n_fft / 2 + 1;
-    y->Fs = (y->Fb - 1) / a->K;
-    int m = 1 << a->L;
-    y->Fp = ceil_mult(y->Fs, m * a->wf);
-    y->Tp = ceil_mult(y->T, m * a->wt);
-    for (int l = 0; l <= a->L; l++) {
-        y->H[l] = y->Fp >> l;
-        y->W[l] = y->Tp >> l;
-    }
+    tf_map_dims md;
+    TF_TRY(tf_map_dims_of(&md, a, N));
+    y->T = md.T, y->Fb = md.Fb, y->Fs = md.Fs, y->Fp = md.Fp, y->Tp = md.Tp, y->nW = md.nW;
+    memcpy(y->H, md.H, sizeof y->H);
+    memcpy(y->W, md.W, sizeof y->W);
     const int L = a->L, R = a->nrcm, S = a->S, K = a->K, C = a->ch[L - 1];
     const int Hb = y->H[L], Wb = y->W[L];
-    y->nW = (Wb / a->wt) * (Hb / a->wf);
     const int bf = a->act_dtype == TF_DT_BF16;
     const int ck = a->ckpt == TF_CKPT_BLOCKS;
     const size_t b = (size_t)B;

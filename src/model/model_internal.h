@@ -165,6 +165,16 @@ static inline void tf_copy_corner(float *dst, int Fd, int Td, const float *src, 
     }
 }
 
+/* The map sizes of a segment of N samples (model.c): STFT frames T, bins Fb, subband bins
+ * Fs, the padded map (Fp, Tp), level l's map (H[l], W[l]) for l = 0..L (L: the
+ * bottleneck) and the Swin windows per image nW. TF_EUSER for a segment too long. */
+typedef struct {
+    int T, Fb, Fs, Fp, Tp;
+    int H[TF_MAX_LEVELS + 1], W[TF_MAX_LEVELS + 1];
+    int nW;
+} tf_map_dims;
+tf_status tf_map_dims_of(tf_map_dims *d, const tf_arch *a, int64_t N);
+
 /* forward_eval.c: the streaming eval forward (training = 0) of any model; (B, N) checked
  * against the plan and m->lay set by the caller */
 tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix);

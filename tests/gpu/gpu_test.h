@@ -79,4 +79,14 @@ static inline int dclose(const char *what, const float *d, const float *c, size_
     return ok;
 }
 
+/* 1 when a CUDA device is usable; else prints "<prog>: no CUDA device (why)" */
+static inline int gpu_present(const char *prog) {
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e == cudaSuccess && count > 0) return 1;
+    printf("%s: no CUDA device (%s)\n", prog,
+           e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    return 0;
+}
+
 #endif

@@ -617,13 +617,7 @@ static void test_head(void) {
 }
 
 int main(void) {
-    int count = 0;
-    cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess || count == 0) {
-        printf("test_cuda_elem: no CUDA device (%s)\n",
-               e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-        return 1;
-    }
+    if (!gpu_present("test_cuda_elem")) return 1;
     RUN(test_gelu);
     RUN(test_batchnorm);
     RUN(test_layernorm);

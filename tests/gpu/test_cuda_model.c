@@ -130,6 +130,7 @@ static void test_smaller_batch(void) {
 }
 
 int main(void) {
+    if (!gpu_present("test_cuda_model")) return 1;
     RUN(test_magnitude_four_targets);
     RUN(test_mask_one_target);
     RUN(test_smaller_batch);

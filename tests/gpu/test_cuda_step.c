@@ -146,6 +146,7 @@ static void test_step_mrstft(void) {
 }
 
 int main(void) {
+    if (!gpu_present("test_cuda_step")) return 1;
     RUN(test_step_l1);
     RUN(test_step_mrstft);
     return TEST_END();

@@ -214,13 +214,7 @@ static void test_many_sequences(void) {
 }
 
 int main(void) {
-    int count = 0;
-    cudaError_t e = cudaGetDeviceCount(&count);
-    if (e != cudaSuccess || count == 0) {
-        printf("test_cuda_tblock: no CUDA device (%s)\n",
-               e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
-        return 1;
-    }
+    if (!gpu_present("test_cuda_tblock")) return 1;
     char err[256];
     if (tf_cuda_blas_create(&g_blas, NULL, 0, err, sizeof err)) {
         printf("test_cuda_tblock: %s\n", err);
