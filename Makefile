@@ -69,9 +69,10 @@ DESTDIR ?=
 
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 LIB_SRC  := $(filter-out src/cli/%,$(LIB_SRC))
-# src/cuda/*.c: host code that calls the CUDA runtime (the device model): CUDA builds only
+# *_cuda.c: host code that calls the CUDA runtime (the device model, src/model/model_cuda.c,
+# and trainer, src/train/step_cuda.c): CUDA builds only
 ifneq ($(CUDA),1)
-  LIB_SRC := $(filter-out src/cuda/%,$(LIB_SRC))
+  LIB_SRC := $(filter-out %_cuda.c,$(LIB_SRC))
 endif
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))

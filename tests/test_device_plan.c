@@ -1,6 +1,6 @@
 /* The device memory plan (train/device_plan.h, `tfswa plan --device cuda`) where no GPU is:
  * every device role against the device model's own layout functions called here
- * (tf_dlayout, tf_dlay_trainer: the sizes src/cuda/dmodel.c and dstep.c cudaMalloc) and
+ * (tf_dlayout, tf_dlay_trainer: the sizes src/model/model_cuda.c and src/train/step_cuda.c cudaMalloc) and
  * against formulas written out (the trainer block's split, the cuFFT objects of fft.cu,
  * the assumed cuBLAS workspace); parameters and BN buffers against the CPU plan; the total
  * as the sum of every role (each nonzero, so a dropped role fails); the host roles, with

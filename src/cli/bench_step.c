@@ -45,7 +45,7 @@
 #if TFSWA_CUDA
 #include <cuda_runtime_api.h>
 
-#include "cuda/dstep.h"
+#include "train/step_cuda.h"
 #include "dsp/stft.h"
 #endif
 
@@ -102,7 +102,7 @@ static double dev_used(void) {
     return (double)(tot - fr);
 }
 
-/* run_turn on the current CUDA device: the device trainer (src/cuda/dstep.c) with the
+/* run_turn on the current CUDA device: the device trainer (src/train/step_cuda.c) with the
  * initial weights of a host model of the same seed */
 static tf_status run_turn_cuda(const tf_config *c, io_t *io, int K, double *ms, double *loss1,
                                double *loss2, int *nonfinite, variant_t *v) {

@@ -17,6 +17,7 @@ extern "C" {
 #include "cuda/elem.h"
 #include "nn/attn.h" /* LAYERNORM_EPS */
 }
+#include "dsp/dsp_elem.h"
 #include "nn/elem.h"
 #include "optim/optim_elem.h"
 

@@ -1,4 +1,4 @@
-/* The pre-LN transformer block on the device (see cuda/tblock.h): host code composing the
+/* The pre-LN transformer block on the device (see nn/tblock_cuda.h): host code composing the
  * launchers of elem.cu (LayerNorm, GELU) and blas.cu (linear, attention) in the order of
  * tf_tblock_forward / tf_tblock_backward (src/nn/tblock.c), plus one residual-add kernel.
  * Every launch goes to the stream the blas handle is bound to; nothing synchronises.
@@ -14,7 +14,7 @@
 extern "C" {
 #include "cuda/blas.h"
 #include "cuda/elem.h"
-#include "cuda/tblock.h"
+#include "nn/tblock_cuda.h"
 #include "nn/attn.h"
 }
 

@@ -15,7 +15,7 @@
  * the STFT backward the frames that reach into the reflect padding fold back onto samples
  * that interior frames also touch, so they run last, one signal per thread, in frame order. */
 #include "dsp/stft.h"
-#include "nn/elem.h" /* tf_magphase_elem */
+#include "dsp/dsp_elem.h"
 
 #include <fftw3.h>
 #include <math.h>

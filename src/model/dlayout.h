@@ -1,4 +1,4 @@
-/* The device model's memory layout (src/cuda/dmodel.c): where every saved tensor and
+/* The device model's memory layout (src/model/model_cuda.c): where every saved tensor and
  * workspace buffer of a training step of (B, N) lives on the GPU, as float offsets into
  * one allocation per role. Plain C, compiled in every build, so `tfswa plan --device cuda`
  * prints the bytes the device model will allocate without a GPU.
@@ -61,7 +61,7 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
  * workspace_floats in src/cuda/tblock.cu must never exceed it; the device model checks). */
 size_t tf_dlay_tblock_ws_floats(int N, int L, int C, int H, int Hd);
 
-/* The device trainer's buffers (src/cuda/dstep.c), float offsets into one allocation:
+/* The device trainer's buffers (src/train/step_cuda.c), float offsets into one allocation:
  * Adam m and v (n_params each), the EMA weights (with EMA on), a copy of the BN buffers,
  * the micro-batch (mix (B, 2, N), targets (B, S, 2, N)), the model output and its gradient
  * (B, S, 2, N), with the mrstft loss six spectra (yr, yi, tr, ti, dr, di) of all B*S*2

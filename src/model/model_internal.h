@@ -50,7 +50,7 @@ typedef struct {
 
 /* The parameter table of an architecture and the pointers of every layer into flat
  * (params, grads, buffers) blocks: tf_model's own (host) blocks, or the device model's
- * (src/cuda/dmodel.c), with the same offsets. */
+ * (src/model/model_cuda.c), with the same offsets. */
 typedef struct {
     tf_param_info *info;  /* sorted: parameters, then buffers (tf_model_tensor's order) */
     tf_param_info *build; /* the same entries in build order */

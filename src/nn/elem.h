@@ -8,8 +8,9 @@
  * bitwise the same as before the functions were split out). On the device nvcc contracts
  * a*b+c into FMAs (--fmad=true, its default), so GPU results differ from the CPU ones in
  * the last bits; tests/gpu/test_cuda_elem.c compares with tolerances.
- * The Adam update is in optim/optim_elem.h (optim may not include nn), the bf16 rounding
- * in util/hd.h. */
+ * The Adam update is in optim/optim_elem.h (optim may not include nn), the magnitude and
+ * phase of a bin in dsp/dsp_elem.h (dsp may not include nn), the bf16 rounding in
+ * util/hd.h. */
 #ifndef TFSWA_NN_ELEM_H
 #define TFSWA_NN_ELEM_H
 #include <math.h>
@@ -213,20 +214,6 @@ static inline TF_HD size_t tf_seq_token(int b, int f, int t, int F, int T, int t
 }
 
 /* ------------------------------------------------------------ spectra and the head */
-/* One bin of tf_magphase (dsp/stft.h): returns |X| and writes the phase X / |X| into
- * *pr, *pi (1 + 0i where |X| == 0); in double, as the CPU kernel computes it. */
-static inline TF_HD float tf_magphase_elem(float re, float im, float *pr, float *pi) {
-    double a = re, b = im, m = sqrt(a * a + b * b);
-    if (m > 0) {
-        *pr = (float)(a / m);
-        *pi = (float)(b / m);
-    } else {
-        *pr = 1.f;
-        *pi = 0.f;
-    }
-    return (float)m;
-}
-
 /* The model head's output activations (model/forward.c): ReLU, or the mask output
  * x0 * sigmoid(z), x0 the input magnitude. */
 static inline TF_HD float tf_relu(float z) {

@@ -22,7 +22,7 @@ static size_t cufft_bytes(int n_fft, int hop, size_t S, int64_t N, size_t *plans
            ((size_t)n_fft + (size_t)N) * sizeof(float) + 2 * spectra;
 }
 
-/* the mrstft loss's resolutions (src/cuda/dstep.c RES_WIN, hop = window / 4) */
+/* the mrstft loss's resolutions (src/train/step_cuda.c RES_WIN, hop = window / 4) */
 static const int MRSTFT_WIN[3] = {512, 1024, 2048};
 
 tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf_device *dev,
@@ -65,7 +65,7 @@ tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf
     p->activations = y.act_floats * f;
     p->workspace = y.work_floats * f;
     p->conv_workspace = y.n_convws * f;
-    /* the trainer block (src/cuda/dstep.c), split by its offsets:
+    /* the trainer block (src/train/step_cuda.c), split by its offsets:
      * [m, v, ema][bufsave][mix, tgt][out, dout, spec, dbl] */
     const int B = cfg->batch_size, S = a.S, mr = cfg->loss == TF_LOSS_MRSTFT;
     tf_dtrl o;
@@ -75,7 +75,7 @@ tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf
     p->optimizer = (o.bufsave - o.m) * f;
     p->batches = (o.out - o.mix) * f;
     p->loss = (o.mix - o.bufsave) * f + (o.floats - o.out) * f;
-    /* cuFFT: the model's object (src/cuda/dmodel.c: max(2BS, 2B) signals) and the loss's */
+    /* cuFFT: the model's object (src/model/model_cuda.c: max(2BS, 2B) signals) and the loss's */
     const size_t sig = 2 * (size_t)B * (size_t)(S > 1 ? S : 1);
     p->cufft_model = cufft_bytes(a.n_fft, a.hop, sig, N, &p->cufft_plans);
     if (mr)

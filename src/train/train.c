@@ -24,7 +24,7 @@
 #if TFSWA_CUDA
 #include <cuda_runtime_api.h>
 
-#include "cuda/dstep.h"
+#include "train/step_cuda.h"
 #include "dsp/stft.h"
 #endif
 #include "util/clock.h"
@@ -122,7 +122,7 @@ typedef struct {
     tf_loader *loader;
     tf_model *model;
     tf_trainer *tr; /* optimizer state, EMA, output buffers, loss: the step's state */
-    /* --device cuda: the step runs on the device (src/cuda/dstep.c); model and tr hold the
+    /* --device cuda: the step runs on the device (src/train/step_cuda.c); model and tr hold the
      * host copies that checkpoints and validation use (model is an inference model) */
     void *dt; /* tf_dtrainer */
     void *dkern, *dstft;

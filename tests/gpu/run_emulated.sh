@@ -28,13 +28,14 @@ for cu in elem blas fft tblock; do
   g++ -std=c++20 -O1 $san -Wall -Wextra $inc -c "$out/${cu}_emu.cpp" -o "$out/${cu}_emu.o"
   objs="$objs $out/${cu}_emu.o"
 done
-# the host code of src/cuda/*.c (the device model and trainer) against the emulated runtime;
-# their convolutions go through nn/kernels.h, which the test programs create with the ref
-# backend under TFSWA_GPU_EMU ("device" memory is host memory here)
-for c in dmodel dstep; do
+# the host code of src/*/*_cuda.c (the device model and trainer) against the emulated
+# runtime; their convolutions go through nn/kernels.h, which the test programs create with
+# the ref backend under TFSWA_GPU_EMU ("device" memory is host memory here)
+for c in model/model_cuda train/step_cuda; do
+  n=$(basename "$c")
   gcc -std=c11 -D_GNU_SOURCE -O1 $san -Wall -Wextra -fopenmp $inc \
-      -c "$root/src/cuda/$c.c" -o "$out/${c}_emu.o"
-  objs="$objs $out/${c}_emu.o"
+      -c "$root/src/$c.c" -o "$out/${n}_emu.o"
+  objs="$objs $out/${n}_emu.o"
 done
 g++ -std=c++20 -O1 $san -Wall -Wextra -I"$emu" -c "$emu/emu.cpp" -o "$out/emu.o"
 gcc -std=c11 -D_GNU_SOURCE -DTFSWA_GPU_EMU=1 -O1 $san -Wall -Wextra -fopenmp $inc -I"$root/tests" \

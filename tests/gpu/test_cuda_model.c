@@ -1,11 +1,11 @@
-/* The device model (src/cuda/dmodel.c) against the CPU model (src/model/forward.c): the
+/* The device model (src/model/model_cuda.c) against the CPU model (src/model/forward.c): the
  * tiny preset's training forward (output waveforms, BatchNorm running statistics) and
  * backward (every parameter's gradient), fp32, magnitude and mask outputs, 1 and 4 targets,
  * a batch smaller than planned. Both models get the same parameters and inputs.
  * On a GPU (make CUDA=1 gpu-tests; tools/gpu_check.sh) the convolutions are cuDNN's; in the
  * CPU emulation (tests/gpu/run_emulated.sh build test_cuda_model, TFSWA_GPU_EMU) they are
  * the ref kernels on host memory, and every other launch is the emulated CUDA kernel. */
-#include "cuda/dmodel.h"
+#include "model/model_cuda.h"
 #include "dsp/stft.h"
 #include "gpu_test.h"
 #include "model_ref.h"

@@ -1,4 +1,4 @@
-/* The device training step (src/cuda/dstep.c) against the CPU one (train/step.c): the
+/* The device training step (src/train/step_cuda.c) against the CPU one (train/step.c): the
  * tiny preset, the same initial weights and micro-batches, optimizer steps (2 with l1, 1
  * with mrstft: the emulation is slow) with gradient accumulation 2, gradient clipping active, EMA
  * on, l1 and mrstft losses: the loss and the gradient norm of every step, then the weights, the
@@ -6,7 +6,7 @@
  * restores the running statistics and leaves the weights) and pull/push round trips. On a GPU (make
  * CUDA=1 gpu-tests) the convolutions are cuDNN's; in the CPU emulation (tests/gpu/run_emulated.sh
  * build test_cuda_step, TFSWA_GPU_EMU) the ref kernels. */
-#include "cuda/dstep.h"
+#include "train/step_cuda.h"
 #include "dsp/stft.h"
 #include "gpu_test.h"
 #include "model_ref.h"

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #include "cuda/blas.h"
-#include "cuda/tblock.h"
+#include "nn/tblock_cuda.h"
 #include "nn/attn.h"
 #include "test.h"
 

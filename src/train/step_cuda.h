@@ -1,5 +1,5 @@
-/* The training step of train/step.h on a CUDA device (src/cuda/dstep.c): the device model
- * (dmodel.h), the loss (l1 or mrstft), the gradient norm, clipping, Adam/AdamW, EMA and
+/* The training step of train/step.h on a CUDA device (src/train/step_cuda.c): the device model
+ * (model/model_cuda.h), the loss (l1 or mrstft), the gradient norm, clipping, Adam/AdamW, EMA and
  * the non-finite skip, every tensor on the device. Only the micro-batches cross from the
  * host (mix and targets), and the loss and the norm come back (two doubles). With several
  * ranks the gradient block is summed over MPI through host memory (tf_dist; NCCL is not
@@ -8,12 +8,12 @@
  * The host keeps what checkpoints and validation need: tf_dtrainer_pull copies the
  * device's parameters, BN buffers, Adam moments and EMA weights into host arrays of the
  * CPU layout, tf_dtrainer_push the other way (resume). */
-#ifndef TFSWA_CUDA_DSTEP_H
-#define TFSWA_CUDA_DSTEP_H
+#ifndef TFSWA_TRAIN_STEP_CUDA_H
+#define TFSWA_TRAIN_STEP_CUDA_H
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cuda/dmodel.h"
+#include "model/model_cuda.h"
 #include "train/step.h"
 
 typedef struct tf_dtrainer tf_dtrainer;

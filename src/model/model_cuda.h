@@ -1,4 +1,4 @@
-/* TFSWA-ResUNet training forward and backward on a CUDA device (src/cuda/dmodel.c): the
+/* TFSWA-ResUNet training forward and backward on a CUDA device (src/model/model_cuda.c): the
  * graph of model/forward.c, the whole batch at once, every tensor in device memory, the
  * arithmetic of src/cuda (cuDNN through nn/kernels.h, cuBLAS, cuFFT, own kernels).
  *
@@ -11,8 +11,8 @@
  * Everything runs on one stream, the legacy default stream (NULL) for now: cuDNN, cuBLAS,
  * cuFFT and the own kernels are ordered by it. Errors: TF_EINTERNAL with the failing
  * call's message (a CUDA failure is not the user's doing). Not thread safe. */
-#ifndef TFSWA_CUDA_DMODEL_H
-#define TFSWA_CUDA_DMODEL_H
+#ifndef TFSWA_MODEL_CUDA_H
+#define TFSWA_MODEL_CUDA_H
 #include <stddef.h>
 #include <stdint.h>
 

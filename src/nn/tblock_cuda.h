@@ -6,8 +6,8 @@
  * return value is 0 on success, else 1 with a one-line message in tf_cuda_blas_error(h) (a
  * cuBLAS status, or the failing launch's / runtime call's cudaError_t string); errors of the
  * kernels themselves surface at the next synchronisation. Nothing synchronises or allocates. */
-#ifndef TFSWA_CUDA_TBLOCK_H
-#define TFSWA_CUDA_TBLOCK_H
+#ifndef TFSWA_NN_TBLOCK_CUDA_H
+#define TFSWA_NN_TBLOCK_CUDA_H
 #include <stddef.h>
 
 #include "cuda/blas.h"

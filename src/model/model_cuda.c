@@ -1,6 +1,6 @@
-/* TFSWA-ResUNet training forward and backward on a CUDA device (see dmodel.h). The graph
+/* TFSWA-ResUNet training forward and backward on a CUDA device (see model_cuda.h). The graph
  * is model/forward.c's, step by step, with the whole batch in each launch. */
-#include "cuda/dmodel.h"
+#include "model/model_cuda.h"
 
 #include <cuda_runtime_api.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #include "cuda/blas.h"
 #include "cuda/elem.h"
 #include "cuda/fft.h"
-#include "cuda/tblock.h"
+#include "nn/tblock_cuda.h"
 #include "dsp/stft.h"
 #include "model/model_internal.h"
 #include "nn/attn.h"

@@ -1,5 +1,5 @@
-/* The training step on a CUDA device (see dstep.h). */
-#include "cuda/dstep.h"
+/* The training step on a CUDA device (see step_cuda.h). */
+#include "train/step_cuda.h"
 
 #include <cuda_runtime_api.h>
 #include <math.h>
