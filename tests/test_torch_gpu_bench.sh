@@ -62,15 +62,17 @@ fi
 check "max batch 5, first fail 6, trials 2 4 8 6 5, complete" "$J" \
   'r["max_batch"]["fp32"]["max_fits"] == 5 and r["max_batch"]["fp32"]["first_fail"] == 6 and [t["batch"] for t in r["max_batch"]["fp32"]["trials"]] == [2, 4, 8, 6, 5] and [t["fits"] for t in r["max_batch"]["fp32"]["trials"]] == [True, True, False, False, True] and all(t.get("oom") for t in r["max_batch"]["fp32"]["trials"][2:4]) and r["max_batch"]["fp32"]["complete"] and not r["truncated"]'
 
-# 3. a budget too short for the asked steps: what was measured, marked truncated
+# 3. a budget too short for the asked steps: what was measured, marked truncated (the budget
+# counts from the start, torch's import included: 12 s leave time for some steps even on a
+# loaded machine, where 3 s left none)
 J=$tmp/c.json
-if $B --out "$J" $SMALL --iters 1000 --budget-s 3 > "$tmp/c.log" 2>&1; then
+if $B --out "$J" $SMALL --iters 100000 --budget-s 12 > "$tmp/c.log" 2>&1; then
   ok "short budget: exits 0"
 else
-  tail -n 20 "$tmp/c.log"; bad "torch_gpu_bench.py --budget-s 3 failed"
+  tail -n 20 "$tmp/c.log"; bad "torch_gpu_bench.py --budget-s 12 failed"
 fi
 check "short budget: truncated, with the reason, fewer steps than asked" "$J" \
-  'r["truncated"] is True and "budget" in r["truncated_reason"] and r["modes"]["fp32"]["iters"] < 1000'
+  'r["truncated"] is True and "budget" in r["truncated_reason"] and 0 < r["modes"]["fp32"]["iters"] < 100000'
 
 # 4. SIGTERM (a timeout from outside) once the first JSON is written: it stays, truncated
 J=$tmp/d.json
