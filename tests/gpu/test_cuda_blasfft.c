@@ -19,17 +19,7 @@
 #define GPU_TEST_SEED 0x2545f4914f6cdd1dull
 #include "gpu_test.h"
 
-static tf_cuda_blas *g_blas;
-
-/* a failing launcher fails the test with its message */
-#define BL(call)                                                                                   \
-    do {                                                                                           \
-        if (call) {                                                                                \
-            fprintf(stderr, "  %s:%d: %s: %s\n", __FILE__, __LINE__, #call,                        \
-                    tf_cuda_blas_error(g_blas));                                                   \
-            t_cur_failed_ = 1;                                                                     \
-        }                                                                                          \
-    } while (0)
+#include "gpu_blas_test.h"
 #define FT(g, call)                                                                                \
     do {                                                                                           \
         if (call) {                                                                                \

@@ -20,17 +20,7 @@
 #define GPU_TEST_SEED 0x61c8864680b583ebull
 #include "gpu_test.h"
 
-static tf_cuda_blas *g_blas;
-
-/* a failing launcher fails the test with its message */
-#define BL(call)                                                                                   \
-    do {                                                                                           \
-        if (call) {                                                                                \
-            fprintf(stderr, "  %s:%d: %s: %s\n", __FILE__, __LINE__, #call,                        \
-                    tf_cuda_blas_error(g_blas));                                                   \
-            t_cur_failed_ = 1;                                                                     \
-        }                                                                                          \
-    } while (0)
+#include "gpu_blas_test.h"
 
 #define FWD 1e-4 /* forward outputs and saved tensors */
 #define BWD 1e-3 /* dinp and the gradients */
