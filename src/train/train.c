@@ -203,8 +203,6 @@ static int64_t total_steps(const tf_config *c) {
     return c->max_steps > 0 ? c->max_steps : (int64_t)c->max_epochs * c->steps_per_epoch;
 }
 
-/* With EMA on: on = 1 puts the EMA weights (the ones to deploy) into the model and keeps
- * the raw ones in opt.raw; on = 0 puts the raw ones back. Nothing without EMA. */
 /* --device cuda: the device's weights, BN buffers, Adam moments and EMA into the host
  * copies (before a checkpoint or a validation) */
 static tf_status pull_device(run *r) {
@@ -219,6 +217,8 @@ static tf_status pull_device(run *r) {
     return TF_OK;
 }
 
+/* With EMA on: on = 1 puts the EMA weights (the ones to deploy) into the model and keeps
+ * the raw ones in opt.raw; on = 0 puts the raw ones back. Nothing without EMA. */
 static void use_ema_weights(run *r, int on) {
     const float *ema = r->tr->ema;
     tf_opt_state *opt = &r->tr->opt;
