@@ -26,14 +26,6 @@ size_t tf_dlay_tblock_ws_floats(int N, int L, int C, int H, int Hd) {
     return nl * (2 * c + zmax(hd, 3 * c) + zmax(hd, c)) + attn + ln * 2 * c;
 }
 
-static tf_status conv_add(size_t *ws, tf_kernels *kern, int B, int ci, int co, int H, int W,
-                          int k) {
-    size_t b = 0;
-    TF_TRY(tf_kern_conv2d_add(kern, B, ci, co, H, W, k, 1, 1, &b));
-    *ws = zmax(*ws, b);
-    return TF_OK;
-}
-
 tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern) {
     memset(y, 0, sizeof *y);
     if (a->act_dtype != TF_DT_FP32)
@@ -138,26 +130,19 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     y->yr = bump(&w, nout);
     y->yi = bump(&w, nout);
     y->dz = bump(&w, b * 2 * K * S * hwp);
-    /* convolutions: every shape, whole batch */
+    /* convolutions: every shape, whole batch (kern sizes them: threads does not apply) */
     size_t cws = 0;
     for (int l = 0; l < L; l++) {
-        const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l], H = y->H[l], W = y->W[l];
-        for (int r = 0; r < R; r++) {
-            TF_TRY(conv_add(&cws, kern, B, r ? co : ci, co, H, W, 3));
-            TF_TRY(conv_add(&cws, kern, B, co, co, H, W, 3));
-            TF_TRY(conv_add(&cws, kern, B, r ? co : ci, co, H, W, 1));
-        }
+        const int ci = l ? a->ch[l - 1] : a->cin;
+        TF_TRY(tf_block_conv_ws(&cws, kern, a, B, ci, a->ch[l], y->H[l], y->W[l], 1, 1));
     }
     for (int j = 0; j < L; j++) {
-        const int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j], H = y->H[i], W = y->W[i];
-        for (int r = 0; r < R; r++) {
-            TF_TRY(conv_add(&cws, kern, B, r ? co : ci, co, H, W, 3));
-            TF_TRY(conv_add(&cws, kern, B, co, co, H, W, 3));
-            TF_TRY(conv_add(&cws, kern, B, r ? co : ci, co, H, W, 1));
-        }
+        const int i = L - 1 - j;
+        TF_TRY(tf_block_conv_ws(&cws, kern, a, B, a->dec_in[j], a->dec_out[j], y->H[i], y->W[i], 1,
+                                1));
     }
-    TF_TRY(conv_add(&cws, kern, B, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1));
-    y->n_convws = (cws + sizeof(float) - 1) / sizeof(float);
+    TF_TRY(tf_conv_ws(&cws, kern, B, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 1, 1));
+    y->n_convws = cws;
     y->convws = bump(&w, y->n_convws);
     y->work_floats = w;
     return TF_OK;

@@ -246,8 +246,8 @@ static size_t bump(size_t *cur, size_t nfloats) {
 /* *acc = max(*acc, workspace floats of conv (B, ci -> co, H x W, k x k, with bias) through
  * kern (registering the shape there), or through the ref kernels when kern is NULL;
  * train = 0: the forward's workspace only. */
-static tf_status conv_ws(size_t *acc, tf_kernels *kern, int B, int ci, int co, int H, int W, int k,
-                         int train, int threads) {
+tf_status tf_conv_ws(size_t *acc, tf_kernels *kern, int B, int ci, int co, int H, int W, int k,
+                     int train, int threads) {
     size_t bytes;
     if (kern)
         TF_TRY(tf_kern_conv2d_add(kern, B, ci, co, H, W, k, 1, train, &bytes));
@@ -262,14 +262,14 @@ static tf_status conv_ws(size_t *acc, tf_kernels *kern, int B, int ci, int co, i
 
 /* The convolutions of one Conv block (nrcm RCMs, ci -> co at H x W): conv1, conv2 and the
  * 1x1 shortcut of each RCM. */
-static tf_status block_ws(size_t *acc, tf_kernels *kern, const tf_arch *a, int B, int ci, int co,
-                          int H, int W, int train, int threads) {
+tf_status tf_block_conv_ws(size_t *acc, tf_kernels *kern, const tf_arch *a, int B, int ci, int co,
+                           int H, int W, int train, int threads) {
     for (int r = 0; r < a->nrcm; r++) {
         const int c0 = r ? co : ci;
         if (r > 1) break; /* RCMs after the first repeat the shapes of the second */
-        TF_TRY(conv_ws(acc, kern, B, c0, co, H, W, 3, train, threads));
-        TF_TRY(conv_ws(acc, kern, B, co, co, H, W, 3, train, threads));
-        TF_TRY(conv_ws(acc, kern, B, c0, co, H, W, 1, train, threads));
+        TF_TRY(tf_conv_ws(acc, kern, B, c0, co, H, W, 3, train, threads));
+        TF_TRY(tf_conv_ws(acc, kern, B, co, co, H, W, 3, train, threads));
+        TF_TRY(tf_conv_ws(acc, kern, B, c0, co, H, W, 1, train, threads));
     }
     return TF_OK;
 }
@@ -287,14 +287,14 @@ static tf_status eval_layout(evlay_t *e, const tf_arch *a, const layout_t *y, in
         e->skip[l] = bump(&c, px * co);
         big = zmax(big, px * zmax(ci, co));
         q = zmax(q, px * co);
-        TF_TRY(block_ws(&cw, kern, a, y->B, ci, co, H, W, 0, threads));
+        TF_TRY(tf_block_conv_ws(&cw, kern, a, y->B, ci, co, H, W, 0, threads));
     }
     for (int j = 0; j < L; j++) {
         const int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j], H = y->H[i], W = y->W[i];
         const size_t px = b * H * W;
         big = zmax(big, px * zmax(ci, co));
         q = zmax(q, px * co);
-        TF_TRY(block_ws(&cw, kern, a, y->B, ci, co, H, W, 0, threads));
+        TF_TRY(tf_block_conv_ws(&cw, kern, a, y->B, ci, co, H, W, 0, threads));
     }
     const size_t ntok = b * y->H[L] * y->W[L] * C;
     e->bott = bump(&c, ntok);
@@ -506,16 +506,16 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     /* the convolutions run one batch item at a time */
     int cmax = a->cin;
     size_t cw = 0;
-    TF_TRY(conv_ws(&cw, kern, 1, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 1, threads));
+    TF_TRY(tf_conv_ws(&cw, kern, 1, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 1, threads));
     for (int l = 0; l < L; l++) {
         int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
         cmax = (int)zmax((size_t)cmax, (size_t)co);
-        TF_TRY(block_ws(&cw, kern, a, 1, ci, co, y->H[l], y->W[l], 1, threads));
+        TF_TRY(tf_block_conv_ws(&cw, kern, a, 1, ci, co, y->H[l], y->W[l], 1, threads));
     }
     for (int j = 0; j < L; j++) {
         int i = L - 1 - j, ci = a->dec_in[j], co = a->dec_out[j];
         cmax = (int)zmax((size_t)cmax, (size_t)ci);
-        TF_TRY(block_ws(&cw, kern, a, 1, ci, co, y->H[i], y->W[i], 1, threads));
+        TF_TRY(tf_block_conv_ws(&cw, kern, a, 1, ci, co, y->H[i], y->W[i], 1, threads));
     }
     y->st_m1 = wput(&c, (size_t)cmax);
     y->st_r1 = wput(&c, (size_t)cmax);

@@ -175,6 +175,16 @@ typedef struct {
 } tf_map_dims;
 tf_status tf_map_dims_of(tf_map_dims *d, const tf_arch *a, int64_t N);
 
+/* *acc = max(*acc, workspace floats of conv (B, ci -> co, H x W, k x k, with bias) through
+ * kern (registering the shape there), or through the ref kernels when kern is NULL;
+ * train = 0: the forward's workspace only (model.c). */
+tf_status tf_conv_ws(size_t *acc, tf_kernels *kern, int B, int ci, int co, int H, int W, int k,
+                     int train, int threads);
+/* The same over the convolutions of one Conv block (a->nrcm RCMs, ci -> co at H x W): conv1,
+ * conv2 and the 1x1 shortcut of each RCM. */
+tf_status tf_block_conv_ws(size_t *acc, tf_kernels *kern, const tf_arch *a, int B, int ci, int co,
+                           int H, int W, int train, int threads);
+
 /* forward_eval.c: the streaming eval forward (training = 0) of any model; (B, N) checked
  * against the plan and m->lay set by the caller */
 tf_status tf_model_forward_eval(tf_model *m, float *out, const float *mix);
