@@ -232,12 +232,7 @@ static void test_stft(void) {
 }
 
 int main(void) {
-    if (!gpu_present("test_cuda_blasfft")) return 1;
-    char err[256];
-    if (tf_cuda_blas_create(&g_blas, NULL, 0, err, sizeof err)) {
-        printf("test_cuda_blasfft: %s\n", err);
-        return 1;
-    }
+    if (!gpu_blas_open("test_cuda_blasfft")) return 1;
     RUN(test_linear);
     RUN(test_attention);
     RUN(test_stft);

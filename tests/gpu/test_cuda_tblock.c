@@ -204,12 +204,7 @@ static void test_many_sequences(void) {
 }
 
 int main(void) {
-    if (!gpu_present("test_cuda_tblock")) return 1;
-    char err[256];
-    if (tf_cuda_blas_create(&g_blas, NULL, 0, err, sizeof err)) {
-        printf("test_cuda_tblock: %s\n", err);
-        return 1;
-    }
+    if (!gpu_blas_open("test_cuda_tblock")) return 1;
     RUN(test_tsa_block);
     RUN(test_swin_block);
     RUN(test_many_sequences);
