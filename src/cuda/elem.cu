@@ -110,17 +110,12 @@ __global__ void __launch_bounds__(BN_NT)
         }
     }
     v = block_sum<BN_NT>(v, sh);
-    const double var = v / (double)n; // biased: used for normalisation
-    const float r = tf_bn_rstd(var, eps), mf = (float)m;
-    if (threadIdx.x == 0) {
-        mean[c] = mf;
-        rstd[c] = r;
-        if (running_mean && running_var) {
-            double unbiased = n > 1 ? v / (double)(n - 1) : var;
-            running_mean[c] = tf_bn_running(running_mean[c], momentum, m);
-            running_var[c] = tf_bn_running(running_var[c], momentum, unbiased);
-        }
-    }
+    /* every thread needs (mf, r); thread 0 stores them and updates the running stats */
+    const int t0 = threadIdx.x == 0 && running_mean && running_var;
+    float mf, r;
+    tf_bn_stats_finish(m, v, n, eps, momentum, &mf, &r, t0 ? &running_mean[c] : NULL,
+                       t0 ? &running_var[c] : NULL);
+    if (threadIdx.x == 0) mean[c] = mf, rstd[c] = r;
     const float w = weight ? weight[c] : 1.f, bb = bias ? bias[c] : 0.f, scale = w * r;
     for (int b = 0; b < B; b++) {
         const float *x = inp + ((size_t)b * C + c) * hw;

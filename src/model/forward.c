@@ -134,14 +134,8 @@ TF_CLONES static void slot_stats(tf_model *m, slot_t s, int B, int C, size_t hw,
                 }
             }
         }
-        const double var = v / (double)n;
-        mean[c] = (float)mu;
-        rstd[c] = tf_bn_rstd(var, TF_BN_EPS);
-        if (rm && rv) {
-            const double unbiased = n > 1 ? v / (double)(n - 1) : var;
-            rm[c] = tf_bn_running(rm[c], TF_BN_MOMENTUM, mu);
-            rv[c] = tf_bn_running(rv[c], TF_BN_MOMENTUM, unbiased);
-        }
+        tf_bn_stats_finish(mu, v, n, TF_BN_EPS, TF_BN_MOMENTUM, &mean[c], &rstd[c],
+                           rm ? &rm[c] : NULL, rv ? &rv[c] : NULL);
     }
 }
 

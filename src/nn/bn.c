@@ -35,16 +35,10 @@ TF_CLONES static void bn_forward(float *out, float *mean, float *rstd, float *ru
                 v += d * d;
             }
         }
-        double var = v / (double)n; // biased: used for normalisation
-        float r = tf_bn_rstd(var, eps);
-        float mf = (float)m;
-        mean[c] = mf;
-        rstd[c] = r;
-        if (running_mean && running_var) {
-            double unbiased = n > 1 ? v / (double)(n - 1) : var;
-            running_mean[c] = tf_bn_running(running_mean[c], momentum, m);
-            running_var[c] = tf_bn_running(running_var[c], momentum, unbiased);
-        }
+        tf_bn_stats_finish(m, v, n, eps, momentum, &mean[c], &rstd[c],
+                           running_mean ? &running_mean[c] : NULL,
+                           running_var ? &running_var[c] : NULL);
+        const float mf = mean[c], r = rstd[c];
         for (int b = 0; b < B; b++) {
             float *o = out + ((size_t)b * C + c) * hw;
             const float *x = inp + ((size_t)b * C + c) * hw;

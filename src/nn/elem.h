@@ -85,6 +85,22 @@ static inline TF_HD float tf_bn_running(float running, float momentum, double st
     return (float)((1.0 - momentum) * running + momentum * stat);
 }
 
+/* The end of one channel's BatchNorm batch statistics, from its mean mu and the sum v of
+ * squared deviations over n values: *mean, *rstd of the biased variance; the running
+ * statistics *rm, *rv (both, or both NULL: untouched) updated with the unbiased one. */
+static inline TF_HD void tf_bn_stats_finish(double mu, double v, size_t n, float eps,
+                                            float momentum, float *mean, float *rstd, float *rm,
+                                            float *rv) {
+    const double var = v / (double)n; /* biased: used for normalisation */
+    *mean = (float)mu;
+    *rstd = tf_bn_rstd(var, eps);
+    if (rm && rv) {
+        const double unbiased = n > 1 ? v / (double)(n - 1) : var;
+        *rm = tf_bn_running(*rm, momentum, mu);
+        *rv = tf_bn_running(*rv, momentum, unbiased);
+    }
+}
+
 /* y = (x - m) * scale + bias, scale = weight * rstd */
 static inline TF_HD float tf_bn_affine(float x, float m, float scale, float bias) {
     return (x - m) * scale + bias;
