@@ -474,6 +474,24 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
         return tf_err(TF_EUSER,
                       "model input of batch %d x %lld samples exceeds the planned %d x %lld", B,
                       (long long)N, m->plan.batch, (long long)m->plan.frames);
+    if (!training && m->mode == TF_MODEL_TRAIN) {
+        /* a training model's eval forward: one item at a time in the B = 1 eval layout
+         * (tf_layout), which the arena always holds; BN uses the running statistics, so
+         * the items are independent */
+        tf_status s = TF_OK;
+        for (int b = 0; b < B && s == TF_OK; b++) {
+            s = tf_layout(y, a, 1, N, m->threads, m->mode, m->kern);
+            if (s == TF_OK && y->ev.bytes > m->plan.activations + m->plan.workspace)
+                s = tf_err(TF_EINTERNAL, "eval layout of 1 x %lld exceeds the plan", (long long)N);
+            m->tap_item = b;
+            m->tap_items = B;
+            if (s == TF_OK)
+                s = tf_model_forward_eval(m, out + (size_t)b * a->S * 2 * N,
+                                          mix + (size_t)b * 2 * N);
+        }
+        m->tap_item = m->tap_items = 0;
+        return s;
+    }
     TF_TRY(tf_layout(y, a, B, N, m->threads, m->mode, m->kern));
     if (y->act_bytes > m->plan.activations || y->work_bytes > m->plan.workspace)
         return tf_err(TF_EINTERNAL, "layout of %d x %lld exceeds the plan", B, (long long)N);
@@ -599,7 +617,6 @@ static tf_status backward(tf_model *m, const float *dout) {
     const size_t nc = (size_t)2 * Fb * T;
     float *om = WS(m, y->om), *yr = WS(m, y->oyr), *yi = WS(m, y->oyi);
     float *pr = slot_ptr(m, y->pr), *pi = slot_ptr(m, y->pi);
-    for (int l = 0; l < L; l++) zero(WS(m, y->dskip[l]), (size_t)B * a->ch[l] * y->H[l] * y->W[l]);
     /* the head, one item at a time: per target ISTFT, phase, subband merge, crop -> its 2K
      * channels of dz (2KS, Fp, Tp); the activation; the 1x1 conv -> the item's head-input
      * gradient in D0 */
@@ -645,8 +662,11 @@ static tf_status backward(tf_model *m, const float *dout) {
                                      a->dec_out[j], H, W, y->dec_c1[j], y->dec_o[j], NULL));
         convblock_backward(m, L + j, y->dec_cat[j], Dc, Dn, B, a->dec_in[j], a->dec_out[j], H, W,
                            y->dec_c1[j], y->dec_o[j]);
+        /* dec_cat[j] is read for the last time above: the skip gradient may now live there */
+        float *dsk = slot_ptr(m, y->dskip[i]);
+        zero(dsk, y->dskip[i].n);
         zero(Dc, px * cu);
-        tf_concat_backward(Dc, WS(m, y->dskip[i]), Dn, B, cu, cs, H, W);
+        tf_concat_backward(Dc, dsk, Dn, B, cu, cs, H, W);
         zero(Dn, (size_t)B * cu * y->H[i + 1] * y->W[i + 1]);
         tf_upsample2x_backward(Dn, Dc, B, cu, y->H[i + 1], y->W[i + 1]);
         float *t = Dc;
@@ -671,7 +691,7 @@ static tf_status backward(tf_model *m, const float *dout) {
         }
         Dc = dt;
     }
-    tf_avgpool2x2_backward(WS(m, y->dskip[L - 1]), Dc, B, C, y->H[L - 1], y->W[L - 1]);
+    tf_avgpool2x2_backward(slot_ptr(m, y->dskip[L - 1]), Dc, B, C, y->H[L - 1], y->W[L - 1]);
     /* encoder, deepest first */
     Dn = WS(m, y->D1);
     for (int l = L - 1; l >= 0; l--) {
@@ -679,10 +699,11 @@ static tf_status backward(tf_model *m, const float *dout) {
         if (ck)
             TF_TRY(convblock_forward(m, l, y->enc_in[l], MODE_RECOMPUTE, B, ci, cl, H, W,
                                      y->enc_c1[l], y->enc_o[l], NULL));
-        convblock_backward(m, l, y->enc_in[l], WS(m, y->dskip[l]), Dn, B, ci, cl, H, W,
+        convblock_backward(m, l, y->enc_in[l], slot_ptr(m, y->dskip[l]), Dn, B, ci, cl, H, W,
                            y->enc_c1[l], y->enc_o[l]);
         if (l > 0)
-            tf_avgpool2x2_backward(WS(m, y->dskip[l - 1]), Dn, B, ci, y->H[l - 1], y->W[l - 1]);
+            tf_avgpool2x2_backward(slot_ptr(m, y->dskip[l - 1]), Dn, B, ci, y->H[l - 1],
+                                   y->W[l - 1]);
     }
     return TF_OK;
 }

@@ -372,11 +372,18 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     const size_t b = (size_t)B;
     const size_t nspec = b * 2 * y->Fb * y->T;
     const size_t nz = b * 2 * K * S * y->Fp * y->Tp;
-    TF_TRY(eval_layout(&y->ev, a, y, threads, kern));
     if (mode == TF_MODEL_INFER) {
+        TF_TRY(eval_layout(&y->ev, a, y, threads, kern));
         y->act_bytes = 0;
         y->work_bytes = y->ev.bytes;
         return TF_OK;
+    }
+    {
+        /* a training model's eval forward runs one batch item at a time (tf_model_forward),
+         * so its buffers never set the arena's size */
+        layout_t y1 = *y;
+        y1.B = 1;
+        TF_TRY(eval_layout(&y->ev, a, &y1, threads, kern));
     }
     cursor_t c = {0, 0};
     /* ---- saved activations ---- */
@@ -522,7 +529,16 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     y->st_sd = wput(&c, (size_t)cmax * 4); /* 2 x cmax doubles */
     y->n_convws = cw;
     y->convws = wput(&c, cw);
-    for (int l = 0; l < L; l++) y->dskip[l] = wput(&c, b * a->ch[l] * y->H[l] * y->W[l]);
+    for (int l = 0; l < L; l++) {
+        const size_t n = b * a->ch[l] * y->H[l] * y->W[l];
+        const slot_t cat = y->dec_cat[L - 1 - l];
+        if (cat.n * (cat.bf16 ? 2 : 4) >= n * 4) {
+            y->dskip[l] = (slot_t){IN_ACT, 0, cat.off, n};
+        } else {
+            y->dskip[l] = (slot_t){IN_WORK, 0, c.work, n};
+            c.work += align_up(n * 4);
+        }
+    }
     y->bott = wput(&c, b * C * Hb * Wb);
     if (a->nblk > 0) {
         y->relidx = wput(&c, (size_t)Ls * Ls); /* ints, same size as floats */
@@ -1026,6 +1042,10 @@ tf_status tf_model_tap_put(tf_model *m, const char *name, const float *x, size_t
 tf_status tf_model_tap_put_at(tf_model *m, const char *name, size_t total, size_t off,
                               const float *x, size_t n) {
     if (!m->taps_on) return TF_OK;
+    if (m->tap_items > 1) { /* one item of a batch-major tensor of tap_items items */
+        off += (size_t)m->tap_item * total;
+        total *= (size_t)m->tap_items;
+    }
     if (off + n > total) return tf_err(TF_EINTERNAL, "tap %s: part past its end", name);
     size_t i = 0;
     while (i < m->n_taps && strcmp(m->tap_name[i], name)) i++;

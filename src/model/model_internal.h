@@ -97,7 +97,9 @@ typedef struct {
     size_t D0, D1;                   /* block gradients (dout, dx) */
     size_t st_m1, st_r1, st_sd;      /* BN statistics (max C); st_sd: 2 x max C doubles */
     size_t convws;                   /* conv2d workspace */
-    size_t dskip[TF_MAX_LEVELS];     /* (B, c_l, H_l, W_l) */
+    slot_t dskip[TF_MAX_LEVELS];     /* fp32 (B, c_l, H_l, W_l) skip gradients: in the bytes
+                                      * of dec_cat[L-1-l] (free once that decoder's backward
+                                      * is done) where they fit, else in the workspace */
     size_t bott;                     /* (B, C, Hb, Wb) */
     size_t tb[8];                    /* tfswa: token buffers (NL*C) */
     size_t tbws;                     /* tfswa: tblock workspace */
@@ -136,6 +138,8 @@ struct tf_model {
     int have_fwd; /* the last forward was a training forward (backward may run) */
     /* debug taps */
     int taps_on;
+    int tap_item, tap_items; /* taps of item tap_item of a batch of tap_items (eval forward of
+                                a training model, one item at a time); tap_items 0: whole */
     size_t n_taps;
     char (*tap_name)[32];
     float **tap;
