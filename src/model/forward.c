@@ -307,7 +307,11 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
     layout_t *y = &m->lay;
     const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float), n = (size_t)B * hw;
     const size_t ni = (size_t)C * hw, no = (size_t)Co * hw;
-    float *G = WS(m, y->bg), *dG = WS(m, y->bdg), *cw = WS(m, y->convws);
+    /* bf16 slots: G, the BN/GELU output, overwrites x in the load buffer, and x is loaded
+     * again after the convolution (fp32 slots: G in its own buffer) */
+    const int g_in_load = xs.bf16;
+    float *G = g_in_load ? WS(m, load) : WS(m, y->bg), *dG = WS(m, y->bdg);
+    float *cw = WS(m, y->convws);
     float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
     double *sd = (double *)(void *)WS(m, y->st_sd), *sdx = sd + C;
     const float *bw = half == 1 ? p->bn1_w : p->bn2_w, *bb = half == 1 ? p->bn1_b : p->bn2_b;
@@ -321,6 +325,7 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
         item_bn(m, G, x, mu, rs, bw, bb, C, hw);
         tf_kern_conv2d_backward(m->kern, dG, gw, gb, dy + i * no, G, w, 1, C, Co, H, W, 3, cw, cwb,
                                 1);
+        if (g_in_load) x = sload(m, item_of(xs, B, i), load);
         item_bn_gelu_grad(m, dx + i * ni, dG, x, mu, rs, bw, bb, C, hw);
         item_bn_sums(m, sd, sdx, dx + i * ni, x, mu, rs, C, hw);
     }

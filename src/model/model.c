@@ -426,8 +426,9 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
      *   fwd    the conv-block forward (also its recompute in backward), one batch item at a
      *          time: the loaded input, the BN/GELU output, c1, the RCM output, the
      *          shortcut output and the block output's pooled or upsampled copy;
-     *   bwd    a conv block's backward: one item's loaded input / c1, GELU output and its
-     *          gradient; E, the RCM-chain gradient (B, Cout, H, W);
+     *   bwd    a conv block's backward: one item's loaded input or c1 (bf16, which then
+     *          takes the GELU output too) or the GELU output (fp32), and its gradient; E,
+     *          the RCM-chain gradient (B, Cout, H, W);
      *   tfswa  the TFSWA stack and its backward: token buffers and tblock workspace.
      * A recompute in backward runs before the block's backward uses the bwd view: its
      * results go to the scratch slots, outside R. */
@@ -473,11 +474,12 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     y->fp = bump(&v, i_pool);
     rend = zmax(rend, v);
     v = r0;
-    if (bf) {
+    if (bf) { /* one item load at a time; it also takes the BN/GELU output (rcm_half_backward) */
         y->bx = bump(&v, i_max);
-        y->bc = bump(&v, i_out);
+        y->bc = y->bx;
+    } else {
+        y->bg = bump(&v, i_max);
     }
-    y->bg = bump(&v, i_max);
     y->bdg = bump(&v, i_max);
     y->E = bump(&v, sout);
     rend = zmax(rend, v);

@@ -92,7 +92,8 @@ typedef struct {
     size_t hin, x0i, zi, dzi;        /* io, item (bf16 loads): head input, x0 (mask), z; dz */
     size_t fx, fa, fc, fo, ft, fp;   /* fwd, item: in load, BN/GELU out, c1, out, shortcut,
                                         the block output's pooled/upsampled copy */
-    size_t bx, bc, bg, bdg, E;       /* bwd: item in/c1 loads, GELU out, its gradient;
+    size_t bx, bc, bg, bdg, E;       /* bwd: item in/c1 loads (bc = bx), GELU out (fp32; bf16:
+                                        in the load buffer), its gradient;
                                         E (B, Cout, H, W): the RCM-chain gradient */
     size_t D0, D1;                   /* block gradients (dout, dx) */
     size_t st_m1, st_r1, st_sd;      /* BN statistics (max C); st_sd: 2 x max C doubles */
