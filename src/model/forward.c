@@ -344,10 +344,11 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
 
 /* Backward of a Conv block whose insides are in the slots (saved or recomputed), one
  * batch item at a time; xs is the block input slot.
- * dout (B, Cout, H, W) is CLOBBERED (scratch); dx (B, Cin, H, W) = the input gradient
- * (overwritten), and before that scratch: it must hold B x max(Cin, Cout) x H x W. */
-static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, float *dx, int B,
-                               int Cin, int Cout, int H, int W, const slot_t *c1s,
+ * dout (B, Cout, H, W) is CLOBBERED (scratch), so is tmp (B, Cout, H, W); dx (B, Cin, H,
+ * W) = the input gradient (overwritten), written last, by the first RCM's first half: it
+ * may be tmp (then B x max(Cin, Cout)) or the bytes of the block's insides c1s, os. */
+static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, float *tmp, float *dx,
+                               int B, int Cin, int Cout, int H, int W, const slot_t *c1s,
                                const slot_t *os) {
     layout_t *y = &m->lay;
     const int R = m->a.nrcm;
@@ -361,7 +362,7 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         /* dnext: this RCM's input gradient; F: its conv1-output gradient (B, Cout, H, W) */
         float *other = dcur == dout ? E : dout;
         float *dnext = r ? other : dx;
-        float *F = r ? dx : other;
+        float *F = r ? tmp : other;
         /* second half: out = conv2(gelu(bn2(c1))) + short(in); F = d c1 */
         rcm_half_backward(m, p, g, 2, c1s[r], y->bc, B, Cout, Cout, H, W, dcur, F, NULL);
         /* first half: c1 = conv1(gelu(bn1(in))); dnext = d in, with the shortcut's part */
@@ -665,13 +666,14 @@ static tf_status backward(tf_model *m, const float *dout) {
         if (ck)
             TF_TRY(convblock_forward(m, L + j, y->dec_cat[j], MODE_RECOMPUTE, B, a->dec_in[j],
                                      a->dec_out[j], H, W, y->dec_c1[j], y->dec_o[j], NULL));
-        convblock_backward(m, L + j, y->dec_cat[j], Dc, Dn, B, a->dec_in[j], a->dec_out[j], H, W,
-                           y->dec_c1[j], y->dec_o[j]);
+        float *dx = y->dx[L + j].where == IN_TMP ? Dn : slot_ptr(m, y->dx[L + j]);
+        convblock_backward(m, L + j, y->dec_cat[j], Dc, Dn, dx, B, a->dec_in[j], a->dec_out[j], H,
+                           W, y->dec_c1[j], y->dec_o[j]);
         /* dec_cat[j] is read for the last time above: the skip gradient may now live there */
         float *dsk = slot_ptr(m, y->dskip[i]);
         zero(dsk, y->dskip[i].n);
         zero(Dc, px * cu);
-        tf_concat_backward(Dc, dsk, Dn, B, cu, cs, H, W);
+        tf_concat_backward(Dc, dsk, dx, B, cu, cs, H, W);
         zero(Dn, (size_t)B * cu * y->H[i + 1] * y->W[i + 1]);
         tf_upsample2x_backward(Dn, Dc, B, cu, y->H[i + 1], y->W[i + 1]);
         float *t = Dc;
@@ -704,10 +706,11 @@ static tf_status backward(tf_model *m, const float *dout) {
         if (ck)
             TF_TRY(convblock_forward(m, l, y->enc_in[l], MODE_RECOMPUTE, B, ci, cl, H, W,
                                      y->enc_c1[l], y->enc_o[l], NULL));
-        convblock_backward(m, l, y->enc_in[l], slot_ptr(m, y->dskip[l]), Dn, B, ci, cl, H, W,
+        float *dx = y->dx[l].where == IN_TMP ? Dn : slot_ptr(m, y->dx[l]);
+        convblock_backward(m, l, y->enc_in[l], slot_ptr(m, y->dskip[l]), Dn, dx, B, ci, cl, H, W,
                            y->enc_c1[l], y->enc_o[l]);
         if (l > 0)
-            tf_avgpool2x2_backward(slot_ptr(m, y->dskip[l - 1]), Dn, B, ci, y->H[l - 1],
+            tf_avgpool2x2_backward(slot_ptr(m, y->dskip[l - 1]), dx, B, ci, y->H[l - 1],
                                    y->W[l - 1]);
     }
     return TF_OK;

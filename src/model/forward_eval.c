@@ -1,7 +1,8 @@
 /* TFSWA-ResUNet eval forward (training = 0), streaming through the few buffers of the
  * eval layout (evlay_t, model.c): nothing is saved for a backward. The same code runs on
- * an inference model (in its workspace) and on a training model (in its activation +
- * workspace arena), so both give bitwise the same output. It performs the same kernel
+ * an inference model (in its workspace, the whole batch) and on a training model (in its
+ * activation + workspace arena, one item at a time: tf_model_forward), so both give
+ * bitwise the same output for the same item shapes. It performs the same kernel
  * calls on the same values as the training forward's structure, with the running
  * statistics: BN, GELU and the head activation run in place, the head per (item, target,
  * audio channel), and the input STFT is taken again at the head for the phase. */

@@ -494,21 +494,34 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
         rend = zmax(rend, v);
     }
     c.work = rend;
-    /* outside R: block gradients in backward. D0 and D1 swap roles (dout, dx) at every
-     * decoder level, D1 holds the encoder's dx; a block's dx doubles as its scratch for
-     * B x max(Cin, Cout) maps (convblock_backward) */
+    /* outside R: block gradients in backward. D0 and D1 swap roles at every decoder level:
+     * dout (then the upsampled part of the input gradient) and scratch (B, Cout, H, W)
+     * (then the upsampling's input gradient); D1 is the encoder's scratch. A block's input
+     * gradient (B, Cin, H, W) is written when its insides are no longer needed (the first
+     * RCM's first half, convblock_backward): into their bytes where they fit, else into the
+     * block's scratch (D1 or D0). */
+    int dx_d1[2 * TF_MAX_LEVELS];
     {
+        const size_t e = bf ? 2 : 4;
         size_t d[2] = {b * a->ch[0] * y->Fp * y->Tp, 0}; /* the head's input gradient: D0 */
         int dc = 0;
         for (int j = L - 1; j >= 0; j--) {
             const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i];
             const size_t px = b * y->H[i] * y->W[i], px1 = b * y->H[i + 1] * y->W[i + 1];
-            d[dc] = zmax(d[dc], px * a->dec_out[j]);
-            d[!dc] = zmax(d[!dc], zmax(px * zmax(a->dec_in[j], a->dec_out[j]), px1 * cu));
+            const size_t own = (size_t)(2 * R - 1) * align_up(px * a->dec_out[j] * e);
+            dx_d1[L + j] = own < px * a->dec_in[j] * 4;
+            d[dc] = zmax(d[dc], px * zmax(a->dec_out[j], cu));
+            d[!dc] = zmax(d[!dc], zmax(px * a->dec_out[j], px1 * cu));
+            if (dx_d1[L + j]) d[!dc] = zmax(d[!dc], px * a->dec_in[j]);
             dc = !dc;
         }
-        for (int l = 0; l < L; l++)
-            d[1] = zmax(d[1], b * zmax(l ? a->ch[l - 1] : a->cin, a->ch[l]) * y->H[l] * y->W[l]);
+        for (int l = 0; l < L; l++) {
+            const size_t px = b * y->H[l] * y->W[l];
+            const int ci = l ? a->ch[l - 1] : a->cin;
+            const size_t own = (size_t)(2 * R - 1) * align_up(px * a->ch[l] * e);
+            dx_d1[l] = own < px * ci * 4;
+            d[1] = zmax(d[1], px * (dx_d1[l] ? zmax(ci, a->ch[l]) : (size_t)a->ch[l]));
+        }
         y->D0 = wput(&c, d[0]);
         y->D1 = wput(&c, d[1]);
     }
@@ -585,6 +598,13 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
             for (int q = 0; q < 4; q++) y->tsv[k][q].off += y->scratch;
         }
         c.work += need;
+    }
+    for (int k = 0; k < 2 * L; k++) {
+        const int l = k < L ? k : L - 1 - (k - L); /* the block's level */
+        const int ci = k < L ? (k ? a->ch[k - 1] : a->cin) : a->dec_in[k - L];
+        const size_t n = b * ci * y->H[l] * y->W[l];
+        const slot_t c1 = k < L ? y->enc_c1[k][0] : y->dec_c1[k - L][0];
+        y->dx[k] = dx_d1[k] ? (slot_t){IN_TMP, 0, 0, n} : (slot_t){c1.where, 0, c1.off, n};
     }
     y->act_bytes = c.act;
     y->work_bytes = c.work;

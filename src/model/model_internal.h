@@ -13,7 +13,7 @@
 #define TF_BN_MOMENTUM 0.1f
 
 /* Where a saved tensor lives: the activation block or the workspace (recompute scratch). */
-enum { IN_ACT = 0, IN_WORK = 1 };
+enum { IN_ACT = 0, IN_WORK = 1, IN_TMP = 2 }; /* IN_TMP: layout_t.dx only */
 typedef struct {
     unsigned char where;
     unsigned char bf16; /* stored as bf16 (else fp32) */
@@ -95,7 +95,12 @@ typedef struct {
     size_t bx, bc, bg, bdg, E;       /* bwd: item in/c1 loads (bc = bx), GELU out (fp32; bf16:
                                         in the load buffer), its gradient;
                                         E (B, Cout, H, W): the RCM-chain gradient */
-    size_t D0, D1;                   /* block gradients (dout, dx) */
+    size_t D0, D1;                   /* block gradients (dout, scratch / dx) */
+    slot_t dx[2 * TF_MAX_LEVELS];    /* fp32 (B, Cin, H, W): a Conv block's input gradient
+                                      * (blocks: encoder levels, then decoders), in the bytes
+                                      * of the block's own insides (c1s, os: free by the time
+                                      * it is written) where they fit, else (IN_TMP) in the
+                                      * block's scratch gradient buffer (D0 or D1) */
     size_t st_m1, st_r1, st_sd;      /* BN statistics (max C); st_sd: 2 x max C doubles */
     size_t convws;                   /* conv2d workspace */
     slot_t dskip[TF_MAX_LEVELS];     /* fp32 (B, c_l, H_l, W_l) skip gradients: in the bytes
