@@ -1,7 +1,7 @@
 /* The DEVICE memory plan of a training run on CUDA (`tfswa plan --device cuda`): the bytes
- * of every device allocation the device trainer makes (src/model/model_cuda.c, src/train/step_cuda.c, fft.cu:
- * one cudaMalloc per role), from the device model's own layout functions
- * (model/dlayout.h: tf_dlayout, tf_dlay_trainer), computed before allocating anything, in
+ * of every device allocation the device trainer makes (src/model/model_cuda.c,
+ * src/train/step_cuda.c, fft.cu: one cudaMalloc per role), from the device model's own layout
+ * functions (model/dlayout.h: tf_dlayout, tf_dlay_trainer), computed before allocating anything, in
  * every build (a CPU build too: no GPU is needed for the plan).
  *
  * Device roles (bytes), each equal to the cudaMalloc of that role:

@@ -11,10 +11,11 @@
  * Ranking. A cost model (default): the counted FLOPs of the effective batch
  * (tf_model_train_flops: checkpointing adds its recompute) times a precision factor
  * (bf16 arithmetic where the CPU has it: 0.6; bf16 storage without it: 1.2, for the
- * rounding passes: measured 1.1-1.5 on the tiny preset on AVX2), plus per micro-batch the optimizer-side work (20 flops per parameter:
- * gradient zeroing, norm, clipping, Adam) and a fixed 8 MFLOP-equivalent of per-call
- * overhead. Measured (tf_fit_measure): one warm-up and `iters` timed optimizer steps of
- * each candidate on a fixed random batch, the median times accumulation steps. */
+ * rounding passes: measured 1.1-1.5 on the tiny preset on AVX2), plus per micro-batch the
+ * optimizer-side work (20 flops per parameter: gradient zeroing, norm, clipping, Adam) and a fixed
+ * 8 MFLOP-equivalent of per-call overhead. Measured (tf_fit_measure): one warm-up and `iters` timed
+ * optimizer steps of each candidate on a fixed random batch, the median times accumulation steps.
+ */
 #ifndef TFSWA_FIT_H
 #define TFSWA_FIT_H
 #include <stddef.h>

@@ -18,7 +18,8 @@ typedef struct tf_loss_ctx tf_loss_ctx;
 
 size_t tf_loss_plan_bytes(tf_loss kind, int64_t N);
 tf_status tf_loss_create(tf_loss_ctx **l, tf_loss kind, int64_t N);
-/* loss = mean over the batch; dy (n_sig, N) = scale * d loss / d y. */
+/* loss = mean over the batch; dy (n_sig, N) = scale * d loss / d y. For l1, dy may be y
+ * itself (each element is read before its gradient is written); mrstft reads y again. */
 tf_status tf_loss_eval(tf_loss_ctx *l, const float *y, const float *t, int n_sig, int64_t N,
                        double scale, float *dy, double *loss);
 void tf_loss_free(tf_loss_ctx *l);

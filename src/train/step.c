@@ -27,7 +27,8 @@ tf_status tf_trainer_open(tf_trainer **out, const tf_config *c, const tf_dist *d
     }
     t->bufsave = tf_malloc(sizeof(float) * (plan->n_buffers + 1), "BN buffer copy");
     t->out = tf_malloc(sizeof(float) * io, "model output");
-    t->dout = tf_malloc(sizeof(float) * io, "output gradient");
+    /* l1 writes the gradient over the output (tf_loss_eval); mrstft still reads it */
+    t->dout = c->loss == TF_LOSS_L1 ? t->out : tf_malloc(sizeof(float) * io, "output gradient");
     if (t->dout) st = tf_loss_create(&t->loss, c->loss, frames);
     if (!st && (!t->opt.m || !t->opt.v || !t->bufsave || !t->out || !t->dout ||
                 (c->ema_decay > 0 && (!t->opt.raw || !t->ema))))
@@ -43,7 +44,8 @@ tf_status tf_trainer_open(tf_trainer **out, const tf_config *c, const tf_dist *d
 void tf_trainer_close(tf_trainer *t) {
     if (!t) return;
     free(t->opt.m), free(t->opt.v), free(t->opt.raw), free(t->ema), free(t->bufsave);
-    free(t->out), free(t->dout);
+    if (t->dout != t->out) free(t->dout);
+    free(t->out);
     tf_loss_free(t->loss);
     free(t);
 }

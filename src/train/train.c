@@ -57,6 +57,13 @@ tf_model_config tf_train_model_config(const tf_config *c) {
     return m;
 }
 
+int tf_train_targets_are_sources(const tf_config *cfg) {
+    if (cfg->n_targets != cfg->n_sources) return 0;
+    for (int t = 0; t < cfg->n_targets; t++)
+        if (strcmp(cfg->targets[t], cfg->sources[t])) return 0;
+    return 1;
+}
+
 tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int threads) {
     memset(p, 0, sizeof *p);
     p->segment_frames = (int64_t)llround(cfg->segment_seconds * cfg->sample_rate);
@@ -70,8 +77,12 @@ tf_status tf_train_plan_bytes(tf_train_plan *p, const tf_config *cfg, int thread
     p->validation = tf_val_arena_bytes(cfg, cfg->n_sources) <= tf_model_spare_bytes(&p->model)
                         ? 0
                         : tf_val_plan_bytes(cfg, cfg->n_sources);
-    /* trainer buffers: targets, output, output gradient (B, T, 2, N) + loss scratch */
-    p->trainer = sizeof(float) * 3 * (size_t)cfg->batch_size * (size_t)cfg->n_targets * 2 *
+    /* trainer buffers (B, T, 2, N): the gathered targets (none when the targets are the
+     * sources in order: the batch holds them as they are), the output, and for mrstft its
+     * gradient (l1 writes it over the output) + loss scratch */
+    const size_t nbuf =
+        (size_t)!tf_train_targets_are_sources(cfg) + 1 + (size_t)(cfg->loss == TF_LOSS_MRSTFT);
+    p->trainer = sizeof(float) * nbuf * (size_t)cfg->batch_size * (size_t)cfg->n_targets * 2 *
                      (size_t)p->segment_frames +
                  tf_loss_plan_bytes(cfg->loss, p->segment_frames) +
                  sizeof(float) * (p->model.n_buffers + 1); /* BN buffers before a step */
@@ -350,13 +361,18 @@ static void log_step(run *r, double loss, double lr, double gnorm, double sps, i
     fflush(r->metrics);
 }
 
-/* The next micro-batch from the loader, its target stems gathered into r->target. */
+/* The next micro-batch from the loader, its target stems gathered into r->target (or,
+ * with the targets the sources in order, the batch's stems themselves). */
 static tf_status next_batch(void *ctx, tf_micro_batch *mb) {
     run *r = ctx;
     const tf_batch *b;
     TF_TRY(tf_loader_next(r->loader, &b));
     const int B = b->B, T = r->cfg.n_targets;
     const size_t per = 2 * (size_t)b->N;
+    if (!r->target) {
+        mb->mix = b->mixture, mb->target = b->stems, mb->B = B, mb->N = b->N;
+        return TF_OK;
+    }
     for (int i = 0; i < B; i++)
         for (int t = 0; t < T; t++)
             memcpy(r->target + ((size_t)i * T + t) * per,
@@ -547,7 +563,7 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
         st = tf_model_create(&r.model, &mc, c->batch_size, r.plan.segment_frames, c->num_threads);
     if (!st) st = tf_trainer_open(&r.tr, c, d, r.model, r.plan.segment_frames);
     if (!st && dev.kind == TF_DEVICE_CUDA) st = open_device(&r, &dev, &mc);
-    if (!st) {
+    if (!st && !tf_train_targets_are_sources(c)) {
         r.target = tf_malloc(sizeof(float) * T * per, "targets");
         if (!r.target) st = TF_EINTERNAL;
     }

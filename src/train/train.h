@@ -25,6 +25,9 @@
  * stft.window_size / hop_length, the number of targets, activation_dtype, checkpointing,
  * num_threads and seed. */
 tf_model_config tf_train_model_config(const tf_config *cfg);
+/* 1 when the targets are the sources in the same order: the loader's batch (B, S, 2, N)
+ * then is the target tensor, and training gathers nothing. */
+int tf_train_targets_are_sources(const tf_config *cfg);
 
 /* Bytes of every role of a training run, computed before allocating anything. */
 typedef struct {
