@@ -91,45 +91,89 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
             y->tsv[k][s] = bump(&c, tf_tblock_saved_floats(Ns[s], Lq[s], C, a->heads, Hd));
         }
     y->act_floats = c;
-    /* ---- workspace ---- */
-    size_t w = 0;
-    y->re = bump(&w, nspec);
-    y->im = bump(&w, nspec);
-    y->mag = bump(&w, nspec);
-    y->Y = bump(&w, b * cmax);
-    y->G = bump(&w, b * cmax);
-    y->dG = bump(&w, b * cmax);
-    y->dY = bump(&w, b * cmax);
-    y->Tb = bump(&w, b * omax);
-    y->O = bump(&w, b * omax);
-    y->P = bump(&w, b * pmax);
-    /* D0 holds the head's input gradient (B, c_0, Fp, Tp), within cmax */
-    y->D0 = bump(&w, b * cmax);
-    y->D1 = bump(&w, b * cmax);
+    /* ---- workspace ----
+     * Region R: phases that never overlap in time share its bytes (views from R's start):
+     *   io     the input STFT (re, im, mag); the head forward and backward (hc, om, yr, yi,
+     *          dz: dz is spent by the head conv's backward into D0 before any block runs);
+     *   blk    a Conv block's forward and backward: Y, G (its gradient dY reuses G once
+     *          the convolution's backward has read G), dG, the shortcut and block outputs
+     *          Tb, O and the resampled map P;
+     *   tfswa  the TFSWA stack: token buffers and the tblock backward workspace.
+     * The skip gradients live in the decoder inputs they come from (dec_cat, saved), once
+     * that decoder's backward is done; a block's input gradient in its own saved insides
+     * (c1, o: free by the time it is written) where they fit, else in the block's scratch
+     * gradient buffer (D1 or D0). */
+    size_t w = 0, v;
+    const size_t r0 = w;
+    v = r0;
+    y->re = bump(&v, nspec);
+    y->im = bump(&v, nspec);
+    y->mag = bump(&v, nspec);
+    size_t rend = v;
+    const size_t nout = b * S * 2 * y->Fb * y->T;
+    v = r0;
+    y->hc = bump(&v, b * S * 2 * K * y->Fs * y->T);
+    y->om = bump(&v, nout);
+    y->yr = bump(&v, nout);
+    y->yi = bump(&v, nout);
+    y->dz = bump(&v, b * 2 * K * S * hwp);
+    rend = zmax(rend, v);
+    v = r0;
+    y->Y = bump(&v, b * cmax);
+    y->G = bump(&v, b * cmax);
+    y->dY = y->G;
+    y->dG = bump(&v, b * cmax);
+    y->Tb = bump(&v, b * omax);
+    y->O = bump(&v, b * omax);
+    y->P = bump(&v, b * pmax);
+    rend = zmax(rend, v);
+    if (a->nblk > 0) {
+        v = r0;
+        for (int t = 0; t < 6; t++) y->tb[t] = bump(&v, ntok);
+        size_t tw = 0;
+        for (int s = 0; s < 4; s++)
+            tw = zmax(tw, tf_dlay_tblock_ws_floats(Ns[s], Lq[s], C, a->heads, Hd));
+        y->n_tbws = tw;
+        y->tbws = bump(&v, tw);
+        rend = zmax(rend, v);
+    }
+    w = rend;
+    /* D0, D1 swap roles at every decoder level: dout (then the upsampled part of the input
+     * gradient) and scratch (then the upsampling's input gradient); D1 is the encoder's
+     * scratch; E the third gradient of the RCM chain */
+    {
+        size_t d[2] = {b * a->ch[0] * hwp, 0}; /* the head's input gradient: D0 */
+        int dc = 0;
+        for (int j = L - 1; j >= 0; j--) {
+            const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i];
+            const size_t px = b * y->H[i] * y->W[i], px1 = b * y->H[i + 1] * y->W[i + 1];
+            y->dx_own[L + j] = (size_t)(2 * R - 1) * a->dec_out[j] >= (size_t)a->dec_in[j];
+            d[dc] = zmax(d[dc], px * zmax(a->dec_out[j], cu));
+            d[!dc] = zmax(d[!dc], zmax(px * a->dec_out[j], px1 * cu));
+            if (!y->dx_own[L + j]) d[!dc] = zmax(d[!dc], px * a->dec_in[j]);
+            dc = !dc;
+        }
+        for (int l = 0; l < L; l++) {
+            const size_t px = b * y->H[l] * y->W[l];
+            const int ci = l ? a->ch[l - 1] : a->cin;
+            y->dx_own[l] = (size_t)(2 * R - 1) * a->ch[l] >= (size_t)ci;
+            d[1] = zmax(d[1], px * (y->dx_own[l] ? (size_t)a->ch[l] : zmax(ci, a->ch[l])));
+        }
+        y->D0 = bump(&w, d[0]);
+        y->D1 = bump(&w, d[1]);
+    }
     y->E = bump(&w, b * omax);
     int chmax = a->cin;
     for (int l = 0; l < L; l++) chmax = a->ch[l] > chmax ? a->ch[l] : chmax;
     for (int j = 0; j < L; j++) chmax = a->dec_in[j] > chmax ? a->dec_in[j] : chmax;
     y->mean = bump(&w, (size_t)chmax);
     y->rstd = bump(&w, (size_t)chmax);
-    for (int l = 0; l < L; l++) y->dskip[l] = bump(&w, b * a->ch[l] * y->H[l] * y->W[l]);
+    for (int l = 0; l < L; l++) y->dskip[l] = y->dec_cat[L - 1 - l]; /* activation block */
     y->bott = bump(&w, b * C * Hb * Wb);
     if (a->nblk > 0) {
-        for (int t = 0; t < 6; t++) y->tb[t] = bump(&w, ntok);
-        size_t tw = 0;
-        for (int s = 0; s < 4; s++)
-            tw = zmax(tw, tf_dlay_tblock_ws_floats(Ns[s], Lq[s], C, a->heads, Hd));
-        y->n_tbws = tw;
-        y->tbws = bump(&w, tw);
         y->relidx = bump(&w, (size_t)Ls * Ls); /* ints: the same size as floats */
         y->mask = bump(&w, (size_t)y->nW * Ls * Ls);
     }
-    const size_t nout = b * S * 2 * y->Fb * y->T;
-    y->hc = bump(&w, b * S * 2 * K * y->Fs * y->T);
-    y->om = bump(&w, nout);
-    y->yr = bump(&w, nout);
-    y->yi = bump(&w, nout);
-    y->dz = bump(&w, b * 2 * K * S * hwp);
     /* convolutions: every shape, whole batch (kern sizes them: threads does not apply) */
     size_t cws = 0;
     for (int l = 0; l < L; l++) {

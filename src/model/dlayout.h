@@ -35,19 +35,25 @@ typedef struct {
     size_t z;                                                    /* (B, 2KS, Fp, Tp) */
     size_t tok[TF_DLAY_MAX_TFSWA][4], tsv[TF_DLAY_MAX_TFSWA][4]; /* sublayer inputs, saved */
     /* ---- workspace: float offsets into the workspace block ---- */
-    size_t re, im, mag;          /* (2B, Fb, T) input spectra, magnitude */
-    size_t Y, G, dG, dY;         /* (B, max C x H x W): BN output, GELU output, gradients */
-    size_t Tb, O, P;             /* shortcut output, block output, resampled map */
-    size_t D0, D1, E;            /* block gradients (B, max C x H x W) */
-    size_t mean, rstd;           /* BN statistics (max C) */
-    size_t dskip[TF_MAX_LEVELS]; /* (B, c_l, H_l, W_l) */
-    size_t bott;                 /* (B, C, Hb, Wb) */
-    size_t tb[6], tbws;          /* token buffers (B*Hb*Wb*C); tblock backward workspace */
-    size_t relidx, mask;         /* int (Ls, Ls); float (nW, Ls, Ls) */
-    size_t hc, om, yr, yi;       /* head: (B, S, 2K, Fs, T), (B, S, 2, Fb, T) x 3 */
-    size_t dz;                   /* (B, 2KS, Fp, Tp) */
-    size_t convws;               /* convolution workspace */
-    size_t n_convws, n_tbws;     /* floats */
+    size_t re, im, mag;            /* (2B, Fb, T) input spectra, magnitude */
+    size_t Y, G, dG, dY;           /* (B, max C x H x W): BN output, GELU output, gradients;
+                                      dY = G (G is spent when dY is written) */
+    size_t Tb, O, P;               /* shortcut output, block output, resampled map */
+    size_t D0, D1, E;              /* block gradients: dout / scratch (swapping), RCM chain */
+    int dx_own[2 * TF_MAX_LEVELS]; /* block (encoder levels, then decoders): its input
+                                      gradient goes into its own saved insides, from
+                                      enc_c1[l][0] / dec_c1[j][0] (else D1 or D0) */
+    size_t mean, rstd;             /* BN statistics (max C) */
+    size_t dskip[TF_MAX_LEVELS];   /* (B, c_l, H_l, W_l): ACTIVATION-block offsets, in the
+                                      bytes of dec_cat[L-1-l] (free after decoder L-1-l's
+                                      backward) */
+    size_t bott;                   /* (B, C, Hb, Wb) */
+    size_t tb[6], tbws;            /* token buffers (B*Hb*Wb*C); tblock backward workspace */
+    size_t relidx, mask;           /* int (Ls, Ls); float (nW, Ls, Ls) */
+    size_t hc, om, yr, yi;         /* head: (B, S, 2K, Fs, T), (B, S, 2, Fb, T) x 3 */
+    size_t dz;                     /* (B, 2KS, Fp, Tp) */
+    size_t convws;                 /* convolution workspace */
+    size_t n_convws, n_tbws;       /* floats */
     size_t act_floats, work_floats;
 } tf_dlay;
 

@@ -278,12 +278,12 @@ static tf_status rcm_half_backward(tf_dmodel *d, const rcm_params *p, const rcm_
     return kern_status(d);
 }
 
-/* Backward of a Conv block (input x, insides c1[r], o[r]): dout (B, Cout, H, W) is
- * CLOBBERED; dx (B, Cin, H, W) = the input gradient (overwritten), scratch before that: it
- * holds B x max(Cin, Cout) x H x W. */
-static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float *dout, float *dx,
-                                    int B, int Cin, int Cout, int H, int Wd, const size_t *c1,
-                                    const size_t *o) {
+/* Backward of a Conv block (input x, insides c1[r], o[r]): dout and tmp (B, Cout, H, W)
+ * are CLOBBERED; dx (B, Cin, H, W) = the input gradient (overwritten), written last (the
+ * first RCM's first half): tmp itself (then B x max(Cin, Cout)) or the block's insides. */
+static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float *dout, float *tmp,
+                                    float *dx, int B, int Cin, int Cout, int H, int Wd,
+                                    const size_t *c1, const size_t *o) {
     const int R = d->a.nrcm;
     float *E = W(d, d->y.E), *dcur = dout;
     for (int r = R - 1; r >= 0; r--) {
@@ -292,7 +292,7 @@ static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float
         const float *in = r ? A(d, o[r - 1]) : x;
         float *other = dcur == dout ? E : dout;
         float *dnext = r ? other : dx;
-        float *F = r ? dx : other;
+        float *F = r ? tmp : other;
         TF_TRY(zero(F, (size_t)B * Cout * H * Wd));
         TF_TRY(rcm_half_backward(d, p, g, 2, A(d, c1[r]), B, Cout, Cout, H, Wd, dcur, F, NULL));
         TF_TRY(zero(dnext, (size_t)B * ci * H * Wd));
@@ -510,8 +510,6 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
     const int B = d->B, L = a->L, K = a->K, S = a->S, Fb = y->Fb, T = y->T, Fp = y->Fp, Tp = y->Tp;
     const int64_t N = y->N;
     const size_t nout = (size_t)B * S * 2 * Fb * T;
-    for (int l = 0; l < L; l++)
-        TF_TRY(zero(W(d, y->dskip[l]), (size_t)B * a->ch[l] * y->H[l] * y->W[l]));
     /* head */
     const int co = 2 * K * S, c0 = a->ch[0];
     float *yr = W(d, y->yr), *yi = W(d, y->yi), *om = W(d, y->om), *hc = W(d, y->hc);
@@ -535,11 +533,14 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
     /* decoder, last block first */
     for (int j = L - 1; j >= 0; j--) {
         const int i = L - 1 - j, cs = a->ch[i], cu = a->dec_in[j] - cs, H = y->H[i], Wd = y->W[i];
-        TF_TRY(convblock_backward(d, L + j, A(d, y->dec_cat[j]), Dc, Dn, B, a->dec_in[j],
+        float *dx = y->dx_own[L + j] ? A(d, y->dec_c1[j][0]) : Dn;
+        TF_TRY(convblock_backward(d, L + j, A(d, y->dec_cat[j]), Dc, Dn, dx, B, a->dec_in[j],
                                   a->dec_out[j], H, Wd, y->dec_c1[j], y->dec_o[j]));
+        /* dec_cat[j] is read for the last time above: the skip gradient may now live there */
+        float *dsk = A(d, y->dskip[i]);
+        TF_TRY(zero(dsk, (size_t)B * cs * H * Wd));
         TF_TRY(zero(Dc, (size_t)B * cu * H * Wd));
-        LAUNCH("concat backward",
-               tf_cuda_concat_backward(Dc, W(d, y->dskip[i]), Dn, B, cu, cs, H, Wd, NULL));
+        LAUNCH("concat backward", tf_cuda_concat_backward(Dc, dsk, dx, B, cu, cs, H, Wd, NULL));
         TF_TRY(zero(Dn, (size_t)B * cu * y->H[i + 1] * y->W[i + 1]));
         LAUNCH("upsample backward",
                tf_cuda_upsample2x_backward(Dn, Dc, B, cu, y->H[i + 1], y->W[i + 1], NULL));
@@ -568,16 +569,17 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
         }
         Dc = dt;
     }
-    LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(W(d, y->dskip[L - 1]), Dc, B, C,
+    LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(A(d, y->dskip[L - 1]), Dc, B, C,
                                                         y->H[L - 1], y->W[L - 1], NULL));
     /* encoder, deepest first */
     Dn = W(d, y->D1);
     for (int l = L - 1; l >= 0; l--) {
         const int ci = l ? a->ch[l - 1] : a->cin, cl = a->ch[l], H = y->H[l], Wd = y->W[l];
-        TF_TRY(convblock_backward(d, l, A(d, y->enc_in[l]), W(d, y->dskip[l]), Dn, B, ci, cl, H, Wd,
-                                  y->enc_c1[l], y->enc_o[l]));
+        float *dx = y->dx_own[l] ? A(d, y->enc_c1[l][0]) : Dn;
+        TF_TRY(convblock_backward(d, l, A(d, y->enc_in[l]), A(d, y->dskip[l]), Dn, dx, B, ci, cl, H,
+                                  Wd, y->enc_c1[l], y->enc_o[l]));
         if (l > 0)
-            LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(W(d, y->dskip[l - 1]), Dn, B, ci,
+            LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(A(d, y->dskip[l - 1]), dx, B, ci,
                                                                 y->H[l - 1], y->W[l - 1], NULL));
     }
     return TF_OK;
