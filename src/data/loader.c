@@ -903,6 +903,11 @@ void tf_loader_set_fused(tf_loader *l, int on) {
     l->fused = on != 0;
 }
 
+void *tf_loader_block(const tf_loader *l, size_t *bytes) {
+    *bytes = l->block_bytes;
+    return l->block;
+}
+
 void tf_loader_stats(const tf_loader *cl, tf_loader_counters *st) {
     tf_loader *l = (tf_loader *)cl; /* the lock is not part of the observable state */
     pthread_mutex_lock(&l->mu);

@@ -108,6 +108,9 @@ size_t tf_loader_plan_bytes(const tf_config *cfg, int n_stems, int64_t frames);
  * Call before the first tf_loader_start_epoch. */
 void tf_loader_set_shard(tf_loader *l, int64_t stride, int64_t offset);
 void tf_loader_stats(const tf_loader *l, tf_loader_counters *st);
+/* The one block of all batch slots (page-aligned, allocated once by tf_loader_open) and
+ * its bytes: a device trainer page-locks it for the CUDA driver (cudaHostRegister). */
+void *tf_loader_block(const tf_loader *l, size_t *bytes);
 /* on = 0: make every item with the reference path (one chunk at a time, each then checked,
  * augmented and added to the mixture in separate passes) instead of the fused pass; for
  * tests and `tfswa bench data`. The batches are the same bits either way. */

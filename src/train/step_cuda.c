@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,7 @@ struct tf_dtrainer {
     tf_stft *cpu_st[N_RES];
     tf_cuda_stft *st[N_RES]; /* mrstft only */
     float *host_grads;       /* (n) for the MPI sum, with several ranks only */
+    void *pinned;            /* host memory registered with the driver (the loader's slots) */
 };
 
 static tf_status cuda_fail(const char *what, int code) {
@@ -111,10 +113,26 @@ void tf_dtrainer_close(tf_dtrainer *t) {
         tf_cuda_stft_destroy(t->st[r]);
         if (t->cpu_st[r]) tf_stft_destroy(t->cpu_st[r]);
     }
+    if (t->pinned) cudaHostUnregister(t->pinned);
     cudaFree(t->mem);
     tf_dmodel_free(t->model);
     free(t->host_grads);
     free(t);
+}
+
+int tf_dtrainer_pin_host(tf_dtrainer *t, void *p, size_t bytes, char *why, size_t why_n) {
+    if (t->pinned || !p || !bytes) {
+        snprintf(why, why_n, "%s", t->pinned ? "already registered" : "nothing to register");
+        return 0;
+    }
+    cudaError_t e = cudaHostRegister(p, bytes, cudaHostRegisterDefault);
+    if (e != cudaSuccess) {
+        snprintf(why, why_n, "cudaHostRegister of %zu bytes: %s", bytes, cudaGetErrorString(e));
+        cudaGetLastError(); /* reset the last-error state this call left */
+        return 0;
+    }
+    t->pinned = p;
+    return 1;
 }
 
 tf_dmodel *tf_dtrainer_model(tf_dtrainer *t) {

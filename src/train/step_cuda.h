@@ -26,6 +26,11 @@ tf_status tf_dtrainer_open(tf_dtrainer **out, const tf_config *cfg, const tf_dis
                            const tf_arch *a, int64_t frames, tf_kernels *kern, const void *stft,
                            const float *params, const float *buffers);
 void tf_dtrainer_close(tf_dtrainer *t);
+/* Page-lock host memory the batches come from (the loader's slots: pin_memory) for the
+ * CUDA driver, so their copies to the device are DMA transfers without a staging copy;
+ * unregistered by tf_dtrainer_close. 1: registered; 0: not registered (the batches stay
+ * pageable, the copies still work; *why holds the driver's reason). */
+int tf_dtrainer_pin_host(tf_dtrainer *t, void *p, size_t bytes, char *why, size_t why_n);
 tf_dmodel *tf_dtrainer_model(tf_dtrainer *t);
 /* device bytes this trainer allocated: the model's roles, the trainer block and the cuFFT
  * objects' buffers and plans */

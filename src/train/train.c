@@ -457,6 +457,13 @@ static tf_status open_device(run *r, const tf_device *dev, const tf_model_config
     TF_TRY(tf_dtrainer_open(&t, c, r->d, &a, r->plan.segment_frames, k, st,
                             tf_model_params(r->model), tf_model_buffers(r->model)));
     r->dt = t;
+    if (c->pin_memory && r->loader) { /* the batch slots, page-locked for the driver too */
+        size_t nb = 0;
+        void *blk = tf_loader_block(r->loader, &nb);
+        char why[256];
+        if (!tf_dtrainer_pin_host(t, blk, nb, why, sizeof why) && r->d->rank == 0)
+            fprintf(stderr, "tfswa: pin_memory: the batches stay pageable for cuda: %s\n", why);
+    }
     return TF_OK;
 #else
     (void)r, (void)mc;

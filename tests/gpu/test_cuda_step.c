@@ -108,6 +108,13 @@ static void step_case(tf_loss loss, int steps, int nan_check) {
     float *p0 = hcopy(tf_model_params(m), np);
     batches bc = {host((size_t)B * 2 * N, 0, 0), host((size_t)B * S * 2 * N, 0, 0), B, 0, N, S};
     batches bd = {host((size_t)B * 2 * N, 0, 0), host((size_t)B * S * 2 * N, 0, 0), B, 0, N, S};
+    /* the device's batches come from page-locked memory, as the loader's (pin_memory) */
+    char why[160];
+    CHECKF(tf_dtrainer_pin_host(dt, bd.mix, (size_t)B * 2 * N * sizeof(float), why, sizeof why) ==
+               1,
+           "%s", why);
+    CHECK(tf_dtrainer_pin_host(dt, bd.tgt, sizeof(float), why, sizeof why) == 0 &&
+          strstr(why, "already"));
     int64_t uc = 0, ud = 0;
     for (int s = 0; s < steps; s++) {
         tf_step_result rc, rd;
@@ -149,6 +156,8 @@ static void step_case(tf_loss loss, int steps, int nan_check) {
     CHECK(tf_dtrainer_push(dt, NULL, NULL, mm, vv, NULL) == TF_OK);
     CHECK(tf_dtrainer_pull(dt, NULL, NULL, p2, NULL, NULL) == TF_OK);
     CHECK(!memcmp(p2, mm, np * 4));
+    tf_dtrainer_close(dt); /* unregisters bd.mix: before it is freed */
+    dt = NULL;
     free(p), free(bu), free(mm), free(vv), free(ema), free(dp), free(dc), free(p2), free(bu2);
     free(p0), free(bc.mix), free(bc.tgt), free(bd.mix), free(bd.tgt);
 out:

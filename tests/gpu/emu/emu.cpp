@@ -77,6 +77,12 @@ cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, cudaMemcpyKind, cu
     memmove(d, s, n);
     return cudaSuccess;
 }
+cudaError_t cudaHostRegister(void *, size_t, unsigned int) {
+    return cudaSuccess;
+}
+cudaError_t cudaHostUnregister(void *) {
+    return cudaSuccess;
+}
 cudaError_t cudaStreamSynchronize(cudaStream_t) {
     return cudaSuccess;
 }
