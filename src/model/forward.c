@@ -484,16 +484,14 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
         /* a training model's eval forward: one item at a time in the B = 1 eval layout
          * (tf_layout), which the arena always holds; BN uses the running statistics, so
          * the items are independent */
+        TF_TRY(tf_layout(y, a, 1, N, m->threads, m->mode, m->kern));
+        if (y->ev.bytes > m->plan.activations + m->plan.workspace)
+            return tf_err(TF_EINTERNAL, "eval layout of 1 x %lld exceeds the plan", (long long)N);
         tf_status s = TF_OK;
+        m->tap_items = B;
         for (int b = 0; b < B && s == TF_OK; b++) {
-            s = tf_layout(y, a, 1, N, m->threads, m->mode, m->kern);
-            if (s == TF_OK && y->ev.bytes > m->plan.activations + m->plan.workspace)
-                s = tf_err(TF_EINTERNAL, "eval layout of 1 x %lld exceeds the plan", (long long)N);
             m->tap_item = b;
-            m->tap_items = B;
-            if (s == TF_OK)
-                s = tf_model_forward_eval(m, out + (size_t)b * a->S * 2 * N,
-                                          mix + (size_t)b * 2 * N);
+            s = tf_model_forward_eval(m, out + (size_t)b * a->S * 2 * N, mix + (size_t)b * 2 * N);
         }
         m->tap_item = m->tap_items = 0;
         return s;
