@@ -33,8 +33,8 @@ static const char *USAGE =
     "                    CPU has native bf16 and it is measured to cost at most 0.05 dB cSDR\n"
     "                    per stem, else fp32); bf16 without native bf16 runs in fp32\n"
     "  --backend B       convolution kernels: dnnl (oneDNN, default) | ref (reference)\n"
-    "  --device D        cpu (default) | cuda | cuda:N (a CUDA build and a GPU; evaluating on\n"
-    "                    CUDA is not implemented yet)\n"
+    "  --device D        cpu (default) | cuda | cuda:N (a CUDA build and a GPU; the model\n"
+    "                    runs there in fp32; scoring stays on the CPU)\n"
     "  --tracks N        evaluate only the first N tracks of the split\n"
     "  --sources LIST    the dataset's stems (default vocals,drums,bass,other)\n"
     "\n"
@@ -96,8 +96,13 @@ int cmd_evaluate(int argc, char **argv) {
     const char *dev = st ? NULL : cli_flag_str(&a, "device", &st);
     if (!st) st = cli_check_unused(&a);
     if (st) return cli_fail(st);
-    /* evaluating on CUDA is not implemented yet (the model runs on the CPU) */
-    if ((st = cli_device_open(dev, "evaluation"))) return cli_fail(st);
+    /* a bad value, no CUDA build or no GPU: one line, before anything is read */
+    if ((st = cli_device_open(dev, NULL))) return cli_fail(st);
+    if (dev) {
+        tf_device dv;
+        tf_device_parse(dev, &dv); /* checked above */
+        o.device = dv;
+    }
     int precision, backend;
     if ((st = cli_precision_flags(prec, bk, &precision, &backend))) return cli_fail(st);
     o.precision = (tf_precision)precision, o.backend = (tf_backend)backend;

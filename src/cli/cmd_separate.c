@@ -54,8 +54,9 @@ static const char *USAGE =
     "                      CPU has native bf16 and it is measured to cost at most 0.05 dB\n"
     "                      cSDR per stem, else fp32); bf16 without native bf16 runs in fp32\n"
     "  --backend B         convolution kernels: dnnl (oneDNN, default) | ref (reference)\n"
-    "  --device D          cpu (default) | cuda | cuda:N (a CUDA build and a GPU; separating\n"
-    "                      on CUDA is not implemented yet)\n"
+    "  --device D          cpu (default) | cuda | cuda:N (a CUDA build and a GPU; the model\n"
+    "                      runs there in fp32, --num_threads/--backend/--precision do not\n"
+    "                      apply to it)\n"
     "  --overwrite         replace existing outputs (default: an existing output is an error)\n";
 
 #define MAX_CKPT 8
@@ -222,8 +223,8 @@ int cmd_separate(int argc, char **argv) {
     const char *dev = st ? NULL : cli_flag_str(&a, "device", &st);
     if (st) return cli_fail(st);
     /* the device first: a bad value, no CUDA build or no GPU is one line, before any input is
-     * looked at; separating on CUDA is not implemented yet (the model runs on the CPU) */
-    if ((st = cli_device_open(dev, "separation"))) return cli_fail(st);
+     * looked at */
+    if ((st = cli_device_open(dev, NULL))) return cli_fail(st);
     const char *inputs[256];
     int nin = cli_positional(&a, inputs, 256);
     if ((st = cli_check_unused(&a))) return cli_fail(st);

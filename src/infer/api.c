@@ -122,11 +122,10 @@ tfswa_context *tfswa_open_with(const char *const *checkpoints, int n, const tfsw
             fail_open(TFSWA_ERR_USER, status);
             return NULL;
         }
-        /* no CUDA build, no GPU, or (with both) separation not on CUDA yet: one line */
+        /* no CUDA build or no GPU: one line */
         const tf_device d = {TF_DEVICE_CUDA, o.device_index};
         tf_device_info info;
         tf_status st = tf_device_open(&d, "tfswa_open_with: device", NULL, &info);
-        if (!st) st = tf_device_not_yet(&info, "tfswa_open_with: device", NULL, "separation");
         if (st) {
             fail_open(TFSWA_ERR_USER, status);
             return NULL;
@@ -137,9 +136,14 @@ tfswa_context *tfswa_open_with(const char *const *checkpoints, int n, const tfsw
     tf_sep_model models[TF_MAX_TARGETS];
     memset(models, 0, sizeof models);
     for (int i = 0; i < n; i++) {
-        tf_status st = checkpoints[i] ? tf_sep_model_checkpoint(&models[i], checkpoints[i],
-                                                                o.n_threads, backend, compute)
-                                      : tf_err(TF_EUSER, "tfswa_open: checkpoint %d is NULL", i);
+        tf_status st = TF_OK;
+        if (!checkpoints[i]) st = tf_err(TF_EUSER, "tfswa_open: checkpoint %d is NULL", i);
+#if TFSWA_CUDA
+        else if (o.device == TFSWA_DEVICE_CUDA)
+            st = tf_sep_model_checkpoint_cuda(&models[i], checkpoints[i], o.device_index);
+#endif
+        else
+            st = tf_sep_model_checkpoint(&models[i], checkpoints[i], o.n_threads, backend, compute);
         if (st) {
             for (int j = 0; j < i; j++) models[j].close(models[j].ctx);
             fail_open((int)st, status);
@@ -149,8 +153,13 @@ tfswa_context *tfswa_open_with(const char *const *checkpoints, int n, const tfsw
     tfswa_context *ctx = tf_api_open_models(models, n, o.n_threads, status);
     if (ctx) {
         size_t k = strlen(ctx->desc);
-        snprintf(ctx->desc + k, sizeof ctx->desc - k, " (precision %s)",
-                 tf_precision_name((tf_precision)o.precision));
+        if (o.device == TFSWA_DEVICE_CUDA) /* the device model is fp32 (bf16: not yet) */
+            snprintf(ctx->desc + k, sizeof ctx->desc - k, " (precision %s%s)",
+                     tf_precision_name((tf_precision)o.precision),
+                     o.precision == TFSWA_PRECISION_BF16 ? ": fp32 on cuda" : "");
+        else
+            snprintf(ctx->desc + k, sizeof ctx->desc - k, " (precision %s)",
+                     tf_precision_name((tf_precision)o.precision));
     }
     return ctx;
 }

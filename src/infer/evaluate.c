@@ -404,8 +404,13 @@ static tf_status load_models(ev *E, tf_ckpt_info *first) {
     tf_status st = TF_OK;
     int n = 0;
     for (; n < o->n_checkpoints && !st; n++) {
-        st = tf_sep_model_checkpoint(&models[n], o->checkpoints[n], o->num_threads, o->backend,
-                                     tf_precision_resolve(o->precision, o->backend));
+#if TFSWA_CUDA
+        if (o->device.kind == TF_DEVICE_CUDA)
+            st = tf_sep_model_checkpoint_cuda(&models[n], o->checkpoints[n], o->device.index);
+        else
+#endif
+            st = tf_sep_model_checkpoint(&models[n], o->checkpoints[n], o->num_threads, o->backend,
+                                         tf_precision_resolve(o->precision, o->backend));
         if (!st) /* (its errors name the checkpoint) */
             for (int t = 0; t < models[n].n_targets && e->n_targets < TF_MAX_TARGETS; t++)
                 E->owner[e->n_targets++] = n;

@@ -49,6 +49,7 @@
 
 #include "data/index.h"
 #include "infer/precision.h"
+#include "util/device.h"
 #include "util/config.h"
 #include "util/err.h"
 
@@ -101,6 +102,7 @@ typedef struct {
     int num_threads;        /* 0: OpenMP default */
     tf_precision precision; /* TF_PRECISION_AUTO (tf_precision_resolve) */
     tf_backend backend;     /* TF_BACKEND_DNNL */
+    tf_device device;       /* cpu; cuda:N runs the models there (tf_sep_model_checkpoint_cuda) */
     int max_tracks;         /* 0: every track of the split */
     double figure_seconds;  /* 5 */
     /* stems of the dataset (the mixture is their sum); n_sources 0: vocals, drums, bass,

@@ -60,6 +60,12 @@ typedef struct {
 tf_status tf_sep_model_checkpoint(tf_sep_model *m, const char *path, int threads,
                                   tf_backend backend, tf_dtype compute);
 
+/* The same on CUDA device `device_index` (CUDA builds only: make CUDA=1): the device model's
+ * eval forward (model/model_cuda.h), fp32; the model is created on the device here (batch 1,
+ * the training segment) and again by `prepare` for other batches or chunks; threads do not
+ * apply. Outputs agree with tf_sep_model_checkpoint's within fp32 rounding (the GPU tests). */
+tf_status tf_sep_model_checkpoint_cuda(tf_sep_model *m, const char *path, int device_index);
+
 typedef struct tf_separator tf_separator;
 
 /* Takes ownership of the models (closed by tf_separator_free, also on failure). */

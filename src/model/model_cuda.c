@@ -28,7 +28,8 @@ struct tf_dmodel {
     tf_cuda_blas *blas;
     tf_cuda_stft *fft;
     int have_fwd;
-    int B; /* of the last forward */
+    int infer; /* tf_dmodel_create_infer: no gradients, eval forward only */
+    int B;     /* of the last forward */
 };
 
 /* ------------------------------------------------------------------ error plumbing */
@@ -82,13 +83,14 @@ static tf_status dalloc(float **p, size_t bytes, const char *what) {
     return TF_OK;
 }
 
-tf_status tf_dmodel_create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_kernels *kern,
-                           const void *stft) {
+static tf_status create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_kernels *kern,
+                        const void *stft, int infer) {
     *out = NULL;
     tf_dmodel *d = tf_calloc(1, sizeof *d, "device model");
     if (!d) return TF_EINTERNAL;
     d->a = *a;
     d->kern = kern;
+    d->infer = infer;
     tf_status s = tf_dlayout(&d->y, a, B, N, kern);
     if (s != TF_OK) goto fail;
     if ((s = tf_param_map_create(&d->pm, a)) != TF_OK) goto fail;
@@ -96,14 +98,14 @@ tf_status tf_dmodel_create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, 
     d->bytes_acts = d->y.act_floats * sizeof(float);
     d->bytes_work = d->y.work_floats * sizeof(float);
     if ((s = dalloc(&d->params, d->bytes_params, "parameters")) != TF_OK ||
-        (s = dalloc(&d->grads, d->bytes_params, "gradients")) != TF_OK ||
+        (!infer && (s = dalloc(&d->grads, d->bytes_params, "gradients")) != TF_OK) ||
         (s = dalloc(&d->buffers, d->pm.n_buffers * sizeof(float), "BatchNorm buffers")) != TF_OK ||
         (s = dalloc(&d->acts, d->bytes_acts, "saved activations")) != TF_OK ||
         (s = dalloc(&d->work, d->bytes_work, "workspace")) != TF_OK)
         goto fail;
     tf_param_map_point(&d->pm, a, d->params, d->grads, d->buffers);
     if (cudaMemset(d->params, 0, d->bytes_params) != cudaSuccess ||
-        cudaMemset(d->grads, 0, d->bytes_params) != cudaSuccess ||
+        (d->grads && cudaMemset(d->grads, 0, d->bytes_params) != cudaSuccess) ||
         cudaMemset(d->buffers, 0, d->pm.n_buffers * sizeof(float)) != cudaSuccess) {
         s = tf_err(TF_EINTERNAL, "cuda device model: cudaMemset failed");
         goto fail;
@@ -163,6 +165,16 @@ fail:
     return s;
 }
 
+tf_status tf_dmodel_create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_kernels *kern,
+                           const void *stft) {
+    return create(out, a, B, N, kern, stft, 0);
+}
+
+tf_status tf_dmodel_create_infer(tf_dmodel **out, const tf_arch *a, int B, int64_t N,
+                                 tf_kernels *kern, const void *stft) {
+    return create(out, a, B, N, kern, stft, 1);
+}
+
 void tf_dmodel_free(tf_dmodel *d) {
     if (!d) return;
     tf_cuda_stft_destroy(d->fft);
@@ -195,13 +207,15 @@ size_t tf_dmodel_n_buffers(const tf_dmodel *d) {
     return d->pm.n_buffers;
 }
 void tf_dmodel_bytes(const tf_dmodel *d, size_t *params, size_t *acts, size_t *work, size_t *fft) {
-    if (params) *params = 2 * d->bytes_params + d->pm.n_buffers * sizeof(float);
+    if (params) *params = (d->infer ? 1 : 2) * d->bytes_params + d->pm.n_buffers * sizeof(float);
     if (acts) *acts = d->bytes_acts;
     if (work) *work = d->bytes_work;
     if (fft) *fft = d->bytes_fft;
 }
 
 tf_status tf_dmodel_zero_grad(tf_dmodel *d) {
+    if (d->infer)
+        return tf_err(TF_EINTERNAL, "cuda device model: an inference model has no gradients");
     return zero(d->grads, d->pm.n_params);
 }
 
@@ -224,9 +238,11 @@ static void conv_bwd(tf_dmodel *d, float *dx, float *dw, float *db, const float 
 }
 
 /* One Conv block: input x (B, Cin, H, W); the insides to c1[r], o[r] (r < R-1); the output
- * (B, Cout, H, W) to out. Batch statistics; the running statistics updated. */
+ * (B, Cout, H, W) to out. train: batch statistics, the running statistics updated; eval:
+ * BatchNorm with the running statistics (nothing updated). */
 static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B, int Cin, int Cout,
-                                   int H, int Wd, const size_t *c1, const size_t *o, float *out) {
+                                   int H, int Wd, const size_t *c1, const size_t *o, float *out,
+                                   int eval) {
     const tf_dlay *y = &d->y;
     const int R = d->a.nrcm;
     const size_t n = (size_t)B * Cout * H * Wd;
@@ -238,13 +254,23 @@ static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B,
         const float *in = r ? A(d, o[r - 1]) : x;
         float *c1r = A(d, c1[r]);
         float *outr = r < R - 1 ? A(d, o[r]) : out;
-        LAUNCH("bn1",
-               tf_cuda_batchnorm2d_forward(Y, mu, rs, bu->rm1, bu->rv1, in, p->bn1_w, p->bn1_b, B,
-                                           ci, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
+        if (eval)
+            LAUNCH("bn1",
+                   tf_cuda_batchnorm2d_eval_forward(Y, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B,
+                                                    ci, H, Wd, TF_DM_EPS, 1, NULL));
+        else
+            LAUNCH("bn1",
+                   tf_cuda_batchnorm2d_forward(Y, mu, rs, bu->rm1, bu->rv1, in, p->bn1_w, p->bn1_b,
+                                               B, ci, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
         conv_fwd(d, c1r, Y, p->conv1_w, p->conv1_b, B, ci, Cout, H, Wd, 3);
-        LAUNCH("bn2",
-               tf_cuda_batchnorm2d_forward(Y, mu, rs, bu->rm2, bu->rv2, c1r, p->bn2_w, p->bn2_b, B,
-                                           Cout, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
+        if (eval)
+            LAUNCH("bn2",
+                   tf_cuda_batchnorm2d_eval_forward(Y, c1r, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B,
+                                                    Cout, H, Wd, TF_DM_EPS, 1, NULL));
+        else
+            LAUNCH("bn2",
+                   tf_cuda_batchnorm2d_forward(Y, mu, rs, bu->rm2, bu->rv2, c1r, p->bn2_w, p->bn2_b,
+                                               B, Cout, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
         conv_fwd(d, outr, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, Wd, 3);
         conv_fwd(d, T, in, p->short_w, p->short_b, B, ci, Cout, H, Wd, 1);
         LAUNCH("shortcut add", tf_cuda_add(outr, T, n, NULL));
@@ -422,7 +448,8 @@ static tf_status tfswa_backward(tf_dmodel *d, int k, int B, float *dout, float *
 
 /* ------------------------------------------------------------------------ forward */
 
-tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B) {
+/* The forward of both modes (tf_dmodel_forward, tf_dmodel_forward_eval) */
+static tf_status forward(tf_dmodel *d, float *out, const float *mix, int B, int eval) {
     const tf_arch *a = &d->a;
     const tf_dlay *y = &d->y;
     d->have_fwd = 0;
@@ -447,7 +474,7 @@ tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B) {
         const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l], H = y->H[l], Wd = y->W[l];
         const int j = L - 1 - l;
         TF_TRY(convblock_forward(d, l, A(d, y->enc_in[l]), B, ci, co, H, Wd, y->enc_c1[l],
-                                 y->enc_o[l], O));
+                                 y->enc_o[l], O, eval));
         LAUNCH("skip", tf_cuda_copy_channels(A(d, y->dec_cat[j]), a->dec_in[j], a->dec_in[j] - co,
                                              O, B, co, (size_t)H * Wd, NULL));
         LAUNCH("pool", tf_cuda_avgpool2x2_forward(l == L - 1 ? bott : A(d, y->enc_in[l + 1]), O, B,
@@ -476,7 +503,7 @@ tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B) {
         const int i = L - 1 - j, H = y->H[i], Wd = y->W[i], co = a->dec_out[j];
         float *dst = j == L - 1 ? A(d, y->head_in) : O;
         TF_TRY(convblock_forward(d, L + j, A(d, y->dec_cat[j]), B, a->dec_in[j], co, H, Wd,
-                                 y->dec_c1[j], y->dec_o[j], dst));
+                                 y->dec_c1[j], y->dec_o[j], dst, eval));
         if (j < L - 1) {
             LAUNCH("upsample", tf_cuda_upsample2x_forward(P, O, B, co, H, Wd, NULL));
             LAUNCH("concat", tf_cuda_copy_channels(A(d, y->dec_cat[j + 1]), a->dec_in[j + 1], 0, P,
@@ -496,8 +523,18 @@ tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B) {
     LAUNCH("subband merge", tf_cuda_subband_merge(om, hc, B * S, 2, Fb, T, K, NULL));
     LAUNCH("phase", tf_cuda_combine_forward(yr, yi, om, pr, pi, B, S, (size_t)2 * Fb * T, NULL));
     FFT("istft", tf_cuda_istft_forward(d->fft, out, yr, yi, 2 * B * S, N));
-    d->have_fwd = 1;
+    d->have_fwd = !eval;
     return TF_OK;
+}
+
+tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B) {
+    if (d->infer)
+        return tf_err(TF_EINTERNAL, "cuda device model: a training forward on an inference model");
+    return forward(d, out, mix, B, 0);
+}
+
+tf_status tf_dmodel_forward_eval(tf_dmodel *d, float *out, const float *mix, int B) {
+    return forward(d, out, mix, B, 1);
 }
 
 /* ----------------------------------------------------------------------- backward */

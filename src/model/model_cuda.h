@@ -30,6 +30,11 @@ typedef struct tf_dmodel tf_dmodel;
  * Parameters are zero until set (tf_dmodel_params: copy a CPU model's in). */
 tf_status tf_dmodel_create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_kernels *kern,
                            const void *stft);
+/* The same for separation: no gradient block (tf_dmodel_grads is NULL), only the eval
+ * forward (a training forward, zero_grad or backward is refused). The saved activations
+ * and workspace are the training layout's: the eval forward runs through them. */
+tf_status tf_dmodel_create_infer(tf_dmodel **out, const tf_arch *a, int B, int64_t N,
+                                 tf_kernels *kern, const void *stft);
 void tf_dmodel_free(tf_dmodel *d);
 
 const tf_dlay *tf_dmodel_layout(const tf_dmodel *d);
@@ -46,6 +51,11 @@ tf_status tf_dmodel_zero_grad(tf_dmodel *d);
 /* Training forward: mix (B, 2, N) -> out (B, S, 2, N), both DEVICE pointers; batch
  * statistics, the running statistics updated, what backward needs saved. */
 tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B);
+/* Eval forward (separation, validation): the same graph with BatchNorm on the running
+ * statistics; nothing updated. It runs through the training forward's buffers (their
+ * saved activations are overwritten: a backward needs a training forward again), B <= the
+ * planned batch. The CPU model's tf_model_forward(training = 0) computes the same. */
+tf_status tf_dmodel_forward_eval(tf_dmodel *d, float *out, const float *mix, int B);
 /* grads += d loss / d params of the last forward, dout (B, S, 2, N) device */
 tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout);
 
