@@ -1,8 +1,8 @@
 /* The device memory plan (train/device_plan.h, `tfswa plan --device cuda`) where no GPU is:
  * every device role against the device model's own layout functions called here
- * (tf_dlayout, tf_dlay_trainer: the sizes src/model/model_cuda.c and src/train/step_cuda.c cudaMalloc) and
- * against formulas written out (the trainer block's split, the cuFFT objects of fft.cu,
- * the assumed cuBLAS workspace); parameters and BN buffers against the CPU plan; the total
+ * (tf_dlayout, tf_dlay_trainer: the sizes src/model/model_cuda.c and src/train/step_cuda.c
+ * cudaMalloc) and against formulas written out (the trainer block's split, the cuFFT objects of
+ * fft.cu, the assumed cuBLAS workspace); parameters and BN buffers against the CPU plan; the total
  * as the sum of every role (each nonzero, so a dropped role fails); the host roles, with
  * the host inference model; bf16 activations and checkpointing refused with tf_dlayout's
  * TF_EUSER message and printed "not implemented on cuda yet"; the largest batch
@@ -137,9 +137,10 @@ static void test_roles_vs_dlayout(void) {
         /* host: loader, validation, staging (params, buffers, m, v (+ EMA, raw)), model */
         CHECK(p.host_loader == cp.loader && p.host_loader > 0);
         CHECK(p.host_staging == 4 * (np + p.n_buffers + np * (v & 1 ? 4 : 2)));
+        /* the host model only holds the weights for checkpoints: batch 1 x 4 STFT windows */
         tf_model_sizes hm;
-        CHECK(tf_model_plan_mode(&hm, &mc, (int)B, (int64_t)N, c.num_threads, TF_MODEL_INFER) ==
-              TF_OK);
+        CHECK(tf_model_plan_mode(&hm, &mc, 1, 4 * (int64_t)c.stft_window_size, c.num_threads,
+                                 TF_MODEL_INFER) == TF_OK);
         CHECKF(p.host_model == hm.total && hm.total > 0, "host model %zu vs %zu", p.host_model,
                hm.total);
         CHECK(p.host_validation > 0);
@@ -379,7 +380,7 @@ static void test_cli_text(void) {
                    strstr(out, "  bf16 activations, checkpointing blocks: not implemented on "
                                "cuda yet\n") &&
                    strstr(out, "  trainer (one block) ") &&
-                   strstr(out, "  host model (inference: validation, checkpoints) ") &&
+                   strstr(out, "  host model (inference; checkpoints) ") &&
                    strstr(out, "loader batches") && strstr(out, "total (device)"),
                "exit %d:\n%s", st, out);
         if (no_gpu(0))

@@ -162,6 +162,45 @@ PY
   echo "loss comparison: $cmp" >> "$OUT/cli.txt"
   if [ "$rg" -eq 0 ] && [ "$rc" -eq 0 ] && [ "$ok" -eq 0 ]; then step "train-cuda-vs-cpu" ok "$cmp"
   else step "train-cuda-vs-cpu" fail "exit cuda $rg cpu $rc: $cmp $(tail -n 1 "$TD/gpu.log")"; fi
+  # 4b'. separation and evaluation on the device: the CUDA run's checkpoint scored on the
+  # test split with the model on cuda:0 and on the CPU: every number of summary.json agrees
+  if [ "$rg" -eq 0 ]; then
+    eargs="--checkpoint $TD/gpu --data_root $TD/data --split test --batch_size 2 --num_threads 8"
+    # shellcheck disable=SC2086
+    timeout 120 "$CARRY/bin/tfswa" evaluate $eargs --device cuda -o "$TD/eval_gpu" > "$TD/eval_gpu.log" 2>&1; eg=$?
+    # shellcheck disable=SC2086
+    timeout 120 "$CARRY/bin/tfswa" evaluate $eargs --device cpu -o "$TD/eval_cpu" > "$TD/eval_cpu.log" 2>&1; ec=$?
+    trk=$(ls "$TD/data/test" | head -n 1)
+    timeout 60 "$CARRY/bin/tfswa" separate --checkpoint "$TD/gpu" --device cuda -o "$TD/sep_gpu" \
+      "$TD/data/test/$trk/mixture.wav" > "$TD/sep_gpu.log" 2>&1; sg=$?
+    { printf '$ tfswa evaluate %s --device cuda (exit %d)\n' "$eargs" "$eg"; tail -n 8 "$TD/eval_gpu.log"
+      printf '$ tfswa evaluate %s --device cpu (exit %d)\n' "$eargs" "$ec"; tail -n 8 "$TD/eval_cpu.log"
+      printf '$ tfswa separate --device cuda (exit %d)\n' "$sg"; tail -n 4 "$TD/sep_gpu.log"
+    } >> "$OUT/cli.txt"
+    ecmp=$(python3 - "$TD/eval_gpu/summary.json" "$TD/eval_cpu/summary.json" <<'PY' 2>&1
+import json, sys
+def nums(x, path=""):
+    if isinstance(x, bool): return
+    if isinstance(x, (int, float)): yield path, float(x)
+    elif isinstance(x, dict):
+        for k, v in x.items(): yield from nums(v, path + "/" + k)
+    elif isinstance(x, list):
+        for i, v in enumerate(x): yield from nums(v, path + "/" + str(i))
+g = dict(nums(json.load(open(sys.argv[1])))); c = dict(nums(json.load(open(sys.argv[2]))))
+keys = [k for k in c if k in g and "sdr" in k.lower() and "time" not in k.lower()]
+worst = max((abs(g[k] - c[k]), k) for k in keys)
+print(f"{len(keys)} SDR numbers, max |cuda - cpu| {worst[0]:.2e} dB ({worst[1]})")
+sys.exit(0 if len(keys) >= 4 and worst[0] <= 0.01 else 1)
+PY
+)
+    eok=$?
+    echo "evaluate comparison: $ecmp" >> "$OUT/cli.txt"
+    if [ "$eg" -eq 0 ] && [ "$ec" -eq 0 ] && [ "$eok" -eq 0 ] && [ "$sg" -eq 0 ]; then
+      step "evaluate-cuda-vs-cpu" ok "$ecmp"
+    else
+      step "evaluate-cuda-vs-cpu" fail "exit evaluate cuda $eg cpu $ec, separate cuda $sg: $ecmp $(tail -n 1 "$TD/eval_gpu.log")"
+    fi
+  fi
 else
   step "train-cuda-vs-cpu" fail "synth: $(tail -n 1 "$TD/synth.log")"
 fi

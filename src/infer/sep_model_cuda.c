@@ -15,6 +15,15 @@
 #include "model/model_cuda.h"
 #include "util/device.h"
 
+/* tests/gpu/run_emulated.sh compiles this file against the CPU emulation of the CUDA runtime
+ * and a CPU build of the library (TFSWA_GPU_EMU): the convolutions are the ref kernels on host
+ * memory there, and no device is opened */
+#ifdef TFSWA_GPU_EMU
+#define SEP_CONV_BACKEND TF_BACKEND_REF
+#else
+#define SEP_CONV_BACKEND TF_BACKEND_CUDA
+#endif
+
 typedef struct {
     tf_device dev;
     tf_arch a;
@@ -45,8 +54,10 @@ static void release(cuda_model *c) {
 /* The device model for (batch, frames), its weights copied in */
 static tf_status create(cuda_model *c, int batch, int64_t frames) {
     release(c);
+#ifndef TFSWA_GPU_EMU
     TF_TRY(tf_device_open(&c->dev, "--device", NULL, NULL)); /* this thread's device */
-    TF_TRY(tf_kernels_create(&c->k, TF_BACKEND_CUDA, TF_DT_FP32, 1));
+#endif
+    TF_TRY(tf_kernels_create(&c->k, SEP_CONV_BACKEND, TF_DT_FP32, 1));
     tf_status s = tf_dmodel_create_infer(&c->d, &c->a, batch, frames, c->k, c->st);
     cudaError_t e = cudaSuccess;
     const size_t nmix = (size_t)batch * 2 * (size_t)frames, nout = nmix * (size_t)c->a.S;

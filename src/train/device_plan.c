@@ -92,7 +92,8 @@ tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf
     p->host_validation = tf_val_plan_bytes(cfg, cfg->n_sources);
     p->host_staging = p->params + p->buffers + f * p->n_params * (cfg->ema_decay > 0 ? 4 : 2);
     tf_model_sizes hm;
-    TF_TRY(tf_model_plan_mode(&hm, &mc, cfg->batch_size, N, cfg->num_threads, TF_MODEL_INFER));
+    TF_TRY(tf_model_plan_mode(&hm, &mc, 1, tf_device_host_frames(cfg), cfg->num_threads,
+                              TF_MODEL_INFER));
     p->host_model = hm.total;
     p->host_total = p->host_loader + p->host_validation + p->host_staging + p->host_model;
     return TF_OK;
@@ -189,7 +190,7 @@ void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg
         p->host_loader);
     mib(f, "validation", p->host_validation);
     mib(f, "checkpoint staging", p->host_staging);
-    mib(f, "host model (inference: validation, checkpoints)", p->host_model);
+    mib(f, "host model (inference; checkpoints)", p->host_model);
     mib(f, "total (host)", p->host_total);
 }
 
@@ -205,4 +206,8 @@ void tf_device_plan_print_variants(FILE *f, const tf_config *cfg,
         else
             fprintf(f, "batch_size %d%s\n", mb[v], mb[v] ? "" : " (does not fit even at 1)");
     }
+}
+
+int64_t tf_device_host_frames(const tf_config *cfg) {
+    return 4 * (int64_t)cfg->stft_window_size; /* a few STFT frames: the smallest useful model */
 }

@@ -31,7 +31,8 @@
  * Host roles: the loader's batch slots (page-locked when pin_memory), validation's
  * overlap-add buffers, checkpoint staging (parameters, bn buffers and optimizer state m, v
  * (+ EMA, raw) copied back to save), and the inference model the trainer keeps on the host
- * (validation, checkpoints: tf_model_plan_mode(..., TF_MODEL_INFER)).
+ * (the weights of checkpoints: tf_model_plan_mode(..., TF_MODEL_INFER); validation runs on
+ * the device, its overlap-add buffers on the host).
  * Not counted: the CUDA context and the code of cuDNN/cuBLAS/cuFFT (hundreds of MiB);
  * a training run compares the plan against the card's free memory after creating those. */
 #ifndef TFSWA_DEVICE_PLAN_H
@@ -83,6 +84,12 @@ typedef struct tf_device_plan {
  * variant the device model does not implement (bf16 activations / use_amp,
  * checkpointing). Allocates small host tables only (the parameter table) and, on an
  * opened GPU, cuDNN's handle, descriptors and algorithm choice. */
+/* The segment (frames) of the host model and host trainer of a device run, created for batch
+ * 1: they hold the weights, BN buffers and optimizer state for checkpoints only (the step and
+ * validation run on the device), so their activation buffers are as small as a model
+ * allows. */
+int64_t tf_device_host_frames(const tf_config *cfg);
+
 tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf_device *dev,
                                const tf_device_info *info);
 /* The largest batch_size in [1, 4096] whose device plan (cfg with that batch_size, the

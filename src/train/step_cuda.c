@@ -28,6 +28,7 @@ struct tf_dtrainer {
     tf_cuda_stft *st[N_RES]; /* mrstft only */
     float *host_grads;       /* (n) for the MPI sum, with several ranks only */
     void *pinned;            /* host memory registered with the driver (the loader's slots) */
+    int ema_swapped;         /* eval_begin put the EMA weights in, the raw ones in grads */
 };
 
 static tf_status cuda_fail(const char *what, int code) {
@@ -224,6 +225,8 @@ tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_mi
     tf_adam_cfg ac = tf_adam_default(c->optimizer == TF_OPT_ADAMW);
     ac.weight_decay = (float)c->weight_decay;
     memset(r, 0, sizeof *r);
+    if (t->ema_swapped)
+        return tf_err(TF_EINTERNAL, "cuda trainer: a step between eval_begin and eval_end");
     if (nbuf)
         CK("cudaMemcpy",
            cudaMemcpy(F(t, t->o.bufsave), bufs, nbuf * sizeof(float), cudaMemcpyDeviceToDevice));
@@ -288,4 +291,32 @@ tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_mi
     CK("step", cudaDeviceSynchronize());
     r->applied = 1;
     return TF_OK;
+}
+
+tf_status tf_dtrainer_eval_begin(tf_dtrainer *t, int ema) {
+    if (t->ema_swapped) return tf_err(TF_EINTERNAL, "cuda trainer: eval_begin twice");
+    if (!ema || t->cfg->ema_decay <= 0) return TF_OK;
+    float *params = tf_dmodel_params(t->model), *grads = tf_dmodel_grads(t->model);
+    TF_TRY(copy(grads, params, t->n, cudaMemcpyDeviceToDevice));
+    TF_TRY(copy(params, F(t, t->o.ema), t->n, cudaMemcpyDeviceToDevice));
+    t->ema_swapped = 1;
+    return TF_OK;
+}
+
+tf_status tf_dtrainer_eval_forward(void *ctx, const float *mix, int nb, int64_t L, float *out) {
+    tf_dtrainer *t = ctx;
+    if (nb < 1 || nb > t->B || L != t->N)
+        return tf_err(TF_EINTERNAL, "cuda trainer: eval of %d x %lld (planned %d x %lld)", nb,
+                      (long long)L, t->B, (long long)t->N);
+    const size_t nmix = (size_t)nb * 2 * (size_t)L, nout = nmix * (size_t)t->S;
+    TF_TRY(copy(F(t, t->o.mix), mix, nmix, cudaMemcpyHostToDevice));
+    TF_TRY(tf_dmodel_forward_eval(t->model, F(t, t->o.out), F(t, t->o.mix), nb));
+    return copy(out, F(t, t->o.out), nout, cudaMemcpyDeviceToHost);
+}
+
+tf_status tf_dtrainer_eval_end(tf_dtrainer *t) {
+    if (!t->ema_swapped) return TF_OK;
+    t->ema_swapped = 0;
+    float *params = tf_dmodel_params(t->model), *grads = tf_dmodel_grads(t->model);
+    return copy(params, grads, t->n, cudaMemcpyDeviceToDevice);
 }

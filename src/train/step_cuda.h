@@ -40,6 +40,18 @@ size_t tf_dtrainer_device_bytes(const tf_dtrainer *t);
 tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_micro_batch_fn next,
                            void *next_ctx, tf_step_result *r);
 
+/* Validation on the device, between steps: tf_dtrainer_eval_begin puts the weights to score
+ * in place (ema 1 and EMA on: the EMA weights, the raw ones kept in the gradient block,
+ * which is free between steps; else nothing to do); tf_dtrainer_eval_forward (a
+ * train/validate.h forward: ctx = the trainer) copies mix (nb, 2, L) in, runs the device
+ * model's eval forward (BatchNorm on the running statistics) and copies the stems (nb, S,
+ * 2, L) out, nb <= batch_size, L = the segment; tf_dtrainer_eval_end restores the raw
+ * weights. No device memory beyond the trainer's: the batch and output buffers and the
+ * model's own. */
+tf_status tf_dtrainer_eval_begin(tf_dtrainer *t, int ema);
+tf_status tf_dtrainer_eval_forward(void *t, const float *mix, int nb, int64_t L, float *out);
+tf_status tf_dtrainer_eval_end(tf_dtrainer *t);
+
 /* Host copies (n_params floats, n_buffers floats; any may be NULL to skip it): params,
  * buffers, Adam m and v, the EMA weights (only with EMA on). */
 tf_status tf_dtrainer_pull(tf_dtrainer *t, float *params, float *buffers, float *m, float *v,

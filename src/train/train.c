@@ -289,15 +289,28 @@ static tf_status resume(run *r) {
     return TF_OK;
 }
 
-/* Validation with the weights to deploy (EMA when on); best checkpoint by mean uSDR. */
+/* Validation with the weights to deploy (EMA when on); best checkpoint by mean uSDR. On a
+ * CUDA device the device model validates (its eval forward, the weights where they are);
+ * only the chunks and the stems cross. */
 static tf_status validate(run *r) {
     if (tf_index_count(r->ix, TF_SPLIT_VALID) == 0) return TF_OK;
     tf_fault_point("validate", "begin", r->p.step, NULL); /* test hook: util/fault.h */
-    TF_TRY(pull_device(r));
-    use_ema_weights(r, 1);
     tf_val_result v;
-    tf_status st = tf_validate(r->model, &r->cfg, r->ix, TF_SPLIT_VALID, r->d, &v);
-    use_ema_weights(r, 0);
+    tf_status st;
+#if TFSWA_CUDA
+    if (r->dt) {
+        st = tf_dtrainer_eval_begin(r->dt, 1);
+        tf_val_model vm = {tf_dtrainer_eval_forward, r->dt, NULL, 0};
+        if (!st) st = tf_validate_with(&vm, &r->cfg, r->ix, TF_SPLIT_VALID, r->d, &v);
+        tf_status se = tf_dtrainer_eval_end(r->dt);
+        if (!st) st = se;
+    } else
+#endif
+    {
+        use_ema_weights(r, 1);
+        st = tf_validate(r->model, &r->cfg, r->ix, TF_SPLIT_VALID, r->d, &v);
+        use_ema_weights(r, 0);
+    }
     tf_fault_point("validate", "end", r->p.step, NULL);
     TF_TRY(st);
     int best = v.mean > r->p.best_metric;
@@ -563,12 +576,15 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
     const size_t T = (size_t)c->n_targets,
                  per = 2 * (size_t)r.plan.segment_frames * (size_t)c->batch_size;
     const tf_model_config mc = tf_train_model_config(c);
-    if (!st && dev.kind == TF_DEVICE_CUDA) /* the host keeps an inference model */
-        st = tf_model_create_mode(&r.model, &mc, c->batch_size, r.plan.segment_frames,
-                                  c->num_threads, TF_MODEL_INFER);
+    /* on a device the host keeps a small inference model and trainer: the weights, BN
+     * buffers and optimizer state that checkpoints save (the step and validation run there) */
+    const int on_dev = dev.kind == TF_DEVICE_CUDA;
+    const int64_t host_frames = on_dev ? tf_device_host_frames(c) : r.plan.segment_frames;
+    if (!st && on_dev)
+        st = tf_model_create_mode(&r.model, &mc, 1, host_frames, c->num_threads, TF_MODEL_INFER);
     else if (!st)
         st = tf_model_create(&r.model, &mc, c->batch_size, r.plan.segment_frames, c->num_threads);
-    if (!st) st = tf_trainer_open(&r.tr, c, d, r.model, r.plan.segment_frames);
+    if (!st) st = tf_trainer_open(&r.tr, c, d, r.model, host_frames);
     if (!st && dev.kind == TF_DEVICE_CUDA) st = open_device(&r, &dev, &mc);
     if (!st && !tf_train_targets_are_sources(c)) {
         r.target = tf_malloc(sizeof(float) * T * per, "targets");

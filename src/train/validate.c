@@ -18,13 +18,8 @@ tf_ola_cfg tf_val_ola_cfg(const tf_config *cfg) {
     return o;
 }
 
-typedef struct {
-    tf_model *m;
-} model_ctx;
-
 static tf_status run_model(void *ctx, const float *mix, int nb, int64_t L, float *out) {
-    model_ctx *c = ctx;
-    return tf_model_forward(c->m, out, mix, nb, L, 0);
+    return tf_model_forward((tf_model *)ctx, out, mix, nb, L, 0);
 }
 
 /* Reference stems waiting for their estimates: a FIFO of (S_src, 2, cap) frames. */
@@ -84,8 +79,8 @@ size_t tf_val_arena_bytes(const tf_config *cfg, int n_sources) {
     return t;
 }
 
-static tf_status one_track(tf_model *m, const tf_config *cfg, const tf_index *ix, int track,
-                           double *usdr, double *usdr_mix) {
+static tf_status one_track(const tf_val_model *vm, const tf_config *cfg, const tf_index *ix,
+                           int track, double *usdr, double *usdr_mix) {
     tf_ola_cfg oc = tf_val_ola_cfg(cfg);
     fifo q;
     memset(&q, 0, sizeof q);
@@ -101,10 +96,10 @@ static tf_status one_track(tf_model *m, const tf_config *cfg, const tf_index *ix
     q.cap = tf_ola_window_frames(&oc) + READ_BLOCK;
     /* in the idle part of the model's arena when it is large enough (a training model),
      * else allocated */
-    size_t n[4], spare = 0;
+    size_t n[4];
     val_floats(cfg, q.S, n);
-    unsigned char *mem = tf_model_spare(m, &spare);
-    const int in_arena = mem && spare >= tf_val_arena_bytes(cfg, q.S);
+    unsigned char *mem = vm->spare;
+    const int in_arena = mem && vm->spare_bytes >= tf_val_arena_bytes(cfg, q.S);
     float *buf[4] = {NULL, NULL, NULL, NULL};
     for (int i = 0; i < 4; i++) {
         if (in_arena) {
@@ -116,12 +111,11 @@ static tf_status one_track(tf_model *m, const tf_config *cfg, const tf_index *ix
     }
     q.ref = buf[0], q.mix = buf[1];
     float *bmix = buf[2], *bst = buf[3];
-    model_ctx mc = {m};
     tf_ola *o = NULL;
     tf_valtrack *v = NULL;
     tf_status st = (q.ref && q.mix && bmix && bst) ? TF_OK : TF_EINTERNAL;
     if (!st)
-        st = tf_ola_open_in(&o, &oc, run_model, &mc, sink, &q, in_arena ? mem : NULL,
+        st = tf_ola_open_in(&o, &oc, vm->forward, vm->ctx, sink, &q, in_arena ? mem : NULL,
                             in_arena ? tf_ola_mem_bytes(&oc) : 0);
     if (!st) st = tf_valtrack_open(&v, ix, track);
     while (!st) {
@@ -156,6 +150,13 @@ static tf_status one_track(tf_model *m, const tf_config *cfg, const tf_index *ix
 
 tf_status tf_validate(tf_model *m, const tf_config *cfg, const tf_index *ix, tf_split split,
                       const tf_dist *d, tf_val_result *r) {
+    tf_val_model vm = {run_model, m, NULL, 0};
+    vm.spare = tf_model_spare(m, &vm.spare_bytes);
+    return tf_validate_with(&vm, cfg, ix, split, d, r);
+}
+
+tf_status tf_validate_with(const tf_val_model *vm, const tf_config *cfg, const tf_index *ix,
+                           tf_split split, const tf_dist *d, tf_val_result *r) {
     memset(r, 0, sizeof *r);
     r->n_targets = cfg->n_targets;
     int n = tf_index_count(ix, split);
@@ -164,7 +165,7 @@ tf_status tf_validate(tf_model *m, const tf_config *cfg, const tf_index *ix, tf_
     tf_status st = TF_OK;
     for (int i = d->rank; i < n && !st; i += d->size) {
         double u[TF_MAX_TARGETS], um[TF_MAX_TARGETS];
-        st = one_track(m, cfg, ix, tf_index_track_of(ix, split, i), u, um);
+        st = one_track(vm, cfg, ix, tf_index_track_of(ix, split, i), u, um);
         if (st) break;
         for (int t = 0; t < cfg->n_targets; t++) sums[t] += u[t], sums[TF_MAX_TARGETS + t] += um[t];
         sums[2 * TF_MAX_TARGETS] += 1;

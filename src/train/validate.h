@@ -37,4 +37,17 @@ size_t tf_val_arena_bytes(const tf_config *cfg, int n_sources);
 tf_status tf_validate(tf_model *m, const tf_config *cfg, const tf_index *ix, tf_split split,
                       const tf_dist *d, tf_val_result *r);
 
+/* The same with any model: forward(ctx, mix (nb, 2, L), nb, L, out (nb, S, 2, L)) called
+ * with nb <= cfg->batch_size, L = the segment; spare (spare_bytes; NULL: none) idle memory
+ * the track's buffers may use (else they are allocated). The device trainer's eval forward
+ * (train/step_cuda.h) validates a CUDA run this way. */
+typedef struct {
+    tf_status (*forward)(void *ctx, const float *mix, int nb, int64_t L, float *out);
+    void *ctx;
+    unsigned char *spare;
+    size_t spare_bytes;
+} tf_val_model;
+tf_status tf_validate_with(const tf_val_model *vm, const tf_config *cfg, const tf_index *ix,
+                           tf_split split, const tf_dist *d, tf_val_result *r);
+
 #endif

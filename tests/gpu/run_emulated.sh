@@ -31,9 +31,9 @@ done
 # the host code of src/*/*_cuda.c (the device model and trainer) against the emulated
 # runtime; their convolutions go through nn/kernels.h, which the test programs create with
 # the ref backend under TFSWA_GPU_EMU ("device" memory is host memory here)
-for c in model/model_cuda train/step_cuda; do
+for c in model/model_cuda train/step_cuda infer/sep_model_cuda; do
   n=$(basename "$c")
-  gcc -std=c11 -D_GNU_SOURCE -O1 $san -Wall -Wextra -fopenmp $inc \
+  gcc -std=c11 -D_GNU_SOURCE -DTFSWA_GPU_EMU=1 -O1 $san -Wall -Wextra -fopenmp $inc \
       -c "$root/src/$c.c" -o "$out/${n}_emu.o"
   objs="$objs $out/${n}_emu.o"
 done
@@ -41,6 +41,6 @@ g++ -std=c++20 -O1 $san -Wall -Wextra -I"$emu" -c "$emu/emu.cpp" -o "$out/emu.o"
 gcc -std=c11 -D_GNU_SOURCE -DTFSWA_GPU_EMU=1 -O1 $san -Wall -Wextra -fopenmp $inc -I"$root/tests" \
     -c "$root/tests/gpu/$prog.c" -o "$out/$prog.o"
 g++ $san -o "$out/$prog" "$out/$prog.o" $objs "$out/emu.o" \
-    "$build/libtfswa.a" $(pkg-config --libs sndfile fftw3f fftw3 openblas soxr yaml-0.1 libcjson \
+    "$build/tests/libtesthelp.a" "$build/libtfswa.a" $(pkg-config --libs sndfile fftw3f fftw3 openblas soxr yaml-0.1 libcjson \
     libpng lapacke ompi-c) -ldnnl -lgomp -lm -lpthread
 exec "$out/$prog"
