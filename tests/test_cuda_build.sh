@@ -72,6 +72,17 @@ if [ -x "$B/tfswa" ] && ! command -v nvidia-smi > /dev/null 2>&1; then
       [ "$n" -eq 1 ] && ok "no GPU: one line, exit 2" || bad "no GPU: exit $rc, $out" ;;
     *) bad "no GPU: exit $rc, output: $out" ;;
   esac
+  # separation and evaluation run on the device in this build: without a GPU, the same line
+  for cmd in "separate in.wav -o out --checkpoint ck" "evaluate --checkpoint ck --data_root d -o out"; do
+    # shellcheck disable=SC2086
+    out=$("$B/tfswa" $cmd --device cuda:0 2>&1); rc=$?
+    case "$out" in
+      "tfswa: --device cuda:0: no CUDA device: "*) [ $rc -eq 2 ] && n=$(printf '%s\n' "$out" | wc -l) &&
+        [ "$n" -eq 1 ] && ok "no GPU: ${cmd%% *} --device cuda:0: one line, exit 2" ||
+        bad "no GPU: ${cmd%% *}: exit $rc, $out" ;;
+      *) bad "no GPU: ${cmd%% *}: exit $rc, output: $out" ;;
+    esac
+  done
   out=$("$B/tfswa" plan --preset tiny --memory 1GiB --device cuda:0 2>&1); rc=$?
   if [ $rc -eq 0 ] && printf '%s\n' "$out" | grep -q '^cuda:0 not opened: --device cuda:0: no CUDA device: ' &&
      printf '%s\n' "$out" | grep -q 'cuDNN workspace: upper bound (no GPU: 256 MiB per shape limit)'; then
