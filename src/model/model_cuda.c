@@ -540,6 +540,8 @@ tf_status tf_dmodel_forward_eval(tf_dmodel *d, float *out, const float *mix, int
 /* ----------------------------------------------------------------------- backward */
 
 tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
+    if (d->infer)
+        return tf_err(TF_EINTERNAL, "cuda device model: a backward on an inference model");
     if (!d->have_fwd)
         return tf_err(TF_EINTERNAL, "cuda device model: backward needs a training forward first");
     const tf_arch *a = &d->a;
