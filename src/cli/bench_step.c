@@ -361,8 +361,7 @@ static void report_text(const bench_t *b) {
     for (int i = 0; b->cuda && i < b->nv; i++)
         printf("  %s on %s: %.1f MiB of device memory in use at the peak, %.1f MiB allocated "
                "by the trainer\n",
-               b->v[i].name, b->device, b->v[i].dev_peak / 1048576.0,
-               b->v[i].dev_plan / 1048576.0);
+               b->v[i].name, b->device, b->v[i].dev_peak / 1048576.0, b->v[i].dev_plan / 1048576.0);
     for (int p = 0; p < b->np; p++) {
         const int off = find_variant(b, p, TF_DT_FP32, TF_CKPT_OFF);
         const int blk = find_variant(b, p, TF_DT_FP32, TF_CKPT_BLOCKS);
@@ -462,8 +461,9 @@ static const char USAGE[] =
     "                        [--key value]...\n"
     "Time one optimizer step (the trainer's step function) per variant: activations\n"
     "fp32|bf16 x checkpointing off|blocks, measured alternately; peak RSS per variant.\n"
-    "--device cuda[:N] (CUDA builds): the device trainer's step (fp32/off only), with the\n"
-    "device bytes in use (cudaMemGetInfo, peak over the steps) and allocated.\n";
+    "--device cuda[:N] (CUDA builds): the device trainer's step (fp32/off unless --variant\n"
+    "fp32/blocks; bf16 not yet), with the device bytes in use (cudaMemGetInfo, peak over the\n"
+    "steps) and allocated.\n";
 
 int bench_step(int argc, char **argv) {
     if (cli_wants_help(argc, argv, USAGE)) return 0;
@@ -522,7 +522,7 @@ int bench_step(int argc, char **argv) {
         if ((st = tf_device_from_string("--device", cli_bench_device, &dev)) != TF_OK) goto fail;
         tf_device_name(&dev, b->device, sizeof b->device);
         b->cuda = dev.kind == TF_DEVICE_CUDA;
-        /* only fp32 activations without checkpointing run on the device so far */
+        /* only fp32 activations run on the device so far (checkpointing off or blocks) */
         if (b->cuda && !variant) variant = "fp32/off";
     }
     if ((st = parse_presets(presets ? presets : "tiny,small", b->presets, &b->np)) != TF_OK)

@@ -30,7 +30,7 @@ static const char *USAGE =
     "  --memory SIZE` ranks them), and says what it chose; nothing fits: exit 2.\n"
     "Device: --device cpu|cuda|cuda:N (config key device; default cpu). CUDA needs a CUDA\n"
     "  build (make CUDA=1) and a GPU; on CUDA the whole step runs on the device, fp32\n"
-    "  activations without checkpointing (--use_amp and --use_checkpointing: not yet).\n"
+    "  activations, with or without --use_checkpointing (--use_amp: not yet).\n"
     "Data parallel: mpirun -np N tfswa train ...\n";
 
 /* Prints a training run's events on stderr (user: an int, 1 when stderr is a terminal:

@@ -31,9 +31,6 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     if (a->act_dtype != TF_DT_FP32)
         return tf_err(TF_EUSER, "use_amp / activation_dtype bf16 is not implemented on the cuda "
                                 "device yet (fp32 only)");
-    if (a->ckpt != TF_CKPT_OFF)
-        return tf_err(TF_EUSER,
-                      "use_checkpointing is not implemented on the cuda device yet (off only)");
     if (a->nrcm > TF_DLAY_MAX_RCMS || a->nblk > TF_DLAY_MAX_TFSWA)
         return tf_err(TF_EUSER,
                       "rcms_per_block %d / tfswa_blocks %d exceed the device model's %d / %d",
@@ -51,8 +48,16 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     const int Hb = y->H[L], Wb = y->W[L], Hd = a->hidden, Ls = a->wt * a->wf;
     const size_t b = (size_t)B;
     const size_t nspec = b * 2 * y->Fb * y->T;
-    /* ---- saved ---- */
-    size_t c = 0;
+    /* ---- saved ----
+     * Without checkpointing a block's insides follow its input in the activation block; with
+     * it (ck) they go to the recompute scratch: offsets from its start (ins, reset for every
+     * block; scr is added once the scratch has its place in the workspace), n_scr the
+     * largest block's. The order of a Conv block's insides, c1[0], o[0], c1[1], ...,
+     * c1[R-1], keeps them contiguous from c1[0] (dx_own below). */
+    const int ck = a->ckpt == TF_CKPT_BLOCKS;
+    y->ckpt = ck;
+    size_t c = 0, ins = 0;
+    size_t *const ic = ck ? &ins : &c; /* where the insides are bumped */
     y->pr = bump(&c, nspec);
     y->pi = bump(&c, nspec);
     size_t cmax = 0, omax = 0, pmax = 0; /* per item: max(Cin, Cout) HW, Cout HW, resampled */
@@ -60,10 +65,12 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
         const size_t hw = (size_t)y->H[l] * y->W[l];
         const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
         y->enc_in[l] = bump(&c, b * ci * hw);
+        ins = 0;
         for (int r = 0; r < R; r++) {
-            y->enc_c1[l][r] = bump(&c, b * co * hw);
-            if (r < R - 1) y->enc_o[l][r] = bump(&c, b * co * hw);
+            y->enc_c1[l][r] = bump(ic, b * co * hw);
+            if (r < R - 1) y->enc_o[l][r] = bump(ic, b * co * hw);
         }
+        y->n_scr = zmax(y->n_scr, ins);
         cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
         omax = zmax(omax, (size_t)co * hw);
     }
@@ -72,10 +79,12 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
         const size_t hw = (size_t)y->H[i] * y->W[i];
         const int ci = a->dec_in[j], co = a->dec_out[j], cu = ci - a->ch[i];
         y->dec_cat[j] = bump(&c, b * ci * hw);
+        ins = 0;
         for (int r = 0; r < R; r++) {
-            y->dec_c1[j][r] = bump(&c, b * co * hw);
-            if (r < R - 1) y->dec_o[j][r] = bump(&c, b * co * hw);
+            y->dec_c1[j][r] = bump(ic, b * co * hw);
+            if (r < R - 1) y->dec_o[j][r] = bump(ic, b * co * hw);
         }
+        y->n_scr = zmax(y->n_scr, ins);
         cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
         omax = zmax(omax, (size_t)co * hw);
         pmax = zmax(pmax, (size_t)cu * hw); /* the upsampled map this decoder takes */
@@ -85,12 +94,16 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     y->z = bump(&c, b * 2 * K * S * hwp);
     const size_t ntok = b * Hb * Wb * C;
     const int Ns[4] = {B * Hb, B * Wb, B * y->nW, B * y->nW}, Lq[4] = {Wb, Hb, Ls, Ls};
-    for (int k = 0; k < a->nblk; k++)
+    for (int k = 0; k < a->nblk; k++) {
+        ins = 0;
         for (int s = 0; s < 4; s++) {
-            y->tok[k][s] = bump(&c, ntok);
-            y->tsv[k][s] = bump(&c, tf_tblock_saved_floats(Ns[s], Lq[s], C, a->heads, Hd));
+            y->tok[k][s] = bump(s ? ic : &c, ntok);
+            y->tsv[k][s] = bump(ic, tf_tblock_saved_floats(Ns[s], Lq[s], C, a->heads, Hd));
         }
+        y->n_scr = zmax(y->n_scr, ins);
+    }
     y->act_floats = c;
+    if (!ck) y->n_scr = 0;
     /* ---- workspace ----
      * Region R: phases that never overlap in time share its bytes (views from R's start):
      *   io     the input STFT (re, im, mag); the head forward and backward (hc, om, yr, yi,
@@ -99,10 +112,17 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
      *          the convolution's backward has read G), dG, the shortcut and block outputs
      *          Tb, O and the resampled map P;
      *   tfswa  the TFSWA stack: token buffers and the tblock backward workspace.
+     * With checkpointing the recompute scratch is live during blk and tfswa (a block's
+     * insides, forward and recompute, next to the phase's buffers) but never during io or
+     * head (the input STFT is spent into x0 and the phase before the first block runs, the
+     * head runs after the last block's forward and before the first recompute): it sits in
+     * R after the blk and tfswa phases, over io and head.
      * The skip gradients live in the decoder inputs they come from (dec_cat, saved), once
-     * that decoder's backward is done; a block's input gradient in its own saved insides
-     * (c1, o: free by the time it is written) where they fit, else in the block's scratch
-     * gradient buffer (D1 or D0). */
+     * that decoder's backward is done; a block's input gradient in its own insides (c1,
+     * o: free by the time it is written; with checkpointing the recompute scratch, whose
+     * next user, the next block's recompute, runs after the gradient is consumed by the
+     * concat or pool backward) where they fit, else in the block's scratch gradient buffer
+     * (D1 or D0). */
     size_t w = 0, v;
     const size_t r0 = w;
     v = r0;
@@ -126,6 +146,7 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     y->Tb = bump(&v, b * omax);
     y->O = bump(&v, b * omax);
     y->P = bump(&v, b * pmax);
+    size_t sc = v; /* the scratch: after blk and tfswa */
     rend = zmax(rend, v);
     if (a->nblk > 0) {
         v = r0;
@@ -135,7 +156,22 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
             tw = zmax(tw, tf_dlay_tblock_ws_floats(Ns[s], Lq[s], C, a->heads, Hd));
         y->n_tbws = tw;
         y->tbws = bump(&v, tw);
+        sc = zmax(sc, v);
         rend = zmax(rend, v);
+    }
+    if (ck) {
+        y->scr = bump(&sc, y->n_scr);
+        rend = zmax(rend, sc);
+        for (int l = 0; l < L; l++)
+            for (int r = 0; r < R; r++) {
+                y->enc_c1[l][r] += y->scr, y->dec_c1[l][r] += y->scr;
+                if (r < R - 1) y->enc_o[l][r] += y->scr, y->dec_o[l][r] += y->scr;
+            }
+        for (int k = 0; k < a->nblk; k++)
+            for (int s = 0; s < 4; s++) {
+                if (s) y->tok[k][s] += y->scr;
+                y->tsv[k][s] += y->scr;
+            }
     }
     w = rend;
     /* D0, D1 swap roles at every decoder level: dout (then the upsampled part of the input
@@ -147,7 +183,8 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
         for (int j = L - 1; j >= 0; j--) {
             const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i];
             const size_t px = b * y->H[i] * y->W[i], px1 = b * y->H[i + 1] * y->W[i + 1];
-            y->dx_own[L + j] = (size_t)(2 * R - 1) * a->dec_out[j] >= (size_t)a->dec_in[j];
+            y->dx_own[L + j] = ck ? y->n_scr >= px * a->dec_in[j]
+                                  : (size_t)(2 * R - 1) * a->dec_out[j] >= (size_t)a->dec_in[j];
             d[dc] = zmax(d[dc], px * zmax(a->dec_out[j], cu));
             d[!dc] = zmax(d[!dc], zmax(px * a->dec_out[j], px1 * cu));
             if (!y->dx_own[L + j]) d[!dc] = zmax(d[!dc], px * a->dec_in[j]);
@@ -156,7 +193,7 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
         for (int l = 0; l < L; l++) {
             const size_t px = b * y->H[l] * y->W[l];
             const int ci = l ? a->ch[l - 1] : a->cin;
-            y->dx_own[l] = (size_t)(2 * R - 1) * a->ch[l] >= (size_t)ci;
+            y->dx_own[l] = ck ? y->n_scr >= px * ci : (size_t)(2 * R - 1) * a->ch[l] >= (size_t)ci;
             d[1] = zmax(d[1], px * (y->dx_own[l] ? (size_t)a->ch[l] : zmax(ci, a->ch[l])));
         }
         y->D0 = bump(&w, d[0]);

@@ -7,7 +7,17 @@
  * launches) and saves, like the CPU model without checkpointing, the block inputs, each
  * RCM's conv1 output and output, the decoder concat inputs, the head input and
  * pre-activation, the mixture phase and every TFSWA sublayer's input and saved tensors,
- * all fp32. BatchNorm + GELU outputs are recomputed in backward. */
+ * all fp32. BatchNorm + GELU outputs are recomputed in backward.
+ *
+ * Checkpointing blocks (a->ckpt == TF_CKPT_BLOCKS), like the CPU model: only the inputs of
+ * each Conv block (enc_in, dec_cat) and each TFSWA block (tok[k][0]), the head input and
+ * pre-activation and the phase are saved. A block's insides (the Conv blocks' enc_c1,
+ * enc_o, dec_c1, dec_o; the TFSWA blocks' tok[k][1..3] and tsv[k][0..3]) live in ONE
+ * recompute scratch in the workspace, sized for the largest block: every block's insides
+ * start at its beginning (the same offsets for every level and every TFSWA block), the
+ * forward overwrites them block by block, and backward re-runs each block's forward into
+ * it (BatchNorm on batch statistics, running statistics untouched) just before that
+ * block's backward. Activations stay fp32 (bf16 is refused). */
 #ifndef TFSWA_MODEL_DLAYOUT_H
 #define TFSWA_MODEL_DLAYOUT_H
 #include <stddef.h>
@@ -25,6 +35,8 @@ typedef struct {
     int T, Fb, Fs, Fp, Tp;
     int H[TF_MAX_LEVELS + 1], W[TF_MAX_LEVELS + 1]; /* level l map (F, T); [L] = bottleneck */
     int nW;                                         /* Swin windows per image */
+    int ckpt; /* checkpointing blocks: the insides below are WORKSPACE offsets into the
+                 recompute scratch scr (see the top comment) */
     /* ---- saved: float offsets into the activation block ---- */
     size_t pr, pi;                /* (B, 2, Fb, T) mixture phase */
     size_t enc_in[TF_MAX_LEVELS]; /* block input; enc_in[0] = x0 (B, 2K, Fp, Tp) */
@@ -33,7 +45,8 @@ typedef struct {
     size_t dec_c1[TF_MAX_LEVELS][TF_DLAY_MAX_RCMS], dec_o[TF_MAX_LEVELS][TF_DLAY_MAX_RCMS];
     size_t head_in;                                              /* (B, c_0, Fp, Tp) */
     size_t z;                                                    /* (B, 2KS, Fp, Tp) */
-    size_t tok[TF_DLAY_MAX_TFSWA][4], tsv[TF_DLAY_MAX_TFSWA][4]; /* sublayer inputs, saved */
+    size_t tok[TF_DLAY_MAX_TFSWA][4], tsv[TF_DLAY_MAX_TFSWA][4]; /* sublayer inputs, saved;
+                                      ckpt: tok[k][0] only, the rest in the scratch */
     /* ---- workspace: float offsets into the workspace block ---- */
     size_t re, im, mag;            /* (2B, Fb, T) input spectra, magnitude */
     size_t Y, G, dG, dY;           /* (B, max C x H x W): BN output, GELU output, gradients;
@@ -41,8 +54,9 @@ typedef struct {
     size_t Tb, O, P;               /* shortcut output, block output, resampled map */
     size_t D0, D1, E;              /* block gradients: dout / scratch (swapping), RCM chain */
     int dx_own[2 * TF_MAX_LEVELS]; /* block (encoder levels, then decoders): its input
-                                      gradient goes into its own saved insides, from
-                                      enc_c1[l][0] / dec_c1[j][0] (else D1 or D0) */
+                                      gradient goes into its own insides, from
+                                      enc_c1[l][0] / dec_c1[j][0] (else D1 or D0); ckpt:
+                                      that is the scratch's start */
     size_t mean, rstd;             /* BN statistics (max C) */
     size_t dskip[TF_MAX_LEVELS];   /* (B, c_l, H_l, W_l): ACTIVATION-block offsets, in the
                                       bytes of dec_cat[L-1-l] (free after decoder L-1-l's
@@ -53,14 +67,16 @@ typedef struct {
     size_t hc, om, yr, yi;         /* head: (B, S, 2K, Fs, T), (B, S, 2, Fb, T) x 3 */
     size_t dz;                     /* (B, 2KS, Fp, Tp) */
     size_t convws;                 /* convolution workspace */
+    size_t scr, n_scr;             /* ckpt: the recompute scratch (floats; 0 without) */
     size_t n_convws, n_tbws;       /* floats */
     size_t act_floats, work_floats;
 } tf_dlay;
 
-/* The layout of a training step of batch B x N samples for a (fp32 activations, no
- * checkpointing: anything else is TF_EUSER naming the setting). kern: the convolutions'
- * kernels; every shape is registered there (train = 1) and the largest workspace sized
- * from it (a plan-only object of tf_kernels_create_bound gives an upper bound). */
+/* The layout of a training step of batch B x N samples for a (fp32 activations,
+ * checkpointing off or blocks: bf16 activations are TF_EUSER naming the setting). kern: the
+ * convolutions' kernels; every shape is registered there (train = 1) and the largest
+ * workspace sized from it (a plan-only object of tf_kernels_create_bound gives an upper
+ * bound). */
 tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern);
 
 /* Floats of device workspace the transformer block's backward needs (tf_cuda_tblock_

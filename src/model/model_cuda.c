@@ -70,6 +70,11 @@ static float *W(tf_dmodel *d, size_t off) {
 static float *A(tf_dmodel *d, size_t off) {
     return d->acts + off;
 }
+/* a block's insides (Conv: c1, o; TFSWA: tok[k][1..3], tsv): saved in the activation block,
+ * or with checkpointing in the workspace's recompute scratch (model/dlayout.h) */
+static float *INS(tf_dmodel *d, size_t off) {
+    return d->y.ckpt ? d->work + off : d->acts + off;
+}
 
 /* ---------------------------------------------------------------------- life cycle */
 
@@ -237,12 +242,18 @@ static void conv_bwd(tf_dmodel *d, float *dx, float *dw, float *db, const float 
                             d->y.n_convws * sizeof(float), set);
 }
 
-/* One Conv block: input x (B, Cin, H, W); the insides to c1[r], o[r] (r < R-1); the output
- * (B, Cout, H, W) to out. train: batch statistics, the running statistics updated; eval:
- * BatchNorm with the running statistics (nothing updated). */
+/* How a Conv block's forward runs: the training forward (batch statistics, the running
+ * statistics updated), the eval forward (BatchNorm on the running statistics, nothing
+ * updated) or, with checkpointing, the training forward re-run in backward to refill the
+ * block's insides (batch statistics, the running statistics NOT updated: the same values
+ * as the training forward, which the block's backward then differentiates). */
+typedef enum { FWD_TRAIN, FWD_EVAL, FWD_RECOMPUTE } fwd_mode;
+
+/* One Conv block: input x (B, Cin, H, W); the insides to c1[r], o[r] (r < R-1: INS); the
+ * output (B, Cout, H, W) to out (a recompute discards it: pass any scratch map). */
 static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B, int Cin, int Cout,
                                    int H, int Wd, const size_t *c1, const size_t *o, float *out,
-                                   int eval) {
+                                   fwd_mode mode) {
     const tf_dlay *y = &d->y;
     const int R = d->a.nrcm;
     const size_t n = (size_t)B * Cout * H * Wd;
@@ -251,26 +262,28 @@ static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B,
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &d->pm.rcm_p[blk * R + r];
         rcm_buffers *bu = &d->pm.rcm_b[blk * R + r];
-        const float *in = r ? A(d, o[r - 1]) : x;
-        float *c1r = A(d, c1[r]);
-        float *outr = r < R - 1 ? A(d, o[r]) : out;
-        if (eval)
+        const float *in = r ? INS(d, o[r - 1]) : x;
+        float *c1r = INS(d, c1[r]);
+        float *outr = r < R - 1 ? INS(d, o[r]) : out;
+        /* the running statistics to update: none in a recompute */
+        const int upd = mode == FWD_TRAIN;
+        if (mode == FWD_EVAL)
             LAUNCH("bn1",
                    tf_cuda_batchnorm2d_eval_forward(Y, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B,
                                                     ci, H, Wd, TF_DM_EPS, 1, NULL));
         else
-            LAUNCH("bn1",
-                   tf_cuda_batchnorm2d_forward(Y, mu, rs, bu->rm1, bu->rv1, in, p->bn1_w, p->bn1_b,
-                                               B, ci, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
+            LAUNCH("bn1", tf_cuda_batchnorm2d_forward(
+                              Y, mu, rs, upd ? bu->rm1 : NULL, upd ? bu->rv1 : NULL, in, p->bn1_w,
+                              p->bn1_b, B, ci, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
         conv_fwd(d, c1r, Y, p->conv1_w, p->conv1_b, B, ci, Cout, H, Wd, 3);
-        if (eval)
+        if (mode == FWD_EVAL)
             LAUNCH("bn2",
                    tf_cuda_batchnorm2d_eval_forward(Y, c1r, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B,
                                                     Cout, H, Wd, TF_DM_EPS, 1, NULL));
         else
-            LAUNCH("bn2",
-                   tf_cuda_batchnorm2d_forward(Y, mu, rs, bu->rm2, bu->rv2, c1r, p->bn2_w, p->bn2_b,
-                                               B, Cout, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
+            LAUNCH("bn2", tf_cuda_batchnorm2d_forward(
+                              Y, mu, rs, upd ? bu->rm2 : NULL, upd ? bu->rv2 : NULL, c1r, p->bn2_w,
+                              p->bn2_b, B, Cout, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
         conv_fwd(d, outr, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, Wd, 3);
         conv_fwd(d, T, in, p->short_w, p->short_b, B, ci, Cout, H, Wd, 1);
         LAUNCH("shortcut add", tf_cuda_add(outr, T, n, NULL));
@@ -315,12 +328,12 @@ static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float
     for (int r = R - 1; r >= 0; r--) {
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &d->pm.rcm_p[blk * R + r], *g = &d->pm.rcm_g[blk * R + r];
-        const float *in = r ? A(d, o[r - 1]) : x;
+        const float *in = r ? INS(d, o[r - 1]) : x;
         float *other = dcur == dout ? E : dout;
         float *dnext = r ? other : dx;
         float *F = r ? tmp : other;
         TF_TRY(zero(F, (size_t)B * Cout * H * Wd));
-        TF_TRY(rcm_half_backward(d, p, g, 2, A(d, c1[r]), B, Cout, Cout, H, Wd, dcur, F, NULL));
+        TF_TRY(rcm_half_backward(d, p, g, 2, INS(d, c1[r]), B, Cout, Cout, H, Wd, dcur, F, NULL));
         TF_TRY(zero(dnext, (size_t)B * ci * H * Wd));
         TF_TRY(rcm_half_backward(d, p, g, 1, in, B, ci, Cout, H, Wd, F, dnext, dcur));
         dcur = dnext;
@@ -356,7 +369,7 @@ static void tfswa_setup(tf_dmodel *d, int k, int B, tfswa_ctx *c) {
         size_t off = d->pm.tb_off[k * 4 + s];
         tf_tblock_params_point(&c->P[s], d->params + off, c->C, c->heads, c->Hd, s >= 2 ? c->R : 0);
         tf_tblock_params_point(&c->G[s], d->grads + off, c->C, c->heads, c->Hd, s >= 2 ? c->R : 0);
-        tf_tblock_saved_point(&c->S[s], A(d, y->tsv[k][s]), c->N[s], c->Ls[s], c->C, c->heads,
+        tf_tblock_saved_point(&c->S[s], INS(d, y->tsv[k][s]), c->N[s], c->Ls[s], c->C, c->heads,
                               c->Hd);
     }
 }
@@ -368,7 +381,9 @@ static void tfswa_setup(tf_dmodel *d, int k, int B, tfswa_ctx *c) {
                           tf_cuda_blas_error(d->blas));                                            \
     } while (0)
 
-/* tokens tok[k][0] (B, F, T, C) -> out (B, T, F, C) */
+/* tokens tok[k][0] (B, F, T, C) -> out (B, T, F, C); the insides (tok[k][1..3], tsv[k]) saved
+ * (INS). No statistics: with checkpointing backward re-runs it as it is. Temporaries
+ * tb[0..3]; out may be tb[4] (not tb[5]: backward's token gradient) */
 static tf_status tfswa_forward(tf_dmodel *d, int k, int B, float *out) {
     const tf_arch *a = &d->a;
     const tf_dlay *y = &d->y;
@@ -377,8 +392,8 @@ static tf_status tfswa_forward(tf_dmodel *d, int k, int B, float *out) {
     const int C = c.C, H = c.heads, Hd = c.Hd, F = c.Hb, T = c.Wb;
     const int *idx = (const int *)(void *)W(d, y->relidx);
     const float *mask = W(d, y->mask);
-    float *tsa_in = A(d, y->tok[k][0]), *fsa_in = A(d, y->tok[k][1]);
-    float *w0 = A(d, y->tok[k][2]), *w1 = A(d, y->tok[k][3]);
+    float *tsa_in = A(d, y->tok[k][0]), *fsa_in = INS(d, y->tok[k][1]);
+    float *w0 = INS(d, y->tok[k][2]), *w1 = INS(d, y->tok[k][3]);
     float *t0 = W(d, y->tb[0]), *yb = W(d, y->tb[1]), *wo = W(d, y->tb[2]), *z = W(d, y->tb[3]);
     TBLOCK("tsa", tf_cuda_tblock_forward(d->blas, t0, &c.S[0], tsa_in, &c.P[0], NULL, NULL, 0,
                                          c.N[0], c.Ls[0], C, H, Hd, NULL));
@@ -411,8 +426,8 @@ static tf_status tfswa_backward(tf_dmodel *d, int k, int B, float *dout, float *
     const size_t n = (size_t)B * T * F * C;
     const int *idx = (const int *)(void *)W(d, y->relidx);
     float *ws = W(d, y->tbws);
-    float *tsa_in = A(d, y->tok[k][0]), *fsa_in = A(d, y->tok[k][1]);
-    float *w0 = A(d, y->tok[k][2]), *w1 = A(d, y->tok[k][3]);
+    float *tsa_in = A(d, y->tok[k][0]), *fsa_in = INS(d, y->tok[k][1]);
+    float *w0 = INS(d, y->tok[k][2]), *w1 = INS(d, y->tok[k][3]);
     float *b0 = W(d, y->tb[0]), *b1 = W(d, y->tb[1]), *b2 = W(d, y->tb[2]), *b3 = W(d, y->tb[3]);
     TF_TRY(zero(b2, n));
     LAUNCH("window reverse backward",
@@ -450,6 +465,7 @@ static tf_status tfswa_backward(tf_dmodel *d, int k, int B, float *dout, float *
 
 /* The forward of both modes (tf_dmodel_forward, tf_dmodel_forward_eval) */
 static tf_status forward(tf_dmodel *d, float *out, const float *mix, int B, int eval) {
+    const fwd_mode mode = eval ? FWD_EVAL : FWD_TRAIN;
     const tf_arch *a = &d->a;
     const tf_dlay *y = &d->y;
     d->have_fwd = 0;
@@ -474,7 +490,7 @@ static tf_status forward(tf_dmodel *d, float *out, const float *mix, int B, int 
         const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l], H = y->H[l], Wd = y->W[l];
         const int j = L - 1 - l;
         TF_TRY(convblock_forward(d, l, A(d, y->enc_in[l]), B, ci, co, H, Wd, y->enc_c1[l],
-                                 y->enc_o[l], O, eval));
+                                 y->enc_o[l], O, mode));
         LAUNCH("skip", tf_cuda_copy_channels(A(d, y->dec_cat[j]), a->dec_in[j], a->dec_in[j] - co,
                                              O, B, co, (size_t)H * Wd, NULL));
         LAUNCH("pool", tf_cuda_avgpool2x2_forward(l == L - 1 ? bott : A(d, y->enc_in[l + 1]), O, B,
@@ -503,7 +519,7 @@ static tf_status forward(tf_dmodel *d, float *out, const float *mix, int B, int 
         const int i = L - 1 - j, H = y->H[i], Wd = y->W[i], co = a->dec_out[j];
         float *dst = j == L - 1 ? A(d, y->head_in) : O;
         TF_TRY(convblock_forward(d, L + j, A(d, y->dec_cat[j]), B, a->dec_in[j], co, H, Wd,
-                                 y->dec_c1[j], y->dec_o[j], dst, eval));
+                                 y->dec_c1[j], y->dec_o[j], dst, mode));
         if (j < L - 1) {
             LAUNCH("upsample", tf_cuda_upsample2x_forward(P, O, B, co, H, Wd, NULL));
             LAUNCH("concat", tf_cuda_copy_channels(A(d, y->dec_cat[j + 1]), a->dec_in[j + 1], 0, P,
@@ -569,10 +585,15 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
     conv_bwd(d, Dc, d->pm.ghead_w, d->pm.ghead_b, dz, A(d, y->head_in), d->pm.head_w, B, c0, co, Fp,
              Tp, 1, 1);
     TF_TRY(kern_status(d));
-    /* decoder, last block first */
+    /* decoder, last block first; with checkpointing each block's insides are refilled
+     * first (its output goes to O, unused in backward) */
+    const int ck = y->ckpt;
     for (int j = L - 1; j >= 0; j--) {
         const int i = L - 1 - j, cs = a->ch[i], cu = a->dec_in[j] - cs, H = y->H[i], Wd = y->W[i];
-        float *dx = y->dx_own[L + j] ? A(d, y->dec_c1[j][0]) : Dn;
+        if (ck)
+            TF_TRY(convblock_forward(d, L + j, A(d, y->dec_cat[j]), B, a->dec_in[j], a->dec_out[j],
+                                     H, Wd, y->dec_c1[j], y->dec_o[j], W(d, y->O), FWD_RECOMPUTE));
+        float *dx = y->dx_own[L + j] ? INS(d, y->dec_c1[j][0]) : Dn;
         TF_TRY(convblock_backward(d, L + j, A(d, y->dec_cat[j]), Dc, Dn, dx, B, a->dec_in[j],
                                   a->dec_out[j], H, Wd, y->dec_c1[j], y->dec_o[j]));
         /* dec_cat[j] is read for the last time above: the skip gradient may now live there */
@@ -597,6 +618,7 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
                tf_cuda_seq_to_map_backward(dt, Dc, B, C, Hb, Wb, 0, NULL));
         for (int k = a->nblk - 1; k >= 0; k--) {
             float *dtsa = NULL;
+            if (ck) TF_TRY(tfswa_forward(d, k, B, W(d, y->tb[4])));
             TF_TRY(tfswa_backward(d, k, B, dt, &dtsa));
             TF_TRY(zero(dt, ntok));
             if (k > 0)
@@ -614,7 +636,10 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
     Dn = W(d, y->D1);
     for (int l = L - 1; l >= 0; l--) {
         const int ci = l ? a->ch[l - 1] : a->cin, cl = a->ch[l], H = y->H[l], Wd = y->W[l];
-        float *dx = y->dx_own[l] ? A(d, y->enc_c1[l][0]) : Dn;
+        if (ck)
+            TF_TRY(convblock_forward(d, l, A(d, y->enc_in[l]), B, ci, cl, H, Wd, y->enc_c1[l],
+                                     y->enc_o[l], W(d, y->O), FWD_RECOMPUTE));
+        float *dx = y->dx_own[l] ? INS(d, y->enc_c1[l][0]) : Dn;
         TF_TRY(convblock_backward(d, l, A(d, y->enc_in[l]), A(d, y->dskip[l]), Dn, dx, B, ci, cl, H,
                                   Wd, y->enc_c1[l], y->enc_o[l]));
         if (l > 0)

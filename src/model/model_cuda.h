@@ -6,7 +6,10 @@
  * workspace) of exactly the sizes tf_dlayout (model/dlayout.h) plans, plus the cuBLAS
  * handle's and the cuFFT STFT object's own. Parameters, gradients and buffers have the
  * CPU model's flat layout (tf_model_params etc.): checkpoints and optimizer state copy
- * over as they are. fp32 activations, no checkpointing (tf_dlayout refuses the rest).
+ * over as they are. fp32 activations (tf_dlayout refuses bf16); checkpointing off or
+ * blocks: with blocks only the block inputs are saved and backward re-runs each Conv and
+ * TFSWA block's forward into one workspace scratch just before its backward (BatchNorm on
+ * batch statistics, the running statistics not updated again), as the CPU model does.
  *
  * Everything runs on one stream, the legacy default stream (NULL) for now: cuDNN, cuBLAS,
  * cuFFT and the own kernels are ordered by it. Errors: TF_EINTERNAL with the failing
@@ -49,7 +52,8 @@ void tf_dmodel_bytes(const tf_dmodel *d, size_t *params, size_t *acts, size_t *w
 
 tf_status tf_dmodel_zero_grad(tf_dmodel *d);
 /* Training forward: mix (B, 2, N) -> out (B, S, 2, N), both DEVICE pointers; batch
- * statistics, the running statistics updated, what backward needs saved. */
+ * statistics, the running statistics updated, what backward needs saved (with
+ * checkpointing: the block inputs only). */
 tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B);
 /* Eval forward (separation, validation): the same graph with BatchNorm on the running
  * statistics; nothing updated. It runs through the training forward's buffers (their

@@ -26,8 +26,9 @@
  *     spectrum buffer each (cufftGetSize needs a GPU);
  *   cublas: the handle's workspace, ASSUMED TF_DEVPLAN_CUBLAS_WS (32 MiB, NVIDIA's
  *     recommended size on Hopper; 4 MiB on older cards).
- * Only fp32 activations without checkpointing are implemented on the device: any other
- * activation_dtype (use_amp) or checkpointing is TF_EUSER with tf_dlayout's message.
+ * Only fp32 activations are implemented on the device (checkpointing off or blocks: with
+ * blocks the saved activations are the block inputs and the workspace holds the recompute
+ * scratch); activation_dtype bf16 (use_amp) is TF_EUSER with tf_dlayout's message.
  * Host roles: the loader's batch slots (page-locked when pin_memory), validation's
  * overlap-add buffers, checkpoint staging (parameters, bn buffers and optimizer state m, v
  * (+ EMA, raw) copied back to save), and the inference model the trainer keeps on the host
@@ -78,18 +79,18 @@ typedef struct tf_device_plan {
     size_t dev_free_bytes; /* free memory of the opened card, else 0 */
 } tf_device_plan;
 
-/* The device plan of cfg on dev. info: the device as opened by tf_device_open (its CUDA
- * device current), or NULL when it is not opened (no GPU, or a build without CUDA): then
- * the convolutions' workspace is the upper bound. TF_EUSER (tf_dlayout's message) for a
- * variant the device model does not implement (bf16 activations / use_amp,
- * checkpointing). Allocates small host tables only (the parameter table) and, on an
- * opened GPU, cuDNN's handle, descriptors and algorithm choice. */
 /* The segment (frames) of the host model and host trainer of a device run, created for batch
  * 1: they hold the weights, BN buffers and optimizer state for checkpoints only (the step and
  * validation run on the device), so their activation buffers are as small as a model
  * allows. */
 int64_t tf_device_host_frames(const tf_config *cfg);
 
+/* The device plan of cfg on dev. info: the device as opened by tf_device_open (its CUDA
+ * device current), or NULL when it is not opened (no GPU, or a build without CUDA): then
+ * the convolutions' workspace is the upper bound. TF_EUSER (tf_dlayout's message) for a
+ * variant the device model does not implement (bf16 activations / use_amp). Allocates small host
+ * tables only (the parameter table) and, on an opened GPU, cuDNN's handle, descriptors and
+ * algorithm choice. */
 tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf_device *dev,
                                const tf_device_info *info);
 /* The largest batch_size in [1, 4096] whose device plan (cfg with that batch_size, the

@@ -1,7 +1,10 @@
 /* The device model (src/model/model_cuda.c) against the CPU model (src/model/forward.c): the
  * tiny preset's training forward (output waveforms, BatchNorm running statistics) and
  * backward (every parameter's gradient), fp32, magnitude and mask outputs, 1 and 4 targets,
- * a batch smaller than planned. Both models get the same parameters and inputs.
+ * a batch smaller than planned; checkpointing blocks (both models recompute the blocks in
+ * backward: the running statistics after backward must still be the forward's, and the
+ * device model's gradients must also match a device model without checkpointing, within
+ * 1e-6 of each tensor's scale). Both models get the same parameters and inputs.
  * On a GPU (make CUDA=1 gpu-tests; tools/gpu_check.sh) the convolutions are cuDNN's; in the
  * CPU emulation (tests/gpu/run_emulated.sh build test_cuda_model, TFSWA_GPU_EMU) they are
  * the ref kernels on host memory, and every other launch is the emulated CUDA kernel. */
@@ -58,34 +61,51 @@ static int tensors_close(tf_model *m, const float *flat_d, const float *flat_c, 
     return ok;
 }
 
-static void model_case(int targets, int output_mask, int B_plan, int B, int64_t N) {
+/* a device model of a, its parameters and buffers copied from m's */
+static tf_dmodel *dmodel_of(tf_model *m, const tf_arch *a, int B_plan, int64_t N, tf_kernels *k,
+                            const tf_stft *st) {
+    tf_dmodel *d = NULL;
+    CHECKF(tf_dmodel_create(&d, a, B_plan, N, k, st) == TF_OK, "%s", tf_errmsg());
+    if (!d) return NULL;
+    const size_t np = tf_dmodel_n_params(d), nb = tf_dmodel_n_buffers(d);
+    CHECK(np == tf_model_get_plan(m)->n_params && nb == tf_model_get_plan(m)->n_buffers);
+    CU(cudaMemcpy(tf_dmodel_params(d), tf_model_params(m), np * 4, cudaMemcpyHostToDevice));
+    CU(cudaMemcpy(tf_dmodel_buffers(d), tf_model_buffers(m), nb * 4, cudaMemcpyHostToDevice));
+    return d;
+}
+
+/* ckpt: both models checkpoint blocks; then also a device model without checkpointing
+ * (the same parameters, buffers and batch) against the checkpointing one */
+static void model_case(int targets, int output_mask, int B_plan, int B, int64_t N, int ckpt) {
     tf_config c = preset_config("tiny");
     c.n_targets = targets;
     if (output_mask) c.output = TF_OUT_MASK;
-    printf("  %d target(s), %s output, batch %d of %d, %lld samples\n", targets,
-           output_mask ? "mask" : "magnitude", B, B_plan, (long long)N);
+    if (ckpt) c.checkpointing = TF_CKPT_BLOCKS;
+    printf("  %d target(s), %s output, batch %d of %d, %lld samples, checkpointing %s\n", targets,
+           output_mask ? "mask" : "magnitude", B, B_plan, (long long)N, ckpt ? "blocks" : "off");
     const tf_model_config mc = tf_train_model_config(&c);
     tf_model *m = NULL;
     CHECKF(tf_model_create(&m, &mc, B_plan, N, 2) == TF_OK, "%s", tf_errmsg());
     if (!m) return;
     tf_arch a;
     CHECK(tf_arch_from_config(&a, &mc) == TF_OK);
+    CHECK(a.ckpt == (ckpt ? TF_CKPT_BLOCKS : TF_CKPT_OFF));
     tf_kernels *k = NULL;
     CHECKF(tf_kernels_create(&k, CONV_BACKEND, TF_DT_FP32, 2) == TF_OK, "%s", tf_errmsg());
     tf_stft *st = NULL;
     CHECK(tf_stft_create(&st, a.n_fft, a.hop) == TF_OK);
-    tf_dmodel *d = NULL;
-    CHECKF(tf_dmodel_create(&d, &a, B_plan, N, k, st) == TF_OK, "%s", tf_errmsg());
+    tf_dmodel *d = NULL, *d0 = NULL;
+    if (k && st) d = dmodel_of(m, &a, B_plan, N, k, st);
     if (!d || !k || !st) goto out;
+    CHECK(tf_dmodel_layout(d)->ckpt == ckpt);
     const size_t np = tf_dmodel_n_params(d), nb = tf_dmodel_n_buffers(d);
-    CHECK(np == tf_model_get_plan(m)->n_params && nb == tf_model_get_plan(m)->n_buffers);
-    CU(cudaMemcpy(tf_dmodel_params(d), tf_model_params(m), np * 4, cudaMemcpyHostToDevice));
-    CU(cudaMemcpy(tf_dmodel_buffers(d), tf_model_buffers(m), nb * 4, cudaMemcpyHostToDevice));
     const int S = a.S;
     const size_t nmix = (size_t)B * 2 * N, nout = (size_t)B * S * 2 * N;
     float *mix = host(nmix, -0.5f, 0.5f), *dout = host(nout, -1e-3f, 1e-3f);
     float *y = host(nout, 0, 0), *cbuf = host(nb, 0, 0), *gbuf = host(nb, 0, 0);
     float *dmix = dev_copy(mix, nmix), *ddout = dev_copy(dout, nout), *dy = dev_copy(y, nout);
+    float *g = host(np, 0, 0), *buf0 = host(nb, 0, 0);
+    memcpy(buf0, tf_model_buffers(m), nb * 4);
     /* forward */
     CHECKF(tf_model_forward(m, y, mix, B, N, 1) == TF_OK, "%s", tf_errmsg());
     CHECKF(tf_dmodel_forward(d, dy, dmix, B) == TF_OK, "%s", tf_errmsg());
@@ -98,9 +118,48 @@ static void model_case(int targets, int output_mask, int B_plan, int B, int64_t 
     CHECK(tf_dmodel_zero_grad(d) == TF_OK);
     CHECKF(tf_model_backward(m, dout) == TF_OK, "%s", tf_errmsg());
     CHECKF(tf_dmodel_backward(d, ddout) == TF_OK, "%s", tf_errmsg());
-    float *g = host(np, 0, 0);
     down(g, tf_dmodel_grads(d), np);
     CHECK(tensors_close(m, g, tf_model_grads(m), 0, 1e-3, "gradient"));
+    /* backward leaves the running statistics alone (a recompute must not update them) */
+    down(gbuf, tf_dmodel_buffers(d), nb);
+    CHECK(tensors_close(m, gbuf, cbuf, 1, 1e-5, "running statistic after backward"));
+    CHECK(!memcmp(cbuf, tf_model_buffers(m), nb * 4));
+    if (ckpt) {
+        /* the same step on a device model without checkpointing, from the same parameters
+         * and initial buffers: output, running statistics and gradients within 1e-6 */
+        tf_arch a0 = a;
+        a0.ckpt = TF_CKPT_OFF;
+        d0 = dmodel_of(m, &a0, B_plan, N, k, st);
+        if (d0) {
+            CHECK(!tf_dmodel_layout(d0)->ckpt);
+            CHECK(tf_dmodel_layout(d0)->act_floats > tf_dmodel_layout(d)->act_floats);
+            CU(cudaMemcpy(tf_dmodel_buffers(d0), buf0, nb * 4, cudaMemcpyHostToDevice));
+            float *y0 = host(nout, 0, 0), *y1 = host(nout, 0, 0), *g0 = host(np, 0, 0);
+            float *dy0 = dev_copy(y0, nout);
+            CHECKF(tf_dmodel_forward(d0, dy0, dmix, B) == TF_OK, "%s", tf_errmsg());
+            down(y0, dy0, nout);
+            down(y1, dy, nout);
+            double sc = 0, e = 0;
+            for (size_t i = 0; i < nout; i++) {
+                sc = fmax(sc, fabs(y1[i]));
+                e = fmax(e, fabs((double)y0[i] - y1[i]));
+            }
+            CHECKF(e <= 1e-6 * sc, "output without checkpointing: max error %g of %g", e, sc);
+            float *b1 = host(nb, 0, 0);
+            down(b1, tf_dmodel_buffers(d0), nb);
+            CHECK(tensors_close(m, b1, gbuf, 1, 1e-6, "running statistic (off vs blocks)"));
+            CHECK(tf_dmodel_zero_grad(d0) == TF_OK);
+            CHECKF(tf_dmodel_backward(d0, ddout) == TF_OK, "%s", tf_errmsg());
+            down(g0, tf_dmodel_grads(d0), np);
+            CHECK(tensors_close(m, g, g0, 0, 1e-6, "gradient (blocks vs off)"));
+            free(b1);
+            free(y0);
+            free(y1);
+            free(g0);
+            cudaFree(dy0);
+        }
+    }
+    free(buf0);
     free(g);
     free(mix);
     free(dout);
@@ -111,6 +170,7 @@ static void model_case(int targets, int output_mask, int B_plan, int B, int64_t 
     cudaFree(ddout);
     cudaFree(dy);
 out:
+    tf_dmodel_free(d0);
     tf_dmodel_free(d);
     tf_kernels_free(k);
     tf_stft_destroy(st);
@@ -118,15 +178,23 @@ out:
 }
 
 static void test_magnitude_four_targets(void) {
-    model_case(4, 0, 2, 2, 11025);
+    model_case(4, 0, 2, 2, 11025, 0);
 }
 
 static void test_mask_one_target(void) {
-    model_case(1, 1, 2, 2, 11025);
+    model_case(1, 1, 2, 2, 11025, 0);
 }
 
 static void test_smaller_batch(void) {
-    model_case(2, 0, 3, 2, 9000);
+    model_case(2, 0, 3, 2, 9000, 0);
+}
+
+static void test_checkpointing_magnitude(void) {
+    model_case(2, 0, 2, 2, 11025, 1);
+}
+
+static void test_checkpointing_mask_smaller_batch(void) {
+    model_case(1, 1, 3, 2, 9000, 1);
 }
 
 int main(void) {
@@ -134,5 +202,7 @@ int main(void) {
     RUN(test_magnitude_four_targets);
     RUN(test_mask_one_target);
     RUN(test_smaller_batch);
+    RUN(test_checkpointing_magnitude);
+    RUN(test_checkpointing_mask_smaller_batch);
     return TEST_END();
 }
