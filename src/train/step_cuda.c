@@ -28,6 +28,7 @@ struct tf_dtrainer {
     tf_stft *cpu_st[N_RES];
     tf_cuda_stft *st[N_RES]; /* mrstft only */
     ncclComm_t nccl;         /* the ranks' communicator (several ranks only; else NULL) */
+    int step_failed;         /* a step returned an error: its collectives may be unfinished */
     void *pinned;            /* host memory registered with the driver (the loader's slots) */
     int ema_swapped;         /* eval_begin put the EMA weights in, the raw ones in grads */
 };
@@ -141,7 +142,10 @@ void tf_dtrainer_close(tf_dtrainer *t) {
         tf_cuda_stft_destroy(t->st[r]);
         if (t->cpu_st[r]) tf_stft_destroy(t->cpu_st[r]);
     }
-    if (t->nccl) ncclCommDestroy(t->nccl);
+    /* ncclCommDestroy waits for the operations queued on the communicator, which never end
+     * when a step failed half-way (a peer waits elsewhere): then ncclCommAbort, so this rank
+     * gets to end the job (cli/cmd_train.c: MPI_Abort) */
+    if (t->nccl) (t->step_failed ? ncclCommAbort : ncclCommDestroy)(t->nccl);
     if (t->pinned) cudaHostUnregister(t->pinned);
     cudaFree(t->mem);
     tf_dmodel_free(t->model);
@@ -242,7 +246,7 @@ static tf_status loss_eval(tf_dtrainer *t, const float *y, const float *tg, int 
     return TF_OK;
 }
 
-tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_micro_batch_fn next,
+static tf_status step_impl(tf_dtrainer *t, int64_t step, int64_t *updates, tf_micro_batch_fn next,
                            void *next_ctx, tf_step_result *r) {
     const tf_config *c = t->cfg;
     const int A = c->gradient_accumulation_steps, W = t->dist ? t->dist->size : 1, S = t->S;
@@ -310,6 +314,13 @@ tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_mi
     CK("step", cudaDeviceSynchronize());
     r->applied = 1;
     return TF_OK;
+}
+
+tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t s, int64_t *updates, tf_micro_batch_fn next,
+                           void *next_ctx, tf_step_result *r) {
+    tf_status st = step_impl(t, s, updates, next, next_ctx, r);
+    if (st != TF_OK) t->step_failed = 1;
+    return st;
 }
 
 tf_status tf_dtrainer_eval_begin(tf_dtrainer *t, int ema) {

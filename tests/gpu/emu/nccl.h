@@ -38,6 +38,7 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId *id);
  * came from ncclGetUniqueId and is the same on every rank (compared with rank 0's) */
 ncclResult_t ncclCommInitRank(ncclComm_t *comm, int nranks, ncclUniqueId id, int rank);
 ncclResult_t ncclCommDestroy(ncclComm_t comm);
+ncclResult_t ncclCommAbort(ncclComm_t comm); /* the same here: nothing is ever in flight */
 /* MPI_Allreduce over the world (in place when sendbuff == recvbuff); float32/float64; sum,
  * max, min, avg (the sum divided by nranks); stream must be NULL */
 ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,

@@ -118,6 +118,13 @@ ncclResult_t ncclAllReduce(const void *sendbuff, void *recvbuff, size_t count,
     return ncclSuccess;
 }
 
+ncclResult_t ncclCommAbort(ncclComm_t comm) {
+    if (!comm || comm->magic != COMM_MAGIC) return bad("ncclCommAbort", "not a communicator");
+    comm->magic = 0;
+    free(comm);
+    return ncclSuccess;
+}
+
 const char *ncclGetErrorString(ncclResult_t r) {
     switch (r) {
     case ncclSuccess:
