@@ -40,7 +40,8 @@ endif
 # compute_90 for newer cards; the CUDA runtime is linked statically, cuDNN, cuBLAS(Lt) and
 # cuFFT dynamically (libcudnn.so.9, libcublas.so.13, libcublasLt.so.13, libcufft.so.12: the
 # GPU machine's own, e.g. PyTorch's wheels; the toolkit here has no static cuBLAS/cuFFT, and
-# their shared libraries, 880 MB, are too big to carry). The CPU build needs none of it.
+# their shared libraries, 880 MB, are too big to carry), NCCL too (libnccl.so.2: several
+# GPUs, src/train/step_cuda.c; PyTorch's wheel nvidia/nccl). The CPU build needs none of it.
 CUDA_HOME ?= /usr/local/cuda
 NVCC      ?= $(CUDA_HOME)/bin/nvcc
 CU_SRC    :=
@@ -54,7 +55,7 @@ ifeq ($(CUDA),1)
   NVCCFLAGS ?= -O2 -g
   NVCCFLAGS += -std=c++17 $(NVCC_ARCH) -Iinclude -Isrc -DTFSWA_CUDA=1 \
     -Xcompiler -fPIC,-fvisibility=hidden,-Wall,-Wextra
-  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcublasLt -lcufft \
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudnn -lcublas -lcublasLt -lcufft -lnccl \
     $(CUDA_HOME)/lib64/libcudart_static.a -ldl -lrt -lpthread -lstdc++
 endif
 

@@ -160,7 +160,7 @@ static void test_matches_trainer_step(void) {
     tf_rng_seed(&r, 0x5eed, 2, 0, 0);
     for (size_t i = 0; i < nout; i++) tgt[i] = (float)tf_rng_range(&r, -0.1, 0.1);
     const tf_model_config mc = tf_train_model_config(&c);
-    const tf_dist one = {0, 1, 0};
+    const tf_dist one = TF_DIST_SINGLE;
     tf_model *m = NULL;
     tf_trainer *t = NULL;
     CHECK(tf_model_create(&m, &mc, B, N, 2) == TF_OK);

@@ -391,7 +391,7 @@ static void test_matches_validation(void) {
     tf_model *m = NULL;
     tf_index *ix = NULL;
     tf_val_result v;
-    const tf_dist single = {0, 1, 0};
+    const tf_dist single = TF_DIST_SINGLE;
     CHECK(tf_model_create(&m, MC(&c), 1, (int64_t)llround(c.segment_seconds * RATE), 2) == TF_OK);
     CHECK(m && tf_ckpt_load_weights(ck, m) == TF_OK);
     CHECK(tf_index_open(&ix, &c, NULL) == TF_OK);

@@ -50,7 +50,7 @@ static int base_cfg(tf_config *c, const char *out) {
     return tf_config_validate(c) ? -1 : 0;
 }
 
-static const tf_dist single = {0, 1, 0};
+static const tf_dist single = TF_DIST_SINGLE;
 
 /* Parameters, m and v of a run's last checkpoint. */
 typedef struct {

@@ -4,10 +4,12 @@
 #   1. nvidia-smi (card, driver) into OUTDIR/nvidia-smi.txt;
 #   2. the carried libraries unpacked into a private folder; cuDNN: the machine's own
 #      (CUDNN_LIB, else PyTorch's wheel nvidia/cudnn/lib, else the CUDA toolkit's); cuBLAS
-#      and cuFFT of CUDA 13 likewise (CUBLAS_LIB, CUFFT_LIB, PyTorch's wheels, the toolkit);
+#      and cuFFT of CUDA 13 likewise (CUBLAS_LIB, CUFFT_LIB, PyTorch's wheels, the toolkit),
+#      and NCCL (NCCL_LIB, PyTorch's wheel nvidia/nccl/lib, the toolkit);
 #      `ldd` of the binaries into OUTDIR/ldd.txt;
 #   3. every GPU test program (gpu_carry/bin/test_*), one after another into
-#      OUTDIR/gpu_tests.txt;
+#      OUTDIR/gpu_tests.txt (without mpirun: test_cuda_dist, which needs 2 ranks with a GPU
+#      each, says so and passes nothing, "0 passed, 0 failed");
 #   4. the CLI on CUDA (tfswa plan --device ...) into OUTDIR/cli.txt: the device memory plan
 #      of cuda:0 with the workspace cuDNN chooses there (text and --json, exit 0); a device
 #      out of range and not-yet-implemented work (AMP on the device) refused with one line,
@@ -91,9 +93,16 @@ done
 for d in ${CUFFT_LIB:-} $(echo "$nvlibs" | tr ':' ' ') /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu; do
   if [ -z "$cufft" ] && [ -e "$d/libcufft.so.12" ]; then cufft=$d; fi
 done
+# NCCL (several GPUs: src/train/step_cuda.c; not carried, the machine's own): NCCL_LIB, else
+# PyTorch's wheel (nvidia/nccl/lib), else the toolkit's
+nccl=""
+for d in ${NCCL_LIB:-} $(echo "$nvlibs" | tr ':' ' ') /usr/local/cuda/lib64 /usr/lib/x86_64-linux-gnu; do
+  if [ -z "$nccl" ] && [ -e "$d/libnccl.so.2" ]; then nccl=$d; fi
+done
 if [ -n "$cublas" ]; then step cublas ok "$cublas"; else step cublas fail "libcublas.so.13/libcublasLt.so.13 not found (set CUBLAS_LIB; a CUDA 12 PyTorch has only libcublas.so.12)"; fi
 if [ -n "$cufft" ]; then step cufft ok "$cufft"; else step cufft fail "libcufft.so.12 not found (set CUFFT_LIB; a CUDA 12 PyTorch has only libcufft.so.11)"; fi
-export LD_LIBRARY_PATH="$LIB${cudnn:+:$cudnn}${cublas:+:$cublas}${cufft:+:$cufft}${nvlibs:+:$nvlibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+if [ -n "$nccl" ]; then step nccl ok "$nccl"; else step nccl fail "libnccl.so.2 not found (set NCCL_LIB; PyTorch's wheel has it in nvidia/nccl/lib)"; fi
+export LD_LIBRARY_PATH="$LIB${cudnn:+:$cudnn}${cublas:+:$cublas}${cufft:+:$cufft}${nccl:+:$nccl}${nvlibs:+:$nvlibs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" > "$OUT/ldd.txt"
 for f in "$CARRY"/bin/*; do echo "== $f"; ldd "$f" 2>&1; done >> "$OUT/ldd.txt"
 nf=$(grep -c 'not found' "$OUT/ldd.txt")

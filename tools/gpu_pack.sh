@@ -7,8 +7,9 @@
 #   gpu_carry/lib.tar.xz  the shared libraries they need (ldd) that such a machine lacks:
 #                         oneDNN, OpenBLAS, FFTW, libsndfile, OpenMPI, ... Left out: the C
 #                         library, libstdc++/libgcc_s/libz (the machine's own, newer) and
-#                         the driver, cuDNN, cuBLAS(Lt) and cuFFT (the machine's own:
-#                         libcuda, PyTorch's wheels; cuBLAS+cuFFT are 880 MB, too big to carry)
+#                         the driver, cuDNN, cuBLAS(Lt), cuFFT and NCCL (the machine's own:
+#                         libcuda, PyTorch's wheels; cuBLAS+cuFFT are 880 MB, too big to carry;
+#                         NCCL is in PyTorch's nvidia/nccl/lib)
 #   gpu_carry/MANIFEST    what was packed, from which commit, with sizes
 # usage: tools/gpu_pack.sh   (from anywhere; builds with make CUDA=1 first)
 set -eu
@@ -25,14 +26,14 @@ for f in $bins; do
   strip --strip-debug -o "$CARRY/bin/$(basename "$f")" "$f"
 done
 # the shared libraries the binaries need, except those the GPU machine has (or must use its own)
-skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libstdc\+\+|libgcc_s|libz\.so|libcuda\.so|libnvidia|libcudnn|libcublas|libcufft)'
+skip='^(linux-vdso|ld-linux|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|libresolv|libstdc\+\+|libgcc_s|libz\.so|libcuda\.so|libnvidia|libcudnn|libcublas|libcufft|libnccl)'
 for f in "$CARRY"/bin/*; do
   ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }'
 done | sort -u | while read -r name path; do
   echo "$name" | grep -Eq "$skip" && continue
   cp -L "$path" "$CARRY/lib/$name"
 done
-missing=$(for f in "$CARRY"/bin/*; do ldd "$f" | grep 'not found' | grep -Ev 'libcudnn|libcublas|libcufft' || true; done)
+missing=$(for f in "$CARRY"/bin/*; do ldd "$f" | grep 'not found' | grep -Ev 'libcudnn|libcublas|libcufft|libnccl' || true; done)
 [ -z "$missing" ] || { echo "gpu_pack: libraries not found here: $missing" >&2; exit 1; }
 tar -C "$CARRY/lib" -cf - . | xz -T2 -6 > "$CARRY/lib.tar.xz"
 libs=$(ls "$CARRY/lib" | tr '\n' ' ')
@@ -45,7 +46,7 @@ rm -rf "$CARRY/lib"
   echo "glibc here: $(ldd --version | head -n 1)"
   echo "binaries: $(ls "$CARRY/bin" | tr '\n' ' ')"
   echo "libraries (lib.tar.xz, ${unpacked} KiB unpacked): $libs"
-  echo "needs on the GPU machine: the NVIDIA driver (libcuda.so.1), libcudnn.so.9, libcublas.so.13, libcublasLt.so.13, libcufft.so.12 (CUDA 13), glibc >= the one here, libstdc++, libz"
+  echo "needs on the GPU machine: the NVIDIA driver (libcuda.so.1), libcudnn.so.9, libcublas.so.13, libcublasLt.so.13, libcufft.so.12 (CUDA 13), libnccl.so.2, glibc >= the one here, libstdc++, libz"
   (cd "$CARRY" && find . -type f ! -name MANIFEST -exec sha256sum {} +)
 } > "$CARRY/MANIFEST"
 total=$(du -sk "$CARRY" | awk '{ print $1 }')

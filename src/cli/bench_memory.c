@@ -106,7 +106,7 @@ static int run_child(int argc, char **argv) {
     c.cap = (int)(cfg.max_steps > 0 ? cfg.max_steps : 1);
     c.step_s = tf_calloc((size_t)c.cap, sizeof(double), "step times");
     if (!c.step_s) return cli_fail(TF_EINTERNAL);
-    tf_dist d = {.rank = 0, .size = 1, .mpi = 0};
+    tf_dist d = TF_DIST_SINGLE;
     tf_train_plan plan;
     st = tf_train_plan_bytes(&plan, &cfg, cfg.num_threads);
     if (!st) st = tf_train_run(&cfg, &d, child_event, &c);

@@ -106,7 +106,7 @@ static double dev_used(void) {
  * initial weights of a host model of the same seed */
 static tf_status run_turn_cuda(const tf_config *c, io_t *io, int K, double *ms, double *loss1,
                                double *loss2, int *nonfinite, variant_t *v) {
-    static const tf_dist one = {0, 1, 0};
+    static const tf_dist one = TF_DIST_SINGLE;
     const tf_model_config mc = tf_train_model_config(c);
     tf_arch a;
     TF_TRY(tf_arch_from_config(&a, &mc));
@@ -145,7 +145,7 @@ static tf_status run_turn_cuda(const tf_config *c, io_t *io, int K, double *ms, 
 
 static tf_status run_turn(const tf_config *c, io_t *io, int threads, int K, double *ms,
                           double *loss1, double *loss2, int *nonfinite) {
-    static const tf_dist one = {0, 1, 0};
+    static const tf_dist one = TF_DIST_SINGLE;
     tf_model *mdl = NULL;
     tf_trainer *tr = NULL;
     const tf_model_config mc = tf_train_model_config(c);

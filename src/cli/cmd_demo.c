@@ -111,7 +111,7 @@ int cmd_demo(int argc, char **argv) {
     printf("[2/4] training the tiny preset for %lld steps (batch %d x %.1f s, lr %g) into %s\n",
            steps, cfg.batch_size, cfg.segment_seconds, cfg.learning_rate, run);
     fflush(stdout);
-    const tf_dist single = {0, 1, 0};
+    const tf_dist single = TF_DIST_SINGLE;
     int tty = isatty(2);
     if ((st = tf_train_run(&cfg, &single, cli_print_train_event, &tty))) return cli_fail(st);
     tm[1] = tf_now_s() - t0;

@@ -31,7 +31,8 @@ static const char *USAGE =
     "Device: --device cpu|cuda|cuda:N (config key device; default cpu). CUDA needs a CUDA\n"
     "  build (make CUDA=1) and a GPU; on CUDA the whole step runs on the device, fp32\n"
     "  activations, with or without --use_checkpointing (--use_amp: not yet).\n"
-    "Data parallel: mpirun -np N tfswa train ...\n";
+    "Data parallel: mpirun -np N tfswa train ... (with --device cuda:K each rank takes its\n"
+    "  own GPU, cuda:K+R for node-local rank R; the gradients are summed with NCCL).\n";
 
 /* Prints a training run's events on stderr (user: an int, 1 when stderr is a terminal:
  * the progress line then rewrites itself with \r). */
@@ -132,6 +133,15 @@ static tf_status fit_memory(tf_config *cfg, const char *size, int say) {
     return TF_OK;
 }
 
+/* --device: opened here for its one-line errors; with several ranks only parsed (each rank
+ * opens its own GPU, the given one + its node-local rank, in tf_train_run: none makes a
+ * context on the given device) */
+static tf_status check_device(const tf_dist *d, const char *given) {
+    if (d->size <= 1) return cli_device_open(given, NULL);
+    tf_device x;
+    return tf_device_from_string("--device", given, &x);
+}
+
 int cmd_train(int argc, char **argv) {
     if (cli_wants_help(argc, argv, USAGE)) return 0;
     tf_dist d;
@@ -151,10 +161,10 @@ int cmd_train(int argc, char **argv) {
     const char *dev = st ? NULL : cli_flag_str(&a, "device", &st);
     if (!st) st = tf_config_parse_args(&cfg, argc, argv, a.used);
     if (!st) st = cli_check_unused(&a);
-    if (!st && dev && !(st = cli_device_open(dev, NULL))) st = tf_config_set(&cfg, "device", dev);
+    if (!st && dev && !(st = check_device(&d, dev))) st = tf_config_set(&cfg, "device", dev);
     if (!st) st = tf_config_validate(&cfg);
     /* a device from a config file: opened here too, for the same one-line errors */
-    if (!st && strcmp(cfg.device, "cpu") != 0) st = cli_device_open(cfg.device, NULL);
+    if (!st && strcmp(cfg.device, "cpu") != 0) st = check_device(&d, cfg.device);
     if (!st && fit) st = fit_memory(&cfg, fit, d.rank == 0);
     int tty = isatty(2);
     if (!st) {

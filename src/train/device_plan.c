@@ -184,7 +184,7 @@ void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg
                 (double)p->dev_free_bytes / 1048576.0,
                 p->total <= p->dev_free_bytes ? "fits" : "does NOT fit");
     fprintf(f, "  not counted: the CUDA context and the cuDNN/cuBLAS/cuFFT code (hundreds of "
-               "MiB)\n");
+               "MiB); with several ranks NCCL's buffers\n");
     fprintf(f, "host:\n");
     mib(f, p->host_pinned ? "loader batches (pinned)" : "loader batches (pageable)",
         p->host_loader);

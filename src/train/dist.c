@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static int launched_by_mpirun(void) {
@@ -9,7 +10,7 @@ static int launched_by_mpirun(void) {
 }
 
 tf_status tf_dist_init(tf_dist *d, int *argc, char ***argv) {
-    d->rank = 0, d->size = 1, d->mpi = 0;
+    d->rank = 0, d->size = 1, d->mpi = 0, d->local_rank = 0, d->local_size = 1;
     if (!launched_by_mpirun()) return TF_OK;
     int ok = 0;
     MPI_Initialized(&ok);
@@ -17,6 +18,32 @@ tf_status tf_dist_init(tf_dist *d, int *argc, char ***argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
     MPI_Comm_size(MPI_COMM_WORLD, &d->size);
     d->mpi = 1;
+    /* the ranks that share this node (its memory): the node-local rank picks the GPU */
+    MPI_Comm node;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node) !=
+        MPI_SUCCESS)
+        return tf_err(TF_EINTERNAL, "MPI_Comm_split_type (the ranks of this node) failed");
+    MPI_Comm_rank(node, &d->local_rank);
+    MPI_Comm_size(node, &d->local_size);
+    MPI_Comm_free(&node);
+    return TF_OK;
+}
+
+tf_status tf_dist_device(const tf_dist *d, const tf_device *given, int count, const char *what,
+                         const char *value, tf_device *out) {
+    tf_device dev = *given;
+    if (dev.kind == TF_DEVICE_CUDA && d->size > 1) {
+        dev.index = given->index + d->local_rank;
+        if (count > 0 && dev.index >= count) {
+            char nm[32];
+            tf_device_name(&dev, nm, sizeof nm);
+            return tf_err(TF_EUSER,
+                          "%s %s: rank %d needs %s, but this machine has %d CUDA device%s: start "
+                          "at most as many ranks per node as GPUs",
+                          what, value, d->rank, nm, count, count == 1 ? "" : "s");
+        }
+    }
+    *out = dev;
     return TF_OK;
 }
 

@@ -85,7 +85,7 @@ static tf_status fixed_batch(void *ctx, tf_micro_batch *mb) {
 }
 
 static tf_status time_one(const tf_config *cfg, tf_fit_candidate *c, int iters) {
-    static const tf_dist one = {0, 1, 0};
+    static const tf_dist one = TF_DIST_SINGLE;
     tf_config k = *cfg;
     tf_fit_apply(&k, c);
     k.gradient_accumulation_steps = 1; /* one micro-batch per timed step */

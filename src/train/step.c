@@ -96,9 +96,10 @@ tf_status tf_train_step(tf_trainer *t, int64_t step, int64_t *updates, tf_micro_
     ++*updates;
     tf_adam_step(&ac, params, grads, t->opt.m, t->opt.v, n, *updates, (float)lr);
     if (t->ema) tf_ema_update(t->ema, params, n, (float)c->ema_decay);
-    if (W > 1 && nbuf) { /* keep BN running statistics identical on every rank */
+    if (W > 1 && nbuf) {                  /* keep BN running statistics identical on every rank */
+        const float inv = 1.f / (float)W; /* as the gradients (and the device step) */
         TF_TRY(tf_dist_sum_f32(t->dist, bufs, nbuf));
-        for (size_t i = 0; i < nbuf; i++) bufs[i] /= (float)W;
+        for (size_t i = 0; i < nbuf; i++) bufs[i] *= inv;
     }
     r->applied = 1;
     return TF_OK;

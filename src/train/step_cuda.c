@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 #include <math.h>
+#include <nccl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,8 @@ struct tf_dtrainer {
     int64_t N;
     tf_stft *cpu_st[N_RES];
     tf_cuda_stft *st[N_RES]; /* mrstft only */
-    float *host_grads;       /* (n) for the MPI sum, with several ranks only */
+    ncclComm_t nccl;         /* the ranks' communicator (several ranks only; else NULL) */
+    int step_failed;         /* a step returned an error: its collectives may be unfinished */
     void *pinned;            /* host memory registered with the driver (the loader's slots) */
     int ema_swapped;         /* eval_begin put the EMA weights in, the raw ones in grads */
 };
@@ -34,6 +36,9 @@ struct tf_dtrainer {
 static tf_status cuda_fail(const char *what, int code) {
     return tf_err(TF_EINTERNAL, "cuda trainer: %s failed (%s)", what,
                   cudaGetErrorString((cudaError_t)code));
+}
+static tf_status nccl_fail(const char *what, ncclResult_t r) {
+    return tf_err(TF_EINTERNAL, "cuda trainer: %s failed (NCCL: %s)", what, ncclGetErrorString(r));
 }
 #define CK(what, call)                                                                             \
     do {                                                                                           \
@@ -46,6 +51,35 @@ static float *F(tf_dtrainer *t, size_t off) {
 }
 static double *DBL(tf_dtrainer *t) {
     return (double *)(void *)(t->mem + t->o.dbl);
+}
+
+/* The NCCL communicator of the job's ranks on their current devices, bootstrapped over MPI
+ * (as karpathy/llm.c does): rank 0's unique id broadcast to every rank, then
+ * ncclCommInitRank (collective: every rank calls it; a rank that fails before has the job
+ * ended by the caller, cli/cmd_train.c). */
+static tf_status nccl_open(tf_dtrainer *t) {
+    ncclUniqueId id;
+    memset(&id, 0, sizeof id);
+    ncclResult_t r;
+    if (t->dist->rank == 0 && (r = ncclGetUniqueId(&id)) != ncclSuccess)
+        return nccl_fail("ncclGetUniqueId", r);
+    TF_TRY(tf_dist_bcast(t->dist, &id, sizeof id));
+    if ((r = ncclCommInitRank(&t->nccl, t->dist->size, id, t->dist->rank)) != ncclSuccess) {
+        t->nccl = NULL;
+        return nccl_fail("ncclCommInitRank", r);
+    }
+    return TF_OK;
+}
+
+/* x (n floats on this rank's device) = the mean over the ranks of x: one in-place
+ * ncclAllReduce (sum) on the legacy default stream, the model's, then the scale by 1/W, the
+ * CPU step's arithmetic (train/step.c: MPI sum, then times 1/W) */
+static tf_status mean_over_ranks(tf_dtrainer *t, float *x, size_t n, const char *what) {
+    const int W = t->dist->size;
+    ncclResult_t r = ncclAllReduce(x, x, n, ncclFloat32, ncclSum, t->nccl, NULL);
+    if (r != ncclSuccess) return nccl_fail(what, r);
+    CK("scale", tf_cuda_scale(x, n, 1.f / (float)W, NULL));
+    return TF_OK;
 }
 
 tf_status tf_dtrainer_open(tf_dtrainer **out, const tf_config *c, const tf_dist *dist,
@@ -91,13 +125,7 @@ tf_status tf_dtrainer_open(tf_dtrainer **out, const tf_config *c, const tf_dist 
             }
         }
     }
-    if (dist && dist->size > 1) {
-        t->host_grads = tf_malloc(t->n * sizeof(float), "gradient staging");
-        if (!t->host_grads) {
-            s = TF_EINTERNAL;
-            goto fail;
-        }
-    }
+    if (dist && dist->size > 1 && (s = nccl_open(t)) != TF_OK) goto fail;
     if ((s = tf_dtrainer_push(t, params, buffers, NULL, NULL, c->ema_decay > 0 ? params : NULL)) !=
         TF_OK)
         goto fail;
@@ -114,10 +142,13 @@ void tf_dtrainer_close(tf_dtrainer *t) {
         tf_cuda_stft_destroy(t->st[r]);
         if (t->cpu_st[r]) tf_stft_destroy(t->cpu_st[r]);
     }
+    /* ncclCommDestroy waits for the operations queued on the communicator, which never end
+     * when a step failed half-way (a peer waits elsewhere): then ncclCommAbort, so this rank
+     * gets to end the job (cli/cmd_train.c: MPI_Abort) */
+    if (t->nccl) (t->step_failed ? ncclCommAbort : ncclCommDestroy)(t->nccl);
     if (t->pinned) cudaHostUnregister(t->pinned);
     cudaFree(t->mem);
     tf_dmodel_free(t->model);
-    free(t->host_grads);
     free(t);
 }
 
@@ -215,7 +246,7 @@ static tf_status loss_eval(tf_dtrainer *t, const float *y, const float *tg, int 
     return TF_OK;
 }
 
-tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_micro_batch_fn next,
+static tf_status step_impl(tf_dtrainer *t, int64_t step, int64_t *updates, tf_micro_batch_fn next,
                            void *next_ctx, tf_step_result *r) {
     const tf_config *c = t->cfg;
     const int A = c->gradient_accumulation_steps, W = t->dist ? t->dist->size : 1, S = t->S;
@@ -254,12 +285,9 @@ tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_mi
     }
     if (step == tf_train_inject_nan_step) loss = NAN;
     double lsum = loss;
-    if (W > 1) { /* the gradient block summed over the ranks through host memory */
-        TF_TRY(copy(t->host_grads, grads, n, cudaMemcpyDeviceToHost));
-        TF_TRY(tf_dist_sum_f32(t->dist, t->host_grads, n));
-        TF_TRY(copy(grads, t->host_grads, n, cudaMemcpyHostToDevice));
-        CK("scale", tf_cuda_scale(grads, n, 1.f / (float)W, NULL));
-    }
+    /* the gradient block averaged over the ranks on the devices: one allreduce, after the
+     * last micro-batch (the micro-batches accumulated locally) */
+    if (W > 1) TF_TRY(mean_over_ranks(t, grads, n, "ncclAllReduce of the gradients"));
     if (t->dist) TF_TRY(tf_dist_sum_f64(t->dist, &lsum, 1));
     loss = lsum / W;
     double *res = DBL(t), gnorm = 0;
@@ -281,16 +309,18 @@ tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_mi
                                  grads, F(t, t->o.m), F(t, t->o.v), n, *updates, (float)lr, NULL));
     if (c->ema_decay > 0)
         CK("ema", tf_cuda_ema_update(F(t, t->o.ema), params, n, (float)c->ema_decay, NULL));
-    if (W > 1 && nbuf) { /* BN running statistics identical on every rank */
-        float *h = t->host_grads;
-        TF_TRY(copy(h, bufs, nbuf, cudaMemcpyDeviceToHost));
-        TF_TRY(tf_dist_sum_f32(t->dist, h, nbuf));
-        for (size_t i = 0; i < nbuf; i++) h[i] /= (float)W;
-        TF_TRY(copy(bufs, h, nbuf, cudaMemcpyHostToDevice));
-    }
+    if (W > 1 && nbuf) /* BN running statistics identical on every rank: their mean */
+        TF_TRY(mean_over_ranks(t, bufs, nbuf, "ncclAllReduce of the BN running statistics"));
     CK("step", cudaDeviceSynchronize());
     r->applied = 1;
     return TF_OK;
+}
+
+tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t s, int64_t *updates, tf_micro_batch_fn next,
+                           void *next_ctx, tf_step_result *r) {
+    tf_status st = step_impl(t, s, updates, next, next_ctx, r);
+    if (st != TF_OK) t->step_failed = 1;
+    return st;
 }
 
 tf_status tf_dtrainer_eval_begin(tf_dtrainer *t, int ema) {

@@ -2,8 +2,9 @@
  * (model/model_cuda.h), the loss (l1 or mrstft), the gradient norm, clipping, Adam/AdamW, EMA and
  * the non-finite skip, every tensor on the device. Only the micro-batches cross from the
  * host (mix and targets), and the loss and the norm come back (two doubles). With several
- * ranks the gradient block is summed over MPI through host memory (tf_dist; NCCL is not
- * implemented yet).
+ * ranks (one per GPU) the gradient block and the BN running statistics are averaged on the
+ * devices with NCCL (one ncclAllReduce each per step; the communicator is bootstrapped over
+ * MPI, tf_dist, by tf_dtrainer_open); the loss's sum stays on MPI.
  *
  * The host keeps what checkpoints and validation need: tf_dtrainer_pull copies the
  * device's parameters, BN buffers, Adam moments and EMA weights into host arrays of the
@@ -21,7 +22,9 @@ typedef struct tf_dtrainer tf_dtrainer;
 /* A device trainer for cfg's run (batch_size x frames per micro-batch): the device model
  * of a (tf_arch_from_config of cfg's model), Adam moments (zero), the EMA weights (with
  * ema_decay > 0), output, target and gradient buffers and the loss's. kern, stft: as
- * tf_dmodel_create. params, buffers: the host model's (copied to the device). */
+ * tf_dmodel_create. params, buffers: the host model's (copied to the device). dist (may be
+ * NULL: one rank): with dist->size > 1 every rank calls this (collective: it creates the NCCL
+ * communicator of the ranks) with its own device current (cudaSetDevice: tf_device_open). */
 tf_status tf_dtrainer_open(tf_dtrainer **out, const tf_config *cfg, const tf_dist *dist,
                            const tf_arch *a, int64_t frames, tf_kernels *kern, const void *stft,
                            const float *params, const float *buffers);

@@ -24,6 +24,7 @@
 #if TFSWA_CUDA
 #include <cuda_runtime_api.h>
 
+#include "cuda/cuda_backend.h"
 #include "train/step_cuda.h"
 #include "dsp/stft.h"
 #endif
@@ -451,6 +452,18 @@ static tf_status train_loop(run *r) {
     return TF_OK;
 }
 
+/* With several ranks on CUDA, this rank's own GPU: the given device + the node-local rank
+ * (tf_dist_device; one line when the node has too few). One rank: *dev unchanged. */
+static tf_status rank_device(const tf_dist *d, tf_device *dev, const char *given) {
+    if (dev->kind != TF_DEVICE_CUDA || d->size <= 1) return TF_OK;
+    int count = 0;
+#if TFSWA_CUDA
+    char why[256];
+    if (tf_cuda_device_count(&count, why, sizeof why)) count = 0; /* tf_device_open says why */
+#endif
+    return tf_dist_device(d, dev, count, "--device", given, dev);
+}
+
 /* --device cuda: open the device and the device trainer with the host model's initial
  * weights */
 static tf_status open_device(run *r, const tf_device *dev, const tf_model_config *mc) {
@@ -506,6 +519,7 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
     TF_TRY(tf_train_plan_bytes(&r.plan, c, c->num_threads));
     tf_device dev = {TF_DEVICE_CPU, 0};
     TF_TRY(tf_device_from_string("device", c->device, &dev));
+    TF_TRY(rank_device(d, &dev, c->device));
     tf_device_plan dp;
     tf_train_event pe = event(&r, TF_TRAIN_EV_PLAN);
     size_t avail = tf_mem_available();

@@ -9,7 +9,10 @@
 # libraries. Needs BUILD/libtfswa.a (`make`) and g++ with C++20. About a minute on 2 cores.
 # Usage: tests/gpu/run_emulated.sh [BUILD [PROGRAM]]   (default build test_cuda_elem; PROGRAM
 # test_cuda_blasfft for blas.cu/fft.cu, test_cuda_tblock for tblock.cu; TEST_ONLY=name runs
-# one test). EMU_ASAN=1: everything but BUILD's library under AddressSanitizer, into
+# one test). MPI_NP=N: the program runs as N MPI ranks (mpirun --allow-run-as-root
+# --oversubscribe -np N), each seeing N emulated devices (TFSWA_EMU_DEVICES), NCCL emulated
+# over MPI (tests/gpu/emu/nccl.h; e.g. MPI_NP=2 ... test_cuda_dist).
+# EMU_ASAN=1: everything but BUILD's library under AddressSanitizer, into
 # BUILD/tests/gpu-emu-asan ("device" buffers are malloc'd, so a kernel or memset writing past
 # a buffer or a too-small workspace shows).
 set -eu
@@ -38,9 +41,15 @@ for c in model/model_cuda train/step_cuda infer/sep_model_cuda; do
   objs="$objs $out/${n}_emu.o"
 done
 g++ -std=c++20 -O1 $san -Wall -Wextra -I"$emu" -c "$emu/emu.cpp" -o "$out/emu.o"
+gcc -std=c11 -D_GNU_SOURCE -O1 $san -Wall -Wextra -I"$emu" $(pkg-config --cflags ompi-c) \
+    -c "$emu/nccl_emu.c" -o "$out/nccl_emu.o"
 gcc -std=c11 -D_GNU_SOURCE -DTFSWA_GPU_EMU=1 -O1 $san -Wall -Wextra -fopenmp $inc -I"$root/tests" \
     -c "$root/tests/gpu/$prog.c" -o "$out/$prog.o"
-g++ $san -o "$out/$prog" "$out/$prog.o" $objs "$out/emu.o" \
+g++ $san -o "$out/$prog" "$out/$prog.o" $objs "$out/emu.o" "$out/nccl_emu.o" \
     "$build/tests/libtesthelp.a" "$build/libtfswa.a" $(pkg-config --libs sndfile fftw3f fftw3 openblas soxr yaml-0.1 libcjson \
     libpng lapacke ompi-c) -ldnnl -lgomp -lm -lpthread
+if [ -n "${MPI_NP:-}" ]; then
+  export TFSWA_EMU_DEVICES="$MPI_NP"
+  exec mpirun --allow-run-as-root --oversubscribe -np "$MPI_NP" "$out/$prog"
+fi
 exec "$out/$prog"

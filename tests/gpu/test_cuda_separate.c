@@ -139,7 +139,7 @@ static void test_trainer_eval_ema(void) {
     const int64_t N = 9000;
     const int B = 2;
     const tf_model_config mc = tf_train_model_config(&c);
-    const tf_dist one = {0, 1, 0};
+    const tf_dist one = TF_DIST_SINGLE;
     tf_model *m = NULL;
     tf_dtrainer *dt = NULL;
     tf_kernels *k = NULL;

@@ -87,7 +87,7 @@ static void step_case(tf_loss loss, int steps, int nan_check) {
     const int64_t N = 11025;
     const int B = c.batch_size, S = c.n_targets;
     const tf_model_config mc = tf_train_model_config(&c);
-    const tf_dist one = {0, 1, 0};
+    const tf_dist one = TF_DIST_SINGLE;
     tf_model *m = NULL;
     tf_trainer *ct = NULL;
     tf_dtrainer *dt = NULL;

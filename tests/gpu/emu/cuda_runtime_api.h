@@ -1,6 +1,6 @@
 /* CPU emulation of the few CUDA runtime calls tests/gpu uses (emu.cpp): "device" memory is
- * host memory, copies are memmove, there is one device and nothing fails. See
- * cuda_runtime.h and tests/gpu/run_emulated.sh. */
+ * host memory, copies are memmove, there is one device (or TFSWA_EMU_DEVICES) and nothing
+ * fails. See cuda_runtime.h and tests/gpu/run_emulated.sh. */
 #ifndef TFSWA_EMU_CUDA_RUNTIME_API_H
 #define TFSWA_EMU_CUDA_RUNTIME_API_H
 #include <stddef.h>
@@ -9,7 +9,11 @@
 extern "C" {
 #endif
 
-typedef enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 } cudaError_t;
+typedef enum {
+    cudaSuccess = 0,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidDevice = 101
+} cudaError_t;
 typedef enum {
     cudaMemcpyHostToHost = 0,
     cudaMemcpyHostToDevice = 1,
@@ -32,7 +36,10 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream);
 cudaError_t cudaHostRegister(void *p, size_t bytes, unsigned int flags);
 cudaError_t cudaHostUnregister(void *p);
 cudaError_t cudaDeviceSynchronize(void);
+/* TFSWA_EMU_DEVICES devices (default 1; run_emulated.sh with MPI_NP=N: N, one per rank),
+ * all the same host memory */
 cudaError_t cudaGetDeviceCount(int *count);
+cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetLastError(void);
 const char *cudaGetErrorString(cudaError_t e);
 

@@ -90,13 +90,21 @@ cudaError_t cudaDeviceSynchronize(void) {
     return cudaSuccess;
 }
 cudaError_t cudaGetDeviceCount(int *n) {
-    *n = 1;
+    const char *e = getenv("TFSWA_EMU_DEVICES");
+    *n = e && atoi(e) > 0 ? atoi(e) : 1;
     return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int d) {
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    return d >= 0 && d < n ? cudaSuccess : cudaErrorInvalidDevice;
 }
 cudaError_t cudaGetLastError(void) {
     return cudaSuccess;
 }
 const char *cudaGetErrorString(cudaError_t e) {
-    return e ? "emulated error" : "no error";
+    return e == cudaErrorInvalidDevice ? "invalid device ordinal (emulated)"
+           : e                         ? "emulated error"
+                                       : "no error";
 }
 }
