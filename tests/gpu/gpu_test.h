@@ -54,6 +54,14 @@ static inline void down(float *h, const float *d, size_t n) {
     CU(cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
+/* a device copy of the host array h (n floats) */
+static inline float *dev_copy(const float *h, size_t n) {
+    void *d = NULL;
+    CU(cudaMalloc(&d, (n ? n : 1) * sizeof(float)));
+    CU(cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice));
+    return d;
+}
+
 /* max |g - c| <= tol * max(1, max |c|); prints the worst element when not */
 static inline int close_to(const char *what, const float *g, const float *c, size_t n, double tol) {
     double worst = 0, scale = 1;

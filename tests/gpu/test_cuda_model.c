@@ -20,13 +20,6 @@
 #define CONV_BACKEND TF_BACKEND_CUDA
 #endif
 
-static float *dev_copy(const float *h, size_t n) {
-    void *d = NULL;
-    CU(cudaMalloc(&d, (n ? n : 1) * sizeof(float)));
-    CU(cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice));
-    return d;
-}
-
 /* every tensor of the table: max |g - c| <= tol * max |c| of that tensor + 1e-6 * max |c|
  * over all of them (a tensor whose true value is zero, e.g. the bias of a conv that a
  * BatchNorm follows, holds rounding noise on both sides); buffers (buffers = 1) or

@@ -30,13 +30,6 @@
 #define CONV_BACKEND TF_BACKEND_CUDA
 #endif
 
-static float *dev_copy(const float *h, size_t n) {
-    void *d = NULL;
-    CU(cudaMalloc(&d, (n ? n : 1) * sizeof(float)));
-    CU(cudaMemcpy(d, h, n * sizeof(float), cudaMemcpyHostToDevice));
-    return d;
-}
-
 /* running means in [-0.3, 0.3), variances in [0.3, 3): BatchNorm in eval mode then differs
  * from batch statistics and from the identity */
 static void random_stats(tf_model *m) {
