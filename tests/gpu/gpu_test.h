@@ -78,6 +78,27 @@ static inline int close_to(const char *what, const float *g, const float *c, siz
     return ok;
 }
 
+/* max |a - b| <= tol * max |b| over n (a: device, b: CPU, on the host); only where |sel| >=
+ * 1e-2 max |sel| when sel is not NULL (and then says how many elements that was) */
+static inline int near_where(const char *what, const float *a, const float *b, size_t n, double tol,
+                             const float *sel) {
+    double worst = 0, scale = 0, smax = 0;
+    size_t at = 0, used = 0;
+    for (size_t i = 0; sel && i < n; i++) smax = fmax(smax, fabs(sel[i]));
+    for (size_t i = 0; i < n; i++) {
+        if (sel && fabs(sel[i]) < 1e-2 * smax) continue;
+        used++;
+        scale = fmax(scale, fabs(b[i]));
+        double e = fabs((double)a[i] - b[i]);
+        if (!(e <= worst)) worst = e, at = i;
+    }
+    if (sel) printf("  %s: %zu of %zu elements compared\n", what, used, n);
+    if (worst <= tol * scale) return 1;
+    fprintf(stderr, "  %s: max error %g at %zu (device %.9g, cpu %.9g), allowed %g\n", what, worst,
+            at, a[at], b[at], tol * scale);
+    return 0;
+}
+
 /* the device array d (n) against the CPU result c (n) */
 static inline int dclose(const char *what, const float *d, const float *c, size_t n, double tol) {
     float *g = host(n, 0, 0);

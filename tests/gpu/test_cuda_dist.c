@@ -53,24 +53,12 @@ static tf_status next_batch(void *ctx, tf_micro_batch *mb) {
     return TF_OK;
 }
 
-/* max |a - b| <= tol * max |b| over n; only where |sel| >= 1e-2 max |sel| when sel is not NULL */
-static int near_where(const char *what, const float *a, const float *b, size_t n, double tol,
-                      const float *sel) {
-    double worst = 0, scale = 0, smax = 0;
-    size_t at = 0, used = 0;
-    for (size_t i = 0; sel && i < n; i++) smax = fmax(smax, fabs(sel[i]));
-    for (size_t i = 0; i < n; i++) {
-        if (sel && fabs(sel[i]) < 1e-2 * smax) continue;
-        used++;
-        scale = fmax(scale, fabs(b[i]));
-        double e = fabs((double)a[i] - b[i]);
-        if (!(e <= worst)) worst = e, at = i;
-    }
-    if (sel) printf("  rank %d: %s: %zu of %zu elements compared\n", dist.rank, what, used, n);
-    if (worst <= tol * scale) return 1;
-    fprintf(stderr, "  rank %d: %s: max error %g at %zu (device %.9g, cpu %.9g), allowed %g\n",
-            dist.rank, what, worst, at, a[at], b[at], tol * scale);
-    return 0;
+/* near_where (gpu_test.h) with the rank in its messages */
+static int rank_near(const char *what, const float *a, const float *b, size_t n, double tol,
+                     const float *sel) {
+    char w[128];
+    snprintf(w, sizeof w, "rank %d: %s", dist.rank, what);
+    return near_where(w, a, b, n, tol, sel);
 }
 
 /* x (n floats) is bit for bit rank 0's x on every rank; the answer is the same on all ranks */
@@ -157,11 +145,11 @@ static void test_two_ranks(void) {
      * moments relative to their largest values */
     float *dp = host(np, 0, 0), *dc = host(np, 0, 0);
     for (size_t i = 0; i < np; i++) dp[i] = p[i] - p0[i], dc[i] = tf_model_params(m)[i] - p0[i];
-    CHECK(near_where("weight change", dp, dc, np, 2e-2, ct->opt.m));
-    CHECK(near_where("Adam m", mm, ct->opt.m, np, 5e-3, NULL));
-    CHECK(near_where("Adam v", vv, ct->opt.v, np, 1e-2, NULL));
-    CHECK(near_where("EMA weights", ema, ct->ema, np, 1e-4, NULL));
-    CHECK(near_where("running statistics", bu, tf_model_buffers(m), nb, 1e-5, NULL));
+    CHECK(rank_near("weight change", dp, dc, np, 2e-2, ct->opt.m));
+    CHECK(rank_near("Adam m", mm, ct->opt.m, np, 5e-3, NULL));
+    CHECK(rank_near("Adam v", vv, ct->opt.v, np, 1e-2, NULL));
+    CHECK(rank_near("EMA weights", ema, ct->ema, np, 1e-4, NULL));
+    CHECK(rank_near("running statistics", bu, tf_model_buffers(m), nb, 1e-5, NULL));
     /* every rank holds the same model after the step: the device's and the CPU's */
     CHECK(same_as_rank0("device weights", p, np));
     CHECK(same_as_rank0("device BN running statistics", bu, nb));
