@@ -249,6 +249,19 @@ static void conv_bwd(tf_dmodel *d, float *dx, float *dw, float *db, const float 
  * as the training forward, which the block's backward then differentiates). */
 typedef enum { FWD_TRAIN, FWD_EVAL, FWD_RECOMPUTE } fwd_mode;
 
+/* Y (B, C, H, W) = gelu(bn(x)) as `mode` runs it: the running statistics (eval), or the batch
+ * statistics into mu, rs, the running ones updated in a training forward only */
+static int bn_gelu(tf_dmodel *d, fwd_mode mode, float *Y, const float *x, const float *w,
+                   const float *b, float *rm, float *rv, int B, int C, int H, int Wd) {
+    if (mode == FWD_EVAL)
+        return tf_cuda_batchnorm2d_eval_forward(Y, x, w, b, rm, rv, B, C, H, Wd, TF_DM_EPS, 1,
+                                                NULL);
+    const int upd = mode == FWD_TRAIN;
+    return tf_cuda_batchnorm2d_forward(Y, W(d, d->y.mean), W(d, d->y.rstd), upd ? rm : NULL,
+                                       upd ? rv : NULL, x, w, b, B, C, H, Wd, TF_DM_MOMENTUM,
+                                       TF_DM_EPS, 1, NULL);
+}
+
 /* One Conv block: input x (B, Cin, H, W); the insides to c1[r], o[r] (r < R-1: INS); the
  * output (B, Cout, H, W) to out (a recompute discards it: pass any scratch map). */
 static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B, int Cin, int Cout,
@@ -257,7 +270,7 @@ static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B,
     const tf_dlay *y = &d->y;
     const int R = d->a.nrcm;
     const size_t n = (size_t)B * Cout * H * Wd;
-    float *Y = W(d, y->Y), *T = W(d, y->Tb), *mu = W(d, y->mean), *rs = W(d, y->rstd);
+    float *Y = W(d, y->Y), *T = W(d, y->Tb);
     for (int r = 0; r < R; r++) {
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &d->pm.rcm_p[blk * R + r];
@@ -265,25 +278,10 @@ static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B,
         const float *in = r ? INS(d, o[r - 1]) : x;
         float *c1r = INS(d, c1[r]);
         float *outr = r < R - 1 ? INS(d, o[r]) : out;
-        /* the running statistics to update: none in a recompute */
-        const int upd = mode == FWD_TRAIN;
-        if (mode == FWD_EVAL)
-            LAUNCH("bn1",
-                   tf_cuda_batchnorm2d_eval_forward(Y, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B,
-                                                    ci, H, Wd, TF_DM_EPS, 1, NULL));
-        else
-            LAUNCH("bn1", tf_cuda_batchnorm2d_forward(
-                              Y, mu, rs, upd ? bu->rm1 : NULL, upd ? bu->rv1 : NULL, in, p->bn1_w,
-                              p->bn1_b, B, ci, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
+        LAUNCH("bn1", bn_gelu(d, mode, Y, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, Wd));
         conv_fwd(d, c1r, Y, p->conv1_w, p->conv1_b, B, ci, Cout, H, Wd, 3);
-        if (mode == FWD_EVAL)
-            LAUNCH("bn2",
-                   tf_cuda_batchnorm2d_eval_forward(Y, c1r, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B,
-                                                    Cout, H, Wd, TF_DM_EPS, 1, NULL));
-        else
-            LAUNCH("bn2", tf_cuda_batchnorm2d_forward(
-                              Y, mu, rs, upd ? bu->rm2 : NULL, upd ? bu->rv2 : NULL, c1r, p->bn2_w,
-                              p->bn2_b, B, Cout, H, Wd, TF_DM_MOMENTUM, TF_DM_EPS, 1, NULL));
+        LAUNCH("bn2",
+               bn_gelu(d, mode, Y, c1r, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, Wd));
         conv_fwd(d, outr, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, Wd, 3);
         conv_fwd(d, T, in, p->short_w, p->short_b, B, ci, Cout, H, Wd, 1);
         LAUNCH("shortcut add", tf_cuda_add(outr, T, n, NULL));
