@@ -72,15 +72,21 @@ static double step(const tf_config *c, int B, int N, float *g, float *bufs, floa
     return loss;
 }
 
+/* Checkpointing recomputes each block's forward, and each RCM's conv1 output once more just
+ * before that RCM's backward (all but a block's last RCM: 3 RCMs per block make the middle
+ * one's input another RCM's output, not the block input). */
 static void test_checkpointing_identical(void) {
     tf_config c = tiny_config();
     c.n_targets = 2;
     const int B = 2, N = 22050;
-    size_t np;
-    CHECK(tf_model_param_count(&np, MC(&c)) == TF_OK);
-    tf_model_sizes pl;
-    CHECK(tf_model_plan(&pl, MC(&c), B, N, 2) == TF_OK);
-    for (int dt = 0; dt < 2; dt++) {
+    for (int v = 0; v < 3; v++) {
+        const int dt = v & 1;
+        c.rcms_per_block = v == 2 ? 3 : 2;
+        if (v == 2) c.tfswa_blocks = 1;
+        size_t np;
+        CHECK(tf_model_param_count(&np, MC(&c)) == TF_OK);
+        tf_model_sizes pl;
+        CHECK(tf_model_plan(&pl, MC(&c), B, N, 2) == TF_OK);
         c.activation_dtype = dt ? TF_DT_BF16 : TF_DT_FP32;
         float *g0 = malloc(np * 4), *g1 = malloc(np * 4);
         float *b0 = malloc(pl.n_buffers * 4), *b1 = malloc(pl.n_buffers * 4);
@@ -89,9 +95,10 @@ static void test_checkpointing_identical(void) {
         c.checkpointing = TF_CKPT_BLOCKS;
         double l1 = step(&c, B, N, g1, b1, NULL, 7);
         /* same kernels, same thread count, same inputs: bitwise equal */
-        CHECKF(l0 == l1, "%s: loss %.9g vs %.9g", dt ? "bf16" : "fp32", l0, l1);
-        CHECKF(!memcmp(g0, g1, np * 4), "%s: gradients differ (rel %.3e)", dt ? "bf16" : "fp32",
-               rel_err(g1, g0, np));
+        CHECKF(l0 == l1, "%s, %d RCMs: loss %.9g vs %.9g", dt ? "bf16" : "fp32", c.rcms_per_block,
+               l0, l1);
+        CHECKF(!memcmp(g0, g1, np * 4), "%s, %d RCMs: gradients differ (rel %.3e)",
+               dt ? "bf16" : "fp32", c.rcms_per_block, rel_err(g1, g0, np));
         /* recomputation must not update the BN running stats a second time */
         CHECKF(!memcmp(b0, b1, pl.n_buffers * 4), "running stats differ");
         free(g0);

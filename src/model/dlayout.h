@@ -17,7 +17,8 @@
  * start at its beginning (the same offsets for every level and every TFSWA block), the
  * forward overwrites them block by block, and backward re-runs each block's forward into
  * it (BatchNorm on batch statistics, running statistics untouched) just before that
- * block's backward. Activations stay fp32 (bf16 is refused). */
+ * block's backward. Unlike the CPU model's scratch, every RCM's conv1 output is kept
+ * there (no nested recompute of conv1 per RCM). Activations stay fp32 (bf16 is refused). */
 #ifndef TFSWA_MODEL_DLAYOUT_H
 #define TFSWA_MODEL_DLAYOUT_H
 #include <stddef.h>

@@ -245,6 +245,32 @@ static tf_status sink_put(tf_model *m, const sink_t *k, int i, float *o, int B, 
     return TF_OK;
 }
 
+/* The first half of RCM r of Conv block blk, one batch item at a time: the slot cs (B, Cout,
+ * H, W) = conv1(gelu(bn1(in))), in the slot (B, ci, H, W); BatchNorm on the batch statistics
+ * of the whole slot, the running ones updated in MODE_TRAIN only. Work buffers (one item):
+ * load (a bf16 input widened), act (the BN/GELU output; may be `load`: in place), cbuf (a
+ * bf16 c1 before its store). */
+static void rcm_first_half(tf_model *m, int blk, int r, slot_t in, slot_t cs, int mode, int B,
+                           int ci, int Cout, int H, int W, size_t load, size_t act, size_t cbuf) {
+    layout_t *y = &m->lay;
+    const int R = m->a.nrcm, tr = mode == MODE_TRAIN;
+    const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float);
+    const rcm_params *p = &m->rcm_p[blk * R + r];
+    rcm_buffers *bu = &m->rcm_b[blk * R + r];
+    float *A = WS(m, act), *cw = WS(m, y->convws);
+    float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
+    slot_stats(m, in, B, ci, hw, mu, rs, tr ? bu->rm1 : NULL, tr ? bu->rv1 : NULL);
+    for (int i = 0; i < B; i++) {
+        const float *x = sload(m, item_of(in, B, i), load);
+        item_bn(m, A, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw);
+        const slot_t csi = item_of(cs, B, i);
+        float *c1 = sw(m, csi, cbuf);
+        tf_kern_conv2d_forward(m->kern, c1, A, p->conv1_w, p->conv1_b, 1, ci, Cout, H, W, 3, cw,
+                               cwb);
+        sstore(m, csi, c1);
+    }
+}
+
 /* One Conv block (nrcm RCMs), one batch item at a time: its input is slot xs (B, Cin, H,
  * W); the insides go to the slots c1s[r] (conv1 output) and os[r] (RCM output, r <
  * nrcm-1); the output (B, Cout, H, W), item by item, to `sink` (NULL in a recompute, which
@@ -264,16 +290,7 @@ static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, in
         const slot_t in = r ? os[r - 1] : xs;
         const int tr = mode == MODE_TRAIN;
         /* first half: c1 = conv1(gelu(bn1(in))) */
-        slot_stats(m, in, B, ci, hw, mu, rs, tr ? bu->rm1 : NULL, tr ? bu->rv1 : NULL);
-        for (int i = 0; i < B; i++) {
-            const float *x = sload(m, item_of(in, B, i), y->fx);
-            item_bn(m, A, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw);
-            const slot_t cs = item_of(c1s[r], B, i);
-            float *c1 = sw(m, cs, y->fc);
-            tf_kern_conv2d_forward(m->kern, c1, A, p->conv1_w, p->conv1_b, 1, ci, Cout, H, W, 3, cw,
-                                   cwb);
-            sstore(m, cs, c1);
-        }
+        rcm_first_half(m, blk, r, in, c1s[r], mode, B, ci, Cout, H, W, y->fx, y->fa, y->fc);
         /* second half: out = conv2(gelu(bn2(c1))) + short(in) */
         slot_stats(m, c1s[r], B, Cout, hw, mu, rs, tr ? bu->rm2 : NULL, tr ? bu->rv2 : NULL);
         for (int i = 0; i < B; i++) {
@@ -349,7 +366,7 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
  * may be tmp (then B x max(Cin, Cout)) or the bytes of the block's insides c1s, os. */
 static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, float *tmp, float *dx,
                                int B, int Cin, int Cout, int H, int W, const slot_t *c1s,
-                               const slot_t *os) {
+                               const slot_t *os, int nested) {
     layout_t *y = &m->lay;
     const int R = m->a.nrcm;
     float *E = WS(m, y->E);
@@ -363,6 +380,11 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         float *other = dcur == dout ? E : dout;
         float *dnext = r ? other : dx;
         float *F = r ? tmp : other;
+        /* nested (checkpointing): the RCMs share one c1 slot, which the block's recompute
+         * left holding the last RCM's; the others' are recomputed here, from their input */
+        if (nested && r < R - 1)
+            rcm_first_half(m, blk, r, in, c1s[r], MODE_RECOMPUTE, B, ci, Cout, H, W, y->nx, y->na,
+                           y->nc);
         /* second half: out = conv2(gelu(bn2(c1))) + short(in); F = d c1 */
         rcm_half_backward(m, p, g, 2, c1s[r], y->bc, B, Cout, Cout, H, W, dcur, F, NULL);
         /* first half: c1 = conv1(gelu(bn1(in))); dnext = d in, with the shortcut's part */
@@ -666,7 +688,7 @@ static tf_status backward(tf_model *m, const float *dout) {
                                      a->dec_out[j], H, W, y->dec_c1[j], y->dec_o[j], NULL));
         float *dx = y->dx[L + j].where == IN_TMP ? Dn : slot_ptr(m, y->dx[L + j]);
         convblock_backward(m, L + j, y->dec_cat[j], Dc, Dn, dx, B, a->dec_in[j], a->dec_out[j], H,
-                           W, y->dec_c1[j], y->dec_o[j]);
+                           W, y->dec_c1[j], y->dec_o[j], ck);
         /* dec_cat[j] is read for the last time above: the skip gradient may now live there */
         float *dsk = slot_ptr(m, y->dskip[i]);
         zero(dsk, y->dskip[i].n);
@@ -706,7 +728,7 @@ static tf_status backward(tf_model *m, const float *dout) {
                                      y->enc_c1[l], y->enc_o[l], NULL));
         float *dx = y->dx[l].where == IN_TMP ? Dn : slot_ptr(m, y->dx[l]);
         convblock_backward(m, l, y->enc_in[l], slot_ptr(m, y->dskip[l]), Dn, dx, B, ci, cl, H, W,
-                           y->enc_c1[l], y->enc_o[l]);
+                           y->enc_c1[l], y->enc_o[l], ck);
         if (l > 0)
             tf_avgpool2x2_backward(slot_ptr(m, y->dskip[l - 1]), dx, B, ci, y->H[l - 1],
                                    y->W[l - 1]);

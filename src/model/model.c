@@ -233,6 +233,18 @@ static void put_block(cursor_t *c, int where, int bf16, slot_t *c1, slot_t *o, i
     }
 }
 
+/* The recompute scratch's Conv-block internals (checkpointing): ONE c1 slot that every RCM
+ * shares (each RCM's conv1 output is recomputed just before that RCM's backward, from the
+ * RCM input o[r-1], forward.c), then o for all but the last RCM: nrcm slots, not 2nrcm-1. */
+static void put_block_nested(cursor_t *c, int where, int bf16, slot_t *c1, slot_t *o, int nrcm,
+                             size_t n_out) {
+    const slot_t one = put(c, where, bf16, n_out);
+    for (int r = 0; r < nrcm; r++) {
+        c1[r] = one;
+        if (r < nrcm - 1) o[r] = put(c, where, bf16, n_out);
+    }
+}
+
 static size_t bump(size_t *cur, size_t nfloats) {
     size_t off = *cur;
     *cur += align_up(nfloats * 4);
@@ -426,12 +438,14 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
      *   fwd    the conv-block forward (also its recompute in backward), one batch item at a
      *          time: the loaded input, the BN/GELU output, c1, the RCM output, the
      *          shortcut output and the block output's pooled or upsampled copy;
-     *   bwd    a conv block's backward: one item's loaded input or c1 (bf16, which then
-     *          takes the GELU output too) or the GELU output (fp32), and its gradient; E,
-     *          the RCM-chain gradient (B, Cout, H, W);
+     *   bwd    a conv block's backward: E, the RCM-chain gradient (B, Cout, H, W), then
+     *          one item's loaded input or c1 (bf16, which then takes the GELU output too)
+     *          or the GELU output (fp32), and its gradient; with checkpointing, in the
+     *          bytes after E too, the nested recompute of an RCM's conv1 output (one item's
+     *          load and BN/GELU output, c1 before its store), between two RCM backwards;
      *   tfswa  the TFSWA stack and its backward: token buffers and tblock workspace.
-     * A recompute in backward runs before the block's backward uses the bwd view: its
-     * results go to the scratch slots, outside R. */
+     * A block's recompute in backward runs before the block's backward uses the bwd view:
+     * its results go to the scratch slots, outside R. */
     size_t i_max = 0, i_out = 0, i_pool = 0; /* one item: largest conv-side tensor, output */
     for (int l = 0; l < L; l++) {
         const size_t hw = (size_t)y->H[l] * y->W[l];
@@ -474,6 +488,8 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     y->fp = bump(&v, i_pool);
     rend = zmax(rend, v);
     v = r0;
+    y->E = bump(&v, sout); /* first: live across the nested recompute below */
+    const size_t after_e = v;
     if (bf) { /* one item load at a time; it also takes the BN/GELU output (rcm_half_backward) */
         y->bx = bump(&v, i_max);
         y->bc = y->bx;
@@ -481,8 +497,17 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
         y->bg = bump(&v, i_max);
     }
     y->bdg = bump(&v, i_max);
-    y->E = bump(&v, sout);
     rend = zmax(rend, v);
+    if (ck) { /* the nested recompute of one RCM's conv1 output (between RCM backwards) */
+        v = after_e;
+        if (bf) {
+            y->nx = y->na = bump(&v, i_max);
+            y->nc = bump(&v, i_out);
+        } else {
+            y->na = bump(&v, i_max);
+        }
+        rend = zmax(rend, v);
+    }
     if (a->nblk > 0) {
         v = r0;
         for (int k = 0; k < 8; k++) y->tb[k] = bump(&v, ntok);
@@ -503,12 +528,13 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     int dx_d1[2 * TF_MAX_LEVELS];
     {
         const size_t e = bf ? 2 : 4;
+        const int nins = ck ? R : 2 * R - 1; /* a block's insides: slots of (B, Cout, H, W) */
         size_t d[2] = {b * a->ch[0] * y->Fp * y->Tp, 0}; /* the head's input gradient: D0 */
         int dc = 0;
         for (int j = L - 1; j >= 0; j--) {
             const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i];
             const size_t px = b * y->H[i] * y->W[i], px1 = b * y->H[i + 1] * y->W[i + 1];
-            const size_t own = (size_t)(2 * R - 1) * align_up(px * a->dec_out[j] * e);
+            const size_t own = (size_t)nins * align_up(px * a->dec_out[j] * e);
             dx_d1[L + j] = own < px * a->dec_in[j] * 4;
             d[dc] = zmax(d[dc], px * zmax(a->dec_out[j], cu));
             d[!dc] = zmax(d[!dc], zmax(px * a->dec_out[j], px1 * cu));
@@ -518,7 +544,7 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
         for (int l = 0; l < L; l++) {
             const size_t px = b * y->H[l] * y->W[l];
             const int ci = l ? a->ch[l - 1] : a->cin;
-            const size_t own = (size_t)(2 * R - 1) * align_up(px * a->ch[l] * e);
+            const size_t own = (size_t)nins * align_up(px * a->ch[l] * e);
             dx_d1[l] = own < px * ci * 4;
             d[1] = zmax(d[1], px * (dx_d1[l] ? zmax(ci, a->ch[l]) : (size_t)a->ch[l]));
         }
@@ -565,15 +591,15 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
         size_t need = 0;
         for (int l = 0; l < L; l++) {
             cursor_t s = {0, 0};
-            put_block(&s, IN_WORK, bf, y->enc_c1[l], y->enc_o[l], R,
-                      b * y->H[l] * y->W[l] * a->ch[l]);
+            put_block_nested(&s, IN_WORK, bf, y->enc_c1[l], y->enc_o[l], R,
+                             b * y->H[l] * y->W[l] * a->ch[l]);
             need = zmax(need, s.work);
         }
         for (int j = 0; j < L; j++) {
             int i = L - 1 - j;
             cursor_t s = {0, 0};
-            put_block(&s, IN_WORK, bf, y->dec_c1[j], y->dec_o[j], R,
-                      b * y->H[i] * y->W[i] * a->dec_out[j]);
+            put_block_nested(&s, IN_WORK, bf, y->dec_c1[j], y->dec_o[j], R,
+                             b * y->H[i] * y->W[i] * a->dec_out[j]);
             need = zmax(need, s.work);
         }
         if (a->nblk > 0) {
@@ -1024,6 +1050,9 @@ double tf_model_train_flops(const tf_arch *a, int B, int64_t N, tf_train_flops *
                 t.backward_weights += convs[k];
                 if (ck) t.recompute += convs[k];
             }
+            /* checkpointing: an RCM's conv1 output is recomputed again (nested) just before
+             * its backward, but for the last RCM's, which the block's recompute left */
+            if (ck && r < a->nrcm - 1) t.recompute += convs[0];
         }
     }
     /* head 1x1 conv: not recomputed (its input is saved in both modes) */

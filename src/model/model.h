@@ -58,7 +58,10 @@
  *    sublayer's input and tf_tblock_saved; the mixture phase (fp32).
  *  - checkpointing blocks: only the inputs of each Conv block and each TFSWA block (plus
  *    head input/pre-activation and phase); block insides are recomputed in backward into
- *    a scratch region of the workspace sized for the largest block.
+ *    a scratch region of the workspace sized for the largest block. In that scratch a
+ *    Conv block keeps its RCM outputs and ONE conv1 output: each RCM's conv1 output but
+ *    the last one's is recomputed again (nested) just before that RCM's backward, from
+ *    the RCM's input, so the scratch holds nrcm maps instead of 2 nrcm - 1.
  *  - activation_dtype bf16: every saved conv-side tensor is stored in bf16 (round to
  *    nearest even); the forward continues with the ROUNDED values, so backward sees
  *    exactly the forward it differentiates, and checkpointing on/off stay bitwise equal.
@@ -281,7 +284,8 @@ double tf_model_forward_flops(const tf_arch *a, int B, int64_t N);
  *    dQ = dS K, dK = dS^T Q (4 of the same size; the probabilities are saved, not
  *    recomputed);
  *  - checkpointing blocks: the forward of every Conv block and TFSWA block is run again in
- *    backward (everything but the head conv): counted in recompute, as work done.
+ *    backward (everything but the head conv), and the conv1 of every RCM but a block's
+ *    last once more (the nested recompute): counted in recompute, as work done.
  * BatchNorm, GELU, LayerNorm, softmax, pooling, STFT and other elementwise work: excluded. */
 typedef struct {
     double forward;          /* = tf_model_forward_flops */

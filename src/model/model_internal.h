@@ -77,6 +77,8 @@ typedef struct {
     slot_t pr, pi;                /* fp32 (B, 2, Fb, T) mixture phase */
     slot_t enc_in[TF_MAX_LEVELS]; /* block input; enc_in[0] = x0 (B, 2K, Fp, Tp) */
     slot_t enc_c1[TF_MAX_LEVELS][TF_MAX_RCMS], enc_o[TF_MAX_LEVELS][TF_MAX_RCMS];
+    /* (checkpointing blocks: enc_c1[l][r] is ONE scratch slot for every r, then enc_o
+     * [l][0 .. nrcm-2]; the same for dec_*) */
     slot_t dec_cat[TF_MAX_LEVELS]; /* decoder j input [up, skip] */
     slot_t dec_c1[TF_MAX_LEVELS][TF_MAX_RCMS], dec_o[TF_MAX_LEVELS][TF_MAX_RCMS];
     slot_t head_in;              /* (B, c_0, Fp, Tp) last decoder output */
@@ -94,7 +96,12 @@ typedef struct {
                                         the block output's pooled/upsampled copy */
     size_t bx, bc, bg, bdg, E;       /* bwd: item in/c1 loads (bc = bx), GELU out (fp32; bf16:
                                         in the load buffer), its gradient;
-                                        E (B, Cout, H, W): the RCM-chain gradient */
+                                        E (B, Cout, H, W): the RCM-chain gradient, first in
+                                        the view (the nested recompute's buffers follow it) */
+    size_t nx, na, nc;               /* bwd, checkpointing: an RCM's conv1 output recomputed
+                                        just before its backward, item buffers after E (bf16:
+                                        nx the input load, BN/GELU in place (na = nx), nc
+                                        c1; fp32: na the BN/GELU output) */
     size_t D0, D1;                   /* block gradients (dout, scratch / dx) */
     slot_t dx[2 * TF_MAX_LEVELS];    /* fp32 (B, Cin, H, W): a Conv block's input gradient
                                       * (blocks: encoder levels, then decoders), in the bytes

@@ -12,7 +12,10 @@ Counted (2 per multiply-add, like tf_conv2d_flops): aten.convolution, the grad_i
 grad_weight outputs of aten.convolution_backward (as its output_mask asks for them), mm,
 addmm, bmm. Everything else (norms, activations, softmax, FFTs, elementwise) counts 0.
 The mixture requires grad, so the first conv's grad_input is computed, as in the C model.
---checkpointing blocks wraps every RCM and every TFSWA block in torch.utils.checkpoint
+--checkpointing blocks wraps every RCM and every TFSWA block in torch.utils.checkpoint, and
+inside it the first half (BN, GELU, conv1) of every RCM but a Conv block's last in a nested
+checkpoint: the C model recomputes a block's forward before its backward and, just before
+each RCM's backward, that RCM's conv1 output again (the last RCM's is still there).
 (PyTorch 1.13 has no torch.utils.flop_counter; the dispatch mode below is one).
 """
 import argparse
@@ -21,6 +24,7 @@ import os
 import sys
 
 import torch
+import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -62,6 +66,22 @@ class FlopCount(TorchDispatchMode):
         return out
 
 
+class NestedRCM(torch.nn.Module):
+    """An RCM whose first half runs in its own checkpoint."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def first(self, x):
+        return self.m.conv1(F.gelu(self.m.bn1(x)))
+
+    def forward(self, x):
+        h = cp.checkpoint(self.first, x, use_reentrant=True)
+        h = self.m.conv2(F.gelu(self.m.bn2(h)))
+        return h + self.m.short(x)
+
+
 class Ckpt(torch.nn.Module):
     def __init__(self, m):
         super().__init__()
@@ -85,7 +105,8 @@ def main():
         for blocks in (model.enc, model.dec):
             for b in blocks:
                 for r in range(len(b.rcm)):
-                    b.rcm[r] = Ckpt(b.rcm[r])
+                    inner = NestedRCM(b.rcm[r]) if r < len(b.rcm) - 1 else b.rcm[r]
+                    b.rcm[r] = Ckpt(inner)
         for k in range(len(model.tfswa)):
             model.tfswa[k] = Ckpt(model.tfswa[k])
     mix = (torch.rand(args.batch, 2, args.samples) - 0.5).requires_grad_(True)
