@@ -72,15 +72,17 @@ if [ -x "$B/tfswa" ] && ! command -v nvidia-smi > /dev/null 2>&1; then
       [ "$n" -eq 1 ] && ok "no GPU: one line, exit 2" || bad "no GPU: exit $rc, $out" ;;
     *) bad "no GPU: exit $rc, output: $out" ;;
   esac
-  # separation and evaluation run on the device in this build: without a GPU, the same line
-  for cmd in "separate in.wav -o out --checkpoint ck" "evaluate --checkpoint ck --data_root d -o out"; do
+  # separation, evaluation and bench separate (whose child processes open the device, the
+  # first one only to probe it) run on the device in this build: without a GPU, the same line
+  for cmd in "separate in.wav -o out --checkpoint ck" "evaluate --checkpoint ck --data_root d -o out" \
+    "bench separate --short_seconds 1 --long_seconds 2"; do
     # shellcheck disable=SC2086
     out=$("$B/tfswa" $cmd --device cuda:0 2>&1); rc=$?
     case "$out" in
       "tfswa: --device cuda:0: no CUDA device: "*) [ $rc -eq 2 ] && n=$(printf '%s\n' "$out" | wc -l) &&
-        [ "$n" -eq 1 ] && ok "no GPU: ${cmd%% *} --device cuda:0: one line, exit 2" ||
-        bad "no GPU: ${cmd%% *}: exit $rc, $out" ;;
-      *) bad "no GPU: ${cmd%% *}: exit $rc, output: $out" ;;
+        [ "$n" -eq 1 ] && ok "no GPU: ${cmd%% -*} --device cuda:0: one line, exit 2" ||
+        bad "no GPU: ${cmd%% -*}: exit $rc, $out" ;;
+      *) bad "no GPU: ${cmd%% -*}: exit $rc, output: $out" ;;
     esac
   done
   out=$("$B/tfswa" plan --preset tiny --memory 1GiB --device cuda:0 2>&1); rc=$?

@@ -15,6 +15,9 @@
 #      out of range and not-yet-implemented work (AMP on the device) refused with one line,
 #      exit 2; then 50 training steps of the tiny preset on synthetic data on cuda:0 and on
 #      the CPU from the same seed: the logged losses within 2 % (the cli.txt tail);
+#   4b'. `tfswa bench separate --device cuda:0` (tiny, a 10 s and a 60 s song, each in its own
+#      process): device memory in use after each, their ratio (constant memory on the card),
+#      seconds per audio second, into OUTDIR/bench_separate_gpu.json;
 #   4c. our side of the comparison: `tfswa bench step --device cuda:0` of the paper preset,
 #      batch 8 x 3 s, n_fft 2048 hop 441, fp32, into OUTDIR/bench_gpu.json;
 #   5. the PyTorch side of the comparison (tools/torch_gpu_bench.py, docs/gpu/README.md): the
@@ -212,6 +215,16 @@ PY
   fi
 else
   step "train-cuda-vs-cpu" fail "synth: $(tail -n 1 "$TD/synth.log")"
+fi
+
+# 4b'. separation on the device in constant memory: tfswa bench separate --device cuda:0 (tiny
+# preset, 10 s and 60 s songs, each in its own process) into OUTDIR/bench_separate_gpu.json
+timeout 120 "$CARRY/bin/tfswa" bench separate --device cuda:0 --short_seconds 10 --long_seconds 60 \
+  --num_threads 8 --json > "$OUT/bench_separate_gpu.json" 2> "$LIB/bench_sep_gpu.err"; rc=$?
+if [ "$rc" -eq 0 ]; then
+  step bench-separate-cuda ok "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print("device_ratio_long_over_short %.4f, %.1f and %.1f MiB over the context, %.4f s per audio second" % (r["device_ratio_long_over_short"], r["short"]["device_bytes_over_context"]/2**20, r["long"]["device_bytes_over_context"]/2**20, r["seconds_per_audio_second"]))' "$OUT/bench_separate_gpu.json" 2>&1)"
+else
+  step bench-separate-cuda fail "exit $rc: $(tail -n 1 "$LIB/bench_sep_gpu.err")"
 fi
 
 # 4c. our side of the comparison: the paper preset, batch 8 x 3 s, n_fft 2048 hop 441, fp32,

@@ -29,6 +29,7 @@
 #include "train/ckpt.h"
 #include "train/train.h"
 #include "util/config.h"
+#include "util/device.h"
 #include "util/fsutil.h"
 
 static const char *USAGE =
@@ -36,14 +37,17 @@ static const char *USAGE =
     "                            [--preset tiny] [--targets vocals,drums,bass,other]\n"
     "                            [--segment S] [--overlap 0.25] [--batch_size 1]\n"
     "                            [--num_threads 0] [--precision fp32|bf16|auto]\n"
-    "                            [--backend dnnl|ref] [--keep] [model keys...]\n"
+    "                            [--backend dnnl|ref] [--keep] [--device cpu|cuda[:N]]\n"
+    "                            [model keys...]\n"
     "\n"
     "Separates a short and a long synthetic song (30 s of tfswa synth material looped) with\n"
     "a random-weights model, each in its own process, and reports peak RSS and time per\n"
     "audio second; then separates the short song in one process alone and in two processes\n"
     "at once (each with --num_threads) and reports concurrent_slowdown (wall of the two\n"
     "over wall alone; a fair share of the cores is 2). Files go to a temporary folder\n"
-    "(removed unless --keep).\n";
+    "(removed unless --keep). --device cuda[:N]: the separations run on that GPU (each child\n"
+    "process opens it), and each run also reports the device bytes in use after it\n"
+    "(cudaMemGetInfo), with and without what the CUDA context alone takes.\n";
 
 /* Child: the checkpoint (random weights) and the two input files. */
 static tf_status prepare(const tf_config *cfg, const char *dir, const char *ckpt,
@@ -96,7 +100,10 @@ typedef struct {
     double duration, seconds, cpu_seconds; /* from the child's summary */
     int64_t hwm;                           /* child's VmHWM (bytes) */
     int status;
-    char compute[192]; /* tfswa_describe: backend, ISA, arithmetic, precision */
+    char compute[192];            /* tfswa_describe: backend, ISA, arithmetic, precision */
+    char err[256];                /* the error message when status != 0 */
+    double dev_context, dev_used; /* --device cuda: device bytes in use with the CUDA context
+                                     only, and after the separation (model still open) */
 } child_result;
 
 /* Start fn in a child process; the child writes a child_result into a pipe (*fd_out). */
@@ -115,7 +122,7 @@ static tf_status start_child(int (*fn)(void *, child_result *), void *arg, pid_t
         child_result r;
         memset(&r, 0, sizeof r);
         r.status = fn(arg, &r);
-        if (r.status) fprintf(stderr, "tfswa: %s\n", tf_errmsg());
+        if (r.status) snprintf(r.err, sizeof r.err, "%s", tf_errmsg());
         ssize_t w = write(fd[1], &r, sizeof r);
         _exit(w == (ssize_t)sizeof r ? 0 : 3);
     }
@@ -131,7 +138,8 @@ static tf_status finish_child(int fd, int wst, child_result *res) {
     close(fd);
     if (got != (ssize_t)sizeof *res || !WIFEXITED(wst) || WEXITSTATUS(wst) != 0)
         return tf_err(TF_EINTERNAL, "bench separate: child process failed (status %d)", wst);
-    if (res->status) return tf_err(res->status, "bench separate: a child run failed (see above)");
+    if (res->status)
+        return tf_err(res->status, "%s", res->err[0] ? res->err : "bench separate: a run failed");
     return TF_OK;
 }
 
@@ -202,6 +210,8 @@ typedef struct {
 static int run_fn(void *a, child_result *r) {
     run_arg *p = a;
     int status;
+    const int cuda = p->opt.device == TFSWA_DEVICE_CUDA;
+    if (cuda) r->dev_context = bench_device_bytes_in_use();
     tfswa_context *ctx = tfswa_open_with(&p->ckpt, 1, &p->opt, &status);
     if (!ctx) return tf_err(status, "%s", tfswa_last_error(NULL));
     snprintf(r->compute, sizeof r->compute, "%s", tfswa_describe(ctx));
@@ -212,9 +222,19 @@ static int run_fn(void *a, child_result *r) {
         const tfswa_summary *s = tfswa_last_summary(ctx);
         r->duration = s->duration, r->seconds = s->seconds, r->cpu_seconds = s->cpu_seconds;
         r->hwm = s->peak_rss_bytes;
+        if (cuda) r->dev_used = bench_device_bytes_in_use();
     }
     tfswa_close(ctx);
     return rc ? (rc == TFSWA_ERR_INTERNAL ? 1 : 2) : 0;
+}
+
+/* Child: can the device be opened here (a CUDA build may still find no GPU)? */
+static int probe_fn(void *a, child_result *r) {
+    (void)r;
+    tf_device d;
+    tf_status st = tf_device_from_string("--device", (const char *)a, &d);
+    if (!st) st = tf_device_open(&d, "--device", (const char *)a, NULL);
+    return (int)st;
 }
 
 static void rmrf(const char *path) {
@@ -264,6 +284,15 @@ int bench_separate(int argc, char **argv) {
     if ((st =
              cli_precision_flags(prec, tf_backend_name(cfg.backend), &opt.precision, &opt.backend)))
         return cli_fail(st);
+    tf_device dev = {TF_DEVICE_CPU, 0};
+    if ((st = tf_device_from_string("--device", cli_bench_device, &dev))) return cli_fail(st);
+    if (dev.kind == TF_DEVICE_CUDA) {
+        opt.device = TFSWA_DEVICE_CUDA;
+        opt.device_index = dev.index;
+        child_result pr;
+        struct rusage ru0;
+        if ((st = in_child(probe_fn, (void *)cli_bench_device, &pr, &ru0))) return cli_fail(st);
+    }
     if ((st = tf_config_validate(&cfg))) return cli_fail(st);
     size_t n_params = 0;
     const tf_model_config mc = tf_train_model_config(&cfg);
@@ -335,6 +364,15 @@ int bench_separate(int argc, char **argv) {
                slowdown, secs[0], single_s, conc_s[0], conc_s[1]);
         printf("rss_ratio_long_over_short %.4f (goal <= 1.1); tiny random-weights model, %s\n",
                rss[1] / rss[0], machine);
+        if (dev.kind == TF_DEVICE_CUDA) {
+            for (int k = 0; k < 2; k++)
+                printf("%-5s on %s: %.1f MiB of device memory in use after the separation "
+                       "(%.1f MiB over the CUDA context's)\n",
+                       nm[k], cli_bench_device, res[k].dev_used / 1048576.0,
+                       (res[k].dev_used - res[k].dev_context) / 1048576.0);
+            printf("device_ratio_long_over_short %.4f (goal <= 1.1); %s\n",
+                   res[1].dev_used / res[0].dev_used, res[0].compute);
+        }
         return 0;
     }
     cJSON *c, *r, *j = bench_json_open("separate", 0, &c, &r);
@@ -343,6 +381,7 @@ int bench_separate(int argc, char **argv) {
     cJSON_AddStringToObject(c, "weights", "random (untrained, seeded), written with tf_ckpt_save");
     cJSON_AddNumberToObject(c, "params", (double)n_params);
     cJSON_AddStringToObject(c, "compute", res[0].compute);
+    cJSON_AddStringToObject(c, "device", cli_bench_device);
     cJSON *t = cJSON_AddArrayToObject(c, "targets");
     for (int i = 0; i < cfg.n_targets; i++)
         cJSON_AddItemToArray(t, cJSON_CreateString(cfg.targets[i]));
@@ -367,6 +406,20 @@ int bench_separate(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "peak_rss_mib", rss[k] / 1048576.0);
         cJSON_AddNumberToObject(o, "seconds_per_audio_second", spa[k]);
         cJSON_AddNumberToObject(o, "cpu_seconds_per_audio_second", cpa[k]);
+        if (dev.kind == TF_DEVICE_CUDA) {
+            cJSON_AddNumberToObject(o, "device_bytes_in_use", res[k].dev_used);
+            cJSON_AddNumberToObject(o, "device_bytes_over_context",
+                                    res[k].dev_used - res[k].dev_context);
+        }
+    }
+    if (dev.kind == TF_DEVICE_CUDA) {
+        cJSON_AddNumberToObject(r, "device_ratio_long_over_short",
+                                res[1].dev_used / res[0].dev_used);
+        cJSON_AddStringToObject(c, "device_memory",
+                                "cudaMemGetInfo (total - free) in each run's own child process, "
+                                "after the separation with the model still open; "
+                                "over_context: minus the reading before the model was opened "
+                                "(the CUDA context alone)");
     }
     cJSON_AddNumberToObject(r, "rss_ratio_long_over_short", rss[1] / rss[0]);
     cJSON_AddNumberToObject(r, "peak_rss_short_bytes", rss[0]);

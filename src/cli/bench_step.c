@@ -95,13 +95,6 @@ static tf_status fixed_batch(void *ctx, tf_micro_batch *mb) {
  * steps, each the trainer's own tf_train_step (one rank). ms (K,) receives the step times
  * in milliseconds; loss1 and loss2 the losses of the first two steps. */
 #if TFSWA_CUDA
-/* bytes of device memory in use now (cudaMemGetInfo: total - free) */
-static double dev_used(void) {
-    size_t fr = 0, tot = 0;
-    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) return NAN;
-    return (double)(tot - fr);
-}
-
 /* run_turn on the current CUDA device: the device trainer (src/train/step_cuda.c) with the
  * initial weights of a host model of the same seed */
 static tf_status run_turn_cuda(const tf_config *c, io_t *io, int K, double *ms, double *loss1,
@@ -114,7 +107,7 @@ static tf_status run_turn_cuda(const tf_config *c, io_t *io, int K, double *ms, 
     tf_kernels *k = NULL;
     tf_stft *fs = NULL;
     tf_dtrainer *t = NULL;
-    const double used0 = dev_used();
+    const double used0 = bench_device_bytes_in_use();
     tf_status st = tf_model_create_mode(&host, &mc, 1, io->N, 1, TF_MODEL_INFER);
     if (!st) st = tf_kernels_create(&k, TF_BACKEND_CUDA, TF_DT_FP32, 1);
     if (!st) st = tf_stft_create(&fs, a.n_fft, a.hop);
@@ -130,7 +123,7 @@ static tf_status run_turn_cuda(const tf_config *c, io_t *io, int K, double *ms, 
         double t0 = tf_now_s();
         st = tf_dtrainer_step(t, 1 + i, &updates, fixed_batch, io, &r); /* ends synchronised */
         ms[i] = 1e3 * (tf_now_s() - t0);
-        const double used = dev_used() - used0;
+        const double used = bench_device_bytes_in_use() - used0;
         if (used > v->dev_peak) v->dev_peak = used;
         if (!st) *nonfinite += !r.applied;
         if (!st && i == 0) *loss2 = r.loss;

@@ -4,11 +4,17 @@
 
 #include <cJSON.h>
 
+#include <math.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+
+#if TFSWA_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -95,4 +101,14 @@ int bench_json_emit(cJSON *root) {
     free(s);
     cJSON_Delete(root);
     return s ? 0 : 1;
+}
+
+double bench_device_bytes_in_use(void) {
+#if TFSWA_CUDA
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) return NAN;
+    return (double)(tot - fr);
+#else
+    return NAN;
+#endif
 }

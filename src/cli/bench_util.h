@@ -14,6 +14,11 @@ double bench_min(const double *v, int n);
  * libgomp default>"; threads <= 0 leaves that part out. */
 void bench_machine(char *out, size_t n, int threads);
 
+/* Bytes of memory in use on the current CUDA device now (cudaMemGetInfo: total - free; the
+ * first call in a process creates the CUDA context). NAN in a build without CUDA or when
+ * the call fails. */
+double bench_device_bytes_in_use(void);
+
 /* The envelope every bench JSON shares (shared/DESIGN.md "Bench JSON"):
  * {"bench": name, "machine": bench_machine(threads), "config": {}, "results": {}}.
  * *config and *results point into it (owned by the root). NULL when out of memory. */

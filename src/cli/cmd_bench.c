@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/device.h"
 
 /* Take --device VALUE / --device=VALUE (the last one wins) out of argv[1..argc-1] (argv
  * shrinks; *argc updated): the value, NULL when absent; *missing = 1 when the flag has no
@@ -51,15 +52,21 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "tfswa: bench '%s' is not part of this build yet\n", argv[1]);
             return 2;
         }
-        /* --device: `bench step` runs on CUDA (the device trainer); the other benches
-         * measure the CPU only */
+        /* --device: `bench step` (the device trainer) and `bench separate` (the inference
+         * device model) run on CUDA; the other benches measure the CPU only. `bench
+         * separate` forks its runs: a process that touched CUDA cannot fork a child that
+         * uses it, so with a CUDA build its children open the device, not this process. */
         int missing = 0;
         const char *dev = take_device(&argc, argv, &missing);
         if (missing) return cli_fail(tf_err(TF_EUSER, "flag --device needs a value"));
         char task[64];
         snprintf(task, sizeof task, "bench %s", t[i].name);
-        const int on_cuda = !strcmp(t[i].name, "step");
-        tf_status st = cli_device_open(dev, on_cuda ? NULL : task);
+        const int sep = !strcmp(t[i].name, "separate");
+        const int on_cuda = !strcmp(t[i].name, "step") || sep;
+        tf_device d;
+        tf_status st = dev ? tf_device_from_string("--device", dev, &d) : TF_OK;
+        if (!st && !(sep && dev && d.kind == TF_DEVICE_CUDA && tf_device_cuda_built()))
+            st = cli_device_open(dev, on_cuda ? NULL : task);
         if (st) return cli_fail(st);
         cli_bench_device = dev ? dev : "cpu";
         return t[i].fn(argc - 1, argv + 1);
