@@ -582,6 +582,12 @@ static void check_infer_layout(const tf_config *c, int B, int64_t N) {
            "inference floats %zu vs %zu + %zu (region at %zu; io %zu, blocks %zu, TFSWA %zu, "
            "head %zu)",
            y->work_floats, persist, reg, y->re, 3 * al(nspec), blk, tfs, head);
+    /* each step's extent: the blocks' buffers end with head_in, the TFSWA stack's with tsv */
+    CHECKF(y->head_in + al(b * a.ch[0] * hwp) == persist + blk, "blocks end %zu vs %zu",
+           y->head_in + al(b * a.ch[0] * hwp), persist + blk);
+    if (a.nblk > 0)
+        CHECKF(y->tsv[0][0] + al(tsv) == persist + tfs, "TFSWA end %zu vs %zu",
+               y->tsv[0][0] + al(tsv), persist + tfs);
     /* the TFSWA stack, block by block */
     for (int kb = 0; kb < (a.nblk > 0 ? a.nblk : 1); kb++) {
         range_t t[160];
