@@ -79,6 +79,8 @@ static void test_roles_vs_dlayout(void) {
         const size_t N = (size_t)(0.5 * c.sample_rate + 0.5), B = (size_t)c.batch_size;
         const size_t S = (size_t)c.n_targets;
         CHECK(tf_dlayout(&y, &a, (int)B, (int64_t)N, k) == TF_OK);
+        tf_dlay yi; /* separation: TF_DEVPLAN_SEP_BATCH chunks of the segment */
+        CHECK(tf_dlayout_infer(&yi, &a, TF_DEVPLAN_SEP_BATCH, (int64_t)N, k) == TF_OK);
         tf_kernels_free(k);
         CHECK(p.frames == (int64_t)N);
         CHECKF(p.activations == 4 * y.act_floats && p.workspace == 4 * y.work_floats,
@@ -136,6 +138,16 @@ static void test_roles_vs_dlayout(void) {
         }
         if (v & 2) CHECK(p.cufft_loss > 0);
         CHECKF(p.total == sum, "variant %d: total %zu vs %zu", v, p.total, sum);
+        /* separation: weights, the inference layout, chunks and stems, cuFFT, cuBLAS */
+        const size_t sb = TF_DEVPLAN_SEP_BATCH, ssig = 2 * sb * (S > 1 ? S : 1);
+        CHECKF(p.sep_workspace == 4 * yi.work_floats &&
+                   p.sep_total == p.params + p.buffers + p.sep_workspace +
+                                      4 * (sb * 2 * N + sb * S * 2 * N) +
+                                      fft_obj(c.stft_window_size, c.stft_hop_length, ssig, N) +
+                                      TF_DEVPLAN_CUBLAS_WS &&
+                   p.sep_total < p.total,
+               "variant %d: separation %zu (workspace %zu) vs training %zu", v, p.sep_total,
+               p.sep_workspace, p.total);
         /* host: loader, validation, staging (params, buffers, m, v (+ EMA, raw)), model */
         CHECK(p.host_loader == cp.loader && p.host_loader > 0);
         CHECK(p.host_staging == 4 * (np + p.n_buffers + np * (v & 1 ? 4 : 2)));
@@ -775,6 +787,11 @@ static void test_cli_json(void) {
                    num(h, hk[i].k) == (double)hk[i].v,
                "host_bytes.%s %.0f vs %zu", hk[i].k, num(h, hk[i].k), hk[i].v);
     CHECK(p.cufft_loss > 0 && num(r, "conv_workspace") == (double)TF_KERN_CUDA_WS_LIMIT);
+    const cJSON *sp = cJSON_GetObjectItem(o, "separate_device_bytes");
+    CHECKF(num(sp, "total") == (double)p.sep_total && p.sep_total > 0 &&
+               num(sp, "workspace") == (double)p.sep_workspace &&
+               num(sp, "batch_size") == TF_DEVPLAN_SEP_BATCH,
+           "separate_device_bytes.total %.0f vs %zu", num(sp, "total"), p.sep_total);
     CHECK(cJSON_GetArraySize(mx) == 4);
     for (int v = 0; v < 4 && cJSON_GetArraySize(mx) == 4; v++) {
         const cJSON *e = cJSON_GetArrayItem(mx, v);
@@ -818,7 +835,8 @@ static void test_cli_text(void) {
                                "cuda yet\n") &&
                    strstr(out, "  trainer (one block) ") &&
                    strstr(out, "  host model (inference; checkpoints) ") &&
-                   strstr(out, "loader batches") && strstr(out, "total (device)"),
+                   strstr(out, "loader batches") && strstr(out, "total (device)") &&
+                   strstr(out, "  separate --batch_size 1 (device) "),
                "exit %d:\n%s", st, out);
         if (no_gpu(0))
             CHECKF(strstr(out, "cuDNN workspace: upper bound (no GPU: 256 MiB per shape limit)"),
