@@ -554,6 +554,23 @@ tf_status tf_dmodel_forward_eval(tf_dmodel *d, float *out, const float *mix, int
     return forward(d, out, mix, B, 1);
 }
 
+tf_status tf_dmodel_forward_eval_host(tf_dmodel *d, float *out, const float *mix, int B,
+                                      float *dout, float *dmix, const char *who) {
+    if (B < 1 || B > d->y.B)
+        return tf_err(TF_EINTERNAL, "%s: batch %d (planned %d)", who, B, d->y.B);
+    const size_t nmix = (size_t)B * 2 * (size_t)d->y.N, nout = nmix * (size_t)d->a.S;
+    cudaError_t e = cudaMemcpy(dmix, mix, nmix * sizeof(float), cudaMemcpyHostToDevice);
+    if (e != cudaSuccess)
+        return tf_err(TF_EINTERNAL, "%s: cudaMemcpy (chunks) failed (%s)", who,
+                      cudaGetErrorString(e));
+    TF_TRY(tf_dmodel_forward_eval(d, dout, dmix, B));
+    e = cudaMemcpy(out, dout, nout * sizeof(float), cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess)
+        return tf_err(TF_EINTERNAL, "%s: cudaMemcpy (stems) failed (%s)", who,
+                      cudaGetErrorString(e));
+    return TF_OK;
+}
+
 /* ----------------------------------------------------------------------- backward */
 
 tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {

@@ -62,6 +62,13 @@ tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B);
  * again); on an inference model through tf_dlayout_infer's. B <= the planned batch. The CPU model's
  * tf_model_forward(training = 0) computes the same. */
 tf_status tf_dmodel_forward_eval(tf_dmodel *d, float *out, const float *mix, int B);
+/* The eval forward of host chunks (separation, validation): mix (B, 2, N) HOST is copied
+ * into dmix, the eval forward runs from it into dout, and dout is copied back into out
+ * (B, S, 2, N) HOST; dmix (>= B*2*N floats) and dout (>= B*S*2*N) are the caller's device
+ * buffers. who names the caller in a copy's error ("cuda separation: cudaMemcpy (chunks)
+ * failed (...)"); the forward's own errors are its own. */
+tf_status tf_dmodel_forward_eval_host(tf_dmodel *d, float *out, const float *mix, int B,
+                                      float *dout, float *dmix, const char *who);
 /* grads += d loss / d params of the last forward, dout (B, S, 2, N) device */
 tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout);
 
