@@ -79,6 +79,8 @@ static void test_roles_vs_dlayout(void) {
         const size_t N = (size_t)(0.5 * c.sample_rate + 0.5), B = (size_t)c.batch_size;
         const size_t S = (size_t)c.n_targets;
         CHECK(tf_dlayout(&y, &a, (int)B, (int64_t)N, k) == TF_OK);
+        tf_dlay yi; /* separation: TF_DEVPLAN_SEP_BATCH chunks of the segment */
+        CHECK(tf_dlayout_infer(&yi, &a, TF_DEVPLAN_SEP_BATCH, (int64_t)N, k) == TF_OK);
         tf_kernels_free(k);
         CHECK(p.frames == (int64_t)N);
         CHECKF(p.activations == 4 * y.act_floats && p.workspace == 4 * y.work_floats,
@@ -136,6 +138,16 @@ static void test_roles_vs_dlayout(void) {
         }
         if (v & 2) CHECK(p.cufft_loss > 0);
         CHECKF(p.total == sum, "variant %d: total %zu vs %zu", v, p.total, sum);
+        /* separation: weights, the inference layout, chunks and stems, cuFFT, cuBLAS */
+        const size_t sb = TF_DEVPLAN_SEP_BATCH, ssig = 2 * sb * (S > 1 ? S : 1);
+        CHECKF(p.sep_workspace == 4 * yi.work_floats &&
+                   p.sep_total == p.params + p.buffers + p.sep_workspace +
+                                      4 * (sb * 2 * N + sb * S * 2 * N) +
+                                      fft_obj(c.stft_window_size, c.stft_hop_length, ssig, N) +
+                                      TF_DEVPLAN_CUBLAS_WS &&
+                   p.sep_total < p.total,
+               "variant %d: separation %zu (workspace %zu) vs training %zu", v, p.sep_total,
+               p.sep_workspace, p.total);
         /* host: loader, validation, staging (params, buffers, m, v (+ EMA, raw)), model */
         CHECK(p.host_loader == cp.loader && p.host_loader > 0);
         CHECK(p.host_staging == 4 * (np + p.n_buffers + np * (v & 1 ? 4 : 2)));
@@ -221,7 +233,8 @@ static void test_unimplemented(void) {
 typedef struct {
     const char *name;
     size_t off, n;
-    unsigned live; /* phases: 1 input STFT, 2 Conv block, 4 TFSWA stack, 8 head, 15 all */
+    unsigned long long live; /* phases: 1 input STFT, 2 Conv block, 4 TFSWA stack, 8 head, 15
+                                all (training); steps of the eval forward (inference) */
 } range_t;
 
 /* no two ranges that are live in a common phase overlap; every range ends by `end` */
@@ -443,6 +456,202 @@ static void test_checkpointing_layout(void) {
            p0.activations, p1.workspace, p0.workspace, p1.total, p0.total);
 }
 
+/* The inference layout (tf_dlayout_infer) against the eval forward's steps written out
+ * here from src/model/model_cuda.c's forward(): every buffer it touches as a range live from
+ * the step that writes it to the last step that reads it. Steps: the input STFT (io), the
+ * encoder levels (each two: the block, then its output's skip copy and pool), the TFSWA stack
+ * kernel by kernel (t1 tsa, t2 seq swap, t3 fsa, t4 window partition, t5 swin, t6 window reverse,
+ * t7 partition, t8 shifted swin, t9 reverse, t10 residual, t11 swap into the next block's input and
+ * tokens to map; one block k at a time, with k+1's input), the decoder blocks (the upsample into
+ * decoder j's concat is step j), the head kernel by kernel (h1 conv, h2 activation, h3 subband
+ * merge, h4 phase, h5 ISTFT). Inside a Conv block its insides by RCM r (c1[r] live in RCM r, o[r]
+ * in r and r+1). No two ranges live in a common step overlap; sizes written out (the region's
+ * largest step); the convolutions registered forward only (fewer bytes than with the backward where
+ * the backend sizes them: the CPU ones). */
+static void check_infer_layout(const tf_config *c, int B, int64_t N) {
+    const tf_model_config mc = tf_train_model_config(c);
+    tf_arch a;
+    CHECK(tf_arch_from_config(&a, &mc) == TF_OK);
+    tf_kernels *k = NULL;
+    CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_KERN_CUDA_WS_LIMIT, "test") == TF_OK);
+    tf_dlay yv, yt;
+    CHECKF(tf_dlayout_infer(&yv, &a, B, N, k) == TF_OK, "%s", tf_errmsg());
+    CHECKF(tf_dlayout(&yt, &a, B, N, k) == TF_OK, "%s", tf_errmsg());
+    tf_kernels_free(k);
+    /* forward-only registration: the ref backend sizes forward and backward differently */
+    tf_kernels *kf = NULL, *kt = NULL;
+    CHECK(tf_kernels_create(&kf, TF_BACKEND_REF, TF_DT_FP32, 1) == TF_OK);
+    CHECK(tf_kernels_create(&kt, TF_BACKEND_REF, TF_DT_FP32, 1) == TF_OK);
+    tf_dlay rf, rt;
+    CHECK(tf_dlayout_infer(&rf, &a, B, N, kf) == TF_OK && tf_dlayout(&rt, &a, B, N, kt) == TF_OK);
+    CHECKF(rf.n_convws < rt.n_convws && tf_kernels_n_shapes(kf) == tf_kernels_n_shapes(kt),
+           "conv ws forward %zu vs training %zu", rf.n_convws, rt.n_convws);
+    tf_kernels_free(kf);
+    tf_kernels_free(kt);
+    const tf_dlay *y = &yv;
+    CHECK(y->infer && !yt.infer && y->act_floats == 0 && !y->ckpt);
+    const int L = a.L, R = a.nrcm, K = a.K, S = a.S, C = a.ch[L - 1], mk = a.output == TF_OUT_MASK;
+    const size_t b = (size_t)B, hwp = (size_t)y->Fp * y->Tp, nspec = b * 2 * y->Fb * y->T;
+    const size_t ntok = b * C * y->H[L] * y->W[L], nout = b * S * 2 * y->Fb * y->T;
+    const int Ls = a.wt * a.wf, Hb = y->H[L], Wb = y->W[L];
+    const int Ns[4] = {B * Hb, B * Wb, B * y->nW, B * y->nW}, Lq[4] = {Wb, Hb, Ls, Ls};
+    /* step numbers: encoder level l is two, its block (ENC + 2l) and its output's skip
+     * copy and pool (ENC + 2l + 1) */
+    const int IO = 0, ENC = 1, TF = 2 * L, DEC = 2 * L + 12, HEAD = 3 * L + 11, LAST = 3 * L + 16;
+#define SPAN(f, t) ((((t) >= 63 ? ~0ULL : (2ULL << (t)) - 1)) & ~((1ULL << (f)) - 1))
+    const unsigned long long ALL = SPAN(IO, LAST),
+                             BLK = SPAN(ENC, ENC + 2 * L - 1) | SPAN(DEC, DEC + L - 1);
+    range_t g[128];
+    int n = 0;
+    size_t cmax = 0, omax = 0, pmax = 0, xmax = ntok, persist = 2 * al(nspec);
+    g[n++] = (range_t){"pr", y->pr, nspec, ALL};
+    g[n++] = (range_t){"pi", y->pi, nspec, ALL};
+    if (mk) {
+        g[n++] = (range_t){"x0", y->enc_in[0], b * a.cin * hwp, ALL};
+        persist += al(b * a.cin * hwp);
+    }
+    for (int l = 0; l < L; l++) {
+        const size_t hw = (size_t)y->H[l] * y->W[l];
+        const size_t ci = l ? a.ch[l - 1] : a.cin, co = a.ch[l];
+        /* the level inputs and the bottleneck: one buffer, each live in its level only */
+        if (l || !mk) {
+            g[n++] = (range_t){"enc_in", y->enc_in[l], b * ci * hw,
+                               SPAN(l ? ENC + 2 * l - 1 : IO, ENC + 2 * l)};
+            xmax = xmax > b * ci * hw ? xmax : b * ci * hw;
+        }
+        cmax = cmax > (ci > co ? ci : co) * hw ? cmax : (ci > co ? ci : co) * hw;
+        omax = omax > co * hw ? omax : co * hw;
+    }
+    g[n++] = (range_t){"bott", y->bott, ntok, SPAN(ENC + 2 * L - 1, DEC)};
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j;
+        const size_t hw = (size_t)y->H[i] * y->W[i], ci = a.dec_in[j], co = a.dec_out[j];
+        g[n++] =
+            (range_t){"dec_cat (skip)", y->dec_cat[j], b * ci * hw, SPAN(ENC + 2 * i + 1, DEC + j)};
+        persist += al(b * ci * hw);
+        cmax = cmax > (ci > co ? ci : co) * hw ? cmax : (ci > co ? ci : co) * hw;
+        omax = omax > co * hw ? omax : co * hw;
+        pmax = pmax > (ci - a.ch[i]) * hw ? pmax : (ci - a.ch[i]) * hw;
+    }
+    persist += al(xmax) + al(y->n_convws);
+    g[n++] = (range_t){"convws", y->convws, y->n_convws, ALL};
+    if (a.nblk > 0) {
+        g[n++] = (range_t){"relidx", y->relidx, (size_t)Ls * Ls, ALL};
+        g[n++] = (range_t){"mask", y->mask, (size_t)y->nW * Ls * Ls, ALL};
+        persist += al((size_t)Ls * Ls) + al((size_t)y->nW * Ls * Ls);
+    }
+    g[n++] = (range_t){"re", y->re, nspec, 1ULL << IO};
+    g[n++] = (range_t){"im", y->im, nspec, 1ULL << IO};
+    g[n++] = (range_t){"mag", y->mag, nspec, 1ULL << IO};
+    g[n++] = (range_t){"Y", y->Y, b * cmax, BLK};
+    g[n++] = (range_t){"Tb", y->Tb, b * omax, BLK};
+    g[n++] = (range_t){"O", y->O, b * omax, BLK};
+    g[n++] = (range_t){"P", y->P, b * pmax, SPAN(DEC, DEC + L - 1)};
+    g[n++] = (range_t){"head_in", y->head_in, b * a.ch[0] * hwp, SPAN(DEC + L - 1, HEAD + 1)};
+    g[n++] = (range_t){"z", y->z, b * 2 * K * S * hwp, SPAN(HEAD + 1, HEAD + 2)};
+    g[n++] = (range_t){"hc", y->hc, b * S * 2 * K * y->Fs * y->T, SPAN(HEAD + 2, HEAD + 3)};
+    g[n++] = (range_t){"om", y->om, nout, SPAN(HEAD + 3, HEAD + 4)};
+    g[n++] = (range_t){"yr", y->yr, nout, SPAN(HEAD + 4, HEAD + 5)};
+    g[n++] = (range_t){"yi", y->yi, nout, SPAN(HEAD + 4, HEAD + 5)};
+    /* each block's insides: RCM by RCM inside it; their extent in the block's step */
+    for (int blk = 0; blk < 2 * L; blk++) {
+        const int lv = blk < L ? blk : 2 * L - 1 - blk, j = blk - L;
+        const size_t px = b * y->H[lv] * y->W[lv];
+        const size_t co = blk < L ? a.ch[lv] : a.dec_out[j];
+        range_t q[2 * 16];
+        int nq = 0;
+        size_t lo = SIZE_MAX, hi = 0;
+        for (int r = 0; r < R; r++) {
+            q[nq++] =
+                (range_t){"c1", blk < L ? y->enc_c1[lv][r] : y->dec_c1[j][r], px * co, 1ULL << r};
+            if (r < R - 1)
+                q[nq++] =
+                    (range_t){"o", blk < L ? y->enc_o[lv][r] : y->dec_o[j][r], px * co, 3ULL << r};
+        }
+        for (int i = 0; i < nq; i++) {
+            lo = q[i].off < lo ? q[i].off : lo;
+            hi = q[i].off + q[i].n > hi ? q[i].off + q[i].n : hi;
+        }
+        CHECKF(disjoint(q, nq, y->work_floats, "insides"), "block %d", blk);
+        g[n++] = (range_t){"insides", lo, hi - lo, 1ULL << (blk < L ? ENC + 2 * lv : DEC + j)};
+    }
+    /* the region's steps written out: io, the blocks (+ head_in), TFSWA, the head */
+    const size_t blk = al(b * cmax) + (3 + (R > 2 ? 2 : R - 1)) * al(b * omax) + al(b * pmax) +
+                       al(b * a.ch[0] * hwp);
+    size_t tsv = 0;
+    for (int s = 0; s < 4; s++) {
+        const size_t f = tf_tblock_saved_floats(Ns[s], Lq[s], C, a.heads, a.hidden);
+        tsv = tsv > f ? tsv : f;
+    }
+    const size_t tfs = a.nblk > 0 ? 7 * al(ntok) + al(tsv) : 0;
+    size_t head = al(b * S * 2 * K * y->Fs * y->T) + 3 * al(nout);
+    head = (head > blk ? head : blk) + al(b * 2 * K * S * hwp);
+    size_t reg = 3 * al(nspec);
+    reg = reg > blk ? reg : blk;
+    reg = reg > tfs ? reg : tfs;
+    reg = reg > head ? reg : head;
+    CHECKF(y->work_floats == persist + reg && y->re == persist,
+           "inference floats %zu vs %zu + %zu (region at %zu; io %zu, blocks %zu, TFSWA %zu, "
+           "head %zu)",
+           y->work_floats, persist, reg, y->re, 3 * al(nspec), blk, tfs, head);
+    /* each step's extent: the blocks' buffers end with head_in, the TFSWA stack's with tsv */
+    CHECKF(y->head_in + al(b * a.ch[0] * hwp) == persist + blk, "blocks end %zu vs %zu",
+           y->head_in + al(b * a.ch[0] * hwp), persist + blk);
+    if (a.nblk > 0)
+        CHECKF(y->tsv[0][0] + al(tsv) == persist + tfs, "TFSWA end %zu vs %zu",
+               y->tsv[0][0] + al(tsv), persist + tfs);
+    /* the TFSWA stack, block by block */
+    for (int kb = 0; kb < (a.nblk > 0 ? a.nblk : 1); kb++) {
+        range_t t[160];
+        memcpy(t, g, (size_t)n * sizeof *t);
+        int m = n;
+        if (a.nblk > 0) {
+            t[m++] = (range_t){"tok[k][0]", y->tok[kb][0], ntok, 1ULL << (TF + 1)};
+            if (kb + 1 < a.nblk)
+                t[m++] = (range_t){"tok[k+1][0]", y->tok[kb + 1][0], ntok, 1ULL << (TF + 11)};
+            t[m++] = (range_t){"tb0", y->tb[0], ntok, SPAN(TF + 1, TF + 2)};
+            t[m++] = (range_t){"fsa in", y->tok[kb][1], ntok, SPAN(TF + 2, TF + 3)};
+            t[m++] = (range_t){"tb1", y->tb[1], ntok, SPAN(TF + 3, TF + 10)};
+            t[m++] = (range_t){"swin in", y->tok[kb][2], ntok, SPAN(TF + 4, TF + 5)};
+            t[m++] = (range_t){"tb2", y->tb[2], ntok, SPAN(TF + 5, TF + 9)};
+            t[m++] = (range_t){"tb3", y->tb[3], ntok, SPAN(TF + 6, TF + 10)};
+            t[m++] = (range_t){"shifted swin in", y->tok[kb][3], ntok, SPAN(TF + 7, TF + 8)};
+            t[m++] = (range_t){"tb4 (out)", y->tb[4], ntok, SPAN(TF + 10, TF + 11)};
+            const int at[4] = {1, 3, 5, 8};
+            for (int s = 0; s < 4; s++)
+                t[m++] = (range_t){"tsv", y->tsv[kb][s],
+                                   tf_tblock_saved_floats(Ns[s], Lq[s], C, a.heads, a.hidden),
+                                   1ULL << (TF + at[s])};
+        }
+        CHECKF(disjoint(t, m, y->work_floats, "inference"), "TFSWA block %d", kb);
+    }
+#undef SPAN
+    /* smaller than the training layout, which holds all of this and more */
+    CHECKF(y->work_floats < yt.act_floats + yt.work_floats,
+           "inference %zu floats vs training %zu + %zu", y->work_floats, yt.act_floats,
+           yt.work_floats);
+    printf("  inference layout (B %d, %lld samples): %.1f MiB vs training %.1f MiB\n", B,
+           (long long)N, y->work_floats * 4.0 / 1048576,
+           (yt.act_floats + yt.work_floats) * 4.0 / 1048576);
+}
+
+static void test_infer_layout(void) {
+    tf_config c;
+    tiny(&c, 2);
+    check_infer_layout(&c, 2, 11025);
+    c.output = TF_OUT_MASK;
+    c.n_targets = 3;
+    c.rcms_per_block = 3;
+    check_infer_layout(&c, 3, 9000);
+    c.rcms_per_block = 5;
+    c.tfswa_blocks = 0;
+    check_infer_layout(&c, 1, 4410);
+    tf_config_defaults(&c);
+    const char *argv[] = {"x", "--preset", "paper", "--n_fft", "2048", "--hop_length", "441"};
+    CHECK(tf_config_parse_args(&c, 7, (char **)argv, NULL) == TF_OK);
+    check_infer_layout(&c, 4, 132300);
+}
+
 /* the plan-only kernels object: every shape answers the bound; a call is an error */
 static void test_bound_kernels(void) {
     tf_kernels *k = NULL;
@@ -578,6 +787,11 @@ static void test_cli_json(void) {
                    num(h, hk[i].k) == (double)hk[i].v,
                "host_bytes.%s %.0f vs %zu", hk[i].k, num(h, hk[i].k), hk[i].v);
     CHECK(p.cufft_loss > 0 && num(r, "conv_workspace") == (double)TF_KERN_CUDA_WS_LIMIT);
+    const cJSON *sp = cJSON_GetObjectItem(o, "separate_device_bytes");
+    CHECKF(num(sp, "total") == (double)p.sep_total && p.sep_total > 0 &&
+               num(sp, "workspace") == (double)p.sep_workspace &&
+               num(sp, "batch_size") == TF_DEVPLAN_SEP_BATCH,
+           "separate_device_bytes.total %.0f vs %zu", num(sp, "total"), p.sep_total);
     CHECK(cJSON_GetArraySize(mx) == 4);
     for (int v = 0; v < 4 && cJSON_GetArraySize(mx) == 4; v++) {
         const cJSON *e = cJSON_GetArrayItem(mx, v);
@@ -621,7 +835,8 @@ static void test_cli_text(void) {
                                "cuda yet\n") &&
                    strstr(out, "  trainer (one block) ") &&
                    strstr(out, "  host model (inference; checkpoints) ") &&
-                   strstr(out, "loader batches") && strstr(out, "total (device)"),
+                   strstr(out, "loader batches") && strstr(out, "total (device)") &&
+                   strstr(out, "  separate --batch_size 1 (device) "),
                "exit %d:\n%s", st, out);
         if (no_gpu(0))
             CHECKF(strstr(out, "cuDNN workspace: upper bound (no GPU: 256 MiB per shape limit)"),
@@ -661,6 +876,7 @@ int main(void) {
     RUN(test_roles_vs_dlayout);
     RUN(test_unimplemented);
     RUN(test_checkpointing_layout);
+    RUN(test_infer_layout);
     RUN(test_bound_kernels);
     RUN(test_max_batch);
     RUN(test_cli_json);

@@ -238,6 +238,13 @@ static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, 
                 cJSON_AddNumberToObject(r, dr[i].k, (double)dr[i].v);
             for (size_t i = 0; i < sizeof hr / sizeof hr[0]; i++)
                 cJSON_AddNumberToObject(h, hr[i].k, (double)hr[i].v);
+            /* separation on the device (tfswa separate --batch_size TF_DEVPLAN_SEP_BATCH) */
+            cJSON *sp = cJSON_AddObjectToObject(o, "separate_device_bytes");
+            if (sp) {
+                cJSON_AddNumberToObject(sp, "batch_size", TF_DEVPLAN_SEP_BATCH);
+                cJSON_AddNumberToObject(sp, "workspace", (double)p.sep_workspace);
+                cJSON_AddNumberToObject(sp, "total", (double)p.sep_total);
+            }
             cJSON_AddBoolToObject(h, "loader_pinned", p.host_pinned);
             for (int v = 0; v < TF_DEVPLAN_VARIANTS; v++) {
                 cJSON *e = cJSON_CreateObject();

@@ -93,12 +93,7 @@ static tf_status cu_forward(void *ctx, const float *mix, int nb, int64_t L, floa
         return tf_err(TF_EINTERNAL,
                       "cuda separation: %d chunks of %lld frames (prepared %d x %lld)", nb,
                       (long long)L, c->batch, (long long)c->frames);
-    const size_t nmix = (size_t)nb * 2 * (size_t)L, nout = nmix * (size_t)c->a.S;
-    cudaError_t e = cudaMemcpy(c->dmix, mix, nmix * sizeof(float), cudaMemcpyHostToDevice);
-    if (e != cudaSuccess) return cuda_err("cudaMemcpy (chunks)", e);
-    TF_TRY(tf_dmodel_forward_eval(c->d, c->dout, c->dmix, nb));
-    e = cudaMemcpy(out, c->dout, nout * sizeof(float), cudaMemcpyDeviceToHost);
-    return e == cudaSuccess ? TF_OK : cuda_err("cudaMemcpy (stems)", e);
+    return tf_dmodel_forward_eval_host(c->d, out, mix, nb, c->dout, c->dmix, "cuda separation");
 }
 
 static const char *cu_describe(void *ctx) {

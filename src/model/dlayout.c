@@ -26,7 +26,8 @@ size_t tf_dlay_tblock_ws_floats(int N, int L, int C, int H, int Hd) {
     return nl * (2 * c + zmax(hd, 3 * c) + zmax(hd, c)) + attn + ln * 2 * c;
 }
 
-tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern) {
+/* the checks and map sizes both layouts share */
+static tf_status dims(tf_dlay *y, const tf_arch *a, int B, int64_t N) {
     memset(y, 0, sizeof *y);
     if (a->act_dtype != TF_DT_FP32)
         return tf_err(TF_EUSER, "use_amp / activation_dtype bf16 is not implemented on the cuda "
@@ -44,6 +45,11 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     y->T = md.T, y->Fb = md.Fb, y->Fs = md.Fs, y->Fp = md.Fp, y->Tp = md.Tp, y->nW = md.nW;
     memcpy(y->H, md.H, sizeof y->H);
     memcpy(y->W, md.W, sizeof y->W);
+    return TF_OK;
+}
+
+tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern) {
+    TF_TRY(dims(y, a, B, N));
     const int L = a->L, R = a->nrcm, S = a->S, K = a->K, C = a->ch[L - 1];
     const int Hb = y->H[L], Wb = y->W[L], Hd = a->hidden, Ls = a->wt * a->wf;
     const size_t b = (size_t)B;
@@ -226,6 +232,119 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     y->n_convws = cws;
     y->convws = bump(&w, y->n_convws);
     y->work_floats = w;
+    return TF_OK;
+}
+
+tf_status tf_dlayout_infer(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern) {
+    TF_TRY(dims(y, a, B, N));
+    y->infer = 1;
+    const int L = a->L, R = a->nrcm, S = a->S, K = a->K, C = a->ch[L - 1];
+    const int Hb = y->H[L], Wb = y->W[L], Hd = a->hidden, Ls = a->wt * a->wf;
+    const int mask_out = a->output == TF_OUT_MASK;
+    const size_t b = (size_t)B, hwp = (size_t)y->Fp * y->Tp;
+    const size_t nspec = b * 2 * y->Fb * y->T, ntok = b * Hb * Wb * C;
+    /* ---- live throughout (see dlayout.h) ---- */
+    size_t c = 0;
+    y->pr = bump(&c, nspec);
+    y->pi = bump(&c, nspec);
+    if (mask_out) y->enc_in[0] = bump(&c, b * a->cin * hwp); /* x0: the head reads it */
+    size_t xmax = ntok, omax = 0, cmax = 0, pmax = 0;        /* X: level inputs and bottleneck */
+    for (int l = 0; l < L; l++) {
+        const size_t hw = (size_t)y->H[l] * y->W[l];
+        const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
+        if (l || !mask_out) xmax = zmax(xmax, b * ci * hw);
+        cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
+        omax = zmax(omax, (size_t)co * hw);
+    }
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j;
+        const size_t hw = (size_t)y->H[i] * y->W[i];
+        const int ci = a->dec_in[j], co = a->dec_out[j];
+        y->dec_cat[j] = bump(&c, b * ci * hw);
+        cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
+        omax = zmax(omax, (size_t)co * hw);
+        pmax = zmax(pmax, (size_t)(ci - a->ch[i]) * hw);
+    }
+    const size_t X = bump(&c, xmax);
+    for (int l = mask_out; l < L; l++) y->enc_in[l] = X;
+    y->bott = X;
+    if (a->nblk > 0) {
+        y->relidx = bump(&c, (size_t)Ls * Ls); /* ints: the same size as floats */
+        y->mask = bump(&c, (size_t)y->nW * Ls * Ls);
+    }
+    size_t cws = 0; /* every convolution, forward only, whole batch */
+    for (int l = 0; l < L; l++) {
+        const int ci = l ? a->ch[l - 1] : a->cin;
+        TF_TRY(tf_block_conv_ws(&cws, kern, a, B, ci, a->ch[l], y->H[l], y->W[l], 0, 1));
+    }
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j;
+        TF_TRY(tf_block_conv_ws(&cws, kern, a, B, a->dec_in[j], a->dec_out[j], y->H[i], y->W[i], 0,
+                                1));
+    }
+    TF_TRY(tf_conv_ws(&cws, kern, B, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 0, 1));
+    y->n_convws = cws;
+    y->convws = bump(&c, cws);
+    /* ---- region R: one step's buffers at a time, each step's from R's start ---- */
+    const size_t r0 = c;
+    size_t v = r0, rend = r0;
+    /* input STFT */
+    y->re = bump(&v, nspec);
+    y->im = bump(&v, nspec);
+    y->mag = bump(&v, nspec);
+    rend = zmax(rend, v);
+    /* Conv blocks: the insides in three buffers, c1[r] in the first, o[r] alternating
+     * between the second and the third (o[r - 1] is RCM r's input while o[r] is written) */
+    v = r0;
+    y->Y = bump(&v, b * cmax);
+    y->Tb = bump(&v, b * omax);
+    y->O = bump(&v, b * omax);
+    y->P = bump(&v, b * pmax);
+    const size_t s0 = bump(&v, b * omax);
+    const size_t s1 = R > 1 ? bump(&v, b * omax) : 0, s2 = R > 2 ? bump(&v, b * omax) : 0;
+    for (int l = 0; l < L; l++)
+        for (int r = 0; r < R; r++) {
+            y->enc_c1[l][r] = y->dec_c1[l][r] = s0;
+            if (r < R - 1) y->enc_o[l][r] = y->dec_o[l][r] = r % 2 ? s2 : s1;
+        }
+    /* the head input: the last decoder block's output, so after the blocks' buffers */
+    y->head_in = bump(&v, b * a->ch[0] * hwp);
+    const size_t hend = v;
+    rend = zmax(rend, v);
+    /* TFSWA stack: one token input for every block (the previous block's output is
+     * swapped into it once it is spent), tb[0..4], one buffer for each block's
+     * tok[k][1..3] (the FSA input, spent before the Swin input is written, itself spent
+     * before the shifted Swin input is written) and one transient saved block tsv for all
+     * four sublayers of every block (only the sublayer's own forward reads it) */
+    if (a->nblk > 0) {
+        v = r0;
+        const int Ns[4] = {B * Hb, B * Wb, B * y->nW, B * y->nW}, Lq[4] = {Wb, Hb, Ls, Ls};
+        const size_t tin = bump(&v, ntok), tins = bump(&v, ntok);
+        for (int t = 0; t < 5; t++) y->tb[t] = bump(&v, ntok);
+        size_t sv = 0;
+        for (int s = 0; s < 4; s++)
+            sv = zmax(sv, tf_tblock_saved_floats(Ns[s], Lq[s], C, a->heads, Hd));
+        const size_t tsv = bump(&v, sv);
+        for (int k = 0; k < a->nblk; k++)
+            for (int s = 0; s < 4; s++) {
+                y->tok[k][s] = s ? tins : tin;
+                y->tsv[k][s] = tsv;
+            }
+        rend = zmax(rend, v);
+    }
+    /* head: head_in where the blocks left it, z after it; hc, om, yr, yi from R's start
+     * (head_in is spent into z before hc is written) */
+    v = r0;
+    y->hc = bump(&v, b * S * 2 * K * y->Fs * y->T);
+    const size_t nout = b * S * 2 * y->Fb * y->T;
+    y->om = bump(&v, nout);
+    y->yr = bump(&v, nout);
+    y->yi = bump(&v, nout);
+    v = zmax(v, hend);
+    y->z = bump(&v, b * 2 * K * S * hwp);
+    rend = zmax(rend, v);
+    y->act_floats = 0;
+    y->work_floats = rend;
     return TF_OK;
 }
 

@@ -36,7 +36,8 @@ typedef struct {
     int T, Fb, Fs, Fp, Tp;
     int H[TF_MAX_LEVELS + 1], W[TF_MAX_LEVELS + 1]; /* level l map (F, T); [L] = bottleneck */
     int nW;                                         /* Swin windows per image */
-    int ckpt; /* checkpointing blocks: the insides below are WORKSPACE offsets into the
+    int infer; /* tf_dlayout_infer: every offset is into the workspace block (see there) */
+    int ckpt;  /* checkpointing blocks: the insides below are WORKSPACE offsets into the
                  recompute scratch scr (see the top comment) */
     /* ---- saved: float offsets into the activation block ---- */
     size_t pr, pi;                /* (B, 2, Fb, T) mixture phase */
@@ -79,6 +80,35 @@ typedef struct {
  * workspace sized from it (a plan-only object of tf_kernels_create_bound gives an upper
  * bound). */
 tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern);
+
+/* The layout of the EVAL forward only (tf_dmodel_create_infer: separation), batch B x N
+ * samples: nothing saved for a backward, no gradient buffers, the convolutions registered
+ * forward only (train = 0; their workspace sized for the forward). One block: act_floats
+ * is 0 and every offset, the saved-block fields (pr, pi, enc_in, dec_cat, head_in, z, tok,
+ * tsv) and the insides too, is into the workspace block (work_floats). The eval forward
+ * runs in steps: io (STFT, magnitude, phase, subband split, pad into x0), the L encoder
+ * blocks, the TFSWA stack, the L decoder blocks, the head. Lifetimes:
+ *   throughout: pr, pi (io -> head's phase combine); x0 = enc_in[0] with output mask (the
+ *     head multiplies by it; else x0 is in X); dec_cat[j] (encoder level L-1-j writes the
+ *     skip -> decoder j reads it); X = enc_in[l] (the pad or encoder l-1's pool -> encoder
+ *     l; l >= 1, and 0 without mask) and bott (encoder L-1's pool -> the TFSWA stack ->
+ *     the first upsample), one buffer (a level's input is spent before its pool writes
+ *     the next); relidx, mask (constants); convws;
+ *   region R, each step's buffers from its start (the steps never overlap in time):
+ *     io      re, im, mag;
+ *     blocks  Y, Tb, O, P, then the insides: c1[r] all in one buffer, o[r] alternating
+ *             between two (RCM r reads o[r-1] and writes c1[r], o[r]), of the largest
+ *             block's size; head_in after them (the last decoder block writes it);
+ *     TFSWA   tok[k][0] (one buffer for every k: block k's input, spent before its
+ *             output is swapped in for block k+1), tok[k][1..3] one buffer (the FSA input
+ *             is spent by the FSA before the Swin input is written, that one by the Swin
+ *             before the shifted Swin input is written), tb[0..4], and tsv[k][0..3] one
+ *             transient saved block of the largest sublayer (the eval forward never reads
+ *             it back);
+ *     head    hc, om, yr, yi from R's start (head_in is spent into z before hc is
+ *             written), z after head_in and yi.
+ * Unused (0): mean, rstd, G, dG, dY, D0, D1, E, dskip, dz, tb[5], tbws, scr. */
+tf_status tf_dlayout_infer(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern);
 
 /* Floats of device workspace the transformer block's backward needs (tf_cuda_tblock_
  * workspace_floats in src/cuda/tblock.cu must never exceed it; the device model checks). */

@@ -67,13 +67,14 @@ static tf_status zero(float *p, size_t n) {
 static float *W(tf_dmodel *d, size_t off) {
     return d->work + off;
 }
+/* the saved block; an inference model's layout has everything in the workspace */
 static float *A(tf_dmodel *d, size_t off) {
-    return d->acts + off;
+    return (d->y.infer ? d->work : d->acts) + off;
 }
 /* a block's insides (Conv: c1, o; TFSWA: tok[k][1..3], tsv): saved in the activation block,
  * or with checkpointing in the workspace's recompute scratch (model/dlayout.h) */
 static float *INS(tf_dmodel *d, size_t off) {
-    return d->y.ckpt ? d->work + off : d->acts + off;
+    return d->y.ckpt ? d->work + off : A(d, off);
 }
 
 /* ---------------------------------------------------------------------- life cycle */
@@ -96,7 +97,7 @@ static tf_status create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_
     d->a = *a;
     d->kern = kern;
     d->infer = infer;
-    tf_status s = tf_dlayout(&d->y, a, B, N, kern);
+    tf_status s = infer ? tf_dlayout_infer(&d->y, a, B, N, kern) : tf_dlayout(&d->y, a, B, N, kern);
     if (s != TF_OK) goto fail;
     if ((s = tf_param_map_create(&d->pm, a)) != TF_OK) goto fail;
     d->bytes_params = d->pm.n_params * sizeof(float);
@@ -105,7 +106,7 @@ static tf_status create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_
     if ((s = dalloc(&d->params, d->bytes_params, "parameters")) != TF_OK ||
         (!infer && (s = dalloc(&d->grads, d->bytes_params, "gradients")) != TF_OK) ||
         (s = dalloc(&d->buffers, d->pm.n_buffers * sizeof(float), "BatchNorm buffers")) != TF_OK ||
-        (s = dalloc(&d->acts, d->bytes_acts, "saved activations")) != TF_OK ||
+        (!infer && (s = dalloc(&d->acts, d->bytes_acts, "saved activations")) != TF_OK) ||
         (s = dalloc(&d->work, d->bytes_work, "workspace")) != TF_OK)
         goto fail;
     tf_param_map_point(&d->pm, a, d->params, d->grads, d->buffers);
@@ -134,7 +135,7 @@ static tf_status create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_
         const tf_dlay *y = &d->y;
         const int Ls = a->wt * a->wf, Hb = y->H[a->L], Wb = y->W[a->L], C = a->ch[a->L - 1];
         const int Ns[4] = {B * Hb, B * Wb, B * y->nW, B * y->nW}, Lq[4] = {Wb, Hb, Ls, Ls};
-        for (int q = 0; q < 4; q++)
+        for (int q = 0; q < 4 && !infer; q++) /* the backward's workspace */
             if (tf_cuda_tblock_workspace_floats(Ns[q], Lq[q], C, a->heads, a->hidden) > y->n_tbws) {
                 s = tf_err(TF_EINTERNAL, "cuda device model: the transformer block needs more "
                                          "workspace than model/dlayout.c plans");
@@ -366,7 +367,9 @@ static void tfswa_setup(tf_dmodel *d, int k, int B, tfswa_ctx *c) {
     for (int s = 0; s < 4; s++) {
         size_t off = d->pm.tb_off[k * 4 + s];
         tf_tblock_params_point(&c->P[s], d->params + off, c->C, c->heads, c->Hd, s >= 2 ? c->R : 0);
-        tf_tblock_params_point(&c->G[s], d->grads + off, c->C, c->heads, c->Hd, s >= 2 ? c->R : 0);
+        if (d->grads) /* an inference model has none */
+            tf_tblock_params_point(&c->G[s], d->grads + off, c->C, c->heads, c->Hd,
+                                   s >= 2 ? c->R : 0);
         tf_tblock_saved_point(&c->S[s], INS(d, y->tsv[k][s]), c->N[s], c->Ls[s], c->C, c->heads,
                               c->Hd);
     }
@@ -549,6 +552,23 @@ tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B) {
 
 tf_status tf_dmodel_forward_eval(tf_dmodel *d, float *out, const float *mix, int B) {
     return forward(d, out, mix, B, 1);
+}
+
+tf_status tf_dmodel_forward_eval_host(tf_dmodel *d, float *out, const float *mix, int B,
+                                      float *dout, float *dmix, const char *who) {
+    if (B < 1 || B > d->y.B)
+        return tf_err(TF_EINTERNAL, "%s: batch %d (planned %d)", who, B, d->y.B);
+    const size_t nmix = (size_t)B * 2 * (size_t)d->y.N, nout = nmix * (size_t)d->a.S;
+    cudaError_t e = cudaMemcpy(dmix, mix, nmix * sizeof(float), cudaMemcpyHostToDevice);
+    if (e != cudaSuccess)
+        return tf_err(TF_EINTERNAL, "%s: cudaMemcpy (chunks) failed (%s)", who,
+                      cudaGetErrorString(e));
+    TF_TRY(tf_dmodel_forward_eval(d, dout, dmix, B));
+    e = cudaMemcpy(out, dout, nout * sizeof(float), cudaMemcpyDeviceToHost);
+    if (e != cudaSuccess)
+        return tf_err(TF_EINTERNAL, "%s: cudaMemcpy (stems) failed (%s)", who,
+                      cudaGetErrorString(e));
+    return TF_OK;
 }
 
 /* ----------------------------------------------------------------------- backward */

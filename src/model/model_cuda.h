@@ -34,8 +34,9 @@ typedef struct tf_dmodel tf_dmodel;
 tf_status tf_dmodel_create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_kernels *kern,
                            const void *stft);
 /* The same for separation: no gradient block (tf_dmodel_grads is NULL), only the eval
- * forward (a training forward, zero_grad or backward is refused). The saved activations
- * and workspace are the training layout's: the eval forward runs through them. */
+ * forward (a training forward, zero_grad or backward is refused). The layout is
+ * tf_dlayout_infer's (model/dlayout.h): what the eval forward has live at once, in the
+ * workspace block alone (no saved-activation block: tf_dmodel_bytes' acts is 0). */
 tf_status tf_dmodel_create_infer(tf_dmodel **out, const tf_arch *a, int B, int64_t N,
                                  tf_kernels *kern, const void *stft);
 void tf_dmodel_free(tf_dmodel *d);
@@ -56,10 +57,18 @@ tf_status tf_dmodel_zero_grad(tf_dmodel *d);
  * checkpointing: the block inputs only). */
 tf_status tf_dmodel_forward(tf_dmodel *d, float *out, const float *mix, int B);
 /* Eval forward (separation, validation): the same graph with BatchNorm on the running
- * statistics; nothing updated. It runs through the training forward's buffers (their
- * saved activations are overwritten: a backward needs a training forward again), B <= the
- * planned batch. The CPU model's tf_model_forward(training = 0) computes the same. */
+ * statistics; nothing updated. On a training model it runs through the training forward's
+ * buffers (their saved activations are overwritten: a backward needs a training forward
+ * again); on an inference model through tf_dlayout_infer's. B <= the planned batch. The CPU model's
+ * tf_model_forward(training = 0) computes the same. */
 tf_status tf_dmodel_forward_eval(tf_dmodel *d, float *out, const float *mix, int B);
+/* The eval forward of host chunks (separation, validation): mix (B, 2, N) HOST is copied
+ * into dmix, the eval forward runs from it into dout, and dout is copied back into out
+ * (B, S, 2, N) HOST; dmix (>= B*2*N floats) and dout (>= B*S*2*N) are the caller's device
+ * buffers. who names the caller in a copy's error ("cuda separation: cudaMemcpy (chunks)
+ * failed (...)"); the forward's own errors are its own. */
+tf_status tf_dmodel_forward_eval_host(tf_dmodel *d, float *out, const float *mix, int B,
+                                      float *dout, float *dmix, const char *who);
 /* grads += d loss / d params of the last forward, dout (B, S, 2, N) device */
 tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout);
 

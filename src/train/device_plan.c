@@ -55,8 +55,14 @@ tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf
         snprintf(p->ws_source, sizeof p->ws_source, "upper bound (no GPU: %zu MiB per shape limit)",
                  TF_KERN_CUDA_WS_LIMIT >> 20);
     }
-    tf_dlay y;
+    tf_dlay y, yi;
     tf_status st = tf_dlayout(&y, &a, cfg->batch_size, N, k);
+    /* separation: the device model of src/infer/sep_model_cuda.c, fp32 without
+     * checkpointing whatever the training uses */
+    tf_arch ai = a;
+    ai.act_dtype = TF_DT_FP32;
+    ai.ckpt = TF_CKPT_OFF;
+    if (!st) st = tf_dlayout_infer(&yi, &ai, TF_DEVPLAN_SEP_BATCH, N, k);
     tf_kernels_free(k);
     TF_TRY(st);
     const size_t f = sizeof(float);
@@ -86,6 +92,14 @@ tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf
     p->cublas = TF_DEVPLAN_CUBLAS_WS;
     p->total = p->params + p->grads + p->buffers + p->activations + p->workspace + p->trainer +
                p->cufft + p->cublas;
+    {
+        const size_t sb = TF_DEVPLAN_SEP_BATCH, nmix = sb * 2 * (size_t)N, sig = sb * 2 * S;
+        size_t plans = 0;
+        p->sep_workspace = yi.work_floats * f;
+        p->sep_total = p->params + p->buffers + p->sep_workspace + (nmix + nmix * S) * f +
+                       cufft_bytes(a.n_fft, a.hop, sig > 2 * sb ? sig : 2 * sb, N, &plans) +
+                       p->cublas;
+    }
     /* host */
     p->host_loader = tf_loader_plan_bytes(cfg, cfg->n_sources, N);
     p->host_pinned = cfg->pin_memory != 0;
@@ -179,6 +193,9 @@ void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg
     mib(f, "  of which plan work (assumed)", p->cufft_plans);
     mib(f, "cuBLAS handle ws (assumed)", p->cublas);
     mib(f, "total (device)", p->total);
+    char sl[64];
+    snprintf(sl, sizeof sl, "separate --batch_size %d (device)", TF_DEVPLAN_SEP_BATCH);
+    mib(f, sl, p->sep_total);
     if (p->dev_free_bytes)
         fprintf(f, "  %s has %.1f MiB free now: the plan %s\n", dn,
                 (double)p->dev_free_bytes / 1048576.0,

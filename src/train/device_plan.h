@@ -46,6 +46,10 @@
 #include "util/device.h"
 #include "util/err.h"
 
+/* The chunks per model call of `tfswa separate` (its --batch_size default) the plan prints
+ * the separation's device bytes for. */
+#define TF_DEVPLAN_SEP_BATCH 1
+
 /* The assumed cuBLAS handle workspace (bytes). */
 #define TF_DEVPLAN_CUBLAS_WS ((size_t)32 << 20)
 
@@ -65,6 +69,13 @@ typedef struct tf_device_plan {
     size_t cufft_plans;             /* of cufft: the plans' work areas (assumed bound) */
     size_t cublas;                  /* handle workspace (assumed) */
     size_t total;                   /* device bytes: the sum of the roles above */
+    /* separation of a checkpoint of this config (`tfswa separate --device cuda`, src/infer/
+     * sep_model_cuda.c) with TF_DEVPLAN_SEP_BATCH chunks of the segment per call: parameters,
+     * BN buffers, tf_dlayout_infer's workspace (fp32, checkpointing off, convolutions forward
+     * only), the chunks (B, 2, N) and stems (B, S, 2, N), the cuFFT object and the cuBLAS
+     * workspace (assumed, as above) */
+    size_t sep_workspace; /* tf_dlayout_infer work_floats*4 */
+    size_t sep_total;
     /* ---- host (bytes) ---- */
     size_t host_loader; /* loader batch slots */
     int host_pinned;    /* the slots are page-locked (pin_memory) */

@@ -338,10 +338,8 @@ tf_status tf_dtrainer_eval_forward(void *ctx, const float *mix, int nb, int64_t 
     if (nb < 1 || nb > t->B || L != t->N)
         return tf_err(TF_EINTERNAL, "cuda trainer: eval of %d x %lld (planned %d x %lld)", nb,
                       (long long)L, t->B, (long long)t->N);
-    const size_t nmix = (size_t)nb * 2 * (size_t)L, nout = nmix * (size_t)t->S;
-    TF_TRY(copy(F(t, t->o.mix), mix, nmix, cudaMemcpyHostToDevice));
-    TF_TRY(tf_dmodel_forward_eval(t->model, F(t, t->o.out), F(t, t->o.mix), nb));
-    return copy(out, F(t, t->o.out), nout, cudaMemcpyDeviceToHost);
+    return tf_dmodel_forward_eval_host(t->model, out, mix, nb, F(t, t->o.out), F(t, t->o.mix),
+                                       "cuda trainer (validation)");
 }
 
 tf_status tf_dtrainer_eval_end(tf_dtrainer *t) {

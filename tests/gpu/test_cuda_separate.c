@@ -2,8 +2,9 @@
  *  - the device model's eval forward (model/model_cuda.h: BatchNorm on the running
  *    statistics, nothing updated) against the CPU model's eval forward
  *    (tf_model_forward(training = 0)), with running statistics far from (0, 1), on an
- *    inference device model (no gradients) and on a training one; a smaller batch than
- *    planned; the running statistics stay as they were;
+ *    inference device model (no gradients; its own layout, model/dlayout.h
+ *    tf_dlayout_infer) and on a training one; a smaller batch than planned; three RCMs per
+ *    block with the mask output; the running statistics stay as they were;
  *  - an inference device model refuses a training forward and a backward;
  *  - validation through the device trainer (train/step_cuda.h): eval_begin with EMA scores
  *    the EMA weights, without it the raw ones, and eval_end restores the raw weights
@@ -44,10 +45,13 @@ static void random_stats(tf_model *m) {
     }
 }
 
-static void eval_case(int targets, int B_plan, int B, int64_t N) {
+static void eval_case(int targets, int B_plan, int B, int64_t N, int rcms, int mask) {
     tf_config c = preset_config("tiny");
     c.n_targets = targets;
-    printf("  %d target(s), batch %d of %d, %lld samples\n", targets, B, B_plan, (long long)N);
+    if (rcms) c.rcms_per_block = rcms;
+    if (mask) c.output = TF_OUT_MASK;
+    printf("  %d target(s), batch %d of %d, %lld samples, %d RCMs per block, output %s\n", targets,
+           B, B_plan, (long long)N, c.rcms_per_block, mask ? "mask" : "magnitude");
     const tf_model_config mc = tf_train_model_config(&c);
     tf_model *m = NULL;
     CHECKF(tf_model_create(&m, &mc, B_plan, N, 2) == TF_OK, "%s", tf_errmsg());
@@ -117,11 +121,17 @@ out:
 }
 
 static void test_eval_forward(void) {
-    eval_case(2, 2, 2, 11025);
+    eval_case(2, 2, 2, 11025, 0, 0);
 }
 
 static void test_eval_forward_smaller_batch(void) {
-    eval_case(1, 3, 2, 9000);
+    eval_case(1, 3, 2, 9000, 0, 0);
+}
+
+/* the inference layout's other paths: three RCMs (their insides alternate between two
+ * buffers) and the mask output (the head multiplies by the block input x0, kept apart) */
+static void test_eval_forward_mask_rcm3(void) {
+    eval_case(2, 2, 2, 9000, 3, 1);
 }
 
 static void test_trainer_eval_ema(void) {
@@ -239,6 +249,7 @@ int main(void) {
     if (!gpu_present("test_cuda_separate")) return 1;
     RUN(test_eval_forward);
     RUN(test_eval_forward_smaller_batch);
+    RUN(test_eval_forward_mask_rcm3);
     RUN(test_trainer_eval_ema);
     RUN(test_separate_song);
     return TEST_END();
