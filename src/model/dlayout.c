@@ -48,6 +48,23 @@ static tf_status dims(tf_dlay *y, const tf_arch *a, int B, int64_t N) {
     return TF_OK;
 }
 
+/* *cws = max(*cws, the workspace floats of every convolution of the model at batch B: the
+ * Conv blocks' (encoder, then decoder) and the head's 1x1; train = 0: forward only */
+static tf_status conv_ws_all(size_t *cws, const tf_dlay *y, const tf_arch *a, int B,
+                             tf_kernels *kern, int train) {
+    const int L = a->L;
+    for (int l = 0; l < L; l++) {
+        const int ci = l ? a->ch[l - 1] : a->cin;
+        TF_TRY(tf_block_conv_ws(cws, kern, a, B, ci, a->ch[l], y->H[l], y->W[l], train, 1));
+    }
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j;
+        TF_TRY(tf_block_conv_ws(cws, kern, a, B, a->dec_in[j], a->dec_out[j], y->H[i], y->W[i],
+                                train, 1));
+    }
+    return tf_conv_ws(cws, kern, B, a->ch[0], 2 * a->K * a->S, y->Fp, y->Tp, 1, train, 1);
+}
+
 tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern) {
     TF_TRY(dims(y, a, B, N));
     const int L = a->L, R = a->nrcm, S = a->S, K = a->K, C = a->ch[L - 1];
@@ -219,16 +236,7 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     }
     /* convolutions: every shape, whole batch (kern sizes them: threads does not apply) */
     size_t cws = 0;
-    for (int l = 0; l < L; l++) {
-        const int ci = l ? a->ch[l - 1] : a->cin;
-        TF_TRY(tf_block_conv_ws(&cws, kern, a, B, ci, a->ch[l], y->H[l], y->W[l], 1, 1));
-    }
-    for (int j = 0; j < L; j++) {
-        const int i = L - 1 - j;
-        TF_TRY(tf_block_conv_ws(&cws, kern, a, B, a->dec_in[j], a->dec_out[j], y->H[i], y->W[i], 1,
-                                1));
-    }
-    TF_TRY(tf_conv_ws(&cws, kern, B, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 1, 1));
+    TF_TRY(conv_ws_all(&cws, y, a, B, kern, 1));
     y->n_convws = cws;
     y->convws = bump(&w, y->n_convws);
     y->work_floats = w;
@@ -273,16 +281,7 @@ tf_status tf_dlayout_infer(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_ke
         y->mask = bump(&c, (size_t)y->nW * Ls * Ls);
     }
     size_t cws = 0; /* every convolution, forward only, whole batch */
-    for (int l = 0; l < L; l++) {
-        const int ci = l ? a->ch[l - 1] : a->cin;
-        TF_TRY(tf_block_conv_ws(&cws, kern, a, B, ci, a->ch[l], y->H[l], y->W[l], 0, 1));
-    }
-    for (int j = 0; j < L; j++) {
-        const int i = L - 1 - j;
-        TF_TRY(tf_block_conv_ws(&cws, kern, a, B, a->dec_in[j], a->dec_out[j], y->H[i], y->W[i], 0,
-                                1));
-    }
-    TF_TRY(tf_conv_ws(&cws, kern, B, a->ch[0], 2 * K * S, y->Fp, y->Tp, 1, 0, 1));
+    TF_TRY(conv_ws_all(&cws, y, a, B, kern, 0));
     y->n_convws = cws;
     y->convws = bump(&c, cws);
     /* ---- region R: one step's buffers at a time, each step's from R's start ---- */
