@@ -211,7 +211,12 @@ static int run_fn(void *a, child_result *r) {
     run_arg *p = a;
     int status;
     const int cuda = p->opt.device == TFSWA_DEVICE_CUDA;
-    if (cuda) r->dev_context = bench_device_bytes_in_use();
+    if (cuda) { /* the device first (cuda:N), then its reading with the context alone */
+        const tf_device d = {TF_DEVICE_CUDA, p->opt.device_index};
+        tf_status st = tf_device_open(&d, "--device", NULL, NULL);
+        if (st) return (int)st;
+        r->dev_context = bench_device_bytes_in_use();
+    }
     tfswa_context *ctx = tfswa_open_with(&p->ckpt, 1, &p->opt, &status);
     if (!ctx) return tf_err(status, "%s", tfswa_last_error(NULL));
     snprintf(r->compute, sizeof r->compute, "%s", tfswa_describe(ctx));
