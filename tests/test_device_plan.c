@@ -6,7 +6,9 @@
  * as the sum of every role (each nonzero, so a dropped role fails); the host roles, with
  * the host inference model; bf16 activations refused with tf_dlayout's TF_EUSER message
  * and printed "not implemented on cuda yet"; checkpointing blocks planned, its layout
- * checked (sizes written out, no two buffers live at once overlapping); the largest batch
+ * checked (sizes written out: a Conv block's insides there are ONE shared conv1 slot and
+ * the RCM outputs; no two buffers live at once overlapping, the nested conv1 recompute's
+ * between two RCM backwards included); the largest batch
  * (monotone in the budget; its plan fits, batch + 1 does not); and the CLI: text and
  * --json fields, --device cpu unchanged, cpu-only flags and --use_amp refused. */
 #include <cJSON.h>
@@ -263,7 +265,8 @@ static int disjoint(const range_t *r, int n, size_t end, const char *what) {
  * sizes written out: the saved activations are exactly the block inputs, the head input
  * and pre-activation, the phase and the TFSWA block inputs (off: plus every block's
  * insides); with blocks the insides are in one workspace scratch of the largest block's
- * size, each block's insides disjoint inside it, a block's input gradient (dx_own) inside
+ * size (a Conv block's: one c1 slot shared by every RCM, then o[0..R-2]), each block's
+ * insides disjoint inside it, a block's input gradient (dx_own) inside
  * it; no two buffers live at the same time overlap (saved: all; workspace: by phase) */
 static void check_layout(const tf_config *c, int B, int64_t N) {
     const tf_model_config mc = tf_train_model_config(c);

@@ -4,7 +4,9 @@
  * a batch smaller than planned; checkpointing blocks (both models recompute the blocks in
  * backward: the running statistics after backward must still be the forward's, and the
  * device model's gradients must also match a device model without checkpointing, within
- * 1e-6 of each tensor's scale). Both models get the same parameters and inputs.
+ * 1e-6 of each tensor's scale; with 3 RCMs per block too, where the nested recompute of
+ * the middle RCM's conv1 output reads another RCM's output). Both models get the same
+ * parameters and inputs.
  * On a GPU (make CUDA=1 gpu-tests; tools/gpu_check.sh) the convolutions are cuDNN's; in the
  * CPU emulation (tests/gpu/run_emulated.sh build test_cuda_model, TFSWA_GPU_EMU) they are
  * the ref kernels on host memory, and every other launch is the emulated CUDA kernel. */
