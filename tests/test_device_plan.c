@@ -6,7 +6,9 @@
  * as the sum of every role (each nonzero, so a dropped role fails); the host roles, with
  * the host inference model; bf16 activations refused with tf_dlayout's TF_EUSER message
  * and printed "not implemented on cuda yet"; checkpointing blocks planned, its layout
- * checked (sizes written out, no two buffers live at once overlapping); the largest batch
+ * checked (sizes written out: a Conv block's insides there are ONE shared conv1 slot and
+ * the RCM outputs; no two buffers live at once overlapping, the nested conv1 recompute's
+ * between two RCM backwards included); the largest batch
  * (monotone in the budget; its plan fits, batch + 1 does not); and the CLI: text and
  * --json fields, --device cpu unchanged, cpu-only flags and --use_amp refused. */
 #include <cJSON.h>
@@ -233,8 +235,10 @@ static void test_unimplemented(void) {
 typedef struct {
     const char *name;
     size_t off, n;
-    unsigned long long live; /* phases: 1 input STFT, 2 Conv block, 4 TFSWA stack, 8 head, 15
-                                all (training); steps of the eval forward (inference) */
+    unsigned long long live; /* phases: 1 input STFT, 2 Conv block, 4 TFSWA stack, 8 head,
+                                16 between two RCM backwards of a Conv block (checkpointing:
+                                the nested recompute of the next RCM's conv1 output), 31 all
+                                (training); steps of the eval forward (inference) */
 } range_t;
 
 /* no two ranges that are live in a common phase overlap; every range ends by `end` */
@@ -261,7 +265,8 @@ static int disjoint(const range_t *r, int n, size_t end, const char *what) {
  * sizes written out: the saved activations are exactly the block inputs, the head input
  * and pre-activation, the phase and the TFSWA block inputs (off: plus every block's
  * insides); with blocks the insides are in one workspace scratch of the largest block's
- * size, each block's insides disjoint inside it, a block's input gradient (dx_own) inside
+ * size (a Conv block's: one c1 slot shared by every RCM, then o[0..R-2]), each block's
+ * insides disjoint inside it, a block's input gradient (dx_own) inside
  * it; no two buffers live at the same time overlap (saved: all; workspace: by phase) */
 static void check_layout(const tf_config *c, int B, int64_t N) {
     const tf_model_config mc = tf_train_model_config(c);
@@ -292,8 +297,9 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
         const int ci = blk < L ? (lv ? a.ch[lv - 1] : a.cin) : a.dec_in[blk - L];
         const int co = blk < L ? a.ch[lv] : a.dec_out[blk - L];
         in += al(px * ci);
-        const size_t one = (size_t)(2 * R - 1) * al(px * co);
-        insides += one;
+        /* saved: c1[r] and o[r] (2R - 1 maps); the scratch: one shared c1 and o[r] (R) */
+        const size_t one = (size_t)R * al(px * co);
+        insides += (size_t)(2 * R - 1) * al(px * co);
         scr = scr > one ? scr : one;
         /* the input gradient in the scratch: only where it fits */
         CHECKF(y->dx_own[blk] == (px * ci <= y->n_scr), "block %d: dx_own %d", blk, y->dx_own[blk]);
@@ -316,17 +322,17 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
         const tf_dlay *z = &yk[ck];
         range_t r[1024];
         int n = 0;
-        r[n++] = (range_t){"pr", z->pr, nspec, 15};
-        r[n++] = (range_t){"pi", z->pi, nspec, 15};
-        r[n++] = (range_t){"head_in", z->head_in, b * a.ch[0] * hwp, 15};
-        r[n++] = (range_t){"z", z->z, b * 2 * K * S * hwp, 15};
+        r[n++] = (range_t){"pr", z->pr, nspec, 31};
+        r[n++] = (range_t){"pi", z->pi, nspec, 31};
+        r[n++] = (range_t){"head_in", z->head_in, b * a.ch[0] * hwp, 31};
+        r[n++] = (range_t){"z", z->z, b * 2 * K * S * hwp, 31};
         for (int l = 0; l < L; l++) {
             const int i = L - 1 - l;
             r[n++] = (range_t){"enc_in", z->enc_in[l],
-                               b * (l ? a.ch[l - 1] : a.cin) * y->H[l] * y->W[l], 15};
-            r[n++] = (range_t){"dec_cat", z->dec_cat[l], b * a.dec_in[l] * y->H[i] * y->W[i], 15};
+                               b * (l ? a.ch[l - 1] : a.cin) * y->H[l] * y->W[l], 31};
+            r[n++] = (range_t){"dec_cat", z->dec_cat[l], b * a.dec_in[l] * y->H[i] * y->W[i], 31};
         }
-        for (int kb = 0; kb < a.nblk; kb++) r[n++] = (range_t){"tok0", z->tok[kb][0], ntok, 15};
+        for (int kb = 0; kb < a.nblk; kb++) r[n++] = (range_t){"tok0", z->tok[kb][0], ntok, 31};
         /* the insides: saved (off) or in the scratch, one block at a time (the scratch
          * itself is checked against the workspace below) */
         for (int blk = 0; blk < 2 * L + a.nblk; blk++) {
@@ -337,8 +343,11 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
                 const size_t px = b * y->H[lv] * y->W[lv];
                 const int co = blk < L ? a.ch[lv] : a.dec_out[j];
                 for (int rr = 0; rr < R; rr++) {
-                    q[nq++] =
-                        (range_t){"c1", blk < L ? z->enc_c1[lv][rr] : z->dec_c1[j][rr], px * co, 2};
+                    const size_t c1r = blk < L ? z->enc_c1[lv][rr] : z->dec_c1[j][rr];
+                    const size_t c10 = blk < L ? z->enc_c1[lv][0] : z->dec_c1[j][0];
+                    /* the scratch: ONE c1 slot for every RCM (the nested recompute) */
+                    if (ck) CHECKF(c1r == c10, "block %d: c1[%d] %zu vs %zu", blk, rr, c1r, c10);
+                    if (!ck || rr == 0) q[nq++] = (range_t){"c1", c1r, px * co, 2};
                     if (rr < R - 1)
                         q[nq++] = (range_t){"o", blk < L ? z->enc_o[lv][rr] : z->dec_o[j][rr],
                                             px * co, 2};
@@ -364,7 +373,7 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
             CHECKF(disjoint(q, nq, SIZE_MAX, ck ? "scratch" : "saved"), "block %d", blk);
             for (int i = 0; i < nq; i++) {
                 if (!ck) {
-                    q[i].live = 15;
+                    q[i].live = 31;
                     r[n++] = q[i];
                 } else {
                     CHECKF(q[i].off >= z->scr && q[i].off + q[i].n <= z->scr + z->n_scr,
@@ -376,7 +385,12 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
         if (!ck) CHECK(n > 0 && n < 1024);
         CHECK(disjoint(r, n, z->act_floats, ck ? "saved (blocks)" : "saved (off)"));
         /* the workspace by phase: region R (input STFT, head, Conv block, TFSWA stack and
-         * the scratch of the last two), then what lives throughout */
+         * the scratch of the last two), then what lives throughout. Phase 16, between two
+         * RCM backwards of a Conv block (model_cuda.c convblock_backward): live are the
+         * chain's gradients dout and tmp (D0, D1 or the skip gradient in the saved block),
+         * E, the scratch (o[r-1], the c1 slot) and, with checkpointing, the nested
+         * recompute's Y, mean, rstd and convws; G/dY, dG, Tb, O, P are not (Y is listed
+         * live there in both layouts: the check is stricter than needed without) */
         size_t cmax = 0, omax = 0, pmax = 0;
         for (int blk = 0; blk < 2 * L; blk++) {
             const int lv = blk < L ? blk : 2 * L - 1 - blk, j = blk - L;
@@ -401,7 +415,7 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
         w[m++] = (range_t){"yr", z->yr, nout, 8};
         w[m++] = (range_t){"yi", z->yi, nout, 8};
         w[m++] = (range_t){"dz", z->dz, b * 2 * K * S * hwp, 8};
-        w[m++] = (range_t){"Y", z->Y, b * cmax, 2};
+        w[m++] = (range_t){"Y", z->Y, b * cmax, 2 | 16};
         w[m++] = (range_t){"G/dY", z->G, b * cmax, 2};
         w[m++] = (range_t){"dG", z->dG, b * cmax, 2};
         w[m++] = (range_t){"Tb", z->Tb, b * omax, 2};
@@ -410,23 +424,23 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
         if (a.nblk > 0) {
             for (int t = 0; t < 6; t++) w[m++] = (range_t){"tb", z->tb[t], ntok, 4};
             w[m++] = (range_t){"tbws", z->tbws, z->n_tbws, 4};
-            w[m++] = (range_t){"relidx", z->relidx, (size_t)Ls * Ls, 15};
-            w[m++] = (range_t){"mask", z->mask, (size_t)y->nW * Ls * Ls, 15};
+            w[m++] = (range_t){"relidx", z->relidx, (size_t)Ls * Ls, 31};
+            w[m++] = (range_t){"mask", z->mask, (size_t)y->nW * Ls * Ls, 31};
         }
-        if (ck) w[m++] = (range_t){"scratch", z->scr, z->n_scr, 2 | 4};
-        w[m++] = (range_t){"E", z->E, b * omax, 15};
+        if (ck) w[m++] = (range_t){"scratch", z->scr, z->n_scr, 2 | 4 | 16};
+        w[m++] = (range_t){"E", z->E, b * omax, 31};
         int chmax = a.cin;
         for (int l = 0; l < L; l++) {
             chmax = a.ch[l] > chmax ? a.ch[l] : chmax;
             chmax = a.dec_in[l] > chmax ? a.dec_in[l] : chmax;
         }
-        w[m++] = (range_t){"mean", z->mean, (size_t)chmax, 15};
-        w[m++] = (range_t){"rstd", z->rstd, (size_t)chmax, 15};
-        w[m++] = (range_t){"bott", z->bott, ntok, 15};
-        w[m++] = (range_t){"convws", z->convws, z->n_convws, 15};
+        w[m++] = (range_t){"mean", z->mean, (size_t)chmax, 31};
+        w[m++] = (range_t){"rstd", z->rstd, (size_t)chmax, 31};
+        w[m++] = (range_t){"bott", z->bott, ntok, 31};
+        w[m++] = (range_t){"convws", z->convws, z->n_convws, 31};
         CHECK(z->D0 < z->D1 && z->D1 < z->E);
-        w[m++] = (range_t){"D0", z->D0, z->D1 - z->D0, 15};
-        w[m++] = (range_t){"D1", z->D1, z->E - z->D1, 15};
+        w[m++] = (range_t){"D0", z->D0, z->D1 - z->D0, 31};
+        w[m++] = (range_t){"D1", z->D1, z->E - z->D1, 31};
         CHECK(disjoint(w, m, z->work_floats, ck ? "workspace (blocks)" : "workspace (off)"));
     }
 }

@@ -65,6 +65,19 @@ static tf_status conv_ws_all(size_t *cws, const tf_dlay *y, const tf_arch *a, in
     return tf_conv_ws(cws, kern, B, a->ch[0], 2 * a->K * a->S, y->Fp, y->Tp, 1, train, 1);
 }
 
+/* A Conv block's insides, nrcm RCMs of n floats each, bumped at *cur. Saved (ck = 0):
+ * c1[0], o[0], c1[1], ..., c1[R-1] (2R-1 maps, contiguous from c1[0]). In the recompute
+ * scratch (ck): ONE c1 slot that every RCM shares, then o[0..R-2] (R maps): the block's
+ * recompute leaves the last RCM's conv1 output there, and each other RCM's is recomputed
+ * from its input (o[r-1], or the block input) just before that RCM's backward. */
+static void put_block(size_t *c1, size_t *o, size_t *cur, int ck, int R, size_t n) {
+    const size_t one = ck ? bump(cur, n) : 0;
+    for (int r = 0; r < R; r++) {
+        c1[r] = ck ? one : bump(cur, n);
+        if (r < R - 1) o[r] = bump(cur, n);
+    }
+}
+
 tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern) {
     TF_TRY(dims(y, a, B, N));
     const int L = a->L, R = a->nrcm, S = a->S, K = a->K, C = a->ch[L - 1];
@@ -75,8 +88,9 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
      * Without checkpointing a block's insides follow its input in the activation block; with
      * it (ck) they go to the recompute scratch: offsets from its start (ins, reset for every
      * block; scr is added once the scratch has its place in the workspace), n_scr the
-     * largest block's. The order of a Conv block's insides, c1[0], o[0], c1[1], ...,
-     * c1[R-1], keeps them contiguous from c1[0] (dx_own below). */
+     * largest block's. A Conv block's insides (put_block) are contiguous from c1[0]
+     * (dx_own below): c1[0], o[0], c1[1], ..., c1[R-1] saved; with ck one shared c1
+     * slot, then o[0..R-2]. */
     const int ck = a->ckpt == TF_CKPT_BLOCKS;
     y->ckpt = ck;
     size_t c = 0, ins = 0;
@@ -89,10 +103,7 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
         const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
         y->enc_in[l] = bump(&c, b * ci * hw);
         ins = 0;
-        for (int r = 0; r < R; r++) {
-            y->enc_c1[l][r] = bump(ic, b * co * hw);
-            if (r < R - 1) y->enc_o[l][r] = bump(ic, b * co * hw);
-        }
+        put_block(y->enc_c1[l], y->enc_o[l], ic, ck, R, b * co * hw);
         y->n_scr = zmax(y->n_scr, ins);
         cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
         omax = zmax(omax, (size_t)co * hw);
@@ -103,10 +114,7 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
         const int ci = a->dec_in[j], co = a->dec_out[j], cu = ci - a->ch[i];
         y->dec_cat[j] = bump(&c, b * ci * hw);
         ins = 0;
-        for (int r = 0; r < R; r++) {
-            y->dec_c1[j][r] = bump(ic, b * co * hw);
-            if (r < R - 1) y->dec_o[j][r] = bump(ic, b * co * hw);
-        }
+        put_block(y->dec_c1[j], y->dec_o[j], ic, ck, R, b * co * hw);
         y->n_scr = zmax(y->n_scr, ins);
         cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
         omax = zmax(omax, (size_t)co * hw);

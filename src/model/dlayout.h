@@ -17,8 +17,14 @@
  * start at its beginning (the same offsets for every level and every TFSWA block), the
  * forward overwrites them block by block, and backward re-runs each block's forward into
  * it (BatchNorm on batch statistics, running statistics untouched) just before that
- * block's backward. Unlike the CPU model's scratch, every RCM's conv1 output is kept
- * there (no nested recompute of conv1 per RCM). Activations stay fp32 (bf16 is refused). */
+ * block's backward. Like the CPU model's scratch, a Conv block keeps there its RCM outputs
+ * o[0..R-2] and ONE conv1-output slot that every RCM shares (enc_c1[l][r] / dec_c1[j][r]
+ * the same offset for every r): R maps instead of 2R - 1. The block's recompute leaves the
+ * last RCM's conv1 output in it; every other RCM's is recomputed again (nested) from that
+ * RCM's input (o[r-1], or the block input) just before that RCM's backward: BN1 on batch
+ * statistics (running statistics NOT updated), GELU into Y, conv1 into the slot. Its
+ * buffers (Y, mean, rstd, convws) are none of those live between two RCM backwards (the
+ * chain's gradients dout/tmp, E, the scratch). Activations stay fp32 (bf16 is refused). */
 #ifndef TFSWA_MODEL_DLAYOUT_H
 #define TFSWA_MODEL_DLAYOUT_H
 #include <stddef.h>
@@ -58,7 +64,9 @@ typedef struct {
     int dx_own[2 * TF_MAX_LEVELS]; /* block (encoder levels, then decoders): its input
                                       gradient goes into its own insides, from
                                       enc_c1[l][0] / dec_c1[j][0] (else D1 or D0); ckpt:
-                                      that is the scratch's start */
+                                      that is the scratch's start, and it fits the
+                                      scratch (n_scr: R maps of the largest Conv block,
+                                      or a TFSWA block's insides) */
     size_t mean, rstd;             /* BN statistics (max C) */
     size_t dskip[TF_MAX_LEVELS];   /* (B, c_l, H_l, W_l): ACTIVATION-block offsets, in the
                                       bytes of dec_cat[L-1-l] (free after decoder L-1-l's

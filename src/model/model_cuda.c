@@ -318,19 +318,31 @@ static tf_status rcm_half_backward(tf_dmodel *d, const rcm_params *p, const rcm_
 
 /* Backward of a Conv block (input x, insides c1[r], o[r]): dout and tmp (B, Cout, H, W)
  * are CLOBBERED; dx (B, Cin, H, W) = the input gradient (overwritten), written last (the
- * first RCM's first half): tmp itself (then B x max(Cin, Cout)) or the block's insides. */
+ * first RCM's first half): tmp itself (then B x max(Cin, Cout)) or the block's insides.
+ * Checkpointing (y.ckpt): the RCMs share one c1 slot, which the block's recompute left
+ * holding the last RCM's conv1 output; every other RCM's is recomputed into it from that
+ * RCM's input just before its backward (bn_gelu FWD_RECOMPUTE into Y, then conv1: Y,
+ * mean, rstd and the convolution workspace, none of them live between two RCM
+ * backwards, where only dcur (dout or E) is). */
 static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float *dout, float *tmp,
                                     float *dx, int B, int Cin, int Cout, int H, int Wd,
                                     const size_t *c1, const size_t *o) {
-    const int R = d->a.nrcm;
-    float *E = W(d, d->y.E), *dcur = dout;
+    const int R = d->a.nrcm, nested = d->y.ckpt;
+    float *E = W(d, d->y.E), *Y = W(d, d->y.Y), *dcur = dout;
     for (int r = R - 1; r >= 0; r--) {
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &d->pm.rcm_p[blk * R + r], *g = &d->pm.rcm_g[blk * R + r];
+        rcm_buffers *bu = &d->pm.rcm_b[blk * R + r];
         const float *in = r ? INS(d, o[r - 1]) : x;
         float *other = dcur == dout ? E : dout;
         float *dnext = r ? other : dx;
         float *F = r ? tmp : other;
+        if (nested && r < R - 1) { /* c1[r] = conv1(gelu(bn1(in))), batch statistics */
+            LAUNCH("bn1 nested recompute", bn_gelu(d, FWD_RECOMPUTE, Y, in, p->bn1_w, p->bn1_b,
+                                                   bu->rm1, bu->rv1, B, ci, H, Wd));
+            conv_fwd(d, INS(d, c1[r]), Y, p->conv1_w, p->conv1_b, B, ci, Cout, H, Wd, 3);
+            TF_TRY(kern_status(d));
+        }
         TF_TRY(zero(F, (size_t)B * Cout * H * Wd));
         TF_TRY(rcm_half_backward(d, p, g, 2, INS(d, c1[r]), B, Cout, Cout, H, Wd, dcur, F, NULL));
         TF_TRY(zero(dnext, (size_t)B * ci * H * Wd));

@@ -4,7 +4,9 @@
  * a batch smaller than planned; checkpointing blocks (both models recompute the blocks in
  * backward: the running statistics after backward must still be the forward's, and the
  * device model's gradients must also match a device model without checkpointing, within
- * 1e-6 of each tensor's scale). Both models get the same parameters and inputs.
+ * 1e-6 of each tensor's scale; with 3 RCMs per block too, where the nested recompute of
+ * the middle RCM's conv1 output reads another RCM's output). Both models get the same
+ * parameters and inputs.
  * On a GPU (make CUDA=1 gpu-tests; tools/gpu_check.sh) the convolutions are cuDNN's; in the
  * CPU emulation (tests/gpu/run_emulated.sh build test_cuda_model, TFSWA_GPU_EMU) they are
  * the ref kernels on host memory, and every other launch is the emulated CUDA kernel. */
@@ -68,14 +70,19 @@ static tf_dmodel *dmodel_of(tf_model *m, const tf_arch *a, int B_plan, int64_t N
 }
 
 /* ckpt: both models checkpoint blocks; then also a device model without checkpointing
- * (the same parameters, buffers and batch) against the checkpointing one */
-static void model_case(int targets, int output_mask, int B_plan, int B, int64_t N, int ckpt) {
+ * (the same parameters, buffers and batch) against the checkpointing one. rcms: RCMs per
+ * Conv block (0: the preset's 2; else also 1 TFSWA block, to keep the case short) */
+static void model_case(int targets, int output_mask, int B_plan, int B, int64_t N, int ckpt,
+                       int rcms) {
     tf_config c = preset_config("tiny");
     c.n_targets = targets;
+    if (rcms) c.rcms_per_block = rcms, c.tfswa_blocks = 1;
     if (output_mask) c.output = TF_OUT_MASK;
     if (ckpt) c.checkpointing = TF_CKPT_BLOCKS;
-    printf("  %d target(s), %s output, batch %d of %d, %lld samples, checkpointing %s\n", targets,
-           output_mask ? "mask" : "magnitude", B, B_plan, (long long)N, ckpt ? "blocks" : "off");
+    printf("  %d target(s), %s output, batch %d of %d, %lld samples, checkpointing %s, %d "
+           "RCMs per block\n",
+           targets, output_mask ? "mask" : "magnitude", B, B_plan, (long long)N,
+           ckpt ? "blocks" : "off", c.rcms_per_block);
     const tf_model_config mc = tf_train_model_config(&c);
     tf_model *m = NULL;
     CHECKF(tf_model_create(&m, &mc, B_plan, N, 2) == TF_OK, "%s", tf_errmsg());
@@ -171,23 +178,29 @@ out:
 }
 
 static void test_magnitude_four_targets(void) {
-    model_case(4, 0, 2, 2, 11025, 0);
+    model_case(4, 0, 2, 2, 11025, 0, 0);
 }
 
 static void test_mask_one_target(void) {
-    model_case(1, 1, 2, 2, 11025, 0);
+    model_case(1, 1, 2, 2, 11025, 0, 0);
 }
 
 static void test_smaller_batch(void) {
-    model_case(2, 0, 3, 2, 9000, 0);
+    model_case(2, 0, 3, 2, 9000, 0, 0);
 }
 
 static void test_checkpointing_magnitude(void) {
-    model_case(2, 0, 2, 2, 11025, 1);
+    model_case(2, 0, 2, 2, 11025, 1, 0);
 }
 
 static void test_checkpointing_mask_smaller_batch(void) {
-    model_case(1, 1, 3, 2, 9000, 1);
+    model_case(1, 1, 3, 2, 9000, 1, 0);
+}
+
+/* 3 RCMs per block: the middle RCM's conv1 output is recomputed (nested, just before its
+ * backward) from the first RCM's output, not from the block input */
+static void test_checkpointing_three_rcms(void) {
+    model_case(1, 0, 1, 1, 9000, 1, 3);
 }
 
 int main(void) {
@@ -197,5 +210,6 @@ int main(void) {
     RUN(test_smaller_batch);
     RUN(test_checkpointing_magnitude);
     RUN(test_checkpointing_mask_smaller_batch);
+    RUN(test_checkpointing_three_rcms);
     return TEST_END();
 }
