@@ -38,6 +38,13 @@ static void tiny(tf_config *c, int batch) {
     c->batch_size = batch;
 }
 
+/* the paper preset with the paper's STFT (2048 / 441) */
+static void paper(tf_config *c) {
+    tf_config_defaults(c);
+    const char *argv[] = {"x", "--preset", "paper", "--n_fft", "2048", "--hop_length", "441"};
+    CHECK(tf_config_parse_args(c, 7, (char **)argv, NULL) == TF_OK);
+}
+
 /* 1 when cuda:idx cannot be opened here (no CUDA build or no GPU): the plan uses the bound */
 static int no_gpu(int idx) {
     tf_device d = {TF_DEVICE_CUDA, idx};
@@ -452,9 +459,7 @@ static void test_checkpointing_layout(void) {
     c.output = TF_OUT_MASK;
     c.n_targets = 3;
     check_layout(&c, 3, 9000);
-    tf_config_defaults(&c);
-    const char *argv[] = {"x", "--preset", "paper", "--n_fft", "2048", "--hop_length", "441"};
-    CHECK(tf_config_parse_args(&c, 7, (char **)argv, NULL) == TF_OK);
+    paper(&c);
     check_layout(&c, 8, 132300);
     /* the device plan follows: less saved, the scratch in the workspace */
     const tf_device d = {TF_DEVICE_CUDA, 0};
@@ -660,9 +665,7 @@ static void test_infer_layout(void) {
     c.rcms_per_block = 5;
     c.tfswa_blocks = 0;
     check_infer_layout(&c, 1, 4410);
-    tf_config_defaults(&c);
-    const char *argv[] = {"x", "--preset", "paper", "--n_fft", "2048", "--hop_length", "441"};
-    CHECK(tf_config_parse_args(&c, 7, (char **)argv, NULL) == TF_OK);
+    paper(&c);
     check_infer_layout(&c, 4, 132300);
 }
 
