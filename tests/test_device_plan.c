@@ -4,13 +4,15 @@
  * cudaMalloc) and against formulas written out (the trainer block's split, the cuFFT objects of
  * fft.cu, the assumed cuBLAS workspace); parameters and BN buffers against the CPU plan; the total
  * as the sum of every role (each nonzero, so a dropped role fails); the host roles, with
- * the host inference model; bf16 activations refused with tf_dlayout's TF_EUSER message
- * and printed "not implemented on cuda yet"; checkpointing blocks planned, its layout
- * checked (sizes written out: a Conv block's insides there are ONE shared conv1 slot and
- * the RCM outputs; no two buffers live at once overlapping, the nested conv1 recompute's
- * between two RCM backwards included); the largest batch
- * (monotone in the budget; its plan fits, batch + 1 does not); and the CLI: text and
- * --json fields, --device cpu unchanged, cpu-only flags and --use_amp refused. */
+ * the host inference model; all four precision x checkpointing variants planned, the
+ * variants' table each variant's own largest batch; both checkpointing settings' layouts
+ * checked in fp32 and in bf16 storage (sizes written out: a Conv block's insides with
+ * checkpointing are ONE shared conv1 slot and the RCM outputs, bf16 maps half the floats;
+ * no two buffers live at once overlapping, the nested conv1 recompute's between two RCM
+ * backwards, the bf16 staging map and skip gradients outside the decoder inputs
+ * included); the largest batch (monotone in the budget; its plan fits, batch + 1 does
+ * not); and the CLI: text and --json fields, --device cpu unchanged, cpu-only flags
+ * refused, --use_amp planned as bf16. */
 #include <cJSON.h>
 #include <limits.h>
 #include <math.h>
@@ -176,47 +178,33 @@ static void test_roles_vs_dlayout(void) {
     }
 }
 
-/* bf16 activations (use_amp): refused with tf_dlayout's message; checkpointing blocks with
- * fp32 activations is planned (less saved, a larger batch) */
-static void test_unimplemented(void) {
+/* Every precision x checkpointing variant plans on the device (bf16 storage included): the
+ * table of tf_device_plan_variants is each variant's own tf_device_plan_max_batch, and
+ * bf16 fits a larger batch than fp32, blocks larger than off */
+static void test_variants(void) {
     const tf_device d = {TF_DEVICE_CUDA, 0};
     tf_config c;
     tiny(&c, 2);
-    for (int v = 1; v < TF_DEVPLAN_VARIANTS; v++) {
-        tf_config k = c;
-        tf_device_plan_variant(&k, v);
-        tf_device_plan p;
-        tf_err_clear();
-        int b = 7;
-        if (!(v & 2)) { /* fp32, checkpointing blocks */
-            CHECKF(tf_device_plan_bytes(&p, &k, &d, NULL) == TF_OK, "variant %d: %s", v,
-                   tf_errmsg());
-            CHECKF(tf_device_plan_max_batch(&k, &d, NULL, (size_t)1 << 40, &b) == TF_OK && b > 0,
-                   "variant %d: batch %d", v, b);
-            continue;
-        }
-        CHECKF(tf_device_plan_bytes(&p, &k, &d, NULL) == TF_EUSER, "variant %d", v);
-        const char *want = "use_amp / activation_dtype bf16 is not implemented on the cuda device "
-                           "yet (fp32 only)";
-        CHECKF(!strcmp(tf_errmsg(), want), "variant %d: '%s'", v, tf_errmsg());
-        CHECKF(tf_device_plan_max_batch(&k, &d, NULL, (size_t)1 << 40, &b) == TF_EUSER && b == 0,
-               "variant %d: batch %d", v, b);
-        tf_err_clear();
-    }
-    int mb[TF_DEVPLAN_VARIANTS];
+    int mb[TF_DEVPLAN_VARIANTS], one[TF_DEVPLAN_VARIANTS];
     char why[TF_DEVPLAN_VARIANTS][256];
     CHECK(tf_device_plan_variants(&c, &d, NULL, (size_t)1 << 30, mb, why) == TF_OK);
-    int b0 = -1, b1 = -1;
-    CHECK(tf_device_plan_max_batch(&c, &d, NULL, (size_t)1 << 30, &b0) == TF_OK);
-    tf_config k = c;
-    k.checkpointing = TF_CKPT_BLOCKS;
-    CHECK(tf_device_plan_max_batch(&k, &d, NULL, (size_t)1 << 30, &b1) == TF_OK);
-    CHECKF(mb[0] == b0 && b0 > 0 && why[0][0] == 0, "fp32/off: %d vs %d", mb[0], b0);
-    CHECKF(mb[1] == b1 && b1 > b0 && why[1][0] == 0, "fp32/blocks: %d vs %d (off %d)", mb[1], b1,
-           b0);
-    for (int v = 2; v < TF_DEVPLAN_VARIANTS; v++)
-        CHECKF(mb[v] == -1 && strstr(why[v], "is not implemented on the cuda device yet"),
-               "variant %d: %d '%s'", v, mb[v], why[v]);
+    for (int v = 0; v < TF_DEVPLAN_VARIANTS; v++) {
+        tf_config k = c;
+        tf_device_plan_variant(&k, v);
+        CHECK(k.activation_dtype == (v & 2 ? TF_DT_BF16 : TF_DT_FP32) &&
+              k.checkpointing == (v & 1 ? TF_CKPT_BLOCKS : TF_CKPT_OFF));
+        tf_device_plan p;
+        CHECKF(tf_device_plan_bytes(&p, &k, &d, NULL) == TF_OK, "variant %d: %s", v, tf_errmsg());
+        one[v] = -1;
+        CHECKF(tf_device_plan_max_batch(&k, &d, NULL, (size_t)1 << 30, &one[v]) == TF_OK,
+               "variant %d: %s", v, tf_errmsg());
+        CHECKF(mb[v] == one[v] && one[v] > 0 && why[v][0] == 0, "variant %d: %d vs %d '%s'", v,
+               mb[v], one[v], why[v]);
+    }
+    /* (tiny at 1 GiB: cuDNN's 256 MiB bound and cuFFT weigh; with blocks bf16's staging
+     * about cancels what it saves, see test_checkpointing_layout for the paper preset) */
+    CHECKF(mb[1] > mb[0] && mb[3] > mb[2] && mb[2] > mb[0] && mb[3] >= mb[1],
+           "fp32 %d/%d, bf16 %d/%d (off/blocks)", mb[0], mb[1], mb[2], mb[3]);
     /* the table */
     FILE *f = tmpfile();
     CHECK(f != NULL);
@@ -227,15 +215,12 @@ static void test_unimplemented(void) {
     const size_t n = fread(text, 1, sizeof text - 1, f);
     text[n] = 0;
     fclose(f);
-    char want[128], want1[128];
-    snprintf(want, sizeof want, "  fp32 activations, checkpointing off   : batch_size %d\n", b0);
-    snprintf(want1, sizeof want1, "  fp32 activations, checkpointing blocks: batch_size %d\n", b1);
-    CHECKF(strstr(text, want) && strstr(text, want1) &&
-               strstr(text, "  bf16 activations, checkpointing off   : not implemented on cuda "
-                            "yet\n") &&
-               strstr(text, "  bf16 activations, checkpointing blocks: not implemented on cuda "
-                            "yet\n"),
-           "%s", text);
+    for (int v = 0; v < TF_DEVPLAN_VARIANTS; v++) {
+        char want[128];
+        snprintf(want, sizeof want, "  %s activations, checkpointing %-6s: batch_size %d\n",
+                 v & 2 ? "bf16" : "fp32", v & 1 ? "blocks" : "off", mb[v]);
+        CHECKF(strstr(text, want) != NULL, "'%s' not in\n%s", want, text);
+    }
 }
 
 /* A float range [off, off + n) of a block, with the phases it is live in */
@@ -275,10 +260,13 @@ static int disjoint(const range_t *r, int n, size_t end, const char *what) {
  * size (a Conv block's: one c1 slot shared by every RCM, then o[0..R-2]), each block's
  * insides disjoint inside it, a block's input gradient (dx_own) inside
  * it; no two buffers live at the same time overlap (saved: all; workspace: by phase) */
-static void check_layout(const tf_config *c, int B, int64_t N) {
+static void check_layout(const tf_config *c, int B, int64_t N, int bf) {
     const tf_model_config mc = tf_train_model_config(c);
     tf_arch a;
     CHECK(tf_arch_from_config(&a, &mc) == TF_OK);
+    a.act_dtype = bf ? TF_DT_BF16 : TF_DT_FP32;
+    /* floats of a stored map of n values: the block inputs, the insides, head_in and z */
+#define HB(n) (bf ? ((n) + 1) / 2 : (n))
     tf_dlay yk[2];
     for (int ck = 0; ck < 2; ck++) {
         a.ckpt = ck ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
@@ -289,24 +277,24 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
     }
     const int L = a.L, R = a.nrcm, K = a.K, S = a.S, C = a.ch[L - 1];
     const tf_dlay *y = &yk[1];
-    CHECK(!yk[0].ckpt && yk[1].ckpt && yk[0].n_scr == 0);
+    CHECK(!yk[0].ckpt && yk[1].ckpt && yk[0].n_scr == 0 && yk[0].bf == bf && yk[1].bf == bf);
     const size_t b = (size_t)B, hwp = (size_t)y->Fp * y->Tp, nspec = b * 2 * y->Fb * y->T;
     const size_t ntok = b * C * y->H[L] * y->W[L];
     const int Ls = a.wt * a.wf, Hb = y->H[L], Wb = y->W[L];
     const int Ns[4] = {B * Hb, B * Wb, B * y->nW, B * y->nW}, Lq[4] = {Wb, Hb, Ls, Ls};
     /* the saved block: inputs only, then the insides */
-    size_t in =
-        2 * al(nspec) + al(b * a.ch[0] * hwp) + al(b * 2 * K * S * hwp) + (size_t)a.nblk * al(ntok);
+    size_t in = 2 * al(nspec) + al(HB(b * a.ch[0] * hwp)) + al(HB(b * 2 * K * S * hwp)) +
+                (size_t)a.nblk * al(ntok);
     size_t insides = 0, scr = 0;
     for (int blk = 0; blk < 2 * L; blk++) {
         const int lv = blk < L ? blk : 2 * L - 1 - blk;
         const size_t px = b * y->H[lv] * y->W[lv];
         const int ci = blk < L ? (lv ? a.ch[lv - 1] : a.cin) : a.dec_in[blk - L];
         const int co = blk < L ? a.ch[lv] : a.dec_out[blk - L];
-        in += al(px * ci);
+        in += al(HB(px * ci));
         /* saved: c1[r] and o[r] (2R - 1 maps); the scratch: one shared c1 and o[r] (R) */
-        const size_t one = (size_t)R * al(px * co);
-        insides += (size_t)(2 * R - 1) * al(px * co);
+        const size_t one = (size_t)R * al(HB(px * co));
+        insides += (size_t)(2 * R - 1) * al(HB(px * co));
         scr = scr > one ? scr : one;
         /* the input gradient in the scratch: only where it fits */
         CHECKF(y->dx_own[blk] == (px * ci <= y->n_scr), "block %d: dx_own %d", blk, y->dx_own[blk]);
@@ -331,13 +319,14 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
         int n = 0;
         r[n++] = (range_t){"pr", z->pr, nspec, 31};
         r[n++] = (range_t){"pi", z->pi, nspec, 31};
-        r[n++] = (range_t){"head_in", z->head_in, b * a.ch[0] * hwp, 31};
-        r[n++] = (range_t){"z", z->z, b * 2 * K * S * hwp, 31};
+        r[n++] = (range_t){"head_in", z->head_in, HB(b * a.ch[0] * hwp), 31};
+        r[n++] = (range_t){"z", z->z, HB(b * 2 * K * S * hwp), 31};
         for (int l = 0; l < L; l++) {
             const int i = L - 1 - l;
             r[n++] = (range_t){"enc_in", z->enc_in[l],
-                               b * (l ? a.ch[l - 1] : a.cin) * y->H[l] * y->W[l], 31};
-            r[n++] = (range_t){"dec_cat", z->dec_cat[l], b * a.dec_in[l] * y->H[i] * y->W[i], 31};
+                               HB(b * (l ? a.ch[l - 1] : a.cin) * y->H[l] * y->W[l]), 31};
+            r[n++] =
+                (range_t){"dec_cat", z->dec_cat[l], HB(b * a.dec_in[l] * y->H[i] * y->W[i]), 31};
         }
         for (int kb = 0; kb < a.nblk; kb++) r[n++] = (range_t){"tok0", z->tok[kb][0], ntok, 31};
         /* the insides: saved (off) or in the scratch, one block at a time (the scratch
@@ -354,10 +343,10 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
                     const size_t c10 = blk < L ? z->enc_c1[lv][0] : z->dec_c1[j][0];
                     /* the scratch: ONE c1 slot for every RCM (the nested recompute) */
                     if (ck) CHECKF(c1r == c10, "block %d: c1[%d] %zu vs %zu", blk, rr, c1r, c10);
-                    if (!ck || rr == 0) q[nq++] = (range_t){"c1", c1r, px * co, 2};
+                    if (!ck || rr == 0) q[nq++] = (range_t){"c1", c1r, HB(px * co), 2};
                     if (rr < R - 1)
                         q[nq++] = (range_t){"o", blk < L ? z->enc_o[lv][rr] : z->dec_o[j][rr],
-                                            px * co, 2};
+                                            HB(px * co), 2};
                 }
                 /* contiguous from c1[0]: the input gradient's room (dx_own) */
                 const int ci = blk < L ? (lv ? a.ch[lv - 1] : a.cin) : a.dec_in[j];
@@ -366,7 +355,7 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
                     if (ck)
                         CHECKF(c10 == z->scr && px * ci <= z->n_scr, "block %d: dx", blk);
                     else
-                        CHECKF(px * ci <= (size_t)(2 * R - 1) * px * co, "block %d: dx", blk);
+                        CHECKF(px * ci <= (size_t)(2 * R - 1) * HB(px * co), "block %d: dx", blk);
                 }
             } else {
                 const int kb = blk - 2 * L;
@@ -448,19 +437,44 @@ static void check_layout(const tf_config *c, int B, int64_t N) {
         CHECK(z->D0 < z->D1 && z->D1 < z->E);
         w[m++] = (range_t){"D0", z->D0, z->D1 - z->D0, 31};
         w[m++] = (range_t){"D1", z->D1, z->E - z->D1, 31};
+        /* the skip gradients (fp32): in their decoder input's bytes (the saved block, checked
+         * to fit here), or in the workspace from the decoders' backward on (bf16 only) */
+        for (int l = 0; l < L; l++) {
+            const size_t ns = b * a.ch[l] * y->H[l] * y->W[l];
+            const size_t room = HB(b * a.dec_in[L - 1 - l] * y->H[l] * y->W[l]);
+            CHECKF(z->dskip_w[l] == (ns > room) && (bf || !z->dskip_w[l]), "dskip %d", l);
+            if (z->dskip_w[l])
+                w[m++] = (range_t){"dskip", z->dskip[l], ns, 2 | 4 | 16};
+            else
+                CHECK(z->dskip[l] == z->dec_cat[L - 1 - l]);
+        }
+        /* bf16: XW takes the padded x0 (input STFT), each block's widened maps and RCM
+         * outputs (Conv block, nested recompute) and z and the head input (head); X0W the
+         * widened x0 (head, output mask) */
+        if (bf) {
+            size_t xw = cmax > (size_t)2 * K * S * hwp / b ? cmax : 2 * K * S * hwp / b;
+            xw = xw > (size_t)a.ch[0] * hwp / b ? xw : (size_t)a.ch[0] * hwp / b;
+            w[m++] = (range_t){"XW", z->XW, b * xw, 1 | 2 | 8 | 16};
+            if (a.output == TF_OUT_MASK) w[m++] = (range_t){"X0W", z->X0W, b * a.cin * hwp, 8};
+        }
         CHECK(disjoint(w, m, z->work_floats, ck ? "workspace (blocks)" : "workspace (off)"));
     }
+#undef HB
 }
 
 static void test_checkpointing_layout(void) {
+    for (int bf = 0; bf < 2; bf++) {
+        tf_config c;
+        tiny(&c, 2);
+        check_layout(&c, 2, 11025, bf);
+        c.output = TF_OUT_MASK;
+        c.n_targets = 3;
+        check_layout(&c, 3, 9000, bf);
+        paper(&c);
+        check_layout(&c, 8, 132300, bf);
+    }
     tf_config c;
-    tiny(&c, 2);
-    check_layout(&c, 2, 11025);
-    c.output = TF_OUT_MASK;
-    c.n_targets = 3;
-    check_layout(&c, 3, 9000);
     paper(&c);
-    check_layout(&c, 8, 132300);
     /* the device plan follows: less saved, the scratch in the workspace */
     const tf_device d = {TF_DEVICE_CUDA, 0};
     c.batch_size = 8;
@@ -473,6 +487,22 @@ static void test_checkpointing_layout(void) {
                p1.total < p0.total,
            "activations %zu vs %zu, workspace %zu vs %zu, total %zu vs %zu", p1.activations,
            p0.activations, p1.workspace, p0.workspace, p1.total, p0.total);
+    /* bf16 storage (use_amp): the saved block a little over half (the phase, TFSWA tokens
+     * and saved tensors stay fp32), the staging in the workspace, less in all */
+    tf_device_plan q[2];
+    for (int ck = 0; ck < 2; ck++) {
+        c.checkpointing = ck ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
+        c.activation_dtype = TF_DT_BF16;
+        CHECKF(tf_device_plan_bytes(&q[ck], &c, &d, NULL) == TF_OK, "%s", tf_errmsg());
+        const tf_device_plan *f = ck ? &p1 : &p0;
+        CHECKF(q[ck].activations < f->activations * 6 / 10 &&
+                   q[ck].activations > f->activations / 2 && q[ck].workspace >= f->workspace &&
+                   q[ck].total < f->total,
+               "ckpt %d, bf16 vs fp32: activations %zu vs %zu, workspace %zu vs %zu, total %zu vs "
+               "%zu",
+               ck, q[ck].activations, f->activations, q[ck].workspace, f->workspace, q[ck].total,
+               f->total);
+    }
 }
 
 /* The inference layout (tf_dlayout_infer) against the eval forward's steps written out
@@ -819,19 +849,12 @@ static void test_cli_json(void) {
                    !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "checkpointing")),
                            v & 1 ? "blocks" : "off"),
                "variant %d", v);
-        if (v < 2) { /* fp32: checkpointing off and blocks */
-            int b = -1;
-            tf_config k = c;
-            tf_device_plan_variant(&k, v);
-            CHECK(tf_device_plan_max_batch(&k, &d, NULL, (size_t)1 << 30, &b) == TF_OK);
-            CHECKF(cJSON_IsTrue(imp) && cJSON_IsNumber(bs) && cJSON_GetNumberValue(bs) == b &&
-                       b > 0,
-                   "variant %d: %d", v, b);
-        } else {
-            const char *why = cJSON_GetStringValue(cJSON_GetObjectItem(e, "reason"));
-            CHECKF(cJSON_IsFalse(imp) && cJSON_IsNull(bs) && why && strstr(why, "use_amp"),
-                   "variant %d: %s", v, why ? why : "(no reason)");
-        }
+        int b = -1; /* fp32 and bf16, checkpointing off and blocks */
+        tf_config k = c;
+        tf_device_plan_variant(&k, v);
+        CHECK(tf_device_plan_max_batch(&k, &d, NULL, (size_t)1 << 30, &b) == TF_OK);
+        CHECKF(cJSON_IsTrue(imp) && cJSON_IsNumber(bs) && cJSON_GetNumberValue(bs) == b && b > 0,
+               "variant %d: %d", v, b);
     }
     cJSON_Delete(o);
     free(out);
@@ -848,8 +871,8 @@ static void test_cli_text(void) {
                    strstr(out, "largest batch_size within the budget on the device") &&
                    strstr(out, "  fp32 activations, checkpointing off   : batch_size ") &&
                    strstr(out, "  fp32 activations, checkpointing blocks: batch_size ") &&
-                   strstr(out, "  bf16 activations, checkpointing blocks: not implemented on "
-                               "cuda yet\n") &&
+                   strstr(out, "  bf16 activations, checkpointing off   : batch_size ") &&
+                   strstr(out, "  bf16 activations, checkpointing blocks: batch_size ") &&
                    strstr(out, "  trainer (one block) ") &&
                    strstr(out, "  host model (inference; checkpoints) ") &&
                    strstr(out, "loader batches") && strstr(out, "total (device)") &&
@@ -860,12 +883,12 @@ static void test_cli_text(void) {
                    "%s", out);
     }
     free(out);
-    /* an activation precision the device model does not implement: one line, status 2 */
+    /* use_amp: bf16 storage, the plan's header says so */
     snprintf(args, sizeof args, "plan %s --device cuda:1 --use_amp true", FLAGS);
     out = run(args, &st);
-    CHECKF(out && st == 2 &&
-               !strcmp(out, "tfswa: --device cuda:1: use_amp / activation_dtype bf16 is not "
-                            "implemented on the cuda device yet (fp32 only)\n"),
+    CHECKF(out && st == 0 &&
+               strstr(out, "device memory plan (cuda:1): batch 4 x 0.50 s (22050 frames), bf16 "
+                           "activations, checkpointing off\n"),
            "exit %d: %s", st, out ? out : "");
     free(out);
     /* --device cpu: the CPU plan, as without --device */
@@ -891,7 +914,7 @@ static void test_cli_text(void) {
 int main(void) {
     if (test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     RUN(test_roles_vs_dlayout);
-    RUN(test_unimplemented);
+    RUN(test_variants);
     RUN(test_checkpointing_layout);
     RUN(test_infer_layout);
     RUN(test_bound_kernels);

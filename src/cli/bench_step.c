@@ -454,9 +454,9 @@ static const char USAGE[] =
     "                        [--key value]...\n"
     "Time one optimizer step (the trainer's step function) per variant: activations\n"
     "fp32|bf16 x checkpointing off|blocks, measured alternately; peak RSS per variant.\n"
-    "--device cuda[:N] (CUDA builds): the device trainer's step (fp32/off unless --variant\n"
-    "fp32/blocks; bf16 not yet), with the device bytes in use (cudaMemGetInfo, peak over the\n"
-    "steps) and allocated.\n";
+    "--device cuda[:N] (CUDA builds): the device trainer's step (fp32/off unless --variant;\n"
+    "bf16: bf16 activation storage, fp32 arithmetic), with the device bytes in use\n"
+    "(cudaMemGetInfo, peak over the steps) and allocated.\n";
 
 int bench_step(int argc, char **argv) {
     if (cli_wants_help(argc, argv, USAGE)) return 0;
@@ -515,7 +515,7 @@ int bench_step(int argc, char **argv) {
         if ((st = tf_device_from_string("--device", cli_bench_device, &dev)) != TF_OK) goto fail;
         tf_device_name(&dev, b->device, sizeof b->device);
         b->cuda = dev.kind == TF_DEVICE_CUDA;
-        /* only fp32 activations run on the device so far (checkpointing off or blocks) */
+        /* on the device one variant per run (each opens the card): fp32/off unless named */
         if (b->cuda && !variant) variant = "fp32/off";
     }
     if ((st = parse_presets(presets ? presets : "tiny,small", b->presets, &b->np)) != TF_OK)

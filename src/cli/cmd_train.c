@@ -29,8 +29,9 @@ static const char *USAGE =
     "  (same product), checkpointing and precision to fit SIZE, fastest first (as `tfswa plan\n"
     "  --memory SIZE` ranks them), and says what it chose; nothing fits: exit 2.\n"
     "Device: --device cpu|cuda|cuda:N (config key device; default cpu). CUDA needs a CUDA\n"
-    "  build (make CUDA=1) and a GPU; on CUDA the whole step runs on the device, fp32\n"
-    "  activations, with or without --use_checkpointing (--use_amp: not yet).\n"
+    "  build (make CUDA=1) and a GPU; on CUDA the whole step runs on the device, with or\n"
+    "  without --use_checkpointing; --use_amp stores the activations in bf16 as on the CPU\n"
+    "  (the arithmetic stays fp32 on CUDA for now).\n"
     "Data parallel: mpirun -np N tfswa train ... (with --device cuda:K each rank takes its\n"
     "  own GPU, cuda:K+R for node-local rank R; the gradients are summed with NCCL).\n";
 

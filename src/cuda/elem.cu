@@ -565,6 +565,24 @@ __global__ void copy_channels_k(float *dst, int Cd, int c0, const float *src, in
     }
 }
 
+// dst (B, Cd, hw) bf16 channels [c0, c0 + Cs) = bf16(src (B, Cs, hw)); round: src also
+// takes the rounded value (the rest of the forward goes on with what was stored)
+__global__ void bf16_pack_k(uint16_t *dst, int Cd, int c0, float *src, int Cs, size_t hw,
+                            size_t total, int round) {
+    for (size_t e = blockIdx.x * (size_t)NT + threadIdx.x; e < total; e += (size_t)gridDim.x * NT) {
+        const size_t i = e % hw, p = e / hw;
+        const size_t b = p / Cs, c = p % Cs;
+        const uint16_t h = tf_elem_f32_to_bf16(src[e]);
+        dst[(b * Cd + c0 + c) * hw + i] = h;
+        if (round) src[e] = tf_elem_bits_to_f32((uint32_t)h << 16);
+    }
+}
+
+__global__ void bf16_unpack_k(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT)
+        dst[i] = tf_elem_bits_to_f32((uint32_t)src[i] << 16);
+}
+
 // mag, pr, pi (n) (each may be NULL) from re, im (n)
 __global__ void magphase_k(float *mag, float *pr, float *pi, const float *re, const float *im,
                            size_t n) {
@@ -955,6 +973,21 @@ int tf_cuda_copy_channels(float *dst, int Cd, int c0, const float *src, int B, i
     if (B <= 0 || Cs <= 0 || !hw) return 0;
     const size_t total = (size_t)B * Cs * hw;
     copy_channels_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(dst, Cd, c0, src, Cs, hw, total);
+    return launched();
+}
+
+int tf_cuda_bf16_pack(uint16_t *dst, int Cd, int c0, float *src, int B, int Cs, size_t hw,
+                      int round, void *stream) {
+    if (B <= 0 || Cs <= 0 || !hw) return 0;
+    const size_t total = (size_t)B * Cs * hw;
+    bf16_pack_k<<<grid_for(total), NT, 0, as_stream(stream)>>>(dst, Cd, c0, src, Cs, hw, total,
+                                                               round);
+    return launched();
+}
+
+int tf_cuda_bf16_unpack(float *dst, const uint16_t *src, size_t n, void *stream) {
+    if (!n) return 0;
+    bf16_unpack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n);
     return launched();
 }
 

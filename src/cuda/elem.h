@@ -175,6 +175,13 @@ int tf_cuda_add2(float *out, const float *a, const float *b, size_t n, void *str
 /* dst (B, Cd, hw) channels [c0, c0 + Cs) = src (B, Cs, hw) (the other channels untouched) */
 int tf_cuda_copy_channels(float *dst, int Cd, int c0, const float *src, int B, int Cs, size_t hw,
                           void *stream);
+/* bf16 activation storage (use_amp), the rounding of util/hd.h (round to nearest even, the
+ * CPU model's): dst (B, Cd, hw) bf16 channels [c0, c0 + Cs) = bf16(src (B, Cs, hw)); round
+ * = 1: src also takes the rounded values (the forward goes on with what it stored) */
+int tf_cuda_bf16_pack(uint16_t *dst, int Cd, int c0, float *src, int B, int Cs, size_t hw,
+                      int round, void *stream);
+/* dst (n) = float(src (n) bf16) (exact) */
+int tf_cuda_bf16_unpack(float *dst, const uint16_t *src, size_t n, void *stream);
 /* tf_magphase: mag = |X|, (pr, pi) = X / |X| (1 + 0i where |X| == 0), all (n); any output
  * may be NULL to skip it */
 int tf_cuda_magphase(float *mag, float *pr, float *pi, const float *re, const float *im, size_t n,

@@ -29,9 +29,9 @@ size_t tf_dlay_tblock_ws_floats(int N, int L, int C, int H, int Hd) {
 /* the checks and map sizes both layouts share */
 static tf_status dims(tf_dlay *y, const tf_arch *a, int B, int64_t N) {
     memset(y, 0, sizeof *y);
-    if (a->act_dtype != TF_DT_FP32)
-        return tf_err(TF_EUSER, "use_amp / activation_dtype bf16 is not implemented on the cuda "
-                                "device yet (fp32 only)");
+    if (a->act_dtype != TF_DT_FP32 && a->act_dtype != TF_DT_BF16)
+        return tf_err(TF_EUSER, "activation_dtype %d: the cuda device stores fp32 or bf16",
+                      (int)a->act_dtype);
     if (a->nrcm > TF_DLAY_MAX_RCMS || a->nblk > TF_DLAY_MAX_TFSWA)
         return tf_err(TF_EUSER,
                       "rcms_per_block %d / tfswa_blocks %d exceed the device model's %d / %d",
@@ -91,8 +91,10 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
      * largest block's. A Conv block's insides (put_block) are contiguous from c1[0]
      * (dx_own below): c1[0], o[0], c1[1], ..., c1[R-1] saved; with ck one shared c1
      * slot, then o[0..R-2]. */
-    const int ck = a->ckpt == TF_CKPT_BLOCKS;
+    const int ck = a->ckpt == TF_CKPT_BLOCKS, bf = a->act_dtype == TF_DT_BF16;
     y->ckpt = ck;
+    y->bf = bf;
+#define HB(n) (bf ? ((n) + 1) / 2 : (n)) /* floats of a map of n stored values */
     size_t c = 0, ins = 0;
     size_t *const ic = ck ? &ins : &c; /* where the insides are bumped */
     y->pr = bump(&c, nspec);
@@ -101,9 +103,9 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     for (int l = 0; l < L; l++) {
         const size_t hw = (size_t)y->H[l] * y->W[l];
         const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l];
-        y->enc_in[l] = bump(&c, b * ci * hw);
+        y->enc_in[l] = bump(&c, HB(b * ci * hw));
         ins = 0;
-        put_block(y->enc_c1[l], y->enc_o[l], ic, ck, R, b * co * hw);
+        put_block(y->enc_c1[l], y->enc_o[l], ic, ck, R, HB(b * co * hw));
         y->n_scr = zmax(y->n_scr, ins);
         cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
         omax = zmax(omax, (size_t)co * hw);
@@ -112,17 +114,17 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
         const int i = L - 1 - j;
         const size_t hw = (size_t)y->H[i] * y->W[i];
         const int ci = a->dec_in[j], co = a->dec_out[j], cu = ci - a->ch[i];
-        y->dec_cat[j] = bump(&c, b * ci * hw);
+        y->dec_cat[j] = bump(&c, HB(b * ci * hw));
         ins = 0;
-        put_block(y->dec_c1[j], y->dec_o[j], ic, ck, R, b * co * hw);
+        put_block(y->dec_c1[j], y->dec_o[j], ic, ck, R, HB(b * co * hw));
         y->n_scr = zmax(y->n_scr, ins);
         cmax = zmax(cmax, (size_t)(ci > co ? ci : co) * hw);
         omax = zmax(omax, (size_t)co * hw);
         pmax = zmax(pmax, (size_t)cu * hw); /* the upsampled map this decoder takes */
     }
     const size_t hwp = (size_t)y->Fp * y->Tp;
-    y->head_in = bump(&c, b * a->ch[0] * hwp);
-    y->z = bump(&c, b * 2 * K * S * hwp);
+    y->head_in = bump(&c, HB(b * a->ch[0] * hwp));
+    y->z = bump(&c, HB(b * 2 * K * S * hwp));
     const size_t ntok = b * Hb * Wb * C;
     const int Ns[4] = {B * Hb, B * Wb, B * y->nW, B * y->nW}, Lq[4] = {Wb, Hb, Ls, Ls};
     for (int k = 0; k < a->nblk; k++) {
@@ -214,8 +216,9 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
         for (int j = L - 1; j >= 0; j--) {
             const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i];
             const size_t px = b * y->H[i] * y->W[i], px1 = b * y->H[i + 1] * y->W[i + 1];
-            y->dx_own[L + j] = ck ? y->n_scr >= px * a->dec_in[j]
-                                  : (size_t)(2 * R - 1) * a->dec_out[j] >= (size_t)a->dec_in[j];
+            y->dx_own[L + j] =
+                ck ? y->n_scr >= px * a->dec_in[j]
+                   : (size_t)(2 * R - 1) * HB(px * a->dec_out[j]) >= px * a->dec_in[j];
             d[dc] = zmax(d[dc], px * zmax(a->dec_out[j], cu));
             d[!dc] = zmax(d[!dc], zmax(px * a->dec_out[j], px1 * cu));
             if (!y->dx_own[L + j]) d[!dc] = zmax(d[!dc], px * a->dec_in[j]);
@@ -224,7 +227,8 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
         for (int l = 0; l < L; l++) {
             const size_t px = b * y->H[l] * y->W[l];
             const int ci = l ? a->ch[l - 1] : a->cin;
-            y->dx_own[l] = ck ? y->n_scr >= px * ci : (size_t)(2 * R - 1) * a->ch[l] >= (size_t)ci;
+            y->dx_own[l] =
+                ck ? y->n_scr >= px * ci : (size_t)(2 * R - 1) * HB(px * a->ch[l]) >= px * ci;
             d[1] = zmax(d[1], px * (y->dx_own[l] ? (size_t)a->ch[l] : zmax(ci, a->ch[l])));
         }
         y->D0 = bump(&w, d[0]);
@@ -236,7 +240,16 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     for (int j = 0; j < L; j++) chmax = a->dec_in[j] > chmax ? a->dec_in[j] : chmax;
     y->mean = bump(&w, (size_t)chmax);
     y->rstd = bump(&w, (size_t)chmax);
-    for (int l = 0; l < L; l++) y->dskip[l] = y->dec_cat[L - 1 - l]; /* activation block */
+    for (int l = 0; l < L; l++) { /* in the activation block, where the bytes suffice */
+        const size_t n = b * a->ch[l] * y->H[l] * y->W[l];
+        const int j = L - 1 - l;
+        y->dskip_w[l] = HB(b * a->dec_in[j] * y->H[l] * y->W[l]) < n;
+        y->dskip[l] = y->dskip_w[l] ? bump(&w, n) : y->dec_cat[j];
+    }
+    if (bf) { /* the fp32 staging of the bf16 maps (dlayout.h) */
+        y->XW = bump(&w, b * zmax(cmax, zmax((size_t)2 * K * S, a->ch[0]) * hwp));
+        if (a->output == TF_OUT_MASK) y->X0W = bump(&w, b * a->cin * hwp);
+    }
     y->bott = bump(&w, b * C * Hb * Wb);
     if (a->nblk > 0) {
         y->relidx = bump(&w, (size_t)Ls * Ls); /* ints: the same size as floats */
@@ -249,6 +262,7 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     y->convws = bump(&w, y->n_convws);
     y->work_floats = w;
     return TF_OK;
+#undef HB
 }
 
 tf_status tf_dlayout_infer(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels *kern) {

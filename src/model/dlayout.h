@@ -24,7 +24,25 @@
  * RCM's input (o[r-1], or the block input) just before that RCM's backward: BN1 on batch
  * statistics (running statistics NOT updated), GELU into Y, conv1 into the slot. Its
  * buffers (Y, mean, rstd, convws) are none of those live between two RCM backwards (the
- * chain's gradients dout/tmp, E, the scratch). Activations stay fp32 (bf16 is refused). */
+ * chain's gradients dout/tmp, E, the scratch).
+ *
+ * bf16 activations (use_amp, a->act_dtype TF_DT_BF16): what the CPU model stores as bf16 is
+ * stored as bf16 here too, at the same points and with the same rounding (util/hd.h), so
+ * both compute the same values (storage only: the arithmetic stays fp32, as on a CPU
+ * without native bf16): the block inputs enc_in (x0 included) and dec_cat, the insides c1
+ * and o (saved, or in the recompute scratch), the head input and z. The phase, the TFSWA
+ * tokens and saved tensors, the gradients and the workspace stay fp32. A stored map is
+ * rounded in place in its fp32 buffer, which the forward goes on with; a block's last RCM
+ * output is not stored, and the skip copy, pooling and upsampling read it unrounded (the
+ * CPU model's sink). Kernels read fp32: one whole-batch fp32 staging map XW outside
+ * region R (B x the largest of max(Cin, Cout) x H x W, 2KS x Fp x Tp and c_0 x Fp x Tp)
+ * takes a block's widened input, the pooled next input, x0 before its store and the
+ * head's z; in backward each widened input or c1 of a half-backward, and z and the head
+ * input. A block forward computes its conv1 outputs in G and its RCM outputs alternately
+ * in dG and XW (none of the three is live in a forward or a recompute); the nested
+ * recompute its conv1 output in G. With output mask, X0W (B, 2K, Fp, Tp) takes the
+ * widened x0 for the head. A skip gradient that does not fit into the bf16 bytes of its
+ * decoder input gets its own workspace buffer (dskip_w). */
 #ifndef TFSWA_MODEL_DLAYOUT_H
 #define TFSWA_MODEL_DLAYOUT_H
 #include <stddef.h>
@@ -45,6 +63,9 @@ typedef struct {
     int infer; /* tf_dlayout_infer: every offset is into the workspace block (see there) */
     int ckpt;  /* checkpointing blocks: the insides below are WORKSPACE offsets into the
                  recompute scratch scr (see the top comment) */
+    int bf;    /* bf16 activations (use_amp): the Conv-block maps (enc_in, dec_cat, the
+                  insides c1 and o, head_in, z) are stored as bf16, half the floats (see
+                  the top comment); 0 in an inference layout */
     /* ---- saved: float offsets into the activation block ---- */
     size_t pr, pi;                /* (B, 2, Fb, T) mixture phase */
     size_t enc_in[TF_MAX_LEVELS]; /* block input; enc_in[0] = x0 (B, 2K, Fp, Tp) */
@@ -68,17 +89,21 @@ typedef struct {
                                       scratch (n_scr: R maps of the largest Conv block,
                                       or a TFSWA block's insides) */
     size_t mean, rstd;             /* BN statistics (max C) */
-    size_t dskip[TF_MAX_LEVELS];   /* (B, c_l, H_l, W_l): ACTIVATION-block offsets, in the
-                                      bytes of dec_cat[L-1-l] (free after decoder L-1-l's
-                                      backward) */
-    size_t bott;                   /* (B, C, Hb, Wb) */
-    size_t tb[6], tbws;            /* token buffers (B*Hb*Wb*C); tblock backward workspace */
-    size_t relidx, mask;           /* int (Ls, Ls); float (nW, Ls, Ls) */
-    size_t hc, om, yr, yi;         /* head: (B, S, 2K, Fs, T), (B, S, 2, Fb, T) x 3 */
-    size_t dz;                     /* (B, 2KS, Fp, Tp) */
-    size_t convws;                 /* convolution workspace */
-    size_t scr, n_scr;             /* ckpt: the recompute scratch (floats; 0 without) */
-    size_t n_convws, n_tbws;       /* floats */
+    size_t dskip[TF_MAX_LEVELS];   /* (B, c_l, H_l, W_l) fp32: ACTIVATION-block offsets, in
+                                      the bytes of dec_cat[L-1-l] (free after decoder
+                                      L-1-l's backward); bf16, where they do not fit
+                                      there: a workspace offset (dskip_w[l] = 1) */
+    int dskip_w[TF_MAX_LEVELS];
+    size_t XW, X0W;          /* bf16 only: fp32 staging of the bf16 maps (see the top
+                                comment): (B, max C x H x W); x0 (mask output) */
+    size_t bott;             /* (B, C, Hb, Wb) */
+    size_t tb[6], tbws;      /* token buffers (B*Hb*Wb*C); tblock backward workspace */
+    size_t relidx, mask;     /* int (Ls, Ls); float (nW, Ls, Ls) */
+    size_t hc, om, yr, yi;   /* head: (B, S, 2K, Fs, T), (B, S, 2, Fb, T) x 3 */
+    size_t dz;               /* (B, 2KS, Fp, Tp) */
+    size_t convws;           /* convolution workspace */
+    size_t scr, n_scr;       /* ckpt: the recompute scratch (floats; 0 without) */
+    size_t n_convws, n_tbws; /* floats */
     size_t act_floats, work_floats;
 } tf_dlay;
 

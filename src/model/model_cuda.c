@@ -77,6 +77,38 @@ static float *INS(tf_dmodel *d, size_t off) {
     return d->y.ckpt ? d->work + off : A(d, off);
 }
 
+/* ------------------------------------------------------- bf16 storage (use_amp) */
+
+/* The fp32 values of the stored map src (n values) for a kernel to read: src itself in an
+ * fp32 layout; with bf16 storage (y.bf) widened into the staging map `stage` */
+static tf_status load_map(tf_dmodel *d, const float **out, const float *src, float *stage,
+                          size_t n) {
+    *out = src;
+    if (!d->y.bf) return TF_OK;
+    LAUNCH("bf16 widen", tf_cuda_bf16_unpack(stage, (const uint16_t *)(const void *)src, n, NULL));
+    *out = stage;
+    return TF_OK;
+}
+
+/* The stored map dst (B, Cd, hw), channels [c0, c0 + Cs) = buf (B, Cs, hw): an fp32 layout
+ * copies (nothing when buf is dst); bf16 rounds, and with round = 1 buf takes the rounded
+ * values too (the forward goes on with what was stored, as the CPU model's sstore) */
+static tf_status store_map(tf_dmodel *d, float *dst, int Cd, int c0, float *buf, int B, int Cs,
+                           size_t hw, int round) {
+    if (d->y.bf) {
+        LAUNCH("bf16 store",
+               tf_cuda_bf16_pack((uint16_t *)(void *)dst, Cd, c0, buf, B, Cs, hw, round, NULL));
+        return TF_OK;
+    }
+    if (dst != buf) LAUNCH("copy", tf_cuda_copy_channels(dst, Cd, c0, buf, B, Cs, hw, NULL));
+    return TF_OK;
+}
+
+/* a skip gradient (B, c_l, H_l, W_l): in its decoder input's bytes, or its own workspace */
+static float *DSK(tf_dmodel *d, int l) {
+    return d->y.dskip_w[l] ? W(d, d->y.dskip[l]) : A(d, d->y.dskip[l]);
+}
+
 /* ---------------------------------------------------------------------- life cycle */
 
 static tf_status dalloc(float **p, size_t bytes, const char *what) {
@@ -95,9 +127,11 @@ static tf_status create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_
     tf_dmodel *d = tf_calloc(1, sizeof *d, "device model");
     if (!d) return TF_EINTERNAL;
     d->a = *a;
+    if (infer) d->a.act_dtype = TF_DT_FP32; /* separation runs fp32 (dlayout.h) */
     d->kern = kern;
     d->infer = infer;
-    tf_status s = infer ? tf_dlayout_infer(&d->y, a, B, N, kern) : tf_dlayout(&d->y, a, B, N, kern);
+    tf_status s =
+        infer ? tf_dlayout_infer(&d->y, &d->a, B, N, kern) : tf_dlayout(&d->y, &d->a, B, N, kern);
     if (s != TF_OK) goto fail;
     if ((s = tf_param_map_create(&d->pm, a)) != TF_OK) goto fail;
     d->bytes_params = d->pm.n_params * sizeof(float);
@@ -263,29 +297,37 @@ static int bn_gelu(tf_dmodel *d, fwd_mode mode, float *Y, const float *x, const 
                                        TF_DM_EPS, 1, NULL);
 }
 
-/* One Conv block: input x (B, Cin, H, W); the insides to c1[r], o[r] (r < R-1: INS); the
- * output (B, Cout, H, W) to out (a recompute discards it: pass any scratch map). */
+/* One Conv block: input x (B, Cin, H, W), a stored map; the insides to c1[r], o[r] (r < R-1:
+ * INS); the output (B, Cout, H, W) to out (a recompute discards it: pass any scratch map
+ * but XW, G and dG). bf16 storage: the block input is widened into XW, each conv1 output
+ * computed in G (free in a forward) and stored, the RCM outputs but the last computed
+ * alternately in dG (free in a forward too) and XW, and stored. */
 static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B, int Cin, int Cout,
                                    int H, int Wd, const size_t *c1, const size_t *o, float *out,
                                    fwd_mode mode) {
     const tf_dlay *y = &d->y;
-    const int R = d->a.nrcm;
-    const size_t n = (size_t)B * Cout * H * Wd;
-    float *Y = W(d, y->Y), *T = W(d, y->Tb);
+    const int R = d->a.nrcm, bf = y->bf;
+    const size_t hw = (size_t)H * Wd, n = (size_t)B * Cout * hw;
+    float *Y = W(d, y->Y), *T = W(d, y->Tb), *XW = bf ? W(d, y->XW) : NULL;
+    const float *in = x;
+    if (bf) TF_TRY(load_map(d, &in, x, XW, (size_t)B * Cin * hw));
     for (int r = 0; r < R; r++) {
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &d->pm.rcm_p[blk * R + r];
         rcm_buffers *bu = &d->pm.rcm_b[blk * R + r];
-        const float *in = r ? INS(d, o[r - 1]) : x;
-        float *c1r = INS(d, c1[r]);
-        float *outr = r < R - 1 ? INS(d, o[r]) : out;
+        if (r && !bf) in = INS(d, o[r - 1]);
+        float *c1r = bf ? W(d, y->G) : INS(d, c1[r]);
+        float *outr = r == R - 1 ? out : bf ? (in == XW ? W(d, y->dG) : XW) : INS(d, o[r]);
         LAUNCH("bn1", bn_gelu(d, mode, Y, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, Wd));
         conv_fwd(d, c1r, Y, p->conv1_w, p->conv1_b, B, ci, Cout, H, Wd, 3);
+        TF_TRY(store_map(d, INS(d, c1[r]), Cout, 0, c1r, B, Cout, hw, 1));
         LAUNCH("bn2",
                bn_gelu(d, mode, Y, c1r, p->bn2_w, p->bn2_b, bu->rm2, bu->rv2, B, Cout, H, Wd));
         conv_fwd(d, outr, Y, p->conv2_w, p->conv2_b, B, Cout, Cout, H, Wd, 3);
         conv_fwd(d, T, in, p->short_w, p->short_b, B, ci, Cout, H, Wd, 1);
         LAUNCH("shortcut add", tf_cuda_add(outr, T, n, NULL));
+        if (r < R - 1) TF_TRY(store_map(d, INS(d, o[r]), Cout, 0, outr, B, Cout, hw, 1));
+        if (bf) in = outr;
     }
     return kern_status(d);
 }
@@ -328,24 +370,34 @@ static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float
                                     float *dx, int B, int Cin, int Cout, int H, int Wd,
                                     const size_t *c1, const size_t *o) {
     const int R = d->a.nrcm, nested = d->y.ckpt;
+    const size_t hw = (size_t)H * Wd;
     float *E = W(d, d->y.E), *Y = W(d, d->y.Y), *dcur = dout;
+    /* bf16 storage: each stored map a half reads (the RCM input, c1) is widened into XW
+     * just before it; the nested recompute's conv1 output goes through G (free between
+     * two half backwards) */
+    float *XW = d->y.bf ? W(d, d->y.XW) : NULL;
     for (int r = R - 1; r >= 0; r--) {
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &d->pm.rcm_p[blk * R + r], *g = &d->pm.rcm_g[blk * R + r];
         rcm_buffers *bu = &d->pm.rcm_b[blk * R + r];
-        const float *in = r ? INS(d, o[r - 1]) : x;
+        const float *in_s = r ? INS(d, o[r - 1]) : x, *in, *c1f;
         float *other = dcur == dout ? E : dout;
         float *dnext = r ? other : dx;
         float *F = r ? tmp : other;
         if (nested && r < R - 1) { /* c1[r] = conv1(gelu(bn1(in))), batch statistics */
+            float *c1r = d->y.bf ? W(d, d->y.G) : INS(d, c1[r]);
+            TF_TRY(load_map(d, &in, in_s, XW, (size_t)B * ci * hw));
             LAUNCH("bn1 nested recompute", bn_gelu(d, FWD_RECOMPUTE, Y, in, p->bn1_w, p->bn1_b,
                                                    bu->rm1, bu->rv1, B, ci, H, Wd));
-            conv_fwd(d, INS(d, c1[r]), Y, p->conv1_w, p->conv1_b, B, ci, Cout, H, Wd, 3);
+            conv_fwd(d, c1r, Y, p->conv1_w, p->conv1_b, B, ci, Cout, H, Wd, 3);
             TF_TRY(kern_status(d));
+            TF_TRY(store_map(d, INS(d, c1[r]), Cout, 0, c1r, B, Cout, hw, 0));
         }
-        TF_TRY(zero(F, (size_t)B * Cout * H * Wd));
-        TF_TRY(rcm_half_backward(d, p, g, 2, INS(d, c1[r]), B, Cout, Cout, H, Wd, dcur, F, NULL));
-        TF_TRY(zero(dnext, (size_t)B * ci * H * Wd));
+        TF_TRY(zero(F, (size_t)B * Cout * hw));
+        TF_TRY(load_map(d, &c1f, INS(d, c1[r]), XW, (size_t)B * Cout * hw));
+        TF_TRY(rcm_half_backward(d, p, g, 2, c1f, B, Cout, Cout, H, Wd, dcur, F, NULL));
+        TF_TRY(zero(dnext, (size_t)B * ci * hw));
+        TF_TRY(load_map(d, &in, in_s, XW, (size_t)B * ci * hw));
         TF_TRY(rcm_half_backward(d, p, g, 1, in, B, ci, Cout, H, Wd, F, dnext, dcur));
         dcur = dnext;
     }
@@ -494,8 +546,12 @@ static tf_status forward(tf_dmodel *d, float *out, const float *mix, int B, int 
     FFT("stft", tf_cuda_stft_forward(d->fft, re, im, mix, 2 * B, N));
     LAUNCH("magphase", tf_cuda_magphase(mag, pr, pi, re, im, nspec, NULL));
     LAUNCH("subband split", tf_cuda_subband_split(re, mag, B, 2, Fb, T, K, NULL));
-    LAUNCH("pad",
-           tf_cuda_copy_corner(A(d, y->enc_in[0]), Fp, Tp, re, y->Fs, T, (size_t)B * a->cin, NULL));
+    const int bf = y->bf;
+    const size_t hwp = (size_t)Fp * Tp;
+    float *XW = bf ? W(d, y->XW) : NULL;
+    LAUNCH("pad", tf_cuda_copy_corner(bf ? XW : A(d, y->enc_in[0]), Fp, Tp, re, y->Fs, T,
+                                      (size_t)B * a->cin, NULL));
+    if (bf) TF_TRY(store_map(d, A(d, y->enc_in[0]), a->cin, 0, XW, B, a->cin, hwp, 0));
     /* encoder: the output to its skip (channels [cu, cu + c) of the decoder's concat) and,
      * pooled, to the next level's input or the bottleneck */
     float *O = W(d, y->O), *P = W(d, y->P), *bott = W(d, y->bott);
@@ -504,10 +560,13 @@ static tf_status forward(tf_dmodel *d, float *out, const float *mix, int B, int 
         const int j = L - 1 - l;
         TF_TRY(convblock_forward(d, l, A(d, y->enc_in[l]), B, ci, co, H, Wd, y->enc_c1[l],
                                  y->enc_o[l], O, mode));
-        LAUNCH("skip", tf_cuda_copy_channels(A(d, y->dec_cat[j]), a->dec_in[j], a->dec_in[j] - co,
-                                             O, B, co, (size_t)H * Wd, NULL));
-        LAUNCH("pool", tf_cuda_avgpool2x2_forward(l == L - 1 ? bott : A(d, y->enc_in[l + 1]), O, B,
-                                                  co, H, Wd, NULL));
+        TF_TRY(store_map(d, A(d, y->dec_cat[j]), a->dec_in[j], a->dec_in[j] - co, O, B, co,
+                         (size_t)H * Wd, 0)); /* the skip */
+        float *pool = l == L - 1 ? bott : bf ? XW : A(d, y->enc_in[l + 1]);
+        LAUNCH("pool", tf_cuda_avgpool2x2_forward(pool, O, B, co, H, Wd, NULL));
+        if (pool == XW)
+            TF_TRY(store_map(d, A(d, y->enc_in[l + 1]), co, 0, XW, B, co,
+                             (size_t)y->H[l + 1] * y->W[l + 1], 0));
     }
     /* bottleneck */
     const int C = a->ch[L - 1], Hb = y->H[L], Wb = y->W[L];
@@ -526,29 +585,34 @@ static tf_status forward(tf_dmodel *d, float *out, const float *mix, int B, int 
     /* decoder: the bottleneck upsampled into the first concat; each block's output
      * upsampled into the next concat, the last one is the head input */
     LAUNCH("upsample", tf_cuda_upsample2x_forward(P, bott, B, C, Hb, Wb, NULL));
-    LAUNCH("concat", tf_cuda_copy_channels(A(d, y->dec_cat[0]), a->dec_in[0], 0, P, B, C,
-                                           (size_t)4 * Hb * Wb, NULL));
+    TF_TRY(store_map(d, A(d, y->dec_cat[0]), a->dec_in[0], 0, P, B, C, (size_t)4 * Hb * Wb, 0));
     for (int j = 0; j < L; j++) {
         const int i = L - 1 - j, H = y->H[i], Wd = y->W[i], co = a->dec_out[j];
-        float *dst = j == L - 1 ? A(d, y->head_in) : O;
+        float *dst = j == L - 1 && !bf ? A(d, y->head_in) : O;
         TF_TRY(convblock_forward(d, L + j, A(d, y->dec_cat[j]), B, a->dec_in[j], co, H, Wd,
                                  y->dec_c1[j], y->dec_o[j], dst, mode));
         if (j < L - 1) {
             LAUNCH("upsample", tf_cuda_upsample2x_forward(P, O, B, co, H, Wd, NULL));
-            LAUNCH("concat", tf_cuda_copy_channels(A(d, y->dec_cat[j + 1]), a->dec_in[j + 1], 0, P,
-                                                   B, co, (size_t)4 * H * Wd, NULL));
+            TF_TRY(store_map(d, A(d, y->dec_cat[j + 1]), a->dec_in[j + 1], 0, P, B, co,
+                             (size_t)4 * H * Wd, 0));
+        } else if (bf) { /* the head input, stored rounded; the head reads the rounded O */
+            TF_TRY(store_map(d, A(d, y->head_in), co, 0, O, B, co, hwp, 1));
         }
     }
     /* head: z = conv1x1, the activation on the cropped map, subband merge, times the
      * mixture phase, ISTFT of every (item, target, audio channel) */
     const int co = 2 * K * S;
-    float *z = A(d, y->z), *hc = W(d, y->hc), *om = W(d, y->om), *yr = W(d, y->yr),
+    float *z = bf ? XW : A(d, y->z), *hc = W(d, y->hc), *om = W(d, y->om), *yr = W(d, y->yr),
           *yi = W(d, y->yi);
-    conv_fwd(d, z, A(d, y->head_in), d->pm.head_w, d->pm.head_b, B, a->ch[0], co, Fp, Tp, 1);
+    conv_fwd(d, z, bf ? O : A(d, y->head_in), d->pm.head_w, d->pm.head_b, B, a->ch[0], co, Fp, Tp,
+             1);
     TF_TRY(kern_status(d));
-    LAUNCH("head activation",
-           tf_cuda_head_forward(hc, z, a->output == TF_OUT_MASK ? A(d, y->enc_in[0]) : NULL, B, S,
-                                2 * K, y->Fs, T, Fp, Tp, NULL));
+    TF_TRY(store_map(d, A(d, y->z), co, 0, z, B, co, hwp, 1));
+    const float *x0 = NULL;
+    if (a->output == TF_OUT_MASK)
+        TF_TRY(load_map(d, &x0, A(d, y->enc_in[0]), bf ? W(d, y->X0W) : NULL,
+                        (size_t)B * a->cin * hwp));
+    LAUNCH("head activation", tf_cuda_head_forward(hc, z, x0, B, S, 2 * K, y->Fs, T, Fp, Tp, NULL));
     LAUNCH("subband merge", tf_cuda_subband_merge(om, hc, B * S, 2, Fb, T, K, NULL));
     LAUNCH("phase", tf_cuda_combine_forward(yr, yi, om, pr, pi, B, S, (size_t)2 * Fb * T, NULL));
     FFT("istft", tf_cuda_istft_forward(d->fft, out, yr, yi, 2 * B * S, N));
@@ -608,12 +672,17 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
     TF_TRY(zero(hc, (size_t)B * S * 2 * K * y->Fs * T));
     LAUNCH("subband merge backward",
            tf_cuda_subband_merge_backward(hc, om, B * S, 2, Fb, T, K, NULL));
+    const size_t hwp = (size_t)Fp * Tp;
+    float *XW = y->bf ? W(d, y->XW) : NULL;
+    const float *zf, *x0 = NULL, *hin;
+    TF_TRY(load_map(d, &zf, A(d, y->z), XW, (size_t)B * co * hwp));
+    if (a->output == TF_OUT_MASK)
+        TF_TRY(load_map(d, &x0, A(d, y->enc_in[0]), y->bf ? W(d, y->X0W) : NULL,
+                        (size_t)B * a->cin * hwp));
     LAUNCH("head activation backward",
-           tf_cuda_head_backward(dz, hc, A(d, y->z),
-                                 a->output == TF_OUT_MASK ? A(d, y->enc_in[0]) : NULL, B, S, 2 * K,
-                                 y->Fs, T, Fp, Tp, NULL));
-    conv_bwd(d, Dc, d->pm.ghead_w, d->pm.ghead_b, dz, A(d, y->head_in), d->pm.head_w, B, c0, co, Fp,
-             Tp, 1, 1);
+           tf_cuda_head_backward(dz, hc, zf, x0, B, S, 2 * K, y->Fs, T, Fp, Tp, NULL));
+    TF_TRY(load_map(d, &hin, A(d, y->head_in), XW, (size_t)B * c0 * hwp));
+    conv_bwd(d, Dc, d->pm.ghead_w, d->pm.ghead_b, dz, hin, d->pm.head_w, B, c0, co, Fp, Tp, 1, 1);
     TF_TRY(kern_status(d));
     /* decoder, last block first; with checkpointing each block's insides are refilled
      * first (its output goes to O, unused in backward) */
@@ -627,7 +696,7 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
         TF_TRY(convblock_backward(d, L + j, A(d, y->dec_cat[j]), Dc, Dn, dx, B, a->dec_in[j],
                                   a->dec_out[j], H, Wd, y->dec_c1[j], y->dec_o[j]));
         /* dec_cat[j] is read for the last time above: the skip gradient may now live there */
-        float *dsk = A(d, y->dskip[i]);
+        float *dsk = DSK(d, i);
         TF_TRY(zero(dsk, (size_t)B * cs * H * Wd));
         TF_TRY(zero(Dc, (size_t)B * cu * H * Wd));
         LAUNCH("concat backward", tf_cuda_concat_backward(Dc, dsk, dx, B, cu, cs, H, Wd, NULL));
@@ -660,8 +729,8 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
         }
         Dc = dt;
     }
-    LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(A(d, y->dskip[L - 1]), Dc, B, C,
-                                                        y->H[L - 1], y->W[L - 1], NULL));
+    LAUNCH("pool backward",
+           tf_cuda_avgpool2x2_backward(DSK(d, L - 1), Dc, B, C, y->H[L - 1], y->W[L - 1], NULL));
     /* encoder, deepest first */
     Dn = W(d, y->D1);
     for (int l = L - 1; l >= 0; l--) {
@@ -670,10 +739,10 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
             TF_TRY(convblock_forward(d, l, A(d, y->enc_in[l]), B, ci, cl, H, Wd, y->enc_c1[l],
                                      y->enc_o[l], W(d, y->O), FWD_RECOMPUTE));
         float *dx = y->dx_own[l] ? INS(d, y->enc_c1[l][0]) : Dn;
-        TF_TRY(convblock_backward(d, l, A(d, y->enc_in[l]), A(d, y->dskip[l]), Dn, dx, B, ci, cl, H,
-                                  Wd, y->enc_c1[l], y->enc_o[l]));
+        TF_TRY(convblock_backward(d, l, A(d, y->enc_in[l]), DSK(d, l), Dn, dx, B, ci, cl, H, Wd,
+                                  y->enc_c1[l], y->enc_o[l]));
         if (l > 0)
-            LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(A(d, y->dskip[l - 1]), dx, B, ci,
+            LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(DSK(d, l - 1), dx, B, ci,
                                                                 y->H[l - 1], y->W[l - 1], NULL));
     }
     return TF_OK;

@@ -6,7 +6,9 @@
  * workspace) of exactly the sizes tf_dlayout (model/dlayout.h) plans, plus the cuBLAS
  * handle's and the cuFFT STFT object's own. Parameters, gradients and buffers have the
  * CPU model's flat layout (tf_model_params etc.): checkpoints and optimizer state copy
- * over as they are. fp32 activations (tf_dlayout refuses bf16); checkpointing off or
+ * over as they are. fp32 activations, or bf16 storage (activation_dtype bf16, use_amp:
+ * the CPU model's roundings at the same points, fp32 arithmetic; an inference model is
+ * always fp32; see model/dlayout.h); checkpointing off or
  * blocks: with blocks only the block inputs are saved and backward re-runs each Conv and
  * TFSWA block's forward into one workspace scratch just before its backward (BatchNorm on
  * batch statistics, the running statistics not updated again), as the CPU model does.

@@ -166,7 +166,9 @@ tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compu
         }
         k->compute = TF_DT_FP32;
         snprintf(k->desc, sizeof k->desc, "%s%s", tf_cuda_conv_describe(k->cuda),
-                 compute == TF_DT_BF16 ? " (bf16 requested: not implemented on cuda yet)" : "");
+                 compute == TF_DT_BF16 ? " (bf16 arithmetic requested: not implemented on cuda "
+                                         "yet, fp32; bf16 activation storage is)"
+                                       : "");
 #endif
     } else if (backend == TF_BACKEND_REF) {
         /* bf16: emulated (operands rounded to bf16, fp32 sums): the numerics of native bf16

@@ -26,9 +26,9 @@
  *     spectrum buffer each (cufftGetSize needs a GPU);
  *   cublas: the handle's workspace, ASSUMED TF_DEVPLAN_CUBLAS_WS (32 MiB, NVIDIA's
  *     recommended size on Hopper; 4 MiB on older cards).
- * Only fp32 activations are implemented on the device (checkpointing off or blocks: with
- * blocks the saved activations are the block inputs and the workspace holds the recompute
- * scratch); activation_dtype bf16 (use_amp) is TF_EUSER with tf_dlayout's message.
+ * Activations fp32 or bf16 storage (use_amp), checkpointing off or blocks (with blocks the
+ * saved activations are the block inputs and the workspace holds the recompute scratch):
+ * tf_dlayout's sizes (model/dlayout.h).
  * Host roles: the loader's batch slots (page-locked when pin_memory), validation's
  * overlap-add buffers, checkpoint staging (parameters, bn buffers and optimizer state m, v
  * (+ EMA, raw) copied back to save), and the inference model the trainer keeps on the host
@@ -99,7 +99,7 @@ int64_t tf_device_host_frames(const tf_config *cfg);
 /* The device plan of cfg on dev. info: the device as opened by tf_device_open (its CUDA
  * device current), or NULL when it is not opened (no GPU, or a build without CUDA): then
  * the convolutions' workspace is the upper bound. TF_EUSER (tf_dlayout's message) for a
- * variant the device model does not implement (bf16 activations / use_amp). Allocates small host
+ * configuration the device model does not implement. Allocates small host
  * tables only (the parameter table) and, on an opened GPU, cuDNN's handle, descriptors and
  * algorithm choice. */
 tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf_device *dev,
