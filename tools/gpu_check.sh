@@ -19,7 +19,8 @@
 #      process): device memory in use after each, their ratio (constant memory on the card),
 #      seconds per audio second, into OUTDIR/bench_separate_gpu.json;
 #   4c. our side of the comparison: `tfswa bench step --device cuda:0` of the paper preset,
-#      batch 8 x 3 s, n_fft 2048 hop 441, fp32, into OUTDIR/bench_gpu.json;
+#      batch 8 x 3 s, n_fft 2048 hop 441, fp32, into OUTDIR/bench_gpu.json, and with bf16
+#      activation storage (--variant bf16/off) into OUTDIR/bench_gpu_bf16.json;
 #   5. the PyTorch side of the comparison (tools/torch_gpu_bench.py, docs/gpu/README.md): the
 #      paper preset, batch 8 x 3 s, n_fft 2048 hop 441, fp32 and AMP (bf16 autocast) step time
 #      and peak memory, then the largest batch that fits, into OUTDIR/torch_gpu.json; it runs
@@ -31,8 +32,9 @@
 #   6. OUTDIR/summary.json: date, host, card, driver, each step's status and counts.
 # Every step has a time limit; the whole stays under 8 minutes (about 1 when all goes well,
 # plus the PyTorch bench's budget).
-# OUTDIR holds: nvidia-smi.txt, ldd.txt, gpu_tests.txt, cli.txt, bench_gpu.json,
-# torch_gpu.json, summary.json (and unpack.err when unpacking failed): at most 8 files.
+# OUTDIR holds: nvidia-smi.txt, ldd.txt, gpu_tests.txt, cli.txt, bench_separate_gpu.json,
+# bench_gpu.json, bench_gpu_bf16.json, torch_gpu.json, summary.json (and unpack.err when
+# unpacking failed).
 # Exit status 0 when every step passed.
 # usage: tools/gpu_check.sh OUTDIR
 # With the session's device tool: run(command="tools/gpu_check.sh $OUT", carry=["gpu_carry"],
@@ -264,6 +266,16 @@ if [ "$rc" -eq 0 ]; then
   step bench-step-cuda ok "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]["paper/fp32/off"]; print("%.1f ms/step, device peak %.0f MiB, allocated %.0f MiB" % (r["ms_per_step"], r["device_peak_bytes"]/2**20, r["device_plan_bytes"]/2**20))' "$OUT/bench_gpu.json" 2>&1)"
 else
   step bench-step-cuda fail "exit $rc: $(tail -n 1 "$LIB/bench_gpu.err")"
+fi
+# the same with bf16 activation storage (--use_amp's; fp32 arithmetic on the card so far),
+# beside PyTorch's AMP into OUTDIR/bench_gpu_bf16.json
+timeout 240 "$CARRY/bin/tfswa" bench step --device cuda:0 --presets paper --batch 8 --seconds 3 \
+  --n_fft 2048 --hop_length 441 --variant bf16/off --rounds 1 --iters 5 --json \
+  > "$OUT/bench_gpu_bf16.json" 2> "$LIB/bench_gpu_bf16.err"; rc=$?
+if [ "$rc" -eq 0 ]; then
+  step bench-step-cuda-bf16 ok "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]["paper/bf16/off"]; print("%.1f ms/step, device peak %.0f MiB, allocated %.0f MiB" % (r["ms_per_step"], r["device_peak_bytes"]/2**20, r["device_plan_bytes"]/2**20))' "$OUT/bench_gpu_bf16.json" 2>&1)"
+else
+  step bench-step-cuda-bf16 fail "exit $rc: $(tail -n 1 "$LIB/bench_gpu_bf16.err")"
 fi
 
 # 5. the PyTorch side (python3: the machine's PyTorch, not /usr/bin/python3)
