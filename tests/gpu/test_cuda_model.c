@@ -19,7 +19,8 @@
  * within 0.1 of its max, the running statistics within 1e-2 of each tensor's max,
  * gradients by relative L2 (0.3 over all, 0.8 per tensor of at least 1e-2 of the largest
  * tensor norm), which a map read from the wrong buffer breaks; that the rounding happens
- * at all by the output's difference from an fp32 device model's (> 1e-3 of its max); and,
+ * at all by the output's difference from an fp32 device model's (> 1e-3 of its max); the
+ * eval forward through the bf16 buffers (validation) against the CPU's fp32 one at 0.1; and,
  * with checkpointing, against the device model without it at 1e-6 (the same arithmetic
  * on the same rounded values: a recompute that stored or widened differently fails).
  *
@@ -238,6 +239,15 @@ static void model_case(int targets, int output_mask, int B_plan, int B, int64_t 
             free(g0);
             cudaFree(dy0);
         }
+    }
+    if (bf) { /* the eval forward (validation during training) through the bf16 buffers:
+                 rounded like the training forward, against the CPU's fp32 eval forward */
+        float *ye = host(nout, 0, 0), *dye = dev_copy(ye, nout);
+        CHECKF(tf_dmodel_forward_eval(d, dye, dmix, B) == TF_OK, "%s", tf_errmsg());
+        CHECKF(tf_model_forward(m, ye, mix, B, N, 0) == TF_OK, "%s", tf_errmsg());
+        CHECK(dclose("eval output (bf16)", dye, ye, nout, 0.1));
+        free(ye);
+        cudaFree(dye);
     }
     free(buf0);
     free(g);
