@@ -14,11 +14,15 @@
  * a bf16 tie rounds the other way, and the change spreads, rounding after rounding. The
  * CPU model itself, run with its ref kernels instead of oneDNN, differs from itself by an
  * output max 1.2 % of the output's and a gradient relative L2 of 0.11 (tiny, 2 targets,
- * batch 2, 11025 samples; bf16 against fp32: 1.4 % and 0.13). So bf16 is checked like
+ * batch 2, 11025 samples; bf16 against fp32: 1.4 % and 0.13); with batch 1 and 3 RCMs
+ * per block (checkpointing, 9000 samples, three inputs) by 3.5-4.7 % and 0.16-0.27
+ * (bf16 against fp32: 0.24-0.31). So bf16 is checked like
  * tests/test_model_ref.c checks it against the float64 reference (TOL_BF16): the output
  * within 0.1 of its max, the running statistics within 1e-2 of each tensor's max,
- * gradients by relative L2 (0.3 over all, 0.8 per tensor of at least 1e-2 of the largest
- * tensor norm), which a map read from the wrong buffer breaks; that the rounding happens
+ * gradients by relative L2 (0.5 over all, 1.0 per tensor of at least 1e-2 of the largest
+ * tensor norm; measured here up to 0.32 and 0.65), which a map read from the wrong buffer
+ * breaks (half 2 reading the RCM input instead of its conv1 output: 1.0 over all, 1.29 for
+ * one tensor); that the rounding happens
  * at all by the output's difference from an fp32 device model's (> 1e-3 of its max); the
  * eval forward through the bf16 buffers (validation) against the CPU's fp32 one at 0.1; and,
  * with checkpointing, against the device model without it at 1e-6 (the same arithmetic
@@ -197,7 +201,7 @@ static void model_case(int targets, int output_mask, int B_plan, int B, int64_t 
     CHECKF(tf_dmodel_backward(d, ddout) == TF_OK, "%s", tf_errmsg());
     down(g, tf_dmodel_grads(d), np);
     if (bf)
-        grads_l2_close(m, g, tf_model_grads(m), 0.3, 0.8);
+        grads_l2_close(m, g, tf_model_grads(m), 0.5, 1.0);
     else
         CHECK(tensors_close(m, g, tf_model_grads(m), 0, 1e-3, "gradient"));
     /* backward leaves the running statistics alone (a recompute must not update them) */
