@@ -309,13 +309,12 @@ static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B,
     const int R = d->a.nrcm, bf = y->bf;
     const size_t hw = (size_t)H * Wd, n = (size_t)B * Cout * hw;
     float *Y = W(d, y->Y), *T = W(d, y->Tb), *XW = bf ? W(d, y->XW) : NULL;
-    const float *in = x;
-    if (bf) TF_TRY(load_map(d, &in, x, XW, (size_t)B * Cin * hw));
+    const float *in; /* RCM r's input: the block input, then RCM r-1's stored output */
+    TF_TRY(load_map(d, &in, x, XW, (size_t)B * Cin * hw));
     for (int r = 0; r < R; r++) {
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &d->pm.rcm_p[blk * R + r];
         rcm_buffers *bu = &d->pm.rcm_b[blk * R + r];
-        if (r && !bf) in = INS(d, o[r - 1]);
         float *c1r = bf ? W(d, y->G) : INS(d, c1[r]);
         float *outr = r == R - 1 ? out : bf ? (in == XW ? W(d, y->dG) : XW) : INS(d, o[r]);
         LAUNCH("bn1", bn_gelu(d, mode, Y, in, p->bn1_w, p->bn1_b, bu->rm1, bu->rv1, B, ci, H, Wd));
@@ -327,7 +326,7 @@ static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B,
         conv_fwd(d, T, in, p->short_w, p->short_b, B, ci, Cout, H, Wd, 1);
         LAUNCH("shortcut add", tf_cuda_add(outr, T, n, NULL));
         if (r < R - 1) TF_TRY(store_map(d, INS(d, o[r]), Cout, 0, outr, B, Cout, hw, 1));
-        if (bf) in = outr;
+        in = outr; /* fp32: INS(o[r]) itself; bf16: rounded as stored */
     }
     return kern_status(d);
 }
