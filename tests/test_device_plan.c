@@ -85,7 +85,8 @@ static void test_roles_vs_dlayout(void) {
         tf_arch a;
         CHECK(tf_arch_from_config(&a, &mc) == TF_OK);
         tf_kernels *k = NULL;
-        CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_KERN_CUDA_WS_LIMIT, "test") == TF_OK);
+        CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_DT_FP32, TF_KERN_CUDA_WS_LIMIT,
+                                      "test") == TF_OK);
         tf_dlay y;
         const size_t N = (size_t)(0.5 * c.sample_rate + 0.5), B = (size_t)c.batch_size;
         const size_t S = (size_t)c.n_targets;
@@ -192,6 +193,7 @@ static void test_variants(void) {
         tf_config k = c;
         tf_device_plan_variant(&k, v);
         CHECK(k.activation_dtype == (v & 2 ? TF_DT_BF16 : TF_DT_FP32) &&
+              k.compute_dtype == k.activation_dtype &&
               k.checkpointing == (v & 1 ? TF_CKPT_BLOCKS : TF_CKPT_OFF));
         tf_device_plan p;
         CHECKF(tf_device_plan_bytes(&p, &k, &d, NULL) == TF_OK, "variant %d: %s", v, tf_errmsg());
@@ -202,9 +204,10 @@ static void test_variants(void) {
                mb[v], one[v], why[v]);
     }
     /* (tiny at 1 GiB: cuDNN's 256 MiB bound and cuFFT weigh; with blocks bf16's staging
-     * about cancels what it saves, see test_checkpointing_layout for the paper preset) */
-    CHECKF(mb[1] > mb[0] && mb[3] > mb[2] && mb[2] > mb[0] && mb[3] >= mb[1],
-           "fp32 %d/%d, bf16 %d/%d (off/blocks)", mb[0], mb[1], mb[2], mb[3]);
+     * and the convolutions' bf16 operand copies cost more than it saves, see
+     * test_checkpointing_layout for the paper preset and test_bf16_conv_copies) */
+    CHECKF(mb[1] > mb[0] && mb[3] > mb[2] && mb[2] > mb[0], "fp32 %d/%d, bf16 %d/%d (off/blocks)",
+           mb[0], mb[1], mb[2], mb[3]);
     /* the table */
     FILE *f = tmpfile();
     CHECK(f != NULL);
@@ -220,6 +223,79 @@ static void test_variants(void) {
         snprintf(want, sizeof want, "  %s activations, checkpointing %-6s: batch_size %d\n",
                  v & 2 ? "bf16" : "fp32", v & 1 ? "blocks" : "off", mb[v]);
         CHECKF(strstr(text, want) != NULL, "'%s' not in\n%s", want, text);
+    }
+}
+
+/* bytes of the bf16 operand copies of a training conv (B, ci -> co, hw, k x k): x, w, y
+ * and dw, each rounded up to 256 bytes (src/cuda/conv.cu's layout, written out here) */
+static size_t copies(size_t B, size_t ci, size_t co, size_t hw, size_t k) {
+    return 4 * al((B * ci * hw + 1) / 2) + 8 * al((co * ci * k * k + 1) / 2) +
+           4 * al((B * co * hw + 1) / 2);
+}
+
+/* --use_amp on the device: bf16 arithmetic adds the largest conv's operand copies to the
+ * conv workspace (the 256 MiB bound of cuDNN's own is per shape), nothing else; the
+ * separation plan (fp32) does not change */
+static void test_bf16_conv_copies(void) {
+    const tf_device d = {TF_DEVICE_CUDA, 0};
+    for (int v = 0; v < 2; v++) {
+        tf_config c;
+        tiny(&c, 2 + v);
+        if (v) paper(&c), c.batch_size = 3;
+        c.activation_dtype = TF_DT_BF16;
+        tf_config c32 = c;
+        c.compute_dtype = TF_DT_BF16;
+        tf_device_plan p, q;
+        CHECK(tf_device_plan_bytes(&p, &c, &d, NULL) == TF_OK);
+        CHECK(tf_device_plan_bytes(&q, &c32, &d, NULL) == TF_OK);
+        CHECK(p.conv_bf16 == 1 && q.conv_bf16 == 0);
+        const tf_model_config mc = tf_train_model_config(&c);
+        tf_arch a;
+        CHECK(tf_arch_from_config(&a, &mc) == TF_OK);
+        tf_kernels *k = NULL;
+        CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_DT_FP32, 1, "test") == TF_OK);
+        tf_dlay y;
+        const size_t B = (size_t)c.batch_size;
+        CHECK(tf_dlayout(&y, &a, (int)B, (int64_t)llround(c.segment_seconds * c.sample_rate), k) ==
+              TF_OK);
+        tf_kernels_free(k);
+        /* the 3x3 convs of every block (the 1x1 ones move the same maps, smaller w) and the
+         * head's 1x1 */
+        size_t want = copies(B, (size_t)a.ch[0], (size_t)(2 * a.K * a.S), (size_t)y.Fp * y.Tp, 1);
+        for (int l = 0; l < a.L; l++) {
+            const size_t hw = (size_t)y.H[l] * y.W[l], co = (size_t)a.ch[l];
+            const size_t w1 = copies(B, (size_t)(l ? a.ch[l - 1] : a.cin), co, hw, 3);
+            const size_t w2 = copies(B, co, co, hw, 3);
+            want = want > w1 ? want : w1;
+            want = want > w2 ? want : w2;
+        }
+        for (int j = 0; j < a.L; j++) {
+            const int i = a.L - 1 - j;
+            const size_t hw = (size_t)y.H[i] * y.W[i], co = (size_t)a.dec_out[j];
+            const size_t w1 = copies(B, (size_t)a.dec_in[j], co, hw, 3),
+                         w2 = copies(B, co, co, hw, 3);
+            want = want > w1 ? want : w1;
+            want = want > w2 ? want : w2;
+        }
+        CHECKF(p.conv_workspace == q.conv_workspace + want &&
+                   q.conv_workspace == TF_KERN_CUDA_WS_LIMIT,
+               "v %d: conv ws %zu vs fp32 %zu + copies %zu", v, p.conv_workspace, q.conv_workspace,
+               want);
+        CHECK(p.workspace == q.workspace + want && p.total == q.total + want);
+        CHECK(p.activations == q.activations && p.sep_total == q.sep_total &&
+              p.sep_workspace == q.sep_workspace);
+        /* the text names them */
+        FILE *f = tmpfile();
+        CHECK(f != NULL);
+        if (!f) continue;
+        tf_device_plan_print(f, &p, &c);
+        char text[8192] = "";
+        rewind(f);
+        text[fread(text, 1, sizeof text - 1, f)] = 0;
+        fclose(f);
+        CHECKF(strstr(text, "bf16 activations, bf16 arithmetic") &&
+                   strstr(text, "of which cuDNN + bf16 copies (upper bound)"),
+               "%s", text);
     }
 }
 
@@ -271,7 +347,8 @@ static void check_layout(const tf_config *c, int B, int64_t N, int bf) {
     for (int ck = 0; ck < 2; ck++) {
         a.ckpt = ck ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
         tf_kernels *k = NULL;
-        CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_KERN_CUDA_WS_LIMIT, "test") == TF_OK);
+        CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_DT_FP32, TF_KERN_CUDA_WS_LIMIT,
+                                      "test") == TF_OK);
         CHECKF(tf_dlayout(&yk[ck], &a, B, N, k) == TF_OK, "ckpt %d: %s", ck, tf_errmsg());
         tf_kernels_free(k);
     }
@@ -522,7 +599,8 @@ static void check_infer_layout(const tf_config *c, int B, int64_t N) {
     tf_arch a;
     CHECK(tf_arch_from_config(&a, &mc) == TF_OK);
     tf_kernels *k = NULL;
-    CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_KERN_CUDA_WS_LIMIT, "test") == TF_OK);
+    CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_DT_FP32, TF_KERN_CUDA_WS_LIMIT, "test") ==
+          TF_OK);
     tf_dlay yv, yt;
     CHECKF(tf_dlayout_infer(&yv, &a, B, N, k) == TF_OK, "%s", tf_errmsg());
     CHECKF(tf_dlayout(&yt, &a, B, N, k) == TF_OK, "%s", tf_errmsg());
@@ -702,11 +780,30 @@ static void test_infer_layout(void) {
 /* the plan-only kernels object: every shape answers the bound; a call is an error */
 static void test_bound_kernels(void) {
     tf_kernels *k = NULL;
-    CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, 12345, "plan only") == TF_OK && k);
+    CHECK(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_DT_FP32, 12345, "plan only") == TF_OK &&
+          k);
     if (!k) return;
     size_t ws = 0;
     CHECK(tf_kern_conv2d_add(k, 2, 3, 4, 5, 6, 3, 1, 1, &ws) == TF_OK && ws == 12345);
     CHECK(tf_kern_conv2d_add(k, 1, 1, 1, 1, 1, 1, 1, 0, &ws) == TF_OK && ws == 12345);
+    /* bf16 arithmetic: plus the shape's bf16 operand copies, each rounded up to 256 bytes:
+     * x 2*3*5*6 *2 = 360 -> 512, w 4*3*9 *2 = 216 -> 256, y 2*4*30 *2 = 480 -> 512 and, for
+     * training, dw 256: 1536; forward of 1x1x1x1 k 1: three 2-byte copies -> 768 */
+    tf_kernels *kb = NULL;
+    CHECK(tf_kernels_create_bound(&kb, TF_BACKEND_CUDA, TF_DT_BF16, 12345, "bf16") == TF_OK && kb);
+    if (kb) {
+        CHECK(tf_kernels_compute(kb) == TF_DT_BF16);
+        CHECK(tf_kern_conv2d_add(kb, 2, 3, 4, 5, 6, 3, 1, 1, &ws) == TF_OK && ws == 12345 + 1536);
+        CHECK(tf_kern_conv2d_add(kb, 2, 3, 4, 5, 6, 3, 1, 0, &ws) == TF_OK && ws == 12345 + 1280);
+        CHECK(tf_kern_conv2d_add(kb, 1, 1, 1, 1, 1, 1, 1, 0, &ws) == TF_OK && ws == 12345 + 768);
+        tf_kernels_free(kb);
+    }
+    /* a CPU backend's bound ignores the compute dtype (its copies are its own affair) */
+    CHECK(tf_kernels_create_bound(&kb, TF_BACKEND_DNNL, TF_DT_BF16, 100, "cpu") == TF_OK && kb);
+    if (kb) {
+        CHECK(tf_kern_conv2d_add(kb, 2, 3, 4, 5, 6, 3, 1, 1, &ws) == TF_OK && ws == 100);
+        tf_kernels_free(kb);
+    }
     CHECK(tf_kernels_backend(k) == TF_BACKEND_CUDA && !strcmp(tf_kernels_describe(k), "plan only"));
     CHECK(tf_kernels_status(k) == TF_OK);
     float x[4] = {0}, w[4] = {0}, y[4] = {0};
@@ -883,12 +980,12 @@ static void test_cli_text(void) {
                    "%s", out);
     }
     free(out);
-    /* use_amp: bf16 storage, the plan's header says so */
+    /* use_amp: bf16 storage and arithmetic, the plan's header says so */
     snprintf(args, sizeof args, "plan %s --device cuda:1 --use_amp true", FLAGS);
     out = run(args, &st);
     CHECKF(out && st == 0 &&
                strstr(out, "device memory plan (cuda:1): batch 4 x 0.50 s (22050 frames), bf16 "
-                           "activations, checkpointing off\n"),
+                           "activations, bf16 arithmetic, checkpointing off\n"),
            "exit %d: %s", st, out ? out : "");
     free(out);
     /* --device cpu: the CPU plan, as without --device */
@@ -915,6 +1012,7 @@ int main(void) {
     if (test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     RUN(test_roles_vs_dlayout);
     RUN(test_variants);
+    RUN(test_bf16_conv_copies);
     RUN(test_checkpointing_layout);
     RUN(test_infer_layout);
     RUN(test_bound_kernels);

@@ -12,15 +12,16 @@
 #      each, says so and passes nothing, "0 passed, 0 failed");
 #   4. the CLI on CUDA (tfswa plan --device ...) into OUTDIR/cli.txt: the device memory plan
 #      of cuda:0 with the workspace cuDNN chooses there (text and --json, exit 0); a device
-#      out of range and not-yet-implemented work (AMP on the device) refused with one line,
-#      exit 2; then 50 training steps of the tiny preset on synthetic data on cuda:0 and on
-#      the CPU from the same seed: the logged losses within 2 % (the cli.txt tail);
+#      out of range refused with one line, exit 2; then 50 training steps of the tiny preset
+#      on synthetic data on cuda:0 and on the CPU from the same seed: the logged losses
+#      within 2 % (fp32), 5 % (--activation_dtype bf16, --use_amp) (the cli.txt tail);
 #   4b'. `tfswa bench separate --device cuda:0` (tiny, a 10 s and a 60 s song, each in its own
 #      process): device memory in use after each, their ratio (constant memory on the card),
 #      seconds per audio second, into OUTDIR/bench_separate_gpu.json;
 #   4c. our side of the comparison: `tfswa bench step --device cuda:0` of the paper preset,
-#      batch 8 x 3 s, n_fft 2048 hop 441, fp32, into OUTDIR/bench_gpu.json, and with bf16
-#      activation storage (--variant bf16/off) into OUTDIR/bench_gpu_bf16.json;
+#      batch 8 x 3 s, n_fft 2048 hop 441, fp32, into OUTDIR/bench_gpu.json, and as --use_amp
+#      (--variant bf16/off --compute_dtype bf16: bf16 storage and convolutions) into
+#      OUTDIR/bench_gpu_bf16.json;
 #   5. the PyTorch side of the comparison (tools/torch_gpu_bench.py, docs/gpu/README.md): the
 #      paper preset, batch 8 x 3 s, n_fft 2048 hop 441, fp32 and AMP (bf16 autocast) step time
 #      and peak memory, then the largest batch that fits, into OUTDIR/torch_gpu.json; it runs
@@ -187,6 +188,9 @@ if timeout 120 "$CARRY/bin/tfswa" synth "$TD/data" --tracks 3 --test_tracks 1 --
   # tie can round the other way (the CPU model differs from itself by that much with other
   # kernels: tests/gpu/test_cuda_model.c), so the losses must track within 5 %, not 2 %
   train_pair train-cuda-vs-cpu-bf16 _bf16 0.05 --activation_dtype bf16
+  # --use_amp: bf16 storage and, on the card, bf16 convolutions (cuDNN, fp32 sums); the CPU
+  # computes in bf16 only where it has native bf16, so the arithmetic may differ: 5 % too
+  train_pair train-cuda-vs-cpu-amp _amp 0.05 --use_amp
   # fp32 (its rg and checkpoint are used below)
   train_pair train-cuda-vs-cpu "" 0.02
   # 4b'. separation and evaluation on the device: the CUDA run's checkpoint scored on the
@@ -252,10 +256,10 @@ if [ "$rc" -eq 0 ]; then
 else
   step bench-step-cuda fail "exit $rc: $(tail -n 1 "$LIB/bench_gpu.err")"
 fi
-# the same with bf16 activation storage (--use_amp's; fp32 arithmetic on the card so far),
-# beside PyTorch's AMP into OUTDIR/bench_gpu_bf16.json
+# the same with --use_amp (bf16 activation storage, bf16 convolutions on cuDNN), beside
+# PyTorch's AMP into OUTDIR/bench_gpu_bf16.json
 timeout 240 "$CARRY/bin/tfswa" bench step --device cuda:0 --presets paper --batch 8 --seconds 3 \
-  --n_fft 2048 --hop_length 441 --variant bf16/off --rounds 1 --iters 5 --json \
+  --n_fft 2048 --hop_length 441 --variant bf16/off --compute_dtype bf16 --rounds 1 --iters 5 --json \
   > "$OUT/bench_gpu_bf16.json" 2> "$LIB/bench_gpu_bf16.err"; rc=$?
 if [ "$rc" -eq 0 ]; then
   step bench-step-cuda-bf16 ok "$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]["paper/bf16/off"]; print("%.1f ms/step, device peak %.0f MiB, allocated %.0f MiB" % (r["ms_per_step"], r["device_peak_bytes"]/2**20, r["device_plan_bytes"]/2**20))' "$OUT/bench_gpu_bf16.json" 2>&1)"

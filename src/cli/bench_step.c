@@ -109,7 +109,7 @@ static tf_status run_turn_cuda(const tf_config *c, io_t *io, int K, double *ms, 
     tf_dtrainer *t = NULL;
     const double used0 = bench_device_bytes_in_use();
     tf_status st = tf_model_create_mode(&host, &mc, 1, io->N, 1, TF_MODEL_INFER);
-    if (!st) st = tf_kernels_create(&k, TF_BACKEND_CUDA, TF_DT_FP32, 1);
+    if (!st) st = tf_kernels_create(&k, TF_BACKEND_CUDA, c->compute_dtype, 1);
     if (!st) st = tf_stft_create(&fs, a.n_fft, a.hop);
     if (!st)
         st = tf_dtrainer_open(&t, c, &one, &a, io->N, k, fs, tf_model_params(host),

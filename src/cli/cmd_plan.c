@@ -218,6 +218,7 @@ static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, 
             cJSON_AddBoolToObject(o, "fits_as_given", p.total <= budget);
             cJSON_AddNumberToObject(o, "segment_seconds", cfg->segment_seconds);
             cJSON_AddNumberToObject(o, "batch_size", cfg->batch_size);
+            cJSON_AddStringToObject(o, "conv_arithmetic", p.conv_bf16 ? "bf16" : "fp32");
             const struct {
                 const char *k;
                 size_t v;

@@ -12,14 +12,23 @@
  *
  * Accumulation (nn/kernels.h) through cuDNN's alpha/beta: out = conv + bias (beta 0, then
  * cudnnAddTensor); dweight += (beta 1); dbias += (cudnnConvolutionBackwardBias, beta 1);
- * dinp += (beta 1) or, with set_dinp, dinp = (beta 0: cuDNN does not read it). */
+ * dinp += (beta 1) or, with set_dinp, dinp = (beta 0: cuDNN does not read it).
+ *
+ * bf16 arithmetic (tf_cuda_conv_create's bf16, cuda_backend.h): the same descriptors in
+ * CUDNN_DATA_BFLOAT16 for x, y and w (fp32 compute: cuDNN's PSEUDO_BFLOAT16 config), the
+ * algorithms chosen for them preferring tensor-op math; the operands are packed into bf16
+ * copies at the start of the workspace (src/cuda/elem.cu), cuDNN writes bf16 results there
+ * (beta 0), and elem.cu widens them into the fp32 outputs (= or +=). The bias and its
+ * gradient stay fp32 (the fp32 y and bias descriptors). */
 #include <cuda_runtime.h>
 #include <cudnn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cuda/cuda_backend.h"
+#include "cuda/elem.h"
 
 enum { FWD = 0, BWD_DATA = 1, BWD_FILTER = 2, N_PASS = 3 };
 
@@ -27,11 +36,13 @@ typedef struct {
     int B, Cin, Cout, H, W, k, train;
     cudnnTensorDescriptor_t x, y, b;
     cudnnFilterDescriptor_t w;
+    cudnnTensorDescriptor_t xh, yh; /* bf16: the operands cuDNN sees (else x and y) */
+    cudnnFilterDescriptor_t wh;     /* bf16: else w */
     cudnnConvolutionDescriptor_t conv[N_PASS];
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
-    size_t ws[N_PASS];
+    size_t ws[N_PASS]; /* cuDNN's own workspace per pass (after the bf16 copies) */
     cudnnMathType_t math[N_PASS];
 } shape_t;
 
@@ -39,6 +50,7 @@ struct tf_cuda_conv {
     cudnnHandle_t h;
     size_t ws_limit;
     int device;
+    int bf16; /* bf16 arithmetic */
     char desc[512];
     shape_t *s;
     size_t n, cap;
@@ -54,7 +66,8 @@ static int dnnerr(char *err, size_t n, const char *what, cudnnStatus_t s) {
         if (s_ != CUDNN_STATUS_SUCCESS) return dnnerr(err, err_n, what, s_);                       \
     } while (0)
 
-extern "C" int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, char *err, size_t err_n) {
+extern "C" int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, int bf16, char *err,
+                                   size_t err_n) {
     *out = NULL;
     tf_cuda_conv *c = (tf_cuda_conv *)calloc(1, sizeof *c);
     if (!c) {
@@ -75,15 +88,20 @@ extern "C" int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, char *er
         return dnnerr(err, err_n, "cudnnCreate", s);
     }
     c->ws_limit = ws_limit;
+    c->bf16 = bf16 && p.major >= 8; /* bf16 tensor cores: Ampere and later */
     char v[96];
     tf_cuda_versions(v, sizeof v);
-    snprintf(c->desc, sizeof c->desc, "cuda (%s, on cuda:%d %s, cc %d.%d), fp32 arithmetic", v,
-             c->device, p.name, p.major, p.minor);
+    snprintf(c->desc, sizeof c->desc, "cuda (%s, on cuda:%d %s, cc %d.%d), %s arithmetic%s", v,
+             c->device, p.name, p.major, p.minor, c->bf16 ? "bf16" : "fp32",
+             bf16 && !c->bf16 ? " (bf16 requested: needs compute capability 8.0)" : "");
     *out = c;
     return 0;
 }
 
 static void shape_free(shape_t *s) {
+    if (s->xh && s->xh != s->x) cudnnDestroyTensorDescriptor(s->xh);
+    if (s->yh && s->yh != s->y) cudnnDestroyTensorDescriptor(s->yh);
+    if (s->wh && s->wh != s->w) cudnnDestroyFilterDescriptor(s->wh);
     if (s->x) cudnnDestroyTensorDescriptor(s->x);
     if (s->y) cudnnDestroyTensorDescriptor(s->y);
     if (s->b) cudnnDestroyTensorDescriptor(s->b);
@@ -105,6 +123,10 @@ extern "C" const char *tf_cuda_conv_describe(const tf_cuda_conv *c) {
     return c->desc;
 }
 
+extern "C" int tf_cuda_conv_bf16(const tf_cuda_conv *c) {
+    return c->bf16;
+}
+
 extern "C" size_t tf_cuda_conv_n_shapes(const tf_cuda_conv *c) {
     return c->n;
 }
@@ -118,22 +140,24 @@ static shape_t *find(tf_cuda_conv *c, int B, int Cin, int Cout, int H, int W, in
     return NULL;
 }
 
-static int conv_desc(cudnnConvolutionDescriptor_t *d, int k, char *err, size_t err_n) {
+/* fp32 compute in both modes (bf16 data with fp32 compute: fp32 accumulation) */
+static int conv_desc(cudnnConvolutionDescriptor_t *d, int k, int bf16, char *err, size_t err_n) {
     const int pad = (k - 1) / 2;
     DNN("cudnnCreateConvolutionDescriptor", cudnnCreateConvolutionDescriptor(d));
     DNN("cudnnSetConvolution2dDescriptor",
         cudnnSetConvolution2dDescriptor(*d, pad, pad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
                                         CUDNN_DATA_FLOAT));
-    DNN("cudnnSetConvolutionMathType", cudnnSetConvolutionMathType(*d, CUDNN_FMA_MATH));
+    DNN("cudnnSetConvolutionMathType",
+        cudnnSetConvolutionMathType(*d, bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
     return 0;
 }
 
 /* The index of the algorithm to take among n heuristic results (best first): supported,
- * workspace <= limit, FMA math; else the first supported that fits; -1 if none. */
-template <typename P> static int pick(const P *r, int n, size_t limit) {
+ * workspace <= limit, math `want` (fp32: FMA, no TF32; bf16: tensor ops); else the first
+ * supported that fits; -1 if none. */
+template <typename P> static int pick(const P *r, int n, size_t limit, cudnnMathType_t want) {
     for (int i = 0; i < n; i++)
-        if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= limit &&
-            r[i].mathType == CUDNN_FMA_MATH)
+        if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= limit && r[i].mathType == want)
             return i;
     for (int i = 0; i < n; i++)
         if (r[i].status == CUDNN_STATUS_SUCCESS && r[i].memory <= limit) return i;
@@ -149,19 +173,23 @@ static int no_algo(char *err, size_t err_n, const char *pass, const shape_t *s, 
     return 1;
 }
 
+static cudnnMathType_t want(const tf_cuda_conv *c) {
+    return c->bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+}
+
 static int choose_fwd(tf_cuda_conv *c, shape_t *s, char *err, size_t err_n) {
     cudnnConvolutionFwdAlgoPerf_t r[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     int n = 0;
     DNN("cudnnGetConvolutionForwardAlgorithm_v7",
-        cudnnGetConvolutionForwardAlgorithm_v7(c->h, s->x, s->w, s->conv[FWD], s->y,
+        cudnnGetConvolutionForwardAlgorithm_v7(c->h, s->xh, s->wh, s->conv[FWD], s->yh,
                                                CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, r));
-    int i = pick(r, n, c->ws_limit);
+    int i = pick(r, n, c->ws_limit, want(c));
     if (i < 0) return no_algo(err, err_n, "forward", s, c->ws_limit);
     s->fwd = r[i].algo, s->math[FWD] = r[i].mathType;
     DNN("cudnnSetConvolutionMathType", cudnnSetConvolutionMathType(s->conv[FWD], r[i].mathType));
     /* the size for the chosen math type, as the call will see it */
     DNN("cudnnGetConvolutionForwardWorkspaceSize",
-        cudnnGetConvolutionForwardWorkspaceSize(c->h, s->x, s->w, s->conv[FWD], s->y, s->fwd,
+        cudnnGetConvolutionForwardWorkspaceSize(c->h, s->xh, s->wh, s->conv[FWD], s->yh, s->fwd,
                                                 &s->ws[FWD]));
     return 0;
 }
@@ -170,30 +198,30 @@ static int choose_bwd(tf_cuda_conv *c, shape_t *s, char *err, size_t err_n) {
     cudnnConvolutionBwdDataAlgoPerf_t rd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     int n = 0;
     DNN("cudnnGetConvolutionBackwardDataAlgorithm_v7",
-        cudnnGetConvolutionBackwardDataAlgorithm_v7(c->h, s->w, s->y, s->conv[BWD_DATA], s->x,
+        cudnnGetConvolutionBackwardDataAlgorithm_v7(c->h, s->wh, s->yh, s->conv[BWD_DATA], s->xh,
                                                     CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, rd));
-    int i = pick(rd, n, c->ws_limit);
+    int i = pick(rd, n, c->ws_limit, want(c));
     if (i < 0) return no_algo(err, err_n, "backward-data", s, c->ws_limit);
     s->bwd_data = rd[i].algo, s->math[BWD_DATA] = rd[i].mathType;
     DNN("cudnnSetConvolutionMathType",
         cudnnSetConvolutionMathType(s->conv[BWD_DATA], rd[i].mathType));
     DNN("cudnnGetConvolutionBackwardDataWorkspaceSize",
-        cudnnGetConvolutionBackwardDataWorkspaceSize(c->h, s->w, s->y, s->conv[BWD_DATA], s->x,
+        cudnnGetConvolutionBackwardDataWorkspaceSize(c->h, s->wh, s->yh, s->conv[BWD_DATA], s->xh,
                                                      s->bwd_data, &s->ws[BWD_DATA]));
     cudnnConvolutionBwdFilterAlgoPerf_t rf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     n = 0;
     DNN("cudnnGetConvolutionBackwardFilterAlgorithm_v7",
-        cudnnGetConvolutionBackwardFilterAlgorithm_v7(c->h, s->x, s->y, s->conv[BWD_FILTER], s->w,
-                                                      CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n,
-                                                      rf));
-    i = pick(rf, n, c->ws_limit);
+        cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+            c->h, s->xh, s->yh, s->conv[BWD_FILTER], s->wh, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+            &n, rf));
+    i = pick(rf, n, c->ws_limit, want(c));
     if (i < 0) return no_algo(err, err_n, "backward-filter", s, c->ws_limit);
     s->bwd_filter = rf[i].algo, s->math[BWD_FILTER] = rf[i].mathType;
     DNN("cudnnSetConvolutionMathType",
         cudnnSetConvolutionMathType(s->conv[BWD_FILTER], rf[i].mathType));
     DNN("cudnnGetConvolutionBackwardFilterWorkspaceSize",
-        cudnnGetConvolutionBackwardFilterWorkspaceSize(c->h, s->x, s->y, s->conv[BWD_FILTER], s->w,
-                                                       s->bwd_filter, &s->ws[BWD_FILTER]));
+        cudnnGetConvolutionBackwardFilterWorkspaceSize(c->h, s->xh, s->yh, s->conv[BWD_FILTER],
+                                                       s->wh, s->bwd_filter, &s->ws[BWD_FILTER]));
     return 0;
 }
 
@@ -213,18 +241,42 @@ static int shape_setup(tf_cuda_conv *c, shape_t *s, char *err, size_t err_n) {
     DNN("cudnnSetFilter4dDescriptor",
         cudnnSetFilter4dDescriptor(s->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->Cout, s->Cin, s->k,
                                    s->k));
+    s->xh = s->x, s->yh = s->y, s->wh = s->w;
+    if (c->bf16) {
+        s->xh = s->yh = NULL, s->wh = NULL;
+        DNN("cudnnCreateTensorDescriptor", cudnnCreateTensorDescriptor(&s->xh));
+        DNN("cudnnCreateTensorDescriptor", cudnnCreateTensorDescriptor(&s->yh));
+        DNN("cudnnCreateFilterDescriptor", cudnnCreateFilterDescriptor(&s->wh));
+        DNN("cudnnSetTensor4dDescriptor (bf16 input)",
+            cudnnSetTensor4dDescriptor(s->xh, CUDNN_TENSOR_NCHW, CUDNN_DATA_BFLOAT16, s->B, s->Cin,
+                                       s->H, s->W));
+        DNN("cudnnSetTensor4dDescriptor (bf16 output)",
+            cudnnSetTensor4dDescriptor(s->yh, CUDNN_TENSOR_NCHW, CUDNN_DATA_BFLOAT16, s->B, s->Cout,
+                                       s->H, s->W));
+        DNN("cudnnSetFilter4dDescriptor (bf16)",
+            cudnnSetFilter4dDescriptor(s->wh, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NCHW, s->Cout,
+                                       s->Cin, s->k, s->k));
+    }
     for (int p = 0; p < N_PASS; p++)
-        if (conv_desc(&s->conv[p], s->k, err, err_n)) return 1;
+        if (conv_desc(&s->conv[p], s->k, c->bf16, err, err_n)) return 1;
     if (choose_fwd(c, s, err, err_n)) return 1;
     return s->train ? choose_bwd(c, s, err, err_n) : 0;
 }
 
-static size_t shape_bytes(const shape_t *s, int train) {
+/* bf16: the bytes of the operand copies before cuDNN's workspace (0 for fp32) */
+static size_t copy_bytes(const tf_cuda_conv *c, const shape_t *s, int train) {
+    return c->bf16 ? tf_cuda_conv_bf16_copy_bytes(s->B, s->Cin, s->Cout, s->H, s->W, s->k, train)
+                   : 0;
+}
+
+static size_t shape_bytes(const tf_cuda_conv *c, const shape_t *s, int train) {
     /* a training shape's calls: forward, backward-data and backward-filter */
     size_t b = s->ws[FWD];
-    if (!train) return b;
-    if (s->ws[BWD_DATA] > b) b = s->ws[BWD_DATA];
-    return s->ws[BWD_FILTER] > b ? s->ws[BWD_FILTER] : b;
+    if (train) {
+        if (s->ws[BWD_DATA] > b) b = s->ws[BWD_DATA];
+        if (s->ws[BWD_FILTER] > b) b = s->ws[BWD_FILTER];
+    }
+    return copy_bytes(c, s, train) + b;
 }
 
 extern "C" int tf_cuda_conv_add(tf_cuda_conv *c, int B, int Cin, int Cout, int H, int W, int ksize,
@@ -238,7 +290,7 @@ extern "C" int tf_cuda_conv_add(tf_cuda_conv *c, int B, int Cin, int Cout, int H
         s->train = 1;
     }
     if (s) {
-        *ws_bytes = shape_bytes(s, train);
+        *ws_bytes = shape_bytes(c, s, train);
         return 0;
     }
     if (c->n == c->cap) {
@@ -258,7 +310,7 @@ extern "C" int tf_cuda_conv_add(tf_cuda_conv *c, int B, int Cin, int Cout, int H
         return 1;
     }
     c->n++;
-    *ws_bytes = shape_bytes(s, train);
+    *ws_bytes = shape_bytes(c, s, train);
     return 0;
 }
 
@@ -292,6 +344,72 @@ extern "C" void tf_cuda_conv_algos(const tf_cuda_conv *c, size_t i, char *out, s
                  math_name(s->math[BWD_FILTER]), s->ws[BWD_FILTER]);
 }
 
+/* bf16: the operand copies in a call's workspace (tf_cuda_conv_bf16_copy_bytes's layout):
+ * x (B, Cin, H, W), w (Cout, Cin, k, k), y or dout (B, Cout, H, W), dw (train), then cuDNN's
+ * own workspace cws. Element counts nx, nw, ny. */
+typedef struct {
+    uint16_t *x, *w, *y, *dw;
+    void *cws;
+    size_t nx, nw, ny;
+} bf16_ops;
+
+static size_t al256(size_t n) {
+    return (n + 255) / 256 * 256;
+}
+
+static bf16_ops ops(const shape_t *s, void *ws, int train) {
+    bf16_ops o;
+    const size_t hw = (size_t)s->H * s->W;
+    o.nx = (size_t)s->B * s->Cin * hw, o.ny = (size_t)s->B * s->Cout * hw;
+    o.nw = (size_t)s->Cout * s->Cin * s->k * s->k;
+    char *p = (char *)ws;
+    o.x = (uint16_t *)(void *)p, p += al256(2 * o.nx);
+    o.w = (uint16_t *)(void *)p, p += al256(2 * o.nw);
+    o.y = (uint16_t *)(void *)p, p += al256(2 * o.ny);
+    o.dw = train ? (uint16_t *)(void *)p : NULL;
+    if (train) p += al256(2 * o.nw);
+    o.cws = p;
+    return o;
+}
+
+static int elemerr(char *err, size_t n, const char *what) {
+    if (err && n) snprintf(err, n, "bf16 conv2d: %s: kernel launch failed", what);
+    return 1;
+}
+
+/* dst (n) bf16 = src (n) fp32, round to nearest even (src is not written: round 0) */
+static int pack(uint16_t *dst, const float *src, size_t n, char *err, size_t err_n) {
+    if (tf_cuda_bf16_pack(dst, 1, 0, (float *)src, 1, 1, n, 0, NULL))
+        return elemerr(err, err_n, "pack");
+    return 0;
+}
+
+static int backward_bf16(tf_cuda_conv *c, shape_t *s, float *dinp, float *dweight, float *dbias,
+                         const float *dout, const float *inp, const float *weight, void *ws,
+                         int set_dinp, char *err, size_t err_n) {
+    const float one = 1.f, zero = 0.f;
+    bf16_ops o = ops(s, ws, 1);
+    if (pack(o.x, inp, o.nx, err, err_n) || pack(o.y, dout, o.ny, err, err_n)) return 1;
+    DNN("cudnnConvolutionBackwardFilter (bf16)",
+        cudnnConvolutionBackwardFilter(c->h, &one, s->xh, o.x, s->yh, o.y, s->conv[BWD_FILTER],
+                                       s->bwd_filter, o.cws, s->ws[BWD_FILTER], &zero, s->wh,
+                                       o.dw));
+    if (tf_cuda_bf16_unpack_add(dweight, o.dw, o.nw, NULL)) return elemerr(err, err_n, "dweight");
+    if (dbias)
+        DNN("cudnnConvolutionBackwardBias",
+            cudnnConvolutionBackwardBias(c->h, &one, s->y, dout, &one, s->b, dbias));
+    if (!dinp) return 0;
+    if (pack(o.w, weight, o.nw, err, err_n)) return 1;
+    /* dx over the x copy, which backward-filter has read */
+    DNN("cudnnConvolutionBackwardData (bf16)",
+        cudnnConvolutionBackwardData(c->h, &one, s->wh, o.w, s->yh, o.y, s->conv[BWD_DATA],
+                                     s->bwd_data, o.cws, s->ws[BWD_DATA], &zero, s->xh, o.x));
+    if (set_dinp ? tf_cuda_bf16_unpack(dinp, o.x, o.nx, NULL)
+                 : tf_cuda_bf16_unpack_add(dinp, o.x, o.nx, NULL))
+        return elemerr(err, err_n, "dinp");
+    return 0;
+}
+
 /* The shape of a call, registered now if needed; its workspace must fit ws_bytes. */
 static shape_t *get(tf_cuda_conv *c, int B, int Cin, int Cout, int H, int W, int k, int train,
                     size_t ws_bytes, char *err, size_t err_n) {
@@ -315,9 +433,18 @@ extern "C" int tf_cuda_conv_forward(tf_cuda_conv *c, float *out, const float *in
     shape_t *s = get(c, B, Cin, Cout, H, W, ksize, 0, ws_bytes, err, err_n);
     if (!s) return 1;
     const float one = 1.f, zero = 0.f;
-    DNN("cudnnConvolutionForward",
-        cudnnConvolutionForward(c->h, &one, s->x, inp, s->w, weight, s->conv[FWD], s->fwd, ws,
-                                s->ws[FWD], &zero, s->y, out));
+    if (c->bf16) {
+        bf16_ops o = ops(s, ws, 0);
+        if (pack(o.x, inp, o.nx, err, err_n) || pack(o.w, weight, o.nw, err, err_n)) return 1;
+        DNN("cudnnConvolutionForward (bf16)",
+            cudnnConvolutionForward(c->h, &one, s->xh, o.x, s->wh, o.w, s->conv[FWD], s->fwd, o.cws,
+                                    s->ws[FWD], &zero, s->yh, o.y));
+        if (tf_cuda_bf16_unpack(out, o.y, o.ny, NULL)) return elemerr(err, err_n, "widen out");
+    } else {
+        DNN("cudnnConvolutionForward",
+            cudnnConvolutionForward(c->h, &one, s->x, inp, s->w, weight, s->conv[FWD], s->fwd, ws,
+                                    s->ws[FWD], &zero, s->y, out));
+    }
     if (bias) DNN("cudnnAddTensor (bias)", cudnnAddTensor(c->h, &one, s->b, bias, &one, s->y, out));
     return 0;
 }
@@ -329,6 +456,9 @@ extern "C" int tf_cuda_conv_backward(tf_cuda_conv *c, float *dinp, float *dweigh
     shape_t *s = get(c, B, Cin, Cout, H, W, ksize, 1, ws_bytes, err, err_n);
     if (!s) return 1;
     const float one = 1.f, zero = 0.f;
+    if (c->bf16)
+        return backward_bf16(c, s, dinp, dweight, dbias, dout, inp, weight, ws, set_dinp, err,
+                             err_n);
     DNN("cudnnConvolutionBackwardFilter",
         cudnnConvolutionBackwardFilter(c->h, &one, s->x, inp, s->y, dout, s->conv[BWD_FILTER],
                                        s->bwd_filter, ws, s->ws[BWD_FILTER], &one, s->w, dweight));

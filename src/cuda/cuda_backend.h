@@ -54,11 +54,32 @@ int tf_cuda_synchronize(char *err, size_t err_n);
 /* A cuDNN handle on the current device and the convolution shapes registered with it. */
 typedef struct tf_cuda_conv tf_cuda_conv;
 
-/* ws_limit: the largest workspace an algorithm may ask for (bytes); bf16: 0 (bf16 compute
- * is not implemented yet: fp32 arithmetic). The handle is created on the current device. */
-int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, char *err, size_t err_n);
+/* bf16 arithmetic (use_amp): a call converts its fp32 operands to bf16 copies at the start
+ * of its workspace (round to nearest even, util/hd.h), cuDNN runs on those with fp32
+ * accumulation (CUDNN_DATA_FLOAT compute) and writes a bf16 result, which the call widens
+ * into (or, for the += of backward, adds to) the fp32 output: out, dinp and dweight are
+ * bf16-rounded sums, dbias an fp32 sum of the fp32 dout. The copies, each 256-byte aligned:
+ * x (B, Cin, H, W), w (Cout, Cin, k, k), y or dout (B, Cout, H, W) and, for train, dw;
+ * backward-data writes its dx over x after backward-filter has read it. cuDNN's own
+ * workspace follows them. */
+static inline size_t tf_cuda_conv_bf16_copy_bytes(int B, int Cin, int Cout, int H, int W, int ksize,
+                                                  int train) {
+#define TF_AL256(n) ((((size_t)(n)) + 255) / 256 * 256)
+    const size_t hw = (size_t)H * (size_t)W, nw = (size_t)Cout * Cin * ksize * ksize;
+    return TF_AL256(2 * (size_t)B * Cin * hw) + TF_AL256(2 * nw) +
+           TF_AL256(2 * (size_t)B * Cout * hw) + (train ? TF_AL256(2 * nw) : 0);
+#undef TF_AL256
+}
+
+/* ws_limit: the largest workspace an algorithm may ask for (bytes, the bf16 copies not
+ * counted); bf16: 1 for bf16 arithmetic (above), 0 for fp32. The handle is created on the
+ * current device; bf16 needs compute capability 8.0 or later (bf16 tensor cores): on an
+ * older card the object does fp32 and tf_cuda_conv_bf16 says 0. */
+int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, int bf16, char *err, size_t err_n);
+/* 1 when the calls do bf16 arithmetic */
+int tf_cuda_conv_bf16(const tf_cuda_conv *c);
 void tf_cuda_conv_free(tf_cuda_conv *c);
-/* One line: "cuda (cuDNN 9.19.0 on NVIDIA H200, cc 9.0), fp32 arithmetic" */
+/* One line: "cuda (cuDNN 9.19.0 on NVIDIA H200, cc 9.0), fp32 arithmetic" (or bf16) */
 const char *tf_cuda_conv_describe(const tf_cuda_conv *c);
 /* Register conv2d (B, Cin, H, W) -> (B, Cout, H, W), ksize 1 or 3, stride 1, same
  * padding: creates the descriptors and chooses the algorithms once (forward; with train,

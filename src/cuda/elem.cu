@@ -578,9 +578,11 @@ __global__ void bf16_pack_k(uint16_t *dst, int Cd, int c0, float *src, int Cs, s
     }
 }
 
-__global__ void bf16_unpack_k(float *dst, const uint16_t *src, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT)
-        dst[i] = tf_elem_bits_to_f32((uint32_t)src[i] << 16);
+__global__ void bf16_unpack_k(float *dst, const uint16_t *src, size_t n, int add) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT) {
+        const float v = tf_elem_bits_to_f32((uint32_t)src[i] << 16);
+        dst[i] = add ? dst[i] + v : v;
+    }
 }
 
 // mag, pr, pi (n) (each may be NULL) from re, im (n)
@@ -987,7 +989,13 @@ int tf_cuda_bf16_pack(uint16_t *dst, int Cd, int c0, float *src, int B, int Cs, 
 
 int tf_cuda_bf16_unpack(float *dst, const uint16_t *src, size_t n, void *stream) {
     if (!n) return 0;
-    bf16_unpack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n);
+    bf16_unpack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n, 0);
+    return launched();
+}
+
+int tf_cuda_bf16_unpack_add(float *dst, const uint16_t *src, size_t n, void *stream) {
+    if (!n) return 0;
+    bf16_unpack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n, 1);
     return launched();
 }
 

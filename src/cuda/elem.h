@@ -182,6 +182,8 @@ int tf_cuda_bf16_pack(uint16_t *dst, int Cd, int c0, float *src, int B, int Cs, 
                       int round, void *stream);
 /* dst (n) = float(src (n) bf16) (exact) */
 int tf_cuda_bf16_unpack(float *dst, const uint16_t *src, size_t n, void *stream);
+/* dst (n) += float(src (n) bf16) */
+int tf_cuda_bf16_unpack_add(float *dst, const uint16_t *src, size_t n, void *stream);
 /* tf_magphase: mag = |X|, (pr, pi) = X / |X| (1 + 0i where |X| == 0), all (n); any output
  * may be NULL to skip it */
 int tf_cuda_magphase(float *mag, float *pr, float *pi, const float *re, const float *im, size_t n,

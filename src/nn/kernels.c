@@ -20,9 +20,7 @@
 
 #include "nn/conv.h"
 #include "util/bf16.h"
-#if TFSWA_CUDA
-#include "cuda/cuda_backend.h"
-#endif
+#include "cuda/cuda_backend.h" /* plain C: the plan of cuda's bf16 copies in any build */
 
 #define ALIGN 64
 
@@ -135,7 +133,7 @@ void tf_kernels_cpu(char *out, size_t n) {
 }
 
 int tf_kernels_native_bf16(tf_backend backend) {
-    if (backend != TF_BACKEND_DNNL) return 0; /* ref: emulated; cuda: bf16 not implemented */
+    if (backend != TF_BACKEND_DNNL) return 0; /* ref: emulated; cuda: per card (create) */
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
     return isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx;
 }
@@ -159,16 +157,14 @@ tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compu
     if (backend == TF_BACKEND_CUDA) {
 #if TFSWA_CUDA
         char err[512];
-        if (tf_cuda_conv_create(&k->cuda, TF_KERN_CUDA_WS_LIMIT, err, sizeof err)) {
+        if (tf_cuda_conv_create(&k->cuda, TF_KERN_CUDA_WS_LIMIT, compute == TF_DT_BF16, err,
+                                sizeof err)) {
             free(k);
             return tf_err(strncmp(err, "no CUDA device", 14) ? TF_EINTERNAL : TF_EUSER,
                           "backend cuda: %s", err);
         }
-        k->compute = TF_DT_FP32;
-        snprintf(k->desc, sizeof k->desc, "%s%s", tf_cuda_conv_describe(k->cuda),
-                 compute == TF_DT_BF16 ? " (bf16 arithmetic requested: not implemented on cuda "
-                                         "yet, fp32; bf16 activation storage is)"
-                                       : "");
+        k->compute = tf_cuda_conv_bf16(k->cuda) ? TF_DT_BF16 : TF_DT_FP32;
+        snprintf(k->desc, sizeof k->desc, "%s", tf_cuda_conv_describe(k->cuda));
 #endif
     } else if (backend == TF_BACKEND_REF) {
         /* bf16: emulated (operands rounded to bf16, fp32 sums): the numerics of native bf16
@@ -198,15 +194,15 @@ tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compu
     return TF_OK;
 }
 
-tf_status tf_kernels_create_bound(tf_kernels **out, tf_backend backend, size_t ws_bytes,
-                                  const char *describe) {
+tf_status tf_kernels_create_bound(tf_kernels **out, tf_backend backend, tf_dtype compute,
+                                  size_t ws_bytes, const char *describe) {
     *out = NULL;
     if (backend != TF_BACKEND_REF && backend != TF_BACKEND_DNNL && backend != TF_BACKEND_CUDA)
         return tf_err(TF_EUSER, "backend %d: expected ref, dnnl or cuda", (int)backend);
     tf_kernels *k = calloc(1, sizeof *k);
     if (!k) return tf_err(TF_EINTERNAL, "out of memory (kernels)");
     k->backend = backend;
-    k->compute = TF_DT_FP32;
+    k->compute = backend == TF_BACKEND_CUDA ? compute : TF_DT_FP32;
     k->threads = 1;
     k->plan_only = 1;
     k->bound = ws_bytes;
@@ -542,8 +538,11 @@ tf_status tf_kern_conv2d_add(tf_kernels *k, int B, int Cin, int Cout, int H, int
     if (B < 1 || Cin < 1 || Cout < 1 || H < 1 || W < 1 || (ksize != 1 && ksize != 3))
         return tf_err(TF_EINTERNAL, "conv2d shape B %d Cin %d Cout %d %dx%d k %d", B, Cin, Cout, H,
                       W, ksize);
-    if (k->plan_only) { /* every shape: the bound (shapes are not kept) */
+    if (k->plan_only) { /* every shape: the bound (shapes are not kept), plus cuda's bf16
+                         * operand copies, which the shape fixes */
         *ws_bytes = k->bound;
+        if (k->backend == TF_BACKEND_CUDA && k->compute == TF_DT_BF16)
+            *ws_bytes += tf_cuda_conv_bf16_copy_bytes(B, Cin, Cout, H, W, ksize, train);
         return TF_OK;
     }
     if (k->backend == TF_BACKEND_REF) {

@@ -9,7 +9,9 @@
  *         conv.cu): every pointer a call takes is DEVICE memory, the workspace too. The
  *         algorithms of each shape (forward, backward-data, backward-filter) are chosen
  *         once, at tf_kern_conv2d_add, under TF_KERN_CUDA_WS_LIMIT bytes of workspace; fp32
- *         arithmetic (FMA, no TF32); bf16 compute falls back to fp32 (not implemented).
+ *         arithmetic (FMA, no TF32), or with compute TF_DT_BF16 on compute capability 8.0+
+ *         bf16 operands (copies in the workspace), fp32 sums, bf16-rounded results widened
+ *         into the fp32 outputs (cuda/cuda_backend.h).
  * Every pointer a call takes lives in the backend's memory space (host memory for ref and
  * dnnl, device memory for cuda), and nothing here keeps a pointer between calls.
  *
@@ -50,10 +52,12 @@ tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compu
 void tf_kernels_free(tf_kernels *k);
 /* A plan-only object for `backend` (any build, no device needed): every conv shape
  * registered through tf_kern_conv2d_add needs ws_bytes of workspace (an upper bound where
- * the backend's own choice cannot be made here: cuDNN without a GPU). describe: what
- * tf_kernels_describe returns. The calls record an internal error; nothing to commit. */
-tf_status tf_kernels_create_bound(tf_kernels **out, tf_backend backend, size_t ws_bytes,
-                                  const char *describe);
+ * the backend's own choice cannot be made here: cuDNN without a GPU), plus, for cuda with
+ * compute TF_DT_BF16, the shape's bf16 operand copies (tf_cuda_conv_bf16_copy_bytes; the
+ * compute dtype of other backends is fp32 here). describe: what tf_kernels_describe
+ * returns. The calls record an internal error; nothing to commit. */
+tf_status tf_kernels_create_bound(tf_kernels **out, tf_backend backend, tf_dtype compute,
+                                  size_t ws_bytes, const char *describe);
 
 tf_backend tf_kernels_backend(const tf_kernels *k);
 /* The arithmetic dtype calls actually use (TF_DT_FP32 after a bf16 fallback). */
@@ -65,7 +69,8 @@ const char *tf_kernels_describe(const tf_kernels *k);
  * oneDNN dispatches to on this CPU (for bench JSON and logs). Does not need an object. */
 void tf_kernels_cpu(char *out, size_t n);
 /* Whether this CPU has native bf16 arithmetic for the backend (oneDNN: AVX512-BF16 or
- * AMX; ref: never; cuda: not implemented yet, never). Does not need an object. */
+ * AMX; ref: never; cuda: 0 here, it depends on the card: tf_kernels_compute of an object).
+ * Does not need an object. */
 int tf_kernels_native_bf16(tf_backend backend);
 
 /* Register conv2d of this shape (see nn/conv.h: k in {1, 3}, stride 1, same padding,

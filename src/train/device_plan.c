@@ -44,25 +44,36 @@ tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf
     const int on_gpu =
         info && info->dev.kind == TF_DEVICE_CUDA && info->count > 0 && tf_device_cuda_built();
     if (on_gpu) {
-        TF_TRY(tf_kernels_create(&k, TF_BACKEND_CUDA, TF_DT_FP32, 1));
+        TF_TRY(tf_kernels_create(&k, TF_BACKEND_CUDA, cfg->compute_dtype, 1));
         p->ws_chosen = 1;
         snprintf(p->ws_source, sizeof p->ws_source, "chosen on cuda:%d", info->dev.index);
         snprintf(p->dev_name, sizeof p->dev_name, "%s", info->name);
         p->dev_free_bytes = info->free_bytes;
     } else {
-        TF_TRY(tf_kernels_create_bound(&k, TF_BACKEND_CUDA, TF_KERN_CUDA_WS_LIMIT,
-                                       "cuda (plan only: cuDNN workspace upper bound), fp32"));
+        TF_TRY(
+            tf_kernels_create_bound(&k, TF_BACKEND_CUDA, cfg->compute_dtype, TF_KERN_CUDA_WS_LIMIT,
+                                    cfg->compute_dtype == TF_DT_BF16
+                                        ? "cuda (plan only: cuDNN workspace upper bound), "
+                                          "bf16 arithmetic (compute capability 8.0+)"
+                                        : "cuda (plan only: cuDNN workspace upper bound), fp32"));
         snprintf(p->ws_source, sizeof p->ws_source, "upper bound (no GPU: %zu MiB per shape limit)",
                  TF_KERN_CUDA_WS_LIMIT >> 20);
     }
     tf_dlay y, yi;
     tf_status st = tf_dlayout(&y, &a, cfg->batch_size, N, k);
-    /* separation: the device model of src/infer/sep_model_cuda.c, fp32 without
-     * checkpointing whatever the training uses */
+    /* separation: the device model of src/infer/sep_model_cuda.c, fp32 (storage and
+     * arithmetic) without checkpointing whatever the training uses */
     tf_arch ai = a;
     ai.act_dtype = TF_DT_FP32;
     ai.ckpt = TF_CKPT_OFF;
-    if (!st) st = tf_dlayout_infer(&yi, &ai, TF_DEVPLAN_SEP_BATCH, N, k);
+    tf_kernels *k32 = NULL;
+    p->conv_bf16 = tf_kernels_compute(k) == TF_DT_BF16;
+    if (!st && p->conv_bf16)
+        st = on_gpu ? tf_kernels_create(&k32, TF_BACKEND_CUDA, TF_DT_FP32, 1)
+                    : tf_kernels_create_bound(&k32, TF_BACKEND_CUDA, TF_DT_FP32,
+                                              TF_KERN_CUDA_WS_LIMIT, "");
+    if (!st) st = tf_dlayout_infer(&yi, &ai, TF_DEVPLAN_SEP_BATCH, N, k32 ? k32 : k);
+    tf_kernels_free(k32);
     tf_kernels_free(k);
     TF_TRY(st);
     const size_t f = sizeof(float);
@@ -136,7 +147,7 @@ tf_status tf_device_plan_max_batch(const tf_config *cfg, const tf_device *dev,
 }
 
 void tf_device_plan_variant(tf_config *c, int v) {
-    c->activation_dtype = v & 2 ? TF_DT_BF16 : TF_DT_FP32;
+    c->activation_dtype = c->compute_dtype = v & 2 ? TF_DT_BF16 : TF_DT_FP32;
     c->checkpointing = v & 1 ? TF_CKPT_BLOCKS : TF_CKPT_OFF;
 }
 
@@ -170,9 +181,10 @@ void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg
     const int ema = cfg->ema_decay > 0, mr = cfg->loss == TF_LOSS_MRSTFT;
     fprintf(f,
             "device memory plan (%s%s%s): batch %d x %.2f s (%lld frames), %s activations, "
-            "checkpointing %s\n",
+            "%s arithmetic, checkpointing %s\n",
             dn, p->dev_name[0] ? " " : "", p->dev_name, cfg->batch_size, cfg->segment_seconds,
             (long long)p->frames, cfg->activation_dtype == TF_DT_BF16 ? "bf16" : "fp32",
+            p->conv_bf16 ? "bf16" : "fp32",
             cfg->checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
     fprintf(f, "  cuDNN workspace: %s\n", p->ws_source);
     fprintf(f, "  parameters: %zu (trainable), %zu buffers\n", p->n_params, p->n_buffers);
@@ -182,7 +194,11 @@ void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg
     mib(f, "bn buffers", p->buffers);
     mib(f, "saved activations", p->activations);
     mib(f, "workspace", p->workspace);
-    mib(f, p->ws_chosen ? "  of which cuDNN (chosen)" : "  of which cuDNN (upper bound)",
+    mib(f,
+        p->conv_bf16
+            ? (p->ws_chosen ? "  of which cuDNN + bf16 copies (chosen)"
+                            : "  of which cuDNN + bf16 copies (upper bound)")
+            : (p->ws_chosen ? "  of which cuDNN (chosen)" : "  of which cuDNN (upper bound)"),
         p->conv_workspace);
     mib(f, "trainer (one block)", p->trainer);
     mib(f, ema ? "  optimizer (m, v, ema)" : "  optimizer (m, v)", p->optimizer);

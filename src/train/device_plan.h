@@ -59,7 +59,8 @@ typedef struct tf_device_plan {
     /* ---- device (bytes) ---- */
     size_t params, grads, buffers;  /* n_params*4, n_params*4, n_buffers*4 */
     size_t activations, workspace;  /* tf_dlayout act_floats*4, work_floats*4 */
-    size_t conv_workspace;          /* of workspace: n_convws*4 */
+    size_t conv_workspace;          /* of workspace: n_convws*4 (bf16: the operand copies too) */
+    int conv_bf16;                  /* the convolutions do bf16 arithmetic (--use_amp) */
     size_t trainer;                 /* tf_dlay_trainer floats*4 = optimizer + batches + loss */
     size_t optimizer;               /* of trainer: Adam m, v (+ EMA weights) */
     size_t batches;                 /* of trainer: mixture + targets */
@@ -110,8 +111,9 @@ tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf
 tf_status tf_device_plan_max_batch(const tf_config *cfg, const tf_device *dev,
                                    const tf_device_info *info, size_t budget, int *out);
 
-/* The largest batch of each activation precision x checkpointing variant of cfg, in the
- * order v = 2 * bf16 + blocks (fp32/off, fp32/blocks, bf16/off, bf16/blocks): mb[v] >= 0,
+/* The largest batch of each precision x checkpointing variant of cfg, in the order
+ * v = 2 * bf16 + blocks (fp32/off, fp32/blocks, bf16/off, bf16/blocks; bf16 = --use_amp:
+ * bf16 activations and bf16 arithmetic, whose operand copies the workspace holds): mb[v] >= 0,
  * or -1 where the device model does not implement the variant (why[v]: the reason, else
  * ""). Other errors are returned. */
 #define TF_DEVPLAN_VARIANTS 4

@@ -474,7 +474,8 @@ static tf_status open_device(run *r, const tf_device *dev, const tf_model_config
     tf_arch a;
     TF_TRY(tf_arch_from_config(&a, mc));
     tf_kernels *k = NULL;
-    TF_TRY(tf_kernels_create(&k, TF_BACKEND_CUDA, TF_DT_FP32, 1));
+    /* --use_amp: bf16 convolutions where the card has bf16 tensor cores */
+    TF_TRY(tf_kernels_create(&k, TF_BACKEND_CUDA, c->compute_dtype, 1));
     r->dkern = k;
     tf_stft *st = NULL;
     TF_TRY(tf_stft_create(&st, a.n_fft, a.hop));

@@ -1,9 +1,11 @@
 #!/bin/sh
-# Runs a GPU test program of tests/gpu without a GPU: src/cuda/elem.cu, blas.cu, fft.cu and
-# tblock.cu, their launches rewritten by tests/gpu/emu/launch2emu.py, compiled by g++ against
-# the CPU emulation of tests/gpu/emu (each block's threads as std::threads, barriers for
-# __syncthreads and the warp shuffles; cuBLAS's GEMMs by OpenBLAS in column-major, cuFFT's
-# batched transforms by FFTW: tests/gpu/emu/cublas_v2.h, cufft.h). It checks the kernels'
+# Runs a GPU test program of tests/gpu without a GPU: src/cuda/elem.cu, blas.cu, fft.cu,
+# tblock.cu and conv.cu, their launches rewritten by tests/gpu/emu/launch2emu.py, compiled by
+# g++ against the CPU emulation of tests/gpu/emu (each block's threads as std::threads,
+# barriers for __syncthreads and the warp shuffles; cuBLAS's GEMMs by OpenBLAS in
+# column-major, cuFFT's batched transforms by FFTW, cuDNN's convolutions by the CPU ref
+# conv2d with its descriptors, algorithms and workspace checked: tests/gpu/emu/cublas_v2.h,
+# cufft.h, cudnn.h; test_cuda_cudnn for conv.cu). It checks the kernels'
 # indexing, reductions and launch plumbing and the GEMM/FFT operand layouts against the
 # CPU functions; not their speed, not the GPU's FMA rounding, not the real runtime or
 # libraries. Needs BUILD/libtfswa.a (`make`) and g++ with C++20. About a minute on 2 cores.
@@ -26,8 +28,12 @@ emu=$root/tests/gpu/emu
 mkdir -p "$out"
 inc="-I$emu -I$root/src -I$root/include $(pkg-config --cflags openblas fftw3f)"
 objs=""
-for cu in elem blas fft tblock; do
-  /usr/bin/python3 "$emu/launch2emu.py" "$root/src/cuda/$cu.cu" >"$out/${cu}_emu.cpp"
+for cu in elem blas fft tblock conv; do
+  if [ "$cu" = conv ]; then  # no kernels of its own: cuDNN calls and elem.cu's functions
+    cp "$root/src/cuda/$cu.cu" "$out/${cu}_emu.cpp"
+  else
+    /usr/bin/python3 "$emu/launch2emu.py" "$root/src/cuda/$cu.cu" >"$out/${cu}_emu.cpp"
+  fi
   g++ -std=c++20 -O1 $san -Wall -Wextra $inc -c "$out/${cu}_emu.cpp" -o "$out/${cu}_emu.o"
   objs="$objs $out/${cu}_emu.o"
 done

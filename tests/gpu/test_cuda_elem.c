@@ -29,6 +29,7 @@
 #define GPU_TEST_SEED 0x9e3779b97f4a7c15ull
 #include "gpu_test.h"
 #include "train/loss.h"
+#include "util/bf16.h"
 
 /* device copy of h (n) */
 static float *dev(const float *h, size_t n) {
@@ -444,6 +445,61 @@ static void test_glue_add_copy(void) {
 
 /* mag, phase: the CPU tf_magphase; combine for S targets over one phase: tf_combine_* per
  * (b, s) */
+/* bf16 storage: pack a channel range (with and without rounding src in place), unpack,
+ * unpack-add (the bf16 convolutions' dinp/dweight +=) against util/bf16.h's rounding (round
+ * to nearest even; ties, NaN and values past the largest bf16 included) */
+static void test_bf16_pack_unpack(void) {
+    const int B = 3, Cs = 5, Cd = 9, c0 = 2;
+    const size_t hw = 1001, ns = (size_t)B * Cs * hw, nd = (size_t)B * Cd * hw;
+    float *x = host(ns, -4, 4);
+    x[0] = 1.f + 1.f / 256, x[1] = 1.f + 3.f / 256, x[2] = -(1.f + 1.f / 256); /* ties */
+    x[3] = NAN, x[4] = 3.4e38f, x[5] = -0.f, x[6] = 1e-40f;                    /* denormal */
+    uint16_t *want = malloc(nd * sizeof *want), *got = malloc(nd * sizeof *got);
+    CHECK(want && got);
+    if (!want || !got) return;
+    for (size_t i = 0; i < nd; i++) want[i] = 0x1234; /* untouched channels */
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < Cs; c++)
+            for (size_t i = 0; i < hw; i++)
+                want[((size_t)b * Cd + c0 + c) * hw + i] =
+                    tf_f32_to_bf16(x[((size_t)b * Cs + c) * hw + i]);
+    void *gd = NULL;
+    CU(cudaMalloc(&gd, nd * sizeof(uint16_t)));
+    for (size_t i = 0; i < nd; i++) got[i] = 0x1234;
+    CU(cudaMemcpy(gd, got, nd * sizeof *got, cudaMemcpyHostToDevice));
+    float *gx = dev(x, ns);
+    for (int round = 0; round < 2; round++) {
+        CU(tf_cuda_bf16_pack(gd, Cd, c0, gx, B, Cs, hw, round, NULL));
+        CU(cudaDeviceSynchronize());
+        CU(cudaMemcpy(got, gd, nd * sizeof *got, cudaMemcpyDeviceToHost));
+        size_t bad = 0;
+        for (size_t i = 0; i < nd; i++)
+            bad += got[i] != want[i] &&
+                   !(isnan(tf_bf16_to_f32(got[i])) && isnan(tf_bf16_to_f32(want[i])));
+        CHECKF(bad == 0, "round %d: %zu of %zu bf16 values differ", round, bad, nd);
+    }
+    /* round = 1 left src rounded: the values the pack stored */
+    float *xr = host(ns, 0, 0), *wide = host(nd, 0, 0);
+    for (size_t i = 0; i < ns; i++) xr[i] = tf_bf16_to_f32(tf_f32_to_bf16(x[i]));
+    float *hx = host(ns, 0, 0);
+    down(hx, gx, ns);
+    hx[3] = xr[3] = hx[4] = xr[4] = 0.f; /* NaN and Inf: checked above */
+    CHECK(close_to("pack round=1 rounds src", hx, xr, ns, 0));
+    for (size_t i = 0; i < nd; i++) /* NaN and Inf checked above: 0 below (for the scale) */
+        if (!isfinite(tf_bf16_to_f32(want[i]))) want[i] = 0;
+    for (size_t i = 0; i < nd; i++) wide[i] = tf_bf16_to_f32(want[i]);
+    CU(cudaMemcpy(gd, want, nd * sizeof *want, cudaMemcpyHostToDevice));
+    float *acc = host(nd, -1, 1), *sum = host(nd, 0, 0);
+    for (size_t i = 0; i < nd; i++) sum[i] = acc[i] + wide[i];
+    float *gw = dev(acc, nd);
+    CU(tf_cuda_bf16_unpack_add(gw, gd, nd, NULL));
+    CHECK(dclose("bf16 unpack-add (+=)", gw, sum, nd, 0));
+    CU(tf_cuda_bf16_unpack(gw, gd, nd, NULL));
+    CHECK(dclose("bf16 unpack (=, exact)", gw, wide, nd, 0));
+    cudaFree(gd), cudaFree(gx), cudaFree(gw);
+    free(x), free(want), free(got), free(xr), free(wide), free(hx), free(acc), free(sum);
+}
+
 static void test_magphase_combine(void) {
     const size_t n = 5003;
     float *re = host(n, -2, 2), *im = host(n, -2, 2);
@@ -629,6 +685,7 @@ int main(void) {
     RUN(test_adam);
     RUN(test_norm_scale_ema);
     RUN(test_glue_add_copy);
+    RUN(test_bf16_pack_unpack);
     RUN(test_magphase_combine);
     RUN(test_subband);
     RUN(test_head);

@@ -41,6 +41,14 @@ cudaError_t cudaDeviceSynchronize(void);
 cudaError_t cudaGetDeviceCount(int *count);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaGetLastError(void);
+/* the emulated card: "emulated GPU", compute capability TFSWA_EMU_CC ("major.minor",
+ * default 9.0) */
+struct cudaDeviceProp {
+    char name[256];
+    int major, minor;
+};
+cudaError_t cudaGetDevice(int *device);
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int device);
 const char *cudaGetErrorString(cudaError_t e);
 
 #ifdef __cplusplus

@@ -94,10 +94,28 @@ cudaError_t cudaGetDeviceCount(int *n) {
     *n = e && atoi(e) > 0 ? atoi(e) : 1;
     return cudaSuccess;
 }
+static int emu_device = 0; /* the current device (cudaSetDevice) */
 cudaError_t cudaSetDevice(int d) {
     int n = 0;
     cudaGetDeviceCount(&n);
-    return d >= 0 && d < n ? cudaSuccess : cudaErrorInvalidDevice;
+    if (d < 0 || d >= n) return cudaErrorInvalidDevice;
+    emu_device = d;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDevice(int *d) {
+    *d = emu_device;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d) {
+    int n = 0;
+    cudaGetDeviceCount(&n);
+    if (d < 0 || d >= n) return cudaErrorInvalidDevice;
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "emulated GPU");
+    const char *cc = getenv("TFSWA_EMU_CC");
+    p->major = 9, p->minor = 0;
+    if (cc && sscanf(cc, "%d.%d", &p->major, &p->minor) < 1) p->major = 9;
+    return cudaSuccess;
 }
 cudaError_t cudaGetLastError(void) {
     return cudaSuccess;
@@ -107,4 +125,10 @@ const char *cudaGetErrorString(cudaError_t e) {
            : e                         ? "emulated error"
                                        : "no error";
 }
+}
+
+/* src/cuda/device.cu is not part of the emulation; conv.cu's description asks it for the
+ * library versions */
+extern "C" void tf_cuda_versions(char *out, size_t n) {
+    snprintf(out, n, "emulated CUDA runtime and cuDNN");
 }
