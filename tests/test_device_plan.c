@@ -248,7 +248,7 @@ static void test_bf16_conv_copies(void) {
         tf_device_plan p, q;
         CHECK(tf_device_plan_bytes(&p, &c, &d, NULL) == TF_OK);
         CHECK(tf_device_plan_bytes(&q, &c32, &d, NULL) == TF_OK);
-        CHECK(p.conv_bf16 == 1 && q.conv_bf16 == 0);
+        CHECK(p.conv_dtype == TF_DT_BF16 && q.conv_dtype == TF_DT_FP32);
         const tf_model_config mc = tf_train_model_config(&c);
         tf_arch a;
         CHECK(tf_arch_from_config(&a, &mc) == TF_OK);
@@ -284,6 +284,13 @@ static void test_bf16_conv_copies(void) {
         CHECK(p.workspace == q.workspace + want && p.total == q.total + want);
         CHECK(p.activations == q.activations && p.sep_total == q.sep_total &&
               p.sep_workspace == q.sep_workspace);
+        /* amp_dtype fp16: fp16 copies of the same size */
+        tf_config c16 = c;
+        c16.amp_dtype = 1;
+        tf_device_plan h;
+        CHECK(tf_device_plan_bytes(&h, &c16, &d, NULL) == TF_OK);
+        CHECK(h.conv_dtype == TF_DT_FP16 && h.conv_workspace == p.conv_workspace &&
+              h.total == p.total);
         /* the text names them */
         FILE *f = tmpfile();
         CHECK(f != NULL);
@@ -294,7 +301,7 @@ static void test_bf16_conv_copies(void) {
         text[fread(text, 1, sizeof text - 1, f)] = 0;
         fclose(f);
         CHECKF(strstr(text, "bf16 activations, bf16 arithmetic") &&
-                   strstr(text, "of which cuDNN + bf16 copies (upper bound)"),
+                   strstr(text, "of which cuDNN + 16-bit copies (upper bound)"),
                "%s", text);
     }
 }
@@ -1006,6 +1013,31 @@ static void test_cli_text(void) {
                             "--device cpu\n"),
            "exit %d: %s", st, out ? out : "");
     free(out);
+    /* amp_dtype fp16: --use_amp's arithmetic on the card (the copies as bf16's); refused on
+     * the CPU and without --use_amp, one line naming the key, exit 2 */
+    snprintf(args, sizeof args, "plan %s --device cuda:1 --use_amp --amp_dtype fp16", FLAGS);
+    out = run(args, &st);
+    CHECKF(out && st == 0 &&
+               strstr(out, "bf16 activations, fp16 arithmetic, checkpointing off\n") &&
+               strstr(out, "of which cuDNN + 16-bit copies (upper bound)"),
+           "exit %d: %s", st, out ? out : "");
+    free(out);
+    static const char *const refused[][2] = {
+        {"--use_amp --amp_dtype fp16",
+         "tfswa: key 'amp_dtype' fp16 runs on a CUDA device only (--device cuda); on the CPU "
+         "--use_amp computes in bf16 or fp32\n"},
+        {"--device cuda:1 --amp_dtype fp16",
+         "tfswa: key 'amp_dtype' fp16 sets the arithmetic of --use_amp: add --use_amp (or "
+         "compute_dtype bf16)\n"},
+        {"--device cuda:1 --use_amp --amp_dtype fp8",
+         "tfswa: flag --amp_dtype: 'fp8' is not one of: bf16, fp16\n"}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "plan %s %s", FLAGS, refused[i][0]);
+        out = run(args, &st);
+        CHECKF(out && st == 2 && !strcmp(out, refused[i][1]), "%s: exit %d: %s", refused[i][0], st,
+               out ? out : "");
+        free(out);
+    }
 }
 
 int main(void) {

@@ -377,6 +377,53 @@ static void test_bf16_rounding(void) {
     CHECK(tf_elem_bf16_round(INFINITY) == INFINITY);
 }
 
+/* ------------------------------------------------------------------------- fp16 */
+/* util/hd.h's binary16 rounding against the compiler's _Float16 conversion (GCC on x86-64:
+ * round to nearest even, subnormals, overflow to Inf): every float with one of 2^16
+ * patterns of its top bits, spread over every exponent, and random bits below; and every
+ * one of the 65536 halves back to float */
+static void test_f16_rounding(void) {
+    uint64_t r = 0x9e3779b97f4a7c15ull;
+    size_t bad = 0, n = 0;
+    for (uint32_t top = 0; top < 65536; top++)
+        for (int k = 0; k < 8; k++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            /* k 0: exactly the pattern (ties and exact values), 1: + half an f16 ulp at
+             * normal scale, else random low bits */
+            uint32_t low = k == 0 ? 0 : k == 1 ? 0x1000u : (uint32_t)(r >> 48);
+            uint32_t u = (top << 16) | low;
+            float f;
+            memcpy(&f, &u, 4);
+            const uint16_t got = tf_elem_f32_to_f16(f);
+            const _Float16 want = (_Float16)f;
+            uint16_t wb;
+            memcpy(&wb, &want, 2);
+            n++;
+            if (isnan(f) ? !((got & 0x7c00u) == 0x7c00u && (got & 0x3ffu)) : got != wb) {
+                if (bad < 5) fprintf(stderr, "  f16(%a) = %04x, want %04x\n", f, got, wb);
+                bad++;
+            }
+        }
+    CHECKF(bad == 0, "%zu of %zu conversions differ", bad, n);
+    bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        _Float16 v;
+        const uint16_t b = (uint16_t)h;
+        memcpy(&v, &b, 2);
+        const float want = (float)v, got = tf_elem_f16_to_f32(b);
+        if (isnan(want) ? !isnan(got) : memcmp(&got, &want, 4) != 0) bad++;
+    }
+    CHECKF(bad == 0, "%zu of 65536 halves widen differently", bad);
+    /* the edges written out */
+    CHECK(tf_elem_f32_to_f16(65504.f) == 0x7bffu && tf_elem_f32_to_f16(65520.f) == 0x7c00u);
+    CHECK(tf_elem_f32_to_f16(65519.99f) == 0x7bffu && tf_elem_f32_to_f16(-1e9f) == 0xfc00u);
+    CHECK(tf_elem_f32_to_f16(5.9604644775390625e-8f) == 1u);  /* 2^-24 */
+    CHECK(tf_elem_f32_to_f16(2.98023223876953125e-8f) == 0u); /* 2^-25: tie to 0 */
+    CHECK(tf_elem_f32_to_f16(2.9802326e-8f) == 1u);           /* just above */
+    CHECK(tf_elem_f32_to_f16(1.f + 1.f / 2048) == 0x3c00u);   /* tie to even */
+    CHECK(tf_elem_f32_to_f16(1.f + 3.f / 2048) == 0x3c02u);
+}
+
 int main(void) {
     RUN(test_gelu_and_derivative);
     RUN(test_batchnorm_backward_finite_difference);
@@ -388,5 +435,6 @@ int main(void) {
     RUN(test_loss_gradients_finite_difference);
     RUN(test_upsample_and_windows_match_reference);
     RUN(test_bf16_rounding);
+    RUN(test_f16_rounding);
     return TEST_END();
 }

@@ -542,6 +542,49 @@ static void test_model_from_checkpoint(void) {
     CHECKF(strstr(tf_errmsg(), "model.json") && strstr(tf_errmsg(), "output"), "%s", tf_errmsg());
 }
 
+/* train_state.bin keeps the device trainer's loss scale (fp16 training) in its header's
+ * spare bytes: offset 96 the scale (double), 104 its finite steps since the last change
+ * (int64); zero in a CPU run's file (no scaling); a value that cannot be is refused */
+static void patch_state(const char *dir, double scale, int64_t good) {
+    char path[TF_PATH_MAX + 96];
+    snprintf(path, sizeof path, "%s/train_state.bin", dir);
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    CHECK(fseek(f, 96, SEEK_SET) == 0 && fwrite(&scale, 8, 1, f) == 1 &&
+          fwrite(&good, 8, 1, f) == 1);
+    fclose(f);
+}
+
+static void test_state_loss_scale(void) {
+    tf_config c;
+    CHECK(base_cfg(&c, "silent") == 0); /* the run of test_library_is_silent */
+    snap s;
+    memset(&s, 0, sizeof s);
+    s.pr.loss_scale = -1, s.pr.loss_scale_good = -1;
+    CHECK(load_snap(&c, "last", &s) == 0 && s.pr.loss_scale == 0 && s.pr.loss_scale_good == 0);
+    free_snap(&s);
+    char dir[TF_PATH_MAX + 64], cmd[3 * TF_PATH_MAX];
+    snprintf(cmd, sizeof cmd, "cp -r '%s/checkpoints/last' '%s/checkpoints/scaled'", c.output_dir,
+             c.output_dir);
+    CHECK(system(cmd) == 0);
+    snprintf(dir, sizeof dir, "%s/checkpoints/scaled", c.output_dir);
+    patch_state(dir, 4096.0, 17);
+    memset(&s, 0, sizeof s);
+    CHECK(load_snap(&c, "scaled", &s) == 0 && s.pr.loss_scale == 4096.0 &&
+          s.pr.loss_scale_good == 17);
+    free_snap(&s);
+    const double bad[3] = {NAN, INFINITY, -2.0};
+    for (int i = 0; i < 4; i++) {
+        patch_state(dir, i < 3 ? bad[i] : 8.0, i < 3 ? 0 : -1);
+        memset(&s, 0, sizeof s);
+        CHECK(load_snap(&c, "scaled", &s) != 0);
+        CHECKF(strstr(tf_errmsg(), "corrupt header") && strstr(tf_errmsg(), "loss scale"), "%s",
+               tf_errmsg());
+        free_snap(&s);
+    }
+}
+
 int main(void) {
     if (!mkdtemp(root) || test_build_path(tfswa, sizeof tfswa, "tfswa") != 0) return 1;
     snprintf(data, sizeof data, "%s/data", root);
@@ -566,6 +609,7 @@ int main(void) {
     RUN(test_guide_command_line);
     RUN(test_library_is_silent);
     RUN(test_model_from_checkpoint);
+    RUN(test_state_loss_scale);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

@@ -14,7 +14,8 @@
 #      of cuda:0 with the workspace cuDNN chooses there (text and --json, exit 0); a device
 #      out of range refused with one line, exit 2; then 50 training steps of the tiny preset
 #      on synthetic data on cuda:0 and on the CPU from the same seed: the logged losses
-#      within 2 % (fp32), 5 % (--activation_dtype bf16, --use_amp) (the cli.txt tail);
+#      within 2 % (fp32), 5 % (--activation_dtype bf16, --use_amp, and --use_amp --amp_dtype
+#      fp16 on the card) (the cli.txt tail);
 #   4b'. `tfswa bench separate --device cuda:0` (tiny, a 10 s and a 60 s song, each in its own
 #      process): device memory in use after each, their ratio (constant memory on the card),
 #      seconds per audio second, into OUTDIR/bench_separate_gpu.json;
@@ -149,19 +150,20 @@ cli_case "plan --preset tiny --memory 1GiB --device cpu --json" 0 '"fits"'
 # on the CPU from the same seed (the same batches): the logged losses must track
 TD="$LIB/train"; mkdir -p "$TD"
 targs="--preset tiny --data_root $TD/data --max_steps 50 --log_every 5 --val_every 0 --batch_size 2 --segment_seconds 1.0 --num_threads 8 --seed 7"
-# train_pair NAME SUFFIX TOL [ARGS...]: the 50 steps with ARGS on cuda:0 (into $TD/gpuSUFFIX)
-# and on the CPU ($TD/cpuSUFFIX); step NAME ok when both ran and every logged loss agrees
-# within TOL (relative); sets rg to the CUDA run's exit status
+# train_pair NAME SUFFIX TOL [ARGS...]: the 50 steps with ARGS on cuda:0 (into $TD/gpuSUFFIX;
+# plus $gpu_extra there only) and on the CPU ($TD/cpuSUFFIX); step NAME ok when both ran and
+# every logged loss agrees within TOL (relative); sets rg to the CUDA run's exit status
+gpu_extra=""
 train_pair() {
   name=$1 sfx=$2 tol=$3; shift 3
   t1=$(date +%s)
   # shellcheck disable=SC2086
-  timeout 240 "$CARRY/bin/tfswa" train $targs "$@" --device cuda --output_dir "$TD/gpu$sfx" > "$TD/gpu$sfx.log" 2>&1; rg=$?
+  timeout 240 "$CARRY/bin/tfswa" train $targs "$@" $gpu_extra --device cuda --output_dir "$TD/gpu$sfx" > "$TD/gpu$sfx.log" 2>&1; rg=$?
   t2=$(date +%s)
   # shellcheck disable=SC2086
   timeout 240 "$CARRY/bin/tfswa" train $targs "$@" --device cpu --output_dir "$TD/cpu$sfx" > "$TD/cpu$sfx.log" 2>&1; rc=$?
   t3=$(date +%s)
-  { printf '$ tfswa train %s %s --device cuda (exit %d, %d s)\n' "$targs" "$*" "$rg" $((t2 - t1)); tail -n 5 "$TD/gpu$sfx.log"
+  { printf '$ tfswa train %s %s %s --device cuda (exit %d, %d s)\n' "$targs" "$*" "$gpu_extra" "$rg" $((t2 - t1)); tail -n 5 "$TD/gpu$sfx.log"
     printf '$ tfswa train %s %s --device cpu (exit %d, %d s)\n' "$targs" "$*" "$rc" $((t3 - t2)); tail -n 5 "$TD/cpu$sfx.log"
   } >> "$OUT/cli.txt"
   cmp=$(python3 - "$TD/gpu$sfx/metrics.jsonl" "$TD/cpu$sfx/metrics.jsonl" "$tol" <<'PY' 2>&1
@@ -191,6 +193,11 @@ if timeout 120 "$CARRY/bin/tfswa" synth "$TD/data" --tracks 3 --test_tracks 1 --
   # --use_amp: bf16 storage and, on the card, bf16 convolutions (cuDNN, fp32 sums); the CPU
   # computes in bf16 only where it has native bf16, so the arithmetic may differ: 5 % too
   train_pair train-cuda-vs-cpu-amp _amp 0.05 --use_amp
+  # --amp_dtype fp16 (the card only): fp16 convolutions and GEMMs with dynamic loss scaling
+  # (metrics.jsonl's loss_scale), against the CPU's --use_amp
+  gpu_extra="--amp_dtype fp16"
+  train_pair train-cuda-vs-cpu-fp16 _fp16 0.05 --use_amp
+  gpu_extra=""
   # fp32 (its rg and checkpoint are used below)
   train_pair train-cuda-vs-cpu "" 0.02
   # 4b'. separation and evaluation on the device: the CUDA run's checkpoint scored on the

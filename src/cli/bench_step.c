@@ -109,7 +109,7 @@ static tf_status run_turn_cuda(const tf_config *c, io_t *io, int K, double *ms, 
     tf_dtrainer *t = NULL;
     const double used0 = bench_device_bytes_in_use();
     tf_status st = tf_model_create_mode(&host, &mc, 1, io->N, 1, TF_MODEL_INFER);
-    if (!st) st = tf_kernels_create(&k, TF_BACKEND_CUDA, c->compute_dtype, 1);
+    if (!st) st = tf_kernels_create(&k, TF_BACKEND_CUDA, tf_config_device_compute(c), 1);
     if (!st) st = tf_stft_create(&fs, a.n_fft, a.hop);
     if (!st)
         st = tf_dtrainer_open(&t, c, &one, &a, io->N, k, fs, tf_model_params(host),
@@ -267,6 +267,7 @@ static cJSON *report_json(const bench_t *b) {
     cJSON_AddStringToObject(cfg, "backend", tf_backend_name(c0->backend));
     cJSON_AddStringToObject(cfg, "compute_dtype",
                             c0->compute_dtype == TF_DT_BF16 ? "bf16" : "fp32");
+    cJSON_AddStringToObject(cfg, "amp_dtype", c0->amp_dtype ? "fp16" : "bf16");
     cJSON *pp = cJSON_AddObjectToObject(cfg, "params");
     for (int p = 0; p < b->np; p++)
         cJSON_AddNumberToObject(pp, b->presets[p], (double)b->nparams[p]);
@@ -455,7 +456,8 @@ static const char USAGE[] =
     "Time one optimizer step (the trainer's step function) per variant: activations\n"
     "fp32|bf16 x checkpointing off|blocks, measured alternately; peak RSS per variant.\n"
     "--device cuda[:N] (CUDA builds): the device trainer's step (fp32/off unless --variant;\n"
-    "bf16: bf16 activation storage, fp32 arithmetic), with the device bytes in use\n"
+    "bf16: bf16 activation storage; add --compute_dtype bf16 for --use_amp's bf16\n"
+    "convolutions and GEMMs), with the device bytes in use\n"
     "(cudaMemGetInfo, peak over the steps) and allocated.\n";
 
 int bench_step(int argc, char **argv) {
@@ -517,6 +519,9 @@ int bench_step(int argc, char **argv) {
         b->cuda = dev.kind == TF_DEVICE_CUDA;
         /* on the device one variant per run (each opens the card): fp32/off unless named */
         if (b->cuda && !variant) variant = "fp32/off";
+        tf_config ac = base; /* amp_dtype fp16: the card's, with --compute_dtype bf16 */
+        tf_device_name(&dev, ac.device, sizeof ac.device);
+        if ((st = tf_config_check_amp(&ac)) != TF_OK) goto fail;
     }
     if ((st = parse_presets(presets ? presets : "tiny,small", b->presets, &b->np)) != TF_OK)
         goto fail;

@@ -218,7 +218,10 @@ static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, 
             cJSON_AddBoolToObject(o, "fits_as_given", p.total <= budget);
             cJSON_AddNumberToObject(o, "segment_seconds", cfg->segment_seconds);
             cJSON_AddNumberToObject(o, "batch_size", cfg->batch_size);
-            cJSON_AddStringToObject(o, "conv_arithmetic", p.conv_bf16 ? "bf16" : "fp32");
+            cJSON_AddStringToObject(o, "conv_arithmetic",
+                                    p.conv_dtype == TF_DT_BF16   ? "bf16"
+                                    : p.conv_dtype == TF_DT_FP16 ? "fp16"
+                                                                 : "fp32");
             const struct {
                 const char *k;
                 size_t v;
@@ -304,6 +307,7 @@ int cmd_plan(int argc, char **argv) {
         st = tf_err(TF_EUSER, "--iters %lld: must be 1..100", iters);
     if (!st) st = cli_check_unused(&a);
     if (!st) st = tf_config_validate(&cfg);
+    if (!st) st = tf_config_check_amp(&cfg);
     if (!st && !dev) st = tf_device_from_string("device", cfg.device, &d); /* from a config */
     if (st) return cli_fail(st);
     if (d.kind == TF_DEVICE_CUDA) return plan_device(&cfg, &d, budget, json, measure || out || png);

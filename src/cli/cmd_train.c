@@ -31,7 +31,8 @@ static const char *USAGE =
     "Device: --device cpu|cuda|cuda:N (config key device; default cpu). CUDA needs a CUDA\n"
     "  build (make CUDA=1) and a GPU; on CUDA the whole step runs on the device, with or\n"
     "  without --use_checkpointing; --use_amp stores the activations in bf16 as on the CPU\n"
-    "  (the arithmetic stays fp32 on CUDA for now).\n"
+    "  and computes the convolutions and GEMMs in bf16 (compute capability 8.0+), or with\n"
+    "  --amp_dtype fp16 in fp16 with dynamic loss scaling (7.0+; CUDA only).\n"
     "Data parallel: mpirun -np N tfswa train ... (with --device cuda:K each rank takes its\n"
     "  own GPU, cuda:K+R for node-local rank R; the gradients are summed with NCCL).\n";
 

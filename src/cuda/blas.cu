@@ -23,8 +23,33 @@
 struct tf_cuda_blas {
     cublasHandle_t h;
     cudaStream_t stream;
+    int ex; /* TF_CUDA_BLAS_BF16 / _FP16: the Ex GEMMs with this compute type */
+    cublasComputeType_t compute;
     char err[256];
 };
+
+/* C = alpha op(A) op(B) + beta C (column-major): cublasSgemm, or with bf16/fp16 the same
+ * call through cublasGemmEx on the fp32 arrays with 16-bit compute */
+static cublasStatus_t gemm(const tf_cuda_blas *h, cublasOperation_t ta, cublasOperation_t tb, int m,
+                           int n, int k, const float *alpha, const float *A, int lda,
+                           const float *B, int ldb, const float *beta, float *C, int ldc) {
+    if (!h->ex) return cublasSgemm(h->h, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+    return cublasGemmEx(h->h, ta, tb, m, n, k, alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, beta,
+                        C, CUDA_R_32F, ldc, h->compute, CUBLAS_GEMM_DEFAULT);
+}
+
+/* gemm over `batch` matrices at strides sA, sB, sC */
+static cublasStatus_t gemm_sb(const tf_cuda_blas *h, cublasOperation_t ta, cublasOperation_t tb,
+                              int m, int n, int k, const float *alpha, const float *A, int lda,
+                              long long sA, const float *B, int ldb, long long sB,
+                              const float *beta, float *C, int ldc, long long sC, int batch) {
+    if (!h->ex)
+        return cublasSgemmStridedBatched(h->h, ta, tb, m, n, k, alpha, A, lda, sA, B, ldb, sB, beta,
+                                         C, ldc, sC, batch);
+    return cublasGemmStridedBatchedEx(h->h, ta, tb, m, n, k, alpha, A, CUDA_R_32F, lda, sA, B,
+                                      CUDA_R_32F, ldb, sB, beta, C, CUDA_R_32F, ldc, sC, batch,
+                                      h->compute, CUBLAS_GEMM_DEFAULT);
+}
 
 static int fail(tf_cuda_blas *h, const char *fmt, ...) {
     va_list ap;
@@ -46,7 +71,7 @@ static int fail(tf_cuda_blas *h, const char *fmt, ...) {
         if (e_ != cudaSuccess) return fail(h, "CUDA: %s: %s", what, cudaGetErrorString(e_));       \
     } while (0)
 
-extern "C" int tf_cuda_blas_create(tf_cuda_blas **out, void *stream, int allow_tf32, char *err,
+extern "C" int tf_cuda_blas_create(tf_cuda_blas **out, void *stream, int math, char *err,
                                    size_t err_n) {
     *out = NULL;
     tf_cuda_blas *h = (tf_cuda_blas *)calloc(1, sizeof *h);
@@ -63,7 +88,12 @@ extern "C" int tf_cuda_blas_create(tf_cuda_blas **out, void *stream, int allow_t
     }
     if (s == CUBLAS_STATUS_SUCCESS) {
         what = "cublasSetMathMode";
-        s = cublasSetMathMode(h->h, allow_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);
+        h->ex = math == TF_CUDA_BLAS_BF16 || math == TF_CUDA_BLAS_FP16;
+        h->compute =
+            math == TF_CUDA_BLAS_FP16 ? CUBLAS_COMPUTE_32F_FAST_16F : CUBLAS_COMPUTE_32F_FAST_16BF;
+        s = cublasSetMathMode(h->h, math == TF_CUDA_BLAS_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                    : h->ex                   ? CUBLAS_DEFAULT_MATH
+                                                              : CUBLAS_PEDANTIC_MATH);
     }
     if (s != CUBLAS_STATUS_SUCCESS) {
         if (err && err_n) snprintf(err, err_n, "cuBLAS: %s: %s", what, cublasGetStatusString(s));
@@ -130,8 +160,8 @@ extern "C" int tf_cuda_linear_forward(tf_cuda_blas *h, float *out, const float *
     }
     if (IC <= 0) return 0;
     // column-major out^T (OC, N) = W (OC, IC) [W^T in column-major, transposed] @ x^T (IC, N)
-    BL("linear forward sgemm", cublasSgemm(h->h, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, IC, &one, weight,
-                                           IC, inp, IC, &beta, out, OC));
+    BL("linear forward sgemm",
+       gemm(h, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, IC, &one, weight, IC, inp, IC, &beta, out, OC));
     return 0;
 }
 
@@ -143,13 +173,11 @@ extern "C" int tf_cuda_linear_backward(tf_cuda_blas *h, float *dinp, float *dwei
     if (IC > 0) {
         // dinp^T (IC, N) += W^T (IC, OC) @ dout^T (OC, N)
         if (dinp)
-            BL("linear backward dinp sgemm",
-               cublasSgemm(h->h, CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, &one, weight, IC, dout, OC,
-                           &one, dinp, IC));
+            BL("linear backward dinp sgemm", gemm(h, CUBLAS_OP_N, CUBLAS_OP_N, IC, N, OC, &one,
+                                                  weight, IC, dout, OC, &one, dinp, IC));
         // dW^T (IC, OC) += x^T (IC, N) @ dout (N, OC)
-        BL("linear backward dweight sgemm",
-           cublasSgemm(h->h, CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, &one, inp, IC, dout, OC, &one,
-                       dweight, IC));
+        BL("linear backward dweight sgemm", gemm(h, CUBLAS_OP_N, CUBLAS_OP_T, IC, OC, N, &one, inp,
+                                                 IC, dout, OC, &one, dweight, IC));
     }
     if (dbias) {
         colsum_add<<<(OC + 127) / 128, 128, 0, h->stream>>>(dbias, dout, N, OC);
@@ -233,9 +261,8 @@ extern "C" int tf_cuda_attention_forward(tf_cuda_blas *h, float *out, float *att
         const float *Q = qkv + (size_t)hd * D, *K = Q + C;
         // S (L, L) = scale Q K^T: column-major S_cm = scale K_cm^T Q_cm
         BL("attention forward Q K^T",
-           cublasSgemmStridedBatched(h->h, CUBLAS_OP_T, CUBLAS_OP_N, L, L, D, &scale, K, C3, sq, Q,
-                                     C3, sq, &zero, att + (size_t)hd * LL, L, (long long)H * LL,
-                                     N));
+           gemm_sb(h, CUBLAS_OP_T, CUBLAS_OP_N, L, L, D, &scale, K, C3, sq, Q, C3, sq, &zero,
+                   att + (size_t)hd * LL, L, (long long)H * LL, N));
     }
     if (bias_table || mask) {
         size_t n = (size_t)N * H * LL;
@@ -249,9 +276,8 @@ extern "C" int tf_cuda_attention_forward(tf_cuda_blas *h, float *out, float *att
         const float *V = qkv + 2 * C + (size_t)hd * D;
         // out_cm (D, L) = V_cm (D, L) @ P_cm (L, L)
         BL("attention forward P V",
-           cublasSgemmStridedBatched(h->h, CUBLAS_OP_N, CUBLAS_OP_N, D, L, L, &one, V, C3, sq,
-                                     att + (size_t)hd * LL, L, (long long)H * LL, &zero,
-                                     out + (size_t)hd * D, C, (long long)L * C, N));
+           gemm_sb(h, CUBLAS_OP_N, CUBLAS_OP_N, D, L, L, &one, V, C3, sq, att + (size_t)hd * LL, L,
+                   (long long)H * LL, &zero, out + (size_t)hd * D, C, (long long)L * C, N));
     }
     return 0;
 }
@@ -282,12 +308,12 @@ extern "C" int tf_cuda_attention_backward(tf_cuda_blas *h, float *dqkv, float *d
             float *dS = workspace + (size_t)hd * LL, *dV = dqkv0 + 2 * C + (size_t)hd * D;
             // dP (L, L) = dO V^T: column-major dP_cm = V_cm^T dO_cm
             BL("attention backward dO V^T",
-               cublasSgemmStridedBatched(h->h, CUBLAS_OP_T, CUBLAS_OP_N, L, L, D, &one, V, C3, sq,
-                                         dO, C, (long long)L * C, &zero, dS, L, sa, nc));
+               gemm_sb(h, CUBLAS_OP_T, CUBLAS_OP_N, L, L, D, &one, V, C3, sq, dO, C,
+                       (long long)L * C, &zero, dS, L, sa, nc));
             // dV (L, D) += P^T dO: column-major dV_cm = dO_cm P_cm^T
             BL("attention backward P^T dO",
-               cublasSgemmStridedBatched(h->h, CUBLAS_OP_N, CUBLAS_OP_T, D, L, L, &one, dO, C,
-                                         (long long)L * C, P, L, sa, &one, dV, C3, sq, nc));
+               gemm_sb(h, CUBLAS_OP_N, CUBLAS_OP_T, D, L, L, &one, dO, C, (long long)L * C, P, L,
+                       sa, &one, dV, C3, sq, nc));
         }
         size_t rows = (size_t)nc * H * L;
         softmax_bwd_inplace<<<grid_for(rows * 32, 256), 256, 0, h->stream>>>(workspace, P0, rows,
@@ -298,13 +324,11 @@ extern "C" int tf_cuda_attention_backward(tf_cuda_blas *h, float *dqkv, float *d
             const float *dS = workspace + (size_t)hd * LL;
             float *dQ = dqkv0 + (size_t)hd * D, *dK = dQ + C;
             // dQ (L, D) += scale dS K: column-major dQ_cm = scale K_cm dS_cm
-            BL("attention backward dS K",
-               cublasSgemmStridedBatched(h->h, CUBLAS_OP_N, CUBLAS_OP_N, D, L, L, &scale, K, C3, sq,
-                                         dS, L, sa, &one, dQ, C3, sq, nc));
+            BL("attention backward dS K", gemm_sb(h, CUBLAS_OP_N, CUBLAS_OP_N, D, L, L, &scale, K,
+                                                  C3, sq, dS, L, sa, &one, dQ, C3, sq, nc));
             // dK (L, D) += scale dS^T Q: column-major dK_cm = scale Q_cm dS_cm^T
-            BL("attention backward dS^T Q",
-               cublasSgemmStridedBatched(h->h, CUBLAS_OP_N, CUBLAS_OP_T, D, L, L, &scale, Q, C3, sq,
-                                         dS, L, sa, &one, dK, C3, sq, nc));
+            BL("attention backward dS^T Q", gemm_sb(h, CUBLAS_OP_N, CUBLAS_OP_T, D, L, L, &scale, Q,
+                                                    C3, sq, dS, L, sa, &one, dK, C3, sq, nc));
         }
         if (dbias_table && R > 0) {
             size_t n = (size_t)H * LL;

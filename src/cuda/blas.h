@@ -10,14 +10,18 @@
  *
  * Math: fp32 GEMMs with CUBLAS_PEDANTIC_MATH (no TF32 tensor cores, no reduced-precision
  * reductions: fp32 arithmetic as the CPU's OpenBLAS) unless the handle was created with
- * allow_tf32 (CUBLAS_TF32_TENSOR_OP_MATH). Results agree with the CPU to rounding, not
+ * TF_CUDA_BLAS_TF32 (CUBLAS_TF32_TENSOR_OP_MATH) or TF_CUDA_BLAS_BF16 / TF_CUDA_BLAS_FP16
+ * (--use_amp, amp_dtype bf16 / fp16: every GEMM through cublasGemmEx /
+ * cublasGemmStridedBatchedEx on the same fp32 arrays with CUBLAS_COMPUTE_32F_FAST_16BF /
+ * _FAST_16F: operands rounded to 16 bits, fp32 sums, fp32 results; the softmax, bias and
+ * reductions stay fp32). fp32 results agree with the CPU to rounding, not
  * bitwise (different summation order). The non-GEMM parts are deterministic kernels (no
  * atomics). tests/gpu/test_cuda_blasfft.c checks each launcher against the CPU function.
  *
  * Usage:
  *     tf_cuda_blas *h;
  *     char err[256];
- *     if (tf_cuda_blas_create(&h, stream, 0, err, sizeof err)) fail(err);
+ *     if (tf_cuda_blas_create(&h, stream, TF_CUDA_BLAS_FP32, err, sizeof err)) fail(err);
  *     if (tf_cuda_linear_forward(h, out, x, W, b, N, IC, OC)) fail(tf_cuda_blas_error(h));
  *     tf_cuda_blas_destroy(h);
  */
@@ -31,9 +35,11 @@ extern "C" {
 
 typedef struct tf_cuda_blas tf_cuda_blas;
 
-/* A cuBLAS handle bound to stream (void * = cudaStream_t) on the current device.
- * allow_tf32 = 0: fp32 math (the default). 0 on success; else 1 with a message in err. */
-int tf_cuda_blas_create(tf_cuda_blas **out, void *stream, int allow_tf32, char *err, size_t err_n);
+/* The GEMMs' arithmetic (see Math above) */
+enum { TF_CUDA_BLAS_FP32 = 0, TF_CUDA_BLAS_TF32 = 1, TF_CUDA_BLAS_BF16 = 2, TF_CUDA_BLAS_FP16 = 3 };
+/* A cuBLAS handle bound to stream (void * = cudaStream_t) on the current device; math: one
+ * of TF_CUDA_BLAS_* (FP32 = 0 the default). 0 on success; else 1 with a message in err. */
+int tf_cuda_blas_create(tf_cuda_blas **out, void *stream, int math, char *err, size_t err_n);
 /* NULL is fine */
 void tf_cuda_blas_destroy(tf_cuda_blas *h);
 /* the message of the last failing launcher ("" when none) */

@@ -14,12 +14,13 @@
  * cudnnAddTensor); dweight += (beta 1); dbias += (cudnnConvolutionBackwardBias, beta 1);
  * dinp += (beta 1) or, with set_dinp, dinp = (beta 0: cuDNN does not read it).
  *
- * bf16 arithmetic (tf_cuda_conv_create's bf16, cuda_backend.h): the same descriptors in
- * CUDNN_DATA_BFLOAT16 for x, y and w (fp32 compute: cuDNN's PSEUDO_BFLOAT16 config), the
- * algorithms chosen for them preferring tensor-op math; the operands are packed into bf16
- * copies at the start of the workspace (src/cuda/elem.cu), cuDNN writes bf16 results there
- * (beta 0), and elem.cu widens them into the fp32 outputs (= or +=). The bias and its
- * gradient stay fp32 (the fp32 y and bias descriptors). */
+ * bf16 or fp16 arithmetic (tf_cuda_conv_create's dtype, cuda_backend.h): the same
+ * descriptors in CUDNN_DATA_BFLOAT16 or CUDNN_DATA_HALF for x, y and w (fp32 compute:
+ * cuDNN's PSEUDO_BFLOAT16 / PSEUDO_HALF configs), the algorithms chosen for them preferring
+ * tensor-op math; the operands are packed into 16-bit copies at the start of the workspace
+ * (src/cuda/elem.cu), cuDNN writes 16-bit results there (beta 0), and elem.cu widens them
+ * into the fp32 outputs (= or +=). The bias and its gradient stay fp32 (the fp32 y and bias
+ * descriptors). */
 #include <cuda_runtime.h>
 #include <cudnn.h>
 #include <stdint.h>
@@ -36,13 +37,13 @@ typedef struct {
     int B, Cin, Cout, H, W, k, train;
     cudnnTensorDescriptor_t x, y, b;
     cudnnFilterDescriptor_t w;
-    cudnnTensorDescriptor_t xh, yh; /* bf16: the operands cuDNN sees (else x and y) */
-    cudnnFilterDescriptor_t wh;     /* bf16: else w */
+    cudnnTensorDescriptor_t xh, yh; /* bf16/fp16: the operands cuDNN sees (else x and y) */
+    cudnnFilterDescriptor_t wh;     /* bf16/fp16: else w */
     cudnnConvolutionDescriptor_t conv[N_PASS];
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
-    size_t ws[N_PASS]; /* cuDNN's own workspace per pass (after the bf16 copies) */
+    size_t ws[N_PASS]; /* cuDNN's own workspace per pass (after the 16-bit copies) */
     cudnnMathType_t math[N_PASS];
 } shape_t;
 
@@ -50,7 +51,7 @@ struct tf_cuda_conv {
     cudnnHandle_t h;
     size_t ws_limit;
     int device;
-    int bf16; /* bf16 arithmetic */
+    int half; /* TF_CUDA_CONV_FP32, _BF16 or _FP16 */
     char desc[512];
     shape_t *s;
     size_t n, cap;
@@ -66,9 +67,14 @@ static int dnnerr(char *err, size_t n, const char *what, cudnnStatus_t s) {
         if (s_ != CUDNN_STATUS_SUCCESS) return dnnerr(err, err_n, what, s_);                       \
     } while (0)
 
-extern "C" int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, int bf16, char *err,
+extern "C" int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, int dtype, char *err,
                                    size_t err_n) {
     *out = NULL;
+    if (dtype != TF_CUDA_CONV_FP32 && dtype != TF_CUDA_CONV_BF16 && dtype != TF_CUDA_CONV_FP16) {
+        if (err && err_n)
+            snprintf(err, err_n, "conv2d arithmetic %d: expected fp32, bf16, fp16", dtype);
+        return 1;
+    }
     tf_cuda_conv *c = (tf_cuda_conv *)calloc(1, sizeof *c);
     if (!c) {
         if (err && err_n) snprintf(err, err_n, "out of memory (cuDNN convolutions)");
@@ -88,12 +94,18 @@ extern "C" int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, int bf16
         return dnnerr(err, err_n, "cudnnCreate", s);
     }
     c->ws_limit = ws_limit;
-    c->bf16 = bf16 && p.major >= 8; /* bf16 tensor cores: Ampere and later */
+    /* tensor cores: bf16 from Ampere (8.0), fp16 from Volta (7.0) */
+    const int need = dtype == TF_CUDA_CONV_BF16 ? 8 : 7;
+    c->half = dtype == TF_CUDA_CONV_FP32 || p.major >= need ? dtype : TF_CUDA_CONV_FP32;
+    static const char *const names[] = {"fp32", "bf16", "fp16"};
+    char why[96] = "";
+    if (c->half != dtype)
+        snprintf(why, sizeof why, " (%s requested: needs compute capability %d.0)", names[dtype],
+                 need);
     char v[96];
     tf_cuda_versions(v, sizeof v);
     snprintf(c->desc, sizeof c->desc, "cuda (%s, on cuda:%d %s, cc %d.%d), %s arithmetic%s", v,
-             c->device, p.name, p.major, p.minor, c->bf16 ? "bf16" : "fp32",
-             bf16 && !c->bf16 ? " (bf16 requested: needs compute capability 8.0)" : "");
+             c->device, p.name, p.major, p.minor, names[c->half], why);
     *out = c;
     return 0;
 }
@@ -123,8 +135,8 @@ extern "C" const char *tf_cuda_conv_describe(const tf_cuda_conv *c) {
     return c->desc;
 }
 
-extern "C" int tf_cuda_conv_bf16(const tf_cuda_conv *c) {
-    return c->bf16;
+extern "C" int tf_cuda_conv_dtype(const tf_cuda_conv *c) {
+    return c->half;
 }
 
 extern "C" size_t tf_cuda_conv_n_shapes(const tf_cuda_conv *c) {
@@ -140,20 +152,20 @@ static shape_t *find(tf_cuda_conv *c, int B, int Cin, int Cout, int H, int W, in
     return NULL;
 }
 
-/* fp32 compute in both modes (bf16 data with fp32 compute: fp32 accumulation) */
-static int conv_desc(cudnnConvolutionDescriptor_t *d, int k, int bf16, char *err, size_t err_n) {
+/* fp32 compute in every mode (16-bit data with fp32 compute: fp32 accumulation) */
+static int conv_desc(cudnnConvolutionDescriptor_t *d, int k, int half, char *err, size_t err_n) {
     const int pad = (k - 1) / 2;
     DNN("cudnnCreateConvolutionDescriptor", cudnnCreateConvolutionDescriptor(d));
     DNN("cudnnSetConvolution2dDescriptor",
         cudnnSetConvolution2dDescriptor(*d, pad, pad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION,
                                         CUDNN_DATA_FLOAT));
     DNN("cudnnSetConvolutionMathType",
-        cudnnSetConvolutionMathType(*d, bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+        cudnnSetConvolutionMathType(*d, half ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
     return 0;
 }
 
 /* The index of the algorithm to take among n heuristic results (best first): supported,
- * workspace <= limit, math `want` (fp32: FMA, no TF32; bf16: tensor ops); else the first
+ * workspace <= limit, math `want` (fp32: FMA, no TF32; bf16/fp16: tensor ops); else the first
  * supported that fits; -1 if none. */
 template <typename P> static int pick(const P *r, int n, size_t limit, cudnnMathType_t want) {
     for (int i = 0; i < n; i++)
@@ -174,7 +186,7 @@ static int no_algo(char *err, size_t err_n, const char *pass, const shape_t *s, 
 }
 
 static cudnnMathType_t want(const tf_cuda_conv *c) {
-    return c->bf16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    return c->half ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
 }
 
 static int choose_fwd(tf_cuda_conv *c, shape_t *s, char *err, size_t err_n) {
@@ -242,30 +254,29 @@ static int shape_setup(tf_cuda_conv *c, shape_t *s, char *err, size_t err_n) {
         cudnnSetFilter4dDescriptor(s->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s->Cout, s->Cin, s->k,
                                    s->k));
     s->xh = s->x, s->yh = s->y, s->wh = s->w;
-    if (c->bf16) {
+    if (c->half) {
+        const cudnnDataType_t t =
+            c->half == TF_CUDA_CONV_FP16 ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16;
         s->xh = s->yh = NULL, s->wh = NULL;
         DNN("cudnnCreateTensorDescriptor", cudnnCreateTensorDescriptor(&s->xh));
         DNN("cudnnCreateTensorDescriptor", cudnnCreateTensorDescriptor(&s->yh));
         DNN("cudnnCreateFilterDescriptor", cudnnCreateFilterDescriptor(&s->wh));
-        DNN("cudnnSetTensor4dDescriptor (bf16 input)",
-            cudnnSetTensor4dDescriptor(s->xh, CUDNN_TENSOR_NCHW, CUDNN_DATA_BFLOAT16, s->B, s->Cin,
-                                       s->H, s->W));
-        DNN("cudnnSetTensor4dDescriptor (bf16 output)",
-            cudnnSetTensor4dDescriptor(s->yh, CUDNN_TENSOR_NCHW, CUDNN_DATA_BFLOAT16, s->B, s->Cout,
-                                       s->H, s->W));
-        DNN("cudnnSetFilter4dDescriptor (bf16)",
-            cudnnSetFilter4dDescriptor(s->wh, CUDNN_DATA_BFLOAT16, CUDNN_TENSOR_NCHW, s->Cout,
-                                       s->Cin, s->k, s->k));
+        DNN("cudnnSetTensor4dDescriptor (16-bit input)",
+            cudnnSetTensor4dDescriptor(s->xh, CUDNN_TENSOR_NCHW, t, s->B, s->Cin, s->H, s->W));
+        DNN("cudnnSetTensor4dDescriptor (16-bit output)",
+            cudnnSetTensor4dDescriptor(s->yh, CUDNN_TENSOR_NCHW, t, s->B, s->Cout, s->H, s->W));
+        DNN("cudnnSetFilter4dDescriptor (16-bit)",
+            cudnnSetFilter4dDescriptor(s->wh, t, CUDNN_TENSOR_NCHW, s->Cout, s->Cin, s->k, s->k));
     }
     for (int p = 0; p < N_PASS; p++)
-        if (conv_desc(&s->conv[p], s->k, c->bf16, err, err_n)) return 1;
+        if (conv_desc(&s->conv[p], s->k, c->half, err, err_n)) return 1;
     if (choose_fwd(c, s, err, err_n)) return 1;
     return s->train ? choose_bwd(c, s, err, err_n) : 0;
 }
 
-/* bf16: the bytes of the operand copies before cuDNN's workspace (0 for fp32) */
+/* bf16/fp16: the bytes of the operand copies before cuDNN's workspace (0 for fp32) */
 static size_t copy_bytes(const tf_cuda_conv *c, const shape_t *s, int train) {
-    return c->bf16 ? tf_cuda_conv_bf16_copy_bytes(s->B, s->Cin, s->Cout, s->H, s->W, s->k, train)
+    return c->half ? tf_cuda_conv_half_copy_bytes(s->B, s->Cin, s->Cout, s->H, s->W, s->k, train)
                    : 0;
 }
 
@@ -344,21 +355,21 @@ extern "C" void tf_cuda_conv_algos(const tf_cuda_conv *c, size_t i, char *out, s
                  math_name(s->math[BWD_FILTER]), s->ws[BWD_FILTER]);
 }
 
-/* bf16: the operand copies in a call's workspace (tf_cuda_conv_bf16_copy_bytes's layout):
+/* bf16/fp16: the operand copies in a call's workspace (tf_cuda_conv_half_copy_bytes's layout):
  * x (B, Cin, H, W), w (Cout, Cin, k, k), y or dout (B, Cout, H, W), dw (train), then cuDNN's
  * own workspace cws. Element counts nx, nw, ny. */
 typedef struct {
     uint16_t *x, *w, *y, *dw;
     void *cws;
     size_t nx, nw, ny;
-} bf16_ops;
+} half_ops;
 
 static size_t al256(size_t n) {
     return (n + 255) / 256 * 256;
 }
 
-static bf16_ops ops(const shape_t *s, void *ws, int train) {
-    bf16_ops o;
+static half_ops ops(const shape_t *s, void *ws, int train) {
+    half_ops o;
     const size_t hw = (size_t)s->H * s->W;
     o.nx = (size_t)s->B * s->Cin * hw, o.ny = (size_t)s->B * s->Cout * hw;
     o.nw = (size_t)s->Cout * s->Cin * s->k * s->k;
@@ -373,41 +384,47 @@ static bf16_ops ops(const shape_t *s, void *ws, int train) {
 }
 
 static int elemerr(char *err, size_t n, const char *what) {
-    if (err && n) snprintf(err, n, "bf16 conv2d: %s: kernel launch failed", what);
+    if (err && n) snprintf(err, n, "16-bit conv2d: %s: kernel launch failed", what);
     return 1;
 }
 
-/* dst (n) bf16 = src (n) fp32, round to nearest even (src is not written: round 0) */
-static int pack(uint16_t *dst, const float *src, size_t n, char *err, size_t err_n) {
-    if (tf_cuda_bf16_pack(dst, 1, 0, (float *)src, 1, 1, n, 0, NULL))
+/* dst (n) 16-bit = src (n) fp32, round to nearest even */
+static int pack(const tf_cuda_conv *c, uint16_t *dst, const float *src, size_t n, char *err,
+                size_t err_n) {
+    if (tf_cuda_half_pack(dst, src, n, c->half == TF_CUDA_CONV_FP16, NULL))
         return elemerr(err, err_n, "pack");
     return 0;
 }
 
-static int backward_bf16(tf_cuda_conv *c, shape_t *s, float *dinp, float *dweight, float *dbias,
+/* dst (n) = (add: +=) the floats of src (n) */
+static int widen(const tf_cuda_conv *c, float *dst, const uint16_t *src, size_t n, int add,
+                 const char *what, char *err, size_t err_n) {
+    if (tf_cuda_half_unpack(dst, src, n, c->half == TF_CUDA_CONV_FP16, add, NULL))
+        return elemerr(err, err_n, what);
+    return 0;
+}
+
+static int backward_half(tf_cuda_conv *c, shape_t *s, float *dinp, float *dweight, float *dbias,
                          const float *dout, const float *inp, const float *weight, void *ws,
                          int set_dinp, char *err, size_t err_n) {
     const float one = 1.f, zero = 0.f;
-    bf16_ops o = ops(s, ws, 1);
-    if (pack(o.x, inp, o.nx, err, err_n) || pack(o.y, dout, o.ny, err, err_n)) return 1;
-    DNN("cudnnConvolutionBackwardFilter (bf16)",
+    half_ops o = ops(s, ws, 1);
+    if (pack(c, o.x, inp, o.nx, err, err_n) || pack(c, o.y, dout, o.ny, err, err_n)) return 1;
+    DNN("cudnnConvolutionBackwardFilter (16-bit)",
         cudnnConvolutionBackwardFilter(c->h, &one, s->xh, o.x, s->yh, o.y, s->conv[BWD_FILTER],
                                        s->bwd_filter, o.cws, s->ws[BWD_FILTER], &zero, s->wh,
                                        o.dw));
-    if (tf_cuda_bf16_unpack_add(dweight, o.dw, o.nw, NULL)) return elemerr(err, err_n, "dweight");
+    if (widen(c, dweight, o.dw, o.nw, 1, "dweight", err, err_n)) return 1;
     if (dbias)
         DNN("cudnnConvolutionBackwardBias",
             cudnnConvolutionBackwardBias(c->h, &one, s->y, dout, &one, s->b, dbias));
     if (!dinp) return 0;
-    if (pack(o.w, weight, o.nw, err, err_n)) return 1;
+    if (pack(c, o.w, weight, o.nw, err, err_n)) return 1;
     /* dx over the x copy, which backward-filter has read */
-    DNN("cudnnConvolutionBackwardData (bf16)",
+    DNN("cudnnConvolutionBackwardData (16-bit)",
         cudnnConvolutionBackwardData(c->h, &one, s->wh, o.w, s->yh, o.y, s->conv[BWD_DATA],
                                      s->bwd_data, o.cws, s->ws[BWD_DATA], &zero, s->xh, o.x));
-    if (set_dinp ? tf_cuda_bf16_unpack(dinp, o.x, o.nx, NULL)
-                 : tf_cuda_bf16_unpack_add(dinp, o.x, o.nx, NULL))
-        return elemerr(err, err_n, "dinp");
-    return 0;
+    return widen(c, dinp, o.x, o.nx, !set_dinp, "dinp", err, err_n);
 }
 
 /* The shape of a call, registered now if needed; its workspace must fit ws_bytes. */
@@ -433,13 +450,13 @@ extern "C" int tf_cuda_conv_forward(tf_cuda_conv *c, float *out, const float *in
     shape_t *s = get(c, B, Cin, Cout, H, W, ksize, 0, ws_bytes, err, err_n);
     if (!s) return 1;
     const float one = 1.f, zero = 0.f;
-    if (c->bf16) {
-        bf16_ops o = ops(s, ws, 0);
-        if (pack(o.x, inp, o.nx, err, err_n) || pack(o.w, weight, o.nw, err, err_n)) return 1;
-        DNN("cudnnConvolutionForward (bf16)",
+    if (c->half) {
+        half_ops o = ops(s, ws, 0);
+        if (pack(c, o.x, inp, o.nx, err, err_n) || pack(c, o.w, weight, o.nw, err, err_n)) return 1;
+        DNN("cudnnConvolutionForward (16-bit)",
             cudnnConvolutionForward(c->h, &one, s->xh, o.x, s->wh, o.w, s->conv[FWD], s->fwd, o.cws,
                                     s->ws[FWD], &zero, s->yh, o.y));
-        if (tf_cuda_bf16_unpack(out, o.y, o.ny, NULL)) return elemerr(err, err_n, "widen out");
+        if (widen(c, out, o.y, o.ny, 0, "out", err, err_n)) return 1;
     } else {
         DNN("cudnnConvolutionForward",
             cudnnConvolutionForward(c->h, &one, s->x, inp, s->w, weight, s->conv[FWD], s->fwd, ws,
@@ -456,8 +473,8 @@ extern "C" int tf_cuda_conv_backward(tf_cuda_conv *c, float *dinp, float *dweigh
     shape_t *s = get(c, B, Cin, Cout, H, W, ksize, 1, ws_bytes, err, err_n);
     if (!s) return 1;
     const float one = 1.f, zero = 0.f;
-    if (c->bf16)
-        return backward_bf16(c, s, dinp, dweight, dbias, dout, inp, weight, ws, set_dinp, err,
+    if (c->half)
+        return backward_half(c, s, dinp, dweight, dbias, dout, inp, weight, ws, set_dinp, err,
                              err_n);
     DNN("cudnnConvolutionBackwardFilter",
         cudnnConvolutionBackwardFilter(c->h, &one, s->x, inp, s->y, dout, s->conv[BWD_FILTER],

@@ -54,15 +54,19 @@ int tf_cuda_synchronize(char *err, size_t err_n);
 /* A cuDNN handle on the current device and the convolution shapes registered with it. */
 typedef struct tf_cuda_conv tf_cuda_conv;
 
-/* bf16 arithmetic (use_amp): a call converts its fp32 operands to bf16 copies at the start
- * of its workspace (round to nearest even, util/hd.h), cuDNN runs on those with fp32
- * accumulation (CUDNN_DATA_FLOAT compute) and writes a bf16 result, which the call widens
- * into (or, for the += of backward, adds to) the fp32 output: out, dinp and dweight are
- * bf16-rounded sums, dbias an fp32 sum of the fp32 dout. The copies, each 256-byte aligned:
- * x (B, Cin, H, W), w (Cout, Cin, k, k), y or dout (B, Cout, H, W) and, for train, dw;
- * backward-data writes its dx over x after backward-filter has read it. cuDNN's own
- * workspace follows them. */
-static inline size_t tf_cuda_conv_bf16_copy_bytes(int B, int Cin, int Cout, int H, int W, int ksize,
+/* The convolutions' arithmetic */
+enum { TF_CUDA_CONV_FP32 = 0, TF_CUDA_CONV_BF16 = 1, TF_CUDA_CONV_FP16 = 2 };
+
+/* bf16 or fp16 arithmetic (use_amp; fp16: amp_dtype fp16): a call converts its fp32
+ * operands to 16-bit copies at the start of its workspace (round to nearest even, util/hd.h;
+ * fp16: |x| >= 65520 becomes Inf, below 2^-25 it flushes to 0, hence the trainer's loss
+ * scaling), cuDNN runs on those with fp32 accumulation (CUDNN_DATA_FLOAT compute) and writes
+ * a 16-bit result, which the call widens into (or, for the += of backward, adds to) the fp32
+ * output: out, dinp and dweight are rounded sums, dbias an fp32 sum of the fp32 dout. The
+ * copies, each 256-byte aligned: x (B, Cin, H, W), w (Cout, Cin, k, k), y or dout (B, Cout,
+ * H, W) and, for train, dw; backward-data writes its dx over x after backward-filter has
+ * read it. cuDNN's own workspace follows them. */
+static inline size_t tf_cuda_conv_half_copy_bytes(int B, int Cin, int Cout, int H, int W, int ksize,
                                                   int train) {
 #define TF_AL256(n) ((((size_t)(n)) + 255) / 256 * 256)
     const size_t hw = (size_t)H * (size_t)W, nw = (size_t)Cout * Cin * ksize * ksize;
@@ -71,13 +75,14 @@ static inline size_t tf_cuda_conv_bf16_copy_bytes(int B, int Cin, int Cout, int 
 #undef TF_AL256
 }
 
-/* ws_limit: the largest workspace an algorithm may ask for (bytes, the bf16 copies not
- * counted); bf16: 1 for bf16 arithmetic (above), 0 for fp32. The handle is created on the
- * current device; bf16 needs compute capability 8.0 or later (bf16 tensor cores): on an
- * older card the object does fp32 and tf_cuda_conv_bf16 says 0. */
-int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, int bf16, char *err, size_t err_n);
-/* 1 when the calls do bf16 arithmetic */
-int tf_cuda_conv_bf16(const tf_cuda_conv *c);
+/* ws_limit: the largest workspace an algorithm may ask for (bytes, the 16-bit copies not
+ * counted); dtype: TF_CUDA_CONV_FP32, _BF16 or _FP16 (above). The handle is created on the
+ * current device; bf16 needs compute capability 8.0 or later, fp16 7.0 (their tensor
+ * cores): on an older card the object does fp32, tf_cuda_conv_dtype says so and the
+ * description says why. */
+int tf_cuda_conv_create(tf_cuda_conv **out, size_t ws_limit, int dtype, char *err, size_t err_n);
+/* The arithmetic the calls do: TF_CUDA_CONV_* */
+int tf_cuda_conv_dtype(const tf_cuda_conv *c);
 void tf_cuda_conv_free(tf_cuda_conv *c);
 /* One line: "cuda (cuDNN 9.19.0 on NVIDIA H200, cc 9.0), fp32 arithmetic" (or bf16) */
 const char *tf_cuda_conv_describe(const tf_cuda_conv *c);

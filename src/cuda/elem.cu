@@ -578,11 +578,19 @@ __global__ void bf16_pack_k(uint16_t *dst, int Cd, int c0, float *src, int Cs, s
     }
 }
 
-__global__ void bf16_unpack_k(float *dst, const uint16_t *src, size_t n, int add) {
+// dst (n) = (or += with add) the float of src (n) bf16 (fp16 = 0) or binary16 (fp16 = 1)
+__global__ void half_unpack_k(float *dst, const uint16_t *src, size_t n, int fp16, int add) {
     for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT) {
-        const float v = tf_elem_bits_to_f32((uint32_t)src[i] << 16);
+        const float v =
+            fp16 ? tf_elem_f16_to_f32(src[i]) : tf_elem_bits_to_f32((uint32_t)src[i] << 16);
         dst[i] = add ? dst[i] + v : v;
     }
+}
+
+// dst (n) = src (n) rounded to bf16 (fp16 = 0) or binary16 (fp16 = 1)
+__global__ void half_pack_k(uint16_t *dst, const float *src, size_t n, int fp16) {
+    for (size_t i = blockIdx.x * (size_t)NT + threadIdx.x; i < n; i += (size_t)gridDim.x * NT)
+        dst[i] = fp16 ? tf_elem_f32_to_f16(src[i]) : tf_elem_f32_to_bf16(src[i]);
 }
 
 // mag, pr, pi (n) (each may be NULL) from re, im (n)
@@ -989,13 +997,20 @@ int tf_cuda_bf16_pack(uint16_t *dst, int Cd, int c0, float *src, int B, int Cs, 
 
 int tf_cuda_bf16_unpack(float *dst, const uint16_t *src, size_t n, void *stream) {
     if (!n) return 0;
-    bf16_unpack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n, 0);
+    half_unpack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n, 0, 0);
     return launched();
 }
 
-int tf_cuda_bf16_unpack_add(float *dst, const uint16_t *src, size_t n, void *stream) {
+int tf_cuda_half_pack(uint16_t *dst, const float *src, size_t n, int fp16, void *stream) {
     if (!n) return 0;
-    bf16_unpack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n, 1);
+    half_pack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n, fp16);
+    return launched();
+}
+
+int tf_cuda_half_unpack(float *dst, const uint16_t *src, size_t n, int fp16, int add,
+                        void *stream) {
+    if (!n) return 0;
+    half_unpack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n, fp16, add);
     return launched();
 }
 

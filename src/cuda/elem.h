@@ -182,8 +182,12 @@ int tf_cuda_bf16_pack(uint16_t *dst, int Cd, int c0, float *src, int B, int Cs, 
                       int round, void *stream);
 /* dst (n) = float(src (n) bf16) (exact) */
 int tf_cuda_bf16_unpack(float *dst, const uint16_t *src, size_t n, void *stream);
-/* dst (n) += float(src (n) bf16) */
-int tf_cuda_bf16_unpack_add(float *dst, const uint16_t *src, size_t n, void *stream);
+/* The convolutions' 16-bit operand copies (--use_amp on CUDA, src/cuda/conv.cu): fp16 = 0
+ * bf16 (util/hd.h's tf_elem_f32_to_bf16), 1 IEEE binary16 (tf_elem_f32_to_f16: overflow to
+ * Inf, subnormals kept). dst (n) = src (n) rounded; and back: dst (n) = (add: +=) the float
+ * of src (n) (exact). */
+int tf_cuda_half_pack(uint16_t *dst, const float *src, size_t n, int fp16, void *stream);
+int tf_cuda_half_unpack(float *dst, const uint16_t *src, size_t n, int fp16, int add, void *stream);
 /* tf_magphase: mag = |X|, (pr, pi) = X / |X| (1 + 0i where |X| == 0), all (n); any output
  * may be NULL to skip it */
 int tf_cuda_magphase(float *mag, float *pr, float *pi, const float *re, const float *im, size_t n,

@@ -28,8 +28,9 @@
  *
  * bf16 activations (use_amp, a->act_dtype TF_DT_BF16): what the CPU model stores as bf16 is
  * stored as bf16 here too, at the same points and with the same rounding (util/hd.h), so
- * both compute the same values (storage only: the arithmetic stays fp32, as on a CPU
- * without native bf16): the block inputs enc_in (x0 included) and dec_cat, the insides c1
+ * both compute the same values (the storage; the convolutions' and GEMMs' arithmetic is the
+ * kernels object's, bf16 or fp16 with --use_amp, whose operand copies are in the conv
+ * workspace, convws): the block inputs enc_in (x0 included) and dec_cat, the insides c1
  * and o (saved, or in the recompute scratch), the head input and z. The phase, the TFSWA
  * tokens and saved tensors, the gradients and the workspace stay fp32. A stored map is
  * rounded in place in its fp32 buffer, which the forward goes on with; a block's last RCM

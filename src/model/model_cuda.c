@@ -151,7 +151,13 @@ static tf_status create(tf_dmodel **out, const tf_arch *a, int B, int64_t N, tf_
         goto fail;
     }
     char err[256] = "";
-    if (tf_cuda_blas_create(&d->blas, NULL, 0, err, sizeof err)) {
+    /* the TFSWA stack's GEMMs in the convolutions' arithmetic (--use_amp: bf16 or fp16) */
+    const tf_dtype cd = tf_kernels_compute(kern);
+    if (tf_cuda_blas_create(&d->blas, NULL,
+                            cd == TF_DT_BF16   ? TF_CUDA_BLAS_BF16
+                            : cd == TF_DT_FP16 ? TF_CUDA_BLAS_FP16
+                                               : TF_CUDA_BLAS_FP32,
+                            err, sizeof err)) {
         s = tf_err(TF_EINTERNAL, "cuda device model: %s", err);
         goto fail;
     }

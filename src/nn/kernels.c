@@ -144,6 +144,9 @@ tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compu
     *out = NULL;
     if (backend != TF_BACKEND_REF && backend != TF_BACKEND_DNNL && backend != TF_BACKEND_CUDA)
         return tf_err(TF_EUSER, "backend %d: expected ref, dnnl or cuda", (int)backend);
+    if (compute == TF_DT_FP16 && backend != TF_BACKEND_CUDA)
+        return tf_err(TF_EUSER, "fp16 arithmetic (amp_dtype fp16) runs on cuda only; the CPU "
+                                "backends compute in bf16 or fp32");
 #if !TFSWA_CUDA
     if (backend == TF_BACKEND_CUDA)
         return tf_err(TF_EUSER,
@@ -157,13 +160,19 @@ tf_status tf_kernels_create(tf_kernels **out, tf_backend backend, tf_dtype compu
     if (backend == TF_BACKEND_CUDA) {
 #if TFSWA_CUDA
         char err[512];
-        if (tf_cuda_conv_create(&k->cuda, TF_KERN_CUDA_WS_LIMIT, compute == TF_DT_BF16, err,
-                                sizeof err)) {
+        if (tf_cuda_conv_create(&k->cuda, TF_KERN_CUDA_WS_LIMIT,
+                                compute == TF_DT_BF16   ? TF_CUDA_CONV_BF16
+                                : compute == TF_DT_FP16 ? TF_CUDA_CONV_FP16
+                                                        : TF_CUDA_CONV_FP32,
+                                err, sizeof err)) {
             free(k);
             return tf_err(strncmp(err, "no CUDA device", 14) ? TF_EINTERNAL : TF_EUSER,
                           "backend cuda: %s", err);
         }
-        k->compute = tf_cuda_conv_bf16(k->cuda) ? TF_DT_BF16 : TF_DT_FP32;
+        const int dt = tf_cuda_conv_dtype(k->cuda);
+        k->compute = dt == TF_CUDA_CONV_BF16   ? TF_DT_BF16
+                     : dt == TF_CUDA_CONV_FP16 ? TF_DT_FP16
+                                               : TF_DT_FP32;
         snprintf(k->desc, sizeof k->desc, "%s", tf_cuda_conv_describe(k->cuda));
 #endif
     } else if (backend == TF_BACKEND_REF) {
@@ -202,7 +211,7 @@ tf_status tf_kernels_create_bound(tf_kernels **out, tf_backend backend, tf_dtype
     tf_kernels *k = calloc(1, sizeof *k);
     if (!k) return tf_err(TF_EINTERNAL, "out of memory (kernels)");
     k->backend = backend;
-    k->compute = backend == TF_BACKEND_CUDA ? compute : TF_DT_FP32;
+    k->compute = backend == TF_BACKEND_CUDA ? compute : TF_DT_FP32; /* bf16/fp16: copies */
     k->threads = 1;
     k->plan_only = 1;
     k->bound = ws_bytes;
@@ -541,8 +550,8 @@ tf_status tf_kern_conv2d_add(tf_kernels *k, int B, int Cin, int Cout, int H, int
     if (k->plan_only) { /* every shape: the bound (shapes are not kept), plus cuda's bf16
                          * operand copies, which the shape fixes */
         *ws_bytes = k->bound;
-        if (k->backend == TF_BACKEND_CUDA && k->compute == TF_DT_BF16)
-            *ws_bytes += tf_cuda_conv_bf16_copy_bytes(B, Cin, Cout, H, W, ksize, train);
+        if (k->backend == TF_BACKEND_CUDA && k->compute != TF_DT_FP32)
+            *ws_bytes += tf_cuda_conv_half_copy_bytes(B, Cin, Cout, H, W, ksize, train);
         return TF_OK;
     }
     if (k->backend == TF_BACKEND_REF) {

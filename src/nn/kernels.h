@@ -10,8 +10,9 @@
  *         algorithms of each shape (forward, backward-data, backward-filter) are chosen
  *         once, at tf_kern_conv2d_add, under TF_KERN_CUDA_WS_LIMIT bytes of workspace; fp32
  *         arithmetic (FMA, no TF32), or with compute TF_DT_BF16 on compute capability 8.0+
- *         bf16 operands (copies in the workspace), fp32 sums, bf16-rounded results widened
- *         into the fp32 outputs (cuda/cuda_backend.h).
+ *         (TF_DT_FP16 on 7.0+) 16-bit operands (copies in the workspace), fp32 sums,
+ *         16-bit results widened into the fp32 outputs (cuda/cuda_backend.h). TF_DT_FP16 is
+ *         for cuda only (TF_EUSER elsewhere).
  * Every pointer a call takes lives in the backend's memory space (host memory for ref and
  * dnnl, device memory for cuda), and nothing here keeps a pointer between calls.
  *
@@ -53,9 +54,9 @@ void tf_kernels_free(tf_kernels *k);
 /* A plan-only object for `backend` (any build, no device needed): every conv shape
  * registered through tf_kern_conv2d_add needs ws_bytes of workspace (an upper bound where
  * the backend's own choice cannot be made here: cuDNN without a GPU), plus, for cuda with
- * compute TF_DT_BF16, the shape's bf16 operand copies (tf_cuda_conv_bf16_copy_bytes; the
- * compute dtype of other backends is fp32 here). describe: what tf_kernels_describe
- * returns. The calls record an internal error; nothing to commit. */
+ * compute TF_DT_BF16 or TF_DT_FP16, the shape's 16-bit operand copies
+ * (tf_cuda_conv_half_copy_bytes; the compute dtype of other backends is fp32 here). describe: what
+ * tf_kernels_describe returns. The calls record an internal error; nothing to commit. */
 tf_status tf_kernels_create_bound(tf_kernels **out, tf_backend backend, tf_dtype compute,
                                   size_t ws_bytes, const char *describe);
 

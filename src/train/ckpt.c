@@ -26,7 +26,11 @@ typedef struct {
     uint32_t flags; /* 1: raw weights follow the moments */
     uint32_t reserved;
     uint64_t checksum; /* FNV-1a 64 over the payload */
+    /* in the header's spare bytes (0 in files written before them: no loss scale) */
+    double loss_scale;
+    int64_t loss_scale_good;
 } state_header;
+_Static_assert(sizeof(state_header) <= HEADER_BYTES, "train_state.bin header");
 
 static uint64_t fnv1a(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
@@ -43,6 +47,7 @@ static tf_status write_state(const char *path, const tf_train_progress *p, const
     h.step = p->step, h.updates = p->updates, h.skipped = p->skipped;
     h.bad_in_row = p->bad_in_row, h.best_metric = p->best_metric, h.best_step = p->best_step;
     h.seed = p->seed;
+    h.loss_scale = p->loss_scale, h.loss_scale_good = p->loss_scale_good;
     h.flags = st->raw ? 1u : 0u;
     size_t bytes = st->n * sizeof(float);
     uint64_t c = 0xcbf29ce484222325ull;
@@ -181,12 +186,14 @@ tf_status tf_ckpt_load_state(const char *dir, tf_train_progress *p, tf_opt_state
         else if (h.step < 0 || h.step > ((int64_t)1 << 53) || h.updates < 0 || h.updates > h.step ||
                  h.skipped < 0 || h.skipped > h.step || h.bad_in_row < 0 ||
                  h.bad_in_row > h.skipped || h.best_step < -1 || h.best_step > h.step ||
-                 isnan(h.best_metric) || h.best_metric == INFINITY)
+                 isnan(h.best_metric) || h.best_metric == INFINITY || !(h.loss_scale >= 0) ||
+                 !isfinite(h.loss_scale) || h.loss_scale_good < 0)
             s = tf_err(TF_EUSER,
                        "%s: corrupt header: step %lld, updates %lld, skipped %lld, bad in a row "
-                       "%lld, best %g at step %lld do not fit together",
+                       "%lld, best %g at step %lld, loss scale %g (%lld) do not fit together",
                        path, (long long)h.step, (long long)h.updates, (long long)h.skipped,
-                       (long long)h.bad_in_row, h.best_metric, (long long)h.best_step);
+                       (long long)h.bad_in_row, h.best_metric, (long long)h.best_step, h.loss_scale,
+                       (long long)h.loss_scale_good);
     }
     if (!s && (fread(st->m, 1, bytes, f) != bytes || fread(st->v, 1, bytes, f) != bytes ||
                (st->raw && fread(st->raw, 1, bytes, f) != bytes)))
@@ -204,5 +211,6 @@ tf_status tf_ckpt_load_state(const char *dir, tf_train_progress *p, tf_opt_state
     p->step = h.step, p->updates = h.updates, p->skipped = h.skipped;
     p->bad_in_row = h.bad_in_row, p->best_metric = h.best_metric, p->best_step = h.best_step;
     p->seed = h.seed;
+    p->loss_scale = h.loss_scale, p->loss_scale_good = h.loss_scale_good;
     return TF_OK;
 }

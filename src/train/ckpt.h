@@ -23,6 +23,8 @@ typedef struct {
     double best_metric; /* best mean validation uSDR so far (-inf: none yet) */
     int64_t best_step;
     uint64_t seed;
+    double loss_scale;       /* the device trainer's loss scale (fp16), 0: none */
+    int64_t loss_scale_good; /* its finite steps since the last change */
 } tf_train_progress;
 
 /* model.json's content for cfg (architecture, targets, sample rate, segment). */

@@ -43,19 +43,21 @@ tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf
     tf_kernels *k = NULL;
     const int on_gpu =
         info && info->dev.kind == TF_DEVICE_CUDA && info->count > 0 && tf_device_cuda_built();
+    const tf_dtype cd = tf_config_device_compute(cfg); /* --use_amp: bf16, or fp16 */
     if (on_gpu) {
-        TF_TRY(tf_kernels_create(&k, TF_BACKEND_CUDA, cfg->compute_dtype, 1));
+        TF_TRY(tf_kernels_create(&k, TF_BACKEND_CUDA, cd, 1));
         p->ws_chosen = 1;
         snprintf(p->ws_source, sizeof p->ws_source, "chosen on cuda:%d", info->dev.index);
         snprintf(p->dev_name, sizeof p->dev_name, "%s", info->name);
         p->dev_free_bytes = info->free_bytes;
     } else {
-        TF_TRY(
-            tf_kernels_create_bound(&k, TF_BACKEND_CUDA, cfg->compute_dtype, TF_KERN_CUDA_WS_LIMIT,
-                                    cfg->compute_dtype == TF_DT_BF16
-                                        ? "cuda (plan only: cuDNN workspace upper bound), "
-                                          "bf16 arithmetic (compute capability 8.0+)"
-                                        : "cuda (plan only: cuDNN workspace upper bound), fp32"));
+        TF_TRY(tf_kernels_create_bound(
+            &k, TF_BACKEND_CUDA, cd, TF_KERN_CUDA_WS_LIMIT,
+            cd == TF_DT_BF16   ? "cuda (plan only: cuDNN workspace upper bound), bf16 arithmetic "
+                                 "(compute capability 8.0+)"
+            : cd == TF_DT_FP16 ? "cuda (plan only: cuDNN workspace upper bound), fp16 arithmetic "
+                                 "(compute capability 7.0+)"
+                               : "cuda (plan only: cuDNN workspace upper bound), fp32"));
         snprintf(p->ws_source, sizeof p->ws_source, "upper bound (no GPU: %zu MiB per shape limit)",
                  TF_KERN_CUDA_WS_LIMIT >> 20);
     }
@@ -67,8 +69,8 @@ tf_status tf_device_plan_bytes(tf_device_plan *p, const tf_config *cfg, const tf
     ai.act_dtype = TF_DT_FP32;
     ai.ckpt = TF_CKPT_OFF;
     tf_kernels *k32 = NULL;
-    p->conv_bf16 = tf_kernels_compute(k) == TF_DT_BF16;
-    if (!st && p->conv_bf16)
+    p->conv_dtype = tf_kernels_compute(k);
+    if (!st && p->conv_dtype != TF_DT_FP32)
         st = on_gpu ? tf_kernels_create(&k32, TF_BACKEND_CUDA, TF_DT_FP32, 1)
                     : tf_kernels_create_bound(&k32, TF_BACKEND_CUDA, TF_DT_FP32,
                                               TF_KERN_CUDA_WS_LIMIT, "");
@@ -175,6 +177,10 @@ static void mib(FILE *f, const char *what, size_t b) {
     tf_plan_line(f, 48, what, b); /* the longest: the host model's */
 }
 
+static const char *dtype_name(tf_dtype d) {
+    return d == TF_DT_BF16 ? "bf16" : d == TF_DT_FP16 ? "fp16" : "fp32";
+}
+
 void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg) {
     char dn[32];
     tf_device_name(&p->dev, dn, sizeof dn);
@@ -184,8 +190,7 @@ void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg
             "%s arithmetic, checkpointing %s\n",
             dn, p->dev_name[0] ? " " : "", p->dev_name, cfg->batch_size, cfg->segment_seconds,
             (long long)p->frames, cfg->activation_dtype == TF_DT_BF16 ? "bf16" : "fp32",
-            p->conv_bf16 ? "bf16" : "fp32",
-            cfg->checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
+            dtype_name(p->conv_dtype), cfg->checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
     fprintf(f, "  cuDNN workspace: %s\n", p->ws_source);
     fprintf(f, "  parameters: %zu (trainable), %zu buffers\n", p->n_params, p->n_buffers);
     fprintf(f, "device (one cudaMalloc per role):\n");
@@ -195,9 +200,9 @@ void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg
     mib(f, "saved activations", p->activations);
     mib(f, "workspace", p->workspace);
     mib(f,
-        p->conv_bf16
-            ? (p->ws_chosen ? "  of which cuDNN + bf16 copies (chosen)"
-                            : "  of which cuDNN + bf16 copies (upper bound)")
+        p->conv_dtype != TF_DT_FP32
+            ? (p->ws_chosen ? "  of which cuDNN + 16-bit copies (chosen)"
+                            : "  of which cuDNN + 16-bit copies (upper bound)")
             : (p->ws_chosen ? "  of which cuDNN (chosen)" : "  of which cuDNN (upper bound)"),
         p->conv_workspace);
     mib(f, "trainer (one block)", p->trainer);

@@ -57,15 +57,15 @@ typedef struct tf_device_plan {
     int64_t frames;             /* N, samples per channel of the segment */
     size_t n_params, n_buffers; /* floats */
     /* ---- device (bytes) ---- */
-    size_t params, grads, buffers;  /* n_params*4, n_params*4, n_buffers*4 */
-    size_t activations, workspace;  /* tf_dlayout act_floats*4, work_floats*4 */
-    size_t conv_workspace;          /* of workspace: n_convws*4 (bf16: the operand copies too) */
-    int conv_bf16;                  /* the convolutions do bf16 arithmetic (--use_amp) */
-    size_t trainer;                 /* tf_dlay_trainer floats*4 = optimizer + batches + loss */
-    size_t optimizer;               /* of trainer: Adam m, v (+ EMA weights) */
-    size_t batches;                 /* of trainer: mixture + targets */
-    size_t loss;                    /* of trainer: BN copy, output, gradient, spectra, doubles */
-    size_t cufft;                   /* cufft_model + cufft_loss */
+    size_t params, grads, buffers; /* n_params*4, n_params*4, n_buffers*4 */
+    size_t activations, workspace; /* tf_dlayout act_floats*4, work_floats*4 */
+    size_t conv_workspace;         /* of workspace: n_convws*4 (bf16: the operand copies too) */
+    tf_dtype conv_dtype; /* the convolutions' and GEMMs' arithmetic (--use_amp: bf16 or fp16) */
+    size_t trainer;      /* tf_dlay_trainer floats*4 = optimizer + batches + loss */
+    size_t optimizer;    /* of trainer: Adam m, v (+ EMA weights) */
+    size_t batches;      /* of trainer: mixture + targets */
+    size_t loss;         /* of trainer: BN copy, output, gradient, spectra, doubles */
+    size_t cufft;        /* cufft_model + cufft_loss */
     size_t cufft_model, cufft_loss; /* the model's STFT object; the mrstft ones (0 for l1) */
     size_t cufft_plans;             /* of cufft: the plans' work areas (assumed bound) */
     size_t cublas;                  /* handle workspace (assumed) */

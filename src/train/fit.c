@@ -19,6 +19,7 @@ void tf_fit_apply(tf_config *cfg, const tf_fit_candidate *c) {
     cfg->checkpointing = c->checkpointing;
     cfg->activation_dtype = c->amp ? TF_DT_BF16 : TF_DT_FP32;
     cfg->compute_dtype = c->amp ? TF_DT_BF16 : TF_DT_FP32;
+    if (!c->amp) cfg->amp_dtype = 0; /* amp_dtype is --use_amp's; fp32 chosen (and said) */
 }
 
 void tf_fit_describe(const tf_fit_candidate *c, char *out, size_t n) {

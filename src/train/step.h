@@ -42,11 +42,12 @@ typedef struct {
 
 /* Result of one step. */
 typedef struct {
-    double loss;      /* mean over micro-batches and ranks (NaN/Inf when non-finite) */
-    double grad_norm; /* before clipping */
-    double lr;        /* of the schedule at this step */
-    int applied;      /* 1: the update was applied; 0: skipped (non-finite) */
-    int64_t samples;  /* items consumed over all ranks */
+    double loss;       /* mean over micro-batches and ranks (NaN/Inf when non-finite) */
+    double grad_norm;  /* before clipping */
+    double lr;         /* of the schedule at this step */
+    int applied;       /* 1: the update was applied; 0: skipped (non-finite) */
+    double loss_scale; /* the step's loss scale (device fp16 training), 0: none */
+    int64_t samples;   /* items consumed over all ranks */
 } tf_step_result;
 
 /* Allocate the optimizer state, EMA (a copy of the current weights), output buffers and

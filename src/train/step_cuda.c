@@ -31,6 +31,13 @@ struct tf_dtrainer {
     int step_failed;         /* a step returned an error: its collectives may be unfinished */
     void *pinned;            /* host memory registered with the driver (the loader's slots) */
     int ema_swapped;         /* eval_begin put the EMA weights in, the raw ones in grads */
+    /* dynamic loss scaling (fp16 arithmetic: amp_dtype fp16), as PyTorch's GradScaler:
+     * the loss gradient times scale, the gradients unscaled before clipping and Adam; a
+     * step with non-finite gradients is skipped and halves the scale; `interval` finite
+     * steps in a row double it */
+    double scale;     /* 0: off */
+    int64_t good;     /* finite steps since the last change */
+    int64_t interval; /* TF_LOSS_SCALE_INTERVAL */
 };
 
 static tf_status cuda_fail(const char *what, int code) {
@@ -90,6 +97,8 @@ tf_status tf_dtrainer_open(tf_dtrainer **out, const tf_config *c, const tf_dist 
     if (!t) return TF_EINTERNAL;
     t->cfg = c, t->dist = dist;
     t->B = c->batch_size, t->S = a->S, t->N = frames;
+    if (tf_kernels_compute(kern) == TF_DT_FP16) /* fp16 operands: small gradients flush */
+        t->scale = TF_LOSS_SCALE_INIT, t->interval = TF_LOSS_SCALE_INTERVAL;
     tf_status s = tf_dmodel_create(&t->model, a, t->B, frames, kern, stft);
     if (s != TF_OK) goto fail;
     t->n = tf_dmodel_n_params(t->model);
@@ -263,6 +272,7 @@ static tf_status step_impl(tf_dtrainer *t, int64_t step, int64_t *updates, tf_mi
            cudaMemcpy(F(t, t->o.bufsave), bufs, nbuf * sizeof(float), cudaMemcpyDeviceToDevice));
     TF_TRY(tf_dmodel_zero_grad(t->model));
     double loss = 0;
+    const double ls = t->scale > 0 ? t->scale : 1.0; /* loss scale (1: off) */
     for (int a = 0; a < A; a++) {
         tf_micro_batch mb;
         double l = 0;
@@ -277,7 +287,7 @@ static tf_status step_impl(tf_dtrainer *t, int64_t step, int64_t *updates, tf_mi
         CK("batch copy",
            cudaMemcpy(F(t, t->o.tgt), mb.target, nio * sizeof(float), cudaMemcpyHostToDevice));
         TF_TRY(tf_dmodel_forward(t->model, F(t, t->o.out), F(t, t->o.mix), mb.B));
-        TF_TRY(loss_eval(t, F(t, t->o.out), F(t, t->o.tgt), mb.B * S * 2, 1.0 / A, F(t, t->o.dout),
+        TF_TRY(loss_eval(t, F(t, t->o.out), F(t, t->o.tgt), mb.B * S * 2, ls / A, F(t, t->o.dout),
                          &l));
         TF_TRY(tf_dmodel_backward(t->model, F(t, t->o.dout)));
         loss += l / A;
@@ -293,14 +303,20 @@ static tf_status step_impl(tf_dtrainer *t, int64_t step, int64_t *updates, tf_mi
     double *res = DBL(t), gnorm = 0;
     CK("gradient norm", tf_cuda_global_norm(grads, n, &res[2], res + 8, NULL));
     CK("cudaMemcpy", cudaMemcpy(&gnorm, &res[2], sizeof(double), cudaMemcpyDeviceToHost));
+    gnorm /= ls; /* of the unscaled gradients */
     const double lr =
         tf_lr_at(c->learning_rate, c->lr_decay, c->lr_decay_epochs, c->steps_per_epoch, step);
-    r->loss = loss, r->grad_norm = gnorm, r->lr = lr;
+    r->loss = loss, r->grad_norm = gnorm, r->lr = lr, r->loss_scale = t->scale;
     if (!isfinite(loss) || !isfinite(gnorm)) {
         if (nbuf)
             CK("cudaMemcpy", cudaMemcpy(bufs, F(t, t->o.bufsave), nbuf * sizeof(float),
                                         cudaMemcpyDeviceToDevice));
+        if (t->scale > 0) t->scale *= 0.5, t->good = 0; /* every rank alike: the sums are */
         return TF_OK;
+    }
+    if (t->scale > 0) { /* unscale (a power of two: exact) and maybe grow */
+        CK("unscale", tf_cuda_scale(grads, n, (float)(1.0 / ls), NULL));
+        if (++t->good >= t->interval) t->scale *= 2, t->good = 0;
     }
     if (c->grad_clip > 0 && gnorm > c->grad_clip) /* tf_clip_by_norm's scale */
         CK("clip", tf_cuda_scale(grads, n, (float)(c->grad_clip / (gnorm + 1e-6)), NULL));
@@ -321,6 +337,21 @@ tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t s, int64_t *updates, tf_micro
     tf_status st = step_impl(t, s, updates, next, next_ctx, r);
     if (st != TF_OK) t->step_failed = 1;
     return st;
+}
+
+void tf_dtrainer_loss_scale(const tf_dtrainer *t, double *scale, int64_t *good) {
+    *scale = t->scale, *good = t->good;
+}
+
+tf_status tf_dtrainer_set_loss_scale(tf_dtrainer *t, double scale, int64_t good, int64_t interval) {
+    if (!(scale >= 0) || !isfinite(scale) || good < 0 || interval < 1 ||
+        (scale > 0 && (frexp(scale, &(int){0}) != 0.5)))
+        return tf_err(TF_EINTERNAL,
+                      "loss scale %g (%lld of %lld good steps): expected 0 or a "
+                      "power of two",
+                      scale, (long long)good, (long long)interval);
+    t->scale = scale, t->good = good, t->interval = interval;
+    return TF_OK;
 }
 
 tf_status tf_dtrainer_eval_begin(tf_dtrainer *t, int ema) {

@@ -43,6 +43,19 @@ size_t tf_dtrainer_device_bytes(const tf_dtrainer *t);
 tf_status tf_dtrainer_step(tf_dtrainer *t, int64_t step, int64_t *updates, tf_micro_batch_fn next,
                            void *next_ctx, tf_step_result *r);
 
+/* Dynamic loss scaling (on when the kernels compute in fp16: amp_dtype fp16), PyTorch's
+ * GradScaler: the loss gradient is multiplied by the scale (initially
+ * TF_LOSS_SCALE_INIT), the gradients divided by it before clipping and Adam (a power of
+ * two: exact); a step whose gradients are not finite is skipped and halves the scale,
+ * `interval` (TF_LOSS_SCALE_INTERVAL) finite steps in a row double it. The step result's
+ * grad_norm is of the unscaled gradients, loss_scale the scale the step used (0: off).
+ * The state, for checkpoints (train_state.bin) and tests: scale (0 when off) and the finite
+ * steps since its last change; set: scale 0 (off) or a power of two, interval >= 1. */
+#define TF_LOSS_SCALE_INIT     65536.0
+#define TF_LOSS_SCALE_INTERVAL 2000
+void tf_dtrainer_loss_scale(const tf_dtrainer *t, double *scale, int64_t *good);
+tf_status tf_dtrainer_set_loss_scale(tf_dtrainer *t, double scale, int64_t good, int64_t interval);
+
 /* Validation on the device, between steps: tf_dtrainer_eval_begin puts the weights to score
  * in place (ema 1 and EMA on: the EMA weights, the raw ones kept in the gradient block,
  * which is free between steps; else nothing to do); tf_dtrainer_eval_forward (a

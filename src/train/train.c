@@ -138,9 +138,10 @@ typedef struct {
      * host copies that checkpoints and validation use (model is an inference model) */
     void *dt; /* tf_dtrainer */
     void *dkern, *dstft;
-    int host_stale;  /* the device has weights the host copies lack */
-    size_t dev_peak; /* the most device memory in use at a log (cudaMemGetInfo) */
-    float *target;   /* (B, T, 2, N) the target stems of a micro-batch */
+    int host_stale;    /* the device has weights the host copies lack */
+    double loss_scale; /* the last step's loss scale (device fp16 training), 0: none */
+    size_t dev_peak;   /* the most device memory in use at a log (cudaMemGetInfo) */
+    float *target;     /* (B, T, 2, N) the target stems of a micro-batch */
     int tmap[TF_MAX_TARGETS];
     tf_train_progress p;
     FILE *metrics;
@@ -245,6 +246,9 @@ static tf_status save_ckpt(run *r, const char *which) {
     char dir[TF_PATH_MAX + 64];
     snprintf(dir, sizeof dir, "%s/checkpoints/%s", r->cfg.output_dir, which);
     TF_TRY(pull_device(r));
+#if TFSWA_CUDA
+    if (r->dt) tf_dtrainer_loss_scale(r->dt, &r->p.loss_scale, &r->p.loss_scale_good);
+#endif
     use_ema_weights(r, 1); /* model.safetensors holds the EMA weights; train_state the raw */
     tf_status st = tf_ckpt_save(dir, r->model, &r->cfg, &r->p, &r->tr->opt);
     use_ema_weights(r, 0);
@@ -280,9 +284,17 @@ static tf_status resume(run *r) {
         memcpy(tf_model_params(r->model), opt->raw, sizeof(float) * opt->n);
     }
 #if TFSWA_CUDA
-    if (r->dt)
+    if (r->dt) {
         TF_TRY(tf_dtrainer_push(r->dt, tf_model_params(r->model), tf_model_buffers(r->model),
                                 opt->m, opt->v, r->tr->ema));
+        /* fp16 on both sides: the saved loss scale goes on (else the trainer's own start) */
+        double s0 = 0;
+        int64_t g0 = 0;
+        tf_dtrainer_loss_scale(r->dt, &s0, &g0);
+        if (s0 > 0 && r->p.loss_scale > 0)
+            TF_TRY(tf_dtrainer_set_loss_scale(r->dt, r->p.loss_scale, r->p.loss_scale_good,
+                                              TF_LOSS_SCALE_INTERVAL));
+    }
 #endif
     tf_train_event e = event(r, TF_TRAIN_EV_RESUMED);
     e.path = dir;
@@ -366,6 +378,7 @@ static void log_step(run *r, double loss, double lr, double gnorm, double sps, i
             "\"plan_bytes\": %zu",
             (long long)r->p.step, (long long)epoch, loss, lr, gnorm, (long long)r->p.skipped, sps,
             rss, r->plan.total);
+    if (r->loss_scale > 0) fprintf(r->metrics, ", \"loss_scale\": %.9g", r->loss_scale);
     if (e.on_device)
         fprintf(r->metrics,
                 ", \"device_bytes_used\": %zu, \"device_bytes_peak\": %zu, "
@@ -421,8 +434,13 @@ static tf_status train_loop(run *r) {
 #endif
             TF_TRY(tf_train_step(r->tr, r->p.step, &r->p.updates, next_batch, r, &sr));
         samples += sr.samples;
+        r->loss_scale = sr.loss_scale;
+        /* fp16 loss scaling: a finite loss with overflowing gradients halves the scale; it
+         * is skipped like any non-finite step but is not a bad step in a row (while the
+         * scale is >= 1), as PyTorch's GradScaler does not stop a run for it */
+        const int scaler_skip = !sr.applied && sr.loss_scale >= 1 && isfinite(sr.loss);
         if (!sr.applied) {
-            r->p.skipped++, r->p.bad_in_row++;
+            r->p.skipped++, r->p.bad_in_row += !scaler_skip;
             tf_train_event e = event(r, TF_TRAIN_EV_SKIPPED);
             e.loss = sr.loss, e.grad_norm = sr.grad_norm, e.loss_finite = isfinite(sr.loss);
             report(r, &e);
@@ -474,8 +492,9 @@ static tf_status open_device(run *r, const tf_device *dev, const tf_model_config
     tf_arch a;
     TF_TRY(tf_arch_from_config(&a, mc));
     tf_kernels *k = NULL;
-    /* --use_amp: bf16 convolutions where the card has bf16 tensor cores */
-    TF_TRY(tf_kernels_create(&k, TF_BACKEND_CUDA, c->compute_dtype, 1));
+    /* --use_amp: bf16 (amp_dtype fp16: fp16) convolutions and GEMMs where the card has
+     * their tensor cores */
+    TF_TRY(tf_kernels_create(&k, TF_BACKEND_CUDA, tf_config_device_compute(c), 1));
     r->dkern = k;
     tf_stft *st = NULL;
     TF_TRY(tf_stft_create(&st, a.n_fft, a.hop));
@@ -517,6 +536,7 @@ tf_status tf_train_run(const tf_config *cfg_in, const tf_dist *d, tf_train_event
 
     /* 1. the plan, before allocating anything; on a CUDA device its own plan, against the
      * card's free memory */
+    TF_TRY(tf_config_check_amp(c));
     TF_TRY(tf_train_plan_bytes(&r.plan, c, c->num_threads));
     tf_device dev = {TF_DEVICE_CPU, 0};
     TF_TRY(tf_device_from_string("device", c->device, &dev));

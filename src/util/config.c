@@ -44,6 +44,7 @@ typedef struct {
 static const char *const E_SAMPLING[] = {"remix", "aligned", NULL};
 static const char *const E_OUTPUT[] = {"magnitude", "mask", NULL};
 static const char *const E_DTYPE[] = {"fp32", "bf16", NULL};
+static const char *const E_AMP[] = {"bf16", "fp16", NULL}; /* amp_dtype: 0, 1 */
 static const char *const E_CKPT[] = {"off", "blocks", NULL};
 static const char *const E_BACKEND[] = {"dnnl", "ref", "cuda", NULL}; /* tf_backend order */
 static const char *const E_OPT[] = {"adam", "adamw", NULL};
@@ -109,6 +110,7 @@ static const key_def KEYS[] = {
     KENUM("activation_dtype", activation_dtype, E_DTYPE),
     KENUM("checkpointing", checkpointing, E_CKPT),
     KENUM("compute_dtype", compute_dtype, E_DTYPE),
+    KENUM("amp_dtype", amp_dtype, E_AMP),
     KENUM("backend", backend, E_BACKEND),
     KSTR("device", device, R_DEVICE),
     /* training */
@@ -680,6 +682,7 @@ void tf_config_defaults(tf_config *c) {
     c->activation_dtype = TF_DT_FP32;
     c->checkpointing = TF_CKPT_OFF;
     c->compute_dtype = TF_DT_FP32;
+    c->amp_dtype = 0; /* bf16 */
     c->backend = TF_BACKEND_DNNL;
     strcpy(c->device, "cpu");
     c->batch_size = 4;
@@ -765,6 +768,23 @@ tf_status tf_config_validate(const tf_config *c) {
         return tf_err(TF_EUSER,
                       "key 'backend' cuda runs on a CUDA device: set key 'device' to cuda or "
                       "cuda:N (--device cuda), or backend to dnnl or ref");
+    return TF_OK;
+}
+
+tf_dtype tf_config_device_compute(const tf_config *c) {
+    return c->compute_dtype == TF_DT_BF16 && c->amp_dtype == 1 ? TF_DT_FP16 : c->compute_dtype;
+}
+
+tf_status tf_config_check_amp(const tf_config *c) {
+    if (c->amp_dtype != 1) return TF_OK;
+    tf_device dev = {TF_DEVICE_CPU, 0};
+    tf_device_parse(c->device, &dev);
+    if (dev.kind != TF_DEVICE_CUDA)
+        return tf_err(TF_EUSER, "key 'amp_dtype' fp16 runs on a CUDA device only (--device "
+                                "cuda); on the CPU --use_amp computes in bf16 or fp32");
+    if (c->compute_dtype != TF_DT_BF16)
+        return tf_err(TF_EUSER, "key 'amp_dtype' fp16 sets the arithmetic of --use_amp: add "
+                                "--use_amp (or compute_dtype bf16)");
     return TF_OK;
 }
 

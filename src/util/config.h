@@ -63,6 +63,8 @@ typedef struct {
     tf_dtype activation_dtype;  /* activation_dtype: fp32 | bf16 */
     tf_ckpt_mode checkpointing; /* checkpointing: off | blocks */
     tf_dtype compute_dtype;     /* compute_dtype: fp32 | bf16 (bf16 where the CPU has it) */
+    int amp_dtype;              /* amp_dtype: bf16 | fp16 (0, 1): --use_amp's arithmetic on
+                                   CUDA (fp16: dynamic loss scaling; storage stays bf16) */
     tf_backend backend;         /* backend: dnnl | ref (nn/kernels.h; cuda: chosen by device) */
     char device[16];            /* device: cpu | cuda | cuda:N (util/device.h) */
     /* ---- training ---- */
@@ -104,6 +106,13 @@ tf_status tf_config_set(tf_config *c, const char *key, const char *value);
  * bottleneck channels, subbands divide window_size/2, gain_min_db <= gain_max_db, the
  * segment holds at least one STFT window, max_epochs or max_steps > 0). */
 tf_status tf_config_validate(const tf_config *c);
+/* The arithmetic of the CUDA kernels: compute_dtype, or TF_DT_FP16 for compute_dtype bf16
+ * with amp_dtype fp16. */
+tf_dtype tf_config_device_compute(const tf_config *c);
+/* amp_dtype fp16 needs device cuda and --use_amp (compute_dtype bf16): TF_EUSER naming the
+ * key otherwise (train, plan and bench step check it; a checkpoint's config with it still
+ * separates anywhere). */
+tf_status tf_config_check_amp(const tf_config *c);
 /* Write the fully resolved config (every key) as YAML that tf_config_load_yaml reads back
  * to a byte-identical struct (c must pass the per-key checks of tf_config_validate). */
 tf_status tf_config_write_yaml(const tf_config *c, FILE *f);

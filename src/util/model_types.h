@@ -10,7 +10,8 @@
 #define TF_PATH_MAX    1024
 
 typedef enum { TF_OUT_MAGNITUDE = 0, TF_OUT_MASK = 1 } tf_output_mode;
-typedef enum { TF_DT_FP32 = 0, TF_DT_BF16 = 1 } tf_dtype;
+/* TF_DT_FP16: CUDA arithmetic only (amp_dtype fp16), never a key's value */
+typedef enum { TF_DT_FP32 = 0, TF_DT_BF16 = 1, TF_DT_FP16 = 2 } tf_dtype;
 typedef enum { TF_CKPT_OFF = 0, TF_CKPT_BLOCKS = 1 } tf_ckpt_mode;
 /* Which implementation runs the heavy kernels (nn/kernels.h): oneDNN (the default) or the
  * reference OpenMP + OpenBLAS kernels on the CPU, or cuDNN on a CUDA device (CUDA builds). */

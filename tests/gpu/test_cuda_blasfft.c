@@ -2,11 +2,12 @@
  * src/cuda/fft.cu against the CPU functions they stand for (src/nn/linear.c, src/nn/attn.c,
  * src/dsp/stft.c; those are checked against references by test_nn_attn and test_stft), on
  * random inputs; plus the GPU STFT -> ISTFT round trip and the adjoint identities
- * <A x, y> = <x, A^T y> of the GPU STFT and ISTFT. Tolerances: forward outputs
- * max |gpu - cpu| <= 1e-5 * max(1, max |cpu|) (also the FFTs, see FFT_EW); backward outputs and
- * reductions 1e-4 relative. Backward launchers add (+=): they start from a random nonzero gradient
- * on both sides. Needs a CUDA device (exits 1 with one line saying so when there is none). Built by
- * `make CUDA=1`; run by tools/gpu_check.sh. */
+ * <A x, y> = <x, A^T y> of the GPU STFT and ISTFT; and linear and attention again with bf16
+ * and fp16 GEMMs (--use_amp) against the same fp32 CPU functions (BF16_TOL, FP16_TOL). Tolerances:
+ * forward outputs max |gpu - cpu| <= 1e-5 * max(1, max |cpu|) (also the FFTs, see FFT_EW); backward
+ * outputs and reductions 1e-4 relative. Backward launchers add (+=): they start from a random
+ * nonzero gradient on both sides. Needs a CUDA device (exits 1 with one line saying so when there
+ * is none). Built by `make CUDA=1`; run by tools/gpu_check.sh. */
 #include <cuda_runtime_api.h>
 #include <stdint.h>
 
@@ -41,6 +42,30 @@ static float *dev(const float *h, size_t n) {
 
 #define EW  1e-5 /* element-wise / forward */
 #define RED 1e-4 /* backward, reductions */
+/* bf16 GEMMs (TF_CUDA_BLAS_BF16, --use_amp) against the CPU's fp32: operands rounded to bf16
+ * (2^-9 relative each), sums of products with random signs: a few 1e-3 of max(1, max |cpu|)
+ * measured (tests/gpu/run_emulated.sh build test_cuda_blasfft prints them); allowed 2e-2 */
+#define BF16_TOL 2e-2
+/* fp16 GEMMs (TF_CUDA_BLAS_FP16, amp_dtype fp16): 11-bit operands, 8x finer than bf16 */
+#define FP16_TOL 5e-3
+
+/* the linear and attention tolerances in force (bf16 swaps them) and the largest relative
+ * difference from the CPU seen (bf16: it must exceed 1e-4, i.e. the rounding happened) */
+static double g_ew = EW, g_red = RED, g_seen = 0;
+
+/* max |d - c| / max(1, max |c|) of the device array d, recorded in g_seen */
+static double diff(const float *d, const float *c, size_t n) {
+    float *g = host(n, 0, 0);
+    down(g, d, n);
+    double e = 0, sc = 1;
+    for (size_t i = 0; i < n; i++) {
+        sc = fmax(sc, fabs(c[i]));
+        e = fmax(e, fabs((double)g[i] - c[i]));
+    }
+    free(g);
+    if (e / sc > g_seen) g_seen = e / sc;
+    return e / sc;
+}
 /* FFT outputs (sums of n_fft products) use the same 1e-5 of max(1, max |cpu|): FFTW's
  * batched and single plans differ by 2e-7 of that scale here (tests/gpu/run_emulated.sh
  * with FFT_EW 1e-7 printed the errors), cuFFT should be within a few times that */
@@ -60,13 +85,14 @@ static void linear_case(int N, int IC, int OC, int with_bias, int with_dinp) {
     float *gx = dev(x, nx), *gw = dev(w, nw), *gb = b ? dev(b, OC) : NULL, *gy = dev(junk, ny);
     float *gdy = dev(dy, ny), *gdx = dev(dx0, nx), *gdw = dev(dw0, nw), *gdb = dev(db0, OC);
     BL(tf_cuda_linear_forward(g_blas, gy, gx, gw, gb, N, IC, OC));
-    CHECKF(dclose("linear forward", gy, y, ny, EW), "N %d IC %d OC %d bias %d", N, IC, OC,
+    diff(gy, y, ny);
+    CHECKF(dclose("linear forward", gy, y, ny, g_ew), "N %d IC %d OC %d bias %d", N, IC, OC,
            with_bias);
     BL(tf_cuda_linear_backward(g_blas, with_dinp ? gdx : NULL, gdw, with_bias ? gdb : NULL, gdy, gx,
                                gw, N, IC, OC));
-    CHECKF(dclose("linear dinp (+=)", gdx, dx, nx, RED), "N %d IC %d OC %d", N, IC, OC);
-    CHECKF(dclose("linear dweight (+=)", gdw, dw, nw, RED), "N %d IC %d OC %d", N, IC, OC);
-    CHECKF(dclose("linear dbias (+=)", gdb, db, OC, RED), "N %d IC %d OC %d", N, IC, OC);
+    CHECKF(dclose("linear dinp (+=)", gdx, dx, nx, g_red), "N %d IC %d OC %d", N, IC, OC);
+    CHECKF(dclose("linear dweight (+=)", gdw, dw, nw, g_red), "N %d IC %d OC %d", N, IC, OC);
+    CHECKF(dclose("linear dbias (+=)", gdb, db, OC, g_red), "N %d IC %d OC %d", N, IC, OC);
     cudaFree(gx), cudaFree(gw), cudaFree(gb), cudaFree(gy), cudaFree(gdy), cudaFree(gdx);
     cudaFree(gdw), cudaFree(gdb);
     free(x), free(w), free(b), free(dy), free(dx0), free(dw0), free(db0), free(y), free(junk);
@@ -111,12 +137,13 @@ static void attn_case(int N, int wt, int wf, int C, int H, int bias, int masked)
     float *go = dev(NULL, no), *ga = dev(NULL, na);
     float *gws = dev(NULL, tf_cuda_attention_workspace_floats(N, L, H));
     BL(tf_cuda_attention_forward(g_blas, go, ga, gq, gt, gi, gm, nW, N, L, C, H));
-    CHECKF(dclose("attention probabilities", ga, att, na, EW), "N %d L %d C %d H %d", N, L, C, H);
-    CHECKF(dclose("attention out", go, out, no, EW), "N %d L %d C %d H %d", N, L, C, H);
+    diff(go, out, no);
+    CHECKF(dclose("attention probabilities", ga, att, na, g_ew), "N %d L %d C %d H %d", N, L, C, H);
+    CHECKF(dclose("attention out", go, out, no, g_ew), "N %d L %d C %d H %d", N, L, C, H);
     BL(tf_cuda_attention_backward(g_blas, gdq, bias ? gdt : NULL, gdo, gq, ga, gi, R, N, L, C, H,
                                   gws));
-    CHECKF(dclose("attention dqkv (+=)", gdq, dqkv, nq, RED), "N %d L %d C %d H %d", N, L, C, H);
-    CHECKF(dclose("attention dbias_table (+=)", gdt, dtab, (size_t)R * H, RED),
+    CHECKF(dclose("attention dqkv (+=)", gdq, dqkv, nq, g_red), "N %d L %d C %d H %d", N, L, C, H);
+    CHECKF(dclose("attention dbias_table (+=)", gdt, dtab, (size_t)R * H, g_red),
            "N %d L %d C %d H %d", N, L, C, H);
     cudaFree(gq), cudaFree(gdo), cudaFree(gdq), cudaFree(gt), cudaFree(gdt), cudaFree(gm);
     cudaFree(gi), cudaFree(go), cudaFree(ga), cudaFree(gws);
@@ -131,6 +158,42 @@ static void test_attention(void) {
     attn_case(130, 5, 4, 16, 2, 1, 1); /* more than one 64-sequence backward chunk */
     attn_case(6, 40, 1, 32, 4, 0, 0);  /* a time-axis sequence, L = 40 > one warp */
     attn_case(2, 8, 8, 64, 8, 1, 0);   /* L = 64 */
+}
+
+/* the same cases with a TF_CUDA_BLAS_BF16 (FP16) handle: within BF16_TOL (FP16_TOL) of the
+ * CPU's fp32, and further than 1e-4 (1e-5) somewhere (the operands were rounded) */
+static void half_run(void (*cases)(void), const char *what, int fp16) {
+    tf_cuda_blas *fp32 = g_blas, *h = NULL;
+    char err[256];
+    CHECKF(tf_cuda_blas_create(&h, NULL, fp16 ? TF_CUDA_BLAS_FP16 : TF_CUDA_BLAS_BF16, err,
+                               sizeof err) == 0,
+           "%s", err);
+    if (!h) return;
+    g_blas = h, g_ew = g_red = fp16 ? FP16_TOL : BF16_TOL, g_seen = 0;
+    cases();
+    const char *dt = fp16 ? "fp16" : "bf16";
+    printf("  %s with %s GEMMs: largest forward difference from the CPU's fp32 %.3g\n", what, dt,
+           g_seen);
+    CHECKF(g_seen > (fp16 ? 1e-5 : 1e-4), "%s: %s GEMMs within %g of fp32: not rounded?", what, dt,
+           g_seen);
+    g_blas = fp32, g_ew = EW, g_red = RED;
+    tf_cuda_blas_destroy(h);
+}
+
+static void test_linear_bf16(void) {
+    half_run(test_linear, "linear", 0);
+}
+
+static void test_attention_bf16(void) {
+    half_run(test_attention, "attention", 0);
+}
+
+static void test_linear_fp16(void) {
+    half_run(test_linear, "linear", 1);
+}
+
+static void test_attention_fp16(void) {
+    half_run(test_attention, "attention", 1);
 }
 
 /* ------------------------------------------------------------------------ STFT */
@@ -235,6 +298,10 @@ int main(void) {
     if (!gpu_blas_open("test_cuda_blasfft")) return 1;
     RUN(test_linear);
     RUN(test_attention);
+    RUN(test_linear_bf16);
+    RUN(test_attention_bf16);
+    RUN(test_linear_fp16);
+    RUN(test_attention_fp16);
     RUN(test_stft);
     tf_cuda_blas_destroy(g_blas);
     return TEST_END();

@@ -30,6 +30,7 @@
 #include "gpu_test.h"
 #include "train/loss.h"
 #include "util/bf16.h"
+#include "util/hd.h"
 
 /* device copy of h (n) */
 static float *dev(const float *h, size_t n) {
@@ -492,10 +493,35 @@ static void test_bf16_pack_unpack(void) {
     float *acc = host(nd, -1, 1), *sum = host(nd, 0, 0);
     for (size_t i = 0; i < nd; i++) sum[i] = acc[i] + wide[i];
     float *gw = dev(acc, nd);
-    CU(tf_cuda_bf16_unpack_add(gw, gd, nd, NULL));
+    CU(tf_cuda_half_unpack(gw, gd, nd, 0, 1, NULL));
     CHECK(dclose("bf16 unpack-add (+=)", gw, sum, nd, 0));
     CU(tf_cuda_bf16_unpack(gw, gd, nd, NULL));
     CHECK(dclose("bf16 unpack (=, exact)", gw, wide, nd, 0));
+    /* the plain 16-bit copies of the convolutions (tf_cuda_half_pack/_unpack) in both
+     * formats, against util/hd.h (tf_elem_f32_to_f16 is checked against _Float16 by
+     * tests/test_elem.c); x with fp16's edges: overflow, subnormals, flush */
+    x[7] = 70000.f, x[8] = -65520.f, x[9] = 3e-6f, x[10] = 2e-8f, x[11] = 65504.f;
+    CU(cudaMemcpy(gx, x, ns * sizeof(float), cudaMemcpyHostToDevice));
+    for (int f16 = 0; f16 < 2; f16++) {
+        for (size_t i = 0; i < ns; i++)
+            want[i] = f16 ? tf_elem_f32_to_f16(x[i]) : tf_f32_to_bf16(x[i]);
+        CU(tf_cuda_half_pack(gd, gx, ns, f16, NULL));
+        CU(cudaDeviceSynchronize());
+        CU(cudaMemcpy(got, gd, ns * sizeof *got, cudaMemcpyDeviceToHost));
+        CHECKF(!memcmp(got, want, ns * sizeof *got), "%s pack", f16 ? "fp16" : "bf16");
+        for (size_t i = 0; i < ns; i++) { /* finite values for the widening checks */
+            const float v = f16 ? tf_elem_f16_to_f32(want[i]) : tf_bf16_to_f32(want[i]);
+            if (!isfinite(v)) want[i] = 0;
+            wide[i] = f16 ? tf_elem_f16_to_f32(want[i]) : tf_bf16_to_f32(want[i]);
+            sum[i] = acc[i] + wide[i];
+        }
+        CU(cudaMemcpy(gd, want, ns * sizeof *want, cudaMemcpyHostToDevice));
+        CU(cudaMemcpy(gw, acc, ns * sizeof(float), cudaMemcpyHostToDevice));
+        CU(tf_cuda_half_unpack(gw, gd, ns, f16, 1, NULL));
+        CHECKF(dclose("16-bit unpack (+=)", gw, sum, ns, 0), "%s", f16 ? "fp16" : "bf16");
+        CU(tf_cuda_half_unpack(gw, gd, ns, f16, 0, NULL));
+        CHECKF(dclose("16-bit unpack (=)", gw, wide, ns, 0), "%s", f16 ? "fp16" : "bf16");
+    }
     cudaFree(gd), cudaFree(gx), cudaFree(gw);
     free(x), free(want), free(got), free(xr), free(wide), free(hx), free(acc), free(sum);
 }

@@ -129,7 +129,10 @@ static tf_dmodel *dmodel_of(tf_model *m, const tf_arch *a, int B_plan, int64_t N
 static void model_case(int targets, int output_mask, int B_plan, int B, int64_t N, int ckpt,
                        int rcms, int bf) {
     tf_config c = preset_config("tiny");
-    c.activation_dtype = bf ? TF_DT_BF16 : TF_DT_FP32; /* compute_dtype stays fp32 */
+    /* bf 1: bf16 storage (compute_dtype stays fp32); 2: --use_amp, the device's convolutions
+     * and GEMMs in bf16 too (the CPU model in bf16 where this CPU has it, else fp32) */
+    c.activation_dtype = bf ? TF_DT_BF16 : TF_DT_FP32;
+    if (bf == 2) c.compute_dtype = TF_DT_BF16;
     c.n_targets = targets;
     if (rcms) c.rcms_per_block = rcms, c.tfswa_blocks = 1;
     if (output_mask) c.output = TF_OUT_MASK;
@@ -137,7 +140,10 @@ static void model_case(int targets, int output_mask, int B_plan, int B, int64_t 
     printf("  %d target(s), %s output, batch %d of %d, %lld samples, checkpointing %s, %d "
            "RCMs per block, %s activations\n",
            targets, output_mask ? "mask" : "magnitude", B, B_plan, (long long)N,
-           ckpt ? "blocks" : "off", c.rcms_per_block, bf ? "bf16" : "fp32");
+           ckpt ? "blocks" : "off", c.rcms_per_block,
+           bf == 2 ? "bf16 (arithmetic too)"
+           : bf    ? "bf16"
+                   : "fp32");
     const tf_model_config mc = tf_train_model_config(&c);
     tf_model *m = NULL;
     CHECKF(tf_model_create(&m, &mc, B_plan, N, 2) == TF_OK, "%s", tf_errmsg());
@@ -146,13 +152,15 @@ static void model_case(int targets, int output_mask, int B_plan, int B, int64_t 
     CHECK(tf_arch_from_config(&a, &mc) == TF_OK);
     CHECK(a.ckpt == (ckpt ? TF_CKPT_BLOCKS : TF_CKPT_OFF));
     tf_kernels *k = NULL;
-    CHECKF(tf_kernels_create(&k, CONV_BACKEND, TF_DT_FP32, 2) == TF_OK, "%s", tf_errmsg());
+    CHECKF(tf_kernels_create(&k, CONV_BACKEND, bf == 2 ? TF_DT_BF16 : TF_DT_FP32, 2) == TF_OK, "%s",
+           tf_errmsg());
+    CHECK(!k || tf_kernels_compute(k) == (bf == 2 ? TF_DT_BF16 : TF_DT_FP32));
     tf_stft *st = NULL;
     CHECK(tf_stft_create(&st, a.n_fft, a.hop) == TF_OK);
     tf_dmodel *d = NULL, *d0 = NULL;
     if (k && st) d = dmodel_of(m, &a, B_plan, N, k, st);
     if (!d || !k || !st) goto out;
-    CHECK(tf_dmodel_layout(d)->ckpt == ckpt && tf_dmodel_layout(d)->bf == bf);
+    CHECK(tf_dmodel_layout(d)->ckpt == ckpt && tf_dmodel_layout(d)->bf == (bf != 0));
     const size_t np = tf_dmodel_n_params(d), nb = tf_dmodel_n_buffers(d);
     const int S = a.S;
     const size_t nmix = (size_t)B * 2 * N, nout = (size_t)B * S * 2 * N;
@@ -312,6 +320,12 @@ static void test_bf16_checkpointing_three_rcms(void) {
     model_case(1, 0, 1, 1, 9000, 1, 3, 1);
 }
 
+/* --use_amp: bf16 storage and bf16 convolutions and GEMMs on the device, checkpointing, 2
+ * targets (the same bounds: the arithmetic's rounding is smaller than the storage's ties) */
+static void test_amp_checkpointing(void) {
+    model_case(2, 0, 2, 2, 11025, 1, 0, 2);
+}
+
 int main(void) {
     if (!gpu_present("test_cuda_model")) return 1;
     RUN(test_magnitude_four_targets);
@@ -323,5 +337,6 @@ int main(void) {
     RUN(test_bf16_magnitude);
     RUN(test_bf16_checkpointing_mask_smaller_batch);
     RUN(test_bf16_checkpointing_three_rcms);
+    RUN(test_amp_checkpointing);
     return TEST_END();
 }

@@ -3,7 +3,10 @@
  * with mrstft: the emulation is slow) with gradient accumulation 2, gradient clipping active, EMA
  * on, l1 and mrstft losses: the loss and the gradient norm of every step, then the weights, the
  * Adam moments, the EMA weights and the BN running statistics. Also the non-finite skip (a NaN loss
- * restores the running statistics and leaves the weights) and pull/push round trips. On a GPU (make
+ * restores the running statistics and leaves the weights) and pull/push round trips. Loss
+ * scaling (amp_dtype fp16's), forced on over fp32 kernels: a power-of-two scale is exact, so
+ * the steps still match the CPU's; the scale doubles after `interval` finite steps and halves
+ * at a non-finite one, which is skipped. On a GPU (make
  * CUDA=1 gpu-tests) the convolutions are cuDNN's; in the CPU emulation (tests/gpu/run_emulated.sh
  * build test_cuda_step, TFSWA_GPU_EMU) the ref kernels. */
 #include "train/step_cuda.h"
@@ -40,7 +43,8 @@ static tf_status next_batch(void *ctx, tf_micro_batch *mb) {
     return TF_OK;
 }
 
-static void step_case(tf_loss loss, int steps, int nan_check) {
+/* scale > 0: loss scaling on from that scale, doubling every 2 finite steps */
+static void step_case(tf_loss loss, int steps, int nan_check, double scale) {
     tf_config c = preset_config("tiny");
     c.n_targets = 2;
     c.batch_size = 2;
@@ -69,6 +73,14 @@ static void step_case(tf_loss loss, int steps, int nan_check) {
                TF_OK,
            "%s", tf_errmsg());
     if (!dt) goto out;
+    double ls = -1;
+    int64_t lg = -1;
+    tf_dtrainer_loss_scale(dt, &ls, &lg);
+    CHECK(ls == 0 && lg == 0); /* fp32 kernels: off */
+    if (scale > 0) {
+        CHECK(tf_dtrainer_set_loss_scale(dt, 3.0, 0, 2) != TF_OK); /* not a power of two */
+        CHECK(tf_dtrainer_set_loss_scale(dt, scale, 0, 2) == TF_OK);
+    }
     const size_t np = tf_model_get_plan(m)->n_params, nb = tf_model_get_plan(m)->n_buffers;
     float *p0 = hcopy(tf_model_params(m), np);
     batches bc = {host((size_t)B * 2 * N, 0, 0), host((size_t)B * S * 2 * N, 0, 0), B, 0, N, S};
@@ -91,6 +103,14 @@ static void step_case(tf_loss loss, int steps, int nan_check) {
         CHECK(fabs(rd.loss - rc.loss) <= 1e-4 * rc.loss);
         CHECK(fabs(rd.grad_norm - rc.grad_norm) <= 1e-3 * rc.grad_norm);
         CHECK(rc.grad_norm > c.grad_clip); /* clipping is active */
+        if (scale > 0) {                   /* 2 finite steps double it */
+            CHECK(rd.loss_scale == (s < 2 ? scale : 2 * scale));
+            tf_dtrainer_loss_scale(dt, &ls, &lg);
+            CHECKF(ls == (s < 1 ? scale : 2 * scale) && lg == (s + 1) % 2, "step %d: %g %lld", s,
+                   ls, (long long)lg);
+        } else {
+            CHECK(rd.loss_scale == 0);
+        }
     }
     float *p = host(np, 0, 0), *bu = host(nb, 0, 0), *mm = host(np, 0, 0), *vv = host(np, 0, 0),
           *ema = host(np, 0, 0);
@@ -115,6 +135,12 @@ static void step_case(tf_loss loss, int steps, int nan_check) {
         CHECK(tf_dtrainer_pull(dt, p2, bu2, NULL, NULL, NULL) == TF_OK);
         CHECK(!rn.applied && ud == steps && isnan(rn.loss));
         CHECK(!memcmp(p2, p, np * 4) && !memcmp(bu2, bu, nb * 4));
+        if (scale > 0) { /* halved, the count restarted */
+            double before = ls;
+            tf_dtrainer_loss_scale(dt, &ls, &lg);
+            CHECKF(ls == before / 2 && lg == 0, "after a non-finite step: %g %lld", ls,
+                   (long long)lg);
+        }
     }
     /* push then pull is the identity */
     for (size_t i = 0; i < np; i++) mm[i] = (float)i, vv[i] = 0.5f * (float)i;
@@ -134,16 +160,23 @@ out:
 }
 
 static void test_step_l1(void) {
-    step_case(TF_LOSS_L1, 2, 1);
+    step_case(TF_LOSS_L1, 2, 1, 0);
 }
 
 static void test_step_mrstft(void) {
-    step_case(TF_LOSS_MRSTFT, 1, 0);
+    step_case(TF_LOSS_MRSTFT, 1, 0, 0);
+}
+
+/* loss scaling from 2^20: the loss gradient (about 1e-6 per element here) scaled up, the
+ * gradients scaled back before clipping and Adam */
+static void test_step_loss_scale(void) {
+    step_case(TF_LOSS_L1, 2, 1, 1048576.0);
 }
 
 int main(void) {
     if (!gpu_present("test_cuda_step")) return 1;
     RUN(test_step_l1);
     RUN(test_step_mrstft);
+    RUN(test_step_loss_scale);
     return TEST_END();
 }

@@ -1,13 +1,14 @@
 /* CPU emulation of the cuDNN calls src/cuda/conv.cu makes (tests/gpu/run_emulated.sh): the
- * legacy convolution API on NCHW tensors of fp32 or bf16, computed by the CPU ref conv2d
- * of nn/conv.h in fp32 (bf16 operands widened exactly, results rounded to nearest even), with
- * alpha/beta as cuDNN defines them. What it checks of the caller, as real cuDNN would refuse
+ * legacy convolution API on NCHW tensors of fp32, bf16 or fp16, computed by the CPU ref
+ * conv2d of nn/conv.h in fp32 (16-bit operands widened exactly, results rounded to nearest
+ * even: bf16 by bit arithmetic, fp16 by the compiler's _Float16), with alpha/beta as cuDNN
+ * defines them. What it checks of the caller, as real cuDNN would refuse
  * or misbehave:
- *   - the descriptors of a call agree: x, w and y of one data type (the PSEUDO_BFLOAT16 or
- *     FLOAT config), fp32 compute, cross-correlation, the shapes of a same-padding conv;
- *     otherwise CUDNN_STATUS_BAD_PARAM;
+ *   - the descriptors of a call agree: x, w and y of one data type (the PSEUDO_BFLOAT16,
+ *     PSEUDO_HALF or FLOAT config), fp32 compute, cross-correlation, the shapes of a same-padding
+ * conv; otherwise CUDNN_STATUS_BAD_PARAM;
  *   - the algorithm: the heuristics offer two (best first: algo 1 with the math the caller
- *     does not want, then algo 0 with FMA for fp32 data, tensor-op for bf16), each with its
+ *     does not want, then algo 0 with FMA for fp32 data, tensor-op for 16-bit), each with its
  *     own workspace size; a call with an algorithm and a math type that were not offered
  *     together, or with less workspace than the algorithm's, is CUDNN_STATUS_BAD_PARAM;
  *   - the workspace is scribbled over (0xff bytes: NaN) before each call computes, so a
@@ -152,8 +153,8 @@ static inline cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescript
 #define EMU_WS0 ((size_t)4096)
 #define EMU_WS1 ((size_t)8192)
 static inline cudnnMathType_t emu_math(cudnnDataType_t t, int algo) {
-    const cudnnMathType_t own = t == CUDNN_DATA_BFLOAT16 ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
-    const cudnnMathType_t other = t == CUDNN_DATA_BFLOAT16 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
+    const cudnnMathType_t own = t != CUDNN_DATA_FLOAT ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH;
+    const cudnnMathType_t other = t != CUDNN_DATA_FLOAT ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH;
     return algo == 0 ? own : other;
 }
 /* x (B, Cin, H, W), w (Cout, Cin, k, k), y (B, Cout, H, W) of one type, a same-padding
@@ -161,7 +162,7 @@ static inline cudnnMathType_t emu_math(cudnnDataType_t t, int algo) {
 static inline int emu_bad(const emu_tensor *x, const emu_tensor *w, const emu_conv *c,
                           const emu_tensor *y) {
     return x->t != w->t || x->t != y->t ||
-           (x->t != CUDNN_DATA_FLOAT && x->t != CUDNN_DATA_BFLOAT16) ||
+           (x->t != CUDNN_DATA_FLOAT && x->t != CUDNN_DATA_BFLOAT16 && x->t != CUDNN_DATA_HALF) ||
            c->compute != CUDNN_DATA_FLOAT || !c->mode_ok || w->h != w->w ||
            c->pad != (w->h - 1) / 2 || x->n != y->n || x->c != w->c || y->c != w->n ||
            x->h != y->h || x->w != y->w;
@@ -229,6 +230,9 @@ static inline std::vector<float> emu_load(const emu_tensor *d, const void *p) {
     std::vector<float> v(n);
     if (d->t == CUDNN_DATA_FLOAT) {
         memcpy(v.data(), p, n * sizeof(float));
+    } else if (d->t == CUDNN_DATA_HALF) {
+        const _Float16 *h = (const _Float16 *)p;
+        for (size_t i = 0; i < n; i++) v[i] = (float)h[i];
     } else {
         const uint16_t *h = (const uint16_t *)p;
         for (size_t i = 0; i < n; i++) {
@@ -248,6 +252,8 @@ static inline void emu_store(const emu_tensor *d, void *p, const std::vector<flo
         const float r = alpha * v[i] + (beta != 0.f ? beta * old[i] : 0.f);
         if (d->t == CUDNN_DATA_FLOAT) {
             ((float *)p)[i] = r;
+        } else if (d->t == CUDNN_DATA_HALF) {
+            ((_Float16 *)p)[i] = (_Float16)r;
         } else {
             uint32_t u;
             memcpy(&u, &r, 4);
