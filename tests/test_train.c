@@ -574,9 +574,9 @@ static void test_state_loss_scale(void) {
     CHECK(load_snap(&c, "scaled", &s) == 0 && s.pr.loss_scale == 4096.0 &&
           s.pr.loss_scale_good == 17);
     free_snap(&s);
-    const double bad[3] = {NAN, INFINITY, -2.0};
-    for (int i = 0; i < 4; i++) {
-        patch_state(dir, i < 3 ? bad[i] : 8.0, i < 3 ? 0 : -1);
+    const double bad[4] = {NAN, INFINITY, -2.0, 3.0}; /* a scale is 0 or a power of two */
+    for (int i = 0; i < 5; i++) {
+        patch_state(dir, i < 4 ? bad[i] : 8.0, i < 4 ? 0 : -1);
         memset(&s, 0, sizeof s);
         CHECK(load_snap(&c, "scaled", &s) != 0);
         CHECKF(strstr(tf_errmsg(), "corrupt header") && strstr(tf_errmsg(), "loss scale"), "%s",

@@ -20,7 +20,7 @@
 
 #include "nn/conv.h"
 #include "util/bf16.h"
-#include "cuda/cuda_backend.h" /* plain C: the plan of cuda's bf16 copies in any build */
+#include "cuda/cuda_backend.h" /* plain C: the plan of cuda's 16-bit copies in any build */
 
 #define ALIGN 64
 
@@ -547,7 +547,7 @@ tf_status tf_kern_conv2d_add(tf_kernels *k, int B, int Cin, int Cout, int H, int
     if (B < 1 || Cin < 1 || Cout < 1 || H < 1 || W < 1 || (ksize != 1 && ksize != 3))
         return tf_err(TF_EINTERNAL, "conv2d shape B %d Cin %d Cout %d %dx%d k %d", B, Cin, Cout, H,
                       W, ksize);
-    if (k->plan_only) { /* every shape: the bound (shapes are not kept), plus cuda's bf16
+    if (k->plan_only) { /* every shape: the bound (shapes are not kept), plus cuda's 16-bit
                          * operand copies, which the shape fixes */
         *ws_bytes = k->bound;
         if (k->backend == TF_BACKEND_CUDA && k->compute != TF_DT_FP32)

@@ -187,7 +187,8 @@ tf_status tf_ckpt_load_state(const char *dir, tf_train_progress *p, tf_opt_state
                  h.skipped < 0 || h.skipped > h.step || h.bad_in_row < 0 ||
                  h.bad_in_row > h.skipped || h.best_step < -1 || h.best_step > h.step ||
                  isnan(h.best_metric) || h.best_metric == INFINITY || !(h.loss_scale >= 0) ||
-                 !isfinite(h.loss_scale) || h.loss_scale_good < 0)
+                 !isfinite(h.loss_scale) || h.loss_scale_good < 0 ||
+                 (h.loss_scale > 0 && frexp(h.loss_scale, &(int){0}) != 0.5)) /* 2^k or 0 */
             s = tf_err(TF_EUSER,
                        "%s: corrupt header: step %lld, updates %lld, skipped %lld, bad in a row "
                        "%lld, best %g at step %lld, loss scale %g (%lld) do not fit together",
