@@ -292,6 +292,21 @@ static inline cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t, const void *a
     emu_store(yd, y, yv, *(const float *)alpha, *(const float *)beta);
     return CUDNN_STATUS_SUCCESS;
 }
+/* the CPU ref backward of the convolution x (xd) * w (wd) -> dy (dyd) from zero: dx (of
+ * xd's size; NULL: not computed) and dw */
+static inline void emu_backward(const emu_tensor *xd, const emu_tensor *wd, const emu_tensor *dyd,
+                                const std::vector<float> &xv, const std::vector<float> &wv,
+                                const std::vector<float> &dyv, std::vector<float> *dx,
+                                std::vector<float> &dw) {
+    std::vector<float> t(tf_conv2d_workspace_floats(xd->c, dyd->c, xd->h, xd->w, wd->h, 0, 1) + 1);
+    dw.assign(wv.size(), 0.f);
+    if (dx) dx->assign(xv.size(), 0.f);
+    tf_conv2d_backward(dx ? dx->data() : NULL, dw.data(), NULL, dyv.data(), xv.data(), wv.data(),
+                       xd->n, xd->c, dyd->c, xd->h, xd->w, wd->h, t.data(), 0, 1);
+}
+static inline size_t emu_count(const emu_tensor *d) {
+    return (size_t)d->n * d->c * d->h * d->w;
+}
 static inline cudnnStatus_t
 cudnnConvolutionBackwardData(cudnnHandle_t, const void *alpha, cudnnFilterDescriptor_t wd,
                              const void *w, cudnnTensorDescriptor_t dyd, const void *dy,
@@ -299,13 +314,8 @@ cudnnConvolutionBackwardData(cudnnHandle_t, const void *alpha, cudnnFilterDescri
                              const void *beta, cudnnTensorDescriptor_t dxd, void *dx) {
     cudnnStatus_t s = emu_call(dxd, wd, c, dyd, algo, ws, wsb);
     if (s) return s;
-    std::vector<float> wv = emu_load(wd, w), dyv = emu_load(dyd, dy),
-                       dxv((size_t)dxd->n * dxd->c * dxd->h * dxd->w, 0.f), dwv(wv.size(), 0.f),
-                       xv(dxv.size(), 0.f);
-    std::vector<float> t(tf_conv2d_workspace_floats(dxd->c, dyd->c, dxd->h, dxd->w, wd->h, 0, 1) +
-                         1);
-    tf_conv2d_backward(dxv.data(), dwv.data(), NULL, dyv.data(), xv.data(), wv.data(), dxd->n,
-                       dxd->c, dyd->c, dxd->h, dxd->w, wd->h, t.data(), 0, 1);
+    std::vector<float> dxv, dwv, xv(emu_count(dxd), 0.f); /* x: only dw needs it */
+    emu_backward(dxd, wd, dyd, xv, emu_load(wd, w), emu_load(dyd, dy), &dxv, dwv);
     emu_store(dxd, dx, dxv, *(const float *)alpha, *(const float *)beta);
     return CUDNN_STATUS_SUCCESS;
 }
@@ -316,11 +326,8 @@ cudnnConvolutionBackwardFilter(cudnnHandle_t, const void *alpha, cudnnTensorDesc
                                const void *beta, cudnnFilterDescriptor_t dwd, void *dw) {
     cudnnStatus_t s = emu_call(xd, dwd, c, dyd, algo, ws, wsb);
     if (s) return s;
-    std::vector<float> xv = emu_load(xd, x), dyv = emu_load(dyd, dy),
-                       dwv((size_t)dwd->n * dwd->c * dwd->h * dwd->w, 0.f), wv(dwv.size(), 0.f);
-    std::vector<float> t(tf_conv2d_workspace_floats(xd->c, dyd->c, xd->h, xd->w, dwd->h, 0, 1) + 1);
-    tf_conv2d_backward(NULL, dwv.data(), NULL, dyv.data(), xv.data(), wv.data(), xd->n, xd->c,
-                       dyd->c, xd->h, xd->w, dwd->h, t.data(), 0, 1);
+    std::vector<float> dwv, wv(emu_count(dwd), 0.f); /* w: only dx needs it */
+    emu_backward(xd, dwd, dyd, emu_load(xd, x), wv, emu_load(dyd, dy), NULL, dwv);
     emu_store(dwd, dw, dwv, *(const float *)alpha, *(const float *)beta);
     return CUDNN_STATUS_SUCCESS;
 }
