@@ -172,9 +172,6 @@ static cJSON *bytes_json(const tf_model_sizes *p) {
     return o;
 }
 
-static const char *dt_name(tf_dtype d) {
-    return d == TF_DT_BF16 ? "bf16" : "fp32";
-}
 static const char *ck_name(tf_ckpt_mode k) {
     return k == TF_CKPT_BLOCKS ? "blocks" : "off";
 }
@@ -184,7 +181,8 @@ static tf_status parse_variant(const char *s, tf_dtype *dt, tf_ckpt_mode *ck) {
     for (int d = 0; d < 2; d++)
         for (int k = 0; k < 2; k++) {
             char buf[32];
-            snprintf(buf, sizeof buf, "%s/%s", dt_name((tf_dtype)d), ck_name((tf_ckpt_mode)k));
+            snprintf(buf, sizeof buf, "%s/%s", tf_dtype_name((tf_dtype)d),
+                     ck_name((tf_ckpt_mode)k));
             if (!strcmp(s, buf)) {
                 *dt = (tf_dtype)d, *ck = (tf_ckpt_mode)k;
                 return TF_OK;
@@ -556,7 +554,7 @@ int bench_step(int argc, char **argv) {
                 if (variant && (d != (int)vdt || k != (int)vck)) continue;
                 variant_t *v = &b->v[b->nv++];
                 v->preset = p, v->dt = (tf_dtype)d, v->ck = (tf_ckpt_mode)k;
-                snprintf(v->name, sizeof v->name, "%s/%s/%s", b->presets[p], dt_name(v->dt),
+                snprintf(v->name, sizeof v->name, "%s/%s/%s", b->presets[p], tf_dtype_name(v->dt),
                          ck_name(v->ck));
                 tf_config cv = *c;
                 cv.activation_dtype = v->dt;

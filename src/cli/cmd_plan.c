@@ -218,10 +218,7 @@ static int plan_device(const tf_config *cfg, const tf_device *d, size_t budget, 
             cJSON_AddBoolToObject(o, "fits_as_given", p.total <= budget);
             cJSON_AddNumberToObject(o, "segment_seconds", cfg->segment_seconds);
             cJSON_AddNumberToObject(o, "batch_size", cfg->batch_size);
-            cJSON_AddStringToObject(o, "conv_arithmetic",
-                                    p.conv_dtype == TF_DT_BF16   ? "bf16"
-                                    : p.conv_dtype == TF_DT_FP16 ? "fp16"
-                                                                 : "fp32");
+            cJSON_AddStringToObject(o, "conv_arithmetic", tf_dtype_name(p.conv_dtype));
             const struct {
                 const char *k;
                 size_t v;

@@ -364,21 +364,17 @@ typedef struct {
     size_t nx, nw, ny;
 } half_ops;
 
-static size_t al256(size_t n) {
-    return (n + 255) / 256 * 256;
-}
-
 static half_ops ops(const shape_t *s, void *ws, int train) {
     half_ops o;
     const size_t hw = (size_t)s->H * s->W;
     o.nx = (size_t)s->B * s->Cin * hw, o.ny = (size_t)s->B * s->Cout * hw;
     o.nw = (size_t)s->Cout * s->Cin * s->k * s->k;
     char *p = (char *)ws;
-    o.x = (uint16_t *)(void *)p, p += al256(2 * o.nx);
-    o.w = (uint16_t *)(void *)p, p += al256(2 * o.nw);
-    o.y = (uint16_t *)(void *)p, p += al256(2 * o.ny);
+    o.x = (uint16_t *)(void *)p, p += tf_cuda_al256(2 * o.nx);
+    o.w = (uint16_t *)(void *)p, p += tf_cuda_al256(2 * o.nw);
+    o.y = (uint16_t *)(void *)p, p += tf_cuda_al256(2 * o.ny);
     o.dw = train ? (uint16_t *)(void *)p : NULL;
-    if (train) p += al256(2 * o.nw);
+    if (train) p += tf_cuda_al256(2 * o.nw);
     o.cws = p;
     return o;
 }

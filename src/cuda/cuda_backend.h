@@ -66,13 +66,14 @@ enum { TF_CUDA_CONV_FP32 = 0, TF_CUDA_CONV_BF16 = 1, TF_CUDA_CONV_FP16 = 2 };
  * copies, each 256-byte aligned: x (B, Cin, H, W), w (Cout, Cin, k, k), y or dout (B, Cout,
  * H, W) and, for train, dw; backward-data writes its dx over x after backward-filter has
  * read it. cuDNN's own workspace follows them. */
+static inline size_t tf_cuda_al256(size_t bytes) {
+    return (bytes + 255) / 256 * 256;
+}
 static inline size_t tf_cuda_conv_half_copy_bytes(int B, int Cin, int Cout, int H, int W, int ksize,
                                                   int train) {
-#define TF_AL256(n) ((((size_t)(n)) + 255) / 256 * 256)
     const size_t hw = (size_t)H * (size_t)W, nw = (size_t)Cout * Cin * ksize * ksize;
-    return TF_AL256(2 * (size_t)B * Cin * hw) + TF_AL256(2 * nw) +
-           TF_AL256(2 * (size_t)B * Cout * hw) + (train ? TF_AL256(2 * nw) : 0);
-#undef TF_AL256
+    return tf_cuda_al256(2 * (size_t)B * Cin * hw) + tf_cuda_al256(2 * nw) +
+           tf_cuda_al256(2 * (size_t)B * Cout * hw) + (train ? tf_cuda_al256(2 * nw) : 0);
 }
 
 /* ws_limit: the largest workspace an algorithm may ask for (bytes, the 16-bit copies not

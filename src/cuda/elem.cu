@@ -995,12 +995,6 @@ int tf_cuda_bf16_pack(uint16_t *dst, int Cd, int c0, float *src, int B, int Cs, 
     return launched();
 }
 
-int tf_cuda_bf16_unpack(float *dst, const uint16_t *src, size_t n, void *stream) {
-    if (!n) return 0;
-    half_unpack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n, 0, 0);
-    return launched();
-}
-
 int tf_cuda_half_pack(uint16_t *dst, const float *src, size_t n, int fp16, void *stream) {
     if (!n) return 0;
     half_pack_k<<<grid_for(n), NT, 0, as_stream(stream)>>>(dst, src, n, fp16);

@@ -180,9 +180,8 @@ int tf_cuda_copy_channels(float *dst, int Cd, int c0, const float *src, int B, i
  * = 1: src also takes the rounded values (the forward goes on with what it stored) */
 int tf_cuda_bf16_pack(uint16_t *dst, int Cd, int c0, float *src, int B, int Cs, size_t hw,
                       int round, void *stream);
-/* dst (n) = float(src (n) bf16) (exact) */
-int tf_cuda_bf16_unpack(float *dst, const uint16_t *src, size_t n, void *stream);
-/* The convolutions' 16-bit operand copies (--use_amp on CUDA, src/cuda/conv.cu): fp16 = 0
+/* 16-bit maps (the bf16 storage's widening, src/model/model_cuda.c, and the convolutions'
+ * operand copies, src/cuda/conv.cu): fp16 = 0
  * bf16 (util/hd.h's tf_elem_f32_to_bf16), 1 IEEE binary16 (tf_elem_f32_to_f16: overflow to
  * Inf, subnormals kept). dst (n) = src (n) rounded; and back: dst (n) = (add: +=) the float
  * of src (n) (exact). */

@@ -85,7 +85,8 @@ static tf_status load_map(tf_dmodel *d, const float **out, const float *src, flo
                           size_t n) {
     *out = src;
     if (!d->y.bf) return TF_OK;
-    LAUNCH("bf16 widen", tf_cuda_bf16_unpack(stage, (const uint16_t *)(const void *)src, n, NULL));
+    LAUNCH("bf16 widen",
+           tf_cuda_half_unpack(stage, (const uint16_t *)(const void *)src, n, 0, 0, NULL));
     *out = stage;
     return TF_OK;
 }

@@ -177,10 +177,6 @@ static void mib(FILE *f, const char *what, size_t b) {
     tf_plan_line(f, 48, what, b); /* the longest: the host model's */
 }
 
-static const char *dtype_name(tf_dtype d) {
-    return d == TF_DT_BF16 ? "bf16" : d == TF_DT_FP16 ? "fp16" : "fp32";
-}
-
 void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg) {
     char dn[32];
     tf_device_name(&p->dev, dn, sizeof dn);
@@ -190,7 +186,7 @@ void tf_device_plan_print(FILE *f, const tf_device_plan *p, const tf_config *cfg
             "%s arithmetic, checkpointing %s\n",
             dn, p->dev_name[0] ? " " : "", p->dev_name, cfg->batch_size, cfg->segment_seconds,
             (long long)p->frames, cfg->activation_dtype == TF_DT_BF16 ? "bf16" : "fp32",
-            dtype_name(p->conv_dtype), cfg->checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
+            tf_dtype_name(p->conv_dtype), cfg->checkpointing == TF_CKPT_BLOCKS ? "blocks" : "off");
     fprintf(f, "  cuDNN workspace: %s\n", p->ws_source);
     fprintf(f, "  parameters: %zu (trainable), %zu buffers\n", p->n_params, p->n_buffers);
     fprintf(f, "device (one cudaMalloc per role):\n");

@@ -495,7 +495,7 @@ static void test_bf16_pack_unpack(void) {
     float *gw = dev(acc, nd);
     CU(tf_cuda_half_unpack(gw, gd, nd, 0, 1, NULL));
     CHECK(dclose("bf16 unpack-add (+=)", gw, sum, nd, 0));
-    CU(tf_cuda_bf16_unpack(gw, gd, nd, NULL));
+    CU(tf_cuda_half_unpack(gw, gd, nd, 0, 0, NULL));
     CHECK(dclose("bf16 unpack (=, exact)", gw, wide, nd, 0));
     /* the plain 16-bit copies of the convolutions (tf_cuda_half_pack/_unpack) in both
      * formats, against util/hd.h (tf_elem_f32_to_f16 is checked against _Float16 by
