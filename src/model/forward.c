@@ -317,7 +317,10 @@ static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, in
  * half 2: bn2, conv2), one batch item at a time: x is slot xs (B, C, H, W), loaded through
  * the work buffer `load`; dx (B, C, H, W) = d x (overwritten) from dy (B, Co, H, W); the
  * BN and conv gradients +=. Half 1 also adds the shortcut's part, y' = conv1x1(x), to dx
- * from dys (B, Co, H, W). */
+ * from dys (B, Co, H, W). dx may be dy itself (C == Co): an item's dy is spent by the
+ * convolution's backward before its dx is written, which then goes through the item
+ * buffer bdg; otherwise the convolution writes the GELU-output gradient into dx and the
+ * BN/GELU gradient is taken there in place. */
 static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params *g, int half,
                               slot_t xs, size_t load, int B, int C, int Co, int H, int W,
                               const float *dy, float *dx, const float *dys) {
@@ -326,8 +329,8 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
     const size_t ni = (size_t)C * hw, no = (size_t)Co * hw;
     /* bf16 slots: G, the BN/GELU output, overwrites x in the load buffer, and x is loaded
      * again after the convolution (fp32 slots: G in its own buffer) */
-    const int g_in_load = xs.bf16;
-    float *G = g_in_load ? WS(m, load) : WS(m, y->bg), *dG = WS(m, y->bdg);
+    const int g_in_load = xs.bf16, in_place = dx == dy;
+    float *G = g_in_load ? WS(m, load) : WS(m, y->bg);
     float *cw = WS(m, y->convws);
     float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
     double *sd = (double *)(void *)WS(m, y->st_sd), *sdx = sd + C;
@@ -339,6 +342,7 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
     memset(sd, 0, 2 * (size_t)C * sizeof(double));
     for (int i = 0; i < B; i++) {
         const float *x = sload(m, item_of(xs, B, i), load);
+        float *dG = in_place ? WS(m, y->bdg) : dx + i * ni; /* (C, H, W) */
         item_bn(m, G, x, mu, rs, bw, bb, C, hw);
         tf_kern_conv2d_backward(m->kern, dG, gw, gb, dy + i * no, G, w, 1, C, Co, H, W, 3, cw, cwb,
                                 1);
@@ -360,26 +364,26 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
 }
 
 /* Backward of a Conv block whose insides are in the slots (saved or recomputed), one
- * batch item at a time; xs is the block input slot.
- * dout (B, Cout, H, W) is CLOBBERED (scratch), so is tmp (B, Cout, H, W); dx (B, Cin, H,
- * W) = the input gradient (overwritten), written last, by the first RCM's first half: it
- * may be tmp (then B x max(Cin, Cout)) or the bytes of the block's insides c1s, os. */
-static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, float *tmp, float *dx,
-                               int B, int Cin, int Cout, int H, int W, const slot_t *c1s,
+ * batch item at a time; xs is the block input slot. The RCM chain's gradients (B, Cout,
+ * H, W) take turns in dout and other (both CLOBBERED): RCM r's conv1-output gradient goes
+ * into the one its output gradient is not in, and its input gradient (r > 0) overwrites it
+ * there. dx (B, Cin, H, W) = the input gradient (overwritten), written last, by the first
+ * RCM's first half, neither dout nor other: the block's scratch or the bytes of its
+ * insides c1s, os. */
+static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, float *other,
+                               float *dx, int B, int Cin, int Cout, int H, int W, const slot_t *c1s,
                                const slot_t *os, int nested) {
     layout_t *y = &m->lay;
     const int R = m->a.nrcm;
-    float *E = WS(m, y->E);
     float *dcur = dout;
     for (int r = R - 1; r >= 0; r--) {
         const int ci = r ? Cout : Cin;
         const rcm_params *p = &m->rcm_p[blk * R + r];
         const rcm_params *g = &m->rcm_g[blk * R + r];
         const slot_t in = r ? os[r - 1] : xs;
-        /* dnext: this RCM's input gradient; F: its conv1-output gradient (B, Cout, H, W) */
-        float *other = dcur == dout ? E : dout;
-        float *dnext = r ? other : dx;
-        float *F = r ? tmp : other;
+        /* F: this RCM's conv1-output gradient (B, Cout, H, W); dnext: its input gradient */
+        float *F = dcur == dout ? other : dout;
+        float *dnext = r ? F : dx;
         /* nested (checkpointing): the RCMs share one c1 slot, which the block's recompute
          * left holding the last RCM's; the others' are recomputed here, from their input */
         if (nested && r < R - 1)
@@ -686,9 +690,12 @@ static tf_status backward(tf_model *m, const float *dout) {
         if (ck)
             TF_TRY(convblock_forward(m, L + j, y->dec_cat[j], MODE_RECOMPUTE, B, a->dec_in[j],
                                      a->dec_out[j], H, W, y->dec_c1[j], y->dec_o[j], NULL));
-        float *dx = y->dx[L + j].where == IN_TMP ? Dn : slot_ptr(m, y->dx[L + j]);
-        convblock_backward(m, L + j, y->dec_cat[j], Dc, Dn, dx, B, a->dec_in[j], a->dec_out[j], H,
-                           W, y->dec_c1[j], y->dec_o[j], ck);
+        /* the input gradient in the block's insides, the chain in Dc and Dn; where it does
+         * not fit there: in Dn, the chain in Dc's two halves (the layout sizes them) */
+        const int tmp = y->dx[L + j].where == IN_TMP;
+        float *dx = tmp ? Dn : slot_ptr(m, y->dx[L + j]);
+        convblock_backward(m, L + j, y->dec_cat[j], Dc, tmp ? Dc + px * a->dec_out[j] : Dn, dx, B,
+                           a->dec_in[j], a->dec_out[j], H, W, y->dec_c1[j], y->dec_o[j], ck);
         /* dec_cat[j] is read for the last time above: the skip gradient may now live there */
         float *dsk = slot_ptr(m, y->dskip[i]);
         zero(dsk, y->dskip[i].n);
@@ -726,9 +733,10 @@ static tf_status backward(tf_model *m, const float *dout) {
         if (ck)
             TF_TRY(convblock_forward(m, l, y->enc_in[l], MODE_RECOMPUTE, B, ci, cl, H, W,
                                      y->enc_c1[l], y->enc_o[l], NULL));
-        float *dx = y->dx[l].where == IN_TMP ? Dn : slot_ptr(m, y->dx[l]);
-        convblock_backward(m, l, y->enc_in[l], slot_ptr(m, y->dskip[l]), Dn, dx, B, ci, cl, H, W,
-                           y->enc_c1[l], y->enc_o[l], ck);
+        const int tmp = y->dx[l].where == IN_TMP; /* as in the decoder; the chain: E */
+        float *dx = tmp ? Dn : slot_ptr(m, y->dx[l]);
+        convblock_backward(m, l, y->enc_in[l], slot_ptr(m, y->dskip[l]), tmp ? WS(m, y->E) : Dn, dx,
+                           B, ci, cl, H, W, y->enc_c1[l], y->enc_o[l], ck);
         if (l > 0)
             tf_avgpool2x2_backward(slot_ptr(m, y->dskip[l - 1]), dx, B, ci, y->H[l - 1],
                                    y->W[l - 1]);

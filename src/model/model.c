@@ -433,73 +433,81 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     /* ---- workspace ----
      * Region R: buffers of phases that never overlap in time share its bytes (views, each
      * from R's start):
-     *   io     the input STFT, the head and its backward: spectra, output spectra, the
-     *          head's one-item buffers (and bf16: x0 before its store);
+     *   in     the input STFT: spectra, magnitude (and bf16: x0 before its store);
+     *   head   the head and its backward: the one-item buffers (output spectra, loads,
+     *          z before its store, dz);
      *   fwd    the conv-block forward (also its recompute in backward), one batch item at a
-     *          time: the loaded input, the BN/GELU output, c1, the RCM output, the
-     *          shortcut output and the block output's pooled or upsampled copy;
-     *   bwd    a conv block's backward: E, the RCM-chain gradient (B, Cout, H, W), then
-     *          one item's loaded input or c1 (bf16, which then takes the GELU output too)
-     *          or the GELU output (fp32), and its gradient; with checkpointing, in the
-     *          bytes after E too, the nested recompute of an RCM's conv1 output (one item's
-     *          load and BN/GELU output, c1 before its store), between two RCM backwards;
+     *          time: the loaded input, which the BN/GELU output overwrites and the block
+     *          output's pooled or upsampled copy takes in turn (fp32: the BN/GELU output
+     *          and that copy), c1 then the shortcut output (bf16; fp32: the shortcut
+     *          output), the RCM output;
+     *   bwd    a conv block's backward, one item at a time: its loaded input or c1 (bf16,
+     *          which then takes the GELU output too) or the GELU output (fp32), and, where
+     *          an RCM's input gradient overwrites its conv1-output gradient in place, the
+     *          item's GELU-output gradient (else that goes straight to the input
+     *          gradient); with checkpointing, the nested recompute of an RCM's conv1 output
+     *          (one item's load and BN/GELU output, c1 before its store), between two RCM
+     *          backwards;
      *   tfswa  the TFSWA stack and its backward: token buffers and tblock workspace.
      * A block's recompute in backward runs before the block's backward uses the bwd view:
      * its results go to the scratch slots, outside R. */
-    size_t i_max = 0, i_out = 0, i_pool = 0; /* one item: largest conv-side tensor, output */
+    size_t i_max = 0, i_out = 0; /* one item: largest conv-side tensor, output */
     for (int l = 0; l < L; l++) {
         const size_t hw = (size_t)y->H[l] * y->W[l];
         const int ci = l ? a->ch[l - 1] : a->cin;
         i_max = zmax(i_max, hw * zmax(ci, a->ch[l]));
         i_out = zmax(i_out, hw * a->ch[l]);
-        if (l < L - 1) i_pool = zmax(i_pool, hw / 4 * a->ch[l]);
     }
     for (int j = 0; j < L; j++) {
         const int i = L - 1 - j;
         const size_t hw = (size_t)y->H[i] * y->W[i];
         i_max = zmax(i_max, hw * zmax(a->dec_in[j], a->dec_out[j]));
         i_out = zmax(i_out, hw * a->dec_out[j]);
-        /* the decoder's input: the upsampled map of the level below */
-        i_pool = zmax(i_pool, hw * (a->dec_in[j] - a->ch[i]));
     }
+    /* the pooled (hw/4 x Cout) and upsampled (the next decoder's up part, at most its
+     * input) copies fit i_max: they take the loaded input's / BN-output's buffer */
     const size_t hwp = (size_t)y->Fp * y->Tp, nzi = (size_t)2 * K * S * hwp;
     const size_t r0 = c.work;
-    size_t v = r0;
+    size_t v = r0, rend = r0;
     y->spec_re = bump(&v, nspec);
     y->spec_im = bump(&v, nspec);
     y->mag_in = bump(&v, nspec);
+    if (bf) y->wx = bump(&v, b * a->cin * hwp);
+    rend = zmax(rend, v);
+    v = r0;
     y->om = bump(&v, nspec / b); /* the head runs per (item, target): (2, Fb, T) */
     y->oyr = bump(&v, nspec / b);
     y->oyi = bump(&v, nspec / b);
     if (bf) {
-        y->wx = bump(&v, b * a->cin * hwp);
         y->hin = bump(&v, (size_t)a->ch[0] * hwp);
         if (a->output == TF_OUT_MASK) y->x0i = bump(&v, (size_t)a->cin * hwp);
         y->zi = bump(&v, nzi); /* z before its store (forward), its load (backward) */
     }
     y->dzi = bump(&v, nzi);
-    size_t rend = v;
-    v = r0;
-    if (bf) y->fx = bump(&v, i_max);
-    y->fa = bump(&v, i_max);
-    if (bf) y->fc = bump(&v, i_out);
-    y->fo = bump(&v, i_out);
-    y->ft = bump(&v, i_out);
-    y->fp = bump(&v, i_pool);
     rend = zmax(rend, v);
     v = r0;
-    y->E = bump(&v, sout); /* first: live across the nested recompute below */
-    const size_t after_e = v;
+    y->fa = bump(&v, i_max);
+    y->fp = y->fa;
+    if (bf) {
+        y->fx = y->fa;
+        y->fc = bump(&v, i_out);
+        y->ft = y->fc;
+    } else {
+        y->ft = bump(&v, i_out);
+    }
+    y->fo = bump(&v, i_out);
+    rend = zmax(rend, v);
+    v = r0;
     if (bf) { /* one item load at a time; it also takes the BN/GELU output (rcm_half_backward) */
         y->bx = bump(&v, i_max);
         y->bc = y->bx;
     } else {
         y->bg = bump(&v, i_max);
     }
-    y->bdg = bump(&v, i_max);
+    y->bdg = bump(&v, i_out);
     rend = zmax(rend, v);
     if (ck) { /* the nested recompute of one RCM's conv1 output (between RCM backwards) */
-        v = after_e;
+        v = r0;
         if (bf) {
             y->nx = y->na = bump(&v, i_max);
             y->nc = bump(&v, i_out);
@@ -520,12 +528,15 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     }
     c.work = rend;
     /* outside R: block gradients in backward. D0 and D1 swap roles at every decoder level:
-     * dout (then the upsampled part of the input gradient) and scratch (B, Cout, H, W)
-     * (then the upsampling's input gradient); D1 is the encoder's scratch. A block's input
-     * gradient (B, Cin, H, W) is written when its insides are no longer needed (the first
-     * RCM's first half, convblock_backward): into their bytes where they fit, else into the
-     * block's scratch (D1 or D0). */
+     * dout (then the upsampled part of the input gradient) and scratch (then the
+     * upsampling's input gradient). The RCM chain's gradients (B, Cout, H, W) take turns in
+     * two buffers (convblock_backward): dout and the block's scratch (D1 or D0; the
+     * encoder's: D1), where its input gradient (B, Cin, H, W) goes into its own insides;
+     * where they are too small for it (dx_d1), it goes into the scratch and the chain's
+     * second buffer is a decoder's dout after its first (B, Cout, H, W) (D sized for both)
+     * or, for an encoder block, E. */
     int dx_d1[2 * TF_MAX_LEVELS];
+    size_t ne = 0;
     {
         const size_t e = bf ? 2 : 4;
         const int nins = ck ? R : 2 * R - 1; /* a block's insides: slots of (B, Cout, H, W) */
@@ -538,7 +549,10 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
             dx_d1[L + j] = own < px * a->dec_in[j] * 4;
             d[dc] = zmax(d[dc], px * zmax(a->dec_out[j], cu));
             d[!dc] = zmax(d[!dc], zmax(px * a->dec_out[j], px1 * cu));
-            if (dx_d1[L + j]) d[!dc] = zmax(d[!dc], px * a->dec_in[j]);
+            if (dx_d1[L + j]) {
+                d[dc] = zmax(d[dc], 2 * px * a->dec_out[j]);
+                d[!dc] = zmax(d[!dc], px * a->dec_in[j]);
+            }
             dc = !dc;
         }
         for (int l = 0; l < L; l++) {
@@ -547,9 +561,11 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
             const size_t own = (size_t)nins * align_up(px * a->ch[l] * e);
             dx_d1[l] = own < px * ci * 4;
             d[1] = zmax(d[1], px * (dx_d1[l] ? zmax(ci, a->ch[l]) : (size_t)a->ch[l]));
+            if (dx_d1[l]) ne = zmax(ne, px * a->ch[l]);
         }
         y->D0 = wput(&c, d[0]);
         y->D1 = wput(&c, d[1]);
+        y->E = ne ? wput(&c, ne) : 0;
     }
     /* the convolutions run one batch item at a time */
     int cmax = a->cin;

@@ -86,23 +86,26 @@ typedef struct {
     slot_t tok[TF_MAX_TFSWA][4]; /* fp32 sublayer inputs: tsa, fsa, swin0, swin1 */
     slot_t tsv[TF_MAX_TFSWA][4]; /* fp32 tf_tblock_saved of each sublayer */
     /* ---- workspace (fp32, bytes into the workspace block); views of region R (model.c
-     * tf_layout): io, fwd, bwd, tfswa. The conv blocks and the head run one batch item
-     * at a time: their buffers marked "item" hold one item, (C, H, W) ---- */
-    size_t spec_re, spec_im, mag_in; /* io: (B*2, Fb, T) */
-    size_t om, oyr, oyi;             /* io: (2, Fb, T) of one (item, target) */
-    size_t wx;                       /* io, bf16: x0 (B, 2K, Fp, Tp) before its store */
-    size_t hin, x0i, zi, dzi;        /* io, item (bf16 loads): head input, x0 (mask), z; dz */
-    size_t fx, fa, fc, fo, ft, fp;   /* fwd, item: in load, BN/GELU out, c1, out, shortcut,
-                                        the block output's pooled/upsampled copy */
-    size_t bx, bc, bg, bdg, E;       /* bwd: item in/c1 loads (bc = bx), GELU out (fp32; bf16:
-                                        in the load buffer), its gradient;
-                                        E (B, Cout, H, W): the RCM-chain gradient, first in
-                                        the view (the nested recompute's buffers follow it) */
+     * tf_layout): in, head, fwd, bwd, tfswa. The conv blocks and the head run one batch
+     * item at a time: their buffers marked "item" hold one item, (C, H, W) ---- */
+    size_t spec_re, spec_im, mag_in; /* in: (B*2, Fb, T) */
+    size_t wx;                       /* in, bf16: x0 (B, 2K, Fp, Tp) before its store */
+    size_t om, oyr, oyi;             /* head: (2, Fb, T) of one (item, target) */
+    size_t hin, x0i, zi, dzi;        /* head, item (bf16 loads): head input, x0 (mask), z; dz */
+    size_t fx, fa, fc, fo, ft, fp;   /* fwd, item: in load, BN/GELU out (bf16: = fx, in place),
+                                        c1, out, shortcut (bf16: = fc, c1 spent), the block
+                                        output's pooled/upsampled copy (= fa, spent) */
+    size_t bx, bc, bg, bdg;          /* bwd: item in/c1 loads (bc = bx), GELU out (fp32; bf16:
+                                        in the load buffer), its gradient where the input
+                                        gradient overwrites dy in place (item, Cout) */
     size_t nx, na, nc;               /* bwd, checkpointing: an RCM's conv1 output recomputed
-                                        just before its backward, item buffers after E (bf16:
-                                        nx the input load, BN/GELU in place (na = nx), nc
-                                        c1; fp32: na the BN/GELU output) */
+                                        just before its backward, item buffers (bf16: nx the
+                                        input load, BN/GELU in place (na = nx), nc c1; fp32:
+                                        na the BN/GELU output) */
     size_t D0, D1;                   /* block gradients (dout, scratch / dx) */
+    size_t E;                        /* (B, Cout, H, W) of an encoder block whose input
+                                        gradient does not fit in its insides: the RCM chain's
+                                        second buffer (its dx is in D1); 0 if none */
     slot_t dx[2 * TF_MAX_LEVELS];    /* fp32 (B, Cin, H, W): a Conv block's input gradient
                                       * (blocks: encoder levels, then decoders), in the bytes
                                       * of the block's own insides (c1s, os: free by the time
