@@ -437,9 +437,11 @@ static void test_plan_exact(void) {
             CHECK(p.total == p.params + p.buffers + p.workspace && p.params == t.params);
             CHECK(tf_model_grads(m) == NULL && tf_model_grad(m, tf_model_tensor(m, 0)) == NULL);
             tf_model_zero_grad(m); /* nothing to zero */
-            /* (before inference models, separation used the training off/fp32 model) */
-            CHECKF(p.total * (ck ? 2 : 3) < t.total, "inference %zu vs training %zu bytes", p.total,
-                   t.total);
+            /* (before inference models, separation used the training off/fp32 model; with
+             * checkpointing and bf16 a training step's workspace is within 2x of the
+             * inference model's, whose one-item maps both have) */
+            CHECKF(p.total * (ck ? 3 : 6) < t.total * 2, "inference %zu vs training %zu bytes",
+                   p.total, t.total);
             if (!ck && !om)
                 printf("  tiny, 1 x 6 s: training %.1f MiB, inference %.1f MiB (workspace %.1f, "
                        "of which conv kernels %.1f; %s)\n",

@@ -90,7 +90,7 @@ void tf_fftw_plan_unlock(void);
 /* ---- elementwise helpers, all arrays (n,) ---- */
 
 /* mag = |X|, (pr, pi) = X / |X|; the phase is 1 + 0i where |X| == 0. Any output may be
- * NULL to skip it. */
+ * NULL to skip it; pr, pi may be re, im (in place). */
 void tf_magphase(float *mag, float *pr, float *pi, const float *re, const float *im, size_t n);
 /* dre += dmag * re/|X|, dim += dmag * im/|X| (0 where |X| == 0, like torch's abs). */
 void tf_mag_backward(float *dre, float *dim, const float *dmag, const float *re, const float *im,

@@ -34,8 +34,8 @@ static void *slot_ptr(tf_model *m, slot_t s) {
 }
 
 /* fp32 pointer to compute a slot's value into: the slot itself (fp32) or a work buffer */
-static float *sw(tf_model *m, slot_t s, size_t fallback) {
-    return s.bf16 ? WS(m, fallback) : (float *)slot_ptr(m, s);
+static float *sw(tf_model *m, slot_t s, float *fallback) {
+    return s.bf16 ? fallback : (float *)slot_ptr(m, s);
 }
 
 /* Store buf (s.n floats) into s. bf16: round to nearest even and ALSO round buf in place, so
@@ -56,9 +56,9 @@ static void sstore(tf_model *m, slot_t s, float *buf) {
 }
 
 /* fp32 view of a slot: the slot itself (fp32) or its widened copy in a work buffer */
-static float *sload(tf_model *m, slot_t s, size_t fallback) {
+static float *sload(tf_model *m, slot_t s, float *fallback) {
     if (!s.bf16) return slot_ptr(m, s);
-    float *d = WS(m, fallback);
+    float *d = fallback;
     tf_bf16_to_f32_array(d, slot_ptr(m, s), s.n);
     return d;
 }
@@ -231,7 +231,7 @@ static tf_status sink_put(tf_model *m, const sink_t *k, int i, float *o, int B, 
             tf_avgpool2x2_forward(WS(m, y->bott) + (size_t)i * Cout * (hw / 4), o, 1, Cout, H, W);
         } else {
             slot_t xs = item_of(y->enc_in[l + 1], B, i);
-            float *x = sw(m, xs, y->fp);
+            float *x = sw(m, xs, WS(m, y->fp));
             tf_avgpool2x2_forward(x, o, 1, Cout, H, W);
             sstore(m, xs, x);
         }
@@ -249,15 +249,15 @@ static tf_status sink_put(tf_model *m, const sink_t *k, int i, float *o, int B, 
  * H, W) = conv1(gelu(bn1(in))), in the slot (B, ci, H, W); BatchNorm on the batch statistics
  * of the whole slot, the running ones updated in MODE_TRAIN only. Work buffers (one item):
  * load (a bf16 input widened), act (the BN/GELU output; may be `load`: in place), cbuf (a
- * bf16 c1 before its store). */
+ * bf16 c1 before its store, Cout x H x W). */
 static void rcm_first_half(tf_model *m, int blk, int r, slot_t in, slot_t cs, int mode, int B,
-                           int ci, int Cout, int H, int W, size_t load, size_t act, size_t cbuf) {
+                           int ci, int Cout, int H, int W, float *load, float *A, float *cbuf) {
     layout_t *y = &m->lay;
     const int R = m->a.nrcm, tr = mode == MODE_TRAIN;
     const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float);
     const rcm_params *p = &m->rcm_p[blk * R + r];
     rcm_buffers *bu = &m->rcm_b[blk * R + r];
-    float *A = WS(m, act), *cw = WS(m, y->convws);
+    float *cw = WS(m, y->convws);
     float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
     slot_stats(m, in, B, ci, hw, mu, rs, tr ? bu->rm1 : NULL, tr ? bu->rv1 : NULL);
     for (int i = 0; i < B; i++) {
@@ -274,14 +274,19 @@ static void rcm_first_half(tf_model *m, int blk, int r, slot_t in, slot_t cs, in
 /* One Conv block (nrcm RCMs), one batch item at a time: its input is slot xs (B, Cin, H,
  * W); the insides go to the slots c1s[r] (conv1 output) and os[r] (RCM output, r <
  * nrcm-1); the output (B, Cout, H, W), item by item, to `sink` (NULL in a recompute, which
- * only refills the slots). BatchNorm's batch statistics come from the whole slots. */
+ * only refills the slots). BatchNorm's batch statistics come from the whole slots. Work
+ * buffers: region R's fwd view (y->fx, the loaded input, which the BN/GELU output then
+ * takes in place (bf16; fp32: y->fa, the same bytes) and the sink's copy after it; y->fo,
+ * the RCM output) and `stage` (at least Cout x H x W floats, a block-gradient buffer free
+ * at the time): a bf16 c1 before its store, then the shortcut output, which is computed
+ * first (the input is spent before c1 is loaded into its bytes). */
 static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, int B, int Cin,
                                    int Cout, int H, int W, const slot_t *c1s, const slot_t *os,
-                                   const sink_t *sink) {
+                                   const sink_t *sink, float *stage) {
     layout_t *y = &m->lay;
     const int R = m->a.nrcm;
     const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float);
-    float *A = WS(m, y->fa), *T = WS(m, y->ft), *cw = WS(m, y->convws);
+    float *X = WS(m, y->fx), *A = WS(m, y->fa), *T = stage, *cw = WS(m, y->convws);
     float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
     for (int r = 0; r < R; r++) {
         const int ci = r ? Cout : Cin;
@@ -290,19 +295,19 @@ static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, in
         const slot_t in = r ? os[r - 1] : xs;
         const int tr = mode == MODE_TRAIN;
         /* first half: c1 = conv1(gelu(bn1(in))) */
-        rcm_first_half(m, blk, r, in, c1s[r], mode, B, ci, Cout, H, W, y->fx, y->fa, y->fc);
+        rcm_first_half(m, blk, r, in, c1s[r], mode, B, ci, Cout, H, W, X, A, stage);
         /* second half: out = conv2(gelu(bn2(c1))) + short(in) */
         slot_stats(m, c1s[r], B, Cout, hw, mu, rs, tr ? bu->rm2 : NULL, tr ? bu->rv2 : NULL);
         for (int i = 0; i < B; i++) {
-            const float *c1 = sload(m, item_of(c1s[r], B, i), y->fc);
-            item_bn(m, A, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw);
-            const slot_t osi = r < R - 1 ? item_of(os[r], B, i) : (slot_t){0};
-            float *o = r < R - 1 ? sw(m, osi, y->fo) : WS(m, y->fo);
-            tf_kern_conv2d_forward(m->kern, o, A, p->conv2_w, p->conv2_b, 1, Cout, Cout, H, W, 3,
-                                   cw, cwb);
-            const float *x = sload(m, item_of(in, B, i), y->fx);
+            const float *x = sload(m, item_of(in, B, i), X);
             tf_kern_conv2d_forward(m->kern, T, x, p->short_w, p->short_b, 1, ci, Cout, H, W, 1, cw,
                                    cwb);
+            const float *c1 = sload(m, item_of(c1s[r], B, i), X);
+            item_bn(m, A, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw);
+            const slot_t osi = r < R - 1 ? item_of(os[r], B, i) : (slot_t){0};
+            float *o = r < R - 1 ? sw(m, osi, WS(m, y->fo)) : WS(m, y->fo);
+            tf_kern_conv2d_forward(m->kern, o, A, p->conv2_w, p->conv2_b, 1, Cout, Cout, H, W, 3,
+                                   cw, cwb);
             tf_add_inplace(o, T, hw * Cout);
             if (r < R - 1)
                 sstore(m, osi, o);
@@ -341,12 +346,12 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
     slot_stats(m, xs, B, C, hw, mu, rs, NULL, NULL);
     memset(sd, 0, 2 * (size_t)C * sizeof(double));
     for (int i = 0; i < B; i++) {
-        const float *x = sload(m, item_of(xs, B, i), load);
+        const float *x = sload(m, item_of(xs, B, i), WS(m, load));
         float *dG = in_place ? WS(m, y->bdg) : dx + i * ni; /* (C, H, W) */
         item_bn(m, G, x, mu, rs, bw, bb, C, hw);
         tf_kern_conv2d_backward(m->kern, dG, gw, gb, dy + i * no, G, w, 1, C, Co, H, W, 3, cw, cwb,
                                 1);
-        if (g_in_load) x = sload(m, item_of(xs, B, i), load);
+        if (g_in_load) x = sload(m, item_of(xs, B, i), WS(m, load));
         item_bn_gelu_grad(m, dx + i * ni, dG, x, mu, rs, bw, bb, C, hw);
         item_bn_sums(m, sd, sdx, dx + i * ni, x, mu, rs, C, hw);
     }
@@ -355,7 +360,7 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
         gbb[c] += (float)sd[c];
     }
     for (int i = 0; i < B; i++) {
-        const float *x = sload(m, item_of(xs, B, i), load);
+        const float *x = sload(m, item_of(xs, B, i), WS(m, load));
         item_bn_apply(m, dx + i * ni, x, mu, rs, bw, sd, sdx, n, C, hw);
         if (dys)
             tf_kern_conv2d_backward(m->kern, dx + i * ni, g->short_w, g->short_b, dys + i * no, x,
@@ -387,8 +392,8 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         /* nested (checkpointing): the RCMs share one c1 slot, which the block's recompute
          * left holding the last RCM's; the others' are recomputed here, from their input */
         if (nested && r < R - 1)
-            rcm_first_half(m, blk, r, in, c1s[r], MODE_RECOMPUTE, B, ci, Cout, H, W, y->nx, y->na,
-                           y->nc);
+            rcm_first_half(m, blk, r, in, c1s[r], MODE_RECOMPUTE, B, ci, Cout, H, W, WS(m, y->nx),
+                           WS(m, y->na), F); /* F: not yet written */
         /* second half: out = conv2(gelu(bn2(c1))) + short(in); F = d c1 */
         rcm_half_backward(m, p, g, 2, c1s[r], y->bc, B, Cout, Cout, H, W, dcur, F, NULL);
         /* first half: c1 = conv1(gelu(bn1(in))); dnext = d in, with the shortcut's part */
@@ -530,15 +535,15 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     const int mode = MODE_TRAIN;
     const size_t nspec = (size_t)B * 2 * Fb * T;
     tf_stft *st = m->stft;
-    /* STFT, magnitude and phase */
-    float *re = WS(m, y->spec_re), *im = WS(m, y->spec_im), *mag = WS(m, y->mag_in);
+    /* STFT into the phase slots, then magnitude and phase (in place) */
+    float *sub = WS(m, y->spec_re), *mag = WS(m, y->mag_in);
     float *pr = slot_ptr(m, y->pr), *pi = slot_ptr(m, y->pi);
-    TF_TRY(tf_stft_forward(st, re, im, mix, 2 * B, N));
-    tf_magphase(mag, pr, pi, re, im, nspec);
-    /* subbands (B, 2K, Fs, T) in re, padded into x0 (B, 2K, Fp, Tp) */
-    TF_TRY(tf_subband_split(re, mag, B, 2, Fb, T, K));
-    float *x = sw(m, y->enc_in[0], y->wx);
-    tf_copy_corner(x, Fp, Tp, re, y->Fs, T, (size_t)B * a->cin);
+    TF_TRY(tf_stft_forward(st, pr, pi, mix, 2 * B, N));
+    tf_magphase(mag, pr, pi, pr, pi, nspec);
+    /* subbands (B, 2K, Fs, T) in sub, padded into x0 (B, 2K, Fp, Tp) */
+    TF_TRY(tf_subband_split(sub, mag, B, 2, Fb, T, K));
+    float *x = sw(m, y->enc_in[0], WS(m, y->wx));
+    tf_copy_corner(x, Fp, Tp, sub, y->Fs, T, (size_t)B * a->cin);
     sstore(m, y->enc_in[0], x);
     TF_TRY(tf_model_tap_put(m, "input_spec", x, y->enc_in[0].n));
     /* encoder: each block's output goes, item by item, to its skip and (pooled) to the
@@ -547,7 +552,7 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
         const int ci = l ? a->ch[l - 1] : a->cin, co = a->ch[l], H = y->H[l], W = y->W[l];
         const sink_t sk = {0, l};
         TF_TRY(convblock_forward(m, l, y->enc_in[l], mode, B, ci, co, H, W, y->enc_c1[l],
-                                 y->enc_o[l], &sk));
+                                 y->enc_o[l], &sk, WS(m, y->D1)));
     }
     /* bottleneck */
     const int C = a->ch[L - 1], Hb = y->H[L], Wb = y->W[L];
@@ -583,7 +588,7 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
         const int i = L - 1 - j, H = y->H[i], W = y->W[i];
         const sink_t sk = {1, j};
         TF_TRY(convblock_forward(m, L + j, y->dec_cat[j], mode, B, a->dec_in[j], a->dec_out[j], H,
-                                 W, y->dec_c1[j], y->dec_o[j], &sk));
+                                 W, y->dec_c1[j], y->dec_o[j], &sk, WS(m, y->D1)));
     }
     /* head, one item at a time: z (2KS, Fp, Tp) = conv1x1(head input), then per target
      * its 2K channels cropped to (2K, Fs, T), the activation (ReLU, or sigmoid times the
@@ -593,14 +598,14 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
     float *hc = WS(m, y->oyr), *om = WS(m, y->om), *yi = WS(m, y->oyi);
     const size_t nc = (size_t)2 * Fb * T, ncrop = (size_t)2 * K * y->Fs * T;
     for (int b = 0; b < B; b++) {
-        const float *hin = sload(m, item_of(y->head_in, B, b), y->hin);
+        const float *hin = sload(m, item_of(y->head_in, B, b), WS(m, y->hin));
         const slot_t zs = item_of(y->z, B, b);
-        float *zb = sw(m, zs, y->zi);
+        float *zb = sw(m, zs, WS(m, y->zi));
         tf_kern_conv2d_forward(m->kern, zb, hin, m->head_w, m->head_b, 1, a->ch[0], co, Fp, Tp, 1,
                                WS(m, y->convws), y->n_convws * sizeof(float));
         sstore(m, zs, zb);
         const float *x0 =
-            a->output == TF_OUT_MASK ? sload(m, item_of(y->enc_in[0], B, b), y->x0i) : NULL;
+            a->output == TF_OUT_MASK ? sload(m, item_of(y->enc_in[0], B, b), WS(m, y->x0i)) : NULL;
         for (int s = 0; s < S; s++) {
             tf_copy_corner(hc, y->Fs, T, zb + (size_t)s * 2 * K * hw, Fp, Tp, (size_t)2 * K);
             if (x0) {
@@ -665,9 +670,9 @@ static tf_status backward(tf_model *m, const float *dout) {
             TF_TRY(tf_subband_merge_backward(yr, om, 1, 2, Fb, T, K));
             tf_copy_corner(dz + (size_t)s * 2 * K * hw, Fp, Tp, yr, y->Fs, T, (size_t)2 * K);
         }
-        const float *z = sload(m, item_of(y->z, B, b), y->zi);
+        const float *z = sload(m, item_of(y->z, B, b), WS(m, y->zi));
         if (a->output == TF_OUT_MASK) {
-            const float *x0 = sload(m, item_of(y->enc_in[0], B, b), y->x0i);
+            const float *x0 = sload(m, item_of(y->enc_in[0], B, b), WS(m, y->x0i));
 #pragma omp parallel for schedule(static)
             for (int r = 0; r < co; r++) {
                 const float *xi = x0 + (size_t)(r % (2 * K)) * hw;
@@ -678,7 +683,7 @@ static tf_status backward(tf_model *m, const float *dout) {
 #pragma omp parallel for schedule(static) if (nzi > 65536)
             for (size_t i = 0; i < nzi; i++) dz[i] = tf_relu_backward(dz[i], z[i]);
         }
-        const float *hin = sload(m, item_of(y->head_in, B, b), y->hin);
+        const float *hin = sload(m, item_of(y->head_in, B, b), WS(m, y->hin));
         tf_kern_conv2d_backward(m->kern, Dc + (size_t)b * c0 * hw, m->ghead_w, m->ghead_b, dz, hin,
                                 m->head_w, 1, c0, co, Fp, Tp, 1, WS(m, y->convws),
                                 y->n_convws * sizeof(float), 1);
@@ -689,7 +694,7 @@ static tf_status backward(tf_model *m, const float *dout) {
         const size_t px = (size_t)B * H * W;
         if (ck)
             TF_TRY(convblock_forward(m, L + j, y->dec_cat[j], MODE_RECOMPUTE, B, a->dec_in[j],
-                                     a->dec_out[j], H, W, y->dec_c1[j], y->dec_o[j], NULL));
+                                     a->dec_out[j], H, W, y->dec_c1[j], y->dec_o[j], NULL, Dn));
         /* the input gradient in the block's insides, the chain in Dc and Dn; where it does
          * not fit there: in Dn, the chain in Dc's two halves (the layout sizes them) */
         const int tmp = y->dx[L + j].where == IN_TMP;
@@ -732,7 +737,7 @@ static tf_status backward(tf_model *m, const float *dout) {
         const int ci = l ? a->ch[l - 1] : a->cin, cl = a->ch[l], H = y->H[l], W = y->W[l];
         if (ck)
             TF_TRY(convblock_forward(m, l, y->enc_in[l], MODE_RECOMPUTE, B, ci, cl, H, W,
-                                     y->enc_c1[l], y->enc_o[l], NULL));
+                                     y->enc_c1[l], y->enc_o[l], NULL, Dn));
         const int tmp = y->dx[l].where == IN_TMP; /* as in the decoder; the chain: E */
         float *dx = tmp ? Dn : slot_ptr(m, y->dx[l]);
         convblock_backward(m, l, y->enc_in[l], slot_ptr(m, y->dskip[l]), tmp ? WS(m, y->E) : Dn, dx,

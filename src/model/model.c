@@ -431,116 +431,22 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
         for (int s = 0; s < 4; s++) y->tsv[k][s] = put(&c, IN_ACT, 0, nsv[s]);
     }
     /* ---- workspace ----
-     * Region R: buffers of phases that never overlap in time share its bytes (views, each
-     * from R's start):
-     *   in     the input STFT: spectra, magnitude (and bf16: x0 before its store);
-     *   head   the head and its backward: the one-item buffers (output spectra, loads,
-     *          z before its store, dz);
-     *   fwd    the conv-block forward (also its recompute in backward), one batch item at a
-     *          time: the loaded input, which the BN/GELU output overwrites and the block
-     *          output's pooled or upsampled copy takes in turn (fp32: the BN/GELU output
-     *          and that copy), c1 then the shortcut output (bf16; fp32: the shortcut
-     *          output), the RCM output;
-     *   bwd    a conv block's backward, one item at a time: its loaded input or c1 (bf16,
-     *          which then takes the GELU output too) or the GELU output (fp32), and, where
-     *          an RCM's input gradient overwrites its conv1-output gradient in place, the
-     *          item's GELU-output gradient (else that goes straight to the input
-     *          gradient); with checkpointing, the nested recompute of an RCM's conv1 output
-     *          (one item's load and BN/GELU output, c1 before its store), between two RCM
-     *          backwards;
-     *   tfswa  the TFSWA stack and its backward: token buffers and tblock workspace.
-     * A block's recompute in backward runs before the block's backward uses the bwd view:
-     * its results go to the scratch slots, outside R. */
-    size_t i_max = 0, i_out = 0; /* one item: largest conv-side tensor, output */
-    for (int l = 0; l < L; l++) {
-        const size_t hw = (size_t)y->H[l] * y->W[l];
-        const int ci = l ? a->ch[l - 1] : a->cin;
-        i_max = zmax(i_max, hw * zmax(ci, a->ch[l]));
-        i_out = zmax(i_out, hw * a->ch[l]);
-    }
-    for (int j = 0; j < L; j++) {
-        const int i = L - 1 - j;
-        const size_t hw = (size_t)y->H[i] * y->W[i];
-        i_max = zmax(i_max, hw * zmax(a->dec_in[j], a->dec_out[j]));
-        i_out = zmax(i_out, hw * a->dec_out[j]);
-    }
-    /* the pooled (hw/4 x Cout) and upsampled (the next decoder's up part, at most its
-     * input) copies fit i_max: they take the loaded input's / BN-output's buffer */
-    const size_t hwp = (size_t)y->Fp * y->Tp, nzi = (size_t)2 * K * S * hwp;
-    const size_t r0 = c.work;
-    size_t v = r0, rend = r0;
-    y->spec_re = bump(&v, nspec);
-    y->spec_im = bump(&v, nspec);
-    y->mag_in = bump(&v, nspec);
-    if (bf) y->wx = bump(&v, b * a->cin * hwp);
-    rend = zmax(rend, v);
-    v = r0;
-    y->om = bump(&v, nspec / b); /* the head runs per (item, target): (2, Fb, T) */
-    y->oyr = bump(&v, nspec / b);
-    y->oyi = bump(&v, nspec / b);
-    if (bf) {
-        y->hin = bump(&v, (size_t)a->ch[0] * hwp);
-        if (a->output == TF_OUT_MASK) y->x0i = bump(&v, (size_t)a->cin * hwp);
-        y->zi = bump(&v, nzi); /* z before its store (forward), its load (backward) */
-    }
-    y->dzi = bump(&v, nzi);
-    rend = zmax(rend, v);
-    v = r0;
-    y->fa = bump(&v, i_max);
-    y->fp = y->fa;
-    if (bf) {
-        y->fx = y->fa;
-        y->fc = bump(&v, i_out);
-        y->ft = y->fc;
-    } else {
-        y->ft = bump(&v, i_out);
-    }
-    y->fo = bump(&v, i_out);
-    rend = zmax(rend, v);
-    v = r0;
-    if (bf) { /* one item load at a time; it also takes the BN/GELU output (rcm_half_backward) */
-        y->bx = bump(&v, i_max);
-        y->bc = y->bx;
-    } else {
-        y->bg = bump(&v, i_max);
-    }
-    y->bdg = bump(&v, i_out);
-    rend = zmax(rend, v);
-    if (ck) { /* the nested recompute of one RCM's conv1 output (between RCM backwards) */
-        v = r0;
-        if (bf) {
-            y->nx = y->na = bump(&v, i_max);
-            y->nc = bump(&v, i_out);
-        } else {
-            y->na = bump(&v, i_max);
-        }
-        rend = zmax(rend, v);
-    }
-    if (a->nblk > 0) {
-        v = r0;
-        for (int k = 0; k < 8; k++) y->tb[k] = bump(&v, ntok);
-        size_t tw = tf_tblock_workspace_floats(B * Hb, Wb, C, a->heads, Hd);
-        tw = zmax(tw, tf_tblock_workspace_floats(B * Wb, Hb, C, a->heads, Hd));
-        tw = zmax(tw, tf_tblock_workspace_floats(B * y->nW, Ls, C, a->heads, Hd));
-        y->n_tbws = tw;
-        y->tbws = bump(&v, tw);
-        rend = zmax(rend, v);
-    }
-    c.work = rend;
-    /* outside R: block gradients in backward. D0 and D1 swap roles at every decoder level:
-     * dout (then the upsampled part of the input gradient) and scratch (then the
+     * Outside region R: block gradients in backward. D0 and D1 swap roles at every decoder
+     * level: dout (then the upsampled part of the input gradient) and scratch (then the
      * upsampling's input gradient). The RCM chain's gradients (B, Cout, H, W) take turns in
      * two buffers (convblock_backward): dout and the block's scratch (D1 or D0; the
      * encoder's: D1), where its input gradient (B, Cin, H, W) goes into its own insides;
      * where they are too small for it (dx_d1), it goes into the scratch and the chain's
      * second buffer is a decoder's dout after its first (B, Cout, H, W) (D sized for both)
-     * or, for an encoder block, E. */
+     * or, for an encoder block, E. Both D buffers hold at least (B, Cout, H, W) of every
+     * Conv block (D1 of every encoder block): a block's forward (and recompute) stages its
+     * c1 and shortcut output, one item, in D1 (the recompute in backward: in the scratch
+     * gradient buffer, free until the block's backward starts). */
     int dx_d1[2 * TF_MAX_LEVELS];
-    size_t ne = 0;
+    size_t d[2] = {b * a->ch[0] * y->Fp * y->Tp, 0}, ne = 0; /* the head's input gradient: D0 */
     {
         const size_t e = bf ? 2 : 4;
         const int nins = ck ? R : 2 * R - 1; /* a block's insides: slots of (B, Cout, H, W) */
-        size_t d[2] = {b * a->ch[0] * y->Fp * y->Tp, 0}; /* the head's input gradient: D0 */
         int dc = 0;
         for (int j = L - 1; j >= 0; j--) {
             const int i = L - 1 - j, cu = a->dec_in[j] - a->ch[i];
@@ -563,10 +469,96 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
             d[1] = zmax(d[1], px * (dx_d1[l] ? zmax(ci, a->ch[l]) : (size_t)a->ch[l]));
             if (dx_d1[l]) ne = zmax(ne, px * a->ch[l]);
         }
-        y->D0 = wput(&c, d[0]);
-        y->D1 = wput(&c, d[1]);
-        y->E = ne ? wput(&c, ne) : 0;
     }
+    /* Region R: buffers of phases that never overlap in time share its bytes (views, each
+     * from R's start):
+     *   in     the input STFT (computed into the phase slots): the magnitude, the subbands
+     *          (in D0 where they fit) and, bf16, x0 before its store (in D1 where it fits);
+     *   head   the head and its backward, one item at a time: the head input load, whose
+     *          bytes the output spectra take when it is spent; z before its store or its
+     *          load; x0 (mask); dz (in D1 where it fits: free in the head's forward and
+     *          backward);
+     *   fwd    the conv-block forward (also its recompute in backward), one batch item at a
+     *          time: the loaded input, which c1 loaded and the BN/GELU output then take
+     *          (in place; fp32: the BN/GELU output), then the pooled or upsampled copy of
+     *          the block output; the RCM output after the largest of those;
+     *   bwd    a conv block's backward, one item at a time: its loaded input or c1 (bf16,
+     *          which then takes the GELU output too) or the GELU output (fp32); where an
+     *          RCM's input gradient overwrites its conv1-output gradient in place (Cout
+     *          channels in and out), the item's GELU-output gradient after the first
+     *          Cout x H x W (else it goes straight to the input gradient); with
+     *          checkpointing, the nested recompute of an RCM's conv1 output (one item's load
+     *          and BN/GELU output; c1 before its store in the chain's free buffer), between
+     *          two RCM backwards;
+     *   tfswa  the TFSWA stack and its backward: token buffers and tblock workspace.
+     * A block's recompute in backward runs before the block's backward uses the bwd view:
+     * its results go to the scratch slots, outside R. */
+    size_t i_max = 0, i_out = 0, i_pool = 0; /* one item: largest conv-side tensor, output */
+    for (int l = 0; l < L; l++) {
+        const size_t hw = (size_t)y->H[l] * y->W[l];
+        const int ci = l ? a->ch[l - 1] : a->cin;
+        i_max = zmax(i_max, hw * zmax(ci, a->ch[l]));
+        i_out = zmax(i_out, hw * a->ch[l]);
+        if (l < L - 1) i_pool = zmax(i_pool, hw / 4 * a->ch[l]);
+    }
+    for (int j = 0; j < L; j++) {
+        const int i = L - 1 - j;
+        const size_t hw = (size_t)y->H[i] * y->W[i];
+        i_max = zmax(i_max, hw * zmax(a->dec_in[j], a->dec_out[j]));
+        i_out = zmax(i_out, hw * a->dec_out[j]);
+        /* the decoder's input: the upsampled map of the level below */
+        i_pool = zmax(i_pool, hw * (a->dec_in[j] - a->ch[i]));
+    }
+    const size_t hwp = (size_t)y->Fp * y->Tp, nzi = (size_t)2 * K * S * hwp;
+    const size_t nsub = b * a->cin * y->Fs * y->T, nx0 = b * a->cin * hwp, nci = nspec / b;
+    const int sub_d0 = nsub <= d[0], wx_d1 = nx0 <= d[1], dz_d1 = nzi <= d[1];
+    const size_t r0 = c.work;
+    size_t v = r0, rend = r0;
+    y->mag_in = bump(&v, nspec);
+    if (!sub_d0) y->spec_re = bump(&v, nsub);
+    if (bf && !wx_d1) y->wx = bump(&v, nx0);
+    rend = zmax(rend, v);
+    v = r0;
+    y->om = bump(&v, nci); /* the head runs per (item, target): (2, Fb, T) */
+    y->oyr = bump(&v, nci);
+    y->oyi = bump(&v, nci);
+    if (bf) {
+        size_t h = r0;
+        y->hin = bump(&h, (size_t)a->ch[0] * hwp);
+        v = zmax(v, h);
+        y->zi = bump(&v, nzi); /* z before its store (forward), its load (backward) */
+        if (a->output == TF_OUT_MASK) y->x0i = bump(&v, (size_t)a->cin * hwp);
+    }
+    if (!dz_d1) y->dzi = bump(&v, nzi);
+    rend = zmax(rend, v);
+    {
+        const size_t oo = align_up(zmax(i_out, i_pool) * 4); /* RCM output, after A and P */
+        y->fx = y->fa = y->fp = r0;
+        y->fo = r0 + oo;
+        rend = zmax(rend, r0 + zmax(align_up(i_max * 4), oo + align_up(i_out * 4)));
+        /* bwd: G (or the load) from r0, the staged GELU-output gradient after i_out */
+        y->bx = y->bc = y->bg = r0;
+        y->bdg = r0 + align_up(i_out * 4);
+        rend = zmax(rend, r0 + zmax(align_up(i_max * 4), 2 * align_up(i_out * 4)));
+        if (ck) y->nx = y->na = r0; /* the nested recompute's load and BN/GELU output */
+    }
+    if (a->nblk > 0) {
+        v = r0;
+        for (int k = 0; k < 8; k++) y->tb[k] = bump(&v, ntok);
+        size_t tw = tf_tblock_workspace_floats(B * Hb, Wb, C, a->heads, Hd);
+        tw = zmax(tw, tf_tblock_workspace_floats(B * Wb, Hb, C, a->heads, Hd));
+        tw = zmax(tw, tf_tblock_workspace_floats(B * y->nW, Ls, C, a->heads, Hd));
+        y->n_tbws = tw;
+        y->tbws = bump(&v, tw);
+        rend = zmax(rend, v);
+    }
+    c.work = rend;
+    y->D0 = wput(&c, d[0]);
+    y->D1 = wput(&c, d[1]);
+    y->E = ne ? wput(&c, ne) : 0;
+    if (sub_d0) y->spec_re = y->D0;
+    if (bf && wx_d1) y->wx = y->D1;
+    if (dz_d1) y->dzi = y->D1;
     /* the convolutions run one batch item at a time */
     int cmax = a->cin;
     size_t cw = 0;

@@ -88,40 +88,45 @@ typedef struct {
     /* ---- workspace (fp32, bytes into the workspace block); views of region R (model.c
      * tf_layout): in, head, fwd, bwd, tfswa. The conv blocks and the head run one batch
      * item at a time: their buffers marked "item" hold one item, (C, H, W) ---- */
-    size_t spec_re, spec_im, mag_in; /* in: (B*2, Fb, T) */
-    size_t wx;                       /* in, bf16: x0 (B, 2K, Fp, Tp) before its store */
-    size_t om, oyr, oyi;             /* head: (2, Fb, T) of one (item, target) */
-    size_t hin, x0i, zi, dzi;        /* head, item (bf16 loads): head input, x0 (mask), z; dz */
-    size_t fx, fa, fc, fo, ft, fp;   /* fwd, item: in load, BN/GELU out (bf16: = fx, in place),
-                                        c1, out, shortcut (bf16: = fc, c1 spent), the block
-                                        output's pooled/upsampled copy (= fa, spent) */
-    size_t bx, bc, bg, bdg;          /* bwd: item in/c1 loads (bc = bx), GELU out (fp32; bf16:
-                                        in the load buffer), its gradient where the input
-                                        gradient overwrites dy in place (item, Cout) */
-    size_t nx, na, nc;               /* bwd, checkpointing: an RCM's conv1 output recomputed
-                                        just before its backward, item buffers (bf16: nx the
-                                        input load, BN/GELU in place (na = nx), nc c1; fp32:
-                                        na the BN/GELU output) */
-    size_t D0, D1;                   /* block gradients (dout, scratch / dx) */
-    size_t E;                        /* (B, Cout, H, W) of an encoder block whose input
-                                        gradient does not fit in its insides: the RCM chain's
-                                        second buffer (its dx is in D1); 0 if none */
-    slot_t dx[2 * TF_MAX_LEVELS];    /* fp32 (B, Cin, H, W): a Conv block's input gradient
-                                      * (blocks: encoder levels, then decoders), in the bytes
-                                      * of the block's own insides (c1s, os: free by the time
-                                      * it is written) where they fit, else (IN_TMP) in the
-                                      * block's scratch gradient buffer (D0 or D1) */
-    size_t st_m1, st_r1, st_sd;      /* BN statistics (max C); st_sd: 2 x max C doubles */
-    size_t convws;                   /* conv2d workspace */
-    slot_t dskip[TF_MAX_LEVELS];     /* fp32 (B, c_l, H_l, W_l) skip gradients: in the bytes
-                                      * of dec_cat[L-1-l] (free once that decoder's backward
-                                      * is done) where they fit, else in the workspace */
-    size_t bott;                     /* (B, C, Hb, Wb) */
-    size_t tb[8];                    /* tfswa: token buffers (NL*C) */
-    size_t tbws;                     /* tfswa: tblock workspace */
-    size_t relidx, mask;             /* int (L*L), float (nW, L, L) */
-    size_t scratch;                  /* recompute scratch start (checkpointing) */
-    size_t n_convws, n_tbws;         /* floats */
+    size_t spec_re, mag_in;       /* in: subbands (B, 2K, Fs, T) (D0 where it fits),
+                                     magnitude (B*2, Fb, T) */
+    size_t wx;                    /* in, bf16: x0 (B, 2K, Fp, Tp) before its store (D1
+                                     where it fits) */
+    size_t om, oyr, oyi;          /* head: (2, Fb, T) of one (item, target), in hin's bytes */
+    size_t hin, x0i, zi, dzi;     /* head, item (bf16 loads): head input, x0 (mask), z; dz
+                                     (D1 where it fits) */
+    size_t fx, fa, fo, fp;        /* fwd, item: in load = BN/GELU out (in place) = the
+                                             block output's pooled/upsampled copy (spent by then);
+                                             out (after the largest of those); c1 and the
+                                             shortcut output are staged in D1 (convblock_forward) */
+    size_t bx, bc, bg, bdg;       /* bwd: item in/c1 loads (bc = bx), GELU out (fp32; bf16:
+                                     in the load buffer; = bx), its gradient where the
+                                     input gradient overwrites dy in place (item, Cout,
+                                     after the first i_out floats) */
+    size_t nx, na;                /* bwd, checkpointing: an RCM's conv1 output recomputed
+                                     just before its backward: the input load and its
+                                     BN/GELU output (in place; nx = na); c1 before its
+                                     store goes to the chain's free buffer */
+    size_t D0, D1;                /* block gradients (dout, scratch / dx) */
+    size_t E;                     /* (B, Cout, H, W) of an encoder block whose input
+                                     gradient does not fit in its insides: the RCM chain's
+                                     second buffer (its dx is in D1); 0 if none */
+    slot_t dx[2 * TF_MAX_LEVELS]; /* fp32 (B, Cin, H, W): a Conv block's input gradient
+                                   * (blocks: encoder levels, then decoders), in the bytes
+                                   * of the block's own insides (c1s, os: free by the time
+                                   * it is written) where they fit, else (IN_TMP) in the
+                                   * block's scratch gradient buffer (D0 or D1) */
+    size_t st_m1, st_r1, st_sd;   /* BN statistics (max C); st_sd: 2 x max C doubles */
+    size_t convws;                /* conv2d workspace */
+    slot_t dskip[TF_MAX_LEVELS];  /* fp32 (B, c_l, H_l, W_l) skip gradients: in the bytes
+                                   * of dec_cat[L-1-l] (free once that decoder's backward
+                                   * is done) where they fit, else in the workspace */
+    size_t bott;                  /* (B, C, Hb, Wb) */
+    size_t tb[8];                 /* tfswa: token buffers (NL*C) */
+    size_t tbws;                  /* tfswa: tblock workspace */
+    size_t relidx, mask;          /* int (L*L), float (nW, L, L) */
+    size_t scratch;               /* recompute scratch start (checkpointing) */
+    size_t n_convws, n_tbws;      /* floats */
     /* ---- the eval forward (offsets into the arena) ---- */
     evlay_t ev;
     /* ---- totals (bytes) ---- */
