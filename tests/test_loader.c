@@ -273,6 +273,20 @@ static void indep_check(const tf_index *ix, const tf_batch *b, int aligned, doub
 /* n_steps batches of cfg through indep_check at threshold thr; fused = 0: the reference
  * path. Copies the
  * batches (stems then mixture) into out when out. */
+/* A batch's stems (B, S, 2, N) then its mixture (B, 2, N), as one array (the loader keeps
+ * the mixture of the held batch in a buffer of its own) */
+static void copy_batch(float *dst, const tf_batch *b) {
+    const size_t ns = (size_t)b->B * b->S * 2 * (size_t)b->N;
+    memcpy(dst, b->stems, ns * sizeof(float));
+    memcpy(dst + ns, b->mixture, (size_t)b->B * 2 * (size_t)b->N * sizeof(float));
+}
+
+static int same_batch(const tf_batch *b, const float *ref) {
+    const size_t ns = (size_t)b->B * b->S * 2 * (size_t)b->N;
+    return !memcmp(b->stems, ref, ns * sizeof(float)) &&
+           !memcmp(b->mixture, ref + ns, (size_t)b->B * 2 * (size_t)b->N * sizeof(float));
+}
+
 static int run_indep(const tf_index *ix, const tf_config *cfg, int n_steps, int fused, double thr,
                      float *out, indep *o, tf_loader_counters *cnt) {
     memset(o, 0, sizeof *o);
@@ -289,7 +303,7 @@ static int run_indep(const tf_index *ix, const tf_config *cfg, int n_steps, int 
         }
         indep_check(ix, b, cfg->sampling == TF_SAMPLE_ALIGNED, thr, o);
         const size_t per = (size_t)b->B * (b->S + 1) * 2 * (size_t)b->N;
-        if (out) memcpy(out + (size_t)i * per, b->stems, per * sizeof(float));
+        if (out) copy_batch(out + (size_t)i * per, b);
     }
     if (cnt) tf_loader_stats(l, cnt);
     tf_loader_close(l);
@@ -314,7 +328,7 @@ static int collect(const fixture *f, const tf_config *cfg, int epochs, int n_ste
                 ok = 0;
                 break;
             }
-            memcpy(out + ((size_t)e * n_steps + i) * per, b->stems, per * sizeof(float));
+            copy_batch(out + ((size_t)e * n_steps + i) * per, b);
         }
     }
     if (cnt) tf_loader_stats(l, cnt);
@@ -700,8 +714,7 @@ static void test_workers_same_batches(void) {
     CHECK(tf_loader_start_epoch(l, 5, steps + 3, 2) == TF_OK);
     const tf_batch *b;
     CHECK(tf_loader_next(l, &b) == TF_OK);
-    CHECK(b->step == steps + 3 &&
-          memcmp(b->stems, ref + per * (steps + 3), sizeof(float) * per) == 0);
+    CHECK(b->step == steps + 3 && same_batch(b, ref + per * (steps + 3)));
     CHECK(tf_loader_next(l, &b) == TF_OK);
     CHECK(tf_loader_next(l, &b) != TF_OK); /* past the epoch */
     tf_loader_close(l);
@@ -733,7 +746,7 @@ static void test_close_mid_epoch_and_restart(void) {
         CHECK(tf_loader_start_epoch(l, 1, 0, 4) == TF_OK);
         for (int i = 0; i < 4; i++) {
             CHECK(tf_loader_next(l, &b) == TF_OK && b->step == i);
-            CHECK(memcmp(b->stems, ref + per * i, sizeof(float) * per) == 0);
+            CHECK(same_batch(b, ref + per * i));
         }
         /* close while workers are busy filling a long epoch */
         CHECK(tf_loader_start_epoch(l, 2, 0, 100000) == TF_OK);

@@ -34,6 +34,7 @@ typedef struct {
     int n;
     uint64_t clock;
     float *partner; /* (2, N) same-source partner */
+    float *mix;     /* (2, N) the mixture of the item being made (in the batch block) */
     float *blk;     /* (4, BLK) fused pass: a block of a stem, of its partner, of the
                        mixture and (aligned) of the mixture as read */
     tf_loader_counters acc;
@@ -62,7 +63,8 @@ struct tf_loader {
 
     int nw, n_slots;
     slot *slots;
-    float *block; /* all batch floats, page aligned */
+    float *block; /* all batch floats, page aligned: the slots' stems, the delivered
+                     mixture, the workers' item mixtures (tf_loader_plan_bytes) */
     size_t block_bytes;
     tf_chunk_info *infos;
     int pinned;
@@ -617,11 +619,11 @@ static tf_status fill_batch(tf_loader *l, wctx *w, slot *sl, int64_t step) {
     bt->step = step;
     for (int b = 0; b < l->B; b++) {
         if (atomic_load_explicit(&l->cancel, memory_order_relaxed)) return TF_OK;
-        float *stems = bt->stems + (size_t)b * (size_t)l->S * cn,
-              *mix = bt->mixture + (size_t)b * cn;
+        float *stems = bt->stems + (size_t)b * (size_t)l->S * cn;
         tf_chunk_info *info = bt->info + (size_t)b * (size_t)l->S;
-        TF_TRY(fill_item(l, w, draw, b, stems, mix, info));
-        TF_TRY(check_finite(l, stems, mix, info));
+        /* the item's mixture, for the check only: tf_loader_next sums the delivered one */
+        TF_TRY(fill_item(l, w, draw, b, stems, w->mix, info));
+        TF_TRY(check_finite(l, stems, w->mix, info));
     }
 #ifdef __SSE2__
     _mm_sfence(); /* the non-temporal stores of stream_block, before the batch is handed on */
@@ -763,9 +765,11 @@ tf_status tf_loader_open(tf_loader **out, const tf_config *cfg, const tf_index *
     l->nw = cfg->num_workers;
     l->n_slots = l->nw > 0 ? l->nw * cfg->prefetch_factor + 1 : 1;
 
-    /* every batch float in one page-aligned block: (slots, B, S + 1, 2, N) */
-    const size_t page = 4096;
-    const size_t per_slot = (size_t)l->B * (size_t)(l->S + 1) * 2 * (size_t)l->N;
+    /* every batch float in one page-aligned block: the slots' stems (slots, B, S, 2, N),
+     * the delivered mixture (B, 2, N), the workers' item mixtures (max(nw, 1), 2, N) */
+    const size_t page = 4096, cn = 2 * (size_t)l->N;
+    const size_t per_slot = (size_t)l->B * (size_t)l->S * cn;
+    const int n_ctx = l->nw > 0 ? l->nw : 1;
     l->block_bytes = tf_loader_plan_bytes(cfg, l->S, l->N);
     if (posix_memalign((void **)&l->block, page, l->block_bytes) != 0) {
         l->block = NULL;
@@ -777,7 +781,6 @@ tf_status tf_loader_open(tf_loader **out, const tf_config *cfg, const tf_index *
     l->slots = tf_calloc((size_t)l->n_slots, sizeof *l->slots, "loader slots");
     l->infos = tf_calloc((size_t)l->n_slots * (size_t)l->B * (size_t)l->S, sizeof *l->infos,
                          "loader chunk info");
-    const int n_ctx = l->nw > 0 ? l->nw : 1;
     l->wc = tf_calloc((size_t)n_ctx, sizeof *l->wc, "loader workers");
     l->th = tf_calloc((size_t)n_ctx, sizeof *l->th, "loader threads");
     if (!l->slots || !l->infos || !l->wc || !l->th) {
@@ -790,12 +793,13 @@ tf_status tf_loader_open(tf_loader **out, const tf_config *cfg, const tf_index *
         b->S = l->S;
         b->N = l->N;
         b->stems = l->block + (size_t)i * per_slot;
-        b->mixture = b->stems + (size_t)l->B * (size_t)l->S * 2 * (size_t)l->N;
+        b->mixture = l->block + (size_t)l->n_slots * per_slot; /* one, for the held batch */
         b->info = l->infos + (size_t)i * (size_t)l->B * (size_t)l->S;
     }
     for (int i = 0; i < n_ctx; i++) {
         l->wc[i].l = l;
         l->wc[i].partner = tf_malloc(sizeof(float) * 2 * (size_t)l->N, "loader scratch");
+        l->wc[i].mix = l->block + (size_t)l->n_slots * per_slot + ((size_t)l->B + (size_t)i) * cn;
         l->wc[i].blk = tf_malloc(sizeof(float) * 8 * BLK, "loader scratch");
         if (!l->wc[i].partner || !l->wc[i].blk) {
             st = TF_EINTERNAL;
@@ -842,6 +846,16 @@ tf_status tf_loader_start_epoch(tf_loader *l, int epoch, int64_t first_step, int
     return TF_OK;
 }
 
+/* The mixture of the batch handed to the caller, b->mixture (one buffer for every slot):
+ * the sum of its stems in stem order, the same float operations (and bits) as the item's
+ * mixture its worker made and checked. */
+static void deliver_mixture(const tf_loader *l, tf_batch *b) {
+    const size_t cn = 2 * (size_t)l->N;
+    for (int i = 0; i < l->B; i++)
+        sum_stems(b->mixture + (size_t)i * cn, b->stems + (size_t)i * (size_t)l->S * cn, l->S,
+                  l->N);
+}
+
 tf_status tf_loader_next(tf_loader *l, const tf_batch **out) {
     *out = NULL;
     if (!l->have_epoch) return tf_err(TF_EINTERNAL, "loader: next() before start_epoch()");
@@ -858,6 +872,7 @@ tf_status tf_loader_next(tf_loader *l, const tf_batch **out) {
         }
         pthread_mutex_unlock(&l->mu);
         if (st) return st;
+        deliver_mixture(l, &sl->b);
         *out = &sl->b;
         return TF_OK;
     }
@@ -882,6 +897,7 @@ tf_status tf_loader_next(tf_loader *l, const tf_batch **out) {
     }
     pthread_mutex_unlock(&l->mu);
     if (st) return tf_err(st, "%s", sl->err);
+    deliver_mixture(l, &sl->b);
     *out = &sl->b;
     return TF_OK;
 }
@@ -890,8 +906,10 @@ size_t tf_loader_plan_bytes(const tf_config *cfg, int n_stems, int64_t frames) {
     const size_t page = 4096;
     const size_t slots =
         cfg->num_workers > 0 ? (size_t)cfg->num_workers * (size_t)cfg->prefetch_factor + 1 : 1;
-    const size_t per_slot = (size_t)cfg->batch_size * (size_t)(n_stems + 1) * 2 * (size_t)frames;
-    return ((sizeof(float) * per_slot * slots + page - 1) / page) * page;
+    const size_t cn = 2 * (size_t)frames, bs = (size_t)cfg->batch_size;
+    const size_t ctx = cfg->num_workers > 0 ? (size_t)cfg->num_workers : 1;
+    const size_t floats = slots * bs * (size_t)n_stems * cn + bs * cn + ctx * cn;
+    return ((sizeof(float) * floats + page - 1) / page) * page;
 }
 
 void tf_loader_set_shard(tf_loader *l, int64_t stride, int64_t offset) {

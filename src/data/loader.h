@@ -16,15 +16,16 @@
  *
  * Config: num_workers threads (0 = synchronous, in tf_loader_next) fill a ring of
  * num_workers x prefetch_factor batches ahead of the caller, plus the one the caller
- * holds (PyTorch's prefetch_factor meaning). persistent_workers: threads (and their
- * open files) live from the first epoch to close; otherwise they are created by every
- * tf_loader_start_epoch and joined at the next one (or at close). pin_memory: batch
- * memory is mlock'ed; if that fails (RLIMIT_MEMLOCK) the loader goes on unpinned and
- * counts it in the stats. use_efficient_loading: each chunk is read with sf_seek +
- * sf_readf_float through a small per-worker LRU cache of open files, never a whole
- * file; when false, every chunk reads its whole stem file (tf_audio_read_all) and
- * slices it, as the original code did. min_mean_abs, sampling and augment.*: see
- * sampler.h and augment.h. Chunks are checked on the samples as read, before
+ * holds (PyTorch's prefetch_factor meaning). A slot of the ring holds a batch's stems; the
+ * mixture of the batch the caller holds is summed from them by tf_loader_next into one
+ * buffer (each worker checks its item's mixture in a buffer of its own). persistent_workers:
+ * threads (and their open files) live from the first epoch to close; otherwise they are created by
+ * every tf_loader_start_epoch and joined at the next one (or at close). pin_memory: batch memory is
+ * mlock'ed; if that fails (RLIMIT_MEMLOCK) the loader goes on unpinned and counts it in the stats.
+ * use_efficient_loading: each chunk is read with sf_seek + sf_readf_float through a small
+ * per-worker LRU cache of open files, never a whole file; when false, every chunk reads its whole
+ * stem file (tf_audio_read_all) and slices it, as the original code did. min_mean_abs, sampling and
+ * augment.*: see sampler.h and augment.h. Chunks are checked on the samples as read, before
  * augmentation: remix mode redraws a stem whose chunk has mean |x| < min_mean_abs,
  * aligned mode redraws the item when the mixture of its stems does; a same-source
  * partner is redrawn when its own chunk does.
@@ -100,8 +101,9 @@ tf_status tf_loader_start_epoch(tf_loader *l, int epoch, int64_t first_step, int
  * (or close). Errors of a worker (e.g. an unreadable file) come back here. Calling it
  * after the last step of the epoch is an error. */
 tf_status tf_loader_next(tf_loader *l, const tf_batch **b);
-/* Bytes of the batch slots tf_loader_open allocates for cfg (n_stems = the sources,
- * frames = the segment length), computed without allocating. */
+/* Bytes of the batch block tf_loader_open allocates for cfg (n_stems = the sources,
+ * frames = the segment length), computed without allocating: the slots' stems, the
+ * delivered mixture and the workers' item mixtures. */
 size_t tf_loader_plan_bytes(const tf_config *cfg, int n_stems, int64_t frames);
 /* Data sharding for data parallelism: the batch of logical step k is drawn as the batch
  * of step k * stride + offset would be without sharding (default stride 1, offset 0).
