@@ -67,12 +67,14 @@
  *    exactly the forward it differentiates, and checkpointing on/off stay bitwise equal.
  *    The TFSWA stack (1/4^L of the pixels) and the phase stay fp32. Arithmetic is fp32.
  * Workspace (training): buffers of phases that never overlap in time share one region
- * (the input STFT and the head with its backward; a conv block's forward, also when
- * recomputed; a conv block's backward; the TFSWA stack), the BN output is recomputed in
- * small per-thread tiles in backward instead of a full map, the head after its 1x1 conv
- * (activation, subband merge, phase, ISTFT and their backward) runs one (item, target) at
- * a time, and the two block-gradient buffers are sized for the levels they serve. Outside the
- * region: the skip gradients, the block gradients, the conv workspace, bf16 loads, the
+ * (the input STFT; the head with its backward; a conv block's forward, also when
+ * recomputed; a conv block's backward; the TFSWA stack), the conv blocks and the head run
+ * one batch item at a time (the head after its 1x1 conv one (item, target)), and the two
+ * block-gradient buffers are sized for the levels they serve: the RCM chain's gradients
+ * take turns in them (an RCM's input gradient overwrites its conv1-output gradient in
+ * place), and outside a block's backward they stage one item's c1 and shortcut output,
+ * the input subbands, x0 and the head's dz. Outside the region: the skip gradients (in the
+ * decoder inputs' bytes where they fit), the block gradients, the conv workspace, the
  * checkpointing scratch.
  *
  * Two kinds of model (tf_model_mode), one plan function for both:
