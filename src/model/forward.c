@@ -248,7 +248,7 @@ static tf_status sink_put(tf_model *m, const sink_t *k, int i, float *o, int B, 
 /* The first half of RCM r of Conv block blk, one batch item at a time: the slot cs (B, Cout,
  * H, W) = conv1(gelu(bn1(in))), in the slot (B, ci, H, W); BatchNorm on the batch statistics
  * of the whole slot, the running ones updated in MODE_TRAIN only. Work buffers (one item):
- * load (a bf16 input widened), act (the BN/GELU output; may be `load`: in place), cbuf (a
+ * load (a bf16 input widened), A (the BN/GELU output; may be `load`: in place), cbuf (a
  * bf16 c1 before its store, Cout x H x W). */
 static void rcm_first_half(tf_model *m, int blk, int r, slot_t in, slot_t cs, int mode, int B,
                            int ci, int Cout, int H, int W, float *load, float *A, float *cbuf) {
