@@ -209,7 +209,12 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
     w = rend;
     /* D0, D1 swap roles at every decoder level: dout (then the upsampled part of the input
      * gradient) and scratch (then the upsampling's input gradient); D1 is the encoder's
-     * scratch; E the third gradient of the RCM chain */
+     * scratch. The RCM chain's gradients take turns in dout and the scratch (an RCM's input
+     * gradient overwrites its conv1-output gradient in place); a block whose input
+     * gradient does not fit its insides (!dx_own) puts it in the scratch and the chain's
+     * second buffer after dout's first (B, Cout, H, W) (a decoder: D sized for both) or in
+     * E (an encoder) */
+    size_t ne = 0;
     {
         size_t d[2] = {b * a->ch[0] * hwp, 0}; /* the head's input gradient: D0 */
         int dc = 0;
@@ -221,7 +226,10 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
                    : (size_t)(2 * R - 1) * HB(px * a->dec_out[j]) >= px * a->dec_in[j];
             d[dc] = zmax(d[dc], px * zmax(a->dec_out[j], cu));
             d[!dc] = zmax(d[!dc], zmax(px * a->dec_out[j], px1 * cu));
-            if (!y->dx_own[L + j]) d[!dc] = zmax(d[!dc], px * a->dec_in[j]);
+            if (!y->dx_own[L + j]) {
+                d[!dc] = zmax(d[!dc], px * a->dec_in[j]);
+                d[dc] = zmax(d[dc], 2 * px * a->dec_out[j]);
+            }
             dc = !dc;
         }
         for (int l = 0; l < L; l++) {
@@ -230,11 +238,12 @@ tf_status tf_dlayout(tf_dlay *y, const tf_arch *a, int B, int64_t N, tf_kernels 
             y->dx_own[l] =
                 ck ? y->n_scr >= px * ci : (size_t)(2 * R - 1) * HB(px * a->ch[l]) >= px * ci;
             d[1] = zmax(d[1], px * (y->dx_own[l] ? (size_t)a->ch[l] : zmax(ci, a->ch[l])));
+            if (!y->dx_own[l]) ne = zmax(ne, px * a->ch[l]);
         }
         y->D0 = bump(&w, d[0]);
         y->D1 = bump(&w, d[1]);
     }
-    y->E = bump(&w, b * omax);
+    y->E = bump(&w, ne);
     int chmax = a->cin;
     for (int l = 0; l < L; l++) chmax = a->ch[l] > chmax ? a->ch[l] : chmax;
     for (int j = 0; j < L; j++) chmax = a->dec_in[j] > chmax ? a->dec_in[j] : chmax;

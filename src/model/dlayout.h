@@ -82,7 +82,9 @@ typedef struct {
     size_t Y, G, dG, dY;           /* (B, max C x H x W): BN output, GELU output, gradients;
                                       dY = G (G is spent when dY is written) */
     size_t Tb, O, P;               /* shortcut output, block output, resampled map */
-    size_t D0, D1, E;              /* block gradients: dout / scratch (swapping), RCM chain */
+    size_t D0, D1, E;              /* block gradients: dout / scratch (swapping); E: an
+                                      encoder block's RCM-chain second buffer where its
+                                      input gradient is in D1 (!dx_own; may be empty) */
     int dx_own[2 * TF_MAX_LEVELS]; /* block (encoder levels, then decoders): its input
                                       gradient goes into its own insides, from
                                       enc_c1[l][0] / dec_c1[j][0] (else D1 or D0); ckpt:

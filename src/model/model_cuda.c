@@ -339,8 +339,10 @@ static tf_status convblock_forward(tf_dmodel *d, int blk, const float *x, int B,
 }
 
 /* Backward of y = conv3x3(gelu(bn(x))) + b (half 1: bn1, conv1; half 2: bn2, conv2), x (B,
- * C, H, W): dx (B, C, H, W) += d x from dy (B, Co, H, W); half 1 also adds the shortcut's
- * part y' = conv1x1(x) from dys. The BN output is recomputed with the batch statistics. */
+ * C, H, W): dx (B, C, H, W) = d x from dy (B, Co, H, W); half 1 also adds the shortcut's
+ * part y' = conv1x1(x) from dys. The BN output is recomputed with the batch statistics.
+ * dx may be dy itself (C == Co): dy is spent by the convolution's backward before dx is
+ * zeroed and written. */
 static tf_status rcm_half_backward(tf_dmodel *d, const rcm_params *p, const rcm_params *g, int half,
                                    const float *x, int B, int C, int Co, int H, int Wd,
                                    const float *dy, float *dx, const float *dys) {
@@ -356,6 +358,7 @@ static tf_status rcm_half_backward(tf_dmodel *d, const rcm_params *p, const rcm_
                                                        Wd, TF_DM_MOMENTUM, TF_DM_EPS, 0, NULL));
     LAUNCH("gelu recompute", tf_cuda_gelu_forward(G, Y, n, NULL));
     conv_bwd(d, dG, gw, gb, dy, G, w, B, C, Co, H, Wd, 3, 1);
+    TF_TRY(zero(dx, n)); /* after the convolution's backward has read dy: dx may be dy */
     TF_TRY(zero(dY, n));
     LAUNCH("gelu backward", tf_cuda_gelu_backward(dY, dG, Y, n, NULL));
     LAUNCH("bn backward",
@@ -364,20 +367,23 @@ static tf_status rcm_half_backward(tf_dmodel *d, const rcm_params *p, const rcm_
     return kern_status(d);
 }
 
-/* Backward of a Conv block (input x, insides c1[r], o[r]): dout and tmp (B, Cout, H, W)
- * are CLOBBERED; dx (B, Cin, H, W) = the input gradient (overwritten), written last (the
- * first RCM's first half): tmp itself (then B x max(Cin, Cout)) or the block's insides.
+/* Backward of a Conv block (input x, insides c1[r], o[r]): the RCM chain's gradients (B,
+ * Cout, H, W) take turns in dout and other (both CLOBBERED): RCM r's conv1-output gradient
+ * goes into the one its output gradient is not in, and its input gradient (r > 0)
+ * overwrites it there. dx (B, Cin, H, W) = the input gradient (overwritten), written last
+ * (the first RCM's first half), neither dout nor other: the block's scratch gradient
+ * buffer or its insides.
  * Checkpointing (y.ckpt): the RCMs share one c1 slot, which the block's recompute left
  * holding the last RCM's conv1 output; every other RCM's is recomputed into it from that
  * RCM's input just before its backward (bn_gelu FWD_RECOMPUTE into Y, then conv1: Y,
  * mean, rstd and the convolution workspace, none of them live between two RCM
- * backwards, where only dcur (dout or E) is). */
-static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float *dout, float *tmp,
-                                    float *dx, int B, int Cin, int Cout, int H, int Wd,
-                                    const size_t *c1, const size_t *o) {
+ * backwards, where only dcur (dout or other) is). */
+static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float *dout,
+                                    float *other, float *dx, int B, int Cin, int Cout, int H,
+                                    int Wd, const size_t *c1, const size_t *o) {
     const int R = d->a.nrcm, nested = d->y.ckpt;
     const size_t hw = (size_t)H * Wd;
-    float *E = W(d, d->y.E), *Y = W(d, d->y.Y), *dcur = dout;
+    float *Y = W(d, d->y.Y), *dcur = dout;
     /* bf16 storage: each stored map a half reads (the RCM input, c1) is widened into XW
      * just before it; the nested recompute's conv1 output goes through G (free between
      * two half backwards) */
@@ -387,9 +393,9 @@ static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float
         const rcm_params *p = &d->pm.rcm_p[blk * R + r], *g = &d->pm.rcm_g[blk * R + r];
         rcm_buffers *bu = &d->pm.rcm_b[blk * R + r];
         const float *in_s = r ? INS(d, o[r - 1]) : x, *in, *c1f;
-        float *other = dcur == dout ? E : dout;
-        float *dnext = r ? other : dx;
-        float *F = r ? tmp : other;
+        /* F: this RCM's conv1-output gradient; dnext: its input gradient */
+        float *F = dcur == dout ? other : dout;
+        float *dnext = r ? F : dx;
         if (nested && r < R - 1) { /* c1[r] = conv1(gelu(bn1(in))), batch statistics */
             float *c1r = d->y.bf ? W(d, d->y.G) : INS(d, c1[r]);
             TF_TRY(load_map(d, &in, in_s, XW, (size_t)B * ci * hw));
@@ -399,10 +405,8 @@ static tf_status convblock_backward(tf_dmodel *d, int blk, const float *x, float
             TF_TRY(kern_status(d));
             TF_TRY(store_map(d, INS(d, c1[r]), Cout, 0, c1r, B, Cout, hw, 0));
         }
-        TF_TRY(zero(F, (size_t)B * Cout * hw));
         TF_TRY(load_map(d, &c1f, INS(d, c1[r]), XW, (size_t)B * Cout * hw));
         TF_TRY(rcm_half_backward(d, p, g, 2, c1f, B, Cout, Cout, H, Wd, dcur, F, NULL));
-        TF_TRY(zero(dnext, (size_t)B * ci * hw));
         TF_TRY(load_map(d, &in, in_s, XW, (size_t)B * ci * hw));
         TF_TRY(rcm_half_backward(d, p, g, 1, in, B, ci, Cout, H, Wd, F, dnext, dcur));
         dcur = dnext;
@@ -698,8 +702,12 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
         if (ck)
             TF_TRY(convblock_forward(d, L + j, A(d, y->dec_cat[j]), B, a->dec_in[j], a->dec_out[j],
                                      H, Wd, y->dec_c1[j], y->dec_o[j], W(d, y->O), FWD_RECOMPUTE));
-        float *dx = y->dx_own[L + j] ? INS(d, y->dec_c1[j][0]) : Dn;
-        TF_TRY(convblock_backward(d, L + j, A(d, y->dec_cat[j]), Dc, Dn, dx, B, a->dec_in[j],
+        /* the input gradient in the block's insides, the chain in Dc and Dn; where it does
+         * not fit there: in Dn, the chain in Dc's two halves (the layout sizes them) */
+        const int own = y->dx_own[L + j];
+        float *dx = own ? INS(d, y->dec_c1[j][0]) : Dn;
+        float *other = own ? Dn : Dc + (size_t)B * a->dec_out[j] * H * Wd;
+        TF_TRY(convblock_backward(d, L + j, A(d, y->dec_cat[j]), Dc, other, dx, B, a->dec_in[j],
                                   a->dec_out[j], H, Wd, y->dec_c1[j], y->dec_o[j]));
         /* dec_cat[j] is read for the last time above: the skip gradient may now live there */
         float *dsk = DSK(d, i);
@@ -744,8 +752,9 @@ tf_status tf_dmodel_backward(tf_dmodel *d, const float *dout) {
         if (ck)
             TF_TRY(convblock_forward(d, l, A(d, y->enc_in[l]), B, ci, cl, H, Wd, y->enc_c1[l],
                                      y->enc_o[l], W(d, y->O), FWD_RECOMPUTE));
-        float *dx = y->dx_own[l] ? INS(d, y->enc_c1[l][0]) : Dn;
-        TF_TRY(convblock_backward(d, l, A(d, y->enc_in[l]), DSK(d, l), Dn, dx, B, ci, cl, H, Wd,
+        float *dx = y->dx_own[l] ? INS(d, y->enc_c1[l][0]) : Dn; /* as in the decoder */
+        TF_TRY(convblock_backward(d, l, A(d, y->enc_in[l]), DSK(d, l),
+                                  y->dx_own[l] ? Dn : W(d, y->E), dx, B, ci, cl, H, Wd,
                                   y->enc_c1[l], y->enc_o[l]));
         if (l > 0)
             LAUNCH("pool backward", tf_cuda_avgpool2x2_backward(DSK(d, l - 1), dx, B, ci,

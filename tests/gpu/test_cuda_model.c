@@ -126,9 +126,12 @@ static tf_dmodel *dmodel_of(tf_model *m, const tf_arch *a, int B_plan, int64_t N
 /* ckpt: both models checkpoint blocks; then also a device model without checkpointing
  * (the same parameters, buffers and batch) against the checkpointing one. rcms: RCMs per
  * Conv block (0: the preset's 2; else also 1 TFSWA block, to keep the case short) */
+static int narrow; /* the tiny preset with channels 32, 8, 24, 32 (test_narrowing_encoder) */
+
 static void model_case(int targets, int output_mask, int B_plan, int B, int64_t N, int ckpt,
                        int rcms, int bf) {
     tf_config c = preset_config("tiny");
+    if (narrow) c.channels[0] = 32, c.channels[1] = 8, c.channels[2] = 24, c.channels[3] = 32;
     /* bf 1: bf16 storage (compute_dtype stays fp32); 2: --use_amp, the device's convolutions
      * and GEMMs in bf16 too (the CPU model in bf16 where this CPU has it, else fp32) */
     c.activation_dtype = bf ? TF_DT_BF16 : TF_DT_FP32;
@@ -326,6 +329,16 @@ static void test_amp_checkpointing(void) {
     model_case(2, 0, 2, 2, 11025, 1, 0, 2);
 }
 
+/* an encoder that narrows (32 -> 8 channels at level 1), fp32 and bf16 storage without
+ * checkpointing: that block's input gradient does not fit its insides (it goes into D1,
+ * its RCM chain into E), nor do the decoders' (their chain in dout's two halves) */
+static void test_narrowing_encoder(void) {
+    narrow = 1;
+    model_case(2, 0, 2, 2, 11025, 0, 0, 0);
+    model_case(2, 0, 2, 2, 11025, 0, 0, 1);
+    narrow = 0;
+}
+
 int main(void) {
     if (!gpu_present("test_cuda_model")) return 1;
     RUN(test_magnitude_four_targets);
@@ -338,5 +351,6 @@ int main(void) {
     RUN(test_bf16_checkpointing_mask_smaller_batch);
     RUN(test_bf16_checkpointing_three_rcms);
     RUN(test_amp_checkpointing);
+    RUN(test_narrowing_encoder);
     return TEST_END();
 }
