@@ -222,7 +222,7 @@ static tf_status sink_put(tf_model *m, const sink_t *k, int i, float *o, int B, 
     snprintf(nm, sizeof nm, "%s.%d", k->dec ? "dec" : "enc", k->lev);
     TF_TRY(tf_model_tap_put_at(m, nm, (size_t)B * Cout * hw, (size_t)i * Cout * hw, o,
                                (size_t)Cout * hw));
-    float *P = WS(m, y->fp);
+    float *P = WS(m, y->it);
     if (!k->dec) {
         const int l = k->lev, j = L - 1 - l;
         store_channels(m, item_of(y->dec_cat[j], B, i), a->dec_in[j], a->dec_in[j] - Cout, o, 1,
@@ -231,7 +231,7 @@ static tf_status sink_put(tf_model *m, const sink_t *k, int i, float *o, int B, 
             tf_avgpool2x2_forward(WS(m, y->bott) + (size_t)i * Cout * (hw / 4), o, 1, Cout, H, W);
         } else {
             slot_t xs = item_of(y->enc_in[l + 1], B, i);
-            float *x = sw(m, xs, WS(m, y->fp));
+            float *x = sw(m, xs, P);
             tf_avgpool2x2_forward(x, o, 1, Cout, H, W);
             sstore(m, xs, x);
         }
@@ -248,10 +248,10 @@ static tf_status sink_put(tf_model *m, const sink_t *k, int i, float *o, int B, 
 /* The first half of RCM r of Conv block blk, one batch item at a time: the slot cs (B, Cout,
  * H, W) = conv1(gelu(bn1(in))), in the slot (B, ci, H, W); BatchNorm on the batch statistics
  * of the whole slot, the running ones updated in MODE_TRAIN only. Work buffers (one item):
- * load (a bf16 input widened), A (the BN/GELU output; may be `load`: in place), cbuf (a
- * bf16 c1 before its store, Cout x H x W). */
+ * A (a bf16 input widened, then the BN/GELU output in place; fp32: the BN/GELU output), cbuf
+ * (a bf16 c1 before its store, Cout x H x W). */
 static void rcm_first_half(tf_model *m, int blk, int r, slot_t in, slot_t cs, int mode, int B,
-                           int ci, int Cout, int H, int W, float *load, float *A, float *cbuf) {
+                           int ci, int Cout, int H, int W, float *A, float *cbuf) {
     layout_t *y = &m->lay;
     const int R = m->a.nrcm, tr = mode == MODE_TRAIN;
     const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float);
@@ -261,7 +261,7 @@ static void rcm_first_half(tf_model *m, int blk, int r, slot_t in, slot_t cs, in
     float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
     slot_stats(m, in, B, ci, hw, mu, rs, tr ? bu->rm1 : NULL, tr ? bu->rv1 : NULL);
     for (int i = 0; i < B; i++) {
-        const float *x = sload(m, item_of(in, B, i), load);
+        const float *x = sload(m, item_of(in, B, i), A);
         item_bn(m, A, x, mu, rs, p->bn1_w, p->bn1_b, ci, hw);
         const slot_t csi = item_of(cs, B, i);
         float *c1 = sw(m, csi, cbuf);
@@ -275,9 +275,9 @@ static void rcm_first_half(tf_model *m, int blk, int r, slot_t in, slot_t cs, in
  * W); the insides go to the slots c1s[r] (conv1 output) and os[r] (RCM output, r <
  * nrcm-1); the output (B, Cout, H, W), item by item, to `sink` (NULL in a recompute, which
  * only refills the slots). BatchNorm's batch statistics come from the whole slots. Work
- * buffers: region R's fwd view (y->fx, the loaded input, which the BN/GELU output then
- * takes in place (bf16; fp32: y->fa, the same bytes) and the sink's copy after it; y->fo,
- * the RCM output) and `stage` (at least Cout x H x W floats, a block-gradient buffer free
+ * buffers: region R's fwd view (y->it, the loaded input, which the BN/GELU output then
+ * takes in place (fp32: the BN/GELU output), and the sink's copy after it; y->fo, the RCM
+ * output) and `stage` (at least Cout x H x W floats, a block-gradient buffer free
  * at the time): a bf16 c1 before its store, then the shortcut output, which is computed
  * first (the input is spent before c1 is loaded into its bytes). */
 static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, int B, int Cin,
@@ -286,7 +286,7 @@ static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, in
     layout_t *y = &m->lay;
     const int R = m->a.nrcm;
     const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float);
-    float *X = WS(m, y->fx), *A = WS(m, y->fa), *T = stage, *cw = WS(m, y->convws);
+    float *A = WS(m, y->it), *T = stage, *cw = WS(m, y->convws);
     float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
     for (int r = 0; r < R; r++) {
         const int ci = r ? Cout : Cin;
@@ -295,14 +295,14 @@ static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, in
         const slot_t in = r ? os[r - 1] : xs;
         const int tr = mode == MODE_TRAIN;
         /* first half: c1 = conv1(gelu(bn1(in))) */
-        rcm_first_half(m, blk, r, in, c1s[r], mode, B, ci, Cout, H, W, X, A, stage);
+        rcm_first_half(m, blk, r, in, c1s[r], mode, B, ci, Cout, H, W, A, stage);
         /* second half: out = conv2(gelu(bn2(c1))) + short(in) */
         slot_stats(m, c1s[r], B, Cout, hw, mu, rs, tr ? bu->rm2 : NULL, tr ? bu->rv2 : NULL);
         for (int i = 0; i < B; i++) {
-            const float *x = sload(m, item_of(in, B, i), X);
+            const float *x = sload(m, item_of(in, B, i), A);
             tf_kern_conv2d_forward(m->kern, T, x, p->short_w, p->short_b, 1, ci, Cout, H, W, 1, cw,
                                    cwb);
-            const float *c1 = sload(m, item_of(c1s[r], B, i), X);
+            const float *c1 = sload(m, item_of(c1s[r], B, i), A);
             item_bn(m, A, c1, mu, rs, p->bn2_w, p->bn2_b, Cout, hw);
             const slot_t osi = r < R - 1 ? item_of(os[r], B, i) : (slot_t){0};
             float *o = r < R - 1 ? sw(m, osi, WS(m, y->fo)) : WS(m, y->fo);
@@ -320,22 +320,22 @@ static tf_status convblock_forward(tf_model *m, int blk, slot_t xs, int mode, in
 
 /* Backward of one half of an RCM, y = conv3x3(gelu(bn(x))) + b (half 1: bn1, conv1;
  * half 2: bn2, conv2), one batch item at a time: x is slot xs (B, C, H, W), loaded through
- * the work buffer `load`; dx (B, C, H, W) = d x (overwritten) from dy (B, Co, H, W); the
+ * the item buffer y->it; dx (B, C, H, W) = d x (overwritten) from dy (B, Co, H, W); the
  * BN and conv gradients +=. Half 1 also adds the shortcut's part, y' = conv1x1(x), to dx
  * from dys (B, Co, H, W). dx may be dy itself (C == Co): an item's dy is spent by the
  * convolution's backward before its dx is written, which then goes through the item
  * buffer bdg; otherwise the convolution writes the GELU-output gradient into dx and the
  * BN/GELU gradient is taken there in place. */
 static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params *g, int half,
-                              slot_t xs, size_t load, int B, int C, int Co, int H, int W,
-                              const float *dy, float *dx, const float *dys) {
+                              slot_t xs, int B, int C, int Co, int H, int W, const float *dy,
+                              float *dx, const float *dys) {
     layout_t *y = &m->lay;
     const size_t hw = (size_t)H * W, cwb = y->n_convws * sizeof(float), n = (size_t)B * hw;
     const size_t ni = (size_t)C * hw, no = (size_t)Co * hw;
-    /* bf16 slots: G, the BN/GELU output, overwrites x in the load buffer, and x is loaded
-     * again after the convolution (fp32 slots: G in its own buffer) */
+    /* G, the BN/GELU output, in the item buffer: bf16 slots are loaded into it, G overwrites
+     * x there, and x is loaded again after the convolution (fp32 slots are read in place) */
     const int g_in_load = xs.bf16, in_place = dx == dy;
-    float *G = g_in_load ? WS(m, load) : WS(m, y->bg);
+    float *G = WS(m, y->it);
     float *cw = WS(m, y->convws);
     float *mu = WS(m, y->st_m1), *rs = WS(m, y->st_r1);
     double *sd = (double *)(void *)WS(m, y->st_sd), *sdx = sd + C;
@@ -346,12 +346,12 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
     slot_stats(m, xs, B, C, hw, mu, rs, NULL, NULL);
     memset(sd, 0, 2 * (size_t)C * sizeof(double));
     for (int i = 0; i < B; i++) {
-        const float *x = sload(m, item_of(xs, B, i), WS(m, load));
+        const float *x = sload(m, item_of(xs, B, i), G);
         float *dG = in_place ? WS(m, y->bdg) : dx + i * ni; /* (C, H, W) */
         item_bn(m, G, x, mu, rs, bw, bb, C, hw);
         tf_kern_conv2d_backward(m->kern, dG, gw, gb, dy + i * no, G, w, 1, C, Co, H, W, 3, cw, cwb,
                                 1);
-        if (g_in_load) x = sload(m, item_of(xs, B, i), WS(m, load));
+        if (g_in_load) x = sload(m, item_of(xs, B, i), G);
         item_bn_gelu_grad(m, dx + i * ni, dG, x, mu, rs, bw, bb, C, hw);
         item_bn_sums(m, sd, sdx, dx + i * ni, x, mu, rs, C, hw);
     }
@@ -360,7 +360,7 @@ static void rcm_half_backward(tf_model *m, const rcm_params *p, const rcm_params
         gbb[c] += (float)sd[c];
     }
     for (int i = 0; i < B; i++) {
-        const float *x = sload(m, item_of(xs, B, i), WS(m, load));
+        const float *x = sload(m, item_of(xs, B, i), G);
         item_bn_apply(m, dx + i * ni, x, mu, rs, bw, sd, sdx, n, C, hw);
         if (dys)
             tf_kern_conv2d_backward(m->kern, dx + i * ni, g->short_w, g->short_b, dys + i * no, x,
@@ -392,12 +392,12 @@ static void convblock_backward(tf_model *m, int blk, slot_t xs, float *dout, flo
         /* nested (checkpointing): the RCMs share one c1 slot, which the block's recompute
          * left holding the last RCM's; the others' are recomputed here, from their input */
         if (nested && r < R - 1)
-            rcm_first_half(m, blk, r, in, c1s[r], MODE_RECOMPUTE, B, ci, Cout, H, W, WS(m, y->nx),
-                           WS(m, y->na), F); /* F: not yet written */
+            rcm_first_half(m, blk, r, in, c1s[r], MODE_RECOMPUTE, B, ci, Cout, H, W, WS(m, y->it),
+                           F); /* F: not yet written */
         /* second half: out = conv2(gelu(bn2(c1))) + short(in); F = d c1 */
-        rcm_half_backward(m, p, g, 2, c1s[r], y->bc, B, Cout, Cout, H, W, dcur, F, NULL);
+        rcm_half_backward(m, p, g, 2, c1s[r], B, Cout, Cout, H, W, dcur, F, NULL);
         /* first half: c1 = conv1(gelu(bn1(in))); dnext = d in, with the shortcut's part */
-        rcm_half_backward(m, p, g, 1, in, y->bx, B, ci, Cout, H, W, F, dnext, dcur);
+        rcm_half_backward(m, p, g, 1, in, B, ci, Cout, H, W, F, dnext, dcur);
         dcur = dnext;
     }
 }
@@ -577,7 +577,7 @@ static tf_status forward(tf_model *m, float *out, const float *mix, int B, int64
      * output, item by item, upsampled into the next one's, or the head input */
     {
         const int cu = a->dec_in[0] - a->ch[L - 1];
-        float *P = WS(m, y->fp);
+        float *P = WS(m, y->it);
         for (int i = 0; i < B; i++) {
             tf_upsample2x_forward(P, bott + (size_t)i * cu * Hb * Wb, 1, cu, Hb, Wb);
             store_channels(m, item_of(y->dec_cat[0], B, i), a->dec_in[0], 0, P, 1, cu,

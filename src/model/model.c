@@ -401,20 +401,17 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     /* ---- saved activations ---- */
     y->pr = put(&c, IN_ACT, 0, nspec);
     y->pi = put(&c, IN_ACT, 0, nspec);
-    size_t sout = 0; /* largest conv-block output (B, Cout, H, W) */
     for (int l = 0; l < L; l++) {
         size_t px = b * y->H[l] * y->W[l];
         int ci = l ? a->ch[l - 1] : a->cin;
         y->enc_in[l] = put(&c, IN_ACT, bf, px * ci);
         if (!ck) put_block(&c, IN_ACT, bf, y->enc_c1[l], y->enc_o[l], R, px * a->ch[l]);
-        sout = zmax(sout, px * a->ch[l]);
     }
     for (int j = 0; j < L; j++) {
         int i = L - 1 - j;
         size_t px = b * y->H[i] * y->W[i];
         y->dec_cat[j] = put(&c, IN_ACT, bf, px * a->dec_in[j]);
         if (!ck) put_block(&c, IN_ACT, bf, y->dec_c1[j], y->dec_o[j], R, px * a->dec_out[j]);
-        sout = zmax(sout, px * a->dec_out[j]);
     }
     y->head_in = put(&c, IN_ACT, bf, b * a->ch[0] * y->Fp * y->Tp);
     y->z = put(&c, IN_ACT, bf, nz);
@@ -532,15 +529,14 @@ tf_status tf_layout(layout_t *y, const tf_arch *a, int B, int64_t N, int threads
     if (!dz_d1) y->dzi = bump(&v, nzi);
     rend = zmax(rend, v);
     {
-        const size_t oo = align_up(zmax(i_out, i_pool) * 4); /* RCM output, after A and P */
-        y->fx = y->fa = y->fp = r0;
+        /* fwd and bwd: the item buffer from r0; the RCM output after the BN/GELU output and
+         * the sink's copy; the staged GELU-output gradient after i_out */
+        const size_t oo = align_up(zmax(i_out, i_pool) * 4);
+        y->it = r0;
         y->fo = r0 + oo;
         rend = zmax(rend, r0 + zmax(align_up(i_max * 4), oo + align_up(i_out * 4)));
-        /* bwd: G (or the load) from r0, the staged GELU-output gradient after i_out */
-        y->bx = y->bc = y->bg = r0;
         y->bdg = r0 + align_up(i_out * 4);
         rend = zmax(rend, r0 + zmax(align_up(i_max * 4), 2 * align_up(i_out * 4)));
-        if (ck) y->nx = y->na = r0; /* the nested recompute's load and BN/GELU output */
     }
     if (a->nblk > 0) {
         v = r0;

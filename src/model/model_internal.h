@@ -95,18 +95,18 @@ typedef struct {
     size_t om, oyr, oyi;          /* head: (2, Fb, T) of one (item, target), in hin's bytes */
     size_t hin, x0i, zi, dzi;     /* head, item (bf16 loads): head input, x0 (mask), z; dz
                                      (D1 where it fits) */
-    size_t fx, fa, fo, fp;        /* fwd, item: in load = BN/GELU out (in place) = the
-                                             block output's pooled/upsampled copy (spent by then);
-                                             out (after the largest of those); c1 and the
-                                             shortcut output are staged in D1 (convblock_forward) */
-    size_t bx, bc, bg, bdg;       /* bwd: item in/c1 loads (bc = bx), GELU out (fp32; bf16:
-                                     in the load buffer; = bx), its gradient where the
-                                     input gradient overwrites dy in place (item, Cout,
-                                     after the first i_out floats) */
-    size_t nx, na;                /* bwd, checkpointing: an RCM's conv1 output recomputed
-                                     just before its backward: the input load and its
-                                     BN/GELU output (in place; nx = na); c1 before its
-                                     store goes to the chain's free buffer */
+    size_t it;                    /* fwd, bwd, item (i_max floats at R's start): a bf16
+                                     input or c1 widened, which the BN/GELU output then
+                                     takes in place (fp32 slots: the BN/GELU output); in
+                                     the forward also the block output's pooled/upsampled
+                                     copy (the input spent by then); in backward also the
+                                     nested recompute's load and BN/GELU output */
+    size_t fo;                    /* fwd, item: the RCM output, after the largest of the
+                                     BN/GELU output and that copy (c1 and the shortcut
+                                     output are staged in D1: convblock_forward) */
+    size_t bdg;                   /* bwd, item (Cout, after the first i_out floats): the
+                                     GELU-output gradient where the input gradient
+                                     overwrites dy in place */
     size_t D0, D1;                /* block gradients (dout, scratch / dx) */
     size_t E;                     /* (B, Cout, H, W) of an encoder block whose input
                                      gradient does not fit in its insides: the RCM chain's
